@@ -1,0 +1,178 @@
+/* budget.h — the budget engine's interface: admit, charge, settle,
+ * release, snapshot.
+ *
+ * This is the seam between "what a call costs" and "where budgets live".
+ * The hooks and the CLI use only these functions; the shared-memory backend
+ * (budget_shm.c) implements them today, and a second backend (Redis, for
+ * budgets shared across machines) implements the same lm_budget_ops.
+ *
+ * Two-phase admission: admit reserves the call's estimate (money, tokens,
+ * one request) before the call leaves; charge moves actual cost from the
+ * reservation to spent as usage arrives (streams charge as they flow, so a
+ * client killed mid-stream has paid for what it received); settle ends the
+ * call and returns what is left of the reservation; release ends a call
+ * that failed and refunds it. Money is integer pico-USD throughout.
+ */
+#ifndef LM_BUDGET_H
+#define LM_BUDGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "segment.h"
+#include "usage.h"
+
+struct lm_budget;
+
+/* What admission needs to know about a call. */
+struct lm_call {
+  const char *model;          /* requested model; "" if unknown */
+  const char *agent;          /* agent tag; NULL = this process's default */
+  int64_t est_pusd;           /* estimated cost, an upper bound if possible */
+  uint64_t est_tokens;        /* estimated input + output tokens */
+  bool zero_priced;           /* priced at $0: dollar limits do not apply */
+};
+
+enum lm_deny_kind {
+  LM_DENY_NONE = 0,
+  LM_DENY_HARD,        /* the budget's hard USD limit */
+  LM_DENY_MODEL,       /* a per-model USD rule */
+  LM_DENY_AGENT,       /* a per-agent USD rule */
+  LM_DENY_TOKENS,      /* the token limit */
+  LM_DENY_REQUESTS,    /* the request (step) limit */
+  LM_DENY_BUSY,        /* every lease slot is held by live calls */
+  LM_DENY_ERROR,       /* the budget could not be used */
+};
+
+struct lm_denial {
+  enum lm_deny_kind kind;
+  char subject[LM_NAME_MAX]; /* the rule's pattern, for model/agent rules */
+  int64_t limit;             /* pico-USD, tokens or requests */
+  int64_t used;              /* spent (+ reserved) at the time of denial */
+  int64_t retry_after_s;     /* seconds until the window resets; -1 never */
+  enum lm_window_kind window;
+};
+
+/* A process-local copy of what a lease holds; the shared slot mirrors it. */
+struct lm_lease {
+  uint32_t slot;
+  uint32_t model_row, agent_row, rule_mask, flags;
+  uint64_t state_word;      /* the slot's state word while ACTIVE */
+  int64_t reserved_pusd;
+  int64_t charged_pusd;
+  uint64_t reserved_tokens;
+  uint64_t charged_tokens;
+};
+
+/* Limits as the CLI sets them; -1 = none, and for set: LM_KEEP = unchanged. */
+#define LM_KEEP INT64_MIN
+struct lm_limit_config {
+  int64_t hard_pusd, soft_pusd, tokens, requests;
+  int window;       /* enum lm_window_kind, or -1 = keep */
+  int mode;         /* enum lm_mode, or -1 = keep */
+};
+
+enum lm_settle_flags {
+  LM_SETTLE_UNMETERED = 1, /* usage could not be read: charged at estimate */
+  LM_SETTLE_UNPRICED = 2,  /* the model had no known price */
+};
+
+/* A consistent-enough copy of a budget for display (each counter is read
+ * atomically; the set is not one atomic snapshot). */
+struct lm_snap_counters {
+  int64_t spent, reserved;
+  uint64_t requests, reserved_requests, denied, unmetered, unpriced;
+  uint64_t tokens[LM_TOK_KINDS];
+  uint64_t reserved_tokens;
+  int64_t first_activity, last_activity;
+};
+struct lm_snap_row {
+  char name[LM_NAME_MAX];
+  uint32_t flags;
+  struct lm_snap_counters c;
+};
+struct lm_snap_rule {
+  int kind;
+  char pattern[LM_NAME_MAX];
+  int64_t limit_pusd;
+  struct lm_snap_counters c;
+};
+struct lm_snapshot {
+  char name[LM_BUDGET_NAME_MAX];
+  int64_t now, created_at, reset_at;
+  int64_t hard_pusd, soft_pusd, tokens_limit, requests_limit;
+  int window;
+  int mode;
+  int64_t window_start, resets_in_s; /* resets_in_s -1 for no window */
+  struct lm_snap_counters total;
+  int n_models, n_agents, n_rules;
+  struct lm_snap_row models[LM_ROWS + 1];
+  struct lm_snap_row agents[LM_ROWS + 1];
+  struct lm_snap_rule rules[LM_RULES];
+  uint32_t active_leases;
+  uint64_t reclaimed, reconciles;
+};
+
+/* The backend interface. */
+struct lm_budget_ops {
+  int (*admit)(struct lm_budget *, const struct lm_call *, struct lm_lease *,
+               struct lm_denial *);
+  void (*charge)(struct lm_budget *, struct lm_lease *, const struct lm_usage *,
+                 int64_t pusd);
+  void (*settle)(struct lm_budget *, struct lm_lease *, unsigned flags);
+  void (*release)(struct lm_budget *, struct lm_lease *);
+  int (*snapshot)(struct lm_budget *, struct lm_snapshot *);
+  int (*reclaim)(struct lm_budget *);
+  int (*configure)(struct lm_budget *, const struct lm_limit_config *);
+  int (*add_rule)(struct lm_budget *, int kind, const char *pattern,
+                  int64_t limit_pusd, char *err, size_t errlen);
+  int (*reset)(struct lm_budget *);
+  void (*close)(struct lm_budget *);
+};
+
+/* Opens the shared-memory budget NAME (NULL: LLMMETER_BUDGET or the
+ * default). With create, a missing budget is created with no limits.
+ * Returns 0, or a negative lm_seg_err with a one-line reason in err. */
+int lm_budget_open(const char *name, bool create, struct lm_budget **out,
+                   char *err, size_t errlen);
+/* Creates (or with force replaces) a budget and applies cfg. */
+int lm_budget_create(const char *name, bool force,
+                     const struct lm_limit_config *cfg, struct lm_budget **out,
+                     char *err, size_t errlen);
+
+/* Returns 0 and fills lease, or -1 and fills why. Never blocks. */
+int lm_budget_admit(struct lm_budget *b, const struct lm_call *call,
+                    struct lm_lease *lease, struct lm_denial *why);
+/* Adds actual usage (delta since the last charge) and its cost. */
+void lm_budget_charge(struct lm_budget *b, struct lm_lease *lease,
+                      const struct lm_usage *delta, int64_t delta_pusd);
+void lm_budget_settle(struct lm_budget *b, struct lm_lease *lease,
+                      unsigned flags);
+void lm_budget_release(struct lm_budget *b, struct lm_lease *lease);
+int lm_budget_snapshot(struct lm_budget *b, struct lm_snapshot *out);
+/* Refunds leases whose owner process died; returns how many. */
+int lm_budget_reclaim(struct lm_budget *b);
+int lm_budget_configure(struct lm_budget *b, const struct lm_limit_config *c);
+int lm_budget_add_rule(struct lm_budget *b, int kind, const char *pattern,
+                       int64_t limit_pusd, char *err, size_t errlen);
+/* Zeroes spend, tokens and counts; keeps limits, rules and reservations. */
+int lm_budget_reset(struct lm_budget *b);
+void lm_budget_close(struct lm_budget *b);
+
+/* Whether spent has reached the hard limit (for mid-stream cuts). */
+bool lm_budget_over_hard(struct lm_budget *b, const struct lm_lease *lease);
+
+/* Test hook: a clock other than time(NULL) (NULL restores it). */
+void lm_budget_set_clock(struct lm_budget *b, int64_t (*now)(void *),
+                         void *ctx);
+
+/* One line: "budget 'x': hard limit $5.00 reached (spent $5.01)...". */
+void lm_denial_format(const struct lm_denial *d, const char *budget,
+                      char *buf, size_t len);
+
+/* The budget name a process uses: explicit, else LLMMETER_BUDGET, else the
+ * default llmmeter-<uid>. */
+void lm_budget_resolve_name(const char *explicit_name, char *out, size_t size);
+
+#endif

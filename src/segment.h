@@ -1,0 +1,214 @@
+/* segment.h — the budget's shared-memory segment: its layout and its
+ * lifecycle (create, attach, validate, remove).
+ *
+ * Treat this header as a file format. Every process of a swarm maps the same
+ * bytes, so the layout is fixed-width, versioned and checked with
+ * _Static_asserts; a segment is trusted only after its owner, mode, size,
+ * magic, version and layout size have been checked, and every index read
+ * from it is bounds-checked again where it is used (another process of the
+ * same user may be buggy or hostile).
+ *
+ * All counters are C11 atomics that must be lock-free (checked at build
+ * time): a process killed with SIGKILL never leaves a lock held. The one
+ * mutex (for rare structural changes such as adding a limit rule) is a
+ * robust process-shared mutex, recovered when its holder dies.
+ */
+#ifndef LM_SEGMENT_H
+#define LM_SEGMENT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "usage.h"
+
+#define LM_SEG_MAGIC 0x524554454d4d4c4cULL /* "LLMMETER" little-endian */
+#define LM_SEG_VERSION 1u
+#define LM_NAME_MAX 64     /* model / agent / pattern names, NUL included */
+#define LM_ROWS 256        /* per-model and per-agent rows (+1 "other") */
+#define LM_ROW_OTHER LM_ROWS
+#define LM_ROW_NONE 0xffffffffu
+#define LM_RULES 32        /* per-model / per-agent limit rules */
+#define LM_LEASES 1024     /* concurrent in-flight calls */
+#define LM_BUDGET_NAME_MAX 64
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+
+enum lm_window_kind {
+  LM_WINDOW_NONE = 0, /* lifetime */
+  LM_WINDOW_HOUR,
+  LM_WINDOW_DAY,
+  LM_WINDOW_WEEK,  /* ISO week, Monday 00:00 UTC */
+  LM_WINDOW_MONTH, /* calendar month, UTC */
+  LM_WINDOW_KINDS
+};
+
+enum lm_mode { LM_MODE_OPTIMISTIC = 0, LM_MODE_STRICT = 1 };
+
+/* One set of counters for one window. `window` is the window start (epoch
+ * seconds) these counts belong to; the first process to see a newer window
+ * swings it with a CAS and subtracts what it read, so the reset happens
+ * exactly once and no concurrent charge is lost. Reservations are in-flight
+ * money and are never reset. */
+struct lm_counters {
+  _Atomic int64_t window;
+  _Atomic int64_t spent;             /* pico-USD charged in this window */
+  _Atomic int64_t reserved;          /* pico-USD held by in-flight leases */
+  _Atomic uint64_t requests;         /* settled calls in this window */
+  _Atomic uint64_t reserved_requests;/* admitted, not yet settled */
+  _Atomic uint64_t tokens[LM_TOK_KINDS];
+  _Atomic uint64_t reserved_tokens;  /* estimated tokens of in-flight calls */
+  _Atomic uint64_t denied;
+  _Atomic uint64_t unmetered;        /* calls whose usage could not be read */
+  _Atomic uint64_t unpriced;         /* calls to a model without a price */
+  _Atomic int64_t first_activity;    /* epoch seconds, 0 = never */
+  _Atomic int64_t last_activity;
+};
+_Static_assert(sizeof(struct lm_counters) == 128, "lm_counters layout");
+
+enum lm_row_state { LM_ROW_FREE = 0, LM_ROW_CLAIMED = 1, LM_ROW_READY = 2 };
+
+/* A per-model or per-agent row. The state word is (pid << 2 | state). */
+struct lm_row {
+  _Atomic uint64_t state;
+  uint32_t hash;
+  uint32_t flags; /* LM_ROWF_* */
+  char name[LM_NAME_MAX];
+  struct lm_counters c;
+  char pad[48];
+};
+_Static_assert(sizeof(struct lm_row) == 256, "lm_row layout");
+#define LM_ROWF_UNPRICED 1u
+
+enum lm_rule_kind { LM_RULE_MODEL = 1, LM_RULE_AGENT = 2 };
+enum lm_rule_state { LM_RULE_UNUSED = 0, LM_RULE_ACTIVE = 1, LM_RULE_RETIRED = 2 };
+
+/* A USD limit on every model (or agent) matching a glob, counted together.
+ * Retired rules keep their slot so a lease that still carries the rule's
+ * bit never charges a newer rule. */
+struct lm_rule {
+  _Atomic uint32_t state;
+  uint32_t kind;
+  _Atomic int64_t limit_pusd;
+  char pattern[LM_NAME_MAX];
+  struct lm_counters c;
+  char pad[48];
+};
+_Static_assert(sizeof(struct lm_rule) == 256, "lm_rule layout");
+
+enum lm_lease_state {
+  LM_LEASE_FREE = 0,
+  LM_LEASE_CLAIMED = 1,   /* owned, nothing applied to any counter yet */
+  LM_LEASE_APPLYING = 2,  /* counters being changed: ambiguous if owner dies */
+  LM_LEASE_ACTIVE = 3,    /* reservation fully applied */
+};
+
+/* An in-flight call. state = (pid << 8) | lm_lease_state. The owner's start
+ * time (clock ticks since boot, /proc/PID/stat field 22) makes pid reuse
+ * harmless: a lease is dead when its pid is gone or runs another process. */
+struct lm_lease_slot {
+  _Atomic uint64_t state;
+  uint64_t owner_start;
+  int64_t reserved_pusd;   /* estimate held for this call */
+  int64_t charged_pusd;    /* charged so far (streams charge as they flow) */
+  uint64_t reserved_tokens;
+  uint32_t model_row;      /* index or LM_ROW_NONE */
+  uint32_t agent_row;
+  uint32_t rule_mask;      /* rules whose counters hold this reservation */
+  uint32_t flags;          /* LM_LEASEF_* */
+  int64_t admitted_at;
+};
+_Static_assert(sizeof(struct lm_lease_slot) == 64, "lm_lease_slot layout");
+#define LM_LEASEF_DOLLARS 1u  /* reserved money (not a zero-priced call) */
+
+/* Limits: -1 means "no limit". Changeable live by `llmmeter set`. */
+struct lm_limits {
+  _Atomic int64_t hard_pusd;
+  _Atomic int64_t soft_pusd;     /* -1: 80% of hard */
+  _Atomic int64_t tokens;        /* input+output tokens per window */
+  _Atomic int64_t requests;      /* calls per window */
+  _Atomic uint32_t window_kind;  /* enum lm_window_kind */
+  _Atomic uint32_t mode;         /* enum lm_mode */
+  _Atomic int64_t max_call_pusd; /* per-call caps (reserved for later use) */
+  _Atomic int64_t max_call_input_tokens;
+  _Atomic int64_t max_call_output_tokens;
+  int64_t reserved_for_future[8];
+};
+
+struct lm_segment {
+  /* Identity: written once at creation, magic last. */
+  _Atomic uint64_t magic;
+  uint32_t version;
+  uint32_t header_size;  /* sizeof(struct lm_segment) */
+  uint64_t total_size;
+  uint32_t owner_uid;
+  uint32_t row_count;    /* LM_ROWS */
+  uint32_t rule_count;   /* LM_RULES */
+  uint32_t lease_count;  /* LM_LEASES */
+  int64_t created_at;
+  char name[LM_BUDGET_NAME_MAX];
+
+  pthread_mutex_t lock;  /* robust, process-shared: structural changes only */
+  char lock_pad[64 - sizeof(pthread_mutex_t) % 64];
+
+  struct lm_limits limits;
+  _Atomic uint32_t rules_gen;   /* bumped whenever a rule changes */
+  _Atomic uint32_t wake;        /* futex word: bumped when money frees up */
+  _Atomic uint32_t waiters;     /* processes waiting on `wake` */
+  _Atomic uint32_t gate_pad;
+  _Atomic uint32_t gate;        /* 0 open; else pid of a reconciler */
+  uint32_t gate_pad2;
+  _Atomic uint64_t reclaimed;   /* leases reclaimed from dead processes */
+  _Atomic uint64_t reconciles;
+  _Atomic int64_t reset_at;     /* last `llmmeter reset`, epoch seconds */
+
+  struct lm_counters total;
+  struct lm_row models[LM_ROWS + 1];
+  struct lm_row agents[LM_ROWS + 1];
+  struct lm_rule rules[LM_RULES];
+  struct lm_lease_slot leases[LM_LEASES];
+};
+
+/* Attach result. The mapping stays valid until lm_segment_detach. */
+struct lm_segment_map {
+  struct lm_segment *seg;
+  size_t size;
+  char name[LM_BUDGET_NAME_MAX + 2]; /* "/name" as given to shm_open */
+};
+
+/* Error codes returned by this module; lm_segment_strerror explains. */
+enum lm_seg_err {
+  LM_SEG_OK = 0,
+  LM_SEG_ENOENT = -1,   /* no such budget */
+  LM_SEG_EEXIST = -2,   /* exists (create without force) */
+  LM_SEG_EOWNER = -3,   /* owned by another uid or group/world accessible */
+  LM_SEG_EFORMAT = -4,  /* wrong magic/version/size: corrupt or other layout */
+  LM_SEG_ENAME = -5,    /* invalid budget name */
+  LM_SEG_ESYS = -6,     /* system call failed (errno kept in err text) */
+};
+
+/* Default budget name: llmmeter-<uid>. */
+void lm_segment_default_name(char *out, size_t size);
+/* Budget names are [A-Za-z0-9._-]{1,63}. */
+int lm_segment_name_valid(const char *name);
+
+/* Creates the segment (mode 0600). With force, an existing segment of ours
+ * is replaced. Fills err (one line) on failure. */
+int lm_segment_create(const char *name, int force, struct lm_segment_map *m,
+                      char *err, size_t errlen);
+/* Attaches after validating owner, mode, size and identity. */
+int lm_segment_attach(const char *name, struct lm_segment_map *m, char *err,
+                      size_t errlen);
+void lm_segment_detach(struct lm_segment_map *m);
+int lm_segment_remove(const char *name, char *err, size_t errlen);
+
+/* Calls fn for each budget segment of this user in /dev/shm. */
+int lm_segment_list(void (*fn)(const char *name, void *ctx), void *ctx);
+
+/* Robust lock for structural changes; recovers a dead holder's lock. */
+int lm_segment_lock(struct lm_segment *s);
+void lm_segment_unlock(struct lm_segment *s);
+
+#endif

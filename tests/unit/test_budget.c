@@ -1,0 +1,540 @@
+/* test_budget.c — the budget engine: limits, windows, leases, crashes.
+ *
+ * Every test uses its own real shared-memory segment (removed afterwards)
+ * and, for the multi-process cases, real fork()ed processes.
+ */
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "budget.h"
+#include "lm_test.h"
+#include "money.h"
+#include "window.h"
+
+#define USD(x) ((int64_t)((x) * 1000000) * 1000000LL) /* exact for 6 dp */
+
+static char bname[64];
+static int seq;
+
+static struct lm_budget *fresh(int64_t hard, int window, int strict) {
+  snprintf(bname, sizeof(bname), "lmtest-%d-%d", (int)getpid(), seq++);
+  struct lm_limit_config c = {.hard_pusd = hard, .soft_pusd = -1,
+                              .tokens = -1, .requests = -1,
+                              .window = window, .mode = strict};
+  struct lm_budget *b = NULL;
+  char err[256];
+  if (lm_budget_create(bname, true, &c, &b, err, sizeof(err)) != 0) {
+    fprintf(stderr, "create: %s\n", err);
+    exit(2);
+  }
+  return b;
+}
+
+static void done(struct lm_budget *b) {
+  lm_budget_close(b);
+  lm_segment_remove(bname, NULL, 0);
+}
+
+static struct lm_call call_of(const char *model, int64_t est) {
+  struct lm_call c = {.model = model, .agent = "tester", .est_pusd = est,
+                      .est_tokens = 100};
+  return c;
+}
+
+static void snap(struct lm_budget *b, struct lm_snapshot *s) {
+  lm_budget_snapshot(b, s);
+}
+
+static struct lm_snapshot S; /* big: keep it off the stack */
+
+LM_TEST(test_admit_charge_settle_moves_reservation_to_spent) {
+  struct lm_budget *b = fresh(USD(10), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("gpt-4o", USD(1));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.reserved, USD(1));
+  CHECK_EQ_U64(S.total.reserved_requests, 1);
+  struct lm_usage u = {.input = 100, .output = 20};
+  lm_budget_charge(b, &l, &u, USD(0.25));
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.spent, USD(0.25));
+  CHECK_EQ_I64(S.total.reserved, USD(0.75));
+  lm_budget_settle(b, &l, 0);
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.spent, USD(0.25));
+  CHECK_EQ_I64(S.total.reserved, 0);
+  CHECK_EQ_U64(S.total.requests, 1);
+  CHECK_EQ_U64(S.total.reserved_requests, 0);
+  CHECK_EQ_U64(S.total.tokens[LM_TOK_INPUT], 100);
+  CHECK_EQ_U64(S.total.tokens[LM_TOK_OUTPUT], 20);
+  CHECK_EQ_U64(S.active_leases, 0);
+  CHECK(S.n_models == 1 && strcmp(S.models[0].name, "gpt-4o") == 0);
+  CHECK_EQ_I64(S.models[0].c.spent, USD(0.25));
+  CHECK(S.n_agents == 1 && strcmp(S.agents[0].name, "tester") == 0);
+  done(b);
+}
+
+LM_TEST(test_charge_beyond_estimate_is_charged_in_full) {
+  struct lm_budget *b = fresh(USD(10), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(1));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(3));
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.spent, USD(3));
+  CHECK_EQ_I64(S.total.reserved, 0);
+  lm_budget_settle(b, &l, 0);
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.reserved, 0);
+  done(b);
+}
+
+LM_TEST(test_release_refunds_everything) {
+  struct lm_budget *b = fresh(USD(10), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(2));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_release(b, &l);
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.spent, 0);
+  CHECK_EQ_I64(S.total.reserved, 0);
+  CHECK_EQ_U64(S.total.requests, 0);
+  CHECK_EQ_U64(S.total.reserved_requests, 0);
+  done(b);
+}
+
+LM_TEST(test_hard_limit_denies_with_reason_once_spent) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(0.5));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(1));
+  lm_budget_settle(b, &l, 0);
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_HARD);
+  CHECK_EQ_I64(why.limit, USD(1));
+  CHECK_EQ_I64(why.retry_after_s, -1);
+  char line[256];
+  lm_denial_format(&why, "b", line, sizeof(line));
+  CHECK(strstr(line, "hard limit $1.00 reached") != NULL);
+  snap(b, &S);
+  CHECK_EQ_U64(S.total.denied, 1);
+  CHECK_EQ_U64(S.models[0].c.denied, 1);
+  done(b);
+}
+
+LM_TEST(test_optimistic_overshoot_is_at_most_one_request) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_lease l1, l2;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(0.6));
+  CHECK(lm_budget_admit(b, &c, &l1, &why) == 0);  /* 0 + 0 < 1 */
+  CHECK(lm_budget_admit(b, &c, &l2, &why) == 0);  /* 0 + 0.6 < 1 */
+  struct lm_lease l3;
+  CHECK(lm_budget_admit(b, &c, &l3, &why) == -1); /* 0 + 1.2 >= 1 */
+  lm_budget_settle(b, &l1, 0);
+  lm_budget_settle(b, &l2, 0);
+  done(b);
+}
+
+LM_TEST(test_strict_admits_only_what_fits) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_STRICT);
+  struct lm_lease l1, l2;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(0.6));
+  CHECK(lm_budget_admit(b, &c, &l1, &why) == 0);
+  CHECK(lm_budget_admit(b, &c, &l2, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_HARD);
+  CHECK_EQ_I64(why.used, USD(0.6));
+  struct lm_call small = call_of("m", USD(0.4));
+  CHECK(lm_budget_admit(b, &small, &l2, &why) == 0); /* exactly fits */
+  lm_budget_settle(b, &l1, 0);
+  lm_budget_settle(b, &l2, 0);
+  done(b);
+}
+
+LM_TEST(test_zero_priced_call_ignores_dollar_limit_but_not_requests) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_STRICT);
+  struct lm_limit_config cfg = {.hard_pusd = LM_KEEP, .soft_pusd = LM_KEEP,
+                                .tokens = LM_KEEP, .requests = 2,
+                                .window = -1, .mode = -1};
+  lm_budget_configure(b, &cfg);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call paid = call_of("gpt", USD(1));
+  CHECK(lm_budget_admit(b, &paid, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(1));
+  lm_budget_settle(b, &l, 0);
+  struct lm_call local = call_of("llama3", 0);
+  local.zero_priced = true;
+  CHECK(lm_budget_admit(b, &local, &l, &why) == 0); /* $ limit reached */
+  lm_budget_settle(b, &l, 0);
+  CHECK(lm_budget_admit(b, &local, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_REQUESTS);
+  CHECK_EQ_I64(why.limit, 2);
+  done(b);
+}
+
+LM_TEST(test_token_limit_counts_input_and_output) {
+  struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_limit_config cfg = {.hard_pusd = LM_KEEP, .soft_pusd = LM_KEEP,
+                                .tokens = 1000, .requests = LM_KEEP,
+                                .window = -1, .mode = -1};
+  lm_budget_configure(b, &cfg);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", 0);
+  c.est_tokens = 10;
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  struct lm_usage u = {.input = 900, .output = 100};
+  lm_budget_charge(b, &l, &u, 0);
+  lm_budget_settle(b, &l, 0);
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_TOKENS);
+  CHECK_EQ_I64(why.used, 1000);
+  done(b);
+}
+
+LM_TEST(test_model_glob_limit_counts_matching_models_together) {
+  struct lm_budget *b = fresh(USD(100), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  char err[128];
+  CHECK(lm_budget_add_rule(b, LM_RULE_MODEL, "claude-*", USD(2.5), err,
+                           sizeof(err)) == 0);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call a = call_of("claude-sonnet-4-5", USD(0.1));
+  struct lm_call h = call_of("claude-haiku-4-5", USD(0.1));
+  struct lm_call g = call_of("gpt-4o", USD(0.1));
+  CHECK(lm_budget_admit(b, &a, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(1.5));
+  lm_budget_settle(b, &l, 0);
+  CHECK(lm_budget_admit(b, &h, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(1));
+  lm_budget_settle(b, &l, 0);
+  CHECK(lm_budget_admit(b, &a, &l, &why) == -1); /* 2.5 spent by claude-* */
+  CHECK_EQ_I64(why.kind, LM_DENY_MODEL);
+  CHECK_STR(why.subject, "claude-*");
+  char line[256];
+  lm_denial_format(&why, "b", line, sizeof(line));
+  CHECK(strstr(line, "model limit claude-*=$2.50") != NULL);
+  CHECK(lm_budget_admit(b, &g, &l, &why) == 0); /* other models unaffected */
+  lm_budget_settle(b, &l, 0);
+  done(b);
+}
+
+LM_TEST(test_agent_limit_and_rule_added_live_counts_past_spend) {
+  struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(0.1));
+  c.agent = "planner";
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(1));
+  lm_budget_settle(b, &l, 0);
+  char err[128];
+  CHECK(lm_budget_add_rule(b, LM_RULE_AGENT, "planner", USD(1), err,
+                           sizeof(err)) == 0);
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_AGENT);
+  c.agent = "coder";
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  /* Removing the rule (negative limit) lets the planner through again. */
+  CHECK(lm_budget_add_rule(b, LM_RULE_AGENT, "planner", -1, err,
+                           sizeof(err)) == 0);
+  c.agent = "planner";
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  done(b);
+}
+
+static int64_t fake_now;
+static int64_t fake_clock(void *ctx) {
+  (void)ctx;
+  return fake_now;
+}
+
+LM_TEST(test_day_window_resets_spend_once_and_keeps_reservations) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_DAY, LM_MODE_OPTIMISTIC);
+  fake_now = 1764115200 + 86400 - 10; /* 2025-11-26 23:59:50 UTC */
+  lm_budget_set_clock(b, fake_clock, NULL);
+  struct lm_lease l, inflight;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(0.1));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(1));
+  lm_budget_settle(b, &l, 0);
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.retry_after_s, 10);
+  char line[256];
+  lm_denial_format(&why, "b", line, sizeof(line));
+  CHECK(strstr(line, "retry after 10s (day window)") != NULL);
+  fake_now += 10; /* midnight */
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.spent, 0);
+  CHECK_EQ_I64(S.resets_in_s, 86400);
+  CHECK(lm_budget_admit(b, &c, &inflight, &why) == 0);
+  lm_budget_charge(b, &inflight, NULL, USD(0.2));
+  fake_now += 86400; /* next day, with a call still in flight */
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.spent, 0);
+  CHECK_EQ_I64(S.total.reserved, 0); /* its rest was taken by the charge */
+  lm_budget_settle(b, &inflight, 0);
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.reserved, 0);
+  CHECK_EQ_I64(S.total.spent, 0);
+  done(b);
+}
+
+LM_TEST(test_window_boundaries_are_calendar_utc) {
+  int64_t t = 1764160496; /* 2025-11-26 12:34:56 UTC, a Wednesday */
+  CHECK_EQ_I64(lm_window_start(LM_WINDOW_HOUR, t), 1764158400);
+  CHECK_EQ_I64(lm_window_start(LM_WINDOW_DAY, t), 1764115200);
+  CHECK_EQ_I64(lm_window_start(LM_WINDOW_WEEK, t), 1763942400); /* Mon 24th */
+  CHECK_EQ_I64(lm_window_start(LM_WINDOW_MONTH, t), 1761955200); /* Nov 1 */
+  CHECK_EQ_I64(lm_window_next(LM_WINDOW_MONTH, t), 1764547200);  /* Dec 1 */
+  CHECK_EQ_I64(lm_window_next(LM_WINDOW_MONTH, 1765000000), 1767225600);
+  CHECK_EQ_I64(lm_window_start(LM_WINDOW_NONE, t), 0);
+  CHECK_EQ_I64(lm_window_parse("week"), LM_WINDOW_WEEK);
+  CHECK_EQ_I64(lm_window_parse("fortnight"), -1);
+}
+
+LM_TEST(test_rollover_races_reset_exactly_once) {
+  /* 8 processes cross the hour boundary together, each charging 1000
+   * calls of 1 pUSD after it: the new hour must hold all 8000. */
+  struct lm_budget *b = fresh(-1, LM_WINDOW_HOUR, LM_MODE_OPTIMISTIC);
+  fake_now = 1764158400 - 1;
+  lm_budget_set_clock(b, fake_clock, NULL);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", 1);
+  for (int i = 0; i < 500; i++) { /* old hour spend */
+    lm_budget_admit(b, &c, &l, &why);
+    lm_budget_charge(b, &l, NULL, 1);
+    lm_budget_settle(b, &l, 0);
+  }
+  fake_now += 1;
+  pid_t kids[8];
+  for (int k = 0; k < 8; k++) {
+    if ((kids[k] = fork()) == 0) {
+      for (int i = 0; i < 1000; i++) {
+        if (lm_budget_admit(b, &c, &l, &why) != 0)
+          _exit(3);
+        lm_budget_charge(b, &l, NULL, 1);
+        lm_budget_settle(b, &l, 0);
+      }
+      _exit(0);
+    }
+  }
+  int ok = 1;
+  for (int k = 0; k < 8; k++) {
+    int st;
+    waitpid(kids[k], &st, 0);
+    ok &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  }
+  CHECK(ok);
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.spent, 8000);
+  CHECK_EQ_U64(S.total.requests, 8000);
+  done(b);
+}
+
+LM_TEST(test_processes_in_parallel_give_exact_totals) {
+  struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  enum { P = 8, M = 5000 };
+  pid_t kids[P];
+  for (int k = 0; k < P; k++) {
+    if ((kids[k] = fork()) == 0) {
+      struct lm_lease l;
+      struct lm_denial why;
+      char model[16];
+      snprintf(model, sizeof(model), "model-%d", k % 3);
+      struct lm_call c = call_of(model, 1000);
+      for (int i = 0; i < M; i++) {
+        if (lm_budget_admit(b, &c, &l, &why) != 0)
+          _exit(3);
+        struct lm_usage u = {.input = 3, .output = 2, .cache_read = 1};
+        lm_budget_charge(b, &l, &u, 37500);
+        lm_budget_settle(b, &l, 0);
+      }
+      _exit(0);
+    }
+  }
+  int ok = 1;
+  for (int k = 0; k < P; k++) {
+    int st;
+    waitpid(kids[k], &st, 0);
+    ok &= WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  }
+  CHECK(ok);
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.spent, (int64_t)P * M * 37500);
+  CHECK_EQ_U64(S.total.requests, (uint64_t)P * M);
+  CHECK_EQ_U64(S.total.tokens[LM_TOK_INPUT], (uint64_t)P * M * 3);
+  CHECK_EQ_U64(S.total.tokens[LM_TOK_CACHE_READ], (uint64_t)P * M);
+  CHECK_EQ_I64(S.total.reserved, 0);
+  CHECK_EQ_U64(S.total.reserved_requests, 0);
+  CHECK_EQ_I64(S.n_models, 3);
+  int64_t sum = 0;
+  for (int i = 0; i < S.n_models; i++)
+    sum += S.models[i].c.spent;
+  CHECK_EQ_I64(sum, S.total.spent);
+  done(b);
+}
+
+LM_TEST(test_kill9_storm_leaves_no_reserved_residue) {
+  struct lm_budget *b = fresh(USD(1000), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  enum { P = 12 };
+  /* Children loop admit/charge/settle; a pipe tells us each is running
+   * (it has completed at least one call) so the kill lands mid-work. */
+  for (int round = 0; round < 4; round++) {
+    pid_t kids[P];
+    int fds[2];
+    if (pipe(fds) != 0)
+      break;
+    for (int k = 0; k < P; k++) {
+      if ((kids[k] = fork()) == 0) {
+        close(fds[0]);
+        struct lm_lease l;
+        struct lm_denial why;
+        struct lm_call c = call_of("m", 5000);
+        for (long i = 0;; i++) {
+          if (lm_budget_admit(b, &c, &l, &why) != 0)
+            continue;
+          lm_budget_charge(b, &l, NULL, 7);
+          if (i == 1 && write(fds[1], "x", 1) != 1)
+            _exit(4);
+          lm_budget_settle(b, &l, 0);
+        }
+      }
+    }
+    close(fds[1]);
+    char x;
+    for (int k = 0; k < P; k++)
+      if (read(fds[0], &x, 1) != 1)
+        break;
+    close(fds[0]);
+    for (int k = 0; k < P; k++)
+      kill(kids[k], SIGKILL);
+    for (int k = 0; k < P; k++)
+      waitpid(kids[k], NULL, 0);
+  }
+  lm_budget_reclaim(b);
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.reserved, 0);
+  CHECK_EQ_U64(S.total.reserved_requests, 0);
+  CHECK_EQ_U64(S.total.reserved_tokens, 0);
+  CHECK_EQ_U64(S.active_leases, 0);
+  CHECK(S.total.spent > 0);
+  /* Every charge is 7 pUSD: spent is a whole number of charges. */
+  CHECK_EQ_I64(S.total.spent % 7, 0);
+  /* And the budget still works: no lock left behind. */
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", 5000);
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  done(b);
+}
+
+LM_TEST(test_dead_lease_is_reclaimed_by_admission_that_needs_room) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_STRICT);
+  int fds[2];
+  CHECK(pipe(fds) == 0);
+  pid_t kid = fork();
+  if (kid == 0) {
+    struct lm_lease l;
+    struct lm_denial why;
+    struct lm_call c = call_of("m", USD(0.9));
+    if (lm_budget_admit(b, &c, &l, &why) == 0)
+      (void)!write(fds[1], "x", 1);
+    pause();
+    _exit(0);
+  }
+  char x;
+  CHECK(read(fds[0], &x, 1) == 1);
+  kill(kid, SIGKILL);
+  waitpid(kid, NULL, 0);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(0.5));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0); /* room made by reclaim */
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.reserved, USD(0.5));
+  CHECK(S.reclaimed >= 1);
+  lm_budget_settle(b, &l, 0);
+  done(b);
+}
+
+LM_TEST(test_reset_zeroes_spend_keeps_limits) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(0.1));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(1));
+  lm_budget_settle(b, &l, 0);
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK(lm_budget_reset(b) == 0);
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.spent, 0);
+  CHECK_EQ_I64(S.hard_pusd, USD(1));
+  CHECK_EQ_I64(S.soft_pusd, USD(0.8));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  done(b);
+}
+
+LM_TEST(test_exact_pico_usd_money_arithmetic) {
+  int64_t v;
+  CHECK(lm_money_parse("0.0375", (size_t)-1, 6, 0, &v) == 0);
+  CHECK_EQ_I64(v, 37500); /* $0.0375 / Mtok = 37,500 pUSD per token */
+  CHECK(lm_money_parse("3e-06", (size_t)-1, 12, 0, &v) == 0);
+  CHECK_EQ_I64(v, 3000000); /* LiteLLM USD per token */
+  CHECK(lm_money_parse("1.25E-7", (size_t)-1, 12, 0, &v) == 0);
+  CHECK_EQ_I64(v, 125000);
+  CHECK(lm_money_parse("1e-13", (size_t)-1, 12, 0, &v) == -1); /* inexact */
+  CHECK(lm_money_parse("abc", (size_t)-1, 12, 0, &v) == -1);
+  CHECK(lm_money_parse("-1", (size_t)-1, 12, 0, &v) == -1);
+  CHECK(lm_money_parse("1e400", (size_t)-1, 12, 0, &v) == -1);
+  CHECK(lm_money_parse_usd("$2.50", &v) == 0);
+  CHECK_EQ_I64(v, 2500000000000LL);
+  char buf[32];
+  CHECK_STR(lm_money_format(2500000000000LL, 2, buf, sizeof(buf)), "2.50");
+  CHECK_STR(lm_money_format_exact(1375000, buf, sizeof(buf)), "0.000001375");
+  CHECK_STR(lm_money_format(4999999, 6, buf, sizeof(buf)), "0.000005");
+  /* 1,000,000 tokens at 37,500 pUSD each is exactly $0.0375 */
+  CHECK_EQ_I64(lm_money_mul(1000000, 37500), 37500000000LL);
+  CHECK_EQ_I64(lm_money_mul(INT64_MAX, 2), INT64_MAX);
+}
+
+int main(void) {
+  LM_RUN(test_admit_charge_settle_moves_reservation_to_spent);
+  LM_RUN(test_charge_beyond_estimate_is_charged_in_full);
+  LM_RUN(test_release_refunds_everything);
+  LM_RUN(test_hard_limit_denies_with_reason_once_spent);
+  LM_RUN(test_optimistic_overshoot_is_at_most_one_request);
+  LM_RUN(test_strict_admits_only_what_fits);
+  LM_RUN(test_zero_priced_call_ignores_dollar_limit_but_not_requests);
+  LM_RUN(test_token_limit_counts_input_and_output);
+  LM_RUN(test_model_glob_limit_counts_matching_models_together);
+  LM_RUN(test_agent_limit_and_rule_added_live_counts_past_spend);
+  LM_RUN(test_day_window_resets_spend_once_and_keeps_reservations);
+  LM_RUN(test_window_boundaries_are_calendar_utc);
+  LM_RUN(test_rollover_races_reset_exactly_once);
+  LM_RUN(test_processes_in_parallel_give_exact_totals);
+  LM_RUN(test_kill9_storm_leaves_no_reserved_residue);
+  LM_RUN(test_dead_lease_is_reclaimed_by_admission_that_needs_room);
+  LM_RUN(test_reset_zeroes_spend_keeps_limits);
+  LM_RUN(test_exact_pico_usd_money_arithmetic);
+  LM_TEST_END();
+}

@@ -1,0 +1,511 @@
+/* cli.c — the llmmeter command: create, inspect, change, reset and remove
+ * budgets, and run a command under one.
+ *
+ * Parses flags strictly (an unknown flag or a bad value is a one-line error
+ * and exit 2), talks to budgets only through budget.h, and is the only
+ * place besides the hooks that prints.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "money.h"
+#include "window.h"
+
+#ifndef LM_LIBDIR
+#define LM_LIBDIR "/usr/local/lib"
+#endif
+
+static const char *usage_text =
+    "usage: llmmeter COMMAND [OPTIONS]\n"
+    "\n"
+    "Hard, exact spending limits for LLM API calls of unmodified programs.\n"
+    "Budgets live in POSIX shared memory, shared by every process of a user.\n"
+    "\n"
+    "Commands:\n"
+    "  init [LIMITS] [--force]       create a budget (refuses to overwrite\n"
+    "                                an existing one without --force)\n"
+    "  status [--json|--prom] [--check]\n"
+    "                                show spend, limits, tokens, models, agents;\n"
+    "                                --check exits 3 when the hard limit is reached\n"
+    "  watch [--interval S] [--count N]\n"
+    "                                live view, refreshed every S seconds (1)\n"
+    "  set LIMITS                    change limits live (\"none\" removes one)\n"
+    "  reset                         zero the spend; keep the limits\n"
+    "  rm                            remove the budget\n"
+    "  list                          this user's budgets\n"
+    "  run [LIMITS] [--quiet] -- CMD [ARGS...]\n"
+    "                                run CMD with the library preloaded, creating\n"
+    "                                the budget if needed; exits with CMD's code\n"
+    "  help                          this text\n"
+    "\n"
+    "LIMITS (init, set, run):\n"
+    "  --limit USD                   hard limit: LLM calls fail once it is reached\n"
+    "  --soft USD                    warning threshold (default 80% of --limit)\n"
+    "  --window none|hour|day|week|month\n"
+    "                                spend resets at each UTC calendar boundary\n"
+    "  --model-limit GLOB=USD        limit all models matching GLOB together\n"
+    "                                (repeatable; e.g. 'claude-*=2.50')\n"
+    "  --agent-limit GLOB=USD        limit agents (LLMMETER_AGENT) the same way\n"
+    "  --token-limit N               input+output tokens per window\n"
+    "  --request-limit N             LLM calls (steps) per window\n"
+    "  --strict                      admit only calls whose estimate fits\n"
+    "  --optimistic                  admit while spent+reserved < limit (default)\n"
+    "\n"
+    "Common options:\n"
+    "  --budget NAME                 budget to use (default: $LLMMETER_BUDGET,\n"
+    "                                else llmmeter-<uid>)\n"
+    "  -h, --help                    help\n"
+    "\n"
+    "Exit codes: 0 ok; 1 error (missing, corrupt or foreign budget); 2 bad\n"
+    "usage; 3 status --check found the hard limit reached; run: the command's\n"
+    "own code (128+N if killed by signal N), 125 if llmmeter failed, 127 if\n"
+    "the command was not found.\n"
+    "\n"
+    "Environment (read by the library): LLMMETER_BUDGET, LLMMETER_LIMIT_USD,\n"
+    "LLMMETER_AGENT, LLMMETER_ON_ERROR, LLMMETER_DENY, LLMMETER_MIDSTREAM,\n"
+    "LLMMETER_QUIET, LLMMETER_ENDPOINTS, LLMMETER_PRICES,\n"
+    "LLMMETER_DEFAULT_PRICE. See README.md.\n";
+
+static void die_usage(const char *fmt, const char *arg) {
+  fprintf(stderr, "llmmeter: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, " (see 'llmmeter --help')\n");
+  exit(LM_EXIT_USAGE);
+}
+
+struct rule_arg {
+  int kind;
+  char pattern[LM_NAME_MAX];
+  int64_t limit; /* -1 removes */
+};
+
+struct opts {
+  const char *budget;
+  struct lm_limit_config cfg;
+  struct rule_arg rules[LM_RULES * 2];
+  int n_rules;
+  int force, json, prom, check, quiet, any_limit;
+  double interval;
+  long count;
+  char **cmd; /* run: after -- */
+};
+
+static int64_t parse_usd_or_none(const char *flag, const char *v) {
+  int64_t x;
+  if (v && strcmp(v, "none") == 0)
+    return -1;
+  if (!v || lm_money_parse_usd(v, &x) != 0) {
+    fprintf(stderr, "llmmeter: %s needs an amount in USD such as 5 or 2.50, "
+                    "or 'none' (got '%s')\n", flag, v ? v : "");
+    exit(LM_EXIT_USAGE);
+  }
+  return x;
+}
+
+static int64_t parse_count_or_none(const char *flag, const char *v) {
+  if (v && strcmp(v, "none") == 0)
+    return -1;
+  char *end = NULL;
+  errno = 0;
+  long long x = v ? strtoll(v, &end, 10) : -1;
+  if (!v || !*v || *end || errno || x < 0) {
+    fprintf(stderr, "llmmeter: %s needs a whole number or 'none' (got '%s')\n",
+            flag, v ? v : "");
+    exit(LM_EXIT_USAGE);
+  }
+  return x;
+}
+
+static void parse_rule(struct opts *o, int kind, const char *flag,
+                       const char *v) {
+  const char *eq = v ? strrchr(v, '=') : NULL;
+  if (!eq || eq == v || (size_t)(eq - v) >= LM_NAME_MAX) {
+    fprintf(stderr, "llmmeter: %s needs GLOB=USD, e.g. 'claude-*=2.50' "
+                    "(got '%s')\n", flag, v ? v : "");
+    exit(LM_EXIT_USAGE);
+  }
+  if (o->n_rules >= (int)(sizeof(o->rules) / sizeof(o->rules[0])))
+    die_usage("too many %s flags", flag);
+  struct rule_arg *r = &o->rules[o->n_rules++];
+  r->kind = kind;
+  memcpy(r->pattern, v, (size_t)(eq - v));
+  r->pattern[eq - v] = 0;
+  r->limit = parse_usd_or_none(flag, eq + 1);
+}
+
+/* Parses argv[i..]; `allowed` names which option groups this command takes:
+ * L limits, F --force, S status formats, W watch, R run. */
+static void parse_opts(int argc, char **argv, int i, const char *allowed,
+                       struct opts *o) {
+  memset(o, 0, sizeof(*o));
+  o->cfg = (struct lm_limit_config){LM_KEEP, LM_KEEP, LM_KEEP, LM_KEEP, -1, -1};
+  o->interval = 1;
+  o->count = -1;
+  int L = strchr(allowed, 'L') != NULL;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define TAKES(name) (strcmp(a, name) == 0 && (v ? (i++, 1) : (die_usage("%s needs a value", a), 0)))
+    if (strcmp(a, "--") == 0 && strchr(allowed, 'R')) {
+      o->cmd = &argv[i + 1];
+      return;
+    } else if (TAKES("--budget")) {
+      if (!lm_segment_name_valid(v))
+        die_usage("invalid budget name '%s': use letters, digits, '.', '_' "
+                  "and '-'", v);
+      o->budget = v;
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(usage_text, stdout);
+      exit(LM_EXIT_OK);
+    } else if (L && TAKES("--limit")) {
+      o->cfg.hard_pusd = parse_usd_or_none(a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--soft")) {
+      o->cfg.soft_pusd = parse_usd_or_none(a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--window")) {
+      o->cfg.window = lm_window_parse(v);
+      if (o->cfg.window < 0)
+        die_usage("unknown window '%s': use none, hour, day, week or month",
+                  v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--model-limit")) {
+      parse_rule(o, LM_RULE_MODEL, a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--agent-limit")) {
+      parse_rule(o, LM_RULE_AGENT, a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--token-limit")) {
+      o->cfg.tokens = parse_count_or_none(a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--request-limit")) {
+      o->cfg.requests = parse_count_or_none(a, v);
+      o->any_limit = 1;
+    } else if (L && strcmp(a, "--strict") == 0) {
+      o->cfg.mode = LM_MODE_STRICT;
+      o->any_limit = 1;
+    } else if (L && strcmp(a, "--optimistic") == 0) {
+      o->cfg.mode = LM_MODE_OPTIMISTIC;
+      o->any_limit = 1;
+    } else if (strchr(allowed, 'F') && strcmp(a, "--force") == 0) {
+      o->force = 1;
+    } else if (strchr(allowed, 'S') && strcmp(a, "--json") == 0) {
+      o->json = 1;
+    } else if (strchr(allowed, 'S') && strcmp(a, "--prom") == 0) {
+      o->prom = 1;
+    } else if (strchr(allowed, 'S') && strcmp(a, "--check") == 0) {
+      o->check = 1;
+    } else if (strchr(allowed, 'W') && TAKES("--interval")) {
+      char *end;
+      o->interval = strtod(v, &end);
+      if (*end || !(o->interval >= 0.05 && o->interval <= 3600))
+        die_usage("--interval needs seconds between 0.05 and 3600 (got '%s')",
+                  v);
+    } else if (strchr(allowed, 'W') && TAKES("--count")) {
+      o->count = (long)parse_count_or_none(a, v);
+    } else if (strchr(allowed, 'R') && strcmp(a, "--quiet") == 0) {
+      o->quiet = 1;
+    } else {
+      die_usage("unknown option '%s'", a);
+    }
+#undef TAKES
+  }
+  if (o->json && o->prom)
+    die_usage("%s", "--json and --prom are exclusive");
+}
+
+static int open_budget(const struct opts *o, struct lm_budget **b) {
+  char err[256];
+  int rc = lm_budget_open(o->budget, false, b, err, sizeof(err));
+  if (rc != 0) {
+    fprintf(stderr, "llmmeter: %s\n", err);
+    return LM_EXIT_ERROR;
+  }
+  return 0;
+}
+
+static int apply_rules(struct lm_budget *b, const struct opts *o) {
+  char err[256];
+  for (int i = 0; i < o->n_rules; i++) {
+    const struct rule_arg *r = &o->rules[i];
+    if (lm_budget_add_rule(b, r->kind, r->pattern, r->limit, err,
+                           sizeof(err)) != 0) {
+      fprintf(stderr, "llmmeter: %s\n", err);
+      return LM_EXIT_ERROR;
+    }
+  }
+  return 0;
+}
+
+static struct lm_snapshot snap; /* ~170 KiB: keep it off the stack */
+
+static int cmd_init(const struct opts *o) {
+  struct lm_budget *b;
+  char err[256];
+  struct lm_limit_config cfg = o->cfg;
+  /* A new budget starts from "no limit" for everything not given. */
+  if (cfg.hard_pusd == LM_KEEP) cfg.hard_pusd = -1;
+  if (cfg.soft_pusd == LM_KEEP) cfg.soft_pusd = -1;
+  if (cfg.tokens == LM_KEEP) cfg.tokens = -1;
+  if (cfg.requests == LM_KEEP) cfg.requests = -1;
+  if (lm_budget_create(o->budget, o->force, &cfg, &b, err, sizeof(err)) != 0) {
+    fprintf(stderr, "llmmeter: %s\n", err);
+    return LM_EXIT_ERROR;
+  }
+  int rc = apply_rules(b, o);
+  lm_budget_snapshot(b, &snap);
+  lm_budget_close(b);
+  if (rc == 0) {
+    char a[40];
+    printf("created budget '%s' (limit %s%s)\n", snap.name,
+           snap.hard_pusd < 0 ? "none" : "$",
+           snap.hard_pusd < 0 ? "" : lm_money_format(snap.hard_pusd, 2, a,
+                                                     sizeof(a)));
+  }
+  return rc;
+}
+
+static int cmd_set(const struct opts *o) {
+  if (!o->any_limit)
+    die_usage("%s", "set needs at least one limit option");
+  struct lm_budget *b;
+  int rc = open_budget(o, &b);
+  if (rc)
+    return rc;
+  lm_budget_configure(b, &o->cfg);
+  rc = apply_rules(b, o);
+  lm_budget_close(b);
+  return rc;
+}
+
+static int cmd_status(const struct opts *o) {
+  struct lm_budget *b;
+  int rc = open_budget(o, &b);
+  if (rc)
+    return rc;
+  lm_budget_reclaim(b); /* refund leases of dead processes before showing */
+  lm_budget_snapshot(b, &snap);
+  lm_budget_close(b);
+  lm_cli_print_status(stdout, &snap,
+                      o->json ? LM_FMT_JSON : o->prom ? LM_FMT_PROM
+                                                      : LM_FMT_TABLE);
+  if (o->check && snap.hard_pusd >= 0 && snap.total.spent >= snap.hard_pusd)
+    return LM_EXIT_OVER;
+  return 0;
+}
+
+static int cmd_watch(const struct opts *o) {
+  struct lm_budget *b;
+  int rc = open_budget(o, &b);
+  if (rc)
+    return rc;
+  int tty = isatty(STDOUT_FILENO);
+  for (long n = 0; o->count < 0 || n < o->count; n++) {
+    if (n) {
+      struct timespec ts = {(time_t)o->interval,
+                            (long)((o->interval - (time_t)o->interval) * 1e9)};
+      nanosleep(&ts, NULL);
+    }
+    lm_budget_reclaim(b);
+    lm_budget_snapshot(b, &snap);
+    if (tty)
+      fputs("\033[H\033[2J", stdout);
+    lm_cli_print_status(stdout, &snap, LM_FMT_TABLE);
+    if (!tty)
+      fputs("\n", stdout);
+    fflush(stdout);
+  }
+  lm_budget_close(b);
+  return 0;
+}
+
+static int cmd_reset(const struct opts *o) {
+  struct lm_budget *b;
+  int rc = open_budget(o, &b);
+  if (rc)
+    return rc;
+  rc = lm_budget_reset(b) == 0 ? 0 : LM_EXIT_ERROR;
+  lm_budget_close(b);
+  if (rc)
+    fprintf(stderr, "llmmeter: could not reset the budget\n");
+  return rc;
+}
+
+static int cmd_rm(const struct opts *o) {
+  char name[LM_BUDGET_NAME_MAX], err[256];
+  lm_budget_resolve_name(o->budget, name, sizeof(name));
+  if (lm_segment_remove(name, err, sizeof(err)) != 0) {
+    fprintf(stderr, "llmmeter: %s\n", err);
+    return LM_EXIT_ERROR;
+  }
+  return 0;
+}
+
+static void list_one(const char *name, void *ctx) {
+  (void)ctx;
+  struct lm_budget *b;
+  char err[256], a[40], c[40];
+  if (lm_budget_open(name, false, &b, err, sizeof(err)) != 0) {
+    printf("%-32s (unusable: %s)\n", name, err);
+    return;
+  }
+  lm_budget_snapshot(b, &snap);
+  lm_budget_close(b);
+  printf("%-32s spent $%-12s limit %s%s\n", name,
+         lm_money_format(snap.total.spent, 4, a, sizeof(a)),
+         snap.hard_pusd < 0 ? "none" : "$",
+         snap.hard_pusd < 0 ? "" : lm_money_format(snap.hard_pusd, 2, c,
+                                                   sizeof(c)));
+}
+
+static int cmd_list(const struct opts *o) {
+  (void)o;
+  if (lm_segment_list(list_one, NULL) != 0) {
+    fprintf(stderr, "llmmeter: cannot read /dev/shm: %s\n", strerror(errno));
+    return LM_EXIT_ERROR;
+  }
+  return 0;
+}
+
+/* The library beside this executable (build tree or installed tree). */
+static int find_library(char *out, size_t size) {
+  const char *env = getenv("LLMMETER_LIBRARY");
+  if (env && access(env, R_OK) == 0) {
+    snprintf(out, size, "%s", env);
+    return 0;
+  }
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n > 0) {
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) {
+      *slash = 0;
+      const char *rel[] = {"/libllmmeter.so", "/../lib/libllmmeter.so"};
+      for (size_t i = 0; i < 2; i++) {
+        if (strlen(exe) + strlen(rel[i]) >= size)
+          continue;
+        memcpy(out, exe, strlen(exe) + 1);
+        strcat(out, rel[i]);
+        if (access(out, R_OK) == 0)
+          return 0;
+      }
+    }
+  }
+  snprintf(out, size, "%s/libllmmeter.so", LM_LIBDIR);
+  return access(out, R_OK) == 0 ? 0 : -1;
+}
+
+static int cmd_run(const struct opts *o) {
+  if (!o->cmd || !o->cmd[0])
+    die_usage("%s", "run needs a command after --");
+  char lib[PATH_MAX], err[256], name[LM_BUDGET_NAME_MAX];
+  if (find_library(lib, sizeof(lib)) != 0) {
+    fprintf(stderr, "llmmeter: cannot find libllmmeter.so (set "
+                    "LLMMETER_LIBRARY)\n");
+    return LM_EXIT_RUN_FAILED;
+  }
+  lm_budget_resolve_name(o->budget, name, sizeof(name));
+  struct lm_budget *b;
+  if (lm_budget_open(name, true, &b, err, sizeof(err)) != 0) {
+    fprintf(stderr, "llmmeter: %s\n", err);
+    return LM_EXIT_RUN_FAILED;
+  }
+  if (o->any_limit) {
+    lm_budget_configure(b, &o->cfg);
+    if (apply_rules(b, o) != 0) {
+      lm_budget_close(b);
+      return LM_EXIT_RUN_FAILED;
+    }
+  }
+  lm_budget_snapshot(b, &snap);
+  int64_t spent0 = snap.total.spent;
+  uint64_t req0 = snap.total.requests, den0 = snap.total.denied;
+
+  /* The child inherits metering through the environment. */
+  const char *old = getenv("LD_PRELOAD");
+  size_t len = strlen(lib) + (old ? strlen(old) + 2 : 1);
+  char *preload = malloc(len);
+  if (!preload)
+    return LM_EXIT_RUN_FAILED;
+  snprintf(preload, len, "%s%s%s", lib, old && *old ? " " : "",
+           old ? old : "");
+  setenv("LD_PRELOAD", preload, 1);
+  setenv("LLMMETER_BUDGET", name, 1);
+  free(preload);
+
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "llmmeter: fork: %s\n", strerror(errno));
+    return LM_EXIT_RUN_FAILED;
+  }
+  if (pid == 0) {
+    execvp(o->cmd[0], o->cmd);
+    fprintf(stderr, "llmmeter: %s: %s\n", o->cmd[0], strerror(errno));
+    _exit(errno == ENOENT ? LM_EXIT_NOT_FOUND : 126);
+  }
+  /* Let the child take terminal signals; we report when it is done. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  int code = WIFEXITED(st) ? WEXITSTATUS(st)
+             : WIFSIGNALED(st) ? 128 + WTERMSIG(st)
+                               : LM_EXIT_RUN_FAILED;
+  lm_budget_reclaim(b);
+  lm_budget_snapshot(b, &snap);
+  lm_budget_close(b);
+  if (!o->quiet) {
+    char a[40], t[40], c[40];
+    fprintf(stderr,
+            "llmmeter: spent $%s in %llu LLM calls (%llu denied); budget '%s' "
+            "total $%s of %s%s\n",
+            lm_money_format(snap.total.spent - spent0, 4, a, sizeof(a)),
+            (unsigned long long)(snap.total.requests - req0),
+            (unsigned long long)(snap.total.denied - den0), name,
+            lm_money_format(snap.total.spent, 4, t, sizeof(t)),
+            snap.hard_pusd < 0 ? "no limit" : "$",
+            snap.hard_pusd < 0 ? "" : lm_money_format(snap.hard_pusd, 2, c,
+                                                      sizeof(c)));
+  }
+  return code;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(usage_text, stderr);
+    return LM_EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  struct opts o;
+  static const struct {
+    const char *name, *allowed;
+    int (*fn)(const struct opts *);
+  } cmds[] = {
+      {"init", "LF", cmd_init},   {"status", "S", cmd_status},
+      {"watch", "W", cmd_watch},  {"set", "L", cmd_set},
+      {"reset", "", cmd_reset},   {"rm", "", cmd_rm},
+      {"list", "", cmd_list},     {"run", "LR", cmd_run},
+  };
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0 ||
+      strcmp(cmd, "--help") == 0) {
+    fputs(usage_text, stdout);
+    return LM_EXIT_OK;
+  }
+  for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+    if (strcmp(cmd, cmds[i].name) == 0) {
+      parse_opts(argc, argv, 2, cmds[i].allowed, &o);
+      return cmds[i].fn(&o);
+    }
+  }
+  die_usage("unknown command '%s'", cmd);
+  return LM_EXIT_USAGE;
+}

@@ -1,0 +1,28 @@
+/* cli.h — shared pieces of the llmmeter command-line tool.
+ *
+ * The CLI talks to budgets only through budget.h; it never touches the
+ * hooks. Exit codes are documented in `llmmeter --help` and README.md.
+ */
+#ifndef LM_CLI_H
+#define LM_CLI_H
+
+#include <stdio.h>
+
+#include "budget.h"
+
+enum lm_exit {
+  LM_EXIT_OK = 0,
+  LM_EXIT_ERROR = 1,    /* the budget is missing, corrupt, not ours... */
+  LM_EXIT_USAGE = 2,    /* bad flags or values */
+  LM_EXIT_OVER = 3,     /* status --check: the hard limit is reached */
+  LM_EXIT_RUN_FAILED = 125, /* run: llmmeter itself failed */
+  LM_EXIT_NOT_FOUND = 127,  /* run: the command was not found */
+};
+
+enum lm_status_format { LM_FMT_TABLE, LM_FMT_JSON, LM_FMT_PROM };
+
+/* Renders a snapshot. */
+void lm_cli_print_status(FILE *out, const struct lm_snapshot *s,
+                         enum lm_status_format fmt);
+
+#endif

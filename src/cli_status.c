@@ -1,0 +1,321 @@
+/* cli_status.c — renders a budget snapshot as a table, JSON or Prometheus.
+ *
+ * The JSON shape is a stable interface (documented in README.md): fields
+ * are only ever added. Money is printed exactly (decimal USD from integer
+ * pico-USD), never through a double.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "cli.h"
+#include "money.h"
+#include "window.h"
+
+static void json_str(FILE *o, const char *s) {
+  fputc('"', o);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\')
+      fprintf(o, "\\%c", *p);
+    else if (*p < 0x20)
+      fprintf(o, "\\u%04x", *p);
+    else
+      fputc(*p, o);
+  }
+  fputc('"', o);
+}
+
+static const char *usd(int64_t pusd, char *buf, size_t n) {
+  return lm_money_format_exact(pusd, buf, n);
+}
+
+static void json_tokens(FILE *o, const uint64_t *t) {
+  fprintf(o,
+          "{\"input\":%" PRIu64 ",\"output\":%" PRIu64
+          ",\"cache_read\":%" PRIu64 ",\"cache_write\":%" PRIu64
+          ",\"reasoning\":%" PRIu64 "}",
+          t[LM_TOK_INPUT], t[LM_TOK_OUTPUT], t[LM_TOK_CACHE_READ],
+          t[LM_TOK_CACHE_WRITE], t[LM_TOK_REASONING]);
+}
+
+static void json_row(FILE *o, const char *key, const struct lm_snap_row *r) {
+  char a[40], b[40];
+  fprintf(o, "{\"%s\":", key);
+  json_str(o, r->name);
+  fprintf(o,
+          ",\"spent_usd\":%s,\"reserved_usd\":%s,\"requests\":%" PRIu64
+          ",\"in_flight\":%" PRIu64 ",\"denied\":%" PRIu64
+          ",\"unmetered\":%" PRIu64 ",\"unpriced\":%s,\"tokens\":",
+          usd(r->c.spent, a, sizeof(a)), usd(r->c.reserved, b, sizeof(b)),
+          r->c.requests, r->c.reserved_requests, r->c.denied, r->c.unmetered,
+          (r->flags & LM_ROWF_UNPRICED) || r->c.unpriced ? "true" : "false");
+  json_tokens(o, r->c.tokens);
+  fputc('}', o);
+}
+
+static void limit_json(FILE *o, int64_t v, int money) {
+  char a[40];
+  if (v < 0)
+    fputs("null", o);
+  else if (money)
+    fputs(usd(v, a, sizeof(a)), o);
+  else
+    fprintf(o, "%" PRId64, v);
+}
+
+static void print_json(FILE *o, const struct lm_snapshot *s) {
+  char a[40];
+  int64_t rem = s->hard_pusd < 0 ? -1
+                : s->hard_pusd - s->total.spent - s->total.reserved;
+  fputs("{\"budget\":", o);
+  json_str(o, s->name);
+  fputs(",\"limit_usd\":", o);
+  limit_json(o, s->hard_pusd, 1);
+  fputs(",\"soft_limit_usd\":", o);
+  limit_json(o, s->soft_pusd, 1);
+  fprintf(o, ",\"spent_usd\":%s", usd(s->total.spent, a, sizeof(a)));
+  fprintf(o, ",\"reserved_usd\":%s", usd(s->total.reserved, a, sizeof(a)));
+  fputs(",\"remaining_usd\":", o);
+  if (s->hard_pusd < 0)
+    fputs("null", o);
+  else
+    fputs(usd(rem < 0 ? 0 : rem, a, sizeof(a)), o);
+  fprintf(o, ",\"spent_pusd\":%" PRId64 ",\"reserved_pusd\":%" PRId64,
+          s->total.spent, s->total.reserved);
+  fprintf(o,
+          ",\"requests\":%" PRIu64 ",\"in_flight\":%" PRIu64
+          ",\"denied\":%" PRIu64 ",\"unmetered\":%" PRIu64
+          ",\"unpriced\":%" PRIu64,
+          s->total.requests, s->total.reserved_requests, s->total.denied,
+          s->total.unmetered, s->total.unpriced);
+  fputs(",\"tokens\":", o);
+  json_tokens(o, s->total.tokens);
+  fputs(",\"token_limit\":", o);
+  limit_json(o, s->tokens_limit, 0);
+  fputs(",\"request_limit\":", o);
+  limit_json(o, s->requests_limit, 0);
+  fprintf(o, ",\"mode\":\"%s\"", s->mode ? "strict" : "optimistic");
+  fprintf(o, ",\"window\":{\"kind\":\"%s\",\"start\":%" PRId64
+             ",\"resets_in_s\":",
+          lm_window_name(s->window), s->window_start);
+  if (s->resets_in_s < 0)
+    fputs("null}", o);
+  else
+    fprintf(o, "%" PRId64 "}", s->resets_in_s);
+  fprintf(o, ",\"first_activity\":%" PRId64 ",\"last_activity\":%" PRId64,
+          s->total.first_activity, s->total.last_activity);
+  fputs(",\"models\":[", o);
+  for (int i = 0; i < s->n_models; i++) {
+    if (i)
+      fputc(',', o);
+    json_row(o, "model", &s->models[i]);
+  }
+  fputs("],\"agents\":[", o);
+  for (int i = 0; i < s->n_agents; i++) {
+    if (i)
+      fputc(',', o);
+    json_row(o, "agent", &s->agents[i]);
+  }
+  fputs("],\"limits\":[", o);
+  for (int i = 0; i < s->n_rules; i++) {
+    const struct lm_snap_rule *r = &s->rules[i];
+    char b[40], c[40];
+    if (i)
+      fputc(',', o);
+    fprintf(o, "{\"kind\":\"%s\",\"pattern\":",
+            r->kind == LM_RULE_AGENT ? "agent" : "model");
+    json_str(o, r->pattern);
+    fprintf(o, ",\"limit_usd\":%s,\"spent_usd\":%s,\"reserved_usd\":%s}",
+            usd(r->limit_pusd, a, sizeof(a)), usd(r->c.spent, b, sizeof(b)),
+            usd(r->c.reserved, c, sizeof(c)));
+  }
+  fprintf(o, "],\"in_flight_leases\":%u,\"reclaimed\":%" PRIu64 "}\n",
+          s->active_leases, s->reclaimed);
+}
+
+static void prom_line(FILE *o, const char *metric, const char *budget,
+                      const char *label, const char *lv, const char *value) {
+  fprintf(o, "%s{budget=\"%s\"", metric, budget);
+  if (label)
+    fprintf(o, ",%s=\"%s\"", label, lv);
+  fprintf(o, "} %s\n", value);
+}
+
+static void prom_rows(FILE *o, const struct lm_snapshot *s, const char *label,
+                      const struct lm_snap_row *rows, int n) {
+  char v[48];
+  for (int i = 0; i < n; i++) {
+    char name[LM_NAME_MAX * 2];
+    size_t k = 0; /* Prometheus label values escape \ and " */
+    for (const char *p = rows[i].name; *p && k + 2 < sizeof(name); p++) {
+      if (*p == '"' || *p == '\\')
+        name[k++] = '\\';
+      name[k++] = *p;
+    }
+    name[k] = 0;
+    char metric[64];
+    snprintf(metric, sizeof(metric), "llmmeter_%s_spent_usd", label);
+    prom_line(o, metric, s->name, label, name,
+              usd(rows[i].c.spent, v, sizeof(v)));
+    snprintf(metric, sizeof(metric), "llmmeter_%s_requests_total", label);
+    snprintf(v, sizeof(v), "%" PRIu64, rows[i].c.requests);
+    prom_line(o, metric, s->name, label, name, v);
+    snprintf(metric, sizeof(metric), "llmmeter_%s_tokens_total", label);
+    const char *kinds[] = {"input", "cache_read", "cache_write", "output",
+                           "reasoning"};
+    for (int t = 0; t < LM_TOK_KINDS; t++) {
+      snprintf(v, sizeof(v), "%" PRIu64, rows[i].c.tokens[t]);
+      fprintf(o, "%s{budget=\"%s\",%s=\"%s\",kind=\"%s\"} %s\n", metric,
+              s->name, label, name, kinds[t], v);
+    }
+  }
+}
+
+static void print_prom(FILE *o, const struct lm_snapshot *s) {
+  char v[48];
+  fputs("# HELP llmmeter_spent_usd Money charged in the current window.\n"
+        "# TYPE llmmeter_spent_usd gauge\n", o);
+  prom_line(o, "llmmeter_spent_usd", s->name, NULL, NULL,
+            usd(s->total.spent, v, sizeof(v)));
+  fputs("# TYPE llmmeter_reserved_usd gauge\n", o);
+  prom_line(o, "llmmeter_reserved_usd", s->name, NULL, NULL,
+            usd(s->total.reserved, v, sizeof(v)));
+  if (s->hard_pusd >= 0) {
+    fputs("# TYPE llmmeter_limit_usd gauge\n", o);
+    prom_line(o, "llmmeter_limit_usd", s->name, NULL, NULL,
+              usd(s->hard_pusd, v, sizeof(v)));
+  }
+  struct { const char *m; uint64_t v; } cnt[] = {
+      {"llmmeter_requests_total", s->total.requests},
+      {"llmmeter_denied_total", s->total.denied},
+      {"llmmeter_unmetered_total", s->total.unmetered},
+      {"llmmeter_in_flight", s->total.reserved_requests},
+  };
+  for (size_t i = 0; i < sizeof(cnt) / sizeof(cnt[0]); i++) {
+    fprintf(o, "# TYPE %s %s\n", cnt[i].m,
+            strstr(cnt[i].m, "_total") ? "counter" : "gauge");
+    snprintf(v, sizeof(v), "%" PRIu64, cnt[i].v);
+    prom_line(o, cnt[i].m, s->name, NULL, NULL, v);
+  }
+  fputs("# TYPE llmmeter_tokens_total counter\n", o);
+  const char *kinds[] = {"input", "cache_read", "cache_write", "output",
+                         "reasoning"};
+  for (int t = 0; t < LM_TOK_KINDS; t++) {
+    snprintf(v, sizeof(v), "%" PRIu64, s->total.tokens[t]);
+    prom_line(o, "llmmeter_tokens_total", s->name, "kind", kinds[t], v);
+  }
+  if (s->resets_in_s >= 0) {
+    snprintf(v, sizeof(v), "%" PRId64, s->resets_in_s);
+    fputs("# TYPE llmmeter_window_resets_in_seconds gauge\n", o);
+    prom_line(o, "llmmeter_window_resets_in_seconds", s->name, NULL, NULL, v);
+  }
+  prom_rows(o, s, "model", s->models, s->n_models);
+  prom_rows(o, s, "agent", s->agents, s->n_agents);
+}
+
+static void human_duration(int64_t s, char *buf, size_t n) {
+  if (s >= 86400)
+    snprintf(buf, n, "%" PRId64 "d %" PRId64 "h", s / 86400, s % 86400 / 3600);
+  else if (s >= 3600)
+    snprintf(buf, n, "%" PRId64 "h %" PRId64 "m", s / 3600, s % 3600 / 60);
+  else if (s >= 60)
+    snprintf(buf, n, "%" PRId64 "m %" PRId64 "s", s / 60, s % 60);
+  else
+    snprintf(buf, n, "%" PRId64 "s", s);
+}
+
+static void table_rows(FILE *o, const char *title,
+                       const struct lm_snap_row *rows, int n) {
+  if (!n)
+    return;
+  fprintf(o, "\n%-32s %12s %8s %6s %12s %12s %10s\n", title, "SPENT", "REQS",
+          "DENIED", "INPUT", "OUTPUT", "CACHE RD");
+  for (int i = 0; i < n; i++) {
+    const struct lm_snap_row *r = &rows[i];
+    char a[40];
+    fprintf(o, "%-32.32s %12s %8" PRIu64 " %6" PRIu64 " %12" PRIu64
+               " %12" PRIu64 " %10" PRIu64 "%s\n",
+            r->name, lm_money_format(r->c.spent, 4, a, sizeof(a)),
+            r->c.requests, r->c.denied, r->c.tokens[LM_TOK_INPUT],
+            r->c.tokens[LM_TOK_OUTPUT], r->c.tokens[LM_TOK_CACHE_READ],
+            (r->flags & LM_ROWF_UNPRICED) ? "  (unpriced)" : "");
+  }
+}
+
+static void print_table(FILE *o, const struct lm_snapshot *s) {
+  char a[40], b[40], c[40], d[48];
+  fprintf(o, "budget    %s   mode %s   window %s", s->name,
+          s->mode ? "strict" : "optimistic", lm_window_name(s->window));
+  if (s->resets_in_s >= 0) {
+    human_duration(s->resets_in_s, d, sizeof(d));
+    fprintf(o, " (resets in %s)", d);
+  }
+  fputc('\n', o);
+  if (s->hard_pusd >= 0) {
+    int64_t rem = s->hard_pusd - s->total.spent - s->total.reserved;
+    fprintf(o, "limit     $%s   soft $%s\n",
+            lm_money_format(s->hard_pusd, 2, a, sizeof(a)),
+            lm_money_format(s->soft_pusd, 2, b, sizeof(b)));
+    fprintf(o, "spent     $%s   reserved $%s   remaining $%s\n",
+            lm_money_format(s->total.spent, 4, a, sizeof(a)),
+            lm_money_format(s->total.reserved, 4, b, sizeof(b)),
+            lm_money_format(rem < 0 ? 0 : rem, 4, c, sizeof(c)));
+    /* Utilisation in basis points, integer only. */
+    int64_t bp = s->hard_pusd ? (int64_t)((__int128)s->total.spent * 10000 /
+                                          s->hard_pusd)
+                              : 10000;
+    int fill = (int)(bp > 10000 ? 40 : bp * 40 / 10000);
+    fputc('[', o);
+    for (int i = 0; i < 40; i++)
+      fputc(i < fill ? '#' : '-', o);
+    fprintf(o, "] %" PRId64 ".%" PRId64 "%%%s\n", bp / 100, bp % 100,
+            s->total.spent >= s->hard_pusd   ? "  LIMIT REACHED"
+            : s->total.spent >= s->soft_pusd ? "  over soft limit"
+                                             : "");
+  } else {
+    fprintf(o, "limit     none\n");
+    fprintf(o, "spent     $%s   reserved $%s\n",
+            lm_money_format(s->total.spent, 4, a, sizeof(a)),
+            lm_money_format(s->total.reserved, 4, b, sizeof(b)));
+  }
+  fprintf(o, "requests  %" PRIu64 "   denied %" PRIu64 "   unmetered %" PRIu64
+             "   in flight %" PRIu64 "\n",
+          s->total.requests, s->total.denied, s->total.unmetered,
+          s->total.reserved_requests);
+  fprintf(o, "tokens    input %" PRIu64 " (cache read %" PRIu64
+             ", cache write %" PRIu64 ")   output %" PRIu64
+             " (reasoning %" PRIu64 ")\n",
+          s->total.tokens[LM_TOK_INPUT], s->total.tokens[LM_TOK_CACHE_READ],
+          s->total.tokens[LM_TOK_CACHE_WRITE], s->total.tokens[LM_TOK_OUTPUT],
+          s->total.tokens[LM_TOK_REASONING]);
+  if (s->tokens_limit >= 0 || s->requests_limit >= 0) {
+    fputs("limits   ", o);
+    if (s->tokens_limit >= 0)
+      fprintf(o, " tokens %" PRId64, s->tokens_limit);
+    if (s->requests_limit >= 0)
+      fprintf(o, " requests %" PRId64, s->requests_limit);
+    fputc('\n', o);
+  }
+  for (int i = 0; i < s->n_rules; i++) {
+    const struct lm_snap_rule *r = &s->rules[i];
+    fprintf(o, "rule      %s %s = $%s   spent $%s\n",
+            r->kind == LM_RULE_AGENT ? "agent" : "model", r->pattern,
+            lm_money_format(r->limit_pusd, 2, a, sizeof(a)),
+            lm_money_format(r->c.spent, 4, b, sizeof(b)));
+  }
+  table_rows(o, "MODEL", s->models, s->n_models);
+  table_rows(o, "AGENT", s->agents, s->n_agents);
+}
+
+void lm_cli_print_status(FILE *out, const struct lm_snapshot *s,
+                         enum lm_status_format fmt) {
+  switch (fmt) {
+  case LM_FMT_JSON:
+    print_json(out, s);
+    break;
+  case LM_FMT_PROM:
+    print_prom(out, s);
+    break;
+  default:
+    print_table(out, s);
+  }
+}

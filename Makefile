@@ -86,7 +86,7 @@ test: all $(UNIT_BIN) $(TOOL_BIN) $(TEST_EXTRA)
 	BUILD=$(BUILD) SAN=$(SAN) bash tests/run.sh
 
 asan:
-	$(MAKE) SAN=1 test
+	$(MAKE) --no-print-directory SAN=1 test
 
 bench: all $(TOOL_BIN)
 	BUILD=$(BUILD) bash scripts/bench.sh

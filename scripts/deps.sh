@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# deps.sh — installs llmmeter's Debian build and test dependencies when
+# they are missing. Safe to run again; does nothing when all are present.
+#
+#   build:  gcc make libcurl4-openssl-dev libcjson-dev
+#   tests:  curl (CLI client), python3 + python3-pycurl, php-cli + php-curl,
+#           clang + libclang-rt-14-dev (libFuzzer, sanitizers), valgrind
+set -eu
+pkgs="gcc make libc6-dev libcurl4-openssl-dev libcjson-dev curl ca-certificates
+      python3 python3-pycurl php-cli php-curl clang libclang-rt-14-dev valgrind"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+    missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "deps.sh: installing:$missing"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+echo "deps.sh: all dependencies present"

@@ -1,0 +1,90 @@
+/* config.c — reads LLMMETER_* once (see config.h). Never prints. */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "money.h"
+
+static struct lm_config cfg;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void note(const char *var, const char *val, const char *why) {
+  size_t n = strlen(cfg.errors);
+  snprintf(cfg.errors + n, sizeof(cfg.errors) - n, "%s%s='%.40s' %s",
+           n ? "; " : "", var, val, why);
+}
+
+static int flag(const char *name) {
+  const char *v = getenv(name);
+  return v && *v && strcmp(v, "0") != 0 && strcmp(v, "false") != 0 &&
+         strcmp(v, "no") != 0;
+}
+
+static void load(void) {
+  memset(&cfg, 0, sizeof(cfg));
+  const char *v;
+  cfg.quiet = flag("LLMMETER_QUIET");
+  cfg.disabled = flag("LLMMETER_DISABLE");
+  cfg.deny_curlcode = 42; /* CURLE_ABORTED_BY_CALLBACK */
+  cfg.on_error = -1;
+  cfg.limit_pusd = -1;
+  cfg.default_max_tokens = 4096;
+  if ((v = getenv("LLMMETER_DENY")) && *v) {
+    if (strcmp(v, "http") == 0)
+      cfg.deny = LM_DENY_STYLE_HTTP;
+    else if (strcmp(v, "error") != 0)
+      note("LLMMETER_DENY", v, "is not 'error' or 'http'; using 'error'");
+  }
+  if ((v = getenv("LLMMETER_DENY_CURLCODE")) && *v) {
+    char *end;
+    long c = strtol(v, &end, 10);
+    if (*end || c <= 0 || c > 99)
+      note("LLMMETER_DENY_CURLCODE", v, "is not a CURLcode 1..99; using 42");
+    else
+      cfg.deny_curlcode = (int)c;
+  }
+  if ((v = getenv("LLMMETER_MIDSTREAM")) && *v) {
+    if (strcmp(v, "finish") == 0)
+      cfg.midstream_finish = true;
+    else if (strcmp(v, "cut") != 0)
+      note("LLMMETER_MIDSTREAM", v, "is not 'cut' or 'finish'; using 'cut'");
+  }
+  if ((v = getenv("LLMMETER_ON_ERROR")) && *v) {
+    if (strcmp(v, "open") == 0)
+      cfg.on_error = 0;
+    else if (strcmp(v, "closed") == 0)
+      cfg.on_error = 1;
+    else
+      note("LLMMETER_ON_ERROR", v, "is not 'open' or 'closed'");
+  }
+  if ((v = getenv("LLMMETER_LIMIT_USD")) && *v) {
+    if (lm_money_parse_usd(v, &cfg.limit_pusd) != 0) {
+      cfg.limit_pusd = -1;
+      note("LLMMETER_LIMIT_USD", v, "is not an amount in USD");
+      cfg.on_error = cfg.on_error < 0 ? 1 : cfg.on_error; /* meant a limit */
+    }
+  }
+  if ((v = getenv("LLMMETER_DEFAULT_MAX_TOKENS")) && *v) {
+    char *end;
+    long long t = strtoll(v, &end, 10);
+    if (*end || t <= 0)
+      note("LLMMETER_DEFAULT_MAX_TOKENS", v, "is not a positive number");
+    else
+      cfg.default_max_tokens = t;
+  }
+  cfg.endpoints = getenv("LLMMETER_ENDPOINTS");
+  cfg.budget = getenv("LLMMETER_BUDGET");
+}
+
+const struct lm_config *lm_config_get(void) {
+  pthread_once(&once, load);
+  return &cfg;
+}
+
+void lm_config_reload(void) {
+  pthread_once(&once, load);
+  load();
+}

@@ -1,0 +1,36 @@
+/* config.h — the library's settings, read from the environment once.
+ *
+ * Read lazily on the first hooked call that needs them (never at load), so
+ * a process that never talks to an LLM pays nothing. Every variable is
+ * documented in README.md; a malformed value is reported once (by the hook
+ * layer) and replaced by its default, never a crash.
+ */
+#ifndef LM_CONFIG_H
+#define LM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum lm_deny_style { LM_DENY_STYLE_ERROR = 0, LM_DENY_STYLE_HTTP = 1 };
+
+struct lm_config {
+  bool quiet;                 /* LLMMETER_QUIET=1: no stderr lines */
+  enum lm_deny_style deny;    /* LLMMETER_DENY=error|http */
+  int deny_curlcode;          /* LLMMETER_DENY_CURLCODE (default 42) */
+  bool midstream_finish;      /* LLMMETER_MIDSTREAM=finish (default cut) */
+  int on_error;               /* LLMMETER_ON_ERROR: 0 open, 1 closed,
+                                 -1 unset: closed iff a hard limit is set */
+  int64_t limit_pusd;         /* LLMMETER_LIMIT_USD, -1 unset */
+  int64_t default_max_tokens; /* LLMMETER_DEFAULT_MAX_TOKENS (4096) */
+  bool disabled;              /* LLMMETER_DISABLE=1: pass everything */
+  const char *endpoints;      /* LLMMETER_ENDPOINTS (may be NULL) */
+  const char *budget;         /* LLMMETER_BUDGET (may be NULL) */
+  char errors[512];           /* one line per malformed variable */
+};
+
+/* The process-wide configuration, read on first use (thread-safe). */
+const struct lm_config *lm_config_get(void);
+/* Re-reads the environment (tests). */
+void lm_config_reload(void);
+
+#endif

@@ -1,0 +1,1011 @@
+/* hook.c — libcurl's entry points, interposed.
+ *
+ * Owns everything libcurl-specific: which options to remember, when to put
+ * our write/header callbacks in front of the program's (only for LLM
+ * transfers, only while they run), how a denial looks to the program, and
+ * the multi interface's bookkeeping. Everything after the callbacks — what
+ * the bytes mean and what they cost — is transfer.c, which knows nothing
+ * of libcurl.
+ *
+ * Rules every hook follows:
+ *  - Do nothing at load. The first hooked call initialises (interposer,
+ *    configuration); the budget is opened by the first LLM transfer.
+ *  - Re-entrancy: libcurl calls its own exported functions through its PLT
+ *    (curl_easy_perform drives curl_multi_*), which lands here again. A
+ *    thread-local depth makes those inner calls plain pass-throughs.
+ *  - Non-LLM transfers are never wrapped: their callbacks stay the
+ *    program's own, so their bytes never pass through us.
+ *  - The program's bytes are sacred: our callbacks forward exactly what
+ *    libcurl gives and return exactly what the program returns (pause,
+ *    short counts), feeding the meter only with bytes the program accepted,
+ *    so a paused chunk delivered twice is counted once.
+ *  - Never crash a host: a missing real function is reported once and the
+ *    call fails cleanly (or passes, per LLMMETER_ON_ERROR).
+ */
+#define CURL_DISABLE_TYPECHECK 1
+#include <curl/curl.h>
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "curl_vt.h"
+#include "detect.h"
+#include "interpose.h"
+#include "transfer.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* ---- per-handle state ----------------------------------------------- */
+
+struct lm_handle {
+  CURL *h;
+  int inst;
+  struct lm_handle *next;          /* hash chain */
+  char *url;                       /* CURLOPT_URL, copied */
+  const char *post;                /* CURLOPT_POSTFIELDS (program's memory) */
+  char *post_copy;                 /* CURLOPT_COPYPOSTFIELDS, copied */
+  long long post_size;             /* POSTFIELDSIZE(_LARGE), -1 = strlen */
+  bool read_body;                  /* body comes from a read callback */
+  curl_write_callback host_wf;     /* program's callbacks and data */
+  void *host_wd;
+  bool host_wd_set;
+  curl_write_callback host_hf;
+  void *host_hd;
+  bool header_in_body;             /* CURLOPT_HEADER */
+  char *errbuf;                    /* CURLOPT_ERRORBUFFER */
+  /* the LLM transfer in progress, if any */
+  struct lm_transfer *xfer;
+  bool installed;                  /* our callbacks are in place */
+  size_t hdr_pending;              /* header bytes due in the body stream */
+  long synth_status;               /* LLMMETER_DENY=http: what we answered */
+  CURLM *multi;                    /* multi it was added to */
+  bool multi_denied;               /* refused at add: not in the real multi */
+  bool multi_done;                 /* its DONE message was delivered */
+  CURLcode multi_result;
+};
+
+#define NBUCKETS 1024
+static struct lm_handle *buckets[NBUCKETS];
+static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread int depth; /* >0 while inside real libcurl */
+
+static size_t bucket_of(const void *h) {
+  uintptr_t v = (uintptr_t)h;
+  return (size_t)((v >> 4) ^ (v >> 14)) % NBUCKETS;
+}
+
+static struct lm_handle *find_handle(CURL *h) {
+  pthread_mutex_lock(&map_lock);
+  struct lm_handle *e = buckets[bucket_of(h)];
+  while (e && e->h != h)
+    e = e->next;
+  pthread_mutex_unlock(&map_lock);
+  return e;
+}
+
+static struct lm_handle *add_handle(CURL *h, int inst) {
+  struct lm_handle *e = calloc(1, sizeof(*e));
+  if (!e)
+    return NULL;
+  e->h = h;
+  e->inst = inst;
+  e->post_size = -1;
+  pthread_mutex_lock(&map_lock);
+  size_t b = bucket_of(h);
+  e->next = buckets[b];
+  buckets[b] = e;
+  pthread_mutex_unlock(&map_lock);
+  return e;
+}
+
+static void clear_options(struct lm_handle *e) {
+  free(e->url);
+  free(e->post_copy);
+  e->url = e->post_copy = NULL;
+  e->post = NULL;
+  e->post_size = -1;
+  e->read_body = false;
+  e->host_wf = e->host_hf = NULL;
+  e->host_wd = e->host_hd = NULL;
+  e->host_wd_set = false;
+  e->header_in_body = false;
+  e->errbuf = NULL;
+}
+
+static void drop_handle(CURL *h) {
+  pthread_mutex_lock(&map_lock);
+  struct lm_handle **pp = &buckets[bucket_of(h)];
+  while (*pp && (*pp)->h != h)
+    pp = &(*pp)->next;
+  struct lm_handle *e = *pp;
+  if (e)
+    *pp = e->next;
+  pthread_mutex_unlock(&map_lock);
+  if (e) {
+    clear_options(e);
+    free(e->xfer);
+    free(e);
+  }
+}
+
+/* Multi handles: which instance, and the handles refused at add time. */
+struct lm_multi {
+  CURLM *m;
+  int inst;
+  struct lm_multi *next;
+  CURLMsg msg; /* storage for a synthesised DONE message */
+};
+static struct lm_multi *multis;
+
+static struct lm_multi *find_multi(CURLM *m, int inst_if_new) {
+  pthread_mutex_lock(&map_lock);
+  struct lm_multi *e = multis;
+  while (e && e->m != m)
+    e = e->next;
+  if (!e && inst_if_new >= 0 && (e = calloc(1, sizeof(*e))) != NULL) {
+    e->m = m;
+    e->inst = inst_if_new;
+    e->next = multis;
+    multis = e;
+  }
+  pthread_mutex_unlock(&map_lock);
+  return e;
+}
+
+static void drop_multi(CURLM *m) {
+  pthread_mutex_lock(&map_lock);
+  struct lm_multi **pp = &multis;
+  while (*pp && (*pp)->m != m)
+    pp = &(*pp)->next;
+  struct lm_multi *e = *pp;
+  if (e)
+    *pp = e->next;
+  pthread_mutex_unlock(&map_lock);
+  free(e);
+}
+
+/* ---- initialisation and the real functions -------------------------- */
+
+static struct lm_curl_vt hooksets[LM_MAX_CURL_INSTANCES];
+static struct lm_curl_vt exports;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static atomic_int init_done;
+static atomic_int said_missing, said_config, said_budget;
+
+static void fill_tables(void);
+
+static void do_init(void) {
+  fill_tables();
+  lm_interpose_init(hooksets, &exports);
+  atomic_store(&init_done, 1);
+}
+
+void lm_hook_ensure_init(void) {
+  if (!atomic_load_explicit(&init_done, memory_order_acquire))
+    pthread_once(&init_once, do_init);
+}
+
+/* Concatenates pieces into dst, truncating (a reason is one short line). */
+static void put_line(char *dst, size_t size, const char *a, const char *b,
+                     const char *c) {
+  size_t k = 0;
+  const char *parts[3] = {a, b, c};
+  for (int i = 0; i < 3; i++)
+    for (const char *p = parts[i]; p && *p && k + 1 < size; p++)
+      dst[k++] = *p;
+  dst[k] = 0;
+}
+
+static void say(const char *a, const char *b, const char *c) {
+  if (lm_config_get()->quiet)
+    return;
+  char line[600];
+  put_line(line, sizeof(line) - 1, a, b, c);
+  /* One write(2): lines from many processes never interleave. */
+  size_t n = strlen(line);
+  line[n++] = '\n';
+  (void)!write(STDERR_FILENO, line, n);
+}
+
+static void say_config_once(void) {
+  const struct lm_config *c = lm_config_get();
+  if (c->errors[0] && !atomic_exchange(&said_config, 1))
+    say("llmmeter: ignoring bad settings: ", c->errors, NULL);
+}
+
+static const struct lm_curl_vt *real(int k) {
+  const struct lm_curl_vt *vt = k >= 0 ? lm_interpose_real(k) : NULL;
+  if (!vt && lm_interpose_count() == 1)
+    vt = lm_interpose_real(0);
+  if (!vt && !atomic_exchange(&said_missing, 1)) {
+    const char *why = lm_interpose_last_error();
+    say("llmmeter: cannot find the real libcurl function (",
+        why ? why : "no libcurl instance found", "); failing the call");
+  }
+  return vt;
+}
+
+static int inst_of(CURL *h, const void *ret, const char *name) {
+  struct lm_handle *e = h ? find_handle(h) : NULL;
+  if (e)
+    return e->inst;
+  return lm_interpose_instance_for_caller(ret, name);
+}
+
+/* ---- our callbacks ---------------------------------------------------- */
+
+static size_t host_write(struct lm_handle *e, char *p, size_t size,
+                         size_t n, void *data) {
+  int saved = depth;
+  depth = 0; /* the program may call libcurl from its callback */
+  size_t r;
+  if (e->host_wf)
+    r = e->host_wf(p, size, n, data);
+  else
+    r = fwrite(p, size, n, (FILE *)data); /* libcurl's default */
+  depth = saved;
+  return r;
+}
+
+static size_t lm_write_cb(char *p, size_t size, size_t n, void *ud) {
+  struct lm_handle *e = ud;
+  size_t len = size * n;
+  size_t r = host_write(e, p, size, n, e->host_wd_set ? e->host_wd : stdout);
+  if (r != len || !e->xfer)
+    return r; /* paused, aborted or short: nothing accepted, nothing fed */
+  size_t skip = e->hdr_pending < len ? e->hdr_pending : len;
+  e->hdr_pending -= skip; /* CURLOPT_HEADER puts headers in the body */
+  if (lm_transfer_body(e->xfer, p + skip, len - skip))
+    return 0; /* the limit was crossed: cut the stream */
+  return r;
+}
+
+static size_t lm_header_cb(char *p, size_t size, size_t n, void *ud) {
+  struct lm_handle *e = ud;
+  size_t len = size * n;
+  if (e->xfer)
+    lm_transfer_header(e->xfer, p, len);
+  if (e->header_in_body)
+    e->hdr_pending += len;
+  if (e->host_hf) {
+    int saved = depth;
+    depth = 0;
+    size_t r = e->host_hf(p, size, n, e->host_hd);
+    depth = saved;
+    return r;
+  }
+  if (e->host_hd) /* HEADERDATA without HEADERFUNCTION: the write callback */
+    return host_write(e, p, size, n, e->host_hd);
+  return len;
+}
+
+static void install(const struct lm_curl_vt *vt, struct lm_handle *e) {
+  vt->easy_setopt(e->h, CURLOPT_WRITEFUNCTION, lm_write_cb);
+  vt->easy_setopt(e->h, CURLOPT_WRITEDATA, (void *)e);
+  vt->easy_setopt(e->h, CURLOPT_HEADERFUNCTION, lm_header_cb);
+  vt->easy_setopt(e->h, CURLOPT_HEADERDATA, (void *)e);
+  e->hdr_pending = 0;
+  e->installed = true;
+}
+
+static void uninstall(const struct lm_curl_vt *vt, struct lm_handle *e) {
+  if (!e->installed)
+    return;
+  vt->easy_setopt(e->h, CURLOPT_WRITEFUNCTION, e->host_wf);
+  vt->easy_setopt(e->h, CURLOPT_WRITEDATA,
+                  e->host_wd_set ? e->host_wd : (void *)stdout);
+  vt->easy_setopt(e->h, CURLOPT_HEADERFUNCTION, e->host_hf);
+  vt->easy_setopt(e->h, CURLOPT_HEADERDATA, e->host_hd);
+  e->installed = false;
+}
+
+/* ---- starting and ending an LLM transfer ------------------------------ */
+
+enum start_result { START_PASS, START_METER, START_DENY };
+
+static const char *request_body(struct lm_handle *e, size_t *len) {
+  const char *b = e->post_copy ? e->post_copy : e->post;
+  if (!b || e->read_body)
+    return NULL;
+  *len = e->post_size >= 0 ? (size_t)e->post_size : strlen(b);
+  return b;
+}
+
+/* Decides whether a transfer is an LLM call and, if so, admits it. */
+static enum start_result start(struct lm_handle *e) {
+  const struct lm_config *c = lm_config_get();
+  if (c->disabled || !e->url || (!e->post && !e->post_copy && !e->read_body))
+    return START_PASS; /* LLM calls are POSTs with a body */
+  enum lm_api api = lm_detect_api(e->url, strlen(e->url), c->endpoints);
+  if (api == LM_API_NONE)
+    return START_PASS;
+  say_config_once();
+  if (!e->xfer && !(e->xfer = malloc(sizeof(*e->xfer))))
+    return c->limit_pusd >= 0 ? START_DENY : START_PASS;
+  struct lm_transfer_req req = {.url = e->url, .url_len = strlen(e->url)};
+  req.body = request_body(e, &req.body_len);
+  e->synth_status = 0;
+  int rc = lm_transfer_begin(e->xfer, api, &req);
+  if (rc == 0)
+    return START_METER;
+  if (rc == 1) {
+    say("llmmeter: call refused: ", e->xfer->reason, NULL);
+    return START_DENY;
+  }
+  /* The budget is unusable: fail closed when a hard limit was asked for. */
+  bool closed = c->on_error == 1 || (c->on_error < 0 && c->limit_pusd >= 0);
+  if (!atomic_exchange(&said_budget, 1))
+    say("llmmeter: ", e->xfer->reason,
+        closed ? "; refusing LLM calls (LLMMETER_ON_ERROR)"
+               : "; LLM calls pass unmetered (LLMMETER_ON_ERROR)");
+  if (closed)
+    return START_DENY;
+  return START_PASS;
+}
+
+static void json_escape(char *out, size_t size, const char *in) {
+  size_t k = 0;
+  for (; *in && k + 7 < size; in++) {
+    unsigned char ch = (unsigned char)*in;
+    if (ch == '"' || ch == '\\') {
+      out[k++] = '\\';
+      out[k++] = (char)ch;
+    } else if (ch < 0x20) {
+      k += (size_t)snprintf(out + k, size - k, "\\u%04x", ch);
+    } else {
+      out[k++] = (char)ch;
+    }
+  }
+  out[k] = 0;
+}
+
+/* LLMMETER_DENY=http: a provider-shaped 402 through the program's own
+ * callbacks, so an agent that handles API errors handles this one. */
+static void deliver_402(struct lm_handle *e) {
+  char msg[600], body[900], hdr[128];
+  json_escape(msg, sizeof(msg), e->xfer->reason);
+  if (e->xfer->api == LM_API_ANTHROPIC_MESSAGES)
+    snprintf(body, sizeof(body),
+             "{\"type\":\"error\",\"error\":{\"type\":\"budget_exceeded\","
+             "\"message\":\"llmmeter: %s\"}}",
+             msg);
+  else
+    snprintf(body, sizeof(body),
+             "{\"error\":{\"message\":\"llmmeter: %s\",\"type\":"
+             "\"insufficient_quota\",\"code\":\"budget_exceeded\"}}",
+             msg);
+  const char *lines[] = {"HTTP/1.1 402 Payment Required\r\n",
+                         "Content-Type: application/json\r\n", hdr, "\r\n"};
+  snprintf(hdr, sizeof(hdr), "Content-Length: %zu\r\n", strlen(body));
+  e->synth_status = 402;
+  struct lm_transfer *x = e->xfer;
+  e->xfer = NULL; /* deliver without metering */
+  for (size_t i = 0; i < 4; i++) {
+    size_t n = strlen(lines[i]);
+    lm_header_cb((char *)lines[i], 1, n, e);
+    if (e->header_in_body)
+      host_write(e, (char *)lines[i], 1, n,
+                 e->host_wd_set ? e->host_wd : stdout);
+  }
+  e->hdr_pending = 0;
+  host_write(e, body, 1, strlen(body), e->host_wd_set ? e->host_wd : stdout);
+  e->xfer = x;
+}
+
+static CURLcode deny_result(struct lm_handle *e) {
+  const struct lm_config *c = lm_config_get();
+  if (c->deny == LM_DENY_STYLE_HTTP) {
+    deliver_402(e);
+    return CURLE_OK;
+  }
+  if (e->errbuf)
+    put_line(e->errbuf, CURL_ERROR_SIZE, "llmmeter: ", e->xfer->reason, NULL);
+  return (CURLcode)c->deny_curlcode;
+}
+
+static void finish(struct lm_handle *e, CURLcode result) {
+  if (!e->xfer || e->xfer->state != LM_XFER_ADMITTED)
+    return;
+  bool cut = e->xfer->cut;
+  lm_transfer_end(e->xfer, result == CURLE_OK);
+  if (cut) {
+    say("llmmeter: ", e->xfer->reason, NULL);
+    if (e->errbuf)
+      put_line(e->errbuf, CURL_ERROR_SIZE, "llmmeter: ", e->xfer->reason, NULL);
+  }
+}
+
+/* ---- the hooks' bodies (k = libcurl instance; -1 = find it) ------------ */
+
+static CURL *do_easy_init(int k, const void *ret) {
+  lm_hook_ensure_init();
+  if (k < 0)
+    k = lm_interpose_instance_for_caller(ret, "curl_easy_init");
+  const struct lm_curl_vt *vt = real(k);
+  if (!vt || !vt->easy_init)
+    return NULL;
+  depth++;
+  CURL *h = vt->easy_init();
+  depth--;
+  if (h && depth == 0)
+    add_handle(h, k >= 0 ? k : 0);
+  return h;
+}
+
+static CURLcode forward_setopt(const struct lm_curl_vt *vt, CURL *h,
+                               CURLoption o, va_list ap, void **ptr_out,
+                               long *long_out, curl_off_t *off_out) {
+  CURLcode r;
+  depth++;
+  if (o < CURLOPTTYPE_OBJECTPOINT) {
+    long v = va_arg(ap, long);
+    *long_out = v;
+    r = vt->easy_setopt(h, o, v);
+  } else if (o < CURLOPTTYPE_OFF_T) {
+    /* object and function pointers travel the same way on this ABI */
+    void *v = va_arg(ap, void *);
+    *ptr_out = v;
+    r = vt->easy_setopt(h, o, v);
+  } else if (o < CURLOPTTYPE_BLOB) {
+    curl_off_t v = va_arg(ap, curl_off_t);
+    *off_out = v;
+    r = vt->easy_setopt(h, o, v);
+  } else {
+    void *v = va_arg(ap, void *);
+    *ptr_out = v;
+    r = vt->easy_setopt(h, o, v);
+  }
+  depth--;
+  return r;
+}
+
+static CURLcode do_easy_setopt(int k, CURL *h, CURLoption o, va_list ap,
+                               const void *ret) {
+  lm_hook_ensure_init();
+  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  if (k < 0)
+    k = e ? e->inst : inst_of(h, ret, "curl_easy_setopt");
+  const struct lm_curl_vt *vt = real(k);
+  if (!vt || !vt->easy_setopt)
+    return CURLE_FAILED_INIT;
+  if (!e && depth == 0 && h)
+    e = add_handle(h, k); /* a handle we did not see created */
+  void *p = NULL;
+  long l = 0;
+  curl_off_t off = 0;
+  /* While our callbacks are installed, keep them: record the program's. */
+  if (e && e->installed &&
+      (o == CURLOPT_WRITEFUNCTION || o == CURLOPT_WRITEDATA ||
+       o == CURLOPT_HEADERFUNCTION || o == CURLOPT_HEADERDATA)) {
+    p = va_arg(ap, void *);
+    if (o == CURLOPT_WRITEFUNCTION)
+      e->host_wf = (curl_write_callback)p;
+    else if (o == CURLOPT_WRITEDATA)
+      e->host_wd = p, e->host_wd_set = true;
+    else if (o == CURLOPT_HEADERFUNCTION)
+      e->host_hf = (curl_write_callback)p;
+    else
+      e->host_hd = p;
+    return CURLE_OK;
+  }
+  CURLcode r = forward_setopt(vt, h, o, ap, &p, &l, &off);
+  if (!e || r != CURLE_OK)
+    return r;
+  switch (o) {
+  case CURLOPT_URL:
+    free(e->url);
+    e->url = p ? strdup(p) : NULL;
+    break;
+  case CURLOPT_POSTFIELDS:
+    free(e->post_copy);
+    e->post_copy = NULL;
+    e->post = p;
+    e->read_body = false;
+    break;
+  case CURLOPT_COPYPOSTFIELDS: {
+    free(e->post_copy);
+    e->post_copy = NULL;
+    e->post = NULL;
+    e->read_body = false;
+    if (p) {
+      size_t n = e->post_size >= 0 ? (size_t)e->post_size : strlen(p);
+      if ((e->post_copy = malloc(n + 1)) != NULL) {
+        memcpy(e->post_copy, p, n);
+        e->post_copy[n] = 0;
+        e->post_size = (long long)n;
+      }
+    }
+    break;
+  }
+  case CURLOPT_POSTFIELDSIZE:
+    e->post_size = l;
+    break;
+  case CURLOPT_POSTFIELDSIZE_LARGE:
+    e->post_size = (long long)off;
+    break;
+  case CURLOPT_UPLOAD:
+    e->read_body = l != 0;
+    break;
+  case CURLOPT_READFUNCTION:
+    if (!e->post && !e->post_copy)
+      e->read_body = p != NULL;
+    break;
+  case CURLOPT_HTTPGET:
+    if (l) {
+      e->post = NULL;
+      free(e->post_copy);
+      e->post_copy = NULL;
+      e->read_body = false;
+    }
+    break;
+  case CURLOPT_WRITEFUNCTION:
+    e->host_wf = (curl_write_callback)p;
+    break;
+  case CURLOPT_WRITEDATA:
+    e->host_wd = p;
+    e->host_wd_set = true;
+    break;
+  case CURLOPT_HEADERFUNCTION:
+    e->host_hf = (curl_write_callback)p;
+    break;
+  case CURLOPT_HEADERDATA:
+    e->host_hd = p;
+    break;
+  case CURLOPT_HEADER:
+    e->header_in_body = l != 0;
+    break;
+  case CURLOPT_ERRORBUFFER:
+    e->errbuf = p;
+    break;
+  default:
+    break;
+  }
+  return r;
+}
+
+static CURLcode do_easy_perform(int k, CURL *h, const void *ret) {
+  lm_hook_ensure_init();
+  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  if (k < 0)
+    k = e ? e->inst : inst_of(h, ret, "curl_easy_perform");
+  const struct lm_curl_vt *vt = real(k);
+  if (!vt || !vt->easy_perform)
+    return CURLE_FAILED_INIT;
+  enum start_result s = e ? start(e) : START_PASS;
+  if (s == START_DENY)
+    return deny_result(e);
+  if (s == START_PASS) {
+    depth++;
+    CURLcode r = vt->easy_perform(h);
+    depth--;
+    return r;
+  }
+  install(vt, e);
+  depth++;
+  CURLcode r = vt->easy_perform(h);
+  depth--;
+  uninstall(vt, e);
+  finish(e, r);
+  return r;
+}
+
+static CURL *do_easy_duphandle(int k, CURL *h, const void *ret) {
+  lm_hook_ensure_init();
+  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  if (k < 0)
+    k = e ? e->inst : inst_of(h, ret, "curl_easy_duphandle");
+  const struct lm_curl_vt *vt = real(k);
+  if (!vt || !vt->easy_duphandle)
+    return NULL;
+  depth++;
+  CURL *d = vt->easy_duphandle(h);
+  depth--;
+  if (!d || !e)
+    return d;
+  struct lm_handle *n = add_handle(d, e->inst);
+  if (!n)
+    return d;
+  n->url = e->url ? strdup(e->url) : NULL;
+  n->post = e->post;
+  n->post_size = e->post_size;
+  if (e->post_copy && (n->post_copy = malloc((size_t)e->post_size + 1)))
+    memcpy(n->post_copy, e->post_copy, (size_t)e->post_size + 1);
+  n->read_body = e->read_body;
+  n->host_wf = e->host_wf;
+  n->host_wd = e->host_wd;
+  n->host_wd_set = e->host_wd_set;
+  n->host_hf = e->host_hf;
+  n->host_hd = e->host_hd;
+  n->header_in_body = e->header_in_body;
+  n->errbuf = e->errbuf;
+  if (e->installed) { /* duplicated mid-transfer: give it the program's */
+    depth++;
+    n->installed = true;
+    uninstall(vt, n);
+    depth--;
+  }
+  return d;
+}
+
+static void do_easy_reset(int k, CURL *h, const void *ret) {
+  lm_hook_ensure_init();
+  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  if (k < 0)
+    k = e ? e->inst : inst_of(h, ret, "curl_easy_reset");
+  const struct lm_curl_vt *vt = real(k);
+  if (!vt || !vt->easy_reset)
+    return;
+  depth++;
+  vt->easy_reset(h);
+  depth--;
+  if (e) {
+    if (e->xfer && e->xfer->state == LM_XFER_ADMITTED)
+      lm_transfer_end(e->xfer, false);
+    e->installed = false;
+    clear_options(e);
+  }
+}
+
+static void do_easy_cleanup(int k, CURL *h, const void *ret) {
+  lm_hook_ensure_init();
+  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  if (k < 0)
+    k = e ? e->inst : inst_of(h, ret, "curl_easy_cleanup");
+  const struct lm_curl_vt *vt = real(k);
+  if (e && e->xfer && e->xfer->state == LM_XFER_ADMITTED)
+    lm_transfer_end(e->xfer, false); /* never leave a lease behind */
+  if (vt && vt->easy_cleanup) {
+    depth++;
+    vt->easy_cleanup(h);
+    depth--;
+  }
+  if (e)
+    drop_handle(h);
+}
+
+static CURLcode do_easy_getinfo(int k, CURL *h, CURLINFO info, va_list ap,
+                                const void *ret) {
+  lm_hook_ensure_init();
+  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  if (k < 0)
+    k = e ? e->inst : inst_of(h, ret, "curl_easy_getinfo");
+  const struct lm_curl_vt *vt = real(k);
+  void *p = va_arg(ap, void *);
+  if (e && e->synth_status && info == CURLINFO_RESPONSE_CODE && p) {
+    *(long *)p = e->synth_status;
+    return CURLE_OK;
+  }
+  if (!vt || !vt->easy_getinfo)
+    return CURLE_FAILED_INIT;
+  depth++;
+  CURLcode r = vt->easy_getinfo(h, info, p);
+  depth--;
+  return r;
+}
+
+/* ---- multi ------------------------------------------------------------- */
+
+static CURLM *do_multi_init(int k, const void *ret) {
+  lm_hook_ensure_init();
+  if (k < 0)
+    k = lm_interpose_instance_for_caller(ret, "curl_multi_init");
+  const struct lm_curl_vt *vt = real(k);
+  if (!vt || !vt->multi_init)
+    return NULL;
+  depth++;
+  CURLM *m = vt->multi_init();
+  depth--;
+  if (m && depth == 0)
+    find_multi(m, k >= 0 ? k : 0);
+  return m;
+}
+
+static int multi_inst(CURLM *m, int k, const void *ret, const char *name) {
+  if (k >= 0)
+    return k;
+  struct lm_multi *mm = depth == 0 ? find_multi(m, -1) : NULL;
+  return mm ? mm->inst : lm_interpose_instance_for_caller(ret, name);
+}
+
+static CURLMcode do_multi_add_handle(int k, CURLM *m, CURL *h,
+                                     const void *ret) {
+  lm_hook_ensure_init();
+  k = multi_inst(m, k, ret, "curl_multi_add_handle");
+  const struct lm_curl_vt *vt = real(k);
+  if (!vt || !vt->multi_add_handle)
+    return CURLM_INTERNAL_ERROR;
+  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  enum start_result s = e ? start(e) : START_PASS;
+  if (e) {
+    e->multi = m;
+    e->multi_denied = false;
+    e->multi_done = false;
+  }
+  if (s == START_DENY) {
+    /* Never reaches the network: it completes at once, in info_read. */
+    e->multi_denied = true;
+    e->multi_result = deny_result(e);
+    return CURLM_OK;
+  }
+  if (s == START_METER)
+    install(vt, e);
+  depth++;
+  CURLMcode r = vt->multi_add_handle(m, h);
+  depth--;
+  if (r != CURLM_OK && s == START_METER) {
+    uninstall(vt, e);
+    finish(e, CURLE_FAILED_INIT);
+  }
+  return r;
+}
+
+static CURLMcode do_multi_remove_handle(int k, CURLM *m, CURL *h,
+                                        const void *ret) {
+  lm_hook_ensure_init();
+  k = multi_inst(m, k, ret, "curl_multi_remove_handle");
+  const struct lm_curl_vt *vt = real(k);
+  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  if (e && e->multi == m && e->multi_denied) {
+    e->multi = NULL;
+    e->multi_denied = false;
+    return CURLM_OK; /* we never added it */
+  }
+  if (!vt || !vt->multi_remove_handle)
+    return CURLM_INTERNAL_ERROR;
+  depth++;
+  CURLMcode r = vt->multi_remove_handle(m, h);
+  depth--;
+  if (e && e->multi == m) {
+    finish(e, e->multi_done ? e->multi_result : CURLE_ABORTED_BY_CALLBACK);
+    depth++;
+    uninstall(vt, e);
+    depth--;
+    e->multi = NULL;
+  }
+  return r;
+}
+
+static CURLMcode do_multi_perform(int k, CURLM *m, int *running,
+                                  const void *ret) {
+  lm_hook_ensure_init();
+  k = multi_inst(m, k, ret, "curl_multi_perform");
+  const struct lm_curl_vt *vt = real(k);
+  if (!vt || !vt->multi_perform)
+    return CURLM_INTERNAL_ERROR;
+  depth++;
+  CURLMcode r = vt->multi_perform(m, running);
+  depth--;
+  return r;
+}
+
+static CURLMcode do_multi_socket_action(int k, CURLM *m, curl_socket_t s,
+                                        int ev, int *running,
+                                        const void *ret) {
+  lm_hook_ensure_init();
+  k = multi_inst(m, k, ret, "curl_multi_socket_action");
+  const struct lm_curl_vt *vt = real(k);
+  if (!vt || !vt->multi_socket_action)
+    return CURLM_INTERNAL_ERROR;
+  depth++;
+  CURLMcode r = vt->multi_socket_action(m, s, ev, running);
+  depth--;
+  return r;
+}
+
+/* A refused handle of this multi whose DONE message is still due. */
+static struct lm_handle *next_denied(CURLM *m) {
+  struct lm_handle *found = NULL;
+  pthread_mutex_lock(&map_lock);
+  for (size_t b = 0; b < NBUCKETS && !found; b++)
+    for (struct lm_handle *e = buckets[b]; e; e = e->next)
+      if (e->multi == m && e->multi_denied && !e->multi_done) {
+        found = e;
+        break;
+      }
+  pthread_mutex_unlock(&map_lock);
+  return found;
+}
+
+static CURLMsg *do_multi_info_read(int k, CURLM *m, int *queue,
+                                   const void *ret) {
+  lm_hook_ensure_init();
+  k = multi_inst(m, k, ret, "curl_multi_info_read");
+  const struct lm_curl_vt *vt = real(k);
+  if (!vt || !vt->multi_info_read)
+    return NULL;
+  depth++;
+  CURLMsg *msg = vt->multi_info_read(m, queue);
+  depth--;
+  if (depth > 0)
+    return msg;
+  if (msg) {
+    if (msg->msg == CURLMSG_DONE) {
+      struct lm_handle *e = find_handle(msg->easy_handle);
+      if (e && e->multi == m && !e->multi_done) {
+        e->multi_done = true;
+        e->multi_result = msg->data.result;
+        finish(e, msg->data.result);
+      }
+    }
+    return msg;
+  }
+  struct lm_handle *d = next_denied(m);
+  struct lm_multi *mm = find_multi(m, -1);
+  if (!d || !mm)
+    return NULL;
+  d->multi_done = true;
+  memset(&mm->msg, 0, sizeof(mm->msg));
+  mm->msg.msg = CURLMSG_DONE;
+  mm->msg.easy_handle = d->h;
+  mm->msg.data.result = d->multi_result;
+  if (queue)
+    *queue = next_denied(m) ? 1 : 0;
+  return &mm->msg;
+}
+
+static CURLMcode do_multi_cleanup(int k, CURLM *m, const void *ret) {
+  lm_hook_ensure_init();
+  k = multi_inst(m, k, ret, "curl_multi_cleanup");
+  const struct lm_curl_vt *vt = real(k);
+  if (depth == 0) {
+    /* Transfers still attached end here: settle what they carried. */
+    for (;;) {
+      struct lm_handle *found = NULL;
+      pthread_mutex_lock(&map_lock);
+      for (size_t b = 0; b < NBUCKETS && !found; b++)
+        for (struct lm_handle *e = buckets[b]; e; e = e->next)
+          if (e->multi == m) {
+            found = e;
+            break;
+          }
+      pthread_mutex_unlock(&map_lock);
+      if (!found)
+        break;
+      finish(found, found->multi_done ? found->multi_result
+                                      : CURLE_ABORTED_BY_CALLBACK);
+      found->multi = NULL;
+      found->multi_denied = false;
+    }
+    drop_multi(m);
+  }
+  if (!vt || !vt->multi_cleanup)
+    return CURLM_INTERNAL_ERROR;
+  depth++;
+  CURLMcode r = vt->multi_cleanup(m);
+  depth--;
+  return r;
+}
+
+/* ---- the exported hooks (global scope) ------------------------------- */
+
+#define RET __builtin_return_address(0)
+
+EXPORT CURL *curl_easy_init(void) { return do_easy_init(-1, RET); }
+EXPORT CURLcode curl_easy_setopt(CURL *h, CURLoption o, ...) {
+  va_list ap;
+  va_start(ap, o);
+  CURLcode r = do_easy_setopt(-1, h, o, ap, RET);
+  va_end(ap);
+  return r;
+}
+EXPORT CURLcode curl_easy_perform(CURL *h) {
+  return do_easy_perform(-1, h, RET);
+}
+EXPORT CURL *curl_easy_duphandle(CURL *h) {
+  return do_easy_duphandle(-1, h, RET);
+}
+EXPORT void curl_easy_reset(CURL *h) { do_easy_reset(-1, h, RET); }
+EXPORT void curl_easy_cleanup(CURL *h) { do_easy_cleanup(-1, h, RET); }
+EXPORT CURLcode curl_easy_getinfo(CURL *h, CURLINFO info, ...) {
+  va_list ap;
+  va_start(ap, info);
+  CURLcode r = do_easy_getinfo(-1, h, info, ap, RET);
+  va_end(ap);
+  return r;
+}
+EXPORT CURLM *curl_multi_init(void) { return do_multi_init(-1, RET); }
+EXPORT CURLMcode curl_multi_add_handle(CURLM *m, CURL *h) {
+  return do_multi_add_handle(-1, m, h, RET);
+}
+EXPORT CURLMcode curl_multi_remove_handle(CURLM *m, CURL *h) {
+  return do_multi_remove_handle(-1, m, h, RET);
+}
+EXPORT CURLMcode curl_multi_perform(CURLM *m, int *running) {
+  return do_multi_perform(-1, m, running, RET);
+}
+EXPORT CURLMcode curl_multi_socket_action(CURLM *m, curl_socket_t s, int ev,
+                                          int *running) {
+  return do_multi_socket_action(-1, m, s, ev, running, RET);
+}
+EXPORT CURLMsg *curl_multi_info_read(CURLM *m, int *queue) {
+  return do_multi_info_read(-1, m, queue, RET);
+}
+EXPORT CURLMcode curl_multi_cleanup(CURLM *m) {
+  return do_multi_cleanup(-1, m, RET);
+}
+
+/* ---- per-instance hook sets (written into patched GOT slots) ---------- */
+
+#define HOOKSET(K)                                                           \
+  static CURL *hk##K##_easy_init(void) { return do_easy_init(K, NULL); }     \
+  static CURLcode hk##K##_easy_setopt(CURL *h, CURLoption o, ...) {          \
+    va_list ap;                                                              \
+    va_start(ap, o);                                                         \
+    CURLcode r = do_easy_setopt(K, h, o, ap, NULL);                          \
+    va_end(ap);                                                              \
+    return r;                                                                \
+  }                                                                          \
+  static CURLcode hk##K##_easy_perform(CURL *h) {                            \
+    return do_easy_perform(K, h, NULL);                                      \
+  }                                                                          \
+  static CURL *hk##K##_easy_duphandle(CURL *h) {                             \
+    return do_easy_duphandle(K, h, NULL);                                    \
+  }                                                                          \
+  static void hk##K##_easy_reset(CURL *h) { do_easy_reset(K, h, NULL); }     \
+  static void hk##K##_easy_cleanup(CURL *h) { do_easy_cleanup(K, h, NULL); } \
+  static CURLcode hk##K##_easy_getinfo(CURL *h, CURLINFO i, ...) {           \
+    va_list ap;                                                              \
+    va_start(ap, i);                                                         \
+    CURLcode r = do_easy_getinfo(K, h, i, ap, NULL);                         \
+    va_end(ap);                                                              \
+    return r;                                                                \
+  }                                                                          \
+  static CURLM *hk##K##_multi_init(void) { return do_multi_init(K, NULL); }  \
+  static CURLMcode hk##K##_multi_add_handle(CURLM *m, CURL *h) {             \
+    return do_multi_add_handle(K, m, h, NULL);                               \
+  }                                                                          \
+  static CURLMcode hk##K##_multi_remove_handle(CURLM *m, CURL *h) {          \
+    return do_multi_remove_handle(K, m, h, NULL);                            \
+  }                                                                          \
+  static CURLMcode hk##K##_multi_perform(CURLM *m, int *r) {                 \
+    return do_multi_perform(K, m, r, NULL);                                  \
+  }                                                                          \
+  static CURLMcode hk##K##_multi_socket_action(CURLM *m, curl_socket_t s,    \
+                                               int e, int *r) {              \
+    return do_multi_socket_action(K, m, s, e, r, NULL);                      \
+  }                                                                          \
+  static CURLMsg *hk##K##_multi_info_read(CURLM *m, int *q) {                \
+    return do_multi_info_read(K, m, q, NULL);                                \
+  }                                                                          \
+  static CURLMcode hk##K##_multi_cleanup(CURLM *m) {                         \
+    return do_multi_cleanup(K, m, NULL);                                     \
+  }
+
+HOOKSET(0)
+HOOKSET(1)
+HOOKSET(2)
+HOOKSET(3)
+
+#define HOOKSET_VT(K)                                                        \
+  (struct lm_curl_vt) {                                                      \
+    hk##K##_easy_init, hk##K##_easy_setopt, hk##K##_easy_perform,            \
+        hk##K##_easy_duphandle, hk##K##_easy_reset, hk##K##_easy_cleanup,    \
+        hk##K##_easy_getinfo, NULL, hk##K##_multi_init,                      \
+        hk##K##_multi_add_handle, hk##K##_multi_remove_handle,               \
+        hk##K##_multi_perform, hk##K##_multi_socket_action,                  \
+        hk##K##_multi_info_read, hk##K##_multi_cleanup                       \
+  }
+
+_Static_assert(LM_MAX_CURL_INSTANCES == 4, "one HOOKSET per instance");
+
+static void fill_tables(void) {
+  hooksets[0] = HOOKSET_VT(0);
+  hooksets[1] = HOOKSET_VT(1);
+  hooksets[2] = HOOKSET_VT(2);
+  hooksets[3] = HOOKSET_VT(3);
+  exports = (struct lm_curl_vt){
+      curl_easy_init,           curl_easy_setopt,
+      curl_easy_perform,        curl_easy_duphandle,
+      curl_easy_reset,          curl_easy_cleanup,
+      curl_easy_getinfo,        NULL,
+      curl_multi_init,          curl_multi_add_handle,
+      curl_multi_remove_handle, curl_multi_perform,
+      curl_multi_socket_action, curl_multi_info_read,
+      curl_multi_cleanup};
+}

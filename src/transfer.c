@@ -1,0 +1,257 @@
+/* transfer.c — one metered LLM call (see transfer.h).
+ *
+ * Also owns the process's budget handle: opened on the first LLM transfer
+ * (never at load), shared by every thread, and still valid in a fork()ed
+ * child (the mapping is inherited; leases are stamped with the pid that
+ * takes them).
+ */
+#include "transfer.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "detect.h"
+#include "money.h"
+
+static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct lm_budget *budget;
+static char budget_name[LM_BUDGET_NAME_MAX];
+static char budget_err[256];
+
+/* The budget, opened once; NULL (with budget_err) if unusable. */
+static struct lm_budget *get_budget(void) {
+  struct lm_budget *b = __atomic_load_n(&budget, __ATOMIC_ACQUIRE);
+  if (b)
+    return b;
+  pthread_mutex_lock(&budget_lock);
+  if (!budget && !budget_err[0]) {
+    const struct lm_config *c = lm_config_get();
+    lm_budget_resolve_name(c->budget, budget_name, sizeof(budget_name));
+    int rc;
+    if (c->limit_pusd >= 0) {
+      /* LLMMETER_LIMIT_USD creates the budget with that limit if missing. */
+      struct lm_limit_config lc = {c->limit_pusd, -1, -1, -1, LM_WINDOW_NONE,
+                                   LM_MODE_OPTIMISTIC};
+      rc = lm_budget_create(budget_name, false, &lc, &b, budget_err,
+                            sizeof(budget_err));
+      if (rc == LM_SEG_EEXIST)
+        rc = lm_budget_open(budget_name, false, &b, budget_err,
+                            sizeof(budget_err));
+    } else {
+      /* No budget configured: meter, without a limit, into the default. */
+      rc = lm_budget_open(budget_name, true, &b, budget_err,
+                          sizeof(budget_err));
+    }
+    if (rc == 0) {
+      budget_err[0] = 0;
+      __atomic_store_n(&budget, b, __ATOMIC_RELEASE);
+    }
+  }
+  b = budget;
+  pthread_mutex_unlock(&budget_lock);
+  return b;
+}
+
+const char *lm_transfer_budget_name(void) { return budget_name; }
+
+static const char *provider_of(enum lm_api api) {
+  switch (api) {
+  case LM_API_ANTHROPIC_MESSAGES:
+    return "anthropic";
+  case LM_API_GEMINI_GENERATE:
+  case LM_API_GEMINI_STREAM:
+    return "google";
+  case LM_API_COHERE_CHAT:
+    return "cohere";
+  case LM_API_OLLAMA_CHAT:
+  case LM_API_OLLAMA_GENERATE:
+    return "ollama";
+  default:
+    return "openai";
+  }
+}
+
+/* A price for the model: the table's, or (unknown model) the provider's
+ * most expensive, so an unknown model is never free by accident. */
+static void resolve_price(struct lm_transfer *t) {
+  const char *prov = provider_of(t->api);
+  if (t->api == LM_API_OLLAMA_CHAT || t->api == LM_API_OLLAMA_GENERATE) {
+    memset(&t->price, 0, sizeof(t->price)); /* local models cost nothing */
+    t->zero_priced = true;
+    return;
+  }
+  if (lm_price_lookup(t->model, prov, &t->price)) {
+    const struct lm_price *p = &t->price.price;
+    t->zero_priced = p->input == 0 && p->output == 0;
+    return;
+  }
+  t->unpriced = true;
+  memset(&t->price, 0, sizeof(t->price));
+  if (!lm_price_provider_max(prov, &t->price.price)) {
+    /* $15 / $75 per million tokens: above any current flagship. */
+    t->price.price.input = 15000000;
+    t->price.price.output = 75000000;
+    t->price.price.cache_read = LM_PRICE_UNSET;
+    t->price.price.cache_write = LM_PRICE_UNSET;
+    t->price.price.cache_write_1h = LM_PRICE_UNSET;
+  }
+}
+
+static void estimate(struct lm_transfer *t, const struct lm_transfer_req *r) {
+  const struct lm_config *c = lm_config_get();
+  uint64_t chars = r->body ? t->req.prompt_chars : 0;
+  if (!r->body || (chars == 0 && r->body_len > 0))
+    chars = r->body_len; /* nothing parsed: the whole body is the prompt */
+  /* ~4 characters a token in English; 3 errs on the side of paying. */
+  t->est.input = chars / 3 + 16;
+  if (t->api == LM_API_OPENAI_EMBEDDINGS)
+    t->est.output = 0;
+  else
+    t->est.output = (uint64_t)(t->req.max_output_tokens > 0
+                                   ? t->req.max_output_tokens
+                                   : c->default_max_tokens);
+  t->est_pusd = lm_price_cost(&t->price.price, &t->est);
+}
+
+int lm_transfer_begin(struct lm_transfer *t, enum lm_api api,
+                      const struct lm_transfer_req *r) {
+  memset(t, 0, sizeof(*t));
+  t->api = api;
+  t->lease.slot = UINT32_MAX;
+  if (r->body)
+    lm_reqscan(api, r->body, r->body_len, &t->req);
+  else
+    t->req.max_output_tokens = -1;
+  if (t->req.model[0])
+    snprintf(t->model, sizeof(t->model), "%s", t->req.model);
+  else if (!lm_detect_model_from_url(r->url, r->url_len, t->model,
+                                     sizeof(t->model)))
+    t->model[0] = 0;
+  resolve_price(t);
+  estimate(t, r);
+  lm_extract_init(&t->x, api);
+
+  struct lm_budget *b = get_budget();
+  if (!b) {
+    snprintf(t->reason, sizeof(t->reason), "%s", budget_err);
+    t->state = LM_XFER_UNMETERED_OPEN;
+    return -1;
+  }
+  struct lm_call call = {.model = t->model,
+                         .agent = NULL,
+                         .est_pusd = t->est_pusd,
+                         .est_tokens = t->est.input + t->est.output,
+                         .zero_priced = t->zero_priced};
+  struct lm_denial why;
+  if (lm_budget_admit(b, &call, &t->lease, &why) != 0) {
+    lm_denial_format(&why, budget_name, t->reason, sizeof(t->reason));
+    t->state = LM_XFER_DENIED;
+    return 1;
+  }
+  t->state = LM_XFER_ADMITTED;
+  return 0;
+}
+
+static int ci_prefix(const char *line, size_t len, const char *name) {
+  size_t n = strlen(name);
+  return len >= n && strncasecmp(line, name, n) == 0;
+}
+
+void lm_transfer_header(struct lm_transfer *t, const char *line, size_t len) {
+  if (t->state != LM_XFER_ADMITTED)
+    return;
+  if (len > 5 && memcmp(line, "HTTP/", 5) == 0) {
+    /* A new status line: 1xx, a redirect or an auth round starts over. */
+    const char *sp = memchr(line, ' ', len);
+    int code = 0;
+    for (const char *p = sp ? sp + 1 : line + len; p < line + len && *p >= '0' &&
+                                                   *p <= '9';
+         p++)
+      code = code * 10 + (*p - '0');
+    t->http_status = code;
+    return;
+  }
+  if (ci_prefix(line, len, "content-type:")) {
+    const char *v = line + 13;
+    size_t n = len - 13;
+    while (n && (*v == ' ' || *v == '\t'))
+      v++, n--;
+    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+      n--;
+    lm_extract_set_content_type(&t->x, v, n);
+  }
+}
+
+/* Price of a usage snapshot: the provider's own figure when it reports
+ * one (OpenRouter), else our table. */
+static int64_t cost_of(struct lm_transfer *t, const struct lm_usage *u) {
+  int64_t pusd;
+  if (lm_extract_provider_cost(&t->x, &pusd))
+    return pusd;
+  return lm_price_cost(&t->price.price, u);
+}
+
+/* Charges the difference between the latest usage and what was charged;
+ * a snapshot may go down (Gemini), and then the difference is a refund. */
+static void charge_latest(struct lm_transfer *t) {
+  struct lm_budget *b = budget;
+  if (!b || !lm_extract_has_usage(&t->x))
+    return;
+  uint32_t gen = lm_extract_generation(&t->x);
+  if (gen == t->seen_generation)
+    return;
+  t->seen_generation = gen;
+  const struct lm_usage *u = lm_extract_usage(&t->x);
+  int64_t cost = cost_of(t, u);
+  struct lm_usage d = {
+      .input = u->input - t->charged.input,
+      .cache_read = u->cache_read - t->charged.cache_read,
+      .cache_write = u->cache_write - t->charged.cache_write,
+      .cache_write_1h = u->cache_write_1h - t->charged.cache_write_1h,
+      .output = u->output - t->charged.output,
+      .reasoning = u->reasoning - t->charged.reasoning,
+  };
+  lm_budget_charge(b, &t->lease, &d, cost - t->charged_pusd);
+  t->charged = *u;
+  t->charged_pusd = cost;
+}
+
+bool lm_transfer_body(struct lm_transfer *t, const char *p, size_t n) {
+  if (t->state != LM_XFER_ADMITTED)
+    return false;
+  lm_extract_feed(&t->x, p, n);
+  charge_latest(t);
+  if (t->cut || lm_config_get()->midstream_finish || !t->charged_pusd)
+    return t->cut;
+  if (lm_budget_over_hard(budget, &t->lease)) {
+    t->cut = true;
+    snprintf(t->reason, sizeof(t->reason),
+             "budget '%s': hard limit reached mid-stream; stream cut",
+             budget_name);
+  }
+  return t->cut;
+}
+
+void lm_transfer_end(struct lm_transfer *t, bool transport_ok) {
+  if (t->state != LM_XFER_ADMITTED) {
+    t->state = LM_XFER_DONE;
+    return;
+  }
+  struct lm_budget *b = budget;
+  lm_extract_finish(&t->x);
+  charge_latest(t);
+  unsigned flags = t->unpriced ? LM_SETTLE_UNPRICED : 0;
+  bool ok_status = t->http_status >= 200 && t->http_status < 300;
+  if (lm_extract_has_usage(&t->x)) {
+    lm_budget_settle(b, &t->lease, flags);
+  } else if (transport_ok && ok_status) {
+    /* A successful response we could not read: never free by accident. */
+    lm_budget_charge(b, &t->lease, &t->est, t->est_pusd);
+    lm_budget_settle(b, &t->lease, flags | LM_SETTLE_UNMETERED);
+  } else {
+    lm_budget_release(b, &t->lease); /* failed with no usage: refund */
+  }
+  t->state = LM_XFER_DONE;
+}

@@ -23,9 +23,11 @@
  *    call fails cleanly (or passes, per LLMMETER_ON_ERROR).
  */
 #define CURL_DISABLE_TYPECHECK 1
+#define CURL_DISABLE_DEPRECATION 1 /* we answer CURLINFO_PROTOCOL too */
 #include <curl/curl.h>
 
 #include <pthread.h>
+#include <strings.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -677,9 +679,26 @@ static CURLcode do_easy_getinfo(int k, CURL *h, CURLINFO info, va_list ap,
     k = e ? e->inst : inst_of(h, ret, "curl_easy_getinfo");
   const struct lm_curl_vt *vt = real(k);
   void *p = va_arg(ap, void *);
-  if (e && e->synth_status && info == CURLINFO_RESPONSE_CODE && p) {
-    *(long *)p = e->synth_status;
-    return CURLE_OK;
+  if (e && e->synth_status && p) {
+    /* Our 402 never touched the network: answer what the program asks
+     * about it as libcurl would have for a real one. */
+    bool tls = e->url && strncasecmp(e->url, "https:", 6) == 0;
+    switch (info) {
+    case CURLINFO_RESPONSE_CODE:
+      *(long *)p = e->synth_status;
+      return CURLE_OK;
+    case CURLINFO_PROTOCOL:
+      *(long *)p = tls ? CURLPROTO_HTTPS : CURLPROTO_HTTP;
+      return CURLE_OK;
+    case CURLINFO_SCHEME:
+      *(const char **)p = tls ? "HTTPS" : "HTTP";
+      return CURLE_OK;
+    case CURLINFO_CONTENT_TYPE:
+      *(const char **)p = "application/json";
+      return CURLE_OK;
+    default:
+      break;
+    }
   }
   if (!vt || !vt->easy_getinfo)
     return CURLE_FAILED_INIT;

@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "money.h"
+#include "price.h"
 #include "window.h"
 
 #ifndef LM_LIBDIR
@@ -43,6 +44,11 @@ static const char *usage_text =
     "  run [LIMITS] [--quiet] -- CMD [ARGS...]\n"
     "                                run CMD with the library preloaded, creating\n"
     "                                the budget if needed; exits with CMD's code\n"
+    "  prices MODEL... [--json] [--usage input=N,output=N,cache_read=N,\n"
+    "         cache_write=N]         what a model resolves to in the price table\n"
+    "                                (embedded, LLMMETER_PRICES overrides, or\n"
+    "                                LLMMETER_DEFAULT_PRICE) and, with --usage,\n"
+    "                                the exact cost of that usage\n"
     "  help                          this text\n"
     "\n"
     "LIMITS (init, set, run):\n"
@@ -479,6 +485,125 @@ static int cmd_run(const struct opts *o) {
   return code;
 }
 
+static void print_price_field(const char *name, int64_t v, int json,
+                              int *first) {
+  char a[40];
+  if (v == LM_PRICE_UNSET)
+    return;
+  /* pico-USD per token = micro-USD per million tokens: USD/Mtok is v/1e6 */
+  lm_money_format_exact(v * 1000000 > 0 ? v * 1000000 : v, a, sizeof(a));
+  if (json)
+    printf("%s\"%s_usd_per_mtok\":%s,\"%s_pusd_per_token\":%lld",
+           *first ? "" : ",", name, a, name, (long long)v);
+  else
+    printf("  %-16s $%s / Mtok\n", name, a);
+  *first = 0;
+}
+
+static int parse_usage(const char *spec, struct lm_usage *u) {
+  char buf[256];
+  snprintf(buf, sizeof(buf), "%s", spec);
+  for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+    char *eq = strchr(tok, '=');
+    if (!eq)
+      return -1;
+    *eq = 0;
+    char *end;
+    unsigned long long v = strtoull(eq + 1, &end, 10);
+    if (*end || !eq[1])
+      return -1;
+    if (strcmp(tok, "input") == 0) u->input = v;
+    else if (strcmp(tok, "output") == 0) u->output = v;
+    else if (strcmp(tok, "cache_read") == 0) u->cache_read = v;
+    else if (strcmp(tok, "cache_write") == 0) u->cache_write = v;
+    else if (strcmp(tok, "cache_write_1h") == 0) u->cache_write_1h = v;
+    else if (strcmp(tok, "reasoning") == 0) u->reasoning = v;
+    else return -1;
+  }
+  return 0;
+}
+
+static int cmd_prices(int argc, char **argv) {
+  int json = 0, n = 0, rc = 0;
+  const char *usage = NULL;
+  const char *models[64];
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      json = 1;
+    else if (strcmp(argv[i], "--usage") == 0 && i + 1 < argc)
+      usage = argv[++i];
+    else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      fputs(usage_text, stdout);
+      return 0;
+    } else if (argv[i][0] == '-')
+      die_usage("unknown option '%s'", argv[i]);
+    else if (n < 64)
+      models[n++] = argv[i];
+  }
+  if (!n)
+    die_usage("%s", "prices needs at least one MODEL");
+  struct lm_usage u = {0};
+  if (usage && parse_usage(usage, &u) != 0)
+    die_usage("--usage needs input=N,output=N,... (got '%s')", usage);
+  for (int i = 0; i < n; i++) {
+    struct lm_price_match m;
+    bool found = lm_price_lookup(models[i], NULL, &m);
+    const char *err = lm_price_load_error();
+    if (err && i == 0)
+      fprintf(stderr, "llmmeter: %s\n", err);
+    static const char *src[] = {"none", "embedded", "override", "default"};
+    const char *source = (unsigned)m.source < 4 ? src[m.source] : "?";
+    if (json) {
+      printf("{\"model\":\"%s\",\"found\":%s,\"source\":\"%s\",\"matched\":\"%s\"",
+             models[i], found ? "true" : "false", source, found ? m.matched : "");
+    } else {
+      printf("%s: %s%s%s\n", models[i],
+             found ? "matched '" : "not in the price table",
+             found ? m.matched : "", found ? "'" : "");
+      if (found)
+        printf("  source           %s\n", source);
+    }
+    if (found) {
+      int first = 0;
+      if (json)
+        fputs(",\"price\":{", stdout), first = 1;
+      print_price_field("input", m.price.input, json, &first);
+      print_price_field("output", m.price.output, json, &first);
+      print_price_field("cache_read", m.price.cache_read, json, &first);
+      print_price_field("cache_write", m.price.cache_write, json, &first);
+      print_price_field("cache_write_1h", m.price.cache_write_1h, json, &first);
+      if (m.price.tier.above_input_tokens) {
+        char a[40], b[40];
+        if (json)
+          printf(",\"tier_above_input_tokens\":%llu",
+                 (unsigned long long)m.price.tier.above_input_tokens);
+        else
+          printf("  above %llu input tokens: input $%s, output $%s / Mtok\n",
+                 (unsigned long long)m.price.tier.above_input_tokens,
+                 lm_money_format_exact(m.price.tier.input * 1000000, a, sizeof(a)),
+                 lm_money_format_exact(m.price.tier.output * 1000000, b, sizeof(b)));
+      }
+      if (json)
+        fputs("}", stdout);
+    } else {
+      rc = LM_EXIT_ERROR;
+    }
+    if (usage && found) {
+      char a[40];
+      int64_t c = lm_price_cost(&m.price, &u);
+      if (json)
+        printf(",\"cost_usd\":%s,\"cost_pusd\":%lld",
+               lm_money_format_exact(c, a, sizeof(a)), (long long)c);
+      else
+        printf("  cost of usage    $%s (%lld pico-USD)\n",
+               lm_money_format_exact(c, a, sizeof(a)), (long long)c);
+    }
+    if (json)
+      puts("}");
+  }
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage_text, stderr);
@@ -500,6 +625,8 @@ int main(int argc, char **argv) {
     fputs(usage_text, stdout);
     return LM_EXIT_OK;
   }
+  if (strcmp(cmd, "prices") == 0)
+    return cmd_prices(argc, argv);
   for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
     if (strcmp(cmd, cmds[i].name) == 0) {
       parse_opts(argc, argv, 2, cmds[i].allowed, &o);

@@ -54,4 +54,105 @@ struct lm_price_match {
 bool lm_price_lookup(const char *model, const char *provider_hint,
                      struct lm_price_match *m);
 
+/* ---- Added by the price module (src/price.c, src/price_override.c) ---- */
+
+/* lm_price_lookup as of a given time (seconds since the epoch, UTC): dated
+ * price changes of the embedded table (a price that changes on a known date)
+ * apply from that date. lm_price_lookup uses time(NULL). */
+bool lm_price_lookup_at(const char *model, const char *provider_hint,
+                        int64_t unix_time, struct lm_price_match *m);
+
+/* Why the LLMMETER_PRICES file or LLMMETER_DEFAULT_PRICE could not be used,
+ * fully or in part, as one line; NULL when all is well. Valid after the
+ * first lookup (which reads the environment, once). Never prints. */
+const char *lm_price_load_error(void);
+
+/* Replaces the override table with the LiteLLM-format file at path (NULL:
+ * no overrides). Returns the number of models loaded, or -1 if the file is
+ * unreadable or not valid JSON (then no overrides are in effect). err gets
+ * one line ("" if nothing was wrong; a note when some models were skipped
+ * for an unusable price). For the CLI and tests: not safe while other
+ * threads look prices up. */
+int lm_price_load_file(const char *path, char *err, size_t errlen);
+
+/* Sets the price used when nothing matches, "IN,OUT" in USD per million
+ * tokens ("3,15"); NULL clears it. Returns 0, or -1 with err filled (and no
+ * default in effect). Same threading caveat as lm_price_load_file. */
+int lm_price_set_default(const char *spec, char *err, size_t errlen);
+
+/* The highest input and the highest output price (separately, tiers and
+ * dated changes included) over the embedded models of a provider ("openai",
+ * "anthropic", "xai", "bedrock", ...); cache prices LM_PRICE_UNSET, no tier.
+ * For pricing an unknown model conservatively. False if the provider is
+ * unknown. */
+bool lm_price_provider_max(const char *provider, struct lm_price *out);
+
+/* ---- Internal to the price module: the table format shared by the
+ * generated embedded table (src/price_table.c) and the override table
+ * (src/price_override.c). Nothing outside src/price*.c uses these. ---- */
+
+#define LM_PRICE_KEY_EXACT 1u   /* the name itself; as a prefix only at a
+                                   boundary ('-', '@', ':', '_', '/') */
+#define LM_PRICE_KEY_PREFIX 2u  /* the name and any continuation */
+#define LM_PRICE_KEY_CHANGES 4u /* has dated changes (lm_price_changes) */
+#define LM_PRICE_KEY_HINTED 8u  /* matches only when the provider hint names
+                                   its provider (override "azure/x" as "x") */
+#define LM_PRICE_KEY_FIRST_PARTY 16u /* the provider's own model (openai for
+                                        gpt-*, ...); every override entry */
+
+struct lm_price_entry {
+  uint32_t key_off; /* into the key pool; keys are lower-case, NUL-ended */
+  uint8_t key_len;
+  uint8_t provider; /* index into the provider names */
+  uint8_t flags;    /* LM_PRICE_KEY_* */
+  uint16_t set;     /* index into the price sets */
+};
+
+struct lm_price_change {
+  uint16_t entry; /* index into lm_price_entries */
+  int32_t day;    /* from this UTC day (days since 1970-01-01) on */
+  uint16_t set;   /* the entry is priced at this set */
+};
+
+struct lm_price_provider_max {
+  int64_t input, output;
+};
+
+/* Entries sorted by key bytes (shorter first on a common prefix), then
+ * preference (first-party provider first); lookups binary-search them. */
+struct lm_price_db {
+  const char *keys;
+  const struct lm_price_entry *entries;
+  size_t entry_count;
+  const struct lm_price *sets;
+  const char *const *providers;
+  size_t provider_count;
+  const struct lm_price_change *changes; /* sorted by entry, then day */
+  size_t change_count;
+};
+
+/* The generated table (src/price_table.c). */
+extern const char *const lm_price_providers[];
+extern const size_t lm_price_provider_count;
+extern const struct lm_price lm_price_sets[];
+extern const size_t lm_price_set_count;
+extern const char lm_price_keys[];
+extern const struct lm_price_entry lm_price_entries[];
+extern const size_t lm_price_entry_count;
+extern const struct lm_price_change lm_price_changes[];
+extern const size_t lm_price_change_count;
+extern const struct lm_price_provider_max lm_price_provider_maxima[];
+
+/* A provider name or alias ("xai", "bedrock", "vertex_ai", "gemini", ...)
+ * to the feed's provider id ("x-ai", "aws", "google"), or NULL. */
+const char *lm_price_provider_canonical(const char *name, size_t len);
+
+/* Reads a LiteLLM model_prices_and_context_window.json file into a heap
+ * table (free with lm_price_db_free; src/price_override.c says what is read).
+ * Returns the number of models loaded or -1 (err filled, db empty); err
+ * also notes skipped models. */
+int lm_price_db_load_litellm(const char *path, struct lm_price_db *db,
+                             char *err, size_t errlen);
+void lm_price_db_free(struct lm_price_db *db);
+
 #endif

@@ -203,6 +203,13 @@ static void charge_latest(struct lm_transfer *t) {
   if (gen == t->seen_generation)
     return;
   t->seen_generation = gen;
+  if (!t->model[0] && lm_extract_model(&t->x)[0]) {
+    /* The request did not name its model (a body sent by a read callback):
+     * price by the model the response reports. */
+    snprintf(t->model, sizeof(t->model), "%s", lm_extract_model(&t->x));
+    t->unpriced = false;
+    resolve_price(t);
+  }
   const struct lm_usage *u = lm_extract_usage(&t->x);
   int64_t cost = cost_of(t, u);
   struct lm_usage d = {

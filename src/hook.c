@@ -64,7 +64,8 @@ struct lm_handle {
   /* the LLM transfer in progress, if any */
   struct lm_transfer *xfer;
   bool installed;                  /* our callbacks are in place */
-  size_t hdr_pending;              /* header bytes due in the body stream */
+  bool hdr_block;                  /* CURLOPT_HEADER: inside a header block */
+  bool hdr_maybe_next;             /* a blank line ended one; another may come */
   long synth_status;               /* LLMMETER_DENY=http: what we answered */
   CURLM *multi;                    /* multi it was added to */
   bool multi_denied;               /* refused at add: not in the real multi */
@@ -255,15 +256,33 @@ static size_t host_write(struct lm_handle *e, char *p, size_t size,
   return r;
 }
 
+/* With CURLOPT_HEADER, libcurl writes every header line to the write
+ * callback, one line per call, before it calls the header callback; a
+ * block ends with a blank line, and another block (after a 1xx, or a
+ * redirect) starts with a status line. */
+static bool is_header_write(struct lm_handle *e, const char *p, size_t len) {
+  bool status = len >= 5 && memcmp(p, "HTTP/", 5) == 0;
+  if (!e->hdr_block && !(e->hdr_maybe_next && status)) {
+    e->hdr_maybe_next = false;
+    return false;
+  }
+  e->hdr_block = true;
+  if ((len == 2 && p[0] == '\r' && p[1] == '\n') || (len == 1 && p[0] == '\n')) {
+    e->hdr_block = false;
+    e->hdr_maybe_next = true;
+  }
+  return true;
+}
+
 static size_t lm_write_cb(char *p, size_t size, size_t n, void *ud) {
   struct lm_handle *e = ud;
   size_t len = size * n;
   size_t r = host_write(e, p, size, n, e->host_wd_set ? e->host_wd : stdout);
   if (r != len || !e->xfer)
     return r; /* paused, aborted or short: nothing accepted, nothing fed */
-  size_t skip = e->hdr_pending < len ? e->hdr_pending : len;
-  e->hdr_pending -= skip; /* CURLOPT_HEADER puts headers in the body */
-  if (lm_transfer_body(e->xfer, p + skip, len - skip))
+  if (e->header_in_body && is_header_write(e, p, len))
+    return r; /* CURLOPT_HEADER: libcurl hands each header line here too */
+  if (lm_transfer_body(e->xfer, p, len))
     return 0; /* the limit was crossed: cut the stream */
   return r;
 }
@@ -273,8 +292,6 @@ static size_t lm_header_cb(char *p, size_t size, size_t n, void *ud) {
   size_t len = size * n;
   if (e->xfer)
     lm_transfer_header(e->xfer, p, len);
-  if (e->header_in_body)
-    e->hdr_pending += len;
   if (e->host_hf) {
     int saved = depth;
     depth = 0;
@@ -292,7 +309,8 @@ static void install(const struct lm_curl_vt *vt, struct lm_handle *e) {
   vt->easy_setopt(e->h, CURLOPT_WRITEDATA, (void *)e);
   vt->easy_setopt(e->h, CURLOPT_HEADERFUNCTION, lm_header_cb);
   vt->easy_setopt(e->h, CURLOPT_HEADERDATA, (void *)e);
-  e->hdr_pending = 0;
+  e->hdr_block = true; /* a response starts with its headers */
+  e->hdr_maybe_next = false;
   e->installed = true;
 }
 
@@ -395,7 +413,6 @@ static void deliver_402(struct lm_handle *e) {
       host_write(e, (char *)lines[i], 1, n,
                  e->host_wd_set ? e->host_wd : stdout);
   }
-  e->hdr_pending = 0;
   host_write(e, body, 1, strlen(body), e->host_wd_set ? e->host_wd : stdout);
   e->xfer = x;
 }

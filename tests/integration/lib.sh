@@ -32,3 +32,27 @@ cleanup_budgets() {
   for b in "${BUDGETS[@]}"; do rm -f "/dev/shm/$b"; done
 }
 trap cleanup_budgets EXIT
+
+# start_mock [ARGS...]: starts the mock provider on a free loopback port;
+# sets MOCK_PORT, MOCK_URL and MOCK_LOG. Waits for its port file (the
+# server writes it once it listens), bounded at 10 s.
+start_mock() {
+  MOCK_LOG=$T/mock.log
+  : >"$MOCK_LOG"
+  rm -f "$T/mock.port"
+  python3 tests/mock/mock_provider.py --port 0 --port-file "$T/mock.port" \
+    --log "$MOCK_LOG" --seed 7 "$@" >"$T/mock.out" 2>&1 &
+  MOCK_PID=$!
+  for _ in $(seq 1 200); do
+    [ -s "$T/mock.port" ] && break
+    kill -0 "$MOCK_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  MOCK_PORT=$(cat "$T/mock.port" 2>/dev/null)
+  MOCK_URL=http://127.0.0.1:$MOCK_PORT
+  trap 'kill $MOCK_PID 2>/dev/null; cleanup_budgets' EXIT
+  [ -n "$MOCK_PORT" ]
+}
+mock_requests() { wc -l <"$MOCK_LOG"; }
+# spent_pusd BUDGET / field BUDGET EXPR: read the budget's status
+status_json() { "$LM" status --budget "$1" --json; }

@@ -1,0 +1,309 @@
+/* detect.c — LLM endpoint detection by URL path (see detect.h).
+ *
+ * The URL is never copied for the built-in rules: the path is located in
+ * place and compared by suffix, so the common case (not an LLM call) costs
+ * a handful of memcmp calls. Only user patterns need NUL-terminated copies
+ * for fnmatch(3), and those live on the stack with fixed limits.
+ */
+#include "detect.h"
+
+#include <fnmatch.h>
+#include <string.h>
+
+#define PATTERN_MAX 256
+#define PATH_MAX_MATCH 2048
+
+static const struct {
+  const char *name;
+  enum lm_api api;
+} api_names[] = {
+    {"openai-chat", LM_API_OPENAI_CHAT},
+    {"openai-completions", LM_API_OPENAI_COMPLETIONS},
+    {"openai-responses", LM_API_OPENAI_RESPONSES},
+    {"openai-embeddings", LM_API_OPENAI_EMBEDDINGS},
+    {"anthropic-messages", LM_API_ANTHROPIC_MESSAGES},
+    {"anthropic", LM_API_ANTHROPIC_MESSAGES},
+    {"gemini-generate", LM_API_GEMINI_GENERATE},
+    {"gemini-stream", LM_API_GEMINI_STREAM},
+    {"ollama-chat", LM_API_OLLAMA_CHAT},
+    {"ollama-generate", LM_API_OLLAMA_GENERATE},
+    {"cohere-chat", LM_API_COHERE_CHAT},
+    {"custom", LM_API_CUSTOM},
+    {"none", LM_API_NONE},
+};
+
+const char *lm_api_name(enum lm_api api) {
+  for (size_t i = 0; i < sizeof api_names / sizeof api_names[0]; i++)
+    if (api_names[i].api == api)
+      return api_names[i].name;
+  return "none";
+}
+
+/* Length of url up to url_len or its first NUL. */
+static size_t bounded_len(const char *url, size_t url_len) {
+  const char *z = memchr(url, '\0', url_len);
+  return z ? (size_t)(z - url) : url_len;
+}
+
+/* Length of the URL without query/fragment, and where its path starts. */
+static void split_url(const char *url, size_t len, size_t *path_start,
+                      size_t *path_end) {
+  size_t end = 0;
+  while (end < len && url[end] != '?' && url[end] != '#')
+    end++;
+  size_t start = 0;
+  /* scheme "://" within the first few bytes means an authority follows */
+  for (size_t i = 0; i + 2 < end && i < 16; i++) {
+    if (url[i] == ':' && url[i + 1] == '/' && url[i + 2] == '/') {
+      start = i + 3;
+      while (start < end && url[start] != '/')
+        start++;
+      break;
+    }
+    char c = url[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.'))
+      break;
+  }
+  while (end > start + 1 && url[end - 1] == '/') /* trailing slashes */
+    end--;
+  *path_start = start;
+  *path_end = end;
+}
+
+static bool ends_with(const char *p, size_t n, const char *suffix) {
+  size_t s = strlen(suffix);
+  return n >= s && memcmp(p + n - s, suffix, s) == 0;
+}
+
+/* The last path segment split at ':' (or "%3A"): name and verb. */
+static bool model_verb(const char *p, size_t n, const char **name,
+                       size_t *name_len, const char **verb, size_t *verb_len,
+                       const char **prev, size_t *prev_len) {
+  size_t seg = n;
+  while (seg > 0 && p[seg - 1] != '/')
+    seg--;
+  if (seg == 0)
+    return false;
+  const char *last = p + seg;
+  size_t last_len = n - seg;
+  size_t colon = 0, skip = 0;
+  for (size_t i = 0; i < last_len; i++) {
+    if (last[i] == ':') {
+      colon = i;
+      skip = 1;
+      break;
+    }
+    if (last[i] == '%' && i + 2 < last_len && last[i + 1] == '3' &&
+        (last[i + 2] == 'A' || last[i + 2] == 'a')) {
+      colon = i;
+      skip = 3;
+      break;
+    }
+  }
+  if (!skip || colon == 0)
+    return false;
+  size_t pe = seg - 1, ps = pe;
+  while (ps > 0 && p[ps - 1] != '/')
+    ps--;
+  *name = last;
+  *name_len = colon;
+  *verb = last + colon + skip;
+  *verb_len = last_len - colon - skip;
+  *prev = p + ps;
+  *prev_len = pe - ps;
+  return true;
+}
+
+static bool span_is(const char *p, size_t n, const char *lit) {
+  return strlen(lit) == n && memcmp(p, lit, n) == 0;
+}
+
+static bool contains(const char *p, size_t n, const char *needle) {
+  size_t m = strlen(needle);
+  for (size_t i = 0; i + m <= n; i++)
+    if (memcmp(p + i, needle, m) == 0)
+      return true;
+  return false;
+}
+
+static enum lm_api builtin(const char *p, size_t n) {
+  if (ends_with(p, n, "/chat/completions"))
+    return LM_API_OPENAI_CHAT;
+  if (ends_with(p, n, "/v1/completions") ||
+      (ends_with(p, n, "/completions") &&
+       contains(p, n, "/openai/deployments/")))
+    return LM_API_OPENAI_COMPLETIONS;
+  if (ends_with(p, n, "/v1/responses") || ends_with(p, n, "/openai/responses"))
+    return LM_API_OPENAI_RESPONSES;
+  if (ends_with(p, n, "/embeddings") && !ends_with(p, n, "/api/embeddings"))
+    return LM_API_OPENAI_EMBEDDINGS;
+  if (ends_with(p, n, "/v1/messages"))
+    return LM_API_ANTHROPIC_MESSAGES;
+  if (ends_with(p, n, "/api/chat"))
+    return LM_API_OLLAMA_CHAT;
+  if (ends_with(p, n, "/api/generate"))
+    return LM_API_OLLAMA_GENERATE;
+  if (ends_with(p, n, "/v2/chat"))
+    return LM_API_COHERE_CHAT;
+  const char *name, *verb, *prev;
+  size_t name_len, verb_len, prev_len;
+  if (model_verb(p, n, &name, &name_len, &verb, &verb_len, &prev,
+                 &prev_len) &&
+      (span_is(prev, prev_len, "models") ||
+       span_is(prev, prev_len, "tunedModels"))) {
+    if (span_is(verb, verb_len, "generateContent"))
+      return LM_API_GEMINI_GENERATE;
+    if (span_is(verb, verb_len, "streamGenerateContent"))
+      return LM_API_GEMINI_STREAM;
+    if ((span_is(verb, verb_len, "rawPredict") ||
+         span_is(verb, verb_len, "streamRawPredict")) &&
+        contains(p, n, "/publishers/anthropic/"))
+      return LM_API_ANTHROPIC_MESSAGES;
+  }
+  return LM_API_NONE;
+}
+
+static void trim(const char **s, const char **e) {
+  while (*s < *e && (**s == ' ' || **s == '\t'))
+    (*s)++;
+  while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+    (*e)--;
+}
+
+/* Parses one entry [s, e): glob into buf, api via *api; false if invalid. */
+static bool parse_entry(const char *s, const char *e, char *buf,
+                        enum lm_api *api, bool *known) {
+  trim(&s, &e);
+  const char *eq = e;
+  for (const char *q = e; q > s; q--)
+    if (q[-1] == '=') {
+      eq = q - 1;
+      break;
+    }
+  const char *gs = s, *ge = eq;
+  trim(&gs, &ge);
+  if (ge == gs || (size_t)(ge - gs) >= PATTERN_MAX)
+    return false;
+  memcpy(buf, gs, (size_t)(ge - gs));
+  buf[ge - gs] = '\0';
+  *api = LM_API_CUSTOM;
+  *known = true;
+  if (eq < e) {
+    const char *as = eq + 1, *ae = e;
+    trim(&as, &ae);
+    *known = false;
+    for (size_t i = 0; i < sizeof api_names / sizeof api_names[0]; i++)
+      if (span_is(as, (size_t)(ae - as), api_names[i].name)) {
+        *api = api_names[i].api;
+        *known = true;
+        break;
+      }
+  }
+  return true;
+}
+
+/* Result of the first matching user pattern, or -1. */
+static int user_patterns(const char *patterns, const char *url, size_t ps,
+                         size_t pe) {
+  char path[PATH_MAX_MATCH], whole[PATH_MAX_MATCH], glob[PATTERN_MAX];
+  if (pe - ps >= sizeof path)
+    return -1;
+  memcpy(path, url + ps, pe - ps);
+  path[pe - ps] = '\0';
+  bool have_whole = pe < sizeof whole;
+  if (have_whole) {
+    memcpy(whole, url, pe);
+    whole[pe] = '\0';
+  }
+  const char *s = patterns;
+  while (*s) {
+    const char *e = strchr(s, ',');
+    if (!e)
+      e = s + strlen(s);
+    enum lm_api api;
+    bool known;
+    if (parse_entry(s, e, glob, &api, &known)) {
+      const char *subject = strstr(glob, "://") ? (have_whole ? whole : NULL)
+                                                : path;
+      if (subject && fnmatch(glob, subject, 0) == 0)
+        return (int)api;
+    }
+    s = *e ? e + 1 : e;
+  }
+  return -1;
+}
+
+enum lm_api lm_detect_api(const char *url, size_t url_len,
+                          const char *extra_patterns) {
+  if (!url)
+    return LM_API_NONE;
+  size_t len = bounded_len(url, url_len), ps, pe;
+  split_url(url, len, &ps, &pe);
+  if (extra_patterns && *extra_patterns) {
+    int r = user_patterns(extra_patterns, url, ps, pe);
+    if (r >= 0)
+      return (enum lm_api)r;
+  }
+  return builtin(url + ps, pe - ps);
+}
+
+size_t lm_detect_model_from_url(const char *url, size_t url_len, char *out,
+                                size_t out_size) {
+  if (!url || !out || out_size == 0)
+    return 0;
+  size_t len = bounded_len(url, url_len), ps, pe;
+  split_url(url, len, &ps, &pe);
+  const char *p = url + ps;
+  size_t n = pe - ps;
+  const char *name = NULL, *verb, *prev;
+  size_t name_len = 0, verb_len, prev_len;
+  if (model_verb(p, n, &name, &name_len, &verb, &verb_len, &prev,
+                 &prev_len) &&
+      (span_is(prev, prev_len, "models") ||
+       span_is(prev, prev_len, "tunedModels"))) {
+    /* name is set */
+  } else {
+    name = NULL;
+    static const char dep[] = "/openai/deployments/";
+    size_t m = sizeof dep - 1;
+    for (size_t i = 0; i + m <= n; i++)
+      if (memcmp(p + i, dep, m) == 0) {
+        name = p + i + m;
+        const char *slash = memchr(name, '/', (size_t)(p + n - name));
+        name_len = (size_t)((slash ? slash : p + n) - name);
+        break;
+      }
+  }
+  if (!name || name_len == 0 || name_len >= out_size)
+    return 0;
+  memcpy(out, name, name_len);
+  out[name_len] = '\0';
+  return name_len;
+}
+
+bool lm_detect_patterns_check(const char *patterns, char *why,
+                              size_t why_size) {
+  if (!patterns)
+    return true;
+  char glob[PATTERN_MAX];
+  const char *s = patterns;
+  while (*s) {
+    const char *e = strchr(s, ',');
+    if (!e)
+      e = s + strlen(s);
+    enum lm_api api;
+    bool known;
+    if (!parse_entry(s, e, glob, &api, &known) || !known) {
+      if (why && why_size) {
+        size_t n = (size_t)(e - s) < why_size - 1 ? (size_t)(e - s)
+                                                  : why_size - 1;
+        memcpy(why, s, n);
+        why[n] = '\0';
+      }
+      return false;
+    }
+    s = *e ? e + 1 : e;
+  }
+  return true;
+}

@@ -1,0 +1,474 @@
+/* extract.c — provider usage extraction (see extract.h for the rules).
+ *
+ * Each API is described by data: the top-level keys under which its usage
+ * lives, a table mapping JSON paths to provider counters, where its model
+ * name is, and one normalisation function. The JSON callback only does
+ * work for numbers whose first path key is one of those roots, so the
+ * bulk of a stream (content deltas, ids, padding) costs a key compare.
+ * Counters of one document are collected in doc_* and committed when the
+ * document completes — a half-received document never changes the usage.
+ */
+#include "extract.h"
+
+#include <string.h>
+
+#include "json_scan.h"
+
+_Static_assert(sizeof(struct lm_extract) <= 16384,
+               "per-transfer extraction state must stay within 16 KiB");
+
+enum { SLOT_MAIN, SLOT_ALT, SLOT_ITER };
+
+#define EXTRACT_KEY_DEPTH 6
+
+/* Key compare without strlen: k/n from lm_json_key, lit a string literal. */
+#define KEY_IS(k, n, lit)                                                    \
+  ((k) && (n) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
+
+struct field_map {
+  const char *path;
+  unsigned char slot;
+  unsigned char field;
+};
+
+struct api_desc {
+  const char *const *roots;        /* first path keys that can hold usage */
+  const struct field_map *fields;  /* NULL-path terminated */
+  const char *const *model_keys;    /* top-level keys naming the model */
+  const char *const *model_parents; /* X in X.model naming the model */
+  void (*normalise)(const struct lm_extract_counts *raw, struct lm_usage *u);
+  bool cumulative_fields; /* Anthropic: merge field by field */
+  bool needs_done;        /* Ollama: counters count only on done:true */
+};
+
+/* ---- OpenAI chat / completions / embeddings and compatibles ----------- */
+
+static const char *const openai_roots[] = {"usage", "x_groq", NULL};
+#define OPENAI_FIELDS(prefix, slot)                                          \
+  {prefix "prompt_tokens", slot, LM_XF_IN},                                  \
+      {prefix "completion_tokens", slot, LM_XF_OUT},                         \
+      {prefix "prompt_tokens_details.cached_tokens", slot, LM_XF_CACHE_READ}, \
+      {prefix "prompt_tokens_details.cache_write_tokens", slot,              \
+       LM_XF_CACHE_WRITE},                                                   \
+      {prefix "completion_tokens_details.reasoning_tokens", slot,            \
+       LM_XF_REASONING},                                                     \
+      {prefix "prompt_cache_hit_tokens", slot, LM_XF_CACHE_HIT}
+static const struct field_map openai_fields[] = {
+    OPENAI_FIELDS("usage.", SLOT_MAIN), OPENAI_FIELDS("x_groq.usage.", SLOT_ALT),
+    {NULL, 0, 0}};
+static const char *const openai_models[] = {"model", NULL};
+static const char *const no_parents[] = {NULL};
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+  return a + b < a ? UINT64_MAX : a + b;
+}
+
+static uint64_t val(const struct lm_extract_counts *c, int f) {
+  return (c->present >> f) & 1 ? c->v[f] : 0;
+}
+
+static void normalise_openai(const struct lm_extract_counts *r,
+                             struct lm_usage *u) {
+  u->input = val(r, LM_XF_IN);
+  uint64_t cr = (r->present >> LM_XF_CACHE_READ) & 1 ? r->v[LM_XF_CACHE_READ]
+                                                     : val(r, LM_XF_CACHE_HIT);
+  u->cache_read = min_u64(cr, u->input);
+  u->cache_write = min_u64(val(r, LM_XF_CACHE_WRITE), u->input - u->cache_read);
+  u->cache_write_1h = 0;
+  u->output = val(r, LM_XF_OUT);
+  u->reasoning = min_u64(val(r, LM_XF_REASONING), u->output);
+}
+
+/* ---- OpenAI Responses --------------------------------------------------- */
+
+static const char *const responses_roots[] = {"usage", "response", NULL};
+#define RESPONSES_FIELDS(prefix)                                             \
+  {prefix "input_tokens", SLOT_MAIN, LM_XF_IN},                              \
+      {prefix "output_tokens", SLOT_MAIN, LM_XF_OUT},                        \
+      {prefix "input_tokens_details.cached_tokens", SLOT_MAIN,               \
+       LM_XF_CACHE_READ},                                                    \
+      {prefix "input_tokens_details.cache_write_tokens", SLOT_MAIN,          \
+       LM_XF_CACHE_WRITE},                                                   \
+      {prefix "output_tokens_details.reasoning_tokens", SLOT_MAIN,           \
+       LM_XF_REASONING}
+static const struct field_map responses_fields[] = {
+    RESPONSES_FIELDS("usage."), RESPONSES_FIELDS("response.usage."),
+    {NULL, 0, 0}};
+static const char *const responses_parents[] = {"response", NULL};
+
+/* ---- Anthropic Messages ------------------------------------------------- */
+
+static const char *const anthropic_roots[] = {"usage", "message", NULL};
+#define ANTHROPIC_FIELDS(prefix, slot)                                       \
+  {prefix "input_tokens", slot, LM_XF_IN},                                   \
+      {prefix "output_tokens", slot, LM_XF_OUT},                             \
+      {prefix "cache_read_input_tokens", slot, LM_XF_CACHE_READ},            \
+      {prefix "cache_creation_input_tokens", slot, LM_XF_CACHE_WRITE},       \
+      {prefix "cache_creation.ephemeral_1h_input_tokens", slot,              \
+       LM_XF_CACHE_WRITE_1H}
+static const struct field_map anthropic_fields[] = {
+    ANTHROPIC_FIELDS("usage.", SLOT_MAIN),
+    ANTHROPIC_FIELDS("message.usage.", SLOT_MAIN),
+    ANTHROPIC_FIELDS("usage.iterations[].", SLOT_ITER),
+    ANTHROPIC_FIELDS("message.usage.iterations[].", SLOT_ITER),
+    {NULL, 0, 0}};
+static const char *const anthropic_parents[] = {"message", NULL};
+
+static void normalise_anthropic(const struct lm_extract_counts *r,
+                                struct lm_usage *u) {
+  u->cache_read = val(r, LM_XF_CACHE_READ);
+  u->cache_write = val(r, LM_XF_CACHE_WRITE);
+  u->cache_write_1h = min_u64(val(r, LM_XF_CACHE_WRITE_1H), u->cache_write);
+  u->input = add_sat(add_sat(val(r, LM_XF_IN), u->cache_read), u->cache_write);
+  u->output = val(r, LM_XF_OUT);
+  u->reasoning = 0; /* Anthropic does not split out thinking tokens */
+}
+
+/* ---- Gemini ------------------------------------------------------------- */
+
+static const char *const gemini_roots[] = {"usageMetadata", NULL};
+static const struct field_map gemini_fields[] = {
+    {"usageMetadata.promptTokenCount", SLOT_MAIN, LM_XF_IN},
+    {"usageMetadata.candidatesTokenCount", SLOT_MAIN, LM_XF_OUT},
+    {"usageMetadata.cachedContentTokenCount", SLOT_MAIN, LM_XF_CACHE_READ},
+    {"usageMetadata.thoughtsTokenCount", SLOT_MAIN, LM_XF_REASONING},
+    {"usageMetadata.toolUsePromptTokenCount", SLOT_MAIN, LM_XF_TOOL_PROMPT},
+    {NULL, 0, 0}};
+static const char *const gemini_models[] = {"modelVersion", NULL};
+
+static void normalise_gemini(const struct lm_extract_counts *r,
+                             struct lm_usage *u) {
+  u->input = add_sat(val(r, LM_XF_IN), val(r, LM_XF_TOOL_PROMPT));
+  u->cache_read = min_u64(val(r, LM_XF_CACHE_READ), u->input);
+  u->cache_write = 0;
+  u->cache_write_1h = 0;
+  u->reasoning = val(r, LM_XF_REASONING);
+  u->output = add_sat(val(r, LM_XF_OUT), u->reasoning);
+}
+
+/* ---- Ollama ------------------------------------------------------------- */
+
+static const char *const ollama_roots[] = {"prompt_eval_count", "eval_count",
+                                           NULL};
+static const struct field_map ollama_fields[] = {
+    {"prompt_eval_count", SLOT_MAIN, LM_XF_IN},
+    {"eval_count", SLOT_MAIN, LM_XF_OUT},
+    {NULL, 0, 0}};
+
+static void normalise_plain(const struct lm_extract_counts *r,
+                            struct lm_usage *u) {
+  memset(u, 0, sizeof *u);
+  u->input = val(r, LM_XF_IN);
+  u->output = val(r, LM_XF_OUT);
+}
+
+/* ---- Cohere v2 ------------------------------------------------------------ */
+
+static const char *const cohere_roots[] = {"usage", "delta", NULL};
+static const struct field_map cohere_fields[] = {
+    {"usage.billed_units.input_tokens", SLOT_MAIN, LM_XF_IN},
+    {"usage.billed_units.output_tokens", SLOT_MAIN, LM_XF_OUT},
+    {"delta.usage.billed_units.input_tokens", SLOT_MAIN, LM_XF_IN},
+    {"delta.usage.billed_units.output_tokens", SLOT_MAIN, LM_XF_OUT},
+    {"usage.tokens.input_tokens", SLOT_ALT, LM_XF_IN},
+    {"usage.tokens.output_tokens", SLOT_ALT, LM_XF_OUT},
+    {"delta.usage.tokens.input_tokens", SLOT_ALT, LM_XF_IN},
+    {"delta.usage.tokens.output_tokens", SLOT_ALT, LM_XF_OUT},
+    {NULL, 0, 0}};
+static const char *const no_models[] = {NULL};
+
+/* ---- the table ---------------------------------------------------------- */
+
+static const struct api_desc desc_openai = {
+    openai_roots,     openai_fields, openai_models, no_parents,
+    normalise_openai, false,         false};
+static const struct api_desc desc_responses = {
+    responses_roots,  responses_fields, openai_models, responses_parents,
+    normalise_openai, false,            false};
+static const struct api_desc desc_anthropic = {
+    anthropic_roots,     anthropic_fields, openai_models, anthropic_parents,
+    normalise_anthropic, true,             false};
+static const struct api_desc desc_gemini = {
+    gemini_roots,     gemini_fields, gemini_models, no_parents,
+    normalise_gemini, false,         false};
+static const struct api_desc desc_ollama = {
+    ollama_roots,    ollama_fields, openai_models, no_parents,
+    normalise_plain, false,         true};
+static const struct api_desc desc_cohere = {
+    cohere_roots,    cohere_fields, no_models, no_parents,
+    normalise_plain, false,         false};
+
+static const struct api_desc *describe(enum lm_api api) {
+  switch (api) {
+  case LM_API_OPENAI_CHAT:
+  case LM_API_OPENAI_COMPLETIONS:
+  case LM_API_OPENAI_EMBEDDINGS:
+    return &desc_openai;
+  case LM_API_OPENAI_RESPONSES:
+    return &desc_responses;
+  case LM_API_ANTHROPIC_MESSAGES:
+    return &desc_anthropic;
+  case LM_API_GEMINI_GENERATE:
+  case LM_API_GEMINI_STREAM:
+    return &desc_gemini;
+  case LM_API_OLLAMA_CHAT:
+  case LM_API_OLLAMA_GENERATE:
+    return &desc_ollama;
+  case LM_API_COHERE_CHAT:
+    return &desc_cohere;
+  default:
+    return NULL; /* LM_API_NONE, LM_API_CUSTOM: usage not parsed */
+  }
+}
+
+/* ---- per-document collection -------------------------------------------- */
+
+static void doc_reset(struct lm_extract *x) {
+  memset(&x->doc_main, 0, sizeof x->doc_main);
+  memset(&x->doc_alt, 0, sizeof x->doc_alt);
+  memset(&x->doc_iter, 0, sizeof x->doc_iter);
+  x->doc_done = false;
+  x->doc_has_cost = false;
+}
+
+static bool usage_equal(const struct lm_usage *a, const struct lm_usage *b) {
+  return a->input == b->input && a->cache_read == b->cache_read &&
+         a->cache_write == b->cache_write &&
+         a->cache_write_1h == b->cache_write_1h && a->output == b->output &&
+         a->reasoning == b->reasoning;
+}
+
+static void commit(struct lm_extract *x) {
+  const struct api_desc *d = describe(x->api);
+  bool changed = false;
+  if (x->doc_has_cost && (!x->has_cost || x->cost_pusd != x->doc_cost)) {
+    x->has_cost = true;
+    x->cost_pusd = x->doc_cost;
+    changed = true;
+  }
+  const struct lm_extract_counts *c = NULL;
+  if (d->needs_done) {
+    if (x->doc_done) {
+      c = &x->doc_main; /* absent counters mean 0 (omitempty) */
+      x->doc_main.present |= 1u << LM_XF_IN | 1u << LM_XF_OUT;
+    }
+  } else if (x->doc_main.present) {
+    c = &x->doc_main;
+  } else if (x->doc_alt.present) {
+    c = &x->doc_alt;
+  }
+  if (d->cumulative_fields && x->doc_iter.present) {
+    /* Compaction: what is billed is the sum over iterations. */
+    for (int f = 0; f < LM_XF_COUNT; f++)
+      if ((x->doc_iter.present >> f) & 1) {
+        x->doc_main.v[f] = x->doc_iter.v[f];
+        x->doc_main.present |= (uint16_t)(1u << f);
+      }
+    c = &x->doc_main;
+  }
+  if (c) {
+    if (d->cumulative_fields) {
+      for (int f = 0; f < LM_XF_COUNT; f++)
+        if ((c->present >> f) & 1) {
+          x->raw.v[f] = c->v[f];
+          x->raw.present |= (uint16_t)(1u << f);
+        }
+    } else {
+      x->raw = *c;
+    }
+    struct lm_usage u;
+    d->normalise(&x->raw, &u);
+    if (!x->has_usage || !usage_equal(&u, &x->usage)) {
+      x->usage = u;
+      x->has_usage = true;
+      changed = true;
+    }
+  }
+  if (changed)
+    x->generation++;
+}
+
+/* Is k (length n, may hold NUL bytes from \u0000) in the NULL-terminated
+ * set? Never reads a literal past its terminator. */
+static bool key_in(const char *k, size_t n, const char *const *set) {
+  for (; *set; set++) {
+    const char *lit = *set;
+    size_t i = 0;
+    while (i < n && lit[i] != '\0' && lit[i] == k[i])
+      i++;
+    if (i == n && lit[i] == '\0')
+      return true;
+  }
+  return false;
+}
+
+static void on_number(struct lm_extract *x, const struct api_desc *d,
+                      const struct lm_json_scan *s, const char *t, size_t n) {
+  size_t klen;
+  const char *k = lm_json_key(s, 0, &klen);
+  if (!k || klen == 0 || !key_in(k, klen, d->roots) ||
+      lm_json_value_truncated(s))
+    return;
+  if (d == &desc_openai && lm_json_path_is(s, "usage.cost")) {
+    int64_t pusd;
+    if (lm_json_parse_scaled(t, n, 12, &pusd)) {
+      x->doc_cost = pusd;
+      x->doc_has_cost = true;
+    }
+    return;
+  }
+  for (const struct field_map *m = d->fields; m->path; m++) {
+    if (!lm_json_path_is(s, m->path))
+      continue;
+    uint64_t v;
+    if (!lm_json_parse_u64(t, n, &v))
+      return;
+    struct lm_extract_counts *c = m->slot == SLOT_MAIN  ? &x->doc_main
+                                  : m->slot == SLOT_ALT ? &x->doc_alt
+                                                        : &x->doc_iter;
+    if (m->slot == SLOT_ITER)
+      c->v[m->field] = add_sat(c->v[m->field], v);
+    else
+      c->v[m->field] = v;
+    c->present |= (uint16_t)(1u << m->field);
+    return;
+  }
+}
+
+static void set_model(struct lm_extract *x, const struct lm_json_scan *s,
+                      const char *t, size_t n) {
+  if (n == 0 || n >= LM_EXTRACT_MODEL_MAX || lm_json_value_truncated(s))
+    return; /* "" (Azure's first chunk) never replaces a model */
+  memcpy(x->model, t, n);
+  x->model[n] = '\0';
+}
+
+/* Strings matter only at depth 1 (type, error, model) and 2 (X.model). */
+static void on_string(struct lm_extract *x, const struct api_desc *d,
+                      const struct lm_json_scan *s, const char *t, size_t n) {
+  size_t depth = lm_json_depth(s), klen;
+  if (depth == 0 || depth > 2)
+    return;
+  const char *k = lm_json_key(s, depth - 1, &klen);
+  if (!k || klen == 0)
+    return;
+  if (depth == 1) {
+    if (KEY_IS(k, klen, "error")) {
+      x->inband_error = true; /* Ollama: {"error":"..."} */
+    } else if (KEY_IS(k, klen, "type")) {
+      if ((n == 5 && memcmp(t, "error", 5) == 0) ||
+          (n == 15 && memcmp(t, "response.failed", 15) == 0))
+        x->inband_error = true;
+    } else if (key_in(k, klen, d->model_keys)) {
+      set_model(x, s, t, n);
+    }
+    return;
+  }
+  if (KEY_IS(k, klen, "model") && d->model_parents[0]) {
+    const char *p = lm_json_key(s, 0, &klen);
+    if (p && klen && key_in(p, klen, d->model_parents))
+      set_model(x, s, t, n);
+  }
+}
+
+static void on_json(void *ctx, const struct lm_json_scan *s,
+                    enum lm_json_event ev, const char *t, size_t n) {
+  struct lm_extract *x = ctx;
+  const struct api_desc *d = describe(x->api);
+  switch (ev) {
+  case LM_JSON_NUMBER:
+    on_number(x, d, s, t, n);
+    break;
+  case LM_JSON_STRING:
+    on_string(x, d, s, t, n);
+    break;
+  case LM_JSON_TRUE:
+    if (d->needs_done && lm_json_depth(s) == 1) {
+      size_t klen;
+      const char *k = lm_json_key(s, 0, &klen);
+      if (KEY_IS(k, klen, "done"))
+        x->doc_done = true;
+    }
+    break;
+  case LM_JSON_OBJECT_BEGIN:
+    if (lm_json_depth(s) == 1) {
+      size_t klen;
+      const char *k = lm_json_key(s, 0, &klen);
+      if (KEY_IS(k, klen, "error"))
+        x->inband_error = true;
+    }
+    break;
+  case LM_JSON_DOC_BEGIN:
+    doc_reset(x);
+    break;
+  case LM_JSON_DOC_END:
+    commit(x);
+    break;
+  default:
+    break;
+  }
+}
+
+static void on_event(void *ctx, const char *name, size_t len,
+                     bool truncated) {
+  struct lm_extract *x = ctx;
+  if (!truncated && len == 5 && memcmp(name, "error", 5) == 0)
+    x->inband_error = true;
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+void lm_extract_init(struct lm_extract *x, enum lm_api api) {
+  memset(x, 0, sizeof *x);
+  x->api = api;
+  bool ollama = api == LM_API_OLLAMA_CHAT || api == LM_API_OLLAMA_GENERATE;
+  lm_framer_init(&x->framer, ollama ? LM_FRAME_NDJSON : LM_FRAME_JSON, on_json,
+                 on_event, x);
+  /* Usage paths are at most 6 keys deep (message.usage.iterations[].
+   * cache_creation.ephemeral_1h_input_tokens); the strings we read (model,
+   * type, error) at most 2. Deeper content is skipped unreported. */
+  lm_json_set_depth_limits(&x->framer.json, EXTRACT_KEY_DEPTH, 2);
+}
+
+void lm_extract_set_content_type(struct lm_extract *x, const char *ct,
+                                 size_t len) {
+  lm_framer_set_content_type(&x->framer, ct, len);
+}
+
+void lm_extract_feed(struct lm_extract *x, const char *p, size_t n) {
+  if (x->finished || !describe(x->api))
+    return;
+  lm_framer_feed(&x->framer, p, n);
+}
+
+void lm_extract_finish(struct lm_extract *x) {
+  if (x->finished)
+    return;
+  x->finished = true;
+  if (describe(x->api))
+    lm_framer_finish(&x->framer);
+}
+
+bool lm_extract_has_usage(const struct lm_extract *x) { return x->has_usage; }
+
+const struct lm_usage *lm_extract_usage(const struct lm_extract *x) {
+  return &x->usage;
+}
+
+const char *lm_extract_model(const struct lm_extract *x) { return x->model; }
+
+bool lm_extract_inband_error(const struct lm_extract *x) {
+  return x->inband_error;
+}
+
+bool lm_extract_provider_cost(const struct lm_extract *x, int64_t *pusd) {
+  if (x->has_cost && pusd)
+    *pusd = x->cost_pusd;
+  return x->has_cost;
+}
+
+uint32_t lm_extract_generation(const struct lm_extract *x) {
+  return x->generation;
+}

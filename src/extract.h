@@ -1,0 +1,109 @@
+/* extract.h — token usage, model and in-band errors from a response body.
+ *
+ * Owns: knowing where each provider puts its usage and how to combine it
+ * across the documents of one response, and translating it to the
+ * normalised basis of usage.h. It is fed decoded response body bytes (any
+ * split) and nothing else — no libcurl, no headers beyond the optional
+ * Content-Type — so any transport hook can drive it.
+ *
+ * Combining rules (the money depends on them):
+ *  - Every usage-bearing document REPLACES what earlier ones said; nothing
+ *    is ever added across documents (OpenAI chat sends usage once; Gemini
+ *    snapshots are running totals, not monotonic, the latest wins; Ollama
+ *    only on the done:true line; Responses in response.completed /
+ *    incomplete / failed; Cohere in message-end).
+ *  - Anthropic streams replace field by field: message_start gives input,
+ *    cache and a provisional output; message_delta gives cumulative values
+ *    for the fields it carries, the others keep message_start's values.
+ *    When usage.iterations[] is present (compaction) its sums are billed.
+ *  - `"usage": null` and absent usage change nothing; within one document
+ *    a top-level `usage` wins over Groq's `x_groq.usage` (same numbers),
+ *    and nested breakdowns (x_groq.usage_breakdown) are never read.
+ *  - Normalisation: input counts every prompt token (Anthropic input +
+ *    cache creation + cache read; Gemini prompt + tool-use prompt; OpenAI
+ *    prompt_tokens, which already include cached tokens); output counts
+ *    every completion token (Gemini candidates + thoughts); DeepSeek's
+ *    prompt_cache_hit_tokens only stands in for a missing cached_tokens.
+ *    Cohere is billed on billed_units (falling back to tokens); its
+ *    cached_tokens are on the raw basis, so no cache read is reported.
+ *  - Derived parts are clamped: cache_read + cache_write <= input,
+ *    reasoning <= output, cache_write_1h <= cache_write.
+ *  - In-band errors: an SSE `event: error`, a top-level "type" of "error"
+ *    or "response.failed", or a non-null top-level "error" object/string.
+ *    Usage seen before the error stays (it was charged).
+ *
+ * Fixed size (see the _Static_assert in extract.c), embedded in the
+ * caller's per-transfer state; never allocates, never prints.
+ */
+#ifndef LM_EXTRACT_H
+#define LM_EXTRACT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "framer.h"
+#include "usage.h"
+
+#define LM_EXTRACT_MODEL_MAX 128
+
+/* Provider counters as read, before normalisation (private). */
+enum {
+  LM_XF_IN,
+  LM_XF_OUT,
+  LM_XF_CACHE_READ,
+  LM_XF_CACHE_WRITE,
+  LM_XF_CACHE_WRITE_1H,
+  LM_XF_REASONING,
+  LM_XF_TOOL_PROMPT,
+  LM_XF_CACHE_HIT, /* DeepSeek prompt_cache_hit_tokens */
+  LM_XF_COUNT
+};
+
+struct lm_extract_counts {
+  uint64_t v[LM_XF_COUNT];
+  uint16_t present; /* bit per LM_XF_* */
+};
+
+struct lm_extract {
+  enum lm_api api;
+  bool finished;
+  bool has_usage;
+  bool inband_error;
+  bool has_cost;
+  uint32_t generation;
+  int64_t cost_pusd;
+  struct lm_usage usage;         /* running total, normalised */
+  struct lm_extract_counts raw;  /* running provider counters */
+  /* the document being read */
+  struct lm_extract_counts doc_main, doc_alt, doc_iter;
+  bool doc_done;
+  bool doc_has_cost;
+  int64_t doc_cost;
+  char model[LM_EXTRACT_MODEL_MAX];
+  struct lm_framer framer;
+};
+
+void lm_extract_init(struct lm_extract *x, enum lm_api api);
+/* Optional, before the first feed: picks the framing. */
+void lm_extract_set_content_type(struct lm_extract *x, const char *ct,
+                                 size_t len);
+/* Decoded response body bytes, split anywhere. */
+void lm_extract_feed(struct lm_extract *x, const char *p, size_t n);
+/* End of the body: completes a last event that had no blank line. */
+void lm_extract_finish(struct lm_extract *x);
+
+/* Readable at any time; updated as documents/events complete. */
+bool lm_extract_has_usage(const struct lm_extract *x);
+/* Running total for the whole response, normalised (zeros if none). */
+const struct lm_usage *lm_extract_usage(const struct lm_extract *x);
+/* Model the provider reported ("" if none). */
+const char *lm_extract_model(const struct lm_extract *x);
+/* An error event/object was seen in the body (meaningful under HTTP 200). */
+bool lm_extract_inband_error(const struct lm_extract *x);
+/* OpenRouter usage.cost, in pico-USD (1e-12 USD), converted exactly. */
+bool lm_extract_provider_cost(const struct lm_extract *x, int64_t *pusd);
+/* Increments each time the usage or cost changes. */
+uint32_t lm_extract_generation(const struct lm_extract *x);
+
+#endif

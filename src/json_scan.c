@@ -1,0 +1,739 @@
+/* json_scan.c — resumable push scanner for JSON (see json_scan.h).
+ *
+ * A byte-driven state machine: every piece of state that a chunk boundary
+ * can cut through (string, escape, \u digits, number, literal, expected
+ * token) is a field of struct lm_json_scan, so lm_json_feed can stop after
+ * any byte and resume on the next call. LLM response bodies are mostly
+ * string bytes (generated text, obfuscation padding, base64, encrypted
+ * reasoning), so the string state is the hot path: it jumps from quote to
+ * backslash with lm_find2 (16/32 bytes per step) and copies only the first
+ * LM_JSON_STR_MAX bytes. The structural states run byte by byte, which is
+ * cheap because structure is a small part of the input.
+ *
+ * Never allocates, never prints, never reads outside [p, p + n).
+ */
+#include "json_scan.h"
+
+#include <string.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+enum {
+  ST_START,       /* expecting the top-level value */
+  ST_VALUE,       /* expecting a value (after ':' or ',' in an array) */
+  ST_ARRAY_FIRST, /* after '[': a value or ']' */
+  ST_OBJ_FIRST,   /* after '{': a key or '}' */
+  ST_KEY,         /* after ',' in an object: a key */
+  ST_COLON,       /* after a key */
+  ST_AFTER_VALUE, /* ',' or the closing bracket */
+  ST_STRING,
+  ST_NUMBER,
+  ST_LITERAL,
+  ST_DONE, /* top-level value complete */
+  ST_ERROR
+};
+
+enum { N_MINUS, N_ZERO, N_INT, N_DOT, N_FRAC, N_E, N_ESIGN, N_EXP };
+
+static const char *const literals[3] = {"true", "false", "null"};
+static const uint8_t literal_len[3] = {4, 5, 4};
+static const enum lm_json_event literal_ev[3] = {LM_JSON_TRUE, LM_JSON_FALSE,
+                                                 LM_JSON_NULL};
+
+static inline const char *find2(const char *p, const char *end, char a,
+                                char b) {
+#if defined(__SSE2__)
+  const __m128i va = _mm_set1_epi8(a), vb = _mm_set1_epi8(b);
+  while (end - p >= 32) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i y = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+    __m128i mx = _mm_or_si128(_mm_cmpeq_epi8(x, va), _mm_cmpeq_epi8(x, vb));
+    __m128i my = _mm_or_si128(_mm_cmpeq_epi8(y, va), _mm_cmpeq_epi8(y, vb));
+    unsigned m = (unsigned)_mm_movemask_epi8(mx) |
+                 ((unsigned)_mm_movemask_epi8(my) << 16);
+    if (m)
+      return p + __builtin_ctz(m);
+    p += 32;
+  }
+  if (end - p >= 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    unsigned m = (unsigned)_mm_movemask_epi8(
+        _mm_or_si128(_mm_cmpeq_epi8(x, va), _mm_cmpeq_epi8(x, vb)));
+    if (m)
+      return p + __builtin_ctz(m);
+    p += 16;
+  }
+#endif
+  for (; p < end; p++)
+    if (*p == a || *p == b)
+      return p;
+  return NULL;
+}
+
+const char *lm_find2(const char *p, const char *end, char a, char b) {
+  return find2(p, end, a, b);
+}
+
+void lm_json_init(struct lm_json_scan *s, unsigned flags, lm_json_cb cb,
+                  void *ctx) {
+  memset(s, 0, sizeof *s);
+  s->flags = flags;
+  s->cb = cb;
+  s->ctx = ctx;
+  s->state = ST_START;
+  s->key_depth = LM_JSON_MAX_DEPTH;
+  s->string_depth = 255;
+  s->event_depth = 255;
+}
+
+void lm_json_set_depth_limits(struct lm_json_scan *s, unsigned key_depth,
+                              unsigned string_depth) {
+  s->key_depth =
+      (uint8_t)(key_depth < LM_JSON_MAX_DEPTH ? key_depth : LM_JSON_MAX_DEPTH);
+  s->string_depth = (uint8_t)(string_depth < 255 ? string_depth : 255);
+  s->event_depth = s->key_depth;
+}
+
+void lm_json_reset(struct lm_json_scan *s) {
+  s->state = ST_START;
+  s->depth = 0;
+  s->base = 0;
+  s->esc = 0;
+}
+
+bool lm_json_failed(const struct lm_json_scan *s) {
+  return s->state == ST_ERROR;
+}
+
+bool lm_json_idle(const struct lm_json_scan *s) {
+  return s->state == ST_START || s->state == ST_DONE;
+}
+
+/* ---- path access -------------------------------------------------------- */
+
+size_t lm_json_depth(const struct lm_json_scan *s) {
+  return (size_t)(s->depth - s->base);
+}
+
+bool lm_json_level_is_array(const struct lm_json_scan *s, size_t level) {
+  size_t abs = level + s->base;
+  if (abs >= s->depth)
+    return false;
+  return (s->is_array[abs >> 3] >> (abs & 7)) & 1;
+}
+
+const char *lm_json_key(const struct lm_json_scan *s, size_t level,
+                        size_t *len) {
+  size_t abs = level + s->base;
+  if (abs >= s->depth || abs >= s->key_depth ||
+      lm_json_level_is_array(s, level) || s->frames[abs].key_trunc)
+    return NULL;
+  *len = s->frames[abs].key_len;
+  return s->frames[abs].key;
+}
+
+bool lm_json_key_is(const struct lm_json_scan *s, size_t level,
+                    const char *key) {
+  size_t len;
+  const char *k = lm_json_key(s, level, &len);
+  return k && strlen(key) == len && memcmp(k, key, len) == 0;
+}
+
+uint32_t lm_json_index(const struct lm_json_scan *s, size_t level) {
+  size_t abs = level + s->base;
+  if (abs >= s->depth || abs >= LM_JSON_MAX_DEPTH)
+    return 0;
+  return s->frames[abs].index;
+}
+
+bool lm_json_path_is(const struct lm_json_scan *s, const char *pat) {
+  size_t depth = lm_json_depth(s);
+  for (size_t level = 0; level < depth; level++) {
+    if (*pat == '\0')
+      return false;
+    if (*pat == '[') {
+      if (pat[1] != ']' || !lm_json_level_is_array(s, level))
+        return false;
+      pat += 2;
+    } else {
+      size_t klen;
+      const char *k = lm_json_key(s, level, &klen);
+      if (!k)
+        return false;
+      for (size_t i = 0; i < klen; i++) /* stops at the pattern's NUL too */
+        if (pat[i] != k[i] || pat[i] == '\0')
+          return false;
+      pat += klen;
+      if (*pat != '.' && *pat != '[' && *pat != '\0')
+        return false;
+    }
+    if (*pat == '.')
+      pat++;
+  }
+  return *pat == '\0';
+}
+
+bool lm_json_value_truncated(const struct lm_json_scan *s) {
+  return s->state == ST_NUMBER ? s->num_trunc : s->str_trunc;
+}
+
+uint64_t lm_json_value_raw_len(const struct lm_json_scan *s) {
+  return s->str_raw;
+}
+
+/* ---- tokeniser -------------------------------------------------------- */
+
+static inline void emit(struct lm_json_scan *s, enum lm_json_event ev,
+                        const char *t, size_t n) {
+  /* Nothing deeper than the stored keys can match a path: not reported. */
+  if ((unsigned)(s->depth - s->base) > s->event_depth && ev != LM_JSON_DOC_BEGIN &&
+      ev != LM_JSON_DOC_END && ev != LM_JSON_ERROR)
+    return;
+  s->cb(s->ctx, s, ev, t, n);
+}
+
+static void fail(struct lm_json_scan *s) {
+  if (s->state != ST_ERROR) {
+    s->state = ST_ERROR;
+    emit(s, LM_JSON_ERROR, NULL, 0);
+  }
+}
+
+static inline bool is_ws(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+static inline bool top_is_array(const struct lm_json_scan *s) {
+  unsigned d = (unsigned)s->depth - 1;
+  return (s->is_array[d >> 3] >> (d & 7)) & 1;
+}
+
+/* A value (scalar or container) just completed at the current depth. */
+static void value_done(struct lm_json_scan *s) {
+  if (s->depth == s->base)
+    emit(s, LM_JSON_DOC_END, NULL, 0);
+  s->state = s->depth == 0 ? ST_DONE : ST_AFTER_VALUE;
+}
+
+static bool push(struct lm_json_scan *s, bool array) {
+  unsigned d = s->depth;
+  if (d >= LM_JSON_NEST_LIMIT) {
+    fail(s);
+    return false;
+  }
+  if (array)
+    s->is_array[d >> 3] |= (uint8_t)(1u << (d & 7));
+  else
+    s->is_array[d >> 3] &= (uint8_t)~(1u << (d & 7));
+  if (d < LM_JSON_MAX_DEPTH) {
+    s->frames[d].index = 0;
+    s->frames[d].key_len = 0;
+    s->frames[d].key_trunc = true; /* no key until one is read */
+  }
+  s->depth++;
+  return true;
+}
+
+static void close_container(struct lm_json_scan *s, char c) {
+  bool array = top_is_array(s);
+  if ((c == ']') != array) {
+    fail(s);
+    return;
+  }
+  s->depth--;
+  if (s->base && s->depth == 0) { /* end of a split root array */
+    s->base = 0;
+    s->state = ST_DONE;
+    return;
+  }
+  emit(s, array ? LM_JSON_ARRAY_END : LM_JSON_OBJECT_END, NULL, 0);
+  value_done(s);
+}
+
+/* First byte of a value (c is not whitespace). */
+static void begin_value(struct lm_json_scan *s, char c) {
+  if (c == '[' && s->depth == 0 && (s->flags & LM_JSON_SPLIT_ROOT_ARRAY)) {
+    if (push(s, true)) {
+      s->base = 1;
+      s->state = ST_ARRAY_FIRST;
+    }
+    return;
+  }
+  if (s->depth == s->base)
+    emit(s, LM_JSON_DOC_BEGIN, NULL, 0);
+  switch (c) {
+  case '{':
+    emit(s, LM_JSON_OBJECT_BEGIN, NULL, 0);
+    if (push(s, false))
+      s->state = ST_OBJ_FIRST;
+    return;
+  case '[':
+    emit(s, LM_JSON_ARRAY_BEGIN, NULL, 0);
+    if (push(s, true))
+      s->state = ST_ARRAY_FIRST;
+    return;
+  case '"':
+    s->str_key = 0;
+    s->str_len = 0;
+    s->str_quiet = (unsigned)(s->depth - s->base) > s->string_depth;
+    s->str_trunc = s->str_quiet; /* quiet strings are never copied */
+    s->str_raw = 0;
+    s->esc = 0;
+    s->state = ST_STRING;
+    return;
+  case 't':
+  case 'f':
+  case 'n':
+    s->lit = c == 't' ? 0 : c == 'f' ? 1 : 2;
+    s->lit_pos = 1;
+    s->state = ST_LITERAL;
+    return;
+  case '-':
+    s->num_state = N_MINUS;
+    break;
+  case '0':
+    s->num_state = N_ZERO;
+    break;
+  default:
+    if (c >= '1' && c <= '9') {
+      s->num_state = N_INT;
+      break;
+    }
+    fail(s);
+    return;
+  }
+  s->num[0] = c;
+  s->num_len = 1;
+  s->num_trunc = false;
+  s->state = ST_NUMBER;
+}
+
+static void begin_key(struct lm_json_scan *s) {
+  unsigned d = (unsigned)s->depth - 1;
+  if (d < LM_JSON_MAX_DEPTH) {
+    s->frames[d].key_len = 0;
+    s->frames[d].key_trunc = false;
+  }
+  s->str_key = 1;
+  s->str_len = 0;
+  s->str_trunc = false;
+  s->str_raw = 0;
+  s->esc = 0;
+  s->state = ST_STRING;
+}
+
+/* Append decoded string bytes to the key or value buffer (bounded). */
+static inline void str_append(struct lm_json_scan *s, const char *p,
+                              size_t n) {
+  if (s->str_key) {
+    unsigned d = (unsigned)s->depth - 1;
+    if (d >= s->key_depth)
+      return;
+    struct lm_json_frame *f = &s->frames[d];
+    if (f->key_trunc)
+      return;
+    size_t room = (size_t)(LM_JSON_KEY_MAX - f->key_len);
+    if (n > room) { /* keep the prefix, whatever the chunking was */
+      n = room;
+      f->key_trunc = true;
+    }
+    memcpy(f->key + f->key_len, p, n);
+    f->key_len = (uint8_t)(f->key_len + n);
+    return;
+  }
+  if (s->str_trunc)
+    return;
+  size_t room = LM_JSON_STR_MAX - s->str_len;
+  if (n > room) {
+    memcpy(s->str + s->str_len, p, room);
+    s->str_len = LM_JSON_STR_MAX;
+    s->str_trunc = true;
+    return;
+  }
+  memcpy(s->str + s->str_len, p, n);
+  s->str_len = (uint16_t)(s->str_len + n);
+}
+
+static void append_codepoint(struct lm_json_scan *s, uint32_t cp) {
+  char u[3];
+  size_t n;
+  if (cp < 0x80) {
+    u[0] = (char)cp;
+    n = 1;
+  } else if (cp < 0x800) {
+    u[0] = (char)(0xC0 | (cp >> 6));
+    u[1] = (char)(0x80 | (cp & 0x3F));
+    n = 2;
+  } else {
+    u[0] = (char)(0xE0 | (cp >> 12));
+    u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    u[2] = (char)(0x80 | (cp & 0x3F));
+    n = 3;
+  }
+  str_append(s, u, n);
+}
+
+static void string_done(struct lm_json_scan *s) {
+  if (s->str_key) {
+    s->state = ST_COLON;
+    if (s->flags & LM_JSON_REPORT_KEYS) {
+      unsigned d = (unsigned)s->depth - 1;
+      if (d < s->key_depth) {
+        s->str_trunc = s->frames[d].key_trunc;
+        emit(s, LM_JSON_KEY, s->frames[d].key, s->frames[d].key_len);
+      } else {
+        s->str_trunc = true;
+        emit(s, LM_JSON_KEY, NULL, 0);
+      }
+    }
+    return;
+  }
+  s->state = ST_AFTER_VALUE; /* so lm_json_value_truncated reads str_trunc */
+  if (!s->str_quiet)
+    emit(s, LM_JSON_STRING, s->str, s->str_len);
+  value_done(s);
+}
+
+/* Inside a string: returns where to continue. */
+static const char *scan_string(struct lm_json_scan *s, const char *p,
+                               const char *end) {
+  while (p < end) {
+    if (s->esc) {
+      char c = *p++;
+      s->str_raw++;
+      if (s->esc == 1) {
+        char d;
+        switch (c) {
+        case '"': d = '"'; break;
+        case '\\': d = '\\'; break;
+        case '/': d = '/'; break;
+        case 'b': d = '\b'; break;
+        case 'f': d = '\f'; break;
+        case 'n': d = '\n'; break;
+        case 'r': d = '\r'; break;
+        case 't': d = '\t'; break;
+        case 'u':
+          s->esc = 2;
+          s->ucp = 0;
+          continue;
+        default:
+          fail(s);
+          return p;
+        }
+        s->esc = 0;
+        str_append(s, &d, 1);
+        continue;
+      }
+      unsigned h;
+      if (c >= '0' && c <= '9')
+        h = (unsigned)(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        h = (unsigned)(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        h = (unsigned)(c - 'A' + 10);
+      else {
+        fail(s);
+        return p;
+      }
+      s->ucp = (s->ucp << 4) | h;
+      if (++s->esc == 6) {
+        s->esc = 0;
+        append_codepoint(s, s->ucp);
+      }
+      continue;
+    }
+    const char *q = find2(p, end, '"', '\\');
+    const char *stop = q ? q : end;
+    if (stop > p) {
+      size_t run = (size_t)(stop - p);
+      s->str_raw += run;
+      if (s->str_key || !s->str_trunc)
+        str_append(s, p, run);
+    }
+    if (!q)
+      return end;
+    p = q + 1;
+    if (*q == '\\') {
+      s->esc = 1;
+      s->str_raw++;
+      continue;
+    }
+    string_done(s);
+    return p;
+  }
+  return p;
+}
+
+/* Completes the pending number (its text is grammar-checked). */
+static void number_done(struct lm_json_scan *s) {
+  uint8_t ns = s->num_state;
+  if (ns != N_ZERO && ns != N_INT && ns != N_FRAC && ns != N_EXP) {
+    fail(s);
+    return;
+  }
+  emit(s, LM_JSON_NUMBER, s->num, s->num_len);
+  value_done(s);
+}
+
+/* Inside a number: consumes its bytes, stops at the first other byte. */
+static const char *scan_number(struct lm_json_scan *s, const char *p,
+                               const char *end) {
+  for (; p < end; p++) {
+    char c = *p;
+    bool digit = c >= '0' && c <= '9';
+    uint8_t ns = s->num_state, next;
+    switch (ns) {
+    case N_MINUS:
+      next = c == '0' ? N_ZERO : digit ? N_INT : 255;
+      break;
+    case N_ZERO:
+      next = c == '.' ? N_DOT : (c == 'e' || c == 'E') ? N_E : digit ? 255 : 254;
+      break;
+    case N_INT:
+      next = digit ? N_INT : c == '.' ? N_DOT : (c == 'e' || c == 'E') ? N_E : 254;
+      break;
+    case N_DOT:
+      next = digit ? N_FRAC : 255;
+      break;
+    case N_FRAC:
+      next = digit ? N_FRAC : (c == 'e' || c == 'E') ? N_E : 254;
+      break;
+    case N_E:
+      next = digit ? N_EXP : (c == '+' || c == '-') ? N_ESIGN : 255;
+      break;
+    case N_ESIGN:
+      next = digit ? N_EXP : 255;
+      break;
+    default: /* N_EXP */
+      next = digit ? N_EXP : 254;
+      break;
+    }
+    if (next == 254) { /* the number ended before this byte */
+      number_done(s);
+      return p;
+    }
+    if (next == 255) {
+      fail(s);
+      return p + 1;
+    }
+    s->num_state = next;
+    if (s->num_len < LM_JSON_NUM_MAX)
+      s->num[s->num_len++] = c;
+    else
+      s->num_trunc = true;
+  }
+  return p;
+}
+
+size_t lm_json_feed(struct lm_json_scan *s, const char *buf, size_t n) {
+  const char *p = buf, *end = buf + n;
+  while (p < end) {
+    switch (s->state) {
+    case ST_STRING:
+      p = scan_string(s, p, end);
+      break;
+    case ST_NUMBER:
+      p = scan_number(s, p, end);
+      break;
+    case ST_ERROR:
+      return (size_t)(p - buf);
+    case ST_LITERAL: {
+      const char *lit = literals[s->lit];
+      if (*p != lit[s->lit_pos]) {
+        fail(s);
+        p++;
+        break;
+      }
+      p++;
+      if (++s->lit_pos == literal_len[s->lit]) {
+        s->state = ST_AFTER_VALUE;
+        emit(s, literal_ev[s->lit], lit, literal_len[s->lit]);
+        value_done(s);
+      }
+      break;
+    }
+    default: {
+      while (p < end && is_ws(*p))
+        p++;
+      if (p == end)
+        break;
+      char c = *p++;
+      switch (s->state) {
+      case ST_DONE:
+        if (!(s->flags & LM_JSON_MULTI_DOC)) {
+          fail(s);
+          break;
+        }
+        s->state = ST_START;
+        /* fall through */
+      case ST_START:
+      case ST_VALUE:
+        begin_value(s, c);
+        break;
+      case ST_ARRAY_FIRST:
+        if (c == ']')
+          close_container(s, c);
+        else
+          begin_value(s, c);
+        break;
+      case ST_OBJ_FIRST:
+        if (c == '}')
+          close_container(s, c);
+        else if (c == '"')
+          begin_key(s);
+        else
+          fail(s);
+        break;
+      case ST_KEY:
+        if (c == '"')
+          begin_key(s);
+        else
+          fail(s);
+        break;
+      case ST_COLON:
+        if (c == ':')
+          s->state = ST_VALUE;
+        else
+          fail(s);
+        break;
+      case ST_AFTER_VALUE:
+        if (c == ',') {
+          if (top_is_array(s)) {
+            unsigned d = (unsigned)s->depth - 1;
+            if (d < LM_JSON_MAX_DEPTH)
+              s->frames[d].index++;
+            s->state = ST_VALUE;
+          } else {
+            s->state = ST_KEY;
+          }
+        } else if (c == '}' || c == ']') {
+          close_container(s, c);
+        } else {
+          fail(s);
+        }
+        break;
+      default:
+        fail(s);
+        break;
+      }
+      if (s->state == ST_ERROR)
+        return (size_t)(p - buf);
+    }
+    }
+  }
+  return (size_t)(p - buf);
+}
+
+void lm_json_finish(struct lm_json_scan *s) {
+  if (s->state == ST_NUMBER)
+    number_done(s);
+}
+
+/* ---- exact number conversion ------------------------------------------ */
+
+static bool mul10_add(uint64_t *v, unsigned d) {
+  if (*v > (UINT64_MAX - d) / 10)
+    return false;
+  *v = *v * 10 + d;
+  return true;
+}
+
+/* value * 10^decimals as magnitude + sign; *inexact if digits were dropped
+ * (rounded half up on magnitude). */
+static bool parse_decimal(const char *t, size_t len, unsigned decimals,
+                          uint64_t *mag, bool *neg, bool *inexact) {
+  const char *p = t, *end = t + len;
+  *neg = false;
+  if (p < end && *p == '-') {
+    *neg = true;
+    p++;
+  }
+  const char *int_start = p;
+  while (p < end && *p >= '0' && *p <= '9')
+    p++;
+  const char *int_end = p;
+  if (int_end == int_start)
+    return false;
+  const char *frac_start = p, *frac_end = p;
+  if (p < end && *p == '.') {
+    frac_start = ++p;
+    while (p < end && *p >= '0' && *p <= '9')
+      p++;
+    frac_end = p;
+    if (frac_end == frac_start)
+      return false;
+  }
+  long exp = 0;
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    p++;
+    bool eneg = false;
+    if (p < end && (*p == '+' || *p == '-'))
+      eneg = *p++ == '-';
+    if (p == end)
+      return false;
+    for (; p < end && *p >= '0' && *p <= '9'; p++)
+      if (exp < 100000)
+        exp = exp * 10 + (*p - '0');
+    exp = eneg ? -exp : exp;
+  }
+  if (p != end)
+    return false;
+  /* Digits of the result's integer part: int digits shifted by exponent. */
+  long n_int = (long)(int_end - int_start) + exp + (long)decimals;
+  long i = 0;
+  uint64_t v = 0;
+  bool round_up = false, sticky = false;
+  for (const char *q = int_start; q < frac_end; q++) {
+    if (q == int_end) {
+      q = frac_start;
+      if (q == frac_end)
+        break;
+    }
+    unsigned d = (unsigned)(*q - '0');
+    if (i < n_int) {
+      if (!mul10_add(&v, d))
+        return false;
+    } else if (i == n_int) {
+      round_up = d >= 5;
+      sticky |= d != 0;
+    } else {
+      sticky |= d != 0;
+    }
+    i++;
+  }
+  for (; i < n_int && v; i++) /* trailing zeros the exponent adds */
+    if (!mul10_add(&v, 0))
+      return false;
+  if (round_up) {
+    if (v == UINT64_MAX)
+      return false;
+    v++;
+  }
+  *mag = v;
+  *inexact = sticky;
+  return true;
+}
+
+bool lm_json_parse_u64(const char *text, size_t len, uint64_t *out) {
+  uint64_t mag;
+  bool neg, inexact;
+  if (!parse_decimal(text, len, 0, &mag, &neg, &inexact) || inexact ||
+      (neg && mag))
+    return false;
+  *out = mag;
+  return true;
+}
+
+bool lm_json_parse_scaled(const char *text, size_t len, unsigned decimals,
+                          int64_t *out) {
+  uint64_t mag;
+  bool neg, inexact;
+  if (decimals > 18 || !parse_decimal(text, len, decimals, &mag, &neg, &inexact))
+    return false;
+  if (mag > (uint64_t)INT64_MAX)
+    return false;
+  *out = neg ? -(int64_t)mag : (int64_t)mag;
+  return true;
+}

@@ -1,0 +1,70 @@
+/* fuzz_extract.c — libFuzzer target for the whole response path
+ * (framer + SSE + JSON scanner + extractors).
+ *
+ * Input: [api][content-type selector][split seed] body...
+ * Checks: no crash/UB (sanitizers), the normalised invariants of usage.h,
+ * and that feeding the body in pieces gives exactly the result of feeding
+ * it whole.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "extract.h"
+#include "fuzz_split.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char *const content_types[] = {
+    NULL, "text/event-stream; charset=utf-8", "application/x-ndjson",
+    "application/json", "text/plain"};
+
+static void run(struct lm_extract *x, enum lm_api api, const char *ct,
+                const char *body, size_t n, uint32_t seed) {
+  lm_extract_init(x, api);
+  if (ct)
+    lm_extract_set_content_type(x, ct, strlen(ct));
+  struct fuzz_split sp = {seed};
+  size_t at = 0;
+  while (at < n) {
+    size_t k = fuzz_next_piece(&sp, n - at);
+    lm_extract_feed(x, body + at, k);
+    at += k;
+  }
+  lm_extract_finish(x);
+}
+
+static void check_invariants(const struct lm_extract *x) {
+  const struct lm_usage *u = lm_extract_usage(x);
+  if (u->cache_read + u->cache_write > u->input && x->api != LM_API_ANTHROPIC_MESSAGES)
+    abort();
+  if (u->cache_write_1h > u->cache_write || u->reasoning > u->output)
+    abort();
+  if (!lm_extract_has_usage(x) &&
+      (u->input | u->output | u->cache_read | u->cache_write))
+    abort();
+  if (memchr(lm_extract_model(x), '\0', LM_EXTRACT_MODEL_MAX) == NULL)
+    abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 3)
+    return 0;
+  enum lm_api api = (enum lm_api)(data[0] % LM_API_COUNT);
+  const char *ct = content_types[data[1] % 5];
+  uint32_t seed = data[2] ? data[2] * 2654435761u : 0;
+  const char *body = (const char *)data + 3;
+  size_t n = size - 3;
+  static struct lm_extract whole, split;
+  run(&whole, api, ct, body, n, 0);
+  run(&split, api, ct, body, n, seed ? seed : 1);
+  check_invariants(&whole);
+  if (whole.has_usage != split.has_usage ||
+      memcmp(&whole.usage, &split.usage, sizeof whole.usage) != 0 ||
+      strcmp(whole.model, split.model) != 0 ||
+      whole.inband_error != split.inband_error ||
+      whole.has_cost != split.has_cost ||
+      (whole.has_cost && whole.cost_pusd != split.cost_pusd) ||
+      whole.generation != split.generation)
+    abort(); /* the result must not depend on how the body was cut */
+  return 0;
+}

@@ -1,0 +1,664 @@
+/* test_extract.c — usage extraction against the recorded provider fixtures.
+ *
+ * Every fixture in tests/fixtures is fed whole, one byte at a time and cut
+ * at 200 random places (fixed seeds), and must give exactly the usage of
+ * its meta.json (expected_normalized), the reported model and the in-band
+ * error flag. The synthetic cases below spell out the combining rules of
+ * extract.h one by one.
+ */
+#include <cjson/cJSON.h>
+
+#include "detect.h"
+#include "extract.h"
+#include "lm_test.h"
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static char *read_file(const char *name, size_t *len) {
+  char path[512];
+  const char *root = getenv("LM_ROOT");
+  snprintf(path, sizeof path, "%s/tests/fixtures/%s", root ? root : ".", name);
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "  cannot open %s\n", path);
+    return NULL;
+  }
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc((size_t)n + 1);
+  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+    free(b);
+    b = NULL;
+  }
+  fclose(f);
+  if (b) {
+    b[n] = '\0';
+    *len = (size_t)n;
+  }
+  return b;
+}
+
+static uint64_t rng_state;
+static uint64_t rng(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+
+enum split { WHOLE, BYTES, RANDOM };
+
+/* Feeds body into x (already initialised) in the given way, then finishes. */
+static void feed_split(struct lm_extract *x, const char *b, size_t n,
+                       enum split how, uint64_t seed) {
+  if (how == WHOLE) {
+    lm_extract_feed(x, b, n);
+  } else if (how == BYTES) {
+    for (size_t i = 0; i < n; i++)
+      lm_extract_feed(x, b + i, 1);
+  } else {
+    rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
+    size_t cuts[201], k = 0;
+    for (int i = 0; i < 200; i++)
+      cuts[k++] = n ? (size_t)(rng() % (n + 1)) : 0;
+    cuts[k++] = n;
+    /* sort (insertion; small) */
+    for (size_t i = 1; i < k; i++)
+      for (size_t j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
+        size_t t = cuts[j];
+        cuts[j] = cuts[j - 1];
+        cuts[j - 1] = t;
+      }
+    size_t at = 0;
+    for (size_t i = 0; i < k; i++) {
+      lm_extract_feed(x, b + at, cuts[i] - at);
+      at = cuts[i];
+    }
+  }
+  lm_extract_finish(x);
+}
+
+static void run_text(struct lm_extract *x, enum lm_api api, const char *ct,
+                     const char *body) {
+  lm_extract_init(x, api);
+  if (ct)
+    lm_extract_set_content_type(x, ct, strlen(ct));
+  feed_split(x, body, strlen(body), WHOLE, 0);
+}
+
+struct expect {
+  bool has_usage;
+  struct lm_usage u;
+  const char *model;
+  bool error;
+};
+
+static void check_result(const struct lm_extract *x, const struct expect *e,
+                         const char *what) {
+  int before = lm_t_cur_failed;
+  lm_t_cur_failed = 0;
+  CHECK(lm_extract_has_usage(x) == e->has_usage);
+  const struct lm_usage *u = lm_extract_usage(x);
+  CHECK_EQ_U64(u->input, e->u.input);
+  CHECK_EQ_U64(u->cache_read, e->u.cache_read);
+  CHECK_EQ_U64(u->cache_write, e->u.cache_write);
+  CHECK_EQ_U64(u->cache_write_1h, e->u.cache_write_1h);
+  CHECK_EQ_U64(u->output, e->u.output);
+  CHECK_EQ_U64(u->reasoning, e->u.reasoning);
+  CHECK_STR(lm_extract_model(x), e->model);
+  CHECK(lm_extract_inband_error(x) == e->error);
+  if (lm_t_cur_failed)
+    fprintf(stderr, "    (while feeding %s)\n", what);
+  lm_t_cur_failed |= before;
+}
+
+static uint64_t jnum(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsNumber(v) ? (uint64_t)v->valuedouble : 0;
+}
+
+/* Expected result of a fixture, from its meta.json. */
+static bool load_expect(const char *name, struct expect *e, enum lm_api *api,
+                        char *ct, size_t ct_size, char *model_buf,
+                        size_t model_size) {
+  char file[256];
+  size_t n;
+  snprintf(file, sizeof file, "%s.meta.json", name);
+  char *text = read_file(file, &n);
+  if (!text)
+    return false;
+  cJSON *m = cJSON_Parse(text);
+  free(text);
+  if (!m)
+    return false;
+  memset(e, 0, sizeof *e);
+  const cJSON *path = cJSON_GetObjectItemCaseSensitive(m, "url_path");
+  *api = lm_detect_api(path->valuestring, strlen(path->valuestring), NULL);
+  snprintf(ct, ct_size, "%s",
+           cJSON_GetObjectItemCaseSensitive(m, "response_content_type")
+               ->valuestring);
+  const cJSON *model = cJSON_GetObjectItemCaseSensitive(m, "model_reported");
+  snprintf(model_buf, model_size, "%s",
+           cJSON_IsString(model) ? model->valuestring : "");
+  e->model = model_buf;
+  const cJSON *eu = cJSON_GetObjectItemCaseSensitive(m, "expected_usage");
+  const cJSON *en = cJSON_GetObjectItemCaseSensitive(m, "expected_normalized");
+  e->has_usage = cJSON_IsObject(eu);
+  if (cJSON_IsObject(en)) {
+    e->u.input = jnum(en, "total_input_tokens");
+    e->u.cache_read = jnum(en, "cache_read_tokens");
+    e->u.cache_write = jnum(en, "cache_write_tokens");
+    e->u.output = jnum(en, "output_tokens_incl_reasoning");
+    e->u.reasoning = jnum(en, "reasoning_tokens");
+    if (!cJSON_GetObjectItemCaseSensitive(en, "reasoning_tokens"))
+      e->u.reasoning = jnum(eu, "reasoning_tokens");
+  }
+  const cJSON *err = cJSON_GetObjectItemCaseSensitive(m, "expected_error");
+  const cJSON *status = cJSON_GetObjectItemCaseSensitive(m, "http_status");
+  e->error = cJSON_IsObject(err) ||
+             (cJSON_IsNumber(status) && status->valueint >= 400);
+  cJSON_Delete(m);
+  return true;
+}
+
+/* Feeds a fixture whole, byte by byte and at 20 x 200 random cuts. */
+static void check_fixture_with(const char *name, const struct expect *override) {
+  struct expect e;
+  enum lm_api api;
+  char ct[128], model[128], file[256];
+  if (!load_expect(name, &e, &api, ct, sizeof ct, model, sizeof model)) {
+    CHECK(!"fixture meta readable");
+    return;
+  }
+  if (override) {
+    e.has_usage = override->has_usage;
+    e.u = override->u;
+  }
+  CHECK(api != LM_API_NONE);
+  size_t n;
+  snprintf(file, sizeof file, "%s.response", name);
+  char *body = read_file(file, &n);
+  if (!body) {
+    CHECK(!"fixture response readable");
+    return;
+  }
+  static struct lm_extract x;
+  char what[64];
+  for (int how = WHOLE; how <= RANDOM; how++) {
+    int seeds = how == RANDOM ? 20 : 1;
+    for (int seed = 1; seed <= seeds; seed++) {
+      lm_extract_init(&x, api);
+      lm_extract_set_content_type(&x, ct, strlen(ct));
+      feed_split(&x, body, n, (enum split)how, (uint64_t)seed);
+      snprintf(what, sizeof what, "%s", how == WHOLE   ? "whole"
+                                        : how == BYTES ? "byte by byte"
+                                                       : "random cuts");
+      check_result(&x, &e, what);
+    }
+  }
+  /* And without a Content-Type: the framing is sniffed. */
+  lm_extract_init(&x, api);
+  feed_split(&x, body, n, RANDOM, 99);
+  check_result(&x, &e, "random cuts, no content type");
+  free(body);
+}
+
+static void check_fixture(const char *name) { check_fixture_with(name, NULL); }
+
+/* ---- the fixtures --------------------------------------------------------- */
+
+LM_TEST(test_openai_chat_nonstream_reasoning_is_part_of_output) {
+  check_fixture("openai_chat_nonstream_reasoning");
+}
+LM_TEST(test_openai_chat_nonstream_cached_tokens_are_part_of_input) {
+  check_fixture("openai_chat_nonstream_cache_read");
+}
+LM_TEST(test_openai_chat_stream_usage_null_never_resets_final_usage) {
+  check_fixture("openai_chat_stream_include_usage");
+}
+LM_TEST(test_openai_chat_stream_without_include_usage_reports_no_usage) {
+  check_fixture("openai_chat_stream_no_usage");
+}
+LM_TEST(test_openai_responses_nonstream_usage) {
+  check_fixture("openai_responses_nonstream");
+}
+LM_TEST(test_openai_responses_stream_usage_from_response_completed) {
+  check_fixture("openai_responses_stream");
+}
+LM_TEST(test_openai_embeddings_have_input_only) {
+  check_fixture("openai_embeddings");
+}
+LM_TEST(test_openai_error_429_body_is_an_error_without_usage) {
+  check_fixture("openai_error_429_insufficient_quota");
+}
+LM_TEST(test_anthropic_nonstream_input_includes_cache_read_and_write) {
+  check_fixture("anthropic_messages_nonstream_cache");
+}
+LM_TEST(test_anthropic_stream_output_is_replaced_not_added) {
+  check_fixture("anthropic_messages_stream");
+}
+LM_TEST(test_anthropic_stream_padded_cumulative_delta_is_taken_as_is) {
+  check_fixture("anthropic_messages_stream_padded_cumulative");
+}
+LM_TEST(test_anthropic_stream_error_keeps_message_start_usage_and_flags_error) {
+  check_fixture("anthropic_messages_stream_error_overloaded");
+}
+LM_TEST(test_gemini_nonstream_thoughts_are_output_and_prompt_includes_cache) {
+  check_fixture("gemini_generate_content_nonstream");
+}
+LM_TEST(test_gemini_stream_sse_crlf_takes_latest_snapshot) {
+  check_fixture("gemini_stream_sse");
+}
+LM_TEST(test_ollama_ndjson_usage_from_done_line) {
+  check_fixture("ollama_chat_stream_ndjson");
+}
+LM_TEST(test_deepseek_cache_hit_tokens_not_double_counted) {
+  check_fixture("deepseek_chat_nonstream_cache_hit");
+}
+LM_TEST(test_mistral_usage_before_choices) {
+  check_fixture("mistral_chat_nonstream_cached");
+}
+LM_TEST(test_openrouter_usage_and_cost) {
+  check_fixture("openrouter_chat_nonstream_cost");
+  size_t n;
+  char *body = read_file("openrouter_chat_nonstream_cost.response", &n);
+  if (!body)
+    return;
+  static struct lm_extract x;
+  lm_extract_init(&x, LM_API_OPENAI_CHAT);
+  feed_split(&x, body, n, BYTES, 0);
+  int64_t pusd = 0;
+  CHECK(lm_extract_provider_cost(&x, &pusd));
+  CHECK_EQ_I64(pusd, 13317600000LL); /* 0.0133176 USD, exactly */
+  free(body);
+}
+LM_TEST(test_cohere_billed_units_are_what_is_charged) {
+  /* No expected_normalized in meta (two bases): we bill billed_units and
+   * report no cache read, because cached_tokens (448) counts raw tokens,
+   * not billed ones (12). */
+  struct expect e = {true, {12, 0, 0, 0, 7, 0}, "", false};
+  check_fixture_with("cohere_chat_nonstream", &e);
+}
+
+/* ---- the rules, one by one ------------------------------------------------ */
+
+LM_TEST(test_anthropic_delta_keeps_message_start_fields_it_omits) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_ANTHROPIC_MESSAGES, "text/event-stream",
+           "event: message_start\n"
+           "data: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-x\","
+           "\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":200,"
+           "\"cache_read_input_tokens\":3000,\"cache_creation\":{"
+           "\"ephemeral_5m_input_tokens\":150,\"ephemeral_1h_input_tokens\":50},"
+           "\"output_tokens\":1}}}\n\n"
+           "event: message_delta\n"
+           "data: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":42}}\n\n");
+  const struct lm_usage *u = lm_extract_usage(&x);
+  CHECK_EQ_U64(u->input, 3210);
+  CHECK_EQ_U64(u->cache_read, 3000);
+  CHECK_EQ_U64(u->cache_write, 200);
+  CHECK_EQ_U64(u->cache_write_1h, 50);
+  CHECK_EQ_U64(u->output, 42);
+  CHECK_STR(lm_extract_model(&x), "claude-x");
+}
+
+LM_TEST(test_anthropic_gateway_input_only_in_delta_is_preferred) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_ANTHROPIC_MESSAGES, "text/event-stream",
+           "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":0,\"output_tokens\":1}}}\n\n"
+           "data: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":77,\"output_tokens\":9}}\n\n");
+  CHECK_EQ_U64(lm_extract_usage(&x)->input, 77);
+  CHECK_EQ_U64(lm_extract_usage(&x)->output, 9);
+}
+
+LM_TEST(test_anthropic_compaction_iterations_sum_is_billed) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_ANTHROPIC_MESSAGES, "application/json",
+           "{\"type\":\"message\",\"usage\":{\"input_tokens\":23000,\"output_tokens\":1000,"
+           "\"iterations\":[{\"type\":\"compaction\",\"input_tokens\":180000,\"output_tokens\":3500},"
+           "{\"type\":\"message\",\"input_tokens\":23000,\"output_tokens\":1000,"
+           "\"cache_read_input_tokens\":5}]}}");
+  const struct lm_usage *u = lm_extract_usage(&x);
+  CHECK_EQ_U64(u->input, 203005);
+  CHECK_EQ_U64(u->cache_read, 5);
+  CHECK_EQ_U64(u->output, 4500);
+}
+
+LM_TEST(test_gemini_snapshots_are_not_monotonic_latest_wins) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_GEMINI_STREAM, "text/event-stream",
+           "data: {\"usageMetadata\":{\"promptTokenCount\":15,\"candidatesTokenCount\":3,\"totalTokenCount\":18},\"modelVersion\":\"gemini-2.5-pro\"}\r\n\r\n"
+           "data: {\"usageMetadata\":{\"promptTokenCount\":13,\"candidatesTokenCount\":9,\"thoughtsTokenCount\":4,\"toolUsePromptTokenCount\":2}}\r\n\r\n");
+  const struct lm_usage *u = lm_extract_usage(&x);
+  CHECK_EQ_U64(u->input, 15); /* 13 prompt + 2 tool-use prompt */
+  CHECK_EQ_U64(u->output, 13);
+  CHECK_EQ_U64(u->reasoning, 4);
+  CHECK_STR(lm_extract_model(&x), "gemini-2.5-pro");
+}
+
+LM_TEST(test_gemini_json_array_stream_each_element_is_a_snapshot) {
+  const char *body =
+      "[{\r\n  \"candidates\": [{\"content\": {\"parts\": [{\"text\": \"1\"}]}}],\r\n"
+      "  \"usageMetadata\": {\"promptTokenCount\": 18, \"candidatesTokenCount\": 31, \"thoughtsTokenCount\": 35},\r\n"
+      "  \"modelVersion\": \"gemini-2.5-flash\"\r\n}\r\n,\r\n"
+      "{\r\n  \"usageMetadata\": {\"promptTokenCount\": 18, \"candidatesTokenCount\": 80, \"thoughtsTokenCount\": 35}\r\n}\r\n]";
+  static struct lm_extract x;
+  for (int how = WHOLE; how <= RANDOM; how++) {
+    lm_extract_init(&x, LM_API_GEMINI_STREAM);
+    lm_extract_set_content_type(&x, "application/json", 16);
+    feed_split(&x, body, strlen(body), (enum split)how, 7);
+    struct expect e = {true, {18, 0, 0, 0, 115, 35}, "gemini-2.5-flash", false};
+    check_result(&x, &e, "gemini array");
+  }
+}
+
+LM_TEST(test_gemini_array_error_element_is_inband_error) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_GEMINI_STREAM, "application/json",
+           "[{\"error\": {\"code\": 429, \"message\": \"quota\", \"status\": \"RESOURCE_EXHAUSTED\"}}]");
+  CHECK(lm_extract_inband_error(&x));
+  CHECK(!lm_extract_has_usage(&x));
+}
+
+LM_TEST(test_groq_x_groq_and_top_level_usage_count_once) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_OPENAI_CHAT, "text/event-stream",
+           "data: {\"id\":\"stub\",\"model\":\"groq/compound\",\"choices\":[],"
+           "\"x_groq\":{\"id\":\"req_1\",\"usage\":{\"queue_time\":0.1,\"prompt_tokens\":100,"
+           "\"completion_tokens\":20,\"total_tokens\":120,\"total_time\":1.5e-1},"
+           "\"usage_breakdown\":{\"models\":[{\"model\":\"a\",\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20}},"
+           "{\"model\":\"b\",\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20}}]}},"
+           "\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20,\"total_tokens\":120}}\n\n"
+           "data: [DONE]\n\n");
+  CHECK_EQ_U64(lm_extract_usage(&x)->input, 100);
+  CHECK_EQ_U64(lm_extract_usage(&x)->output, 20);
+  CHECK_STR(lm_extract_model(&x), "groq/compound");
+}
+
+LM_TEST(test_groq_usage_only_in_x_groq_is_used) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_OPENAI_CHAT, "text/event-stream",
+           "data: {\"choices\":[],\"x_groq\":{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}}\n\n"
+           "event: error\ndata: {\"error\":{\"message\":\"x\",\"status_code\":400}}\n\n");
+  CHECK_EQ_U64(lm_extract_usage(&x)->input, 7);
+  CHECK_EQ_U64(lm_extract_usage(&x)->output, 3);
+  CHECK(lm_extract_inband_error(&x));
+}
+
+LM_TEST(test_openrouter_error_chunk_with_usage_keeps_usage_and_flags_error) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_OPENAI_CHAT, "text/event-stream",
+           ": OPENROUTER PROCESSING\n\n: OPENROUTER PROCESSING\n\n"
+           "data: {\"model\":\"openai/gpt-4.1-mini\",\"choices\":[{\"finish_reason\":\"error\"}],"
+           "\"error\":{\"code\":502,\"message\":\"upstream\"},"
+           "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"cost\":0}}\n\n"
+           "data: [DONE]\n\n");
+  CHECK(lm_extract_inband_error(&x));
+  CHECK_EQ_U64(lm_extract_usage(&x)->input, 5);
+  int64_t c = -1;
+  CHECK(lm_extract_provider_cost(&x, &c));
+  CHECK_EQ_I64(c, 0);
+}
+
+LM_TEST(test_openrouter_reasoning_above_completion_is_clamped) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_OPENAI_CHAT, "application/json",
+           "{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":10,"
+           "\"completion_tokens_details\":{\"reasoning_tokens\":11},"
+           "\"prompt_tokens_details\":{\"cached_tokens\":4,\"cache_write_tokens\":3}}}");
+  CHECK_EQ_U64(lm_extract_usage(&x)->reasoning, 10);
+  CHECK_EQ_U64(lm_extract_usage(&x)->cache_read, 4);
+  CHECK_EQ_U64(lm_extract_usage(&x)->cache_write, 1);
+}
+
+LM_TEST(test_azure_empty_model_and_filter_chunk_change_nothing) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_OPENAI_CHAT, "text/event-stream",
+           "data: {\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"prompt_filter_results\":[]}\n\n"
+           "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"model\":\"gpt-4o-2024-11-20\"}\n\n"
+           "data: {\"choices\":[],\"model\":\"\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n"
+           "data: [DONE]\n\n");
+  CHECK_STR(lm_extract_model(&x), "gpt-4o-2024-11-20");
+  CHECK_EQ_U64(lm_extract_usage(&x)->input, 3);
+}
+
+LM_TEST(test_usage_word_in_generated_text_is_not_matched) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_OPENAI_CHAT, "text/event-stream",
+           "data: {\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\":{\\\"prompt_tokens\\\":999}\"}}],"
+           "\"tool\":{\"usage\":{\"prompt_tokens\":888}},\"usage\":null}\n\n"
+           "data: {\"choices\":[{\"delta\":{\"arguments\":\"{\\\"usage\\\": {\\\"prompt_tokens\\\": 777}}\"}}]}\n\n");
+  CHECK(!lm_extract_has_usage(&x));
+  CHECK_EQ_U64(lm_extract_usage(&x)->input, 0);
+}
+
+LM_TEST(test_responses_failed_event_flags_error_with_null_usage) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_OPENAI_RESPONSES, "text/event-stream",
+           "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"gpt-5\",\"usage\":null,\"error\":null}}\n\n"
+           "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"usage\":null,\"error\":{\"code\":\"insufficient_quota\"}}}\n\n");
+  CHECK(lm_extract_inband_error(&x));
+  CHECK(!lm_extract_has_usage(&x));
+  CHECK_STR(lm_extract_model(&x), "gpt-5");
+}
+
+LM_TEST(test_responses_incomplete_event_carries_usage) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_OPENAI_RESPONSES, "text/event-stream",
+           "event: response.incomplete\ndata: {\"type\":\"response.incomplete\",\"response\":{\"usage\":"
+           "{\"input_tokens\":10,\"input_tokens_details\":{\"cached_tokens\":4},\"output_tokens\":50,"
+           "\"output_tokens_details\":{\"reasoning_tokens\":40}}}}\n\n");
+  const struct lm_usage *u = lm_extract_usage(&x);
+  CHECK_EQ_U64(u->input, 10);
+  CHECK_EQ_U64(u->cache_read, 4);
+  CHECK_EQ_U64(u->output, 50);
+  CHECK_EQ_U64(u->reasoning, 40);
+  CHECK(!lm_extract_inband_error(&x));
+}
+
+LM_TEST(test_ollama_absent_counters_on_done_line_are_zero) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_OLLAMA_CHAT, "application/x-ndjson",
+           "{\"model\":\"llama3.2\",\"done\":false}\n"
+           "{\"model\":\"llama3.2\",\"done\":true,\"eval_count\":5}\n");
+  CHECK(lm_extract_has_usage(&x));
+  CHECK_EQ_U64(lm_extract_usage(&x)->input, 0);
+  CHECK_EQ_U64(lm_extract_usage(&x)->output, 5);
+}
+
+LM_TEST(test_ollama_malformed_line_is_skipped) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_OLLAMA_GENERATE, "application/x-ndjson",
+           "{\"model\":\"m\",\"response\":\"a\",\"done\":false}\n"
+           "{\"model\":\"m\",garbage here \"prompt_eval_count\":1000}\n"
+           "{\"model\":\"m\",\"done\":true,\"prompt_eval_count\":6,\"eval_count\":7}");
+  CHECK_EQ_U64(lm_extract_usage(&x)->input, 6);
+  CHECK_EQ_U64(lm_extract_usage(&x)->output, 7);
+}
+
+LM_TEST(test_ollama_error_object_is_inband_error) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_OLLAMA_CHAT, NULL, "{\"error\":\"model 'x' not found\"}");
+  CHECK(lm_extract_inband_error(&x));
+}
+
+LM_TEST(test_cohere_stream_usage_from_message_end_delta) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_COHERE_CHAT, "text/event-stream",
+           "event: message-start\ndata: {\"type\":\"message-start\",\"id\":\"1\"}\n\n"
+           "event: content-delta\ndata: {\"type\":\"content-delta\",\"delta\":{\"message\":{\"content\":{\"text\":\"Hi\"}}}}\n\n"
+           "event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\","
+           "\"usage\":{\"billed_units\":{\"input_tokens\":12,\"output_tokens\":7},\"tokens\":{\"input_tokens\":507,\"output_tokens\":10}}}}\n\n");
+  CHECK_EQ_U64(lm_extract_usage(&x)->input, 12);
+  CHECK_EQ_U64(lm_extract_usage(&x)->output, 7);
+}
+
+LM_TEST(test_last_event_without_blank_line_is_dispatched_at_finish) {
+  static struct lm_extract x;
+  lm_extract_init(&x, LM_API_OPENAI_CHAT);
+  lm_extract_set_content_type(&x, "text/event-stream", 17);
+  const char *b = "data: {\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}";
+  lm_extract_feed(&x, b, strlen(b));
+  /* The JSON is complete, so the usage counts even before EOF. */
+  CHECK(lm_extract_has_usage(&x));
+  lm_extract_finish(&x);
+  CHECK_EQ_U64(lm_extract_usage(&x)->output, 2);
+}
+
+LM_TEST(test_json_error_body_under_event_stream_type_is_read_as_json) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_ANTHROPIC_MESSAGES, "text/event-stream",
+           "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}");
+  CHECK(lm_extract_inband_error(&x));
+  CHECK(lm_framer_mode(&x.framer) == LM_FRAME_JSON);
+}
+
+LM_TEST(test_generation_increments_only_when_usage_changes) {
+  static struct lm_extract x;
+  lm_extract_init(&x, LM_API_GEMINI_STREAM);
+  uint32_t g0 = lm_extract_generation(&x);
+  const char *a = "data: {\"usageMetadata\":{\"promptTokenCount\":5,\"candidatesTokenCount\":1}}\n\n";
+  const char *b = "data: {\"usageMetadata\":{\"promptTokenCount\":5,\"candidatesTokenCount\":2}}\n\n";
+  lm_extract_feed(&x, a, strlen(a));
+  uint32_t g1 = lm_extract_generation(&x);
+  lm_extract_feed(&x, a, strlen(a));
+  uint32_t g2 = lm_extract_generation(&x);
+  lm_extract_feed(&x, b, strlen(b));
+  uint32_t g3 = lm_extract_generation(&x);
+  CHECK(g1 == g0 + 1);
+  CHECK(g2 == g1);
+  CHECK(g3 == g2 + 1);
+}
+
+LM_TEST(test_truncated_anthropic_stream_reports_only_usage_seen_so_far) {
+  size_t n;
+  char *body = read_file("anthropic_messages_stream.response", &n);
+  if (!body)
+    return;
+  static struct lm_extract x;
+  for (size_t cut = 0; cut <= n; cut++) {
+    lm_extract_init(&x, LM_API_ANTHROPIC_MESSAGES);
+    lm_extract_feed(&x, body, cut);
+    lm_extract_finish(&x);
+    const struct lm_usage *u = lm_extract_usage(&x);
+    if (!lm_extract_has_usage(&x)) {
+      CHECK_EQ_U64(u->input + u->output, 0);
+    } else {
+      CHECK_EQ_U64(u->input, 25);
+      CHECK(u->output == 1 || u->output == 15);
+    }
+  }
+  free(body);
+}
+
+LM_TEST(test_malformed_and_truncated_bodies_never_crash_or_invent_usage) {
+  static const char *const bad[] = {
+      "{\"usage\":{\"prompt_tokens\":12", /* truncated */
+      "{\"usage\":{\"prompt_tokens\":12,}}",
+      "{\"usage\":{\"prompt_tokens\":-3,\"completion_tokens\":1.5}}",
+      "{\"usage\":{\"prompt_tokens\":\"12\"}}",
+      "{\"usage\":{\"prompt_tokens\":1e999999999}}",
+      "{\"usage\":{\"prompt_tokens\":123456789012345678901234567890}}",
+      "}}}}]]]]",
+      "\"\\uZZZZ\"",
+      "data: {\"usage\":{\"prompt_tokens\":1}\n\ndata: }\n\n",
+      "\xEF\xBB\xBF\xEF\xBB",
+      "",
+  };
+  static struct lm_extract x;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    for (int api = 0; api < LM_API_COUNT; api++) {
+      for (int how = WHOLE; how <= RANDOM; how++) {
+        lm_extract_init(&x, (enum lm_api)api);
+        feed_split(&x, bad[i], strlen(bad[i]), (enum split)how, 3);
+        CHECK(!lm_extract_has_usage(&x));
+      }
+    }
+}
+
+LM_TEST(test_keys_with_escaped_nul_never_match_or_overread) {
+  /* found by fuzz_extract: a key holding \u0000 once made the root-key
+   * compare read past the end of "usage" (ASan, build-san) */
+  static struct lm_extract x;
+  run_text(&x, LM_API_OPENAI_CHAT, "application/json",
+           "{\"u\\u0000aaaaaaaaaaaaaaaaaaaaaaaaa\":1,"
+           "\"usage\\u0000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":{\"prompt_tokens\":5},"
+           "\"m\\u0000odel\":\"x\"}");
+  CHECK(!lm_extract_has_usage(&x));
+  CHECK_STR(lm_extract_model(&x), "");
+}
+
+LM_TEST(test_deep_nesting_is_bounded) {
+  static char body[70000];
+  size_t n = 0;
+  for (int i = 0; i < 30000; i++)
+    body[n++] = '[';
+  static struct lm_extract x;
+  lm_extract_init(&x, LM_API_OPENAI_CHAT);
+  lm_extract_feed(&x, body, n);
+  lm_extract_finish(&x);
+  CHECK(!lm_extract_has_usage(&x));
+}
+
+LM_TEST(test_extract_state_is_fixed_and_small) {
+  CHECK(sizeof(struct lm_extract) <= 16384);
+}
+
+LM_TEST(test_unmetered_apis_parse_nothing) {
+  static struct lm_extract x;
+  run_text(&x, LM_API_CUSTOM, "application/json",
+           "{\"model\":\"m\",\"usage\":{\"prompt_tokens\":1}}");
+  CHECK(!lm_extract_has_usage(&x));
+  CHECK_STR(lm_extract_model(&x), "");
+}
+
+int main(void) {
+  LM_RUN(test_openai_chat_nonstream_reasoning_is_part_of_output);
+  LM_RUN(test_openai_chat_nonstream_cached_tokens_are_part_of_input);
+  LM_RUN(test_openai_chat_stream_usage_null_never_resets_final_usage);
+  LM_RUN(test_openai_chat_stream_without_include_usage_reports_no_usage);
+  LM_RUN(test_openai_responses_nonstream_usage);
+  LM_RUN(test_openai_responses_stream_usage_from_response_completed);
+  LM_RUN(test_openai_embeddings_have_input_only);
+  LM_RUN(test_openai_error_429_body_is_an_error_without_usage);
+  LM_RUN(test_anthropic_nonstream_input_includes_cache_read_and_write);
+  LM_RUN(test_anthropic_stream_output_is_replaced_not_added);
+  LM_RUN(test_anthropic_stream_padded_cumulative_delta_is_taken_as_is);
+  LM_RUN(test_anthropic_stream_error_keeps_message_start_usage_and_flags_error);
+  LM_RUN(test_gemini_nonstream_thoughts_are_output_and_prompt_includes_cache);
+  LM_RUN(test_gemini_stream_sse_crlf_takes_latest_snapshot);
+  LM_RUN(test_ollama_ndjson_usage_from_done_line);
+  LM_RUN(test_deepseek_cache_hit_tokens_not_double_counted);
+  LM_RUN(test_mistral_usage_before_choices);
+  LM_RUN(test_openrouter_usage_and_cost);
+  LM_RUN(test_cohere_billed_units_are_what_is_charged);
+  LM_RUN(test_anthropic_delta_keeps_message_start_fields_it_omits);
+  LM_RUN(test_anthropic_gateway_input_only_in_delta_is_preferred);
+  LM_RUN(test_anthropic_compaction_iterations_sum_is_billed);
+  LM_RUN(test_gemini_snapshots_are_not_monotonic_latest_wins);
+  LM_RUN(test_gemini_json_array_stream_each_element_is_a_snapshot);
+  LM_RUN(test_gemini_array_error_element_is_inband_error);
+  LM_RUN(test_groq_x_groq_and_top_level_usage_count_once);
+  LM_RUN(test_groq_usage_only_in_x_groq_is_used);
+  LM_RUN(test_openrouter_error_chunk_with_usage_keeps_usage_and_flags_error);
+  LM_RUN(test_openrouter_reasoning_above_completion_is_clamped);
+  LM_RUN(test_azure_empty_model_and_filter_chunk_change_nothing);
+  LM_RUN(test_usage_word_in_generated_text_is_not_matched);
+  LM_RUN(test_responses_failed_event_flags_error_with_null_usage);
+  LM_RUN(test_responses_incomplete_event_carries_usage);
+  LM_RUN(test_ollama_absent_counters_on_done_line_are_zero);
+  LM_RUN(test_ollama_malformed_line_is_skipped);
+  LM_RUN(test_ollama_error_object_is_inband_error);
+  LM_RUN(test_cohere_stream_usage_from_message_end_delta);
+  LM_RUN(test_last_event_without_blank_line_is_dispatched_at_finish);
+  LM_RUN(test_json_error_body_under_event_stream_type_is_read_as_json);
+  LM_RUN(test_generation_increments_only_when_usage_changes);
+  LM_RUN(test_truncated_anthropic_stream_reports_only_usage_seen_so_far);
+  LM_RUN(test_malformed_and_truncated_bodies_never_crash_or_invent_usage);
+  LM_RUN(test_keys_with_escaped_nul_never_match_or_overread);
+  LM_RUN(test_deep_nesting_is_bounded);
+  LM_RUN(test_extract_state_is_fixed_and_small);
+  LM_RUN(test_unmetered_apis_parse_nothing);
+  LM_TEST_END();
+}

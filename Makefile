@@ -85,7 +85,7 @@ $(BUILD)/tests/%: tests/tools/%.c $(CORE_A) | $(BUILD)/tests
 test: all $(UNIT_BIN) $(TOOL_BIN) $(TEST_EXTRA)
 	BUILD=$(BUILD) SAN=$(SAN) bash tests/run.sh
 
-asan:
+asan: all
 	$(MAKE) --no-print-directory SAN=1 test
 
 bench: all $(TOOL_BIN)

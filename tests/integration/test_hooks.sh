@@ -9,17 +9,23 @@ CLIENT=$PWD/$BUILD/tests/lm_client
 PY=/usr/bin/python3
 start_mock || { fail hooks_mock_started "$(cat "$T/mock.out")"; exit 1; }
 if [ "${SAN:-0}" = 1 ]; then
-  # A sanitized preload needs the ASan runtime loaded first in the host.
-  ASAN_RT=$(gcc -print-file-name=libasan.so)
-  PRE="$ASAN_RT $LIB"
-  export ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0
+  # Under SAN=1 the C client is itself built with ASan, so the sanitized
+  # library runs inside it with the ASan runtime loaded first. Foreign hosts
+  # (curl, python, php) are not ASan programs, and preloading the ASan
+  # runtime into Debian's curl deadlocks in setlocale before main even
+  # without llmmeter: they get the ordinary build of the library.
+  export ASAN_OPTIONS=detect_leaks=0
+  PRE=$PWD/build/libllmmeter.so
+  PRE_CLIENT=$LIB
 else
   PRE=$LIB
+  PRE_CLIENT=$LIB
 fi
 new_budget B
 "$LM" init --budget "$B" --limit 100 >/dev/null
 export LLMMETER_BUDGET=$B LLMMETER_QUIET=1
-metered() { LD_PRELOAD=$PRE "$@"; }
+metered() { LD_PRELOAD=$PRE timeout 60 "$@"; }
+metered_client() { LD_PRELOAD=$PRE_CLIENT timeout 60 "$@"; }
 cost() { "$LM" prices "$1" --json --usage "$2" | json_get - "j['cost_pusd']"; }
 snap() { status_json "$B" >"$T/snap.$1"; }
 delta() { # delta A B EXPR: EXPR on snapshot B minus snapshot A
@@ -92,7 +98,7 @@ for mode in default wf wf-late hd-only hf header pause dup reset copy read multi
   LM_CLIENT_HEADERS=$T/h.plain "$CLIENT" $mode "$MOCK_URL/v1/messages" $FX.request.json \
     'X-Mock-Fixture: anthropic_messages_stream' >"$T/c.plain" 2>"$T/c.plain.err"
   snap c0
-  LM_CLIENT_HEADERS=$T/h.metered metered "$CLIENT" $mode "$MOCK_URL/v1/messages" $FX.request.json \
+  LM_CLIENT_HEADERS=$T/h.metered metered_client "$CLIENT" $mode "$MOCK_URL/v1/messages" $FX.request.json \
     'X-Mock-Fixture: anthropic_messages_stream' >"$T/c.metered" 2>"$T/c.metered.err"
   snap c1
   check "client_${mode}_body_identical" cmp -s "$T/c.plain" "$T/c.metered"
@@ -207,15 +213,15 @@ metered curl -sS "$MOCK_URL/v1/chat/completions" -d "$REQ" >"$T/denied.out" 2>"$
 rc=$?
 expect_eq denied_curl_exit_aborted_by_callback "$rc" 42
 check denied_curl_message_names_budget grep -q "budget '$B': hard limit \$0.00 reached" "$T/denied.err"
-metered "$CLIENT" wf "$MOCK_URL/v1/messages" $FX.request.json >/dev/null 2>"$T/denied.c"
+metered_client "$CLIENT" wf "$MOCK_URL/v1/messages" $FX.request.json >/dev/null 2>"$T/denied.c"
 check denied_errorbuffer_holds_reason grep -q "^curle=42 http=0 err=llmmeter: budget '$B': hard limit" "$T/denied.c"
-metered "$CLIENT" multi "$MOCK_URL/v1/messages" $FX.request.json >/dev/null 2>"$T/denied.m"
+metered_client "$CLIENT" multi "$MOCK_URL/v1/messages" $FX.request.json >/dev/null 2>"$T/denied.m"
 check denied_multi_completes_with_error grep -q "^curle=42 " "$T/denied.m"
 metered $PY "$T/pc.py" >/dev/null 2>"$T/denied.py"
 check denied_pycurl_raises grep -q "code=error 42" "$T/denied.py"
 metered php "$T/pc.php" >/dev/null 2>"$T/denied.php"
 check denied_php_errno grep -q "errno=42 code=0" "$T/denied.php"
-LLMMETER_DENY=http metered "$CLIENT" wf "$MOCK_URL/v1/chat/completions" "$T/req.json" >"$T/402.body" 2>"$T/402.err"
+LLMMETER_DENY=http metered_client "$CLIENT" wf "$MOCK_URL/v1/chat/completions" "$T/req.json" >"$T/402.body" 2>"$T/402.err"
 check deny_http_gives_402 grep -q "^curle=0 http=402 " "$T/402.err"
 expect_eq deny_http_body_is_provider_json "$(json_get "$T/402.body" "j['error']['code']")" budget_exceeded
 LLMMETER_DENY=http metered php "$T/pc.php" >"$T/402.php" 2>"$T/402.php.err"

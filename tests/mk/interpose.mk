@@ -1,0 +1,45 @@
+# tests/mk/interpose.mk — fixtures for src/interpose.c (included by Makefile).
+#
+# libinterpose_test.so: src/interpose.c plus a counting stand-in hook layer,
+# preloaded into real hosts (curl, python3+pycurl, php, perl) and into the
+# synthetic host_dlopen by tests/integration/test_interpose.sh. The library
+# is built with the suite's flags (sanitizers under SAN=1); the hosts and
+# modules are fixtures and are built plain, so that a sanitized preload
+# needs only libasan ahead of it in LD_PRELOAD.
+
+IP_DIR   = $(BUILD)/tests/interpose
+IP_LIB   = $(BUILD)/tests/libinterpose_test.so
+IP_HOST  = $(IP_DIR)/host_dlopen
+IP_MODS  = $(IP_DIR)/mod_lazy.so $(IP_DIR)/mod_now.so $(IP_DIR)/mod_noplt.so \
+           $(IP_DIR)/mod_gnutls.so $(IP_DIR)/mod_outer.so
+IP_PLAIN = $(CSTD) $(WARN) $(OPT) -Itests/interpose
+IP_GNUTLS_SO = /usr/lib/x86_64-linux-gnu/libcurl-gnutls.so.4
+
+TEST_EXTRA += $(IP_LIB) $(IP_HOST) $(IP_MODS)
+
+$(IP_DIR):
+	mkdir -p $@
+
+$(IP_LIB): src/interpose.c src/interpose.h src/curl_vt.h src/libllmmeter.map \
+           tests/interpose/counting_hooks.c tests/interpose/got_probe.h | $(IP_DIR)
+	$(CC) $(CFLAGS) -Itests/interpose -shared \
+	  -Wl,--version-script=src/libllmmeter.map -Wl,-z,now -Wl,-z,relro \
+	  -o $@ src/interpose.c tests/interpose/counting_hooks.c $(LDFLAGS) -ldl -lpthread
+
+$(IP_HOST): tests/interpose/host_dlopen.c tests/interpose/got_probe.h | $(IP_DIR)
+	$(CC) $(IP_PLAIN) -o $@ $< -ldl -lpthread
+
+$(IP_DIR)/mod_lazy.so: tests/interpose/mod_fetch.c | $(IP_DIR)
+	$(CC) $(IP_PLAIN) -fPIC -shared -Wl,-z,lazy -o $@ $< -lcurl
+
+$(IP_DIR)/mod_now.so: tests/interpose/mod_fetch.c | $(IP_DIR)
+	$(CC) $(IP_PLAIN) -fPIC -shared -Wl,-z,now -Wl,-z,relro -o $@ $< -lcurl
+
+$(IP_DIR)/mod_noplt.so: tests/interpose/mod_fetch.c | $(IP_DIR)
+	$(CC) $(IP_PLAIN) -fPIC -fno-plt -shared -Wl,-z,now -Wl,-z,relro -o $@ $< -lcurl
+
+$(IP_DIR)/mod_gnutls.so: tests/interpose/mod_fetch.c | $(IP_DIR)
+	$(CC) $(IP_PLAIN) -fPIC -shared -Wl,-z,now -Wl,-z,relro -o $@ $< $(IP_GNUTLS_SO)
+
+$(IP_DIR)/mod_outer.so: tests/interpose/mod_outer.c | $(IP_DIR)
+	$(CC) $(IP_PLAIN) -fPIC -shared -Wl,-z,now -Wl,-z,relro -o $@ $<

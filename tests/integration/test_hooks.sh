@@ -16,7 +16,8 @@ if [ "${SAN:-0}" = 1 ]; then
   # without llmmeter: they get the ordinary build of the library.
   export ASAN_OPTIONS=detect_leaks=0
   PRE=$PWD/build/libllmmeter.so
-  PRE_CLIENT=$LIB
+  PRE_CLIENT="$(gcc -print-file-name=libasan.so) $LIB"
+  export LLMMETER_LIBRARY=$PRE # what `llmmeter run` preloads
 else
   PRE=$LIB
   PRE_CLIENT=$LIB

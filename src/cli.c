@@ -49,6 +49,9 @@ static const char *usage_text =
     "                                (embedded, LLMMETER_PRICES overrides, or\n"
     "                                LLMMETER_DEFAULT_PRICE) and, with --usage,\n"
     "                                the exact cost of that usage\n"
+    "  report [FILE] [--by model|agent|day] [--json]\n"
+    "                                sum a ledger (LLMMETER_LEDGER) by model, agent\n"
+    "                                or UTC day: calls, denials, exact cost, tokens\n"
     "  help                          this text\n"
     "\n"
     "LIMITS (init, set, run):\n"
@@ -627,6 +630,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "prices") == 0)
     return cmd_prices(argc, argv);
+  if (strcmp(cmd, "report") == 0)
+    return lm_cli_report(argc, argv);
   for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
     if (strcmp(cmd, cmds[i].name) == 0) {
       parse_opts(argc, argv, 2, cmds[i].allowed, &o);

@@ -25,4 +25,7 @@ enum lm_status_format { LM_FMT_TABLE, LM_FMT_JSON, LM_FMT_PROM };
 void lm_cli_print_status(FILE *out, const struct lm_snapshot *s,
                          enum lm_status_format fmt);
 
+/* `llmmeter report` (cli_report.c). */
+int lm_cli_report(int argc, char **argv);
+
 #endif

@@ -77,6 +77,12 @@ static void load(void) {
   }
   cfg.endpoints = getenv("LLMMETER_ENDPOINTS");
   cfg.budget = getenv("LLMMETER_BUDGET");
+  v = getenv("LLMMETER_AGENT");
+  extern char *program_invocation_short_name;
+  snprintf(cfg.agent, sizeof(cfg.agent), "%s",
+           (v && *v) ? v
+           : program_invocation_short_name ? program_invocation_short_name
+                                           : "default");
 }
 
 const struct lm_config *lm_config_get(void) {

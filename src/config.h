@@ -25,6 +25,7 @@ struct lm_config {
   bool disabled;              /* LLMMETER_DISABLE=1: pass everything */
   const char *endpoints;      /* LLMMETER_ENDPOINTS (may be NULL) */
   const char *budget;         /* LLMMETER_BUDGET (may be NULL) */
+  char agent[64];             /* LLMMETER_AGENT, else the program's name */
   char errors[512];           /* one line per malformed variable */
 };
 

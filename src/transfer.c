@@ -10,9 +10,11 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "detect.h"
+#include "ledger.h"
 #include "money.h"
 
 static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -55,6 +57,32 @@ static struct lm_budget *get_budget(void) {
 }
 
 const char *lm_transfer_budget_name(void) { return budget_name; }
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One ledger line for this call (only when LLMMETER_LEDGER is set). */
+static void record(struct lm_transfer *t, const char *outcome) {
+  const struct lm_config *c = lm_config_get();
+  struct lm_ledger_rec r = {
+      .budget = budget_name,
+      .agent = c->agent,
+      .api = lm_api_name(t->api),
+      .model = t->model[0] ? t->model : "unknown",
+      .reported_model = lm_extract_model(&t->x),
+      .outcome = outcome,
+      .reason = t->reason[0] ? t->reason : NULL,
+      .usage = &t->charged,
+      .cost_pusd = t->charged_pusd,
+      .http_status = t->http_status,
+      .duration_ms = now_ms() - t->started_ms,
+      .unpriced = t->unpriced,
+  };
+  lm_ledger_write(&r);
+}
 
 static const char *provider_of(enum lm_api api) {
   switch (api) {
@@ -119,6 +147,7 @@ int lm_transfer_begin(struct lm_transfer *t, enum lm_api api,
                       const struct lm_transfer_req *r) {
   memset(t, 0, sizeof(*t));
   t->api = api;
+  t->started_ms = now_ms();
   t->lease.slot = UINT32_MAX;
   if (r->body)
     lm_reqscan(api, r->body, r->body_len, &t->req);
@@ -148,6 +177,7 @@ int lm_transfer_begin(struct lm_transfer *t, enum lm_api api,
   if (lm_budget_admit(b, &call, &t->lease, &why) != 0) {
     lm_denial_format(&why, budget_name, t->reason, sizeof(t->reason));
     t->state = LM_XFER_DENIED;
+    record(t, "denied");
     return 1;
   }
   t->state = LM_XFER_ADMITTED;
@@ -251,14 +281,21 @@ void lm_transfer_end(struct lm_transfer *t, bool transport_ok) {
   charge_latest(t);
   unsigned flags = t->unpriced ? LM_SETTLE_UNPRICED : 0;
   bool ok_status = t->http_status >= 200 && t->http_status < 300;
+  const char *outcome;
   if (lm_extract_has_usage(&t->x)) {
     lm_budget_settle(b, &t->lease, flags);
+    outcome = t->cut ? "cut" : transport_ok ? "ok" : "failed";
   } else if (transport_ok && ok_status) {
     /* A successful response we could not read: never free by accident. */
     lm_budget_charge(b, &t->lease, &t->est, t->est_pusd);
+    t->charged = t->est;
+    t->charged_pusd = t->est_pusd;
     lm_budget_settle(b, &t->lease, flags | LM_SETTLE_UNMETERED);
+    outcome = "unmetered";
   } else {
     lm_budget_release(b, &t->lease); /* failed with no usage: refund */
+    outcome = "failed";
   }
+  record(t, outcome);
   t->state = LM_XFER_DONE;
 }

@@ -59,6 +59,7 @@ struct lm_transfer {
   int64_t charged_pusd;
   bool cut;                     /* we stopped the stream at the limit */
   char reason[256];             /* denial or error text */
+  int64_t started_ms;           /* monotonic, for the ledger's duration */
 };
 
 /* Begins a call: returns 0 (admitted: send it), 1 (denied: reason filled,

@@ -28,6 +28,7 @@ static void load(void) {
   const char *v;
   cfg.quiet = flag("LLMMETER_QUIET");
   cfg.disabled = flag("LLMMETER_DISABLE");
+  cfg.inject = !getenv("LLMMETER_INJECT") || flag("LLMMETER_INJECT");
   cfg.deny_curlcode = 42; /* CURLE_ABORTED_BY_CALLBACK */
   cfg.on_error = -1;
   cfg.limit_pusd = -1;

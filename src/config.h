@@ -23,6 +23,8 @@ struct lm_config {
   int64_t limit_pusd;         /* LLMMETER_LIMIT_USD, -1 unset */
   int64_t default_max_tokens; /* LLMMETER_DEFAULT_MAX_TOKENS (4096) */
   bool disabled;              /* LLMMETER_DISABLE=1: pass everything */
+  bool inject;                /* LLMMETER_INJECT (default 1): add
+                                 include_usage to OpenAI chat streams */
   const char *endpoints;      /* LLMMETER_ENDPOINTS (may be NULL) */
   const char *budget;         /* LLMMETER_BUDGET (may be NULL) */
   char agent[64];             /* LLMMETER_AGENT, else the program's name */

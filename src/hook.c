@@ -38,6 +38,7 @@
 #include "config.h"
 #include "curl_vt.h"
 #include "detect.h"
+#include "inject.h"
 #include "interpose.h"
 #include "transfer.h"
 
@@ -71,6 +72,12 @@ struct lm_handle {
   bool multi_denied;               /* refused at add: not in the real multi */
   bool multi_done;                 /* its DONE message was delivered */
   CURLcode multi_result;
+  /* include_usage injected into an OpenAI chat stream (inject.h) */
+  char *inject_body;
+  size_t inject_len;
+  struct lm_inject_filter *filter;
+  size_t redeliver;                /* bytes libcurl will hand us again */
+  bool filtering;                  /* this transfer's output is filtered */
 };
 
 #define NBUCKETS 1024
@@ -133,6 +140,8 @@ static void drop_handle(CURL *h) {
   if (e) {
     clear_options(e);
     free(e->xfer);
+    free(e->inject_body);
+    free(e->filter);
     free(e);
   }
 }
@@ -274,9 +283,54 @@ static bool is_header_write(struct lm_handle *e, const char *p, size_t len) {
   return true;
 }
 
+static size_t emit_to_host(void *ctx, const char *p, size_t len) {
+  struct lm_handle *e = ctx;
+  return host_write(e, (char *)p, 1, len, e->host_wd_set ? e->host_wd : stdout);
+}
+
+/* The write path of an injected stream: the meter reads every byte, the
+ * program gets the filtered events. When the program pauses, libcurl keeps
+ * the chunk and hands it to us again later; we already hold it, so that
+ * second delivery is skipped and what the program did not take goes first. */
+static size_t filtered_write(struct lm_handle *e, char *p, size_t len) {
+  bool stopped = false;
+  size_t r;
+  if (e->redeliver) {
+    size_t dup = len < e->redeliver ? len : e->redeliver;
+    r = lm_inject_filter_feed(e->filter, NULL, 0, emit_to_host, e, &stopped);
+    if (stopped)
+      return r == CURL_WRITEFUNC_PAUSE ? CURL_WRITEFUNC_PAUSE : 0;
+    e->redeliver -= dup;
+    p += dup;
+    if (dup == len)
+      return len;
+    size_t rest = len - dup;
+    if (e->header_in_body && is_header_write(e, p, rest))
+      return len;
+    if (lm_transfer_body(e->xfer, p, rest))
+      return 0;
+    r = lm_inject_filter_feed(e->filter, p, rest, emit_to_host, e, &stopped);
+  } else {
+    if (e->header_in_body && is_header_write(e, p, len))
+      return emit_to_host(e, p, len);
+    if (lm_transfer_body(e->xfer, p, len))
+      return 0; /* the limit was crossed: cut the stream */
+    r = lm_inject_filter_feed(e->filter, p, len, emit_to_host, e, &stopped);
+  }
+  if (!stopped)
+    return len;
+  if (r == CURL_WRITEFUNC_PAUSE) {
+    e->redeliver = len;
+    return CURL_WRITEFUNC_PAUSE;
+  }
+  return 0; /* the program took less: it aborts */
+}
+
 static size_t lm_write_cb(char *p, size_t size, size_t n, void *ud) {
   struct lm_handle *e = ud;
   size_t len = size * n;
+  if (e->filtering && e->xfer)
+    return filtered_write(e, p, len);
   size_t r = host_write(e, p, size, n, e->host_wd_set ? e->host_wd : stdout);
   if (r != len || !e->xfer)
     return r; /* paused, aborted or short: nothing accepted, nothing fed */
@@ -309,6 +363,12 @@ static void install(const struct lm_curl_vt *vt, struct lm_handle *e) {
   vt->easy_setopt(e->h, CURLOPT_WRITEDATA, (void *)e);
   vt->easy_setopt(e->h, CURLOPT_HEADERFUNCTION, lm_header_cb);
   vt->easy_setopt(e->h, CURLOPT_HEADERDATA, (void *)e);
+  if (e->inject_body) {
+    vt->easy_setopt(e->h, CURLOPT_POSTFIELDSIZE_LARGE,
+                    (curl_off_t)e->inject_len);
+    vt->easy_setopt(e->h, CURLOPT_POSTFIELDS, e->inject_body);
+  }
+  e->redeliver = 0;
   e->hdr_block = true; /* a response starts with its headers */
   e->hdr_maybe_next = false;
   e->installed = true;
@@ -322,6 +382,16 @@ static void uninstall(const struct lm_curl_vt *vt, struct lm_handle *e) {
                   e->host_wd_set ? e->host_wd : (void *)stdout);
   vt->easy_setopt(e->h, CURLOPT_HEADERFUNCTION, e->host_hf);
   vt->easy_setopt(e->h, CURLOPT_HEADERDATA, e->host_hd);
+  if (e->inject_body) { /* the program's own body again, as it set it */
+    vt->easy_setopt(e->h, CURLOPT_POSTFIELDSIZE_LARGE,
+                    (curl_off_t)e->post_size);
+    if (e->post_copy)
+      vt->easy_setopt(e->h, CURLOPT_COPYPOSTFIELDS, e->post_copy);
+    else
+      vt->easy_setopt(e->h, CURLOPT_POSTFIELDS, e->post);
+    free(e->inject_body);
+    e->inject_body = NULL;
+  }
   e->installed = false;
 }
 
@@ -335,6 +405,25 @@ static const char *request_body(struct lm_handle *e, size_t *len) {
     return NULL;
   *len = e->post_size >= 0 ? (size_t)e->post_size : strlen(b);
   return b;
+}
+
+/* An OpenAI chat stream that did not ask for usage: ask for it, and get
+ * the filter ready to hide the answer's traces (inject.h). */
+static void prepare_injection(struct lm_handle *e,
+                              const struct lm_transfer_req *req) {
+  const struct lm_transfer *t = e->xfer;
+  free(e->inject_body);
+  e->inject_body = NULL;
+  if (!lm_config_get()->inject || t->api != LM_API_OPENAI_CHAT ||
+      !t->req.stream || t->req.has_stream_options || !req->body)
+    return;
+  if (!e->filter && !(e->filter = malloc(sizeof(*e->filter))))
+    return;
+  e->inject_body = lm_inject_request(req->body, req->body_len, &e->inject_len);
+  if (e->inject_body) {
+    lm_inject_filter_init(e->filter);
+    e->filtering = true;
+  }
 }
 
 /* Decides whether a transfer is an LLM call and, if so, admits it. */
@@ -352,8 +441,10 @@ static enum start_result start(struct lm_handle *e) {
   req.body = request_body(e, &req.body_len);
   e->synth_status = 0;
   int rc = lm_transfer_begin(e->xfer, api, &req);
-  if (rc == 0)
+  if (rc == 0) {
+    prepare_injection(e, &req);
     return START_METER;
+  }
   if (rc == 1) {
     say("llmmeter: call refused: ", e->xfer->reason, NULL);
     return START_DENY;
@@ -429,6 +520,18 @@ static CURLcode deny_result(struct lm_handle *e) {
 }
 
 static void finish(struct lm_handle *e, CURLcode result) {
+  if (e->filtering) {
+    /* An unterminated last event is still the program's: hand it over. */
+    bool stopped = false;
+    if (result == CURLE_OK) {
+      /* The transfer is over, so a pause cannot be honoured: offer the
+       * rest again (a paused program takes it on a later call). */
+      lm_inject_filter_finish(e->filter, emit_to_host, e, &stopped);
+      for (int tries = 0; stopped && tries < 64; tries++)
+        lm_inject_filter_feed(e->filter, NULL, 0, emit_to_host, e, &stopped);
+    }
+    e->filtering = false;
+  }
   if (!e->xfer || e->xfer->state != LM_XFER_ADMITTED)
     return;
   bool cut = e->xfer->cut;

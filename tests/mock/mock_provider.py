@@ -45,6 +45,20 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 SSE = "text/event-stream; charset=utf-8"
 
 
+
+def content_hash(body):
+    """What seeds a dynamic answer: the request without stream_options, so a
+    client that adds include_usage gets the same ids and text as one that
+    does not (as a real server would, but for the usage it adds)."""
+    try:
+        j = json.loads(body)
+        if isinstance(j, dict):
+            j.pop("stream_options", None)
+            return hashlib.sha256(json.dumps(j, sort_keys=True).encode()).hexdigest()
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return hashlib.sha256(body).hexdigest()
+
 class BadRequest(Exception):
     pass
 
@@ -373,7 +387,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- routing ------------------------------------------------------------
     def route(self, body):
-        self.body_hash = hashlib.sha256(body).hexdigest()
+        self.body_hash = content_hash(body)
         self.delay = self.hint("X-Mock-Delay-Ms", 0) / 1000.0
         url = urlsplit(self.path)
         q = parse_qs(url.query)

@@ -31,7 +31,14 @@ struct lm_call {
   const char *agent;          /* agent tag; NULL = this process's default */
   int64_t est_pusd;           /* estimated cost, an upper bound if possible */
   uint64_t est_tokens;        /* estimated input + output tokens */
+  uint64_t est_input_tokens;  /* the parts of est_tokens, for per-call caps */
+  uint64_t est_output_tokens;
   bool zero_priced;           /* priced at $0: dollar limits do not apply */
+  int64_t wait_ms;            /* how long to wait for in-flight calls to
+                                 settle when only their reservations block
+                                 this one (0: fail at once) */
+  /* Per-call caps from the environment, on top of the budget's (<= 0: none) */
+  int64_t max_call_pusd, max_call_input_tokens, max_call_output_tokens;
 };
 
 enum lm_deny_kind {
@@ -42,6 +49,10 @@ enum lm_deny_kind {
   LM_DENY_TOKENS,      /* the token limit */
   LM_DENY_REQUESTS,    /* the request (step) limit */
   LM_DENY_BUSY,        /* every lease slot is held by live calls */
+  LM_DENY_CALL_USD,    /* the call's cost cap (budget-wide or a rule's) */
+  LM_DENY_CALL_INPUT,  /* the call's input-token cap */
+  LM_DENY_CALL_OUTPUT, /* the call's output-token cap */
+  LM_DENY_UNPRICED,    /* LLMMETER_UNPRICED=deny and the model has no price */
   LM_DENY_ERROR,       /* the budget could not be used */
 };
 
@@ -52,6 +63,9 @@ struct lm_denial {
   int64_t used;              /* spent (+ reserved) at the time of denial */
   int64_t retry_after_s;     /* seconds until the window resets; -1 never */
   enum lm_window_kind window;
+  int64_t waited_ms;         /* >0: refused after waiting this long for
+                                in-flight calls to settle */
+  int64_t spent;             /* spent alone, when reservations blocked */
 };
 
 /* A process-local copy of what a lease holds; the shared slot mirrors it. */
@@ -69,9 +83,18 @@ struct lm_lease {
 #define LM_KEEP INT64_MIN
 struct lm_limit_config {
   int64_t hard_pusd, soft_pusd, tokens, requests;
+  int64_t max_call_pusd, max_call_input_tokens, max_call_output_tokens;
   int window;       /* enum lm_window_kind, or -1 = keep */
   int mode;         /* enum lm_mode, or -1 = keep */
 };
+/* A config that changes nothing; set the fields to change. */
+#define LM_LIMITS_KEEP                                                       \
+  ((struct lm_limit_config){LM_KEEP, LM_KEEP, LM_KEEP, LM_KEEP, LM_KEEP,     \
+                            LM_KEEP, LM_KEEP, -1, -1})
+/* A config with no limits at all (for a new budget). */
+#define LM_LIMITS_NONE                                                       \
+  ((struct lm_limit_config){-1, -1, -1, -1, -1, -1, -1, LM_WINDOW_NONE,      \
+                            LM_MODE_OPTIMISTIC})
 
 enum lm_settle_flags {
   LM_SETTLE_UNMETERED = 1, /* usage could not be read: charged at estimate */
@@ -102,6 +125,7 @@ struct lm_snapshot {
   char name[LM_BUDGET_NAME_MAX];
   int64_t now, created_at, reset_at;
   int64_t hard_pusd, soft_pusd, tokens_limit, requests_limit;
+  int64_t max_call_pusd, max_call_input_tokens, max_call_output_tokens;
   int window;
   int mode;
   int64_t window_start, resets_in_s; /* resets_in_s -1 for no window */
@@ -111,6 +135,7 @@ struct lm_snapshot {
   struct lm_snap_row agents[LM_ROWS + 1];
   struct lm_snap_rule rules[LM_RULES];
   uint32_t active_leases;
+  uint32_t waiters;          /* calls waiting for in-flight calls to settle */
   uint64_t reclaimed, reconciles;
 };
 
@@ -162,6 +187,12 @@ void lm_budget_close(struct lm_budget *b);
 
 /* Whether spent has reached the hard limit (for mid-stream cuts). */
 bool lm_budget_over_hard(struct lm_budget *b, const struct lm_lease *lease);
+/* Whether a call's running totals (tokens, cost) exceed one of its per-call
+ * caps (the budget's, its rules', or call->max_call_*); fills why. */
+bool lm_budget_over_call_caps(struct lm_budget *b, const struct lm_lease *l,
+                              const struct lm_call *call,
+                              const struct lm_usage *total, int64_t cost,
+                              struct lm_denial *why);
 
 /* Test hook: a clock other than time(NULL) (NULL restores it). */
 void lm_budget_set_clock(struct lm_budget *b, int64_t (*now)(void *),

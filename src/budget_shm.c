@@ -200,7 +200,8 @@ static uint32_t rules_match(struct lm_segment *s, const char *model,
     char pat[LM_NAME_MAX];
     memcpy(pat, r->pattern, LM_NAME_MAX);
     pat[LM_NAME_MAX - 1] = 0; /* never trust a string from shared memory */
-    const char *subject = r->kind == LM_RULE_AGENT ? agent : model;
+    const char *subject =
+        LM_RULE_TARGET(r->kind) == LM_RULE_AGENT ? agent : model;
     if (subject && fnmatch(pat, subject, 0) == 0)
       mask |= 1u << i;
   }
@@ -373,7 +374,8 @@ static void apply_lease(struct lm_segment *s, uint32_t model_row,
   if (rule_mask && (a->spent || a->reserved)) {
     struct lm_amounts money = {.spent = a->spent, .reserved = a->reserved};
     for (int r = 0; r < LM_RULES; r++)
-      if (rule_mask & (1u << r))
+      if ((rule_mask & (1u << r)) &&
+          LM_RULE_MEASURE(s->rules[r].kind) == LM_RULE_SPEND)
         apply_counters(&s->rules[r].c, &money);
   }
 }
@@ -382,9 +384,11 @@ static void apply_lease(struct lm_segment *s, uint32_t model_row,
 
 /* Reserves `est` on c against `limit` (-1: none). Optimistic: admitted while
  * spent + reserved (before us) is below the limit. Strict: admitted only if
- * spent + reserved + est fits. Returns 0 or -1 (nothing reserved). */
+ * spent + reserved + est fits. Returns 0 (reserved), -1 (over: spent alone
+ * rules it out) or 1 (blocked only by other calls' reservations, which may
+ * settle for less); *used and *spent say why. */
 static int reserve_money(struct lm_counters *c, int64_t limit, int64_t est,
-                         int strict, int64_t *used) {
+                         int strict, int64_t *used, int64_t *spent) {
   if (limit < 0) {
     if (est)
       atomic_fetch_add(&c->reserved, est);
@@ -392,19 +396,23 @@ static int reserve_money(struct lm_counters *c, int64_t limit, int64_t est,
   }
   if (!strict) {
     int64_t prev = atomic_fetch_add(&c->reserved, est);
-    int64_t u = lm_money_add(atomic_load(&c->spent), prev);
+    int64_t sp = atomic_load(&c->spent);
+    int64_t u = lm_money_add(sp, prev);
     if (u < limit)
       return 0;
     atomic_fetch_sub(&c->reserved, est);
     *used = u;
-    return -1;
+    *spent = sp;
+    return sp < limit ? 1 : -1;
   }
   int64_t r = atomic_load(&c->reserved);
   for (;;) {
-    int64_t u = lm_money_add(atomic_load(&c->spent), r);
+    int64_t sp = atomic_load(&c->spent);
+    int64_t u = lm_money_add(sp, r);
     if (lm_money_add(u, est) > limit) {
       *used = u;
-      return -1;
+      *spent = sp;
+      return lm_money_add(sp, est) <= limit ? 1 : -1;
     }
     if (atomic_compare_exchange_weak(&c->reserved, &r, r + est))
       return 0;
@@ -412,7 +420,7 @@ static int reserve_money(struct lm_counters *c, int64_t limit, int64_t est,
 }
 
 static int reserve_tokens(struct lm_counters *c, int64_t limit, uint64_t est,
-                          int strict, int64_t *used) {
+                          int strict, int64_t *used, int64_t *spent) {
   if (limit < 0) {
     if (est)
       atomic_fetch_add(&c->reserved_tokens, est);
@@ -420,19 +428,20 @@ static int reserve_tokens(struct lm_counters *c, int64_t limit, uint64_t est,
   }
   uint64_t settled =
       atomic_load(&c->tokens[LM_TOK_INPUT]) + atomic_load(&c->tokens[LM_TOK_OUTPUT]);
+  *spent = (int64_t)settled;
   if (!strict) {
     uint64_t prev = atomic_fetch_add(&c->reserved_tokens, est);
     if (settled + prev < (uint64_t)limit)
       return 0;
     atomic_fetch_sub(&c->reserved_tokens, est);
     *used = (int64_t)(settled + prev);
-    return -1;
+    return settled < (uint64_t)limit ? 1 : -1;
   }
   uint64_t r = atomic_load(&c->reserved_tokens);
   for (;;) {
     if (settled + r + est > (uint64_t)limit) {
       *used = (int64_t)(settled + r);
-      return -1;
+      return settled + est <= (uint64_t)limit ? 1 : -1;
     }
     if (atomic_compare_exchange_weak(&c->reserved_tokens, &r, r + est))
       return 0;
@@ -484,45 +493,55 @@ static void fill_denial(struct lm_denial *why, enum lm_deny_kind kind,
       wk == LM_WINDOW_NONE ? -1 : lm_window_next(wk, now) - now;
 }
 
-/* Tries to reserve everything the call needs; all or nothing. */
+/* Tries to reserve everything the call needs; all or nothing. Returns 0,
+ * -1 (refused) or 1 (refused only because of in-flight reservations). */
 static int reserve_all(struct lm_budget *b, const struct lm_lease *l,
                        int64_t est, uint64_t est_tokens, int wk, int64_t now,
                        struct lm_denial *why) {
   struct lm_segment *s = b->map.seg;
   int strict = atomic_load(&s->limits.mode) == LM_MODE_STRICT;
-  int64_t used = 0;
+  int64_t used = 0, spent = 0;
   int dollars = (l->flags & LM_LEASEF_DOLLARS) != 0;
+  int rc;
 
   if (reserve_request(&s->total, atomic_load(&s->limits.requests), &used)) {
     fill_denial(why, LM_DENY_REQUESTS, NULL,
                 atomic_load(&s->limits.requests), used, wk, now);
-    return -1;
+    return -1; /* a request is a request: nothing to wait for */
   }
-  if (reserve_tokens(&s->total, atomic_load(&s->limits.tokens), est_tokens,
-                     strict, &used)) {
+  rc = reserve_tokens(&s->total, atomic_load(&s->limits.tokens), est_tokens,
+                      strict, &used, &spent);
+  if (rc) {
     fill_denial(why, LM_DENY_TOKENS, NULL, atomic_load(&s->limits.tokens),
                 used, wk, now);
+    why->spent = spent;
     goto undo_request;
   }
   if (dollars) {
     int64_t hard = atomic_load(&s->limits.hard_pusd);
-    if (reserve_money(&s->total, hard, est, strict, &used)) {
+    rc = reserve_money(&s->total, hard, est, strict, &used, &spent);
+    if (rc) {
       fill_denial(why, LM_DENY_HARD, NULL, hard, used, wk, now);
+      why->spent = spent;
       goto undo_tokens;
     }
     uint32_t done = 0;
     for (int r = 0; r < LM_RULES; r++) {
-      if (!(l->rule_mask & (1u << r)))
-        continue;
       struct lm_rule *rule = &s->rules[r];
+      if (!(l->rule_mask & (1u << r)) ||
+          LM_RULE_MEASURE(rule->kind) != LM_RULE_SPEND)
+        continue;
       int64_t lim = atomic_load(&rule->limit_pusd);
-      if (reserve_money(&rule->c, lim, est, strict, &used)) {
+      rc = reserve_money(&rule->c, lim, est, strict, &used, &spent);
+      if (rc) {
         char pat[LM_NAME_MAX];
         memcpy(pat, rule->pattern, LM_NAME_MAX);
         pat[LM_NAME_MAX - 1] = 0;
         fill_denial(why,
-                    rule->kind == LM_RULE_AGENT ? LM_DENY_AGENT : LM_DENY_MODEL,
+                    LM_RULE_TARGET(rule->kind) == LM_RULE_AGENT ? LM_DENY_AGENT
+                                                                : LM_DENY_MODEL,
                     pat, lim, used, wk, now);
+        why->spent = spent;
         for (int u = 0; u < r; u++)
           if (done & (1u << u))
             atomic_fetch_sub(&s->rules[u].c.reserved, est);
@@ -545,7 +564,64 @@ undo_tokens:
   atomic_fetch_sub(&s->total.reserved_tokens, est_tokens);
 undo_request:
   atomic_fetch_sub(&s->total.reserved_requests, 1);
-  return -1;
+  return rc;
+}
+
+/* Per-call caps: the budget's, the call's own (environment), and the cap
+ * rules matching its model or agent. Values are estimates at admission and
+ * running totals mid-stream. Returns true and fills why if one is passed. */
+static bool over_caps(struct lm_segment *s, uint32_t rule_mask,
+                      const struct lm_call *call, bool dollars, int64_t pusd,
+                      uint64_t in, uint64_t out, struct lm_denial *why) {
+  struct {
+    int64_t lim;
+    const char *subject;
+  } best[3] = {{atomic_load(&s->limits.max_call_pusd), NULL},
+               {atomic_load(&s->limits.max_call_input_tokens), NULL},
+               {atomic_load(&s->limits.max_call_output_tokens), NULL}};
+  int64_t own[3] = {call ? call->max_call_pusd : -1,
+                    call ? call->max_call_input_tokens : -1,
+                    call ? call->max_call_output_tokens : -1};
+  for (int k = 0; k < 3; k++) /* a call's own caps: 0 or less is none */
+    if (own[k] > 0 && (best[k].lim < 0 || own[k] < best[k].lim))
+      best[k].lim = own[k];
+  for (int r = 0; r < LM_RULES && rule_mask; r++) {
+    if (!(rule_mask & (1u << r)))
+      continue;
+    struct lm_rule *rule = &s->rules[r];
+    uint32_t m = LM_RULE_MEASURE(rule->kind);
+    int k = m == LM_RULE_CALL_USD ? 0 : m == LM_RULE_CALL_INPUT ? 1
+            : m == LM_RULE_CALL_OUTPUT ? 2 : -1;
+    int64_t lim = atomic_load(&rule->limit_pusd);
+    if (k < 0 || lim < 0 || (best[k].lim >= 0 && lim >= best[k].lim))
+      continue;
+    best[k].lim = lim;
+    best[k].subject = rule->pattern;
+  }
+  int64_t val[3] = {dollars ? pusd : 0, (int64_t)in, (int64_t)out};
+  static const enum lm_deny_kind kinds[3] = {
+      LM_DENY_CALL_USD, LM_DENY_CALL_INPUT, LM_DENY_CALL_OUTPUT};
+  for (int k = 0; k < 3; k++) {
+    if (best[k].lim < 0 || val[k] <= best[k].lim)
+      continue;
+    memset(why, 0, sizeof(*why));
+    why->kind = kinds[k];
+    if (best[k].subject) {
+      memcpy(why->subject, best[k].subject, LM_NAME_MAX);
+      why->subject[LM_NAME_MAX - 1] = 0;
+    }
+    why->limit = best[k].lim;
+    why->used = val[k];
+    why->retry_after_s = -1;
+    return true;
+  }
+  return false;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int shm_admit(struct lm_budget *b, const struct lm_call *call,
@@ -598,23 +674,64 @@ static int shm_admit(struct lm_budget *b, const struct lm_call *call,
   slot->flags = l->flags;
   slot->admitted_at = now;
 
-  for (int attempt = 0;; attempt++) {
+  if (over_caps(s, l->rule_mask, call, (l->flags & LM_LEASEF_DOLLARS) != 0,
+                est, call->est_input_tokens, call->est_output_tokens, why))
+    goto refuse; /* a cap on the call itself: nothing to wait for */
+
+  /* Waiting (bounded by call->wait_ms) happens only while other calls'
+   * reservations, not spending, stand in the way; every settlement bumps
+   * the futex word `wake`, and we count ourselves in `waiters` before
+   * reading it so no wake-up can slip between our check and our sleep. */
+  int64_t t0 = 0, waited = 0;
+  bool waiting = false;
+  for (int reclaimed_once = 0;;) {
+    uint32_t w = atomic_load(&s->wake);
     if (enter_applying(s, slot, claimed) != 0)
       break; /* cannot happen while we live; treat as denial */
-    if (reserve_all(b, l, est, call->est_tokens, wk, now, why) == 0) {
+    int rc = reserve_all(b, l, est, call->est_tokens, wk, now, why);
+    if (rc == 0) {
       uint64_t active = lease_word(me, LM_LEASE_ACTIVE);
       leave_applying(slot, active);
+      if (waiting)
+        atomic_fetch_sub(&s->waiters, 1);
       l->slot = idx;
       l->state_word = active;
       touch(&s->total, now);
       return 0;
     }
     leave_applying(slot, claimed);
-    /* Denied: if dead processes hold reservations, refund them and retry. */
-    if (attempt > 0 || why->kind == LM_DENY_REQUESTS ||
-        lm_budget_reclaim(b) == 0)
+    /* Dead processes may hold reservations: refund them once and retry. */
+    if (!reclaimed_once && why->kind != LM_DENY_REQUESTS) {
+      reclaimed_once = 1;
+      if (lm_budget_reclaim(b) > 0)
+        continue;
+    }
+    if (rc < 0 || call->wait_ms <= 0)
       break;
+    if (!waiting) {
+      waiting = true;
+      t0 = mono_ms();
+      atomic_fetch_add(&s->waiters, 1);
+      continue; /* check again now that settlements will wake us */
+    }
+    waited = mono_ms() - t0;
+    int64_t left = call->wait_ms - waited;
+    if (left <= 0)
+      break;
+    /* Sleep until a settlement, at most a second at a time so leases of
+     * processes that died meanwhile get reclaimed. */
+    int64_t slice = left < 1000 ? left : 1000;
+    struct timespec ts = {slice / 1000, (slice % 1000) * 1000000};
+    futex(&s->wake, FUTEX_WAIT, w, &ts);
+    if (slice == 1000 || mono_ms() - t0 >= 1000)
+      reclaimed_once = 0;
+    now = clock_now(b);
   }
+  if (waiting) {
+    atomic_fetch_sub(&s->waiters, 1);
+    why->waited_ms = mono_ms() - t0;
+  }
+refuse:
   atomic_store(&slot->state, 0);
 denied:;
   struct lm_amounts d = {.denied = 1};
@@ -824,6 +941,9 @@ static int shm_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
     o->soft_pusd = o->hard_pusd / 5 * 4 + (o->hard_pusd % 5) * 4 / 5;
   o->tokens_limit = atomic_load(&s->limits.tokens);
   o->requests_limit = atomic_load(&s->limits.requests);
+  o->max_call_pusd = atomic_load(&s->limits.max_call_pusd);
+  o->max_call_input_tokens = atomic_load(&s->limits.max_call_input_tokens);
+  o->max_call_output_tokens = atomic_load(&s->limits.max_call_output_tokens);
   o->window = wk;
   o->mode = atomic_load(&s->limits.mode) == LM_MODE_STRICT;
   o->window_start = win;
@@ -845,6 +965,7 @@ static int shm_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   for (int i = 0; i < LM_LEASES; i++)
     if ((atomic_load(&s->leases[i].state) & ST_MASK) != LM_LEASE_FREE)
       o->active_leases++;
+  o->waiters = atomic_load(&s->waiters);
   o->reclaimed = atomic_load(&s->reclaimed);
   o->reconciles = atomic_load(&s->reconciles);
   return 0;
@@ -860,6 +981,16 @@ static int shm_configure(struct lm_budget *b, const struct lm_limit_config *c) {
     atomic_store(&s->limits.tokens, c->tokens < 0 ? -1 : c->tokens);
   if (c->requests != LM_KEEP)
     atomic_store(&s->limits.requests, c->requests < 0 ? -1 : c->requests);
+  if (c->max_call_pusd != LM_KEEP)
+    atomic_store(&s->limits.max_call_pusd,
+                 c->max_call_pusd < 0 ? -1 : c->max_call_pusd);
+  if (c->max_call_input_tokens != LM_KEEP)
+    atomic_store(&s->limits.max_call_input_tokens,
+                 c->max_call_input_tokens < 0 ? -1 : c->max_call_input_tokens);
+  if (c->max_call_output_tokens != LM_KEEP)
+    atomic_store(&s->limits.max_call_output_tokens,
+                 c->max_call_output_tokens < 0 ? -1
+                                               : c->max_call_output_tokens);
   if (c->window >= 0 && c->window < LM_WINDOW_KINDS)
     atomic_store(&s->limits.window_kind, (uint32_t)c->window);
   if (c->mode >= 0 && c->mode <= LM_MODE_STRICT)
@@ -872,7 +1003,9 @@ static int shm_add_rule(struct lm_budget *b, int kind, const char *pattern,
                         int64_t limit, char *err, size_t errlen) {
   struct lm_segment *s = b->map.seg;
   if (!pattern || !*pattern || strlen(pattern) >= LM_NAME_MAX ||
-      (kind != LM_RULE_MODEL && kind != LM_RULE_AGENT)) {
+      (LM_RULE_TARGET(kind) != LM_RULE_MODEL &&
+       LM_RULE_TARGET(kind) != LM_RULE_AGENT) ||
+      LM_RULE_MEASURE(kind) > LM_RULE_CALL_OUTPUT) {
     snprintf(err, errlen, "invalid limit pattern '%s'", pattern ? pattern : "");
     return -1;
   }
@@ -912,9 +1045,11 @@ static int shm_add_rule(struct lm_budget *b, int kind, const char *pattern,
   atomic_store(&r->limit_pusd, limit);
   atomic_store(&r->c.window, win);
   /* A rule added live starts from what its rows already spent. */
-  struct lm_row *rows = kind == LM_RULE_AGENT ? s->agents : s->models;
+  struct lm_row *rows =
+      LM_RULE_TARGET(kind) == LM_RULE_AGENT ? s->agents : s->models;
   int64_t spent = 0;
-  for (int i = 0; i < LM_ROWS; i++) {
+  for (int i = 0; i < LM_ROWS && LM_RULE_MEASURE(kind) == LM_RULE_SPEND;
+       i++) {
     if ((atomic_load(&rows[i].state) & 3) != LM_ROW_READY ||
         atomic_load(&rows[i].c.window) < win)
       continue;
@@ -1101,6 +1236,15 @@ bool lm_budget_over_hard(struct lm_budget *b, const struct lm_lease *l) {
   return false;
 }
 
+bool lm_budget_over_call_caps(struct lm_budget *b, const struct lm_lease *l,
+                              const struct lm_call *call,
+                              const struct lm_usage *total, int64_t cost,
+                              struct lm_denial *why) {
+  return over_caps(b->map.seg, l->rule_mask, call,
+                   (l->flags & LM_LEASEF_DOLLARS) != 0, cost,
+                   total ? total->input : 0, total ? total->output : 0, why);
+}
+
 void lm_budget_set_clock(struct lm_budget *b, int64_t (*now)(void *),
                          void *ctx) {
   b->now = now;
@@ -1109,26 +1253,40 @@ void lm_budget_set_clock(struct lm_budget *b, int64_t (*now)(void *),
 
 void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
                       size_t len) {
-  char lim[32], used[32], retry[64] = "";
+  char lim[32], used[32], sp[32], retry[64] = "", what[160];
   if (d->retry_after_s >= 0)
     snprintf(retry, sizeof(retry), "; retry after %llds (%s window)",
              (long long)d->retry_after_s, lm_window_name(d->window));
+  const char *sub = d->subject[0] ? d->subject : NULL;
   switch (d->kind) {
   case LM_DENY_HARD:
-    snprintf(buf, len, "budget '%s': hard limit $%s reached (spent+reserved $%s)%s",
-             budget, lm_money_format(d->limit, 2, lim, sizeof(lim)),
-             lm_money_format(d->used, 4, used, sizeof(used)), retry);
-    break;
   case LM_DENY_MODEL:
   case LM_DENY_AGENT:
-    snprintf(buf, len, "budget '%s': %s limit %s=$%s reached (spent+reserved $%s)%s",
-             budget, d->kind == LM_DENY_MODEL ? "model" : "agent", d->subject,
-             lm_money_format(d->limit, 2, lim, sizeof(lim)),
-             lm_money_format(d->used, 4, used, sizeof(used)), retry);
+    if (d->kind == LM_DENY_HARD)
+      snprintf(what, sizeof(what), "hard limit $%s",
+               lm_money_format(d->limit, 2, lim, sizeof(lim)));
+    else
+      snprintf(what, sizeof(what), "%s limit %s=$%s",
+               d->kind == LM_DENY_MODEL ? "model" : "agent", d->subject,
+               lm_money_format(d->limit, 2, lim, sizeof(lim)));
+    if (d->waited_ms > 0)
+      snprintf(buf, len,
+               "budget '%s': %s: waited %llds for in-flight calls to settle "
+               "(spent $%s, spent+reserved $%s)%s",
+               budget, what, (long long)((d->waited_ms + 500) / 1000),
+               lm_money_format(d->spent, 4, sp, sizeof(sp)),
+               lm_money_format(d->used, 4, used, sizeof(used)), retry);
+    else
+      snprintf(buf, len, "budget '%s': %s reached (spent+reserved $%s)%s",
+               budget, what, lm_money_format(d->used, 4, used, sizeof(used)),
+               retry);
     break;
   case LM_DENY_TOKENS:
-    snprintf(buf, len, "budget '%s': token limit %lld reached (used %lld)%s",
-             budget, (long long)d->limit, (long long)d->used, retry);
+    snprintf(buf, len, "budget '%s': token limit %lld %s (used %lld)%s",
+             budget, (long long)d->limit,
+             d->waited_ms > 0 ? "blocked by in-flight calls after waiting"
+                              : "reached",
+             (long long)d->used, retry);
     break;
   case LM_DENY_REQUESTS:
     snprintf(buf, len, "budget '%s': request limit %lld reached (used %lld)%s",
@@ -1137,6 +1295,19 @@ void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
   case LM_DENY_BUSY:
     snprintf(buf, len, "budget '%s': all %d lease slots are held by live calls",
              budget, LM_LEASES);
+    break;
+  case LM_DENY_CALL_USD:
+    snprintf(buf, len, "budget '%s': per-call cap $%s%s%s exceeded (call costs $%s)",
+             budget, lm_money_format(d->limit, 4, lim, sizeof(lim)),
+             sub ? " for " : "", sub ? sub : "",
+             lm_money_format(d->used, 4, used, sizeof(used)));
+    break;
+  case LM_DENY_CALL_INPUT:
+  case LM_DENY_CALL_OUTPUT:
+    snprintf(buf, len, "budget '%s': per-call %s-token cap %lld%s%s exceeded (%lld)",
+             budget, d->kind == LM_DENY_CALL_INPUT ? "input" : "output",
+             (long long)d->limit, sub ? " for " : "", sub ? sub : "",
+             (long long)d->used);
     break;
   default:
     snprintf(buf, len, "budget '%s': unavailable", budget);

@@ -154,7 +154,7 @@ static void parse_rule(struct opts *o, int kind, const char *flag,
 static void parse_opts(int argc, char **argv, int i, const char *allowed,
                        struct opts *o) {
   memset(o, 0, sizeof(*o));
-  o->cfg = (struct lm_limit_config){LM_KEEP, LM_KEEP, LM_KEEP, LM_KEEP, -1, -1};
+  o->cfg = LM_LIMITS_KEEP;
   o->interval = 1;
   o->count = -1;
   int L = strchr(allowed, 'L') != NULL;
@@ -264,6 +264,9 @@ static int cmd_init(const struct opts *o) {
   if (cfg.soft_pusd == LM_KEEP) cfg.soft_pusd = -1;
   if (cfg.tokens == LM_KEEP) cfg.tokens = -1;
   if (cfg.requests == LM_KEEP) cfg.requests = -1;
+  if (cfg.max_call_pusd == LM_KEEP) cfg.max_call_pusd = -1;
+  if (cfg.max_call_input_tokens == LM_KEEP) cfg.max_call_input_tokens = -1;
+  if (cfg.max_call_output_tokens == LM_KEEP) cfg.max_call_output_tokens = -1;
   if (lm_budget_create(o->budget, o->force, &cfg, &b, err, sizeof(err)) != 0) {
     fprintf(stderr, "llmmeter: %s\n", err);
     return LM_EXIT_ERROR;

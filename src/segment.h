@@ -82,7 +82,17 @@ struct lm_row {
 _Static_assert(sizeof(struct lm_row) == 256, "lm_row layout");
 #define LM_ROWF_UNPRICED 1u
 
+/* A rule's kind is its target (low byte) and what it limits (next byte):
+ * spend per window (counted together), or a cap on each single call. */
 enum lm_rule_kind { LM_RULE_MODEL = 1, LM_RULE_AGENT = 2 };
+enum lm_rule_measure {
+  LM_RULE_SPEND = 0 << 8,       /* USD per window, all matches together */
+  LM_RULE_CALL_USD = 1 << 8,    /* USD per call */
+  LM_RULE_CALL_INPUT = 2 << 8,  /* input tokens per call */
+  LM_RULE_CALL_OUTPUT = 3 << 8, /* output tokens per call */
+};
+#define LM_RULE_TARGET(k) ((k) & 0xffu)
+#define LM_RULE_MEASURE(k) ((k) & 0xff00u)
 enum lm_rule_state { LM_RULE_UNUSED = 0, LM_RULE_ACTIVE = 1, LM_RULE_RETIRED = 2 };
 
 /* A USD limit on every model (or agent) matching a glob, counted together.
@@ -131,7 +141,7 @@ struct lm_limits {
   _Atomic int64_t requests;      /* calls per window */
   _Atomic uint32_t window_kind;  /* enum lm_window_kind */
   _Atomic uint32_t mode;         /* enum lm_mode */
-  _Atomic int64_t max_call_pusd; /* per-call caps (reserved for later use) */
+  _Atomic int64_t max_call_pusd; /* per-call caps, -1 none */
   _Atomic int64_t max_call_input_tokens;
   _Atomic int64_t max_call_output_tokens;
   int64_t reserved_for_future[8];

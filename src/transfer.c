@@ -34,8 +34,8 @@ static struct lm_budget *get_budget(void) {
     int rc;
     if (c->limit_pusd >= 0) {
       /* LLMMETER_LIMIT_USD creates the budget with that limit if missing. */
-      struct lm_limit_config lc = {c->limit_pusd, -1, -1, -1, LM_WINDOW_NONE,
-                                   LM_MODE_OPTIMISTIC};
+      struct lm_limit_config lc = LM_LIMITS_NONE;
+      lc.hard_pusd = c->limit_pusd;
       rc = lm_budget_create(budget_name, false, &lc, &b, budget_err,
                             sizeof(budget_err));
       if (rc == LM_SEG_EEXIST)

@@ -3,6 +3,7 @@
  * Every test uses its own real shared-memory segment (removed afterwards)
  * and, for the multi-process cases, real fork()ed processes.
  */
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -22,9 +23,10 @@ static int seq;
 
 static struct lm_budget *fresh(int64_t hard, int window, int strict) {
   snprintf(bname, sizeof(bname), "lmtest-%d-%d", (int)getpid(), seq++);
-  struct lm_limit_config c = {.hard_pusd = hard, .soft_pusd = -1,
-                              .tokens = -1, .requests = -1,
-                              .window = window, .mode = strict};
+  struct lm_limit_config c = LM_LIMITS_NONE;
+  c.hard_pusd = hard;
+  c.window = window;
+  c.mode = strict;
   struct lm_budget *b = NULL;
   char err[256];
   if (lm_budget_create(bname, true, &c, &b, err, sizeof(err)) != 0) {
@@ -164,9 +166,8 @@ LM_TEST(test_strict_admits_only_what_fits) {
 
 LM_TEST(test_zero_priced_call_ignores_dollar_limit_but_not_requests) {
   struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_STRICT);
-  struct lm_limit_config cfg = {.hard_pusd = LM_KEEP, .soft_pusd = LM_KEEP,
-                                .tokens = LM_KEEP, .requests = 2,
-                                .window = -1, .mode = -1};
+  struct lm_limit_config cfg = LM_LIMITS_KEEP;
+  cfg.requests = 2;
   lm_budget_configure(b, &cfg);
   struct lm_lease l;
   struct lm_denial why;
@@ -186,9 +187,8 @@ LM_TEST(test_zero_priced_call_ignores_dollar_limit_but_not_requests) {
 
 LM_TEST(test_token_limit_counts_input_and_output) {
   struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
-  struct lm_limit_config cfg = {.hard_pusd = LM_KEEP, .soft_pusd = LM_KEEP,
-                                .tokens = 1000, .requests = LM_KEEP,
-                                .window = -1, .mode = -1};
+  struct lm_limit_config cfg = LM_LIMITS_KEEP;
+  cfg.tokens = 1000;
   lm_budget_configure(b, &cfg);
   struct lm_lease l;
   struct lm_denial why;
@@ -517,6 +517,164 @@ LM_TEST(test_exact_pico_usd_money_arithmetic) {
   CHECK_EQ_I64(lm_money_mul(INT64_MAX, 2), INT64_MAX);
 }
 
+/* A child holds a big reservation until told to settle for little. */
+static pid_t holder(struct lm_budget *b, int64_t est, int64_t actual,
+                    int *go_fd, int *ready_fd) {
+  int go[2], ready[2];
+  if (pipe(go) || pipe(ready))
+    return -1;
+  pid_t kid = fork();
+  if (kid == 0) {
+    close(go[1]);
+    close(ready[0]);
+    struct lm_lease l;
+    struct lm_denial why;
+    struct lm_call c = call_of("m", est);
+    if (lm_budget_admit(b, &c, &l, &why) != 0)
+      _exit(3);
+    (void)!write(ready[1], "r", 1);
+    char x;
+    if (read(go[0], &x, 1) == 1) {
+      lm_budget_charge(b, &l, NULL, actual);
+      lm_budget_settle(b, &l, 0);
+    }
+    _exit(0);
+  }
+  close(go[0]);
+  close(ready[1]);
+  *go_fd = go[1];
+  *ready_fd = ready[0];
+  return kid;
+}
+
+LM_TEST(test_call_blocked_by_reservations_waits_and_is_admitted) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_STRICT);
+  int go, ready;
+  pid_t kid = holder(b, USD(0.9), USD(0.01), &go, &ready);
+  char x;
+  CHECK(read(ready, &x, 1) == 1);
+  /* A second child waits; the holder settles only after it is waiting. */
+  int fds[2];
+  CHECK(pipe(fds) == 0);
+  pid_t waiter = fork();
+  if (waiter == 0) {
+    struct lm_lease l;
+    struct lm_denial why;
+    struct lm_call c = call_of("m", USD(0.5));
+    c.wait_ms = 20000;
+    int rc = lm_budget_admit(b, &c, &l, &why);
+    if (rc == 0)
+      lm_budget_settle(b, &l, 0);
+    (void)!write(fds[1], rc == 0 ? "A" : "D", 1);
+    _exit(0);
+  }
+  /* Settle only once the waiter is asleep on the budget (it counts itself
+   * in the segment's waiters), so this proves it waited. */
+  int registered = 0;
+  for (int i = 0; i < 200000 && !registered; i++) {
+    snap(b, &S);
+    registered = S.waiters == 1;
+    if (!registered)
+      sched_yield();
+  }
+  CHECK(registered);
+  (void)!write(go, "g", 1);
+  char verdict = 0;
+  CHECK(read(fds[0], &verdict, 1) == 1);
+  CHECK_EQ_I64(verdict, 'A');
+  waitpid(kid, NULL, 0);
+  waitpid(waiter, NULL, 0);
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.spent, USD(0.01));
+  CHECK_EQ_I64(S.total.reserved, 0);
+  CHECK_EQ_U64(S.total.denied, 0);
+  done(b);
+}
+
+LM_TEST(test_wait_is_bounded_and_the_reason_says_so) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_STRICT);
+  int go, ready;
+  pid_t kid = holder(b, USD(0.9), USD(0.01), &go, &ready);
+  char x;
+  CHECK(read(ready, &x, 1) == 1);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(0.5));
+  c.wait_ms = 300;
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_HARD);
+  CHECK(why.waited_ms >= 300);
+  char line[256];
+  lm_denial_format(&why, "b", line, sizeof(line));
+  CHECK(strstr(line, "waited 0s for in-flight calls") != NULL ||
+        strstr(line, "waited 1s for in-flight calls") != NULL);
+  (void)!write(go, "g", 1);
+  waitpid(kid, NULL, 0);
+  done(b);
+}
+
+LM_TEST(test_limit_really_reached_denies_without_waiting) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(0.1));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(1));
+  lm_budget_settle(b, &l, 0);
+  c.wait_ms = 60000;
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.waited_ms, 0);
+  char line[256];
+  lm_denial_format(&why, "b", line, sizeof(line));
+  CHECK(strstr(line, "hard limit $1.00 reached") != NULL);
+  done(b);
+}
+
+LM_TEST(test_per_call_caps_deny_before_and_cut_during) {
+  struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_limit_config cfg = LM_LIMITS_KEEP;
+  cfg.max_call_pusd = USD(0.5);
+  cfg.max_call_output_tokens = 1000;
+  lm_budget_configure(b, &cfg);
+  char err[128];
+  CHECK(lm_budget_add_rule(b, LM_RULE_MODEL | LM_RULE_CALL_INPUT, "gpt-*",
+                           5000, err, sizeof(err)) == 0);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("gpt-4o", USD(0.6));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_CALL_USD);
+  char line[256];
+  lm_denial_format(&why, "b", line, sizeof(line));
+  CHECK(strstr(line, "per-call cap $0.5000 exceeded") != NULL);
+  c.est_pusd = USD(0.1);
+  c.est_output_tokens = 2000;
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_CALL_OUTPUT);
+  c.est_output_tokens = 500;
+  c.est_input_tokens = 6000;
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_CALL_INPUT);
+  CHECK_STR(why.subject, "gpt-*");
+  struct lm_call other = call_of("claude-x", USD(0.1));
+  other.est_input_tokens = 6000; /* the rule is for gpt-* only */
+  CHECK(lm_budget_admit(b, &other, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  c.est_input_tokens = 100;
+  c.max_call_pusd = USD(0.05); /* the environment's cap is tighter */
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  c.max_call_pusd = 0;
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  struct lm_usage u = {.input = 100, .output = 1001};
+  CHECK(lm_budget_over_call_caps(b, &l, &c, &u, USD(0.01), &why));
+  CHECK_EQ_I64(why.kind, LM_DENY_CALL_OUTPUT);
+  u.output = 10;
+  CHECK(!lm_budget_over_call_caps(b, &l, &c, &u, USD(0.01), &why));
+  CHECK(lm_budget_over_call_caps(b, &l, &c, &u, USD(0.51), &why));
+  lm_budget_settle(b, &l, 0);
+  done(b);
+}
+
 int main(void) {
   LM_RUN(test_admit_charge_settle_moves_reservation_to_spent);
   LM_RUN(test_charge_beyond_estimate_is_charged_in_full);
@@ -536,5 +694,9 @@ int main(void) {
   LM_RUN(test_dead_lease_is_reclaimed_by_admission_that_needs_room);
   LM_RUN(test_reset_zeroes_spend_keeps_limits);
   LM_RUN(test_exact_pico_usd_money_arithmetic);
+  LM_RUN(test_call_blocked_by_reservations_waits_and_is_admitted);
+  LM_RUN(test_wait_is_bounded_and_the_reason_says_so);
+  LM_RUN(test_limit_really_reached_denies_without_waiting);
+  LM_RUN(test_per_call_caps_deny_before_and_cut_during);
   LM_TEST_END();
 }

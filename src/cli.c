@@ -48,7 +48,8 @@ static const char *usage_text =
     "         cache_write=N]         what a model resolves to in the price table\n"
     "                                (embedded, LLMMETER_PRICES overrides, or\n"
     "                                LLMMETER_DEFAULT_PRICE) and, with --usage,\n"
-    "                                the exact cost of that usage\n"
+    "                                the exact cost of that usage; MODEL max:PROVIDER\n"
+    "                                shows what an unknown model of PROVIDER costs\n"
     "  report [FILE] [--by model|agent|day] [--json]\n"
     "                                sum a ledger (LLMMETER_LEDGER) by model, agent\n"
     "                                or UTC day: calls, denials, exact cost, tokens\n"
@@ -64,6 +65,13 @@ static const char *usage_text =
     "  --agent-limit GLOB=USD        limit agents (LLMMETER_AGENT) the same way\n"
     "  --token-limit N               input+output tokens per window\n"
     "  --request-limit N             LLM calls (steps) per window\n"
+    "  --max-call-usd USD            refuse (or cut) any single call above this\n"
+    "  --max-call-input-tokens N     ... any call with more input tokens\n"
+    "  --max-call-output-tokens N    ... any call with more output tokens\n"
+    "  --model-max-call GLOB=SPEC    the same caps for matching models; SPEC is\n"
+    "                                usd:X, in:N or out:N, comma-separated\n"
+    "                                (e.g. 'gpt-5*=usd:0.50,out:4000'; 'none' removes)\n"
+    "  --agent-max-call GLOB=SPEC    the same for agents\n"
     "  --strict                      admit only calls whose estimate fits\n"
     "  --optimistic                  admit while spent+reserved < limit (default)\n"
     "\n"
@@ -132,6 +140,55 @@ static int64_t parse_count_or_none(const char *flag, const char *v) {
   return x;
 }
 
+/* GLOB=usd:X,in:N,out:N (or GLOB=none): one rule per measure. */
+static void parse_cap_rule(struct opts *o, int target, const char *flag,
+                           const char *v) {
+  const char *eq = v ? strrchr(v, '=') : NULL;
+  if (!eq || eq == v || (size_t)(eq - v) >= LM_NAME_MAX) {
+    fprintf(stderr, "llmmeter: %s needs GLOB=usd:X,in:N,out:N (got '%s')\n",
+            flag, v ? v : "");
+    exit(LM_EXIT_USAGE);
+  }
+  char spec[128];
+  snprintf(spec, sizeof(spec), "%s", eq + 1);
+  int none = strcmp(spec, "none") == 0;
+  static const struct { const char *name; int measure; } ms[] = {
+      {"usd", LM_RULE_CALL_USD}, {"in", LM_RULE_CALL_INPUT},
+      {"out", LM_RULE_CALL_OUTPUT}};
+  for (size_t m = 0; m < 3; m++) {
+    const char *val = NULL;
+    char *save = NULL, buf[128];
+    snprintf(buf, sizeof(buf), "%s", spec);
+    for (char *t = strtok_r(buf, ",", &save); t && !none;
+         t = strtok_r(NULL, ",", &save)) {
+      char *colon = strchr(t, ':');
+      int known = 0;
+      for (size_t k = 0; k < 3; k++)
+        known |= colon && (size_t)(colon - t) == strlen(ms[k].name) &&
+                 strncmp(t, ms[k].name, strlen(ms[k].name)) == 0;
+      if (!known) {
+        fprintf(stderr, "llmmeter: %s: '%s' is not usd:X, in:N or out:N\n",
+                flag, t);
+        exit(LM_EXIT_USAGE);
+      }
+      if (strncmp(t, ms[m].name, strlen(ms[m].name)) == 0 &&
+          t[strlen(ms[m].name)] == ':')
+        val = colon + 1;
+    }
+    if (!val && !none)
+      continue;
+    if (o->n_rules >= (int)(sizeof(o->rules) / sizeof(o->rules[0])))
+      die_usage("too many %s flags", flag);
+    struct rule_arg *r = &o->rules[o->n_rules++];
+    r->kind = target | ms[m].measure;
+    memcpy(r->pattern, v, (size_t)(eq - v));
+    r->pattern[eq - v] = 0;
+    r->limit = none ? -1
+               : ms[m].measure == LM_RULE_CALL_USD ? parse_usd_or_none(flag, val)
+                                                   : parse_count_or_none(flag, val);
+  }
+}
+
 static void parse_rule(struct opts *o, int kind, const char *flag,
                        const char *v) {
   const char *eq = v ? strrchr(v, '=') : NULL;
@@ -190,6 +247,21 @@ static void parse_opts(int argc, char **argv, int i, const char *allowed,
       o->any_limit = 1;
     } else if (L && TAKES("--agent-limit")) {
       parse_rule(o, LM_RULE_AGENT, a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--max-call-usd")) {
+      o->cfg.max_call_pusd = parse_usd_or_none(a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--max-call-input-tokens")) {
+      o->cfg.max_call_input_tokens = parse_count_or_none(a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--max-call-output-tokens")) {
+      o->cfg.max_call_output_tokens = parse_count_or_none(a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--model-max-call")) {
+      parse_cap_rule(o, LM_RULE_MODEL, a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--agent-max-call")) {
+      parse_cap_rule(o, LM_RULE_AGENT, a, v);
       o->any_limit = 1;
     } else if (L && TAKES("--token-limit")) {
       o->cfg.tokens = parse_count_or_none(a, v);
@@ -553,7 +625,17 @@ static int cmd_prices(int argc, char **argv) {
     die_usage("--usage needs input=N,output=N,... (got '%s')", usage);
   for (int i = 0; i < n; i++) {
     struct lm_price_match m;
-    bool found = lm_price_lookup(models[i], NULL, &m);
+    bool found;
+    if (strncmp(models[i], "max:", 4) == 0) {
+      /* what an unknown model of this provider is charged at */
+      memset(&m, 0, sizeof(m));
+      found = lm_price_provider_max(models[i] + 4, &m.price);
+      m.source = LM_PRICE_EMBEDDED;
+      snprintf(m.matched, sizeof(m.matched), "highest prices of %.60s",
+               models[i] + 4);
+    } else {
+      found = lm_price_lookup(models[i], NULL, &m);
+    }
     const char *err = lm_price_load_error();
     if (err && i == 0)
       fprintf(stderr, "llmmeter: %s\n", err);

@@ -93,6 +93,13 @@ static void print_json(FILE *o, const struct lm_snapshot *s) {
   limit_json(o, s->tokens_limit, 0);
   fputs(",\"request_limit\":", o);
   limit_json(o, s->requests_limit, 0);
+  fputs(",\"max_call_usd\":", o);
+  limit_json(o, s->max_call_pusd, 1);
+  fputs(",\"max_call_input_tokens\":", o);
+  limit_json(o, s->max_call_input_tokens, 0);
+  fputs(",\"max_call_output_tokens\":", o);
+  limit_json(o, s->max_call_output_tokens, 0);
+  fprintf(o, ",\"waiting\":%u", s->waiters);
   fprintf(o, ",\"mode\":\"%s\"", s->mode ? "strict" : "optimistic");
   fprintf(o, ",\"window\":{\"kind\":\"%s\",\"start\":%" PRId64
              ",\"resets_in_s\":",
@@ -122,11 +129,19 @@ static void print_json(FILE *o, const struct lm_snapshot *s) {
     if (i)
       fputc(',', o);
     fprintf(o, "{\"kind\":\"%s\",\"pattern\":",
-            r->kind == LM_RULE_AGENT ? "agent" : "model");
+            LM_RULE_TARGET(r->kind) == LM_RULE_AGENT ? "agent" : "model");
     json_str(o, r->pattern);
-    fprintf(o, ",\"limit_usd\":%s,\"spent_usd\":%s,\"reserved_usd\":%s}",
-            usd(r->limit_pusd, a, sizeof(a)), usd(r->c.spent, b, sizeof(b)),
-            usd(r->c.reserved, c, sizeof(c)));
+    int m = (int)LM_RULE_MEASURE(r->kind);
+    if (m == LM_RULE_SPEND)
+      fprintf(o, ",\"limit_usd\":%s,\"spent_usd\":%s,\"reserved_usd\":%s}",
+              usd(r->limit_pusd, a, sizeof(a)), usd(r->c.spent, b, sizeof(b)),
+              usd(r->c.reserved, c, sizeof(c)));
+    else if (m == LM_RULE_CALL_USD)
+      fprintf(o, ",\"max_call_usd\":%s}", usd(r->limit_pusd, a, sizeof(a)));
+    else
+      fprintf(o, ",\"max_call_%s_tokens\":%lld}",
+              m == LM_RULE_CALL_INPUT ? "input" : "output",
+              (long long)r->limit_pusd);
   }
   fprintf(o, "],\"in_flight_leases\":%u,\"reclaimed\":%" PRIu64 "}\n",
           s->active_leases, s->reclaimed);
@@ -287,20 +302,41 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
           s->total.tokens[LM_TOK_INPUT], s->total.tokens[LM_TOK_CACHE_READ],
           s->total.tokens[LM_TOK_CACHE_WRITE], s->total.tokens[LM_TOK_OUTPUT],
           s->total.tokens[LM_TOK_REASONING]);
-  if (s->tokens_limit >= 0 || s->requests_limit >= 0) {
+  if (s->tokens_limit >= 0 || s->requests_limit >= 0 ||
+      s->max_call_pusd >= 0 || s->max_call_input_tokens >= 0 ||
+      s->max_call_output_tokens >= 0) {
     fputs("limits   ", o);
     if (s->tokens_limit >= 0)
       fprintf(o, " tokens %" PRId64, s->tokens_limit);
     if (s->requests_limit >= 0)
       fprintf(o, " requests %" PRId64, s->requests_limit);
+    if (s->max_call_pusd >= 0)
+      fprintf(o, " per-call $%s", lm_money_format(s->max_call_pusd, 4, a,
+                                                 sizeof(a)));
+    if (s->max_call_input_tokens >= 0)
+      fprintf(o, " per-call-input %" PRId64, s->max_call_input_tokens);
+    if (s->max_call_output_tokens >= 0)
+      fprintf(o, " per-call-output %" PRId64, s->max_call_output_tokens);
     fputc('\n', o);
   }
+  if (s->waiters)
+    fprintf(o, "waiting   %u calls wait for in-flight calls to settle\n",
+            s->waiters);
   for (int i = 0; i < s->n_rules; i++) {
     const struct lm_snap_rule *r = &s->rules[i];
-    fprintf(o, "rule      %s %s = $%s   spent $%s\n",
-            r->kind == LM_RULE_AGENT ? "agent" : "model", r->pattern,
-            lm_money_format(r->limit_pusd, 2, a, sizeof(a)),
-            lm_money_format(r->c.spent, 4, b, sizeof(b)));
+    const char *tg = LM_RULE_TARGET(r->kind) == LM_RULE_AGENT ? "agent" : "model";
+    int m = (int)LM_RULE_MEASURE(r->kind);
+    if (m == LM_RULE_SPEND)
+      fprintf(o, "rule      %s %s = $%s   spent $%s\n", tg, r->pattern,
+              lm_money_format(r->limit_pusd, 2, a, sizeof(a)),
+              lm_money_format(r->c.spent, 4, b, sizeof(b)));
+    else if (m == LM_RULE_CALL_USD)
+      fprintf(o, "rule      %s %s: at most $%s per call\n", tg, r->pattern,
+              lm_money_format(r->limit_pusd, 4, a, sizeof(a)));
+    else
+      fprintf(o, "rule      %s %s: at most %lld %s tokens per call\n", tg,
+              r->pattern, (long long)r->limit_pusd,
+              m == LM_RULE_CALL_INPUT ? "input" : "output");
   }
   table_rows(o, "MODEL", s->models, s->n_models);
   table_rows(o, "AGENT", s->agents, s->n_agents);

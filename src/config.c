@@ -76,6 +76,45 @@ static void load(void) {
     else
       cfg.default_max_tokens = t;
   }
+  cfg.wait_ms = 30000;
+  if ((v = getenv("LLMMETER_WAIT_S")) && *v) {
+    int64_t ms;
+    if (lm_money_parse(v, (size_t)-1, 3, 0, &ms) != 0 || ms > 86400000)
+      note("LLMMETER_WAIT_S", v, "is not seconds (0..86400); using 30");
+    else
+      cfg.wait_ms = ms;
+  }
+  if ((v = getenv("LLMMETER_UNPRICED")) && *v) {
+    if (strcmp(v, "deny") == 0)
+      cfg.unpriced = LM_UNPRICED_DENY;
+    else if (strcmp(v, "free") == 0)
+      cfg.unpriced = LM_UNPRICED_FREE;
+    else if (strcmp(v, "charge-max") != 0)
+      note("LLMMETER_UNPRICED", v,
+           "is not charge-max, deny or free; using charge-max");
+  }
+  cfg.max_call_pusd = -1;
+  cfg.max_call_input_tokens = -1;
+  cfg.max_call_output_tokens = -1;
+  if ((v = getenv("LLMMETER_MAX_CALL_USD")) && *v &&
+      lm_money_parse_usd(v, &cfg.max_call_pusd) != 0) {
+    cfg.max_call_pusd = -1;
+    note("LLMMETER_MAX_CALL_USD", v, "is not an amount in USD");
+  }
+  const char *tok_caps[2] = {"LLMMETER_MAX_CALL_INPUT_TOKENS",
+                             "LLMMETER_MAX_CALL_OUTPUT_TOKENS"};
+  int64_t *tok_dst[2] = {&cfg.max_call_input_tokens,
+                         &cfg.max_call_output_tokens};
+  for (int i = 0; i < 2; i++) {
+    if (!(v = getenv(tok_caps[i])) || !*v)
+      continue;
+    char *end;
+    long long t = strtoll(v, &end, 10);
+    if (*end || t <= 0)
+      note(tok_caps[i], v, "is not a positive number of tokens");
+    else
+      *tok_dst[i] = t;
+  }
   cfg.endpoints = getenv("LLMMETER_ENDPOINTS");
   cfg.budget = getenv("LLMMETER_BUDGET");
   v = getenv("LLMMETER_AGENT");

@@ -40,6 +40,7 @@
 #include "detect.h"
 #include "inject.h"
 #include "interpose.h"
+#include "price.h"
 #include "transfer.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -188,7 +189,7 @@ static struct lm_curl_vt hooksets[LM_MAX_CURL_INSTANCES];
 static struct lm_curl_vt exports;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static atomic_int init_done;
-static atomic_int said_missing, said_config, said_budget;
+static atomic_int said_missing, said_config, said_budget, said_prices;
 
 static void fill_tables(void);
 
@@ -441,6 +442,20 @@ static enum start_result start(struct lm_handle *e) {
   req.body = request_body(e, &req.body_len);
   e->synth_status = 0;
   int rc = lm_transfer_begin(e->xfer, api, &req);
+  if (e->xfer->warn_unpriced) {
+    const char *how = lm_config_get()->unpriced == LM_UNPRICED_FREE
+                          ? "charged $0 (LLMMETER_UNPRICED=free)"
+                      : e->xfer->price.source == LM_PRICE_DEFAULT
+                          ? "charged at LLMMETER_DEFAULT_PRICE"
+                          : "charged at its provider's highest prices";
+    char line[300];
+    snprintf(line, sizeof(line), "llmmeter: model '%.80s' has no price; %s. ",
+             e->xfer->model[0] ? e->xfer->model : "unknown", how);
+    say(line, "Price it with LLMMETER_PRICES=FILE (LiteLLM format) or ",
+        "LLMMETER_DEFAULT_PRICE=IN,OUT (USD per million tokens)");
+  }
+  if (lm_price_load_error() && !atomic_exchange(&said_prices, 1))
+    say("llmmeter: ", lm_price_load_error(), NULL);
   if (rc == 0) {
     prepare_injection(e, &req);
     return START_METER;

@@ -339,7 +339,9 @@ static inline void str_append(struct lm_json_scan *s, const char *p,
       n = room;
       f->key_trunc = true;
     }
-    memcpy(f->key + f->key_len, p, n);
+    char *k = f->key + f->key_len; /* keys are short: no libc call */
+    for (size_t i = 0; i < n; i++)
+      k[i] = p[i];
     f->key_len = (uint8_t)(f->key_len + n);
     return;
   }
@@ -533,6 +535,18 @@ size_t lm_json_feed(struct lm_json_scan *s, const char *buf, size_t n) {
     switch (s->state) {
     case ST_STRING:
       p = scan_string(s, p, end);
+      /* Fused: a key's colon and the value's first byte, the common
+       * `"key":value` with no whitespace, without a trip round the loop. */
+      if (s->state == ST_COLON && p < end && *p == ':') {
+        p++;
+        s->state = ST_VALUE;
+        if (p < end && !is_ws(*p)) {
+          char c = *p++;
+          begin_value(s, c);
+          if (s->state == ST_ERROR)
+            return (size_t)(p - buf);
+        }
+      }
       break;
     case ST_NUMBER:
       p = scan_number(s, p, end);

@@ -101,30 +101,56 @@ static const char *provider_of(enum lm_api api) {
   }
 }
 
-/* A price for the model: the table's, or (unknown model) the provider's
- * most expensive, so an unknown model is never free by accident. */
+/* A price for the model: the table's, or for a model the table does not
+ * know, LLMMETER_DEFAULT_PRICE or else the provider's highest input and
+ * output prices (LLMMETER_UNPRICED=charge-max), so an unknown model is
+ * never free by accident. Local Ollama models cost nothing. */
 static void resolve_price(struct lm_transfer *t) {
   const char *prov = provider_of(t->api);
+  t->unpriced = false;
+  t->zero_priced = false;
   if (t->api == LM_API_OLLAMA_CHAT || t->api == LM_API_OLLAMA_GENERATE) {
-    memset(&t->price, 0, sizeof(t->price)); /* local models cost nothing */
+    memset(&t->price, 0, sizeof(t->price));
     t->zero_priced = true;
     return;
   }
-  if (lm_price_lookup(t->model, prov, &t->price)) {
+  if (lm_price_lookup(t->model, prov, &t->price) &&
+      t->price.source != LM_PRICE_DEFAULT) {
     const struct lm_price *p = &t->price.price;
     t->zero_priced = p->input == 0 && p->output == 0;
     return;
   }
   t->unpriced = true;
+  if (t->price.source == LM_PRICE_DEFAULT)
+    return; /* the user's default price, still flagged as unpriced */
   memset(&t->price, 0, sizeof(t->price));
+  if (lm_config_get()->unpriced == LM_UNPRICED_FREE)
+    return; /* opted in: $0, flagged */
   if (!lm_price_provider_max(prov, &t->price.price)) {
     /* $15 / $75 per million tokens: above any current flagship. */
     t->price.price.input = 15000000;
     t->price.price.output = 75000000;
-    t->price.price.cache_read = LM_PRICE_UNSET;
-    t->price.price.cache_write = LM_PRICE_UNSET;
-    t->price.price.cache_write_1h = LM_PRICE_UNSET;
   }
+  t->price.price.cache_read = LM_PRICE_UNSET;
+  t->price.price.cache_write = LM_PRICE_UNSET;
+  t->price.price.cache_write_1h = LM_PRICE_UNSET;
+}
+
+/* Unpriced models seen by this process (each warned about once). */
+static pthread_mutex_t warned_lock = PTHREAD_MUTEX_INITIALIZER;
+static char warned[32][64];
+static int n_warned;
+
+static bool first_sight(const char *model) {
+  bool first = true;
+  pthread_mutex_lock(&warned_lock);
+  for (int i = 0; i < n_warned && first; i++)
+    if (strncmp(warned[i], model, sizeof(warned[i]) - 1) == 0)
+      first = false;
+  if (first && n_warned < 32)
+    snprintf(warned[n_warned++], sizeof(warned[0]), "%.63s", model);
+  pthread_mutex_unlock(&warned_lock);
+  return first;
 }
 
 static void estimate(struct lm_transfer *t, const struct lm_transfer_req *r) {
@@ -168,13 +194,33 @@ int lm_transfer_begin(struct lm_transfer *t, enum lm_api api,
     t->state = LM_XFER_UNMETERED_OPEN;
     return -1;
   }
-  struct lm_call call = {.model = t->model,
-                         .agent = NULL,
-                         .est_pusd = t->est_pusd,
-                         .est_tokens = t->est.input + t->est.output,
-                         .zero_priced = t->zero_priced};
+  const struct lm_config *c = lm_config_get();
+  if (t->unpriced)
+    t->warn_unpriced = first_sight(t->model[0] ? t->model : "unknown");
+  if (t->unpriced && c->unpriced == LM_UNPRICED_DENY) {
+    snprintf(t->reason, sizeof(t->reason),
+             "budget '%.40s': model '%.60s' has no price "
+             "(LLMMETER_UNPRICED=deny); price it with LLMMETER_PRICES or "
+             "LLMMETER_DEFAULT_PRICE",
+             budget_name, t->model[0] ? t->model : "unknown");
+    t->state = LM_XFER_DENIED;
+    record(t, "denied");
+    return 1;
+  }
+  t->call = (struct lm_call){.model = t->model,
+                             .agent = NULL,
+                             .est_pusd = t->est_pusd,
+                             .est_tokens = t->est.input + t->est.output,
+                             .est_input_tokens = t->est.input,
+                             .est_output_tokens = t->est.output,
+                             .zero_priced = t->zero_priced,
+                             .wait_ms = c->wait_ms,
+                             .max_call_pusd = c->max_call_pusd,
+                             .max_call_input_tokens = c->max_call_input_tokens,
+                             .max_call_output_tokens =
+                                 c->max_call_output_tokens};
   struct lm_denial why;
-  if (lm_budget_admit(b, &call, &t->lease, &why) != 0) {
+  if (lm_budget_admit(b, &t->call, &t->lease, &why) != 0) {
     lm_denial_format(&why, budget_name, t->reason, sizeof(t->reason));
     t->state = LM_XFER_DENIED;
     record(t, "denied");
@@ -260,13 +306,22 @@ bool lm_transfer_body(struct lm_transfer *t, const char *p, size_t n) {
     return false;
   lm_extract_feed(&t->x, p, n);
   charge_latest(t);
-  if (t->cut || lm_config_get()->midstream_finish || !t->charged_pusd)
+  if (t->cut || lm_config_get()->midstream_finish ||
+      (!t->charged_pusd && !t->charged.input && !t->charged.output))
     return t->cut;
+  struct lm_denial why;
   if (lm_budget_over_hard(budget, &t->lease)) {
     t->cut = true;
     snprintf(t->reason, sizeof(t->reason),
              "budget '%s': hard limit reached mid-stream; stream cut",
              budget_name);
+  } else if (lm_budget_over_call_caps(budget, &t->lease, &t->call,
+                                      &t->charged, t->charged_pusd, &why)) {
+    t->cut = true;
+    char line[200];
+    lm_denial_format(&why, budget_name, line, sizeof(line));
+    snprintf(t->reason, sizeof(t->reason), "%.200s mid-stream; stream cut",
+             line);
   }
   return t->cut;
 }

@@ -47,10 +47,12 @@ struct lm_transfer {
   char model[128];              /* requested (body or URL) */
   struct lm_price_match price;  /* price of the requested model */
   bool unpriced;                /* no price known: charged at a fallback */
+  bool warn_unpriced;           /* first sight of this unpriced model here */
   bool zero_priced;             /* a local model: dollar limits exempt */
   int64_t est_pusd;
   struct lm_usage est;
   struct lm_lease lease;
+  struct lm_call call;          /* what admission was told (caps, wait) */
   /* response */
   int http_status;
   struct lm_extract x;

@@ -279,12 +279,19 @@ static void charge_latest(struct lm_transfer *t) {
   if (gen == t->seen_generation)
     return;
   t->seen_generation = gen;
-  if (!t->model[0] && lm_extract_model(&t->x)[0]) {
-    /* The request did not name its model (a body sent by a read callback):
-     * price by the model the response reports. */
-    snprintf(t->model, sizeof(t->model), "%s", lm_extract_model(&t->x));
-    t->unpriced = false;
-    resolve_price(t);
+  if (t->unpriced && lm_extract_model(&t->x)[0]) {
+    /* The request named no model the table knows (a body sent by a read
+     * callback; an Azure deployment name): price by the model the response
+     * reports, when the table knows that one. */
+    struct lm_price_match m;
+    if (lm_price_lookup(lm_extract_model(&t->x), provider_of(t->api), &m) &&
+        m.source != LM_PRICE_DEFAULT) {
+      if (!t->model[0])
+        snprintf(t->model, sizeof(t->model), "%s", lm_extract_model(&t->x));
+      t->price = m;
+      t->unpriced = false;
+      t->zero_priced = m.price.input == 0 && m.price.output == 0;
+    }
   }
   const struct lm_usage *u = lm_extract_usage(&t->x);
   int64_t cost = cost_of(t, u);

@@ -67,6 +67,9 @@ for mf in sorted(glob.glob(os.path.join(sys.argv[1], "*.meta.json"))):
         g = re.search(r"/deployments/([^/?]+)/", m["url_path"]) or \
             re.search(r"/models/([^/:?]+):", m["url_path"])
         model = g.group(1) if g else ""
+        if "/deployments/" in m["url_path"] and m.get("model_reported"):
+            # Azure: the deployment names no model; the response does.
+            model = m["model_reported"]
     if m.get("http_status", 200) >= 400:
         kind, tok = "error", [0, 0, 0, 0, 0]
     elif eu is None:

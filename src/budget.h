@@ -53,6 +53,9 @@ enum lm_deny_kind {
   LM_DENY_CALL_INPUT,  /* the call's input-token cap */
   LM_DENY_CALL_OUTPUT, /* the call's output-token cap */
   LM_DENY_UNPRICED,    /* LLMMETER_UNPRICED=deny and the model has no price */
+  LM_DENY_RATE,        /* a rate limit (subject: rpm, tpm, ... or a rule) */
+  LM_DENY_DEADLINE,    /* past the budget's deadline */
+  LM_DENY_LLM_TIME,    /* the budget's time inside LLM transfers is used */
   LM_DENY_ERROR,       /* the budget could not be used */
 };
 
@@ -77,6 +80,7 @@ struct lm_lease {
   int64_t charged_pusd;
   uint64_t reserved_tokens;
   uint64_t charged_tokens;
+  uint64_t rate_in, rate_out; /* tokens taken from the rate buckets */
 };
 
 /* Limits as the CLI sets them; -1 = none, and for set: LM_KEEP = unchanged. */
@@ -84,17 +88,34 @@ struct lm_lease {
 struct lm_limit_config {
   int64_t hard_pusd, soft_pusd, tokens, requests;
   int64_t max_call_pusd, max_call_input_tokens, max_call_output_tokens;
+  int64_t rpm, tpm, itpm, otpm; /* per minute */
+  int64_t deadline;             /* epoch seconds */
+  int64_t max_llm_ns;           /* time inside LLM transfers */
   int window;       /* enum lm_window_kind, or -1 = keep */
   int mode;         /* enum lm_mode, or -1 = keep */
+  const char *on_soft;   /* NULL = keep; "" = none */
+  const char *downgrade; /* NULL = keep; "" = none */
 };
 /* A config that changes nothing; set the fields to change. */
 #define LM_LIMITS_KEEP                                                       \
-  ((struct lm_limit_config){LM_KEEP, LM_KEEP, LM_KEEP, LM_KEEP, LM_KEEP,     \
-                            LM_KEEP, LM_KEEP, -1, -1})
+  ((struct lm_limit_config){.hard_pusd = LM_KEEP, .soft_pusd = LM_KEEP,     \
+                            .tokens = LM_KEEP, .requests = LM_KEEP,         \
+                            .max_call_pusd = LM_KEEP,                       \
+                            .max_call_input_tokens = LM_KEEP,               \
+                            .max_call_output_tokens = LM_KEEP,              \
+                            .rpm = LM_KEEP, .tpm = LM_KEEP, .itpm = LM_KEEP, \
+                            .otpm = LM_KEEP, .deadline = LM_KEEP,           \
+                            .max_llm_ns = LM_KEEP, .window = -1, .mode = -1})
 /* A config with no limits at all (for a new budget). */
 #define LM_LIMITS_NONE                                                       \
-  ((struct lm_limit_config){-1, -1, -1, -1, -1, -1, -1, LM_WINDOW_NONE,      \
-                            LM_MODE_OPTIMISTIC})
+  ((struct lm_limit_config){.hard_pusd = -1, .soft_pusd = -1, .tokens = -1,  \
+                            .requests = -1, .max_call_pusd = -1,            \
+                            .max_call_input_tokens = -1,                    \
+                            .max_call_output_tokens = -1, .rpm = -1,        \
+                            .tpm = -1, .itpm = -1, .otpm = -1,              \
+                            .deadline = -1, .max_llm_ns = -1,               \
+                            .window = LM_WINDOW_NONE,                       \
+                            .mode = LM_MODE_OPTIMISTIC})
 
 enum lm_settle_flags {
   LM_SETTLE_UNMETERED = 1, /* usage could not be read: charged at estimate */
@@ -119,6 +140,7 @@ struct lm_snap_rule {
   int kind;
   char pattern[LM_NAME_MAX];
   int64_t limit_pusd;
+  int64_t rate_used;  /* rate rules: current use per minute */
   struct lm_snap_counters c;
 };
 struct lm_snapshot {
@@ -126,6 +148,12 @@ struct lm_snapshot {
   int64_t now, created_at, reset_at;
   int64_t hard_pusd, soft_pusd, tokens_limit, requests_limit;
   int64_t max_call_pusd, max_call_input_tokens, max_call_output_tokens;
+  int64_t rpm, tpm, itpm, otpm, deadline, max_llm_ns, llm_ns;
+  /* current use of each rate, in units per minute (requests or tokens) */
+  int64_t rpm_used, tpm_used, itpm_used, otpm_used;
+  bool soft_crossed;
+  char on_soft[256];
+  char downgrade[512];
   int window;
   int mode;
   int64_t window_start, resets_in_s; /* resets_in_s -1 for no window */
@@ -193,6 +221,26 @@ bool lm_budget_over_call_caps(struct lm_budget *b, const struct lm_lease *l,
                               const struct lm_call *call,
                               const struct lm_usage *total, int64_t cost,
                               struct lm_denial *why);
+
+/* Adds time spent inside an LLM transfer (for --max-llm-seconds). */
+void lm_budget_add_llm_time(struct lm_budget *b, int64_t ns);
+/* Whether the deadline has passed, or the LLM-time budget is used up
+ * counting inflight_ns of a transfer still running; fills why. */
+bool lm_budget_over_time(struct lm_budget *b, int64_t inflight_ns,
+                         struct lm_denial *why);
+/* Corrects the token-rate buckets once a call's actual tokens are known
+ * (admission took the estimate). */
+void lm_budget_rate_correct(struct lm_budget *b, const struct lm_lease *l,
+                            const struct lm_usage *actual);
+/* True for exactly one caller per window: the one whose charge first
+ * finds spent at or above the soft limit. cmd gets the --on-soft command
+ * ("" if none). */
+bool lm_budget_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen);
+/* Above the soft limit, the model a request for `model` is rewritten to
+ * (--downgrade); false if none applies. */
+bool lm_budget_downgrade(struct lm_budget *b, const char *model, char *out,
+                         size_t outlen);
+const char *lm_budget_name(const struct lm_budget *b);
 
 /* Test hook: a clock other than time(NULL) (NULL restores it). */
 void lm_budget_set_clock(struct lm_budget *b, int64_t (*now)(void *),

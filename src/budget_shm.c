@@ -624,6 +624,106 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---- rate limits: token buckets as GCRA on one atomic word --------------
+ *
+ * A bucket of `per_min` units refills continuously and holds one minute's
+ * worth. Its whole state is the theoretical arrival time (TAT, monotonic
+ * ns) of the next unit: taking n units moves it n*60s/per_min later; the
+ * take is allowed when TAT - now stays within one minute (the burst). A
+ * caller may also take units up to `max_wait` ahead of time and sleep until
+ * its turn, which paces a swarm exactly. One CAS per bucket: lock-free,
+ * exact under contention, and a process that dies holds nothing. */
+
+#define MINUTE_NS 60000000000LL
+
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t rate_inc(int64_t per_min, int64_t units) {
+  return (int64_t)((__int128)units * MINUTE_NS / per_min);
+}
+
+/* Returns 0 (taken; *wait ns to sleep first, >= 0) or -1 (nothing taken:
+ * the turn is *wait ns away, more than max_wait). per_min < 0: no limit. */
+static int rate_take(_Atomic int64_t *tat, int64_t per_min, int64_t units,
+                     int64_t now, int64_t max_wait, int64_t *wait) {
+  *wait = 0;
+  if (per_min < 0 || units <= 0)
+    return 0;
+  if (per_min == 0) {
+    *wait = INT64_MAX;
+    return -1;
+  }
+  int64_t inc = rate_inc(per_min, units);
+  int64_t old = atomic_load(tat);
+  for (;;) {
+    int64_t base = old > now ? old : now;
+    int64_t next = base + inc;
+    int64_t w = next - MINUTE_NS - now;
+    if (w > max_wait) {
+      *wait = w;
+      return -1;
+    }
+    if (atomic_compare_exchange_weak(tat, &old, next)) {
+      *wait = w > 0 ? w : 0;
+      return 0;
+    }
+  }
+}
+
+/* Gives units back (or, negative, takes more: a correction). */
+static void rate_adjust(_Atomic int64_t *tat, int64_t per_min, int64_t units) {
+  if (per_min <= 0 || units == 0)
+    return;
+  atomic_fetch_sub(tat, rate_inc(per_min, units));
+}
+
+/* Units used in the last minute, as the bucket sees it. */
+static int64_t rate_used(_Atomic int64_t *tat, int64_t per_min, int64_t now) {
+  if (per_min <= 0)
+    return 0;
+  int64_t ahead = atomic_load(tat) - now;
+  if (ahead <= 0)
+    return 0;
+  return (int64_t)((__int128)ahead * per_min / MINUTE_NS);
+}
+
+struct rate_bucket {
+  _Atomic int64_t *tat;
+  int64_t per_min, units;
+  const char *name;
+};
+
+/* The buckets a call draws from: the budget's rpm/tpm/itpm/otpm and the
+ * rate rules matching it. */
+static int rate_buckets(struct lm_segment *s, uint32_t mask, uint64_t in,
+                        uint64_t out, struct rate_bucket *bk) {
+  int n = 0;
+  bk[n++] = (struct rate_bucket){&s->rpm_tat, atomic_load(&s->limits.rpm), 1,
+                                 "rpm"};
+  bk[n++] = (struct rate_bucket){&s->tpm_tat, atomic_load(&s->limits.tpm),
+                                 (int64_t)(in + out), "tpm"};
+  bk[n++] = (struct rate_bucket){&s->itpm_tat, atomic_load(&s->limits.itpm),
+                                 (int64_t)in, "input tpm"};
+  bk[n++] = (struct rate_bucket){&s->otpm_tat, atomic_load(&s->limits.otpm),
+                                 (int64_t)out, "output tpm"};
+  for (int r = 0; r < LM_RULES; r++) {
+    if (!(mask & (1u << r)))
+      continue;
+    struct lm_rule *rule = &s->rules[r];
+    uint32_t m = LM_RULE_MEASURE(rule->kind);
+    if (m != LM_RULE_RPM && m != LM_RULE_TPM)
+      continue;
+    bk[n++] = (struct rate_bucket){
+        &rule->tat, atomic_load(&rule->limit_pusd),
+        m == LM_RULE_RPM ? 1 : (int64_t)(in + out), rule->pattern};
+  }
+  return n;
+}
+
 static int shm_admit(struct lm_budget *b, const struct lm_call *call,
                      struct lm_lease *l, struct lm_denial *why) {
   struct lm_segment *s = b->map.seg;
@@ -674,9 +774,42 @@ static int shm_admit(struct lm_budget *b, const struct lm_call *call,
   slot->flags = l->flags;
   slot->admitted_at = now;
 
+  if (lm_budget_over_time(b, 0, why))
+    goto refuse; /* past the deadline, or out of LLM time */
   if (over_caps(s, l->rule_mask, call, (l->flags & LM_LEASEF_DOLLARS) != 0,
                 est, call->est_input_tokens, call->est_output_tokens, why))
     goto refuse; /* a cap on the call itself: nothing to wait for */
+
+  /* Rates: take our turn in every bucket, or none; then wait for it. */
+  struct rate_bucket bk[4 + LM_RULES];
+  int nb = rate_buckets(s, l->rule_mask, call->est_input_tokens,
+                        call->est_output_tokens, bk);
+  int64_t now_ns = mono_ns(), turn = 0;
+  for (int i = 0; i < nb; i++) {
+    int64_t w;
+    if (rate_take(bk[i].tat, bk[i].per_min, bk[i].units, now_ns,
+                  call->wait_ms * 1000000, &w) != 0) {
+      for (int k = 0; k < i; k++)
+        rate_adjust(bk[k].tat, bk[k].per_min, bk[k].units);
+      memset(why, 0, sizeof(*why));
+      why->kind = LM_DENY_RATE;
+      snprintf(why->subject, sizeof(why->subject), "%s", bk[i].name);
+      why->limit = bk[i].per_min;
+      why->used = rate_used(bk[i].tat, bk[i].per_min, now_ns);
+      why->retry_after_s = w == INT64_MAX ? -1 : (w + 999999999) / 1000000000;
+      goto refuse;
+    }
+    if (w > turn)
+      turn = w;
+  }
+  l->rate_in = call->est_input_tokens;
+  l->rate_out = call->est_output_tokens;
+  if (turn > 0) { /* paced: sleep until our turn (computed, not polled) */
+    struct timespec ts = {turn / 1000000000, turn % 1000000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+      ;
+    now = clock_now(b);
+  }
 
   /* Waiting (bounded by call->wait_ms) happens only while other calls'
    * reservations, not spending, stand in the way; every settlement bumps
@@ -731,6 +864,8 @@ static int shm_admit(struct lm_budget *b, const struct lm_call *call,
     atomic_fetch_sub(&s->waiters, 1);
     why->waited_ms = mono_ms() - t0;
   }
+  for (int i = 0; i < nb; i++) /* refused after all: give our turns back */
+    rate_adjust(bk[i].tat, bk[i].per_min, bk[i].units);
 refuse:
   atomic_store(&slot->state, 0);
 denied:;
@@ -944,6 +1079,26 @@ static int shm_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   o->max_call_pusd = atomic_load(&s->limits.max_call_pusd);
   o->max_call_input_tokens = atomic_load(&s->limits.max_call_input_tokens);
   o->max_call_output_tokens = atomic_load(&s->limits.max_call_output_tokens);
+  o->rpm = atomic_load(&s->limits.rpm);
+  o->tpm = atomic_load(&s->limits.tpm);
+  o->itpm = atomic_load(&s->limits.itpm);
+  o->otpm = atomic_load(&s->limits.otpm);
+  o->deadline = atomic_load(&s->limits.deadline);
+  o->max_llm_ns = atomic_load(&s->limits.max_llm_ns);
+  o->llm_ns = atomic_load(&s->llm_ns);
+  int64_t nn = mono_ns();
+  o->rpm_used = rate_used(&s->rpm_tat, o->rpm, nn);
+  o->tpm_used = rate_used(&s->tpm_tat, o->tpm, nn);
+  o->itpm_used = rate_used(&s->itpm_tat, o->itpm, nn);
+  o->otpm_used = rate_used(&s->otpm_tat, o->otpm, nn);
+  o->soft_crossed = atomic_load(&s->soft_window) == win + 1;
+  if (lm_segment_lock(s) == 0) {
+    memcpy(o->on_soft, s->on_soft, sizeof(o->on_soft));
+    memcpy(o->downgrade, s->downgrade, sizeof(o->downgrade));
+    lm_segment_unlock(s);
+  }
+  o->on_soft[sizeof(o->on_soft) - 1] = 0;
+  o->downgrade[sizeof(o->downgrade) - 1] = 0;
   o->window = wk;
   o->mode = atomic_load(&s->limits.mode) == LM_MODE_STRICT;
   o->window_start = win;
@@ -960,6 +1115,10 @@ static int shm_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
     memcpy(sr->pattern, r->pattern, LM_NAME_MAX);
     sr->pattern[LM_NAME_MAX - 1] = 0;
     sr->limit_pusd = atomic_load(&r->limit_pusd);
+    uint32_t m = LM_RULE_MEASURE(r->kind);
+    if (m == LM_RULE_RPM || m == LM_RULE_TPM)
+      sr->rate_used = rate_used((_Atomic int64_t *)&r->tat, sr->limit_pusd,
+                                mono_ns());
     snap_counters(&r->c, win, &sr->c);
   }
   for (int i = 0; i < LM_LEASES; i++)
@@ -991,6 +1150,23 @@ static int shm_configure(struct lm_budget *b, const struct lm_limit_config *c) {
     atomic_store(&s->limits.max_call_output_tokens,
                  c->max_call_output_tokens < 0 ? -1
                                                : c->max_call_output_tokens);
+  const int64_t *vals[6] = {&c->rpm, &c->tpm, &c->itpm, &c->otpm,
+                            &c->deadline, &c->max_llm_ns};
+  _Atomic int64_t *dst[6] = {&s->limits.rpm, &s->limits.tpm,
+                             &s->limits.itpm, &s->limits.otpm,
+                             &s->limits.deadline, &s->limits.max_llm_ns};
+  for (int i = 0; i < 6; i++)
+    if (*vals[i] != LM_KEEP)
+      atomic_store(dst[i], *vals[i] < 0 ? -1 : *vals[i]);
+  if (c->on_soft || c->downgrade) {
+    if (lm_segment_lock(s) == 0) {
+      if (c->on_soft)
+        snprintf(s->on_soft, sizeof(s->on_soft), "%s", c->on_soft);
+      if (c->downgrade)
+        snprintf(s->downgrade, sizeof(s->downgrade), "%s", c->downgrade);
+      lm_segment_unlock(s);
+    }
+  }
   if (c->window >= 0 && c->window < LM_WINDOW_KINDS)
     atomic_store(&s->limits.window_kind, (uint32_t)c->window);
   if (c->mode >= 0 && c->mode <= LM_MODE_STRICT)
@@ -1005,7 +1181,7 @@ static int shm_add_rule(struct lm_budget *b, int kind, const char *pattern,
   if (!pattern || !*pattern || strlen(pattern) >= LM_NAME_MAX ||
       (LM_RULE_TARGET(kind) != LM_RULE_MODEL &&
        LM_RULE_TARGET(kind) != LM_RULE_AGENT) ||
-      LM_RULE_MEASURE(kind) > LM_RULE_CALL_OUTPUT) {
+      LM_RULE_MEASURE(kind) > LM_RULE_TPM) {
     snprintf(err, errlen, "invalid limit pattern '%s'", pattern ? pattern : "");
     return -1;
   }
@@ -1090,6 +1266,8 @@ static int shm_reset(struct lm_budget *b) {
   for (int i = 0; i < LM_RULES; i++)
     zero_counters(&s->rules[i].c);
   atomic_store(&s->reset_at, clock_now(b));
+  atomic_store(&s->soft_window, 0);
+  atomic_store(&s->llm_ns, 0);
   lm_segment_unlock(s);
   wake_waiters(s);
   return 0;
@@ -1245,6 +1423,106 @@ bool lm_budget_over_call_caps(struct lm_budget *b, const struct lm_lease *l,
                    total ? total->input : 0, total ? total->output : 0, why);
 }
 
+void lm_budget_add_llm_time(struct lm_budget *b, int64_t ns) {
+  if (ns > 0)
+    atomic_fetch_add(&b->map.seg->llm_ns, ns);
+}
+
+bool lm_budget_over_time(struct lm_budget *b, int64_t inflight_ns,
+                         struct lm_denial *why) {
+  struct lm_segment *s = b->map.seg;
+  int64_t deadline = atomic_load(&s->limits.deadline);
+  int64_t max_ns = atomic_load(&s->limits.max_llm_ns);
+  if (deadline >= 0 && clock_now(b) >= deadline) {
+    memset(why, 0, sizeof(*why));
+    why->kind = LM_DENY_DEADLINE;
+    why->limit = deadline;
+    why->retry_after_s = -1;
+    return true;
+  }
+  if (max_ns >= 0) {
+    int64_t used = atomic_load(&s->llm_ns) + (inflight_ns > 0 ? inflight_ns : 0);
+    if (used >= max_ns) {
+      memset(why, 0, sizeof(*why));
+      why->kind = LM_DENY_LLM_TIME;
+      why->limit = max_ns;
+      why->used = used;
+      why->retry_after_s = -1;
+      return true;
+    }
+  }
+  return false;
+}
+
+void lm_budget_rate_correct(struct lm_budget *b, const struct lm_lease *l,
+                            const struct lm_usage *actual) {
+  struct lm_segment *s = b->map.seg;
+  struct rate_bucket bk[4 + LM_RULES];
+  int n = rate_buckets(s, l->rule_mask, l->rate_in, l->rate_out, bk);
+  struct rate_bucket act[4 + LM_RULES];
+  rate_buckets(s, l->rule_mask, actual->input, actual->output, act);
+  for (int i = 1; i < n; i++) /* [0] is rpm: a request is a request */
+    rate_adjust(bk[i].tat, bk[i].per_min, bk[i].units - act[i].units);
+}
+
+bool lm_budget_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
+  struct lm_segment *s = b->map.seg;
+  int64_t hard = atomic_load(&s->limits.hard_pusd);
+  int64_t soft = atomic_load(&s->limits.soft_pusd);
+  if (soft < 0 && hard >= 0)
+    soft = hard / 5 * 4 + (hard % 5) * 4 / 5;
+  if (soft < 0 || atomic_load(&s->total.spent) < soft)
+    return false;
+  int64_t mark = lm_window_start(window_kind(s), clock_now(b)) + 1;
+  int64_t old = atomic_load(&s->soft_window);
+  if (old == mark || !atomic_compare_exchange_strong(&s->soft_window, &old,
+                                                     mark))
+    return false; /* already recorded in this window */
+  if (cmd && cmdlen) {
+    cmd[0] = 0;
+    if (lm_segment_lock(s) == 0) {
+      memcpy(cmd, s->on_soft, cmdlen < sizeof(s->on_soft) ? cmdlen
+                                                          : sizeof(s->on_soft));
+      lm_segment_unlock(s);
+    }
+    cmd[cmdlen - 1] = 0;
+  }
+  return true;
+}
+
+bool lm_budget_downgrade(struct lm_budget *b, const char *model, char *out,
+                         size_t outlen) {
+  struct lm_segment *s = b->map.seg;
+  if (!model || !*model || !s->downgrade[0])
+    return false;
+  int64_t hard = atomic_load(&s->limits.hard_pusd);
+  int64_t soft = atomic_load(&s->limits.soft_pusd);
+  if (soft < 0 && hard >= 0)
+    soft = hard / 5 * 4 + (hard % 5) * 4 / 5;
+  if (soft < 0 || atomic_load(&s->total.spent) < soft)
+    return false;
+  char map[sizeof(s->downgrade)];
+  if (lm_segment_lock(s) != 0)
+    return false;
+  memcpy(map, s->downgrade, sizeof(map));
+  lm_segment_unlock(s);
+  map[sizeof(map) - 1] = 0;
+  char *save = NULL;
+  for (char *e = strtok_r(map, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(e, '=');
+    if (!eq)
+      continue;
+    *eq = 0;
+    if (fnmatch(e, model, 0) == 0 && eq[1] && strcmp(eq + 1, model) != 0) {
+      snprintf(out, outlen, "%s", eq + 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+const char *lm_budget_name(const struct lm_budget *b) { return b->name; }
+
 void lm_budget_set_clock(struct lm_budget *b, int64_t (*now)(void *),
                          void *ctx) {
   b->now = now;
@@ -1308,6 +1586,33 @@ void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
              budget, d->kind == LM_DENY_CALL_INPUT ? "input" : "output",
              (long long)d->limit, sub ? " for " : "", sub ? sub : "",
              (long long)d->used);
+    break;
+  case LM_DENY_RATE:
+    snprintf(buf, len,
+             "budget '%s': rate limit %s %lld/min reached (in use %lld)%s",
+             budget, d->subject, (long long)d->limit, (long long)d->used,
+             d->retry_after_s >= 0 ? "" : "; never admits this call");
+    if (d->retry_after_s >= 0) {
+      size_t n = strlen(buf);
+      snprintf(buf + n, len - n, "; retry after %llds",
+               (long long)d->retry_after_s);
+    }
+    break;
+  case LM_DENY_DEADLINE: {
+    time_t t = (time_t)d->limit;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char when[32];
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(buf, len, "budget '%s': deadline %s has passed", budget, when);
+    break;
+  }
+  case LM_DENY_LLM_TIME:
+    snprintf(buf, len,
+             "budget '%s': LLM time budget of %llds is used (%.1fs inside "
+             "LLM calls)",
+             budget, (long long)(d->limit / 1000000000),
+             (double)d->used / 1e9);
     break;
   default:
     snprintf(buf, len, "budget '%s': unavailable", budget);

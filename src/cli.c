@@ -72,6 +72,19 @@ static const char *usage_text =
     "                                usd:X, in:N or out:N, comma-separated\n"
     "                                (e.g. 'gpt-5*=usd:0.50,out:4000'; 'none' removes)\n"
     "  --agent-max-call GLOB=SPEC    the same for agents\n"
+    "  --rpm N, --tpm N              requests / tokens per minute, shared by every\n"
+    "  --input-tpm N, --output-tpm N process (a bucket of one minute's worth that\n"
+    "                                refills continuously; calls over the rate wait\n"
+    "                                their turn, up to LLMMETER_WAIT_S)\n"
+    "  --model-rpm GLOB=N, --model-tpm GLOB=N\n"
+    "                                the same for matching models, together\n"
+    "  --max-llm-seconds S           total time inside LLM calls\n"
+    "  --until TIME, --for DURATION  a deadline (2026-12-01T18:00Z; 90m, 2h, 1d)\n"
+    "                                after which LLM calls are refused and cut\n"
+    "  --on-soft CMD                 run CMD once per window when the soft limit\n"
+    "                                is crossed (status JSON on its stdin)\n"
+    "  --downgrade MAP               above the soft limit, rewrite the model of\n"
+    "                                outgoing requests: 'gpt-4o=gpt-4o-mini,...'\n"
     "  --strict                      admit only calls whose estimate fits\n"
     "  --optimistic                  admit while spent+reserved < limit (default)\n"
     "\n"
@@ -189,6 +202,64 @@ static void parse_cap_rule(struct opts *o, int target, const char *flag,
   }
 }
 
+/* "2h", "90m", "45s", "1d", "3600" -> seconds. */
+static int64_t parse_duration(const char *flag, const char *v) {
+  char *end = NULL;
+  errno = 0;
+  long long n = v ? strtoll(v, &end, 10) : -1;
+  long long mul = 1;
+  if (end && *end) {
+    if (!strcmp(end, "s")) mul = 1;
+    else if (!strcmp(end, "m")) mul = 60;
+    else if (!strcmp(end, "h")) mul = 3600;
+    else if (!strcmp(end, "d")) mul = 86400;
+    else n = -1;
+  }
+  if (!v || !*v || errno || n < 0 || n > 100LL * 365 * 86400) {
+    fprintf(stderr, "llmmeter: %s needs a duration such as 90m, 2h or 1d "
+                    "(got '%s')\n", flag, v ? v : "");
+    exit(LM_EXIT_USAGE);
+  }
+  return n * mul;
+}
+
+/* 2026-12-01T18:00Z, 2026-12-01T18:00:00Z, 2026-12-01 (UTC). */
+static int64_t parse_time(const char *flag, const char *v) {
+  struct tm tm;
+  memset(&tm, 0, sizeof(tm));
+  const char *fmts[] = {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ",
+                        "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"};
+  for (size_t i = 0; v && i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+    memset(&tm, 0, sizeof(tm));
+    const char *e = strptime(v, fmts[i], &tm);
+    if (e && !*e)
+      return (int64_t)timegm(&tm);
+  }
+  fprintf(stderr, "llmmeter: %s needs a UTC time such as 2026-12-01T18:00Z "
+                  "(got '%s')\n", flag, v ? v : "");
+  exit(LM_EXIT_USAGE);
+}
+
+static void parse_rule(struct opts *o, int kind, const char *flag,
+                       const char *v);
+/* GLOB=N (or GLOB=none) for count rules such as --model-rpm. */
+static void parse_count_rule(struct opts *o, int kind, const char *flag,
+                             const char *v) {
+  const char *eq = v ? strrchr(v, '=') : NULL;
+  if (!eq || eq == v || (size_t)(eq - v) >= LM_NAME_MAX) {
+    fprintf(stderr, "llmmeter: %s needs GLOB=N, e.g. 'claude-*=50' (got '%s')\n",
+            flag, v ? v : "");
+    exit(LM_EXIT_USAGE);
+  }
+  if (o->n_rules >= (int)(sizeof(o->rules) / sizeof(o->rules[0])))
+    die_usage("too many %s flags", flag);
+  struct rule_arg *r = &o->rules[o->n_rules++];
+  r->kind = kind;
+  memcpy(r->pattern, v, (size_t)(eq - v));
+  r->pattern[eq - v] = 0;
+  r->limit = parse_count_or_none(flag, eq + 1);
+}
+
 static void parse_rule(struct opts *o, int kind, const char *flag,
                        const char *v) {
   const char *eq = v ? strrchr(v, '=') : NULL;
@@ -262,6 +333,55 @@ static void parse_opts(int argc, char **argv, int i, const char *allowed,
       o->any_limit = 1;
     } else if (L && TAKES("--agent-max-call")) {
       parse_cap_rule(o, LM_RULE_AGENT, a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--rpm")) {
+      o->cfg.rpm = parse_count_or_none(a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--tpm")) {
+      o->cfg.tpm = parse_count_or_none(a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--input-tpm")) {
+      o->cfg.itpm = parse_count_or_none(a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--output-tpm")) {
+      o->cfg.otpm = parse_count_or_none(a, v);
+      o->any_limit = 1;
+    } else if (L && (TAKES("--model-rpm") || TAKES("--model-tpm"))) {
+      parse_count_rule(o, LM_RULE_MODEL | (a[8] == 'r' ? LM_RULE_RPM
+                                                         : LM_RULE_TPM), a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--max-llm-seconds")) {
+      int64_t sec = strcmp(v, "none") == 0 ? -1 : parse_duration(a, v);
+      o->cfg.max_llm_ns = sec < 0 ? -1 : sec * 1000000000LL;
+      o->any_limit = 1;
+    } else if (L && TAKES("--until")) {
+      o->cfg.deadline = strcmp(v, "none") == 0 ? -1 : parse_time(a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--for")) {
+      o->cfg.deadline = (int64_t)time(NULL) + parse_duration(a, v);
+      o->any_limit = 1;
+    } else if (L && TAKES("--on-soft")) {
+      if (strlen(v) >= 256)
+        die_usage("%s", "--on-soft: the command must be under 256 bytes");
+      o->cfg.on_soft = strcmp(v, "none") == 0 ? "" : v;
+      o->any_limit = 1;
+    } else if (L && TAKES("--downgrade")) {
+      if (strlen(v) >= 512)
+        die_usage("%s", "--downgrade: the map must be under 512 bytes");
+      if (strcmp(v, "none") != 0) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s", v);
+        char *save = NULL;
+        for (char *e2 = strtok_r(buf, ",", &save); e2;
+             e2 = strtok_r(NULL, ",", &save)) {
+          char *eq = strchr(e2, '=');
+          if (!eq || eq == e2 || !eq[1] || strchr(eq + 1, '=') ||
+              strpbrk(eq + 1, "\"\\"))
+            die_usage("--downgrade needs FROM_GLOB=TO_MODEL,... (bad entry '%s')",
+                      e2);
+        }
+      }
+      o->cfg.downgrade = strcmp(v, "none") == 0 ? "" : v;
       o->any_limit = 1;
     } else if (L && TAKES("--token-limit")) {
       o->cfg.tokens = parse_count_or_none(a, v);
@@ -339,6 +459,11 @@ static int cmd_init(const struct opts *o) {
   if (cfg.max_call_pusd == LM_KEEP) cfg.max_call_pusd = -1;
   if (cfg.max_call_input_tokens == LM_KEEP) cfg.max_call_input_tokens = -1;
   if (cfg.max_call_output_tokens == LM_KEEP) cfg.max_call_output_tokens = -1;
+  int64_t *more[] = {&cfg.rpm, &cfg.tpm, &cfg.itpm, &cfg.otpm, &cfg.deadline,
+                     &cfg.max_llm_ns};
+  for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+    if (*more[i] == LM_KEEP)
+      *more[i] = -1;
   if (lm_budget_create(o->budget, o->force, &cfg, &b, err, sizeof(err)) != 0) {
     fprintf(stderr, "llmmeter: %s\n", err);
     return LM_EXIT_ERROR;
@@ -377,7 +502,7 @@ static int cmd_status(const struct opts *o) {
   lm_budget_reclaim(b); /* refund leases of dead processes before showing */
   lm_budget_snapshot(b, &snap);
   lm_budget_close(b);
-  lm_cli_print_status(stdout, &snap,
+  lm_status_print(stdout, &snap,
                       o->json ? LM_FMT_JSON : o->prom ? LM_FMT_PROM
                                                       : LM_FMT_TABLE);
   if (o->check && snap.hard_pusd >= 0 && snap.total.spent >= snap.hard_pusd)
@@ -401,7 +526,7 @@ static int cmd_watch(const struct opts *o) {
     lm_budget_snapshot(b, &snap);
     if (tty)
       fputs("\033[H\033[2J", stdout);
-    lm_cli_print_status(stdout, &snap, LM_FMT_TABLE);
+    lm_status_print(stdout, &snap, LM_FMT_TABLE);
     if (!tty)
       fputs("\n", stdout);
     fflush(stdout);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "budget.h"
+#include "status.h"
 
 enum lm_exit {
   LM_EXIT_OK = 0,
@@ -19,11 +20,6 @@ enum lm_exit {
   LM_EXIT_NOT_FOUND = 127,  /* run: the command was not found */
 };
 
-enum lm_status_format { LM_FMT_TABLE, LM_FMT_JSON, LM_FMT_PROM };
-
-/* Renders a snapshot. */
-void lm_cli_print_status(FILE *out, const struct lm_snapshot *s,
-                         enum lm_status_format fmt);
 
 /* `llmmeter report` (cli_report.c). */
 int lm_cli_report(int argc, char **argv);

@@ -327,6 +327,15 @@ static size_t filtered_write(struct lm_handle *e, char *p, size_t len) {
   return 0; /* the program took less: it aborts */
 }
 
+/* One stderr line for the call that crossed the soft limit. */
+static void say_soft(struct lm_handle *e) {
+  if (e->xfer && e->xfer->soft_crossed) {
+    e->xfer->soft_crossed = false;
+    say("llmmeter: budget '", lm_transfer_budget_name(),
+        "' crossed its soft limit");
+  }
+}
+
 static size_t lm_write_cb(char *p, size_t size, size_t n, void *ud) {
   struct lm_handle *e = ud;
   size_t len = size * n;
@@ -337,7 +346,9 @@ static size_t lm_write_cb(char *p, size_t size, size_t n, void *ud) {
     return r; /* paused, aborted or short: nothing accepted, nothing fed */
   if (e->header_in_body && is_header_write(e, p, len))
     return r; /* CURLOPT_HEADER: libcurl hands each header line here too */
-  if (lm_transfer_body(e->xfer, p, len))
+  bool cut = lm_transfer_body(e->xfer, p, len);
+  say_soft(e);
+  if (cut)
     return 0; /* the limit was crossed: cut the stream */
   return r;
 }
@@ -441,6 +452,18 @@ static enum start_result start(struct lm_handle *e) {
   struct lm_transfer_req req = {.url = e->url, .url_len = strlen(e->url)};
   req.body = request_body(e, &req.body_len);
   e->synth_status = 0;
+  /* Above the soft limit, --downgrade may send a cheaper model. */
+  char from[128];
+  size_t down_len = 0;
+  char *down = req.body ? lm_transfer_plan_downgrade(api, req.body, req.body_len,
+                                                     &down_len, from,
+                                                     sizeof(from))
+                        : NULL;
+  if (down) {
+    req.body = down;
+    req.body_len = down_len;
+    req.downgraded_from = from;
+  }
   int rc = lm_transfer_begin(e->xfer, api, &req);
   if (e->xfer->warn_unpriced) {
     const char *how = lm_config_get()->unpriced == LM_UNPRICED_FREE
@@ -455,11 +478,19 @@ static enum start_result start(struct lm_handle *e) {
         "LLMMETER_DEFAULT_PRICE=IN,OUT (USD per million tokens)");
   }
   if (lm_price_load_error() && !atomic_exchange(&said_prices, 1))
-    say("llmmeter: ", lm_price_load_error(), NULL);
+    say("llmmeter: price settings (LLMMETER_PRICES / LLMMETER_DEFAULT_PRICE): ",
+        lm_price_load_error(), "; using the embedded table");
   if (rc == 0) {
     prepare_injection(e, &req);
+    if (down && !e->inject_body) { /* send the downgraded body as it is */
+      e->inject_body = down;
+      e->inject_len = down_len;
+      down = NULL;
+    }
+    free(down);
     return START_METER;
   }
+  free(down);
   if (rc == 1) {
     say("llmmeter: call refused: ", e->xfer->reason, NULL);
     return START_DENY;
@@ -551,6 +582,7 @@ static void finish(struct lm_handle *e, CURLcode result) {
     return;
   bool cut = e->xfer->cut;
   lm_transfer_end(e->xfer, result == CURLE_OK);
+  say_soft(e);
   if (cut) {
     say("llmmeter: ", e->xfer->reason, NULL);
     if (e->errbuf)

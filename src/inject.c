@@ -170,6 +170,54 @@ size_t lm_inject_transform_event(char *ev, size_t len) {
   return len - (cut_to - cut_from);
 }
 
+char *lm_inject_model(const char *body, size_t len, const char *model,
+                      size_t *out_len) {
+  size_t i = skip_ws(body, 0, len);
+  if (i >= len || body[i] != '{')
+    return NULL;
+  size_t end = skip_value(body, i, len);
+  if (end > len)
+    return NULL;
+  size_t p = skip_ws(body, i + 1, end);
+  while (p < end && body[p] == '"') {
+    size_t key_end = skip_string(body, p, end);
+    if (key_end > end)
+      return NULL;
+    size_t colon = skip_ws(body, key_end, end);
+    if (colon >= end || body[colon] != ':')
+      return NULL;
+    size_t v = skip_ws(body, colon + 1, end);
+    size_t ve = skip_value(body, v, end);
+    if (ve > end)
+      return NULL;
+    if (value_is(body, p, key_end, "\"model\"") && body[v] == '"') {
+      /* Model names are plain text; anything needing escapes is refused. */
+      size_t ml = strlen(model);
+      for (size_t k = 0; k < ml; k++)
+        if (model[k] == '"' || model[k] == '\\' || (unsigned char)model[k] < 0x20)
+          return NULL;
+      size_t n = len - (ve - v) + ml + 2;
+      char *o = malloc(n + 1);
+      if (!o)
+        return NULL;
+      memcpy(o, body, v);
+      o[v] = '"';
+      memcpy(o + v + 1, model, ml);
+      o[v + 1 + ml] = '"';
+      memcpy(o + v + 2 + ml, body + ve, len - ve);
+      o[n] = 0;
+      *out_len = n;
+      return o;
+    }
+    size_t after = skip_ws(body, ve, end);
+    if (after < end && body[after] == ',')
+      p = skip_ws(body, after + 1, end);
+    else
+      break;
+  }
+  return NULL;
+}
+
 /* ---- the stream ------------------------------------------------------- */
 
 void lm_inject_filter_init(struct lm_inject_filter *f) {

@@ -26,6 +26,12 @@
  * top-level object, or NULL if the body is not a JSON object. */
 char *lm_inject_request(const char *body, size_t len, size_t *out_len);
 
+/* Returns a malloc'd copy of the JSON request body with the top-level
+ * "model" string replaced by `model` (--downgrade), or NULL if the body has
+ * no such member. Everything else is kept byte for byte. */
+char *lm_inject_model(const char *body, size_t len, const char *model,
+                      size_t *out_len);
+
 /* emit returns the number of bytes the program accepted (== len on
  * success); anything else stops the filter and is returned to the caller. */
 typedef size_t (*lm_inject_emit_fn)(void *ctx, const char *p, size_t len);

@@ -81,6 +81,12 @@ static void init_segment(struct lm_segment *s, const char *name, size_t size) {
   atomic_store(&s->limits.max_call_pusd, -1);
   atomic_store(&s->limits.max_call_input_tokens, -1);
   atomic_store(&s->limits.max_call_output_tokens, -1);
+  atomic_store(&s->limits.rpm, -1);
+  atomic_store(&s->limits.tpm, -1);
+  atomic_store(&s->limits.itpm, -1);
+  atomic_store(&s->limits.otpm, -1);
+  atomic_store(&s->limits.deadline, -1);
+  atomic_store(&s->limits.max_llm_ns, -1);
   init_counters(&s->total, 0);
   /* The overflow rows exist from the start: a full table never drops. */
   snprintf(s->models[LM_ROW_OTHER].name, LM_NAME_MAX, "(other)");

@@ -90,6 +90,8 @@ enum lm_rule_measure {
   LM_RULE_CALL_USD = 1 << 8,    /* USD per call */
   LM_RULE_CALL_INPUT = 2 << 8,  /* input tokens per call */
   LM_RULE_CALL_OUTPUT = 3 << 8, /* output tokens per call */
+  LM_RULE_RPM = 4 << 8,         /* requests per minute, all matches */
+  LM_RULE_TPM = 5 << 8,         /* tokens per minute, all matches */
 };
 #define LM_RULE_TARGET(k) ((k) & 0xffu)
 #define LM_RULE_MEASURE(k) ((k) & 0xff00u)
@@ -104,7 +106,8 @@ struct lm_rule {
   _Atomic int64_t limit_pusd;
   char pattern[LM_NAME_MAX];
   struct lm_counters c;
-  char pad[48];
+  _Atomic int64_t tat; /* rate rules: the bucket's theoretical arrival time */
+  char pad[40];
 };
 _Static_assert(sizeof(struct lm_rule) == 256, "lm_rule layout");
 
@@ -144,7 +147,11 @@ struct lm_limits {
   _Atomic int64_t max_call_pusd; /* per-call caps, -1 none */
   _Atomic int64_t max_call_input_tokens;
   _Atomic int64_t max_call_output_tokens;
-  int64_t reserved_for_future[8];
+  /* Rates, per minute, shared by every process (-1: none). */
+  _Atomic int64_t rpm, tpm, itpm, otpm;
+  _Atomic int64_t deadline;      /* epoch seconds after which LLM calls stop */
+  _Atomic int64_t max_llm_ns;    /* total time inside LLM transfers */
+  int64_t reserved_for_future[2];
 };
 
 struct lm_segment {
@@ -173,6 +180,13 @@ struct lm_segment {
   _Atomic uint64_t reclaimed;   /* leases reclaimed from dead processes */
   _Atomic uint64_t reconciles;
   _Atomic int64_t reset_at;     /* last `llmmeter reset`, epoch seconds */
+  /* Rate buckets (GCRA): theoretical arrival times, CLOCK_MONOTONIC ns. */
+  _Atomic int64_t rpm_tat, tpm_tat, itpm_tat, otpm_tat;
+  _Atomic int64_t llm_ns;       /* time spent inside LLM transfers */
+  _Atomic int64_t soft_window;  /* 1 + window id in which the soft limit
+                                   was crossed (0: not yet) */
+  char on_soft[256];            /* command run once at the soft limit */
+  char downgrade[512];          /* model=model,... used above the soft limit */
 
   struct lm_counters total;
   struct lm_row models[LM_ROWS + 1];

@@ -9,12 +9,16 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "config.h"
 #include "detect.h"
+#include "inject.h"
 #include "ledger.h"
+#include "notify.h"
+#include "status.h"
 #include "money.h"
 
 static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -58,6 +62,12 @@ static struct lm_budget *get_budget(void) {
 
 const char *lm_transfer_budget_name(void) { return budget_name; }
 
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -80,6 +90,7 @@ static void record(struct lm_transfer *t, const char *outcome) {
       .http_status = t->http_status,
       .duration_ms = now_ms() - t->started_ms,
       .unpriced = t->unpriced,
+      .downgraded_from = t->downgraded_from[0] ? t->downgraded_from : NULL,
   };
   lm_ledger_write(&r);
 }
@@ -174,6 +185,10 @@ int lm_transfer_begin(struct lm_transfer *t, enum lm_api api,
   memset(t, 0, sizeof(*t));
   t->api = api;
   t->started_ms = now_ms();
+  t->started_ns = now_ns();
+  if (r->downgraded_from)
+    snprintf(t->downgraded_from, sizeof(t->downgraded_from), "%s",
+             r->downgraded_from);
   t->lease.slot = UINT32_MAX;
   if (r->body)
     lm_reqscan(api, r->body, r->body_len, &t->req);
@@ -269,6 +284,52 @@ static int64_t cost_of(struct lm_transfer *t, const struct lm_usage *u) {
   return lm_price_cost(&t->price.price, u);
 }
 
+/* The first call to find spent at the soft limit (once per window, across
+ * all processes) records it and starts the --on-soft command. */
+static void check_soft(struct lm_transfer *t) {
+  char cmd[256];
+  if (!budget || !lm_budget_soft_crossed(budget, cmd, sizeof(cmd)))
+    return;
+  t->soft_crossed = true;
+  struct lm_transfer mark = *t;
+  memset(&mark.charged, 0, sizeof(mark.charged));
+  mark.charged_pusd = 0;
+  snprintf(mark.reason, sizeof(mark.reason), "budget '%s' crossed its soft limit",
+           budget_name);
+  record(&mark, "soft_limit");
+  if (!cmd[0])
+    return;
+  struct lm_snapshot *snap = malloc(sizeof(*snap));
+  char *json = NULL;
+  size_t len = 0;
+  FILE *f = snap ? open_memstream(&json, &len) : NULL;
+  if (f) {
+    lm_budget_snapshot(budget, snap);
+    lm_status_print(f, snap, LM_FMT_JSON);
+    fclose(f);
+    lm_notify_run(cmd, json, len);
+  }
+  free(json);
+  free(snap);
+}
+
+char *lm_transfer_plan_downgrade(enum lm_api api, const char *body,
+                                 size_t len, size_t *out_len, char *from,
+                                 size_t fromlen) {
+  struct lm_budget *b = get_budget();
+  if (!b || !body)
+    return NULL;
+  struct lm_request_info ri;
+  lm_reqscan(api, body, len, &ri);
+  char target[128];
+  if (!ri.model[0] || !lm_budget_downgrade(b, ri.model, target, sizeof(target)))
+    return NULL;
+  char *o = lm_inject_model(body, len, target, out_len);
+  if (o)
+    snprintf(from, fromlen, "%s", ri.model);
+  return o;
+}
+
 /* Charges the difference between the latest usage and what was charged;
  * a snapshot may go down (Gemini), and then the difference is a refund. */
 static void charge_latest(struct lm_transfer *t) {
@@ -306,6 +367,7 @@ static void charge_latest(struct lm_transfer *t) {
   lm_budget_charge(b, &t->lease, &d, cost - t->charged_pusd);
   t->charged = *u;
   t->charged_pusd = cost;
+  check_soft(t);
 }
 
 bool lm_transfer_body(struct lm_transfer *t, const char *p, size_t n) {
@@ -313,11 +375,15 @@ bool lm_transfer_body(struct lm_transfer *t, const char *p, size_t n) {
     return false;
   lm_extract_feed(&t->x, p, n);
   charge_latest(t);
-  if (t->cut || lm_config_get()->midstream_finish ||
-      (!t->charged_pusd && !t->charged.input && !t->charged.output))
+  if (t->cut || lm_config_get()->midstream_finish)
     return t->cut;
   struct lm_denial why;
-  if (lm_budget_over_hard(budget, &t->lease)) {
+  if (lm_budget_over_time(budget, now_ns() - t->started_ns, &why)) {
+    t->cut = true;
+    char line[200];
+    lm_denial_format(&why, budget_name, line, sizeof(line));
+    snprintf(t->reason, sizeof(t->reason), "%.200s; stream cut", line);
+  } else if (lm_budget_over_hard(budget, &t->lease)) {
     t->cut = true;
     snprintf(t->reason, sizeof(t->reason),
              "budget '%s': hard limit reached mid-stream; stream cut",
@@ -354,10 +420,13 @@ void lm_transfer_end(struct lm_transfer *t, bool transport_ok) {
     t->charged_pusd = t->est_pusd;
     lm_budget_settle(b, &t->lease, flags | LM_SETTLE_UNMETERED);
     outcome = "unmetered";
+    check_soft(t);
   } else {
     lm_budget_release(b, &t->lease); /* failed with no usage: refund */
     outcome = "failed";
   }
+  lm_budget_add_llm_time(b, now_ns() - t->started_ns);
+  lm_budget_rate_correct(b, &t->lease, &t->charged);
   record(t, outcome);
   t->state = LM_XFER_DONE;
 }

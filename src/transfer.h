@@ -30,6 +30,8 @@ struct lm_transfer_req {
   size_t url_len;
   const char *body;      /* NULL if unknown (sent by a read callback) */
   size_t body_len;
+  const char *downgraded_from; /* the model the program asked for, when
+                                  --downgrade rewrote it (else NULL) */
 };
 
 enum lm_transfer_state {
@@ -62,6 +64,9 @@ struct lm_transfer {
   bool cut;                     /* we stopped the stream at the limit */
   char reason[256];             /* denial or error text */
   int64_t started_ms;           /* monotonic, for the ledger's duration */
+  int64_t started_ns;           /* monotonic, for --max-llm-seconds */
+  char downgraded_from[128];
+  bool soft_crossed;            /* this call crossed the soft limit */
 };
 
 /* Begins a call: returns 0 (admitted: send it), 1 (denied: reason filled,
@@ -78,6 +83,13 @@ bool lm_transfer_body(struct lm_transfer *t, const char *p, size_t n);
  * error). Settles with exact usage, charges the estimate for an unreadable
  * 2xx response (unmetered), releases failures that carried no usage. */
 void lm_transfer_end(struct lm_transfer *t, bool transport_ok);
+
+/* Above the soft limit, with --downgrade configured: a copy of the request
+ * body with its model rewritten (caller frees), and the original model in
+ * `from`. NULL when no rule applies. */
+char *lm_transfer_plan_downgrade(enum lm_api api, const char *body,
+                                 size_t len, size_t *out_len, char *from,
+                                 size_t fromlen);
 
 /* The budget name and hard limit for messages (after begin). */
 const char *lm_transfer_budget_name(void);

@@ -1,4 +1,4 @@
-/* cli_status.c — renders a budget snapshot as a table, JSON or Prometheus.
+/* status.c — renders a budget snapshot as a table, JSON or Prometheus.
  *
  * The JSON shape is a stable interface (documented in README.md): fields
  * are only ever added. Money is printed exactly (decimal USD from integer
@@ -7,7 +7,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "cli.h"
+#include "status.h"
 #include "money.h"
 #include "window.h"
 
@@ -342,8 +342,8 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
   table_rows(o, "AGENT", s->agents, s->n_agents);
 }
 
-void lm_cli_print_status(FILE *out, const struct lm_snapshot *s,
-                         enum lm_status_format fmt) {
+void lm_status_print(FILE *out, const struct lm_snapshot *s,
+                     enum lm_status_format fmt) {
   switch (fmt) {
   case LM_FMT_JSON:
     print_json(out, s);

@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# bench.sh — llmmeter's benchmark suite (make bench / make bench-quick).
+#
+# Every "with the library" figure comes from runs interleaved with runs
+# without it in this one invocation: ROUNDS rounds, each running both
+# sides back to back (the order alternates), and the figure is the median
+# of the per-round differences or ratios, with their min..max spread.
+# Ends with a table "figure | measured | target | met?". Exit 0 unless
+# something is broken (a tool fails, a total is inexact, usage is wrong);
+# a missed timing target is reported, never fatal.
+#
+#   BUILD=build bash scripts/bench.sh           full run (< 10 min)
+#   BUILD=build QUICK=1 bash scripts/bench.sh   reduced counts (< 60 s)
+#   PORTKEY_DIR=dir                             where @portkey-ai/gateway is
+#                                               (npm-installed on first use)
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+QUICK=${QUICK:-0}
+B=$PWD/$BUILD/tests
+LIB=$PWD/$BUILD/libllmmeter.so
+LM=$PWD/$BUILD/llmmeter
+T=$(mktemp -d)
+RAW=$T/raw
+: >"$RAW"
+BUDGET=llmmeter-bench-$$
+PIDS=()
+BROKEN=0
+START=$(date +%s)
+
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  rm -f "/dev/shm/$BUDGET"
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+if [ "$QUICK" = 1 ]; then
+  ROUNDS=4; REQS=1600; SPAWN_TRUE=400; SPAWN_CURL=100; PARSE_MB=4; PARSE_REPS=3
+  BUDGET_OPS=200000; DL_BYTES=200000000; STREAM_BYTES=20000000; GW_REQS=400
+else
+  ROUNDS=20; REQS=10000; SPAWN_TRUE=2000; SPAWN_CURL=500; PARSE_MB=16; PARSE_REPS=5
+  BUDGET_OPS=2000000; DL_BYTES=1000000000; STREAM_BYTES=100000000; GW_REQS=2000
+fi
+
+say() { printf '%s\n' "$*" >&2; }
+broken() { say "BROKEN: $*"; BROKEN=1; }
+rec() { echo "$*" >>"$RAW"; } # rec FIGURE VALUE: one sample
+
+for f in "$LIB" "$LM" "$B/bench_server" "$B/bench_client" "$B/bench_parse" \
+         "$B/bench_budget" "$B/bench_spawn"; do
+  [ -x "$f" ] || [ -f "$f" ] || { say "missing $f (run make bench)"; exit 1; }
+done
+
+"$LM" init --budget "$BUDGET" --force >/dev/null || { say "llmmeter init failed"; exit 1; }
+export LLMMETER_QUIET=1
+on() { LLMMETER_BUDGET=$BUDGET LD_PRELOAD=$LIB "$@"; }
+
+# field NAME LINE: the value of NAME=... in a bench_client line
+field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# ---- the canned-response server ------------------------------------------
+"$B/bench_server" "$T/port" &
+PIDS+=($!)
+for _ in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.05; done
+PORT=$(cat "$T/port" 2>/dev/null)
+[ -n "$PORT" ] || { say "bench_server did not start"; exit 1; }
+URL=http://127.0.0.1:$PORT
+say "bench: server on $URL; $ROUNDS rounds; quick=$QUICK"
+
+# ---- 1. per request --------------------------------------------------------
+per_round=$((REQS / ROUNDS))
+for conc in 1 16; do
+  for kind in hello json stream; do
+    n=$per_round
+    [ "$conc" = 16 ] && n=$(( (per_round / 16) * 16 ))
+    "$B/bench_client" "$kind" "$URL" 200 "$conc" >/dev/null 2>&1 # warm-up
+    on "$B/bench_client" "$kind" "$URL" 200 "$conc" >/dev/null 2>&1
+    for r in $(seq 1 "$ROUNDS"); do
+      if [ $((r % 2)) = 1 ]; then
+        off=$("$B/bench_client" "$kind" "$URL" "$n" "$conc") || broken "client $kind off"
+        onl=$(on "$B/bench_client" "$kind" "$URL" "$n" "$conc") || broken "client $kind on"
+      else
+        onl=$(on "$B/bench_client" "$kind" "$URL" "$n" "$conc") || broken "client $kind on"
+        off=$("$B/bench_client" "$kind" "$URL" "$n" "$conc") || broken "client $kind off"
+      fi
+      rec "req.$kind.c$conc.wall_ratio $(awk -v a="$(field wall_s "$onl")" -v b="$(field wall_s "$off")" 'BEGIN{printf "%.4f", a/b}')"
+      rec "req.$kind.c$conc.cpu_us $(awk -v a="$(field cpu_s "$onl")" -v b="$(field cpu_s "$off")" -v n="$n" 'BEGIN{printf "%.3f", (a-b)/n*1e6}')"
+      rec "req.$kind.c$conc.p50_us $(awk -v a="$(field p50_us "$onl")" -v b="$(field p50_us "$off")" 'BEGIN{printf "%.2f", a-b}')"
+      rec "req.$kind.c$conc.p99_us $(awk -v a="$(field p99_us "$onl")" -v b="$(field p99_us "$off")" 'BEGIN{printf "%.2f", a-b}')"
+      rec "req.$kind.c$conc.base_p50_us $(field p50_us "$off")"
+    done
+    say "bench: per-request $kind c=$conc done"
+  done
+done
+
+# ---- 2. process start ------------------------------------------------------
+spawn_pair() { # spawn_pair NAME COUNT PROGRAM ARGS...
+  local name=$1 count=$2; shift 2
+  local per=$((count / ROUNDS)) a b
+  for r in $(seq 1 "$ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then
+      a=$("$B/bench_spawn" "$per" - "$@") || broken "spawn $name"
+      b=$("$B/bench_spawn" "$per" "$LIB" "$@") || broken "spawn $name (preload)"
+    else
+      b=$("$B/bench_spawn" "$per" "$LIB" "$@") || broken "spawn $name (preload)"
+      a=$("$B/bench_spawn" "$per" - "$@") || broken "spawn $name"
+    fi
+    rec "start.$name.added_us $(awk -v a="$(field us_per_start "$b")" -v b="$(field us_per_start "$a")" 'BEGIN{printf "%.1f", a-b}')"
+    rec "start.$name.base_us $(field us_per_start "$a")"
+  done
+}
+spawn_pair true "$SPAWN_TRUE" /bin/true
+CURL_BIN=$(command -v curl)
+if [ -n "$CURL_BIN" ]; then
+  spawn_pair curl "$SPAWN_CURL" "$CURL_BIN" --version
+fi
+say "bench: process start done"
+
+# Nothing mapped or allocated at load: a process that never calls libcurl.
+( unset LD_PRELOAD; cat /proc/self/maps ) >"$T/maps.off"
+LD_PRELOAD=$LIB cat /proc/self/maps >"$T/maps.on"
+deps=$(ldd "$LIB" 2>/dev/null | awk '/=>/{print $3}' | xargs -r -n1 basename | paste -sd'|')
+extra_maps=$(grep -c . "$T/maps.on")
+base_maps=$(grep -c . "$T/maps.off")
+keep() { grep -v -E "libllmmeter|${deps:-NONE}"; }
+foreign=$(diff <(awk '{print $6}' "$T/maps.off" | keep | sort | uniq -c) \
+               <(awk '{print $6}' "$T/maps.on" | keep | sort | uniq -c) | grep -c '^[<>]')
+shm=$(grep -c /dev/shm "$T/maps.on")
+heap_size() { # bytes of [heap] in a maps file
+  local total=0 range lo hi
+  while read -r range _ _ _ _ name; do
+    [ "$name" = "[heap]" ] || continue
+    lo=${range%-*}; hi=${range#*-}
+    total=$((total + 16#$hi - 16#$lo))
+  done <"$1"
+  echo "$total"
+}
+heap_off=$(heap_size "$T/maps.off")
+heap_on=$(heap_size "$T/maps.on")
+say "bench: maps: $base_maps lines without, $extra_maps with the preload; lines other than libllmmeter.so and its libraries ($deps) that differ: $foreign; /dev/shm mappings: $shm; [heap] $heap_off -> $heap_on bytes"
+rec "load.foreign_maps $foreign"
+rec "load.shm_maps $shm"
+rec "load.heap_added $((heap_on - heap_off))"
+if command -v strace >/dev/null; then
+  strace -f -qq -e trace=openat,open,mmap,brk -o "$T/st.off" cat /dev/null 2>/dev/null
+  LD_PRELOAD=$LIB strace -f -qq -E LD_PRELOAD="$LIB" -e trace=openat,open,mmap,brk -o "$T/st.on" cat /dev/null 2>/dev/null
+  opens_extra=$(grep -E '^[0-9]* *open' "$T/st.on" | grep -v ENOENT | grep -v -E "libllmmeter|${deps:-NONE}" | wc -l)
+  opens_base=$(grep -E '^[0-9]* *open' "$T/st.off" | grep -v ENOENT | grep -v -E "${deps:-NONE}" | wc -l)
+  mm_on=$(grep -c 'mmap(' "$T/st.on"); mm_off=$(grep -c 'mmap(' "$T/st.off")
+  brk_on=$(grep -c 'brk(' "$T/st.on"); brk_off=$(grep -c 'brk(' "$T/st.off")
+  say "bench: strace cat: open(at) $opens_base -> $opens_extra (not counting libllmmeter.so and its libraries), mmap $mm_off -> $mm_on, brk $brk_off -> $brk_on; files opened besides the libraries: $(grep -E 'open' "$T/st.on" | grep -v ENOENT | grep -v -E "libllmmeter|${deps:-NONE}|ld.so.cache|libc.so" | sed -n 's/.*"\(.*\)".*/\1/p' | paste -sd' ')"
+  rec "load.opens_added $((opens_extra - opens_base))"
+  rec "load.brk_added $((brk_on - brk_off))"
+fi
+
+# ---- 3. parsing ------------------------------------------------------------
+if ! "$B/bench_parse" tests/fixtures "$PARSE_MB" "$PARSE_REPS" >"$T/parse"; then
+  broken "bench_parse (wrong usage)"
+fi
+while read -r _ name chunk med mn mx bytes; do
+  rec "parse.$name.$chunk $med"
+  echo "parse.$name.$chunk.spread $mn $mx" >>"$T/parse.spread"
+done <"$T/parse"
+say "bench: parsing done"
+
+# ---- 4. budget -------------------------------------------------------------
+if ! "$B/bench_budget" "$BUDGET_OPS" 1 2 16 >"$T/budget"; then
+  broken "bench_budget (totals inexact)"
+fi
+while read -r _ procs as acs exact rest; do
+  rec "budget.p$procs.admit_settle ${as#*=}"
+  rec "budget.p$procs.admit_charge_settle ${acs#*=}"
+  rec "budget.p$procs.exact ${exact#*=}"
+  say "bench: budget $procs process(es): $exact $rest"
+done <"$T/budget"
+
+# ---- 5. memory -------------------------------------------------------------
+mem_pair() { # mem_pair NAME KIND BYTES
+  local a b
+  a=$("$B/bench_client" "$2" "$URL" 1 1 "$3") || broken "memory $1"
+  b=$(on "$B/bench_client" "$2" "$URL" 1 1 "$3") || broken "memory $1 (preload)"
+  local da=$(( $(field rss_kb "$a") - $(field rss_base_kb "$a") ))
+  local db=$(( $(field rss_kb "$b") - $(field rss_base_kb "$b") ))
+  rec "mem.$1.transfer_kib $((db - da))"
+  rec "mem.$1.process_kib $(( $(field rss_kb "$b") - $(field rss_kb "$a") ))"
+  rec "mem.$1.bytes $(field bytes "$b")"
+}
+for r in 1 2 3; do
+  mem_pair download download "$DL_BYTES"
+  mem_pair download_small download $((DL_BYTES / 10))
+  mem_pair stream bigstream "$STREAM_BYTES"
+  mem_pair stream_small bigstream $((STREAM_BYTES / 10))
+done
+say "bench: memory done"
+
+# ---- 6. the peer: Portkey's gateway ----------------------------------------
+PK_DIR=${PORTKEY_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/llmmeter-bench/portkey}
+PK_JS=$PK_DIR/node_modules/@portkey-ai/gateway/build/start-server.js
+PEER=skip
+if ! command -v node >/dev/null; then
+  PEER_WHY="node is not installed"
+elif [ ! -f "$PK_JS" ] && ! command -v npm >/dev/null; then
+  PEER_WHY="npm is not installed"
+else
+  if [ ! -f "$PK_JS" ]; then
+    mkdir -p "$PK_DIR"
+    say "bench: npm install @portkey-ai/gateway into $PK_DIR"
+    (cd "$PK_DIR" && timeout 180 npm install --no-audit --no-fund @portkey-ai/gateway >npm.log 2>&1)
+  fi
+  if [ ! -f "$PK_JS" ]; then
+    PEER_WHY="npm install @portkey-ai/gateway failed (registry unreachable?)"
+  else
+    GW_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    NODE_ENV=production node "$PK_JS" --port="$GW_PORT" --headless >"$T/gw.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$GW_PORT/" && break; sleep 0.1; done
+    GWH="x-portkey-provider: openai|x-portkey-custom-host: $URL/v1"
+    if BENCH_HEADERS=$GWH "$B/bench_client" json "http://127.0.0.1:$GW_PORT" 200 1 >/dev/null 2>&1; then
+      PEER=ok
+      per=$((GW_REQS / ROUNDS))
+      for r in $(seq 1 "$ROUNDS"); do
+        off=$("$B/bench_client" json "$URL" "$per" 1) || broken "peer direct"
+        lib=$(on "$B/bench_client" json "$URL" "$per" 1) || broken "peer library"
+        gw=$(BENCH_HEADERS=$GWH "$B/bench_client" json "http://127.0.0.1:$GW_PORT" "$per" 1) || broken "peer gateway"
+        for q in p50 p99; do
+          l=$(awk -v a="$(field ${q}_us "$lib")" -v b="$(field ${q}_us "$off")" 'BEGIN{printf "%.2f", a-b}')
+          g=$(awk -v a="$(field ${q}_us "$gw")" -v b="$(field ${q}_us "$off")" 'BEGIN{printf "%.2f", a-b}')
+          rec "peer.lib.$q $l"
+          rec "peer.gw.$q $g"
+          rec "peer.ratio.$q $(awk -v l="$l" -v g="$g" 'BEGIN{printf "%.5f", (g>0)? l/g : 1}')"
+        done
+      done
+      # The gateway's streaming path on this Node: reported, not measured.
+      if ! BENCH_HEADERS=$GWH "$B/bench_client" stream "http://127.0.0.1:$GW_PORT" 1 1 >/dev/null 2>&1; then
+        PEER_NOTE="streamed requests fail through this gateway version ($(grep -o 'TypeError: [a-z]*' "$T/gw.log" | head -1)); non-streamed chat completions measured"
+      fi
+    else
+      PEER_WHY="the gateway did not answer ($(grep -m1 -i error "$T/gw.log"))"
+    fi
+  fi
+fi
+[ "$PEER" = skip ] && say "bench: peer comparison SKIPPED: $PEER_WHY"
+say "bench: peer done"
+
+# ---- the table -------------------------------------------------------------
+ELAPSED=$(( $(date +%s) - START ))
+python3 - "$RAW" "$QUICK" "$PEER" "${PEER_WHY:-}" "${PEER_NOTE:-}" "$ELAPSED" <<'EOF'
+import sys, statistics as st
+raw, quick, peer, peer_why, peer_note, elapsed = sys.argv[1:7]
+d = {}
+for line in open(raw):
+    k, v = line.split(None, 1)
+    v = v.strip()
+    try:
+        v = float(v)
+    except ValueError:
+        pass
+    d.setdefault(k, []).append(v)
+
+def med(k):
+    return st.median(d[k]) if k in d else None
+
+def spread(k):
+    v = d.get(k)
+    return f" [{min(v):g}..{max(v):g}]" if v and len(v) > 1 else ""
+
+rows = []
+def row(fig, key, fmt, target, ok):
+    m = med(key)
+    if m is None:
+        rows.append((fig, "n/a", target, "n/a"))
+        return
+    rows.append((fig, fmt.format(m) + spread(key), target, "yes" if ok(m) else "NO"))
+
+for c in ("1", "16"):
+    for kind, name in (("hello", "non-LLM"), ("json", "LLM non-stream"), ("stream", "LLM stream 2 KB")):
+        row(f"wall ratio, {name}, c={c}", f"req.{kind}.c{c}.wall_ratio", "{:.3f}", "<= 1.02", lambda m: m <= 1.02)
+for c in ("1", "16"):
+    for kind, name, tgt in (("hello", "non-LLM", 0.5), ("json", "LLM non-stream", 5), ("stream", "LLM stream", 5)):
+        row(f"added CPU us/request, {name}, c={c}", f"req.{kind}.c{c}.cpu_us", "{:.2f}", f"<= {tgt:g}", lambda m, t=tgt: m <= t)
+for c in ("1", "16"):
+    for kind, name in (("hello", "non-LLM"), ("json", "LLM non-stream"), ("stream", "LLM stream")):
+        for q in ("p50", "p99"):
+            base = med(f"req.{kind}.c{c}.base_p50_us")
+            row(f"added {q} latency us, {name}, c={c}", f"req.{kind}.c{c}.{q}_us", "{:.1f}",
+                f"report (base p50 {base:.0f} us)" if base else "report", lambda m: True)
+row("process start added us, /bin/true", "start.true.added_us", "{:.1f}", "<= 100", lambda m: m <= 100)
+row("process start added us, curl --version", "start.curl.added_us", "{:.1f}", "<= 100", lambda m: m <= 100)
+row("maps at load besides the library's own", "load.foreign_maps", "{:.0f}", "0", lambda m: m == 0)
+row("/dev/shm mapped at load", "load.shm_maps", "{:.0f}", "0", lambda m: m == 0)
+row("files opened at load besides libraries", "load.opens_added", "{:.0f}", "0", lambda m: m == 0)
+row("brk (heap) calls added at load", "load.brk_added", "{:.0f}", "0", lambda m: m <= 0)
+row("[heap] bytes added at load", "load.heap_added", "{:.0f}", "0", lambda m: m <= 0)
+for s in ("openai-chat-sse", "anthropic-sse", "gemini-sse", "ollama-ndjson", "gemini-json-array", "openai-responses-sse"):
+    for ch in ("1", "100", "16384"):
+        tgt = "report" if ch != "16384" else ">= 1000"
+        row(f"parse MB/s, {s}, {ch} B chunks", f"parse.{s}.{ch}", "{:.0f}", tgt,
+            lambda m, ch=ch: ch != "16384" or m >= 1000)
+row("budget admit+settle/s, 1 process", "budget.p1.admit_settle", "{:,.0f}", ">= 5,000,000", lambda m: m >= 5e6)
+row("budget admit+settle/s, 2 processes", "budget.p2.admit_settle", "{:,.0f}", "report", lambda m: True)
+row("budget admit+settle/s, 16 processes", "budget.p16.admit_settle", "{:,.0f}", "report", lambda m: True)
+row("budget admit+charge+settle/s, 1 process", "budget.p1.admit_charge_settle", "{:,.0f}", "report", lambda m: True)
+for p in ("1", "2", "16"):
+    k = f"budget.p{p}.exact"
+    v = d.get(k, ["n/a"])
+    rows.append((f"budget totals exact, {p} process(es)", ",".join(map(str, v)), "yes", "yes" if v and all(x == "yes" for x in v) else "NO"))
+for name, what in (("download", "non-LLM download"), ("download_small", "non-LLM download 1/10 size"),
+                   ("stream", "LLM stream"), ("stream_small", "LLM stream 1/10 size")):
+    b = med(f"mem.{name}.bytes")
+    size = f"{b/1e6:.0f} MB" if b else "?"
+    row(f"extra peak RSS KiB per transfer, {what} ({size})", f"mem.{name}.transfer_kib", "{:.0f}", "<= 64", lambda m: m <= 64)
+    row(f"extra peak RSS KiB per process, {what} ({size})", f"mem.{name}.process_kib", "{:.0f}", "report", lambda m: True)
+if peer == "ok":
+    for q in ("p50", "p99"):
+        row(f"Portkey gateway added {q} us (LLM non-stream)", f"peer.gw.{q}", "{:.0f}", "report", lambda m: True)
+        row(f"llmmeter added {q} us (same requests)", f"peer.lib.{q}", "{:.1f}", "report", lambda m: True)
+        row(f"llmmeter / gateway added {q}", f"peer.ratio.{q}", "{:.4f}", "<= 0.01", lambda m: m <= 0.01)
+else:
+    rows.append(("Portkey gateway comparison", "skipped: " + peer_why, "<= 1/100", "skipped"))
+
+w = [max(len(r[i]) for r in rows + [("figure", "measured", "target", "met?")]) for i in range(4)]
+print()
+print(f"llmmeter benchmarks ({'quick' if quick == '1' else 'full'} run, {elapsed} s; medians over interleaved rounds, [min..max])")
+fmt = "| {:<%d} | {:<%d} | {:<%d} | {:<%d} |" % tuple(w)
+print(fmt.format("figure", "measured", "target", "met?"))
+print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+for r in rows:
+    print(fmt.format(*r))
+if peer_note:
+    print(f"\nnote: {peer_note}")
+missed = sum(1 for r in rows if r[3] == "NO")
+print(f"\n{missed} figure(s) below target")
+EOF
+exit $BROKEN

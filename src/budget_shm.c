@@ -19,6 +19,7 @@
  * reset happens exactly once and no concurrent charge is lost.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -92,9 +93,25 @@ static uint64_t proc_start(uint32_t pid, int *zombie) {
   return strtoull(p, NULL, 10);
 }
 
+/* getpid() is a system call: cache it, and forget it in a fork()ed child
+ * (registered once, on first use, never at load). */
+static _Atomic uint32_t pid_cache;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+static void pid_forget(void) { atomic_store(&pid_cache, 0); }
+static void pid_register(void) { pthread_atfork(NULL, NULL, pid_forget); }
+static uint32_t my_pid(void) {
+  uint32_t p = atomic_load_explicit(&pid_cache, memory_order_relaxed);
+  if (p)
+    return p;
+  pthread_once(&pid_once, pid_register);
+  p = (uint32_t)getpid();
+  atomic_store_explicit(&pid_cache, p, memory_order_relaxed);
+  return p;
+}
+
 static _Atomic uint64_t self_start_cache; /* (pid << 40 | start) cache */
 static uint64_t self_start(void) {
-  uint32_t pid = (uint32_t)getpid();
+  uint32_t pid = my_pid();
   uint64_t c = atomic_load_explicit(&self_start_cache, memory_order_relaxed);
   if (c && (c >> 40) == pid)
     return c & ((1ULL << 40) - 1);
@@ -151,10 +168,12 @@ static int window_kind(struct lm_segment *s) {
 /* ---- rows --------------------------------------------------------------- */
 
 static uint32_t row_find(struct lm_row *rows, const char *name, int create) {
-  char key[LM_NAME_MAX];
-  snprintf(key, sizeof(key), "%s", (name && *name) ? name : "unknown");
+  char key[LM_NAME_MAX] = {0};
+  const char *src = (name && *name) ? name : "unknown";
+  size_t kl = strnlen(src, LM_NAME_MAX - 1);
+  memcpy(key, src, kl);
   uint32_t h = fnv1a(key);
-  uint32_t me = (uint32_t)getpid();
+  uint32_t me = my_pid();
   for (uint32_t i = 0; i < LM_ROWS; i++) {
     struct lm_row *r = &rows[(h + i) % LM_ROWS];
     for (int spins = 0;; spins++) {
@@ -252,7 +271,7 @@ static void wake_waiters(struct lm_segment *s) {
  * segment lock. */
 static void reconcile(struct lm_budget *b) {
   struct lm_segment *s = b->map.seg;
-  uint32_t me = (uint32_t)getpid();
+  uint32_t me = my_pid();
   atomic_store(&s->gate, me);
   /* Let live APPLYING steps finish; new ones now see the gate and back off. */
   for (int i = 0; i < LM_LEASES; i++) {
@@ -730,7 +749,7 @@ static int shm_admit(struct lm_budget *b, const struct lm_call *call,
   int64_t now = clock_now(b);
   int wk = window_kind(s);
   int64_t win = lm_window_start(wk, now);
-  uint32_t me = (uint32_t)getpid();
+  uint32_t me = my_pid();
   const char *agent = call->agent ? call->agent : b->agent;
   const char *model = (call->model && *call->model) ? call->model : "unknown";
 
@@ -969,7 +988,7 @@ static void shm_release(struct lm_budget *b, struct lm_lease *l) {
 
 static int shm_reclaim(struct lm_budget *b) {
   struct lm_segment *s = b->map.seg;
-  uint32_t me = (uint32_t)getpid();
+  uint32_t me = my_pid();
   int n = 0, ambiguous = 0;
   for (int i = 0; i < LM_LEASES; i++) {
     struct lm_lease_slot *slot = &s->leases[i];

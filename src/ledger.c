@@ -66,8 +66,18 @@ static void add_num(struct buf *b, const char *key, long long v) {
   add(b, t);
 }
 
+static const char *path_env;
+static pthread_once_t path_once = PTHREAD_ONCE_INIT;
+static void read_path(void) { path_env = getenv("LLMMETER_LEDGER"); }
+
+/* LLMMETER_LEDGER, read once (not on every call). */
+static const char *ledger_path(void) {
+  pthread_once(&path_once, read_path);
+  return path_env;
+}
+
 static int open_ledger(void) {
-  const char *path = getenv("LLMMETER_LEDGER");
+  const char *path = ledger_path();
   if (!path || !*path)
     return -1;
   if (fd >= 0 && fd_pid == getpid())
@@ -86,7 +96,7 @@ static int open_ledger(void) {
 }
 
 void lm_ledger_write(const struct lm_ledger_rec *r) {
-  const char *path = getenv("LLMMETER_LEDGER");
+  const char *path = ledger_path();
   if (!path || !*path)
     return;
   struct buf b = {.n = 0};

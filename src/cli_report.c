@@ -94,6 +94,10 @@ int lm_cli_report(int argc, char **argv) {
       cJSON_Delete(o);
       continue;
     }
+    if (strcmp(outcome->valuestring, "soft_limit") == 0) {
+      cJSON_Delete(o); /* an event, not a call */
+      continue;
+    }
     char key[96] = "";
     if (strcmp(by, "day") == 0) {
       const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "time");

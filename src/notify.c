@@ -41,11 +41,13 @@ int lm_notify_run(const char *cmd, const char *input, size_t len) {
     close(fd);
     return -1;
   }
-  snprintf(script, n, "(%s) >/dev/null 2>&1 &", cmd);
+  /* A background job's stdin is /dev/null unless redirected explicitly:
+   * the status arrives on fd 3 and becomes the command's stdin. */
+  snprintf(script, n, "(%s) <&3 3<&- >/dev/null 2>&1 &", cmd);
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fd, 0);
+  posix_spawn_file_actions_adddup2(&fa, fd, 3);
   posix_spawnattr_init(&at);
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
                                     POSIX_SPAWN_SETSIGDEF);

@@ -6,6 +6,7 @@
  */
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 
 #include "status.h"
 #include "money.h"
@@ -100,6 +101,30 @@ static void print_json(FILE *o, const struct lm_snapshot *s) {
   fputs(",\"max_call_output_tokens\":", o);
   limit_json(o, s->max_call_output_tokens, 0);
   fprintf(o, ",\"waiting\":%u", s->waiters);
+  const char *rn[4] = {"rpm", "tpm", "input_tpm", "output_tpm"};
+  int64_t rl[4] = {s->rpm, s->tpm, s->itpm, s->otpm};
+  int64_t ru[4] = {s->rpm_used, s->tpm_used, s->itpm_used, s->otpm_used};
+  fputs(",\"rates\":{", o);
+  for (int i = 0, first = 1; i < 4; i++) {
+    if (rl[i] < 0)
+      continue;
+    fprintf(o, "%s\"%s\":{\"limit\":%" PRId64 ",\"used\":%" PRId64 "}",
+            first ? "" : ",", rn[i], rl[i], ru[i]);
+    first = 0;
+  }
+  fputs("},\"deadline\":", o);
+  limit_json(o, s->deadline, 0);
+  fprintf(o, ",\"llm_seconds\":%.3f,\"max_llm_seconds\":",
+          (double)s->llm_ns / 1e9);
+  if (s->max_llm_ns < 0)
+    fputs("null", o);
+  else
+    fprintf(o, "%.3f", (double)s->max_llm_ns / 1e9);
+  fprintf(o, ",\"soft_crossed\":%s,\"on_soft\":",
+          s->soft_crossed ? "true" : "false");
+  json_str(o, s->on_soft);
+  fputs(",\"downgrade\":", o);
+  json_str(o, s->downgrade);
   fprintf(o, ",\"mode\":\"%s\"", s->mode ? "strict" : "optimistic");
   fprintf(o, ",\"window\":{\"kind\":\"%s\",\"start\":%" PRId64
              ",\"resets_in_s\":",
@@ -138,6 +163,9 @@ static void print_json(FILE *o, const struct lm_snapshot *s) {
               usd(r->c.reserved, c, sizeof(c)));
     else if (m == LM_RULE_CALL_USD)
       fprintf(o, ",\"max_call_usd\":%s}", usd(r->limit_pusd, a, sizeof(a)));
+    else if (m == LM_RULE_RPM || m == LM_RULE_TPM)
+      fprintf(o, ",\"%s\":%lld,\"used\":%lld}", m == LM_RULE_RPM ? "rpm" : "tpm",
+              (long long)r->limit_pusd, (long long)r->rate_used);
     else
       fprintf(o, ",\"max_call_%s_tokens\":%lld}",
               m == LM_RULE_CALL_INPUT ? "input" : "output",
@@ -222,6 +250,17 @@ static void print_prom(FILE *o, const struct lm_snapshot *s) {
     snprintf(v, sizeof(v), "%" PRId64, s->resets_in_s);
     fputs("# TYPE llmmeter_window_resets_in_seconds gauge\n", o);
     prom_line(o, "llmmeter_window_resets_in_seconds", s->name, NULL, NULL, v);
+  }
+  const char *rk[4] = {"rpm", "tpm", "input_tpm", "output_tpm"};
+  int64_t rlim[4] = {s->rpm, s->tpm, s->itpm, s->otpm};
+  int64_t ruse[4] = {s->rpm_used, s->tpm_used, s->itpm_used, s->otpm_used};
+  for (int i = 0; i < 4; i++) {
+    if (rlim[i] < 0)
+      continue;
+    snprintf(v, sizeof(v), "%" PRId64, ruse[i]);
+    prom_line(o, "llmmeter_rate_used_per_minute", s->name, "kind", rk[i], v);
+    snprintf(v, sizeof(v), "%" PRId64, rlim[i]);
+    prom_line(o, "llmmeter_rate_limit_per_minute", s->name, "kind", rk[i], v);
   }
   prom_rows(o, s, "model", s->models, s->n_models);
   prom_rows(o, s, "agent", s->agents, s->n_agents);
@@ -322,6 +361,36 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
   if (s->waiters)
     fprintf(o, "waiting   %u calls wait for in-flight calls to settle\n",
             s->waiters);
+  const char *rn[4] = {"rpm", "tpm", "input tpm", "output tpm"};
+  int64_t rl[4] = {s->rpm, s->tpm, s->itpm, s->otpm};
+  int64_t ru[4] = {s->rpm_used, s->tpm_used, s->itpm_used, s->otpm_used};
+  for (int i = 0; i < 4; i++)
+    if (rl[i] >= 0)
+      fprintf(o, "rate      %s %" PRId64 "/%" PRId64 "\n", rn[i], ru[i], rl[i]);
+  if (s->deadline >= 0) {
+    char when[32];
+    time_t t = (time_t)s->deadline;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int64_t left = s->deadline - s->now;
+    human_duration(left > 0 ? left : 0, d, sizeof(d));
+    fprintf(o, "deadline  %s (%s%s)\n", when, left > 0 ? "in " : "passed",
+            left > 0 ? d : "");
+  }
+  if (s->max_llm_ns >= 0 || s->llm_ns > 0) {
+    fprintf(o, "llm time  %.1fs", (double)s->llm_ns / 1e9);
+    if (s->max_llm_ns >= 0)
+      fprintf(o, " of %.0fs", (double)s->max_llm_ns / 1e9);
+    fputc('\n', o);
+  }
+  if (s->on_soft[0])
+    fprintf(o, "on soft   %s%s\n", s->on_soft,
+            s->soft_crossed ? "   (ran this window)" : "");
+  if (s->downgrade[0])
+    fprintf(o, "downgrade %s%s\n", s->downgrade,
+            s->soft_crossed || (s->soft_pusd >= 0 && s->total.spent >= s->soft_pusd)
+                ? "   (active)" : "");
   for (int i = 0; i < s->n_rules; i++) {
     const struct lm_snap_rule *r = &s->rules[i];
     const char *tg = LM_RULE_TARGET(r->kind) == LM_RULE_AGENT ? "agent" : "model";
@@ -333,6 +402,10 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
     else if (m == LM_RULE_CALL_USD)
       fprintf(o, "rule      %s %s: at most $%s per call\n", tg, r->pattern,
               lm_money_format(r->limit_pusd, 4, a, sizeof(a)));
+    else if (m == LM_RULE_RPM || m == LM_RULE_TPM)
+      fprintf(o, "rule      %s %s: %lld/%lld %s\n", tg, r->pattern,
+              (long long)r->rate_used, (long long)r->limit_pusd,
+              m == LM_RULE_RPM ? "requests per minute" : "tokens per minute");
     else
       fprintf(o, "rule      %s %s: at most %lld %s tokens per call\n", tg,
               r->pattern, (long long)r->limit_pusd,

@@ -24,7 +24,9 @@ def _zero():
 
 
 def _sse_events(data):
-    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
+    # CR, LF and CRLF all end a line (WHATWG SSE): a blank line ended by a
+    # lone CR is a complete event even if the LF of its CRLF never came.
+    text = re.sub(r"\r\n|\r", "\n", data.decode("utf-8", "replace"))
     parts = text.split("\n\n")
     for ev in parts[:-1]:  # the last part is incomplete (or empty)
         lines = [l[5:].lstrip() for l in ev.split("\n") if l.startswith("data:")]

@@ -17,9 +17,11 @@ passed=0; failed=0; crashed=0
 run_one() {  # $1 label, rest: command
   local label=$1; shift
   local out="$log/$(echo "$label" | tr '/ ' '__').out"
+  local t0=$SECONDS
   "$@" >"$out" 2>&1
   local rc=$?
   cat "$out"
+  echo "-- $label: $((SECONDS - t0)) s"
   local p f
   p=$(grep -c '^PASS: ' "$out"); f=$(grep -c '^FAIL: ' "$out")
   passed=$((passed + p)); failed=$((failed + f))

@@ -44,6 +44,7 @@ TOK="[j['tokens'][k] for k in ('input','output','cache_read','cache_write','reas
 
 # --- the curl CLI ----------------------------------------------------------
 REQ='{"model":"gpt-4o","messages":[{"role":"user","content":"hello"}]}'
+U_CHAT=$MOCK_URL/v1/chat/completions
 curl -sS "$MOCK_URL/v1/chat/completions" -H 'X-Mock-Usage: input=1000,output=500' -d "$REQ" >"$T/plain"
 snap 0
 metered curl -sS "$MOCK_URL/v1/chat/completions" -H 'X-Mock-Usage: input=1000,output=500' -d "$REQ" >"$T/metered"
@@ -244,3 +245,31 @@ check stream_cut_output_is_prefix cmp -s "$T/cut.metered" <(head -c "$(stat -c %
 expect_eq stream_cut_charges_what_arrived "$(status_json "$C" | json_get - "j['spent_pusd'], j['reserved_pusd']")" "$(cost claude-sonnet-4-5 input=100000,output=1) 0"
 LLMMETER_BUDGET=$C LLMMETER_MIDSTREAM=finish metered curl -sS -N "$MOCK_URL/v1/messages" -H 'X-Mock-Usage: input=10,output=5000' -d "$BIG" >/dev/null 2>&1
 expect_eq stream_refused_after_limit "$?" 42
+
+# --- LLMMETER_ENDPOINTS: extra patterns, checked first -------------------------
+new_budget E
+"$LM" init --budget "$E" >/dev/null
+LLMMETER_BUDGET=$E LLMMETER_ENDPOINTS='/llm/gw/*=openai-chat' metered curl -sS "$MOCK_URL/llm/gw/chat" \
+  -H 'X-Mock-Fixture: openai_chat_nonstream_reasoning' -d @tests/fixtures/openai_chat_nonstream_reasoning.request.json -o /dev/null
+expect_eq endpoints_pattern_metered_with_api "$(status_json "$E" | json_get - "j['requests'], j['tokens']['input'], j['tokens']['output']")" "1 7 87"
+LLMMETER_BUDGET=$E LLMMETER_ENDPOINTS='/v1/chat/completions=none' metered curl -sS "$U_CHAT" -d "$REQ" -o /dev/null 2>/dev/null
+expect_eq endpoints_none_exempts "$(status_json "$E" | json_get - "j['requests']")" 1
+
+# --- many handles on many threads (pycurl releases the GIL in perform) ------------
+cat >"$T/threads.py" <<PY
+import pycurl, threading
+def worker(n):
+    for i in range(5):
+        c = pycurl.Curl()
+        c.setopt(c.URL, "$MOCK_URL/v1/chat/completions")
+        c.setopt(c.POSTFIELDS, '{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[]}')
+        c.setopt(c.HTTPHEADER, ["X-Mock-Usage: input=%d,output=%d" % (n + 1, i + 1)])
+        c.setopt(c.WRITEFUNCTION, lambda b: None)
+        c.perform(); c.close()
+ts = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+[t.start() for t in ts]; [t.join() for t in ts]
+PY
+new_budget TH
+"$LM" init --budget "$TH" >/dev/null
+LLMMETER_BUDGET=$TH metered $PY "$T/threads.py"
+expect_eq threads_many_handles_exact "$(status_json "$TH" | json_get - "j['requests'], j['tokens']['input'], j['tokens']['output'], j['reserved_pusd']")" "40 180 120 0"

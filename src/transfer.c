@@ -383,6 +383,9 @@ bool lm_transfer_body(struct lm_transfer *t, const char *p, size_t n) {
     char line[200];
     lm_denial_format(&why, budget_name, line, sizeof(line));
     snprintf(t->reason, sizeof(t->reason), "%.200s; stream cut", line);
+  } else if (!t->charged_pusd && !t->charged.input && !t->charged.output) {
+    /* No running total yet (usage comes at the end): this stream has not
+     * crossed anything; it finishes and is charged exactly. */
   } else if (lm_budget_over_hard(budget, &t->lease)) {
     t->cut = true;
     snprintf(t->reason, sizeof(t->reason),
@@ -413,13 +416,15 @@ void lm_transfer_end(struct lm_transfer *t, bool transport_ok) {
   if (lm_extract_has_usage(&t->x)) {
     lm_budget_settle(b, &t->lease, flags);
     outcome = t->cut ? "cut" : transport_ok ? "ok" : "failed";
-  } else if (transport_ok && ok_status) {
-    /* A successful response we could not read: never free by accident. */
+  } else if ((transport_ok || t->cut) && ok_status) {
+    /* A successful response we could not read, or one we cut before its
+     * usage arrived (the provider bills it all the same): charged at the
+     * estimate, never free by accident. */
     lm_budget_charge(b, &t->lease, &t->est, t->est_pusd);
     t->charged = t->est;
     t->charged_pusd = t->est_pusd;
     lm_budget_settle(b, &t->lease, flags | LM_SETTLE_UNMETERED);
-    outcome = "unmetered";
+    outcome = t->cut ? "cut" : "unmetered";
     check_soft(t);
   } else {
     lm_budget_release(b, &t->lease); /* failed with no usage: refund */

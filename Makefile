@@ -56,28 +56,40 @@ TOOL_BIN = $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
 
 all: $(SO) $(CLI)
 
+# V=1 shows the full command lines.
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
+
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/*.h) | $(BUILD)/obj
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
 
 $(CORE_A): $(CORE_OBJ)
-	rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(SO): $(LIB_OBJ) $(CORE_A) src/libllmmeter.map
-	$(CC) -shared $(LDFLAGS) -Wl,--version-script=src/libllmmeter.map \
+	@echo "  LD      $@"
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,--version-script=src/libllmmeter.map \
 	  -Wl,-z,now -Wl,-z,relro -o $@ $(LIB_OBJ) $(CORE_A) $(LIBS_LIB)
 
 $(CLI): $(CLI_OBJ) $(CORE_A)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(CORE_A) $(LIBS_CORE) -lrt
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(CORE_A) $(LIBS_CORE) -lrt
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c tests/lm_test.h $(CORE_A) | $(BUILD)/tests
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(CORE_A) $(LDFLAGS) $(LIBS_CORE) -lrt
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(CORE_A) $(LDFLAGS) $(LIBS_CORE) -lrt
 
 # Test tools (clients, helpers) link libcurl the ordinary way.
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_A) | $(BUILD)/tests
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(CORE_A) $(LDFLAGS) $(LIBS_CORE) -lcurl -lrt
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(CORE_A) $(LDFLAGS) $(LIBS_CORE) -lcurl -lrt
 
 # Test fragments owned by individual modules (extra fixtures, modules).
 -include tests/mk/*.mk

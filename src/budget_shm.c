@@ -139,12 +139,9 @@ static int owner_alive(uint32_t pid, uint64_t start, int check_start) {
 
 /* ---- counters and windows --------------------------------------------- */
 
-static void roll(struct lm_counters *c, int64_t win) {
-  int64_t w = atomic_load(&c->window);
-  if (w >= win)
-    return; /* current, or a process with a later clock already rolled */
-  if (!atomic_compare_exchange_strong(&c->window, &w, win))
-    return; /* someone else did it, exactly once */
+/* Zeroes what a window counts (not reservations: in-flight money) by
+ * subtracting what was read, so a concurrent charge is never lost. */
+static void zero_counters(struct lm_counters *c) {
   atomic_fetch_sub(&c->spent, atomic_load(&c->spent));
   atomic_fetch_sub(&c->requests, atomic_load(&c->requests));
   for (int k = 0; k < LM_TOK_KINDS; k++)
@@ -152,6 +149,15 @@ static void roll(struct lm_counters *c, int64_t win) {
   atomic_fetch_sub(&c->denied, atomic_load(&c->denied));
   atomic_fetch_sub(&c->unmetered, atomic_load(&c->unmetered));
   atomic_fetch_sub(&c->unpriced, atomic_load(&c->unpriced));
+}
+
+static void roll(struct lm_counters *c, int64_t win) {
+  int64_t w = atomic_load(&c->window);
+  if (w >= win)
+    return; /* current, or a process with a later clock already rolled */
+  if (!atomic_compare_exchange_strong(&c->window, &w, win))
+    return; /* someone else did it, exactly once */
+  zero_counters(c);
 }
 
 static void touch(struct lm_counters *c, int64_t now) {
@@ -1260,16 +1266,6 @@ done:
   atomic_fetch_add(&s->rules_gen, 1);
   lm_segment_unlock(s);
   return rc;
-}
-
-static void zero_counters(struct lm_counters *c) {
-  atomic_fetch_sub(&c->spent, atomic_load(&c->spent));
-  atomic_fetch_sub(&c->requests, atomic_load(&c->requests));
-  for (int k = 0; k < LM_TOK_KINDS; k++)
-    atomic_fetch_sub(&c->tokens[k], atomic_load(&c->tokens[k]));
-  atomic_fetch_sub(&c->denied, atomic_load(&c->denied));
-  atomic_fetch_sub(&c->unmetered, atomic_load(&c->unmetered));
-  atomic_fetch_sub(&c->unpriced, atomic_load(&c->unpriced));
 }
 
 static int shm_reset(struct lm_budget *b) {

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -319,32 +320,37 @@ static void parse_opts(int argc, char **argv, int i, const char *allowed,
     } else if (L && TAKES("--agent-limit")) {
       parse_rule(o, LM_RULE_AGENT, a, v);
       o->any_limit = 1;
-    } else if (L && TAKES("--max-call-usd")) {
-      o->cfg.max_call_pusd = parse_usd_or_none(a, v);
-      o->any_limit = 1;
-    } else if (L && TAKES("--max-call-input-tokens")) {
-      o->cfg.max_call_input_tokens = parse_count_or_none(a, v);
-      o->any_limit = 1;
-    } else if (L && TAKES("--max-call-output-tokens")) {
-      o->cfg.max_call_output_tokens = parse_count_or_none(a, v);
+    } else if (L && (TAKES("--max-call-usd") || TAKES("--max-call-input-tokens") ||
+                     TAKES("--max-call-output-tokens") || TAKES("--rpm") ||
+                     TAKES("--tpm") || TAKES("--input-tpm") ||
+                     TAKES("--output-tpm"))) {
+      /* Plain numeric limits: which field, and whether it is money. */
+      static const struct {
+        const char *flag;
+        size_t off;
+        int money;
+      } nums[] = {
+          {"--max-call-usd", offsetof(struct lm_limit_config, max_call_pusd), 1},
+          {"--max-call-input-tokens",
+           offsetof(struct lm_limit_config, max_call_input_tokens), 0},
+          {"--max-call-output-tokens",
+           offsetof(struct lm_limit_config, max_call_output_tokens), 0},
+          {"--rpm", offsetof(struct lm_limit_config, rpm), 0},
+          {"--tpm", offsetof(struct lm_limit_config, tpm), 0},
+          {"--input-tpm", offsetof(struct lm_limit_config, itpm), 0},
+          {"--output-tpm", offsetof(struct lm_limit_config, otpm), 0},
+      };
+      for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++)
+        if (strcmp(a, nums[k].flag) == 0)
+          *(int64_t *)((char *)&o->cfg + nums[k].off) =
+              nums[k].money ? parse_usd_or_none(a, v)
+                            : parse_count_or_none(a, v);
       o->any_limit = 1;
     } else if (L && TAKES("--model-max-call")) {
       parse_cap_rule(o, LM_RULE_MODEL, a, v);
       o->any_limit = 1;
     } else if (L && TAKES("--agent-max-call")) {
       parse_cap_rule(o, LM_RULE_AGENT, a, v);
-      o->any_limit = 1;
-    } else if (L && TAKES("--rpm")) {
-      o->cfg.rpm = parse_count_or_none(a, v);
-      o->any_limit = 1;
-    } else if (L && TAKES("--tpm")) {
-      o->cfg.tpm = parse_count_or_none(a, v);
-      o->any_limit = 1;
-    } else if (L && TAKES("--input-tpm")) {
-      o->cfg.itpm = parse_count_or_none(a, v);
-      o->any_limit = 1;
-    } else if (L && TAKES("--output-tpm")) {
-      o->cfg.otpm = parse_count_or_none(a, v);
       o->any_limit = 1;
     } else if (L && (TAKES("--model-rpm") || TAKES("--model-tpm"))) {
       parse_count_rule(o, LM_RULE_MODEL | (a[8] == 'r' ? LM_RULE_RPM

@@ -237,7 +237,8 @@ void lm_budget_rate_correct(struct lm_budget *b, const struct lm_lease *l,
  * ("" if none). */
 bool lm_budget_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen);
 /* Above the soft limit, the model a request for `model` is rewritten to
- * (--downgrade); false if none applies. */
+ * (--downgrade); false if none applies. With model NULL: whether any
+ * rule could apply now (configured, and spent is past the soft limit). */
 bool lm_budget_downgrade(struct lm_budget *b, const char *model, char *out,
                          size_t outlen);
 const char *lm_budget_name(const struct lm_budget *b);

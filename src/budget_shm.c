@@ -1508,13 +1508,17 @@ bool lm_budget_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
 bool lm_budget_downgrade(struct lm_budget *b, const char *model, char *out,
                          size_t outlen) {
   struct lm_segment *s = b->map.seg;
-  if (!model || !*model || !s->downgrade[0])
+  if (!s->downgrade[0])
     return false;
   int64_t hard = atomic_load(&s->limits.hard_pusd);
   int64_t soft = atomic_load(&s->limits.soft_pusd);
   if (soft < 0 && hard >= 0)
     soft = hard / 5 * 4 + (hard % 5) * 4 / 5;
   if (soft < 0 || atomic_load(&s->total.spent) < soft)
+    return false;
+  if (!model) /* the question was only: could a rule apply now? */
+    return true;
+  if (!*model)
     return false;
   char map[sizeof(s->downgrade)];
   if (lm_segment_lock(s) != 0)

@@ -112,6 +112,28 @@ static const char *provider_of(enum lm_api api) {
   }
 }
 
+/* The price table never changes once loaded, and a process usually asks
+ * for the same few models: remember the last answer per thread. */
+static bool cached_lookup(const char *model, const char *prov,
+                          struct lm_price_match *m) {
+  static __thread char last_model[128], last_prov[16];
+  static __thread struct lm_price_match last;
+  static __thread bool last_found, valid;
+  if (valid && strcmp(model, last_model) == 0 && strcmp(prov, last_prov) == 0) {
+    *m = last;
+    return last_found;
+  }
+  bool found = lm_price_lookup(model, prov, m);
+  if (strlen(model) < sizeof(last_model) && strlen(prov) < sizeof(last_prov)) {
+    strcpy(last_model, model);
+    strcpy(last_prov, prov);
+    last = *m;
+    last_found = found;
+    valid = true;
+  }
+  return found;
+}
+
 /* A price for the model: the table's, or for a model the table does not
  * know, LLMMETER_DEFAULT_PRICE or else the provider's highest input and
  * output prices (LLMMETER_UNPRICED=charge-max), so an unknown model is
@@ -125,7 +147,7 @@ static void resolve_price(struct lm_transfer *t) {
     t->zero_priced = true;
     return;
   }
-  if (lm_price_lookup(t->model, prov, &t->price) &&
+  if (cached_lookup(t->model, prov, &t->price) &&
       t->price.source != LM_PRICE_DEFAULT) {
     const struct lm_price *p = &t->price.price;
     t->zero_priced = p->input == 0 && p->output == 0;
@@ -317,8 +339,8 @@ char *lm_transfer_plan_downgrade(enum lm_api api, const char *body,
                                  size_t len, size_t *out_len, char *from,
                                  size_t fromlen) {
   struct lm_budget *b = get_budget();
-  if (!b || !body)
-    return NULL;
+  if (!b || !body || !lm_budget_downgrade(b, NULL, NULL, 0))
+    return NULL; /* nothing configured, or below the soft limit: no scan */
   struct lm_request_info ri;
   lm_reqscan(api, body, len, &ri);
   char target[128];

@@ -28,7 +28,12 @@ def _sse_events(data):
     # lone CR is a complete event even if the LF of its CRLF never came.
     text = re.sub(r"\r\n|\r", "\n", data.decode("utf-8", "replace"))
     parts = text.split("\n\n")
-    for ev in parts[:-1]:  # the last part is incomplete (or empty)
+    # The last part has no blank line yet. The library reads the JSON as it
+    # streams, so a data object whose closing brace arrived is received even
+    # before the event's blank line: count it if it parses whole.
+    for n, ev in enumerate(parts):
+        if n == len(parts) - 1 and not ev.rstrip("\n").endswith("}"):
+            continue
         lines = [l[5:].lstrip() for l in ev.split("\n") if l.startswith("data:")]
         if not lines:
             continue

@@ -241,41 +241,41 @@ static int64_t parse_time(const char *flag, const char *v) {
   exit(LM_EXIT_USAGE);
 }
 
-static void parse_rule(struct opts *o, int kind, const char *flag,
-                       const char *v);
+/* GLOB=VALUE for rule flags: appends a rule with the glob and returns it,
+ * with VALUE in *value (a one-line error and exit 2 otherwise). */
+static struct rule_arg *new_rule(struct opts *o, int kind, const char *flag,
+                                 const char *v, const char *example,
+                                 const char **value) {
+  const char *eq = v ? strrchr(v, '=') : NULL;
+  if (!eq || eq == v || (size_t)(eq - v) >= LM_NAME_MAX) {
+    fprintf(stderr, "llmmeter: %s needs GLOB=VALUE, e.g. '%s' (got '%s')\n",
+            flag, example, v ? v : "");
+    exit(LM_EXIT_USAGE);
+  }
+  if (o->n_rules >= (int)(sizeof(o->rules) / sizeof(o->rules[0])))
+    die_usage("too many %s flags", flag);
+  struct rule_arg *r = &o->rules[o->n_rules++];
+  r->kind = kind;
+  memcpy(r->pattern, v, (size_t)(eq - v));
+  r->pattern[eq - v] = 0;
+  *value = eq + 1;
+  return r;
+}
+
 /* GLOB=N (or GLOB=none) for count rules such as --model-rpm. */
 static void parse_count_rule(struct opts *o, int kind, const char *flag,
                              const char *v) {
-  const char *eq = v ? strrchr(v, '=') : NULL;
-  if (!eq || eq == v || (size_t)(eq - v) >= LM_NAME_MAX) {
-    fprintf(stderr, "llmmeter: %s needs GLOB=N, e.g. 'claude-*=50' (got '%s')\n",
-            flag, v ? v : "");
-    exit(LM_EXIT_USAGE);
-  }
-  if (o->n_rules >= (int)(sizeof(o->rules) / sizeof(o->rules[0])))
-    die_usage("too many %s flags", flag);
-  struct rule_arg *r = &o->rules[o->n_rules++];
-  r->kind = kind;
-  memcpy(r->pattern, v, (size_t)(eq - v));
-  r->pattern[eq - v] = 0;
-  r->limit = parse_count_or_none(flag, eq + 1);
+  const char *val;
+  struct rule_arg *r = new_rule(o, kind, flag, v, "claude-*=50", &val);
+  r->limit = parse_count_or_none(flag, val);
 }
 
+/* GLOB=USD (or GLOB=none) for spend rules. */
 static void parse_rule(struct opts *o, int kind, const char *flag,
                        const char *v) {
-  const char *eq = v ? strrchr(v, '=') : NULL;
-  if (!eq || eq == v || (size_t)(eq - v) >= LM_NAME_MAX) {
-    fprintf(stderr, "llmmeter: %s needs GLOB=USD, e.g. 'claude-*=2.50' "
-                    "(got '%s')\n", flag, v ? v : "");
-    exit(LM_EXIT_USAGE);
-  }
-  if (o->n_rules >= (int)(sizeof(o->rules) / sizeof(o->rules[0])))
-    die_usage("too many %s flags", flag);
-  struct rule_arg *r = &o->rules[o->n_rules++];
-  r->kind = kind;
-  memcpy(r->pattern, v, (size_t)(eq - v));
-  r->pattern[eq - v] = 0;
-  r->limit = parse_usd_or_none(flag, eq + 1);
+  const char *val;
+  struct rule_arg *r = new_rule(o, kind, flag, v, "claude-*=2.50", &val);
+  r->limit = parse_usd_or_none(flag, val);
 }
 
 /* Parses argv[i..]; `allowed` names which option groups this command takes:

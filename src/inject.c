@@ -95,6 +95,37 @@ static int value_is(const char *s, size_t a, size_t b, const char *lit) {
   return b - a == l && memcmp(s + a, lit, l) == 0;
 }
 
+/* One member of a top-level object: its key's quotes [key, key_end), its
+ * value [val, val_end), and `next`, the first byte after it (a ',' or the
+ * closing brace, whitespace skipped). */
+struct member {
+  size_t key, key_end, val, val_end, next;
+};
+
+/* Reads the member starting at p (a '"'); false if it is malformed. */
+static bool read_member(const char *s, size_t p, size_t end,
+                        struct member *m) {
+  m->key = p;
+  m->key_end = skip_string(s, p, end);
+  if (m->key_end > end)
+    return false;
+  size_t colon = skip_ws(s, m->key_end, end);
+  if (colon >= end || s[colon] != ':')
+    return false;
+  m->val = skip_ws(s, colon + 1, end);
+  m->val_end = skip_value(s, m->val, end);
+  if (m->val_end > end)
+    return false;
+  m->next = skip_ws(s, m->val_end, end);
+  return true;
+}
+
+/* The member after m, or end if m was the last. */
+static size_t after_member(const char *s, const struct member *m, size_t end) {
+  return m->next < end && s[m->next] == ',' ? skip_ws(s, m->next + 1, end)
+                                            : end;
+}
+
 size_t lm_inject_transform_event(char *ev, size_t len) {
   /* One `data:` line holding one object; anything else is left alone. */
   size_t d = 0;
@@ -115,36 +146,24 @@ size_t lm_inject_transform_event(char *ev, size_t len) {
       return len; /* a second data line: not ours to touch */
   size_t usage_key = 0, usage_val = 0, usage_end = 0, usage_comma = 0;
   int usage_first = 0, choices_empty = 0, found = 0;
-  size_t p = skip_ws(ev, i + 1, obj_end);
   int first = 1;
-  while (p < obj_end && ev[p] == '"') {
-    size_t key_end = skip_string(ev, p, obj_end);
-    if (key_end > obj_end)
+  struct member m;
+  for (size_t p = skip_ws(ev, i + 1, obj_end); p < obj_end && ev[p] == '"';
+       p = after_member(ev, &m, obj_end), first = 0) {
+    if (!read_member(ev, p, obj_end, &m))
       return len;
-    size_t colon = skip_ws(ev, key_end, obj_end);
-    if (colon >= obj_end || ev[colon] != ':')
-      return len;
-    size_t v = skip_ws(ev, colon + 1, obj_end);
-    size_t ve = skip_value(ev, v, obj_end);
-    if (ve > obj_end)
-      return len;
-    size_t after = skip_ws(ev, ve, obj_end);
-    if (value_is(ev, p, key_end, "\"usage\"")) {
+    if (value_is(ev, m.key, m.key_end, "\"usage\"")) {
       found = 1;
-      usage_key = p;
-      usage_val = v;
-      usage_end = ve;
+      usage_key = m.key;
+      usage_val = m.val;
+      usage_end = m.val_end;
       usage_first = first;
-      usage_comma = after;
-    } else if (value_is(ev, p, key_end, "\"choices\"") && ev[v] == '[' &&
-               skip_ws(ev, v + 1, ve) == ve - 1) {
+      usage_comma = m.next;
+    } else if (value_is(ev, m.key, m.key_end, "\"choices\"") &&
+               ev[m.val] == '[' &&
+               skip_ws(ev, m.val + 1, m.val_end) == m.val_end - 1) {
       choices_empty = 1;
     }
-    first = 0;
-    if (after < obj_end && ev[after] == ',')
-      p = skip_ws(ev, after + 1, obj_end);
-    else
-      break;
   }
   if (!found)
     return len;
@@ -178,42 +197,32 @@ char *lm_inject_model(const char *body, size_t len, const char *model,
   size_t end = skip_value(body, i, len);
   if (end > len)
     return NULL;
-  size_t p = skip_ws(body, i + 1, end);
-  while (p < end && body[p] == '"') {
-    size_t key_end = skip_string(body, p, end);
-    if (key_end > end)
+  struct member m;
+  for (size_t p = skip_ws(body, i + 1, end); p < end && body[p] == '"';
+       p = after_member(body, &m, end)) {
+    if (!read_member(body, p, end, &m))
       return NULL;
-    size_t colon = skip_ws(body, key_end, end);
-    if (colon >= end || body[colon] != ':')
-      return NULL;
-    size_t v = skip_ws(body, colon + 1, end);
-    size_t ve = skip_value(body, v, end);
-    if (ve > end)
-      return NULL;
-    if (value_is(body, p, key_end, "\"model\"") && body[v] == '"') {
-      /* Model names are plain text; anything needing escapes is refused. */
-      size_t ml = strlen(model);
-      for (size_t k = 0; k < ml; k++)
-        if (model[k] == '"' || model[k] == '\\' || (unsigned char)model[k] < 0x20)
-          return NULL;
-      size_t n = len - (ve - v) + ml + 2;
-      char *o = malloc(n + 1);
-      if (!o)
+    if (!value_is(body, m.key, m.key_end, "\"model\"") || body[m.val] != '"')
+      continue;
+    /* Model names are plain text; anything needing escapes is refused. */
+    size_t ml = strlen(model);
+    for (size_t k = 0; k < ml; k++)
+      if (model[k] == '"' || model[k] == '\\' ||
+          (unsigned char)model[k] < 0x20)
         return NULL;
-      memcpy(o, body, v);
-      o[v] = '"';
-      memcpy(o + v + 1, model, ml);
-      o[v + 1 + ml] = '"';
-      memcpy(o + v + 2 + ml, body + ve, len - ve);
-      o[n] = 0;
-      *out_len = n;
-      return o;
-    }
-    size_t after = skip_ws(body, ve, end);
-    if (after < end && body[after] == ',')
-      p = skip_ws(body, after + 1, end);
-    else
-      break;
+    size_t v = m.val, ve = m.val_end;
+    size_t n = len - (ve - v) + ml + 2;
+    char *o = malloc(n + 1);
+    if (!o)
+      return NULL;
+    memcpy(o, body, v);
+    o[v] = '"';
+    memcpy(o + v + 1, model, ml);
+    o[v + 1 + ml] = '"';
+    memcpy(o + v + 2 + ml, body + ve, len - ve);
+    o[n] = 0;
+    *out_len = n;
+    return o;
   }
   return NULL;
 }

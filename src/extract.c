@@ -418,6 +418,47 @@ static void on_event(void *ctx, const char *name, size_t len,
     x->inband_error = true;
 }
 
+/* ---- what is never read ------------------------------------------------- */
+
+/* Containers that never hold usage, model or errors for an API: generated
+ * content (choices, candidates, message/delta bodies, embeddings). The
+ * scanner crosses them without tokenising, which is most of a stream's
+ * bytes. Only exact keys at an exact depth; everything else is read. */
+static bool skip_subtree(void *ctx, const struct lm_json_scan *s) {
+  const struct lm_extract *x = ctx;
+  size_t d = lm_json_depth(s);
+  size_t rel = d - s->base; /* levels below the document's top */
+  if (rel != 1 && rel != 2)
+    return false;
+  size_t lvl = d - 1;
+#define K(k) lm_json_key_is(s, lvl, k)
+  switch (x->api) {
+  case LM_API_OPENAI_CHAT:
+  case LM_API_OPENAI_COMPLETIONS:
+    return rel == 1 && K("choices");
+  case LM_API_OPENAI_EMBEDDINGS:
+    return rel == 1 && K("data");
+  case LM_API_OPENAI_RESPONSES: /* usage is response.usage */
+    return (rel == 1 && (K("item") || K("part"))) ||
+           (rel == 2 && K("output") && lm_json_key_is(s, lvl - 1, "response"));
+  case LM_API_ANTHROPIC_MESSAGES: /* usage: usage, message.usage */
+    return (rel == 1 && (K("content_block") || K("delta") || K("content"))) ||
+           (rel == 2 && K("content") && lm_json_key_is(s, lvl - 1, "message"));
+  case LM_API_GEMINI_GENERATE:
+  case LM_API_GEMINI_STREAM:
+    return rel == 1 && K("candidates");
+  case LM_API_OLLAMA_CHAT:
+  case LM_API_OLLAMA_GENERATE:
+    return rel == 1 && K("message");
+  case LM_API_COHERE_CHAT: /* usage: usage, delta.usage (message-end) */
+    return (rel == 1 && K("message")) ||
+           (rel == 2 && K("message") && lm_json_key_is(s, lvl - 1, "delta"));
+  default:
+    return false;
+  }
+#undef K
+}
+
 /* ---- public API ----------------------------------------------------------- */
 
 void lm_extract_init(struct lm_extract *x, enum lm_api api) {
@@ -430,6 +471,7 @@ void lm_extract_init(struct lm_extract *x, enum lm_api api) {
    * cache_creation.ephemeral_1h_input_tokens); the strings we read (model,
    * type, error) at most 2. Deeper content is skipped unreported. */
   lm_json_set_depth_limits(&x->framer.json, EXTRACT_KEY_DEPTH, 2);
+  lm_json_set_skip(&x->framer.json, skip_subtree);
 }
 
 void lm_extract_set_content_type(struct lm_extract *x, const char *ct,

@@ -31,6 +31,7 @@ enum {
   ST_STRING,
   ST_NUMBER,
   ST_LITERAL,
+  ST_SKIP, /* inside a value the consumer asked to skip */
   ST_DONE, /* top-level value complete */
   ST_ERROR
 };
@@ -94,6 +95,10 @@ void lm_json_set_depth_limits(struct lm_json_scan *s, unsigned key_depth,
       (uint8_t)(key_depth < LM_JSON_MAX_DEPTH ? key_depth : LM_JSON_MAX_DEPTH);
   s->string_depth = (uint8_t)(string_depth < 255 ? string_depth : 255);
   s->event_depth = s->key_depth;
+}
+
+void lm_json_set_skip(struct lm_json_scan *s, lm_json_skip_fn fn) {
+  s->skip = fn;
 }
 
 void lm_json_reset(struct lm_json_scan *s) {
@@ -263,6 +268,13 @@ static void begin_value(struct lm_json_scan *s, char c) {
   }
   if (s->depth == s->base)
     emit(s, LM_JSON_DOC_BEGIN, NULL, 0);
+  if ((c == '{' || c == '[') && s->skip && s->depth > s->base &&
+      s->skip(s->ctx, s)) {
+    s->skip_depth = 1;
+    s->skip_str = s->skip_esc = false;
+    s->state = ST_SKIP;
+    return;
+  }
   switch (c) {
   case '{':
     emit(s, LM_JSON_OBJECT_BEGIN, NULL, 0);
@@ -529,6 +541,45 @@ static const char *scan_number(struct lm_json_scan *s, const char *p,
   return p;
 }
 
+/* Inside a skipped value: only string ends and brackets matter. Strings
+ * are crossed with the vectorised search; structure bytes one by one. */
+static const char *skip_scan(struct lm_json_scan *s, const char *p,
+                             const char *end) {
+  while (p < end) {
+    if (s->skip_str) {
+      if (s->skip_esc) {
+        s->skip_esc = false;
+        p++;
+        continue;
+      }
+      const char *q = find2(p, end, '"', '\\');
+      if (!q)
+        return end;
+      p = q + 1;
+      if (*q == '\\')
+        s->skip_esc = true;
+      else
+        s->skip_str = false;
+      continue;
+    }
+    char c = *p++;
+    if (c == '"') {
+      s->skip_str = true;
+    } else if (c == '{' || c == '[') {
+      if (++s->skip_depth >= LM_JSON_NEST_LIMIT) {
+        fail(s);
+        return p;
+      }
+    } else if (c == '}' || c == ']') {
+      if (--s->skip_depth == 0) {
+        value_done(s);
+        return p;
+      }
+    }
+  }
+  return p;
+}
+
 size_t lm_json_feed(struct lm_json_scan *s, const char *buf, size_t n) {
   const char *p = buf, *end = buf + n;
   while (p < end) {
@@ -550,6 +601,11 @@ size_t lm_json_feed(struct lm_json_scan *s, const char *buf, size_t n) {
       break;
     case ST_NUMBER:
       p = scan_number(s, p, end);
+      break;
+    case ST_SKIP:
+      p = skip_scan(s, p, end);
+      if (s->state == ST_ERROR)
+        return (size_t)(p - buf);
       break;
     case ST_ERROR:
       return (size_t)(p - buf);

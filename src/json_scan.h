@@ -73,6 +73,11 @@ typedef void (*lm_json_cb)(void *ctx, const struct lm_json_scan *s,
                            enum lm_json_event ev, const char *text,
                            size_t len);
 
+/* Asked when an object or array value starts below the top level (the
+ * path names the value about to start); returning true skips the whole
+ * value unreported with a fast scan for brackets and string ends. */
+typedef bool (*lm_json_skip_fn)(void *ctx, const struct lm_json_scan *s);
+
 struct lm_json_frame {
   uint32_t index; /* array: index of the current element */
   uint8_t key_len;
@@ -101,6 +106,9 @@ struct lm_json_scan {
   uint16_t depth; /* open containers */
   uint16_t base;  /* 1 while inside a split root array */
   uint32_t ucp;   /* \uXXXX accumulator */
+  lm_json_skip_fn skip; /* optional: values not worth tokenising */
+  uint16_t skip_depth;  /* open brackets of the value being skipped */
+  bool skip_str, skip_esc;
   uint64_t str_raw; /* raw (undecoded) bytes of the current string */
   uint8_t is_array[LM_JSON_NEST_LIMIT / 8]; /* container kind bit stack */
   struct lm_json_frame frames[LM_JSON_MAX_DEPTH];
@@ -117,6 +125,9 @@ void lm_json_init(struct lm_json_scan *s, unsigned flags, lm_json_cb cb,
  * levels and every value reported, however deep. */
 void lm_json_set_depth_limits(struct lm_json_scan *s, unsigned key_depth,
                               unsigned string_depth);
+/* Optional: a predicate naming values to skip whole (see lm_json_skip_fn).
+ * A skipped value is only bracket-matched, not validated. */
+void lm_json_set_skip(struct lm_json_scan *s, lm_json_skip_fn fn);
 /* Forget the current document (and any error); keep flags and callback. */
 void lm_json_reset(struct lm_json_scan *s);
 /* Feed the next bytes. Returns how many were consumed: n, or fewer when

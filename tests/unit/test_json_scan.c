@@ -382,8 +382,48 @@ LM_TEST(test_find2_finds_the_first_match_at_every_alignment) {
     }
 }
 
+/* ---- skipping whole values ----------------------------------------------- */
+
+static int skip_events;
+static char skip_seen[512];
+static void skip_cb(void *ctx, const struct lm_json_scan *s,
+                    enum lm_json_event ev, const char *text, size_t len) {
+  (void)ctx;
+  skip_events++;
+  if (ev == LM_JSON_NUMBER || ev == LM_JSON_STRING) {
+    size_t n = strlen(skip_seen), kl = 1;
+    const char *k = lm_json_key(s, lm_json_depth(s) - 1, &kl);
+    snprintf(skip_seen + n, sizeof(skip_seen) - n, "%.*s=%.*s;", (int)kl,
+             k ? k : "?", (int)len, text);
+  }
+}
+static bool skip_choices(void *ctx, const struct lm_json_scan *s) {
+  (void)ctx;
+  return lm_json_depth(s) == 1 && lm_json_key_is(s, 0, "choices");
+}
+
+LM_TEST(test_skipped_values_are_crossed_exactly_at_any_split) {
+  const char doc[] =
+      "{\"id\":\"x\",\"choices\":[{\"delta\":{\"content\":\"}]\\\"{[\\\\\"}},"
+      "{\"usage\":7,\"a\":[[],{}]}],\"usage\":{\"total\":42},\"tail\":1}";
+  size_t n = strlen(doc);
+  for (size_t cut = 0; cut <= n; cut++) {
+    struct lm_json_scan js;
+    lm_json_init(&js, 0, skip_cb, NULL);
+    lm_json_set_skip(&js, skip_choices);
+    skip_seen[0] = 0;
+    CHECK_EQ_U64(lm_json_feed(&js, doc, cut), cut);
+    CHECK_EQ_U64(lm_json_feed(&js, doc + cut, n - cut), n - cut);
+    CHECK(!lm_json_failed(&js));
+    CHECK(lm_json_idle(&js));
+    /* nothing inside choices is reported; everything after it is */
+    CHECK_STR(skip_seen, "id=x;total=42;tail=1;");
+  }
+}
+
 int main(void) {
   LM_RUN(test_values_are_reported_at_their_paths);
+  LM_RUN(test_skipped_values_are_crossed_exactly_at_any_split);
   LM_RUN(test_whitespace_anywhere_is_accepted);
   LM_RUN(test_escapes_are_decoded_across_any_split);
   LM_RUN(test_utf8_split_inside_a_character_is_kept_intact);

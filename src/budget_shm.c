@@ -235,11 +235,17 @@ static uint32_t rules_match(struct lm_segment *s, const char *model,
 
 /* ---- the gate (see reconcile) ----------------------------------------- */
 
-static void wait_gate(struct lm_segment *s, uint32_t g) {
+/* Waits for a reconcile to open the gate. A reconcile takes microseconds:
+ * a gate held by a dead process, by a pid that cannot exist, or for more
+ * than two seconds (its pid reused by another process, or a hostile
+ * segment) is forced open. *waited_ms accumulates across calls. */
+static void wait_gate(struct lm_segment *s, uint32_t g, int64_t *waited_ms) {
   struct timespec ts = {0, 50 * 1000 * 1000};
   futex(&s->gate, FUTEX_WAIT, g, &ts);
-  if (atomic_load(&s->gate) == g && !owner_alive(g, 0, 0)) {
-    uint32_t expect = g; /* the reconciler died: open its gate */
+  *waited_ms += 50;
+  if (atomic_load(&s->gate) == g &&
+      (g > (1u << 22) || *waited_ms > 2000 || !owner_alive(g, 0, 0))) {
+    uint32_t expect = g;
     atomic_compare_exchange_strong(&s->gate, &expect, 0);
   }
 }
@@ -249,6 +255,7 @@ static void wait_gate(struct lm_segment *s, uint32_t g) {
 static int enter_applying(struct lm_segment *s, struct lm_lease_slot *slot,
                           uint64_t from) {
   uint64_t applying = (from & ~(uint64_t)ST_MASK) | LM_LEASE_APPLYING;
+  int64_t waited = 0;
   for (;;) {
     uint64_t expect = from;
     if (!atomic_compare_exchange_strong(&slot->state, &expect, applying))
@@ -258,7 +265,7 @@ static int enter_applying(struct lm_segment *s, struct lm_lease_slot *slot,
       return 0;
     expect = applying;
     atomic_compare_exchange_strong(&slot->state, &expect, from);
-    wait_gate(s, g);
+    wait_gate(s, g, &waited);
   }
 }
 
@@ -279,14 +286,22 @@ static void reconcile(struct lm_budget *b) {
   struct lm_segment *s = b->map.seg;
   uint32_t me = my_pid();
   atomic_store(&s->gate, me);
-  /* Let live APPLYING steps finish; new ones now see the gate and back off. */
+  /* Let live APPLYING steps finish; new ones now see the gate and back
+   * off. The reconciling thread itself applies nothing now, but other
+   * threads of this process may. One still applying (a stopped process)
+   * means the sums cannot be rebuilt safely: give up, totals untouched. */
   for (int i = 0; i < LM_LEASES; i++) {
     struct lm_lease_slot *slot = &s->leases[i];
     for (int spins = 0;; spins++) {
       uint64_t w = atomic_load(&slot->state);
-      if ((w & ST_MASK) != LM_LEASE_APPLYING || (uint32_t)(w >> 8) == me ||
-          !owner_alive((uint32_t)(w >> 8), 0, 0) || spins > 100000)
+      if ((w & ST_MASK) != LM_LEASE_APPLYING ||
+          !owner_alive((uint32_t)(w >> 8), 0, 0))
         break;
+      if (spins > 100000) {
+        atomic_store(&s->gate, 0);
+        futex(&s->gate, FUTEX_WAKE, INT_MAX, NULL);
+        return;
+      }
       sched_yield();
     }
   }
@@ -818,7 +833,8 @@ static int shm_admit(struct lm_budget *b, const struct lm_call *call,
         rate_adjust(bk[k].tat, bk[k].per_min, bk[k].units);
       memset(why, 0, sizeof(*why));
       why->kind = LM_DENY_RATE;
-      snprintf(why->subject, sizeof(why->subject), "%s", bk[i].name);
+      /* a rule's pattern lives in shared memory: copy it bounded */
+      memcpy(why->subject, bk[i].name, strnlen(bk[i].name, LM_NAME_MAX - 1));
       why->limit = bk[i].per_min;
       why->used = rate_used(bk[i].tat, bk[i].per_min, now_ns);
       why->retry_after_s = w == INT64_MAX ? -1 : (w + 999999999) / 1000000000;
@@ -915,22 +931,24 @@ static void shm_charge(struct lm_budget *b, struct lm_lease *l,
   roll(&s->total, win);
   roll(&s->models[l->model_row].c, win);
   roll(&s->agents[l->agent_row].c, win);
-  if (pusd < 0)
-    pusd = 0;
+  /* pusd < 0 is a refund: a usage snapshot that went down (Gemini). */
+  if (pusd < 0 && -pusd > l->charged_pusd)
+    pusd = -l->charged_pusd; /* never below nothing charged */
   int lost = enter_applying(s, slot, l->state_word) != 0;
   /* Move the charge out of the reservation, as far as it reaches. */
   int64_t take = 0;
-  if (!lost && (l->flags & LM_LEASEF_DOLLARS)) {
+  if (!lost && (l->flags & LM_LEASEF_DOLLARS) && pusd > 0) {
     int64_t rem = l->reserved_pusd - l->charged_pusd;
     take = rem <= 0 ? 0 : (pusd < rem ? pusd : rem);
   }
-  uint64_t t = delta ? delta->input + delta->output : 0;
+  /* Token deltas are modular: a snapshot that went down wraps. */
+  int64_t t = delta ? (int64_t)(delta->input + delta->output) : 0;
   uint64_t trem = l->reserved_tokens > l->charged_tokens
                       ? l->reserved_tokens - l->charged_tokens
                       : 0;
-  uint64_t ttake = lost ? 0 : (t < trem ? t : trem);
+  uint64_t ttake = lost || t <= 0 ? 0 : ((uint64_t)t < trem ? (uint64_t)t : trem);
   l->charged_pusd = lm_money_add(l->charged_pusd, pusd);
-  l->charged_tokens += t;
+  l->charged_tokens += (uint64_t)t;
   if (!lost) {
     slot->charged_pusd = l->charged_pusd;
     slot->reserved_pusd -= take;

@@ -54,6 +54,7 @@ struct lm_handle {
   char *url;                       /* CURLOPT_URL, copied */
   const char *post;                /* CURLOPT_POSTFIELDS (program's memory) */
   char *post_copy;                 /* CURLOPT_COPYPOSTFIELDS, copied */
+  size_t post_copy_len;            /* bytes in post_copy */
   long long post_size;             /* POSTFIELDSIZE(_LARGE), -1 = strlen */
   bool read_body;                  /* body comes from a read callback */
   curl_write_callback host_wf;     /* program's callbacks and data */
@@ -77,7 +78,9 @@ struct lm_handle {
   char *inject_body;
   size_t inject_len;
   struct lm_inject_filter *filter;
-  size_t redeliver;                /* bytes libcurl will hand us again */
+  size_t meter_skip;               /* bytes libcurl hands us again after a
+                                      pause that the meter already read */
+  size_t filter_skip;              /* ... that the filter already holds */
   bool filtering;                  /* this transfer's output is filtered */
 };
 
@@ -116,6 +119,7 @@ static struct lm_handle *add_handle(CURL *h, int inst) {
 }
 
 static void clear_options(struct lm_handle *e) {
+  e->synth_status = 0;
   free(e->url);
   free(e->post_copy);
   e->url = e->post_copy = NULL;
@@ -294,34 +298,27 @@ static size_t emit_to_host(void *ctx, const char *p, size_t len) {
  * the chunk and hands it to us again later; we already hold it, so that
  * second delivery is skipped and what the program did not take goes first. */
 static size_t filtered_write(struct lm_handle *e, char *p, size_t len) {
+  /* After a pause libcurl hands the same bytes again (possibly in other
+   * pieces, possibly with more after them): the meter already read
+   * meter_skip of them and the filter holds filter_skip. */
+  size_t mskip = e->meter_skip < len ? e->meter_skip : len;
+  size_t fskip = e->filter_skip < len ? e->filter_skip : len;
+  size_t mleft = e->meter_skip - mskip, fleft = e->filter_skip - fskip;
+  e->meter_skip = mleft;
+  e->filter_skip = fleft;
+  if (!mskip && e->header_in_body && is_header_write(e, p, len))
+    return emit_to_host(e, p, len);
+  if (mskip < len && lm_transfer_body(e->xfer, p + mskip, len - mskip))
+    return 0; /* the limit was crossed: cut the stream */
   bool stopped = false;
-  size_t r;
-  if (e->redeliver) {
-    size_t dup = len < e->redeliver ? len : e->redeliver;
-    r = lm_inject_filter_feed(e->filter, NULL, 0, emit_to_host, e, &stopped);
-    if (stopped)
-      return r == CURL_WRITEFUNC_PAUSE ? CURL_WRITEFUNC_PAUSE : 0;
-    e->redeliver -= dup;
-    p += dup;
-    if (dup == len)
-      return len;
-    size_t rest = len - dup;
-    if (e->header_in_body && is_header_write(e, p, rest))
-      return len;
-    if (lm_transfer_body(e->xfer, p, rest))
-      return 0;
-    r = lm_inject_filter_feed(e->filter, p, rest, emit_to_host, e, &stopped);
-  } else {
-    if (e->header_in_body && is_header_write(e, p, len))
-      return emit_to_host(e, p, len);
-    if (lm_transfer_body(e->xfer, p, len))
-      return 0; /* the limit was crossed: cut the stream */
-    r = lm_inject_filter_feed(e->filter, p, len, emit_to_host, e, &stopped);
-  }
+  size_t r = lm_inject_filter_feed(e->filter, p + fskip, len - fskip,
+                                   emit_to_host, e, &stopped);
   if (!stopped)
     return len;
   if (r == CURL_WRITEFUNC_PAUSE) {
-    e->redeliver = len;
+    /* All of this chunk comes back: skip what was read and held. */
+    e->meter_skip = len + mleft;
+    e->filter_skip = fskip + e->filter->taken + fleft;
     return CURL_WRITEFUNC_PAUSE;
   }
   return 0; /* the program took less: it aborts */
@@ -380,7 +377,7 @@ static void install(const struct lm_curl_vt *vt, struct lm_handle *e) {
                     (curl_off_t)e->inject_len);
     vt->easy_setopt(e->h, CURLOPT_POSTFIELDS, e->inject_body);
   }
-  e->redeliver = 0;
+  e->meter_skip = e->filter_skip = 0;
   e->hdr_block = true; /* a response starts with its headers */
   e->hdr_maybe_next = false;
   e->installed = true;
@@ -416,6 +413,8 @@ static const char *request_body(struct lm_handle *e, size_t *len) {
   if (!b || e->read_body)
     return NULL;
   *len = e->post_size >= 0 ? (size_t)e->post_size : strlen(b);
+  if (e->post_copy && *len > e->post_copy_len)
+    return NULL; /* a size beyond our copy: libcurl sends no body then */
   return b;
 }
 
@@ -441,14 +440,18 @@ static void prepare_injection(struct lm_handle *e,
 /* Decides whether a transfer is an LLM call and, if so, admits it. */
 static enum start_result start(struct lm_handle *e) {
   const struct lm_config *c = lm_config_get();
+  if (!(e->xfer && e->xfer->state == LM_XFER_ADMITTED))
+    e->synth_status = 0; /* a new transfer: our last 402 is history */
   if (c->disabled || !e->url || (!e->post && !e->post_copy && !e->read_body))
     return START_PASS; /* LLM calls are POSTs with a body */
   enum lm_api api = lm_detect_api(e->url, strlen(e->url), c->endpoints);
   if (api == LM_API_NONE)
     return START_PASS;
   say_config_once();
+  if (e->xfer && e->xfer->state == LM_XFER_ADMITTED)
+    return START_PASS; /* already running (libcurl refuses a second start) */
   if (!e->xfer && !(e->xfer = malloc(sizeof(*e->xfer))))
-    return c->limit_pusd >= 0 ? START_DENY : START_PASS;
+    return START_PASS; /* out of memory: never crash the host */
   struct lm_transfer_req req = {.url = e->url, .url_len = strlen(e->url)};
   req.body = request_body(e, &req.body_len);
   e->synth_status = 0;
@@ -687,6 +690,7 @@ static CURLcode do_easy_setopt(int k, CURL *h, CURLoption o, va_list ap,
       if ((e->post_copy = malloc(n + 1)) != NULL) {
         memcpy(e->post_copy, p, n);
         e->post_copy[n] = 0;
+        e->post_copy_len = n;
         e->post_size = (long long)n;
       }
     }
@@ -783,8 +787,10 @@ static CURL *do_easy_duphandle(int k, CURL *h, const void *ret) {
   n->url = e->url ? strdup(e->url) : NULL;
   n->post = e->post;
   n->post_size = e->post_size;
-  if (e->post_copy && (n->post_copy = malloc((size_t)e->post_size + 1)))
-    memcpy(n->post_copy, e->post_copy, (size_t)e->post_size + 1);
+  if (e->post_copy && (n->post_copy = malloc(e->post_copy_len + 1))) {
+    memcpy(n->post_copy, e->post_copy, e->post_copy_len + 1);
+    n->post_copy_len = e->post_copy_len;
+  }
   n->read_body = e->read_body;
   n->host_wf = e->host_wf;
   n->host_wd = e->host_wd;
@@ -948,7 +954,15 @@ static CURLMcode do_multi_remove_handle(int k, CURLM *m, CURL *h,
   CURLMcode r = vt->multi_remove_handle(m, h);
   depth--;
   if (e && e->multi == m) {
-    finish(e, e->multi_done ? e->multi_result : CURLE_ABORTED_BY_CALLBACK);
+    /* Without info_read (PHP's curl_multi_exec never calls it) we cannot
+     * know the result: a 2xx response that started is taken as complete
+     * (charged, at its estimate if unreadable), anything else as failed. */
+    CURLcode res = e->multi_done ? e->multi_result
+                   : (e->xfer && e->xfer->http_status >= 200 &&
+                      e->xfer->http_status < 300)
+                       ? CURLE_OK
+                       : CURLE_ABORTED_BY_CALLBACK;
+    finish(e, res);
     depth++;
     uninstall(vt, e);
     depth--;
@@ -1055,6 +1069,11 @@ static CURLMcode do_multi_cleanup(int k, CURLM *m, const void *ret) {
         break;
       finish(found, found->multi_done ? found->multi_result
                                       : CURLE_ABORTED_BY_CALLBACK);
+      if (vt) { /* the handle outlives the multi: give it back as it was */
+        depth++;
+        uninstall(vt, found);
+        depth--;
+      }
       found->multi = NULL;
       found->multi_denied = false;
     }

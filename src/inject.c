@@ -278,6 +278,7 @@ size_t lm_inject_filter_feed(struct lm_inject_filter *f, const char *p,
                              size_t n, lm_inject_emit_fn emit, void *ctx,
                              bool *stopped) {
   *stopped = false;
+  f->taken = 0;
   for (;;) {
     size_t r = drain(f, emit, ctx, stopped);
     if (*stopped)
@@ -306,10 +307,11 @@ size_t lm_inject_filter_feed(struct lm_inject_filter *f, const char *p,
       size_t got = emit(ctx, p, k);
       if (got != k) {
         *stopped = true;
-        return got; /* (a pause here cannot resume exactly: documented) */
+        return got; /* nothing of these k bytes counts as taken */
       }
       p += k;
       n -= k;
+      f->taken += k;
       if (end)
         f->passthrough = false;
       continue;
@@ -325,6 +327,7 @@ size_t lm_inject_filter_feed(struct lm_inject_filter *f, const char *p,
     f->n += take;
     p += take;
     n -= take;
+    f->taken += take;
   }
 }
 

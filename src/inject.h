@@ -43,6 +43,8 @@ struct lm_inject_filter {
   bool line_empty;        /* the current line has no bytes yet */
   bool prev_cr;           /* the last byte scanned was CR */
   bool passthrough;       /* an oversized event is streaming through raw */
+  size_t taken;           /* input bytes the last feed consumed (all of it
+                             unless it stopped: the rest is the caller's) */
   char buf[LM_INJECT_MAX];
 };
 

@@ -273,3 +273,24 @@ new_budget TH
 "$LM" init --budget "$TH" >/dev/null
 LLMMETER_BUDGET=$TH metered $PY "$T/threads.py"
 expect_eq threads_many_handles_exact "$(status_json "$TH" | json_get - "j['requests'], j['tokens']['input'], j['tokens']['output'], j['reserved_pusd']")" "40 180 120 0"
+
+# --- the handle outlives an LLM transfer: nothing of ours stays on it --------------
+# (found by review: a synthesised 402 status, and our callbacks and body after
+# a multi cleaned up without removing the handle)
+new_budget H0
+"$LM" init --budget "$H0" --limit 0 >/dev/null
+LLMMETER_BUDGET=$H0 LLMMETER_DENY=http LM_CLIENT_SECOND_URL=$MOCK_URL/hello metered_client "$CLIENT" wf "$U_CHAT" "$T/req.json" \
+  >/dev/null 2>"$T/second.err"
+check deny_http_status_not_left_on_handle grep -q "^second=200 curle=0" "$T/second.err"
+new_budget H1
+"$LM" init --budget "$H1" >/dev/null
+LLMMETER_BUDGET=$H1 LM_CLIENT_SECOND_URL=$MOCK_URL/hello metered_client "$CLIENT" multi-noremove "$U_CHAT" "$T/req.json" \
+  'X-Mock-Usage: input=3,output=2' >"$T/nr.out" 2>"$T/nr.err"
+check multi_cleanup_without_remove_restores_handle grep -q "^second=200 curle=0" "$T/nr.err"
+expect_eq multi_cleanup_without_remove_no_body_left "$(tail -1 "$MOCK_LOG" | json_get - "j['method'], j['path'], j['body_len']")" "GET /hello 0"
+expect_eq multi_cleanup_without_remove_metered "$(status_json "$H1" | json_get - "j['requests'], j['tokens']['input'], j['reserved_pusd']")" "1 3 0"
+new_budget H2
+"$LM" init --budget "$H2" >/dev/null
+LLMMETER_BUDGET=$H2 metered_client "$CLIENT" multi-noinfo "$U_CHAT" tests/fixtures/openai_chat_stream_no_usage.request.json \
+  'X-Mock-Fixture: openai_chat_stream_no_usage' >/dev/null 2>&1
+expect_eq multi_without_info_read_is_never_free "$(status_json "$H2" | json_get - "j['requests'], j['unmetered'], j['spent_pusd'] > 0, j['reserved_pusd']")" "1 1 True 0"

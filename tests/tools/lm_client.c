@@ -22,7 +22,13 @@
  *   copy      COPYPOSTFIELDS (the body buffer is freed before perform)
  *   read      body sent by a READFUNCTION
  *   multi     drive the transfer through the multi interface
+ *   multi-noinfo   the same, never calling curl_multi_info_read (as PHP)
+ *   multi-noremove the same, cleaning the multi up without removing the
+ *             handle first (libcurl allows it)
  *   twice     perform the same handle twice (callbacks after the first)
+ *
+ * With LM_CLIENT_SECOND_URL set, the same handle then GETs that URL (its
+ * body appended to stdout); stderr gets "second=CODE".
  */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -152,7 +158,7 @@ static void common(CURL *h, const char *mode, const char *url) {
   }
 }
 
-static CURLcode run_multi(CURL *h) {
+static CURLcode run_multi(CURL *h, int info, int remove) {
   CURLM *m = curl_multi_init();
   curl_multi_add_handle(m, h);
   int running = 1;
@@ -165,14 +171,15 @@ static CURLcode run_multi(CURL *h) {
   }
   CURLMsg *msg;
   int q;
-  while ((msg = curl_multi_info_read(m, &q)) != NULL)
+  while (info && (msg = curl_multi_info_read(m, &q)) != NULL)
     if (msg->msg == CURLMSG_DONE && msg->easy_handle == h) {
       result = msg->data.result;
       got_done = 1;
     }
-  curl_multi_remove_handle(m, h);
+  if (remove)
+    curl_multi_remove_handle(m, h);
   curl_multi_cleanup(m);
-  return got_done ? result : CURLE_RECV_ERROR;
+  return got_done || !info ? result : CURLE_RECV_ERROR;
 }
 
 int main(int argc, char **argv) {
@@ -207,7 +214,11 @@ int main(int argc, char **argv) {
     common(h, "wf", url);
   }
   if (strcmp(mode, "multi") == 0)
-    rc = run_multi(run);
+    rc = run_multi(run, 1, 1);
+  else if (strcmp(mode, "multi-noinfo") == 0)
+    rc = run_multi(run, 0, 1);
+  else if (strcmp(mode, "multi-noremove") == 0)
+    rc = run_multi(run, 1, 0);
   else
     rc = curl_easy_perform(run);
   if (strcmp(mode, "twice") == 0 && rc == CURLE_OK) {
@@ -219,6 +230,18 @@ int main(int argc, char **argv) {
   curl_easy_getinfo(run, CURLINFO_RESPONSE_CODE, &code);
   fflush(stdout);
   fprintf(stderr, "curle=%d http=%ld err=%s\n", (int)rc, code, errbuf);
+  const char *second = getenv("LM_CLIENT_SECOND_URL");
+  if (second) {
+    curl_easy_setopt(run, CURLOPT_URL, second);
+    curl_easy_setopt(run, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(run, CURLOPT_WRITEFUNCTION, wf);
+    curl_easy_setopt(run, CURLOPT_WRITEDATA, stdout);
+    CURLcode r2 = curl_easy_perform(run);
+    long c2 = 0;
+    curl_easy_getinfo(run, CURLINFO_RESPONSE_CODE, &c2);
+    fflush(stdout);
+    fprintf(stderr, "second=%ld curle=%d\n", c2, (int)r2);
+  }
   curl_easy_cleanup(run);
   curl_slist_free_all(headers);
   free(body);

@@ -675,6 +675,30 @@ LM_TEST(test_per_call_caps_deny_before_and_cut_during) {
   done(b);
 }
 
+LM_TEST(test_snapshot_that_goes_down_is_refunded_not_charged_twice) {
+  /* Gemini usage snapshots are not monotonic: 100, then 40, then 100 must
+   * end at 100 charged, not 160. */
+  struct lm_budget *b = fresh(USD(10), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("gemini-2.5-flash", 1000);
+  c.est_tokens = 1000;
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  struct lm_usage up = {.input = 10, .output = 90};
+  lm_budget_charge(b, &l, &up, 100);
+  struct lm_usage down = {.input = 0, .output = (uint64_t)-60};
+  lm_budget_charge(b, &l, &down, -60);
+  struct lm_usage again = {.input = 0, .output = 60};
+  lm_budget_charge(b, &l, &again, 60);
+  lm_budget_settle(b, &l, 0);
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.spent, 100);
+  CHECK_EQ_U64(S.total.tokens[LM_TOK_OUTPUT], 90);
+  CHECK_EQ_U64(S.total.reserved_tokens, 0);
+  CHECK_EQ_I64(S.total.reserved, 0);
+  done(b);
+}
+
 int main(void) {
   LM_RUN(test_admit_charge_settle_moves_reservation_to_spent);
   LM_RUN(test_charge_beyond_estimate_is_charged_in_full);
@@ -698,5 +722,6 @@ int main(void) {
   LM_RUN(test_wait_is_bounded_and_the_reason_says_so);
   LM_RUN(test_limit_really_reached_denies_without_waiting);
   LM_RUN(test_per_call_caps_deny_before_and_cut_during);
+  LM_RUN(test_snapshot_that_goes_down_is_refunded_not_charged_twice);
   LM_TEST_END();
 }

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "lm_slurp.h"
 
 static FILE *hdr_out;
 static int paused_once;
@@ -82,25 +83,6 @@ static size_t rf(char *buf, size_t s, size_t n, void *ud) {
   return k;
 }
 
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b) {
-    b[n] = 0;
-    *len = (size_t)n;
-  }
-  return b;
-}
 
 static char *body;
 static size_t body_len;
@@ -188,7 +170,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *mode = argv[1], *url = argv[2];
-  if (argc > 3 && argv[3][0] && !(body = slurp(argv[3], &body_len))) {
+  if (argc > 3 && argv[3][0] && !(body = lm_slurp(argv[3], &body_len))) {
     fprintf(stderr, "lm_client: cannot read %s\n", argv[3]);
     return 2;
   }

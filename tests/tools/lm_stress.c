@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "lm_slurp.h"
 
 struct body_buf {
   char *p;
@@ -56,25 +57,6 @@ static size_t disk_cb(char *p, size_t s, size_t n, void *ud) {
   return len;
 }
 
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b) {
-    b[n] = 0;
-    *len = (size_t)n;
-  }
-  return b;
-}
 
 /* Body files are few and reused by many requests: cache them. */
 struct body_cache {
@@ -88,7 +70,7 @@ static const char *body_for(const char *path, size_t *len) {
   for (int i = 0; i < 64; i++) {
     if (!bodies[i].data) {
       snprintf(bodies[i].path, sizeof(bodies[i].path), "%s", path);
-      if (!(bodies[i].data = slurp(path, &bodies[i].len)))
+      if (!(bodies[i].data = lm_slurp(path, &bodies[i].len)))
         return NULL;
     }
     if (strcmp(bodies[i].path, path) == 0) {
@@ -166,7 +148,7 @@ static int run_plan(const char *plan, const char *results, const char *cutdir) {
 static int run_once(int argc, char **argv) {
   const char *url = argv[2], *bodyfile = argv[3], *outfile = argv[4];
   size_t body_len = 0;
-  char *body = slurp(bodyfile, &body_len);
+  char *body = lm_slurp(bodyfile, &body_len);
   int fd = open(outfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (!body || fd < 0) {
     fprintf(stderr, "lm_stress: cannot read %s or write %s\n", bodyfile,

@@ -11,6 +11,7 @@
 #include "detect.h"
 #include "extract.h"
 #include "lm_test.h"
+#include "lm_slurp.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -18,24 +19,9 @@ static char *read_file(const char *name, size_t *len) {
   char path[512];
   const char *root = getenv("LM_ROOT");
   snprintf(path, sizeof path, "%s/tests/fixtures/%s", root ? root : ".", name);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+  char *b = lm_slurp(path, len);
+  if (!b)
     fprintf(stderr, "  cannot open %s\n", path);
-    return NULL;
-  }
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b) {
-    b[n] = '\0';
-    *len = (size_t)n;
-  }
   return b;
 }
 

@@ -6,27 +6,14 @@
 #include "detect.h"
 #include "lm_test.h"
 #include "reqscan.h"
+#include "lm_slurp.h"
 
 static char *read_fixture(const char *name, size_t *len) {
   char path[512];
   const char *root = getenv("LM_ROOT");
   snprintf(path, sizeof path, "%s/tests/fixtures/%s.request.json",
            root ? root : ".", name);
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  if (b)
-    *len = (size_t)n;
-  return b;
+  return lm_slurp(path, len);
 }
 
 struct req_case {

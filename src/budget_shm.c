@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "budget.h"
+#include "config.h"
 #include "money.h"
 #include "window.h"
 
@@ -164,6 +165,16 @@ static void touch(struct lm_counters *c, int64_t now) {
   int64_t z = 0;
   atomic_compare_exchange_strong(&c->first_activity, &z, now);
   atomic_store_explicit(&c->last_activity, now, memory_order_relaxed);
+}
+
+/* The soft limit in force: the one set, else 80 % of the hard limit
+ * (exactly, in integers), else none (-1). */
+static int64_t soft_limit(struct lm_segment *s) {
+  int64_t soft = atomic_load(&s->limits.soft_pusd);
+  int64_t hard = atomic_load(&s->limits.hard_pusd);
+  if (soft < 0 && hard >= 0)
+    soft = hard / 5 * 4 + (hard % 5) * 4 / 5;
+  return soft;
 }
 
 static int window_kind(struct lm_segment *s) {
@@ -1114,9 +1125,7 @@ static int shm_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   o->created_at = s->created_at;
   o->reset_at = atomic_load(&s->reset_at);
   o->hard_pusd = atomic_load(&s->limits.hard_pusd);
-  o->soft_pusd = atomic_load(&s->limits.soft_pusd);
-  if (o->soft_pusd < 0 && o->hard_pusd >= 0)
-    o->soft_pusd = o->hard_pusd / 5 * 4 + (o->hard_pusd % 5) * 4 / 5;
+  o->soft_pusd = soft_limit(s);
   o->tokens_limit = atomic_load(&s->limits.tokens);
   o->requests_limit = atomic_load(&s->limits.requests);
   o->max_call_pusd = atomic_load(&s->limits.max_call_pusd);
@@ -1343,12 +1352,8 @@ static struct lm_budget *budget_new(const char *name) {
     return NULL;
   b->ops = &shm_ops;
   snprintf(b->name, sizeof(b->name), "%s", name);
-  const char *agent = getenv("LLMMETER_AGENT");
-  extern char *program_invocation_short_name;
-  snprintf(b->agent, sizeof(b->agent), "%s",
-           (agent && *agent) ? agent
-           : program_invocation_short_name ? program_invocation_short_name
-                                           : "default");
+  /* LLMMETER_AGENT or the program's name: read once, by config.c */
+  snprintf(b->agent, sizeof(b->agent), "%s", lm_config_get()->agent);
   return b;
 }
 
@@ -1500,10 +1505,7 @@ void lm_budget_rate_correct(struct lm_budget *b, const struct lm_lease *l,
 
 bool lm_budget_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
   struct lm_segment *s = b->map.seg;
-  int64_t hard = atomic_load(&s->limits.hard_pusd);
-  int64_t soft = atomic_load(&s->limits.soft_pusd);
-  if (soft < 0 && hard >= 0)
-    soft = hard / 5 * 4 + (hard % 5) * 4 / 5;
+  int64_t soft = soft_limit(s);
   if (soft < 0 || atomic_load(&s->total.spent) < soft)
     return false;
   int64_t mark = lm_window_start(window_kind(s), clock_now(b)) + 1;
@@ -1528,10 +1530,7 @@ bool lm_budget_downgrade(struct lm_budget *b, const char *model, char *out,
   struct lm_segment *s = b->map.seg;
   if (!s->downgrade[0])
     return false;
-  int64_t hard = atomic_load(&s->limits.hard_pusd);
-  int64_t soft = atomic_load(&s->limits.soft_pusd);
-  if (soft < 0 && hard >= 0)
-    soft = hard / 5 * 4 + (hard % 5) * 4 / 5;
+  int64_t soft = soft_limit(s);
   if (soft < 0 || atomic_load(&s->total.spent) < soft)
     return false;
   if (!model) /* the question was only: could a rule apply now? */

@@ -39,6 +39,7 @@
 #include "curl_vt.h"
 #include "detect.h"
 #include "inject.h"
+#include "json_scan.h"
 #include "interpose.h"
 #include "price.h"
 #include "transfer.h"
@@ -509,27 +510,11 @@ static enum start_result start(struct lm_handle *e) {
   return START_PASS;
 }
 
-static void json_escape(char *out, size_t size, const char *in) {
-  size_t k = 0;
-  for (; *in && k + 7 < size; in++) {
-    unsigned char ch = (unsigned char)*in;
-    if (ch == '"' || ch == '\\') {
-      out[k++] = '\\';
-      out[k++] = (char)ch;
-    } else if (ch < 0x20) {
-      k += (size_t)snprintf(out + k, size - k, "\\u%04x", ch);
-    } else {
-      out[k++] = (char)ch;
-    }
-  }
-  out[k] = 0;
-}
-
 /* LLMMETER_DENY=http: a provider-shaped 402 through the program's own
  * callbacks, so an agent that handles API errors handles this one. */
 static void deliver_402(struct lm_handle *e) {
   char msg[600], body[900], hdr[128];
-  json_escape(msg, sizeof(msg), e->xfer->reason);
+  lm_json_escape(msg, sizeof(msg), e->xfer->reason);
   if (e->xfer->api == LM_API_ANTHROPIC_MESSAGES)
     snprintf(body, sizeof(body),
              "{\"type\":\"error\",\"error\":{\"type\":\"budget_exceeded\","

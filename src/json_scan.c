@@ -807,3 +807,26 @@ bool lm_json_parse_scaled(const char *text, size_t len, unsigned decimals,
   *out = neg ? -(int64_t)mag : (int64_t)mag;
   return true;
 }
+
+size_t lm_json_escape(char *out, size_t size, const char *in) {
+  size_t k = 0;
+  if (size == 0)
+    return 0;
+  for (; in && *in && k + 7 < size; in++) {
+    unsigned char ch = (unsigned char)*in;
+    if (ch == '"' || ch == '\\') {
+      out[k++] = '\\';
+      out[k++] = (char)ch;
+    } else if (ch < 0x20) {
+      static const char hex[] = "0123456789abcdef";
+      memcpy(out + k, "\\u00", 4);
+      out[k + 4] = hex[ch >> 4];
+      out[k + 5] = hex[ch & 15];
+      k += 6;
+    } else {
+      out[k++] = (char)ch;
+    }
+  }
+  out[k] = 0;
+  return k;
+}

@@ -166,6 +166,12 @@ bool lm_json_parse_u64(const char *text, size_t len, uint64_t *out);
 bool lm_json_parse_scaled(const char *text, size_t len, unsigned decimals,
                           int64_t *out);
 
+/* Writes `in` as the body of a JSON string into out (quotes and
+ * backslashes escaped, control characters as \u00XX), NUL-terminated,
+ * stopping early rather than overflow or split an escape. Returns the
+ * length written. */
+size_t lm_json_escape(char *out, size_t size, const char *in);
+
 /* First byte equal to a or b in [p, end), or NULL. Vectorised. */
 const char *lm_find2(const char *p, const char *end, char a, char b);
 

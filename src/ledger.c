@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json_scan.h"
 #include "money.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -19,25 +20,6 @@ static char err[256];
 static int failed;
 
 const char *lm_ledger_error(void) { return err[0] ? err : NULL; }
-
-/* JSON string body, escaped, truncated to fit. */
-static size_t put_str(char *o, size_t room, const char *s) {
-  size_t k = 0;
-  if (!s)
-    s = "";
-  for (; *s && k + 8 < room; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') {
-      o[k++] = '\\';
-      o[k++] = (char)c;
-    } else if (c < 0x20) {
-      k += (size_t)snprintf(o + k, room - k, "\\u%04x", c);
-    } else {
-      o[k++] = (char)c;
-    }
-  }
-  return k;
-}
 
 struct buf {
   char b[4096];
@@ -56,7 +38,7 @@ static void add_str(struct buf *b, const char *key, const char *v) {
   add(b, ",\"");
   add(b, key);
   add(b, "\":\"");
-  b->n += put_str(b->b + b->n, sizeof(b->b) - b->n - 4, v);
+  b->n += lm_json_escape(b->b + b->n, sizeof(b->b) - b->n - 4, v);
   add(b, "\"");
 }
 

@@ -421,8 +421,20 @@ LM_TEST(test_skipped_values_are_crossed_exactly_at_any_split) {
   }
 }
 
+LM_TEST(test_escape_writes_json_string_bodies_and_never_splits_an_escape) {
+  char out[64];
+  CHECK_EQ_U64(lm_json_escape(out, sizeof(out), "a\"b\\c\n\x01"), 19);
+  CHECK_STR(out, "a\\\"b\\\\c\\u000a\\u0001");
+  char small[9];
+  lm_json_escape(small, sizeof(small), "\n\n\n");
+  CHECK_STR(small, "\\u000a"); /* the second escape would not fit whole */
+  CHECK_EQ_U64(lm_json_escape(out, sizeof(out), NULL), 0);
+  CHECK_STR(out, "");
+}
+
 int main(void) {
   LM_RUN(test_values_are_reported_at_their_paths);
+  LM_RUN(test_escape_writes_json_string_bodies_and_never_splits_an_escape);
   LM_RUN(test_skipped_values_are_crossed_exactly_at_any_split);
   LM_RUN(test_whitespace_anywhere_is_accepted);
   LM_RUN(test_escapes_are_decoded_across_any_split);

@@ -1346,12 +1346,17 @@ void lm_budget_resolve_name(const char *explicit_name, char *out,
     lm_segment_default_name(out, size);
 }
 
-static struct lm_budget *budget_new(const char *name) {
+/* A handle for the budget NAME resolves to (explicit, LLMMETER_BUDGET or
+ * the default), not yet mapped. */
+static struct lm_budget *budget_new(const char *name, char *err,
+                                    size_t errlen) {
   struct lm_budget *b = calloc(1, sizeof(*b));
-  if (!b)
+  if (!b) {
+    snprintf(err, errlen, "out of memory");
     return NULL;
+  }
   b->ops = &shm_ops;
-  snprintf(b->name, sizeof(b->name), "%s", name);
+  lm_budget_resolve_name(name, b->name, sizeof(b->name));
   /* LLMMETER_AGENT or the program's name: read once, by config.c */
   snprintf(b->agent, sizeof(b->agent), "%s", lm_config_get()->agent);
   return b;
@@ -1359,13 +1364,10 @@ static struct lm_budget *budget_new(const char *name) {
 
 int lm_budget_open(const char *name, bool create, struct lm_budget **out,
                    char *err, size_t errlen) {
-  char nm[LM_BUDGET_NAME_MAX];
-  lm_budget_resolve_name(name, nm, sizeof(nm));
-  struct lm_budget *b = budget_new(nm);
-  if (!b) {
-    snprintf(err, errlen, "out of memory");
+  struct lm_budget *b = budget_new(name, err, errlen);
+  if (!b)
     return LM_SEG_ESYS;
-  }
+  const char *nm = b->name;
   int rc = lm_segment_attach(nm, &b->map, err, errlen);
   if (rc == LM_SEG_ENOENT && create) {
     rc = lm_segment_create(nm, 0, &b->map, err, errlen);
@@ -1383,14 +1385,10 @@ int lm_budget_open(const char *name, bool create, struct lm_budget **out,
 int lm_budget_create(const char *name, bool force,
                      const struct lm_limit_config *cfg, struct lm_budget **out,
                      char *err, size_t errlen) {
-  char nm[LM_BUDGET_NAME_MAX];
-  lm_budget_resolve_name(name, nm, sizeof(nm));
-  struct lm_budget *b = budget_new(nm);
-  if (!b) {
-    snprintf(err, errlen, "out of memory");
+  struct lm_budget *b = budget_new(name, err, errlen);
+  if (!b)
     return LM_SEG_ESYS;
-  }
-  int rc = lm_segment_create(nm, force, &b->map, err, errlen);
+  int rc = lm_segment_create(b->name, force, &b->map, err, errlen);
   if (rc != LM_SEG_OK) {
     free(b);
     return rc;

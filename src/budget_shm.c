@@ -43,6 +43,7 @@ struct lm_budget {
   char agent[LM_NAME_MAX];
   int64_t (*now)(void *);
   void *now_ctx;
+  uint64_t serial; /* tells handles apart for the admission memo */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -242,6 +243,53 @@ static uint32_t rules_match(struct lm_segment *s, const char *model,
       mask |= 1u << i;
   }
   return mask;
+}
+
+/* Per-thread memo of the last admission's rows and rule mask: an agent
+ * calls one model under one name over and over, and the two row lookups
+ * (hash, probe, compare) and the rule scan (a pattern match per rule) were
+ * a third of an admission. A hit returns exactly what the lookups would:
+ * a READY row is never freed or renamed, and rules_gen moves after every
+ * rule change (a change racing the admission is ordered before or after it,
+ * as without the memo). Keyed by the handle's serial, not its address,
+ * which a closed and reopened handle may reuse. */
+struct admit_memo {
+  uint64_t serial; /* 0: empty */
+  uint32_t rules_gen, model_row, agent_row, rule_mask;
+  char model[LM_NAME_MAX], agent[LM_NAME_MAX];
+};
+static __thread struct admit_memo admit_memo
+    __attribute__((tls_model("initial-exec")));
+static _Atomic uint64_t handle_serials;
+
+static void admit_rows(struct lm_budget *b, const char *model,
+                       const char *agent, struct lm_lease *l) {
+  struct lm_segment *s = b->map.seg;
+  struct admit_memo *m = &admit_memo;
+  const char *ag = agent ? agent : ""; /* row_find maps "" to "unknown" */
+  uint32_t gen = atomic_load_explicit(&s->rules_gen, memory_order_acquire);
+  if (m->serial == b->serial && m->rules_gen == gen &&
+      strcmp(m->model, model) == 0 && strcmp(m->agent, ag) == 0) {
+    l->model_row = m->model_row;
+    l->agent_row = m->agent_row;
+    l->rule_mask = m->rule_mask;
+    return;
+  }
+  l->model_row = row_find(s->models, model, 1);
+  l->agent_row = row_find(s->agents, ag, 1);
+  l->rule_mask = rules_match(s, model, agent);
+  size_t ml = strlen(model), al = strlen(ag);
+  if (ml >= LM_NAME_MAX || al >= LM_NAME_MAX) {
+    m->serial = 0; /* truncated names: not worth a memo */
+    return;
+  }
+  memcpy(m->model, model, ml + 1);
+  memcpy(m->agent, ag, al + 1);
+  m->model_row = l->model_row;
+  m->agent_row = l->agent_row;
+  m->rule_mask = l->rule_mask;
+  m->rules_gen = gen;
+  m->serial = b->serial;
 }
 
 /* ---- the gate (see reconcile) ----------------------------------------- */
@@ -742,35 +790,56 @@ static int64_t rate_used(_Atomic int64_t *tat, int64_t per_min, int64_t now) {
   return (int64_t)((__int128)ahead * per_min / MINUTE_NS);
 }
 
+/* What a bucket counts: requests, all tokens, input or output tokens. */
+enum { RATE_REQ, RATE_TOK, RATE_IN, RATE_OUT };
+
 struct rate_bucket {
   _Atomic int64_t *tat;
   int64_t per_min, units;
+  int what;
   const char *name;
 };
 
-/* The buckets a call draws from: the budget's rpm/tpm/itpm/otpm and the
- * rate rules matching it. */
+static int64_t rate_units(int what, uint64_t in, uint64_t out) {
+  return what == RATE_REQ ? 1
+         : what == RATE_TOK ? (int64_t)(in + out)
+         : what == RATE_IN  ? (int64_t)in
+                            : (int64_t)out;
+}
+
+static int rate_add(struct rate_bucket *bk, int n, _Atomic int64_t *tat,
+                    int64_t per_min, int what, uint64_t in, uint64_t out,
+                    const char *name) {
+  if (per_min < 0)
+    return n; /* no limit: the bucket is not drawn from (nor the clock read) */
+  bk[n] = (struct rate_bucket){tat, per_min, rate_units(what, in, out), what,
+                               name};
+  return n + 1;
+}
+
+/* The buckets a call draws from: those of the budget's rpm/tpm/itpm/otpm
+ * and of the rate rules matching it that have a limit. */
 static int rate_buckets(struct lm_segment *s, uint32_t mask, uint64_t in,
                         uint64_t out, struct rate_bucket *bk) {
   int n = 0;
-  bk[n++] = (struct rate_bucket){&s->rpm_tat, atomic_load(&s->limits.rpm), 1,
-                                 "rpm"};
-  bk[n++] = (struct rate_bucket){&s->tpm_tat, atomic_load(&s->limits.tpm),
-                                 (int64_t)(in + out), "tpm"};
-  bk[n++] = (struct rate_bucket){&s->itpm_tat, atomic_load(&s->limits.itpm),
-                                 (int64_t)in, "input tpm"};
-  bk[n++] = (struct rate_bucket){&s->otpm_tat, atomic_load(&s->limits.otpm),
-                                 (int64_t)out, "output tpm"};
-  for (int r = 0; r < LM_RULES; r++) {
+  n = rate_add(bk, n, &s->rpm_tat, atomic_load(&s->limits.rpm), RATE_REQ, in,
+               out, "rpm");
+  n = rate_add(bk, n, &s->tpm_tat, atomic_load(&s->limits.tpm), RATE_TOK, in,
+               out, "tpm");
+  n = rate_add(bk, n, &s->itpm_tat, atomic_load(&s->limits.itpm), RATE_IN, in,
+               out, "input tpm");
+  n = rate_add(bk, n, &s->otpm_tat, atomic_load(&s->limits.otpm), RATE_OUT,
+               in, out, "output tpm");
+  for (int r = 0; r < LM_RULES && mask; r++) {
     if (!(mask & (1u << r)))
       continue;
     struct lm_rule *rule = &s->rules[r];
     uint32_t m = LM_RULE_MEASURE(rule->kind);
     if (m != LM_RULE_RPM && m != LM_RULE_TPM)
       continue;
-    bk[n++] = (struct rate_bucket){
-        &rule->tat, atomic_load(&rule->limit_pusd),
-        m == LM_RULE_RPM ? 1 : (int64_t)(in + out), rule->pattern};
+    n = rate_add(bk, n, &rule->tat, atomic_load(&rule->limit_pusd),
+                 m == LM_RULE_RPM ? RATE_REQ : RATE_TOK, in, out,
+                 rule->pattern);
   }
   return n;
 }
@@ -788,11 +857,9 @@ static int shm_admit(struct lm_budget *b, const struct lm_call *call,
   memset(l, 0, sizeof(*l));
   memset(why, 0, sizeof(*why));
   roll(&s->total, win);
-  l->model_row = row_find(s->models, model, 1);
-  l->agent_row = row_find(s->agents, agent, 1);
+  admit_rows(b, model, agent, l);
   roll(&s->models[l->model_row].c, win);
   roll(&s->agents[l->agent_row].c, win);
-  l->rule_mask = rules_match(s, model, agent);
   for (int r = 0; r < LM_RULES; r++)
     if (l->rule_mask & (1u << r))
       roll(&s->rules[r].c, win);
@@ -835,7 +902,7 @@ static int shm_admit(struct lm_budget *b, const struct lm_call *call,
   struct rate_bucket bk[4 + LM_RULES];
   int nb = rate_buckets(s, l->rule_mask, call->est_input_tokens,
                         call->est_output_tokens, bk);
-  int64_t now_ns = mono_ns(), turn = 0;
+  int64_t now_ns = nb ? mono_ns() : 0, turn = 0;
   for (int i = 0; i < nb; i++) {
     int64_t w;
     if (rate_take(bk[i].tat, bk[i].per_min, bk[i].units, now_ns,
@@ -1356,6 +1423,7 @@ static struct lm_budget *budget_new(const char *name, char *err,
     return NULL;
   }
   b->ops = &shm_ops;
+  b->serial = atomic_fetch_add(&handle_serials, 1) + 1;
   lm_budget_resolve_name(name, b->name, sizeof(b->name));
   /* LLMMETER_AGENT or the program's name: read once, by config.c */
   snprintf(b->agent, sizeof(b->agent), "%s", lm_config_get()->agent);
@@ -1495,10 +1563,11 @@ void lm_budget_rate_correct(struct lm_budget *b, const struct lm_lease *l,
   struct lm_segment *s = b->map.seg;
   struct rate_bucket bk[4 + LM_RULES];
   int n = rate_buckets(s, l->rule_mask, l->rate_in, l->rate_out, bk);
-  struct rate_bucket act[4 + LM_RULES];
-  rate_buckets(s, l->rule_mask, actual->input, actual->output, act);
-  for (int i = 1; i < n; i++) /* [0] is rpm: a request is a request */
-    rate_adjust(bk[i].tat, bk[i].per_min, bk[i].units - act[i].units);
+  for (int i = 0; i < n; i++) /* a request is a request: rpm stays */
+    if (bk[i].what != RATE_REQ)
+      rate_adjust(bk[i].tat, bk[i].per_min,
+                  bk[i].units - rate_units(bk[i].what, actual->input,
+                                           actual->output));
 }
 
 bool lm_budget_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {

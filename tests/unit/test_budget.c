@@ -257,6 +257,42 @@ LM_TEST(test_agent_limit_and_rule_added_live_counts_past_spend) {
   done(b);
 }
 
+/* The admission memo (rows and rule mask of the thread's last call) must
+ * never carry over from one budget handle to another, nor from a closed
+ * handle to a new one mapped where the old one was. */
+LM_TEST(test_admission_memo_is_per_handle) {
+  struct lm_budget *a = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  char aname[64];
+  snprintf(aname, sizeof(aname), "%s", bname);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("zz-model", USD(0.1));
+  c.agent = "zz-agent";
+  CHECK(lm_budget_admit(a, &c, &l, &why) == 0);
+  lm_budget_settle(a, &l, 0);
+  /* the same call on a second budget, whose rows are still empty */
+  struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(0.5));
+  lm_budget_settle(b, &l, 0);
+  snap(b, &S);
+  CHECK_EQ_I64(S.n_models, 1);
+  CHECK_EQ_I64(S.n_agents, 1);
+  int found = 0;
+  for (int i = 0; i < S.n_models; i++)
+    if (strcmp(S.models[i].name, "zz-model") == 0) {
+      found = 1;
+      CHECK_EQ_I64(S.models[i].c.spent, USD(0.5));
+    }
+  CHECK(found);
+  snap(a, &S);
+  CHECK_EQ_I64(S.n_models, 1);
+  CHECK_EQ_I64(S.models[0].c.spent, 0);
+  done(b);
+  lm_budget_close(a);
+  lm_segment_remove(aname, NULL, 0);
+}
+
 static int64_t fake_now;
 static int64_t fake_clock(void *ctx) {
   (void)ctx;
@@ -710,6 +746,7 @@ int main(void) {
   LM_RUN(test_token_limit_counts_input_and_output);
   LM_RUN(test_model_glob_limit_counts_matching_models_together);
   LM_RUN(test_agent_limit_and_rule_added_live_counts_past_spend);
+  LM_RUN(test_admission_memo_is_per_handle);
   LM_RUN(test_day_window_resets_spend_once_and_keeps_reservations);
   LM_RUN(test_window_boundaries_are_calendar_utc);
   LM_RUN(test_rollover_races_reset_exactly_once);

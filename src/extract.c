@@ -27,9 +27,14 @@ enum { SLOT_MAIN, SLOT_ALT, SLOT_ITER };
 
 struct field_map {
   const char *path;
+  unsigned char len; /* strlen(path) */
   unsigned char slot;
   unsigned char field;
 };
+
+/* One entry: the path, its length (for the leaf test in on_number), where
+ * its value goes. */
+#define F(path, slot, field) {path, sizeof(path) - 1, slot, field}
 
 struct api_desc {
   const char *const *roots;        /* first path keys that can hold usage */
@@ -45,17 +50,17 @@ struct api_desc {
 
 static const char *const openai_roots[] = {"usage", "x_groq", NULL};
 #define OPENAI_FIELDS(prefix, slot)                                          \
-  {prefix "prompt_tokens", slot, LM_XF_IN},                                  \
-      {prefix "completion_tokens", slot, LM_XF_OUT},                         \
-      {prefix "prompt_tokens_details.cached_tokens", slot, LM_XF_CACHE_READ}, \
-      {prefix "prompt_tokens_details.cache_write_tokens", slot,              \
-       LM_XF_CACHE_WRITE},                                                   \
-      {prefix "completion_tokens_details.reasoning_tokens", slot,            \
-       LM_XF_REASONING},                                                     \
-      {prefix "prompt_cache_hit_tokens", slot, LM_XF_CACHE_HIT}
+  F(prefix "prompt_tokens", slot, LM_XF_IN),                                  \
+      F(prefix "completion_tokens", slot, LM_XF_OUT),                         \
+      F(prefix "prompt_tokens_details.cached_tokens", slot, LM_XF_CACHE_READ), \
+      F(prefix "prompt_tokens_details.cache_write_tokens", slot,              \
+       LM_XF_CACHE_WRITE),                                                   \
+      F(prefix "completion_tokens_details.reasoning_tokens", slot,            \
+       LM_XF_REASONING),                                                     \
+      F(prefix "prompt_cache_hit_tokens", slot, LM_XF_CACHE_HIT)
 static const struct field_map openai_fields[] = {
     OPENAI_FIELDS("usage.", SLOT_MAIN), OPENAI_FIELDS("x_groq.usage.", SLOT_ALT),
-    {NULL, 0, 0}};
+    {NULL, 0, 0, 0}};
 static const char *const openai_models[] = {"model", NULL};
 static const char *const no_parents[] = {NULL};
 
@@ -85,35 +90,35 @@ static void normalise_openai(const struct lm_extract_counts *r,
 
 static const char *const responses_roots[] = {"usage", "response", NULL};
 #define RESPONSES_FIELDS(prefix)                                             \
-  {prefix "input_tokens", SLOT_MAIN, LM_XF_IN},                              \
-      {prefix "output_tokens", SLOT_MAIN, LM_XF_OUT},                        \
-      {prefix "input_tokens_details.cached_tokens", SLOT_MAIN,               \
-       LM_XF_CACHE_READ},                                                    \
-      {prefix "input_tokens_details.cache_write_tokens", SLOT_MAIN,          \
-       LM_XF_CACHE_WRITE},                                                   \
-      {prefix "output_tokens_details.reasoning_tokens", SLOT_MAIN,           \
-       LM_XF_REASONING}
+  F(prefix "input_tokens", SLOT_MAIN, LM_XF_IN),                              \
+      F(prefix "output_tokens", SLOT_MAIN, LM_XF_OUT),                        \
+      F(prefix "input_tokens_details.cached_tokens", SLOT_MAIN,               \
+       LM_XF_CACHE_READ),                                                    \
+      F(prefix "input_tokens_details.cache_write_tokens", SLOT_MAIN,          \
+       LM_XF_CACHE_WRITE),                                                   \
+      F(prefix "output_tokens_details.reasoning_tokens", SLOT_MAIN,           \
+       LM_XF_REASONING)
 static const struct field_map responses_fields[] = {
     RESPONSES_FIELDS("usage."), RESPONSES_FIELDS("response.usage."),
-    {NULL, 0, 0}};
+    {NULL, 0, 0, 0}};
 static const char *const responses_parents[] = {"response", NULL};
 
 /* ---- Anthropic Messages ------------------------------------------------- */
 
 static const char *const anthropic_roots[] = {"usage", "message", NULL};
 #define ANTHROPIC_FIELDS(prefix, slot)                                       \
-  {prefix "input_tokens", slot, LM_XF_IN},                                   \
-      {prefix "output_tokens", slot, LM_XF_OUT},                             \
-      {prefix "cache_read_input_tokens", slot, LM_XF_CACHE_READ},            \
-      {prefix "cache_creation_input_tokens", slot, LM_XF_CACHE_WRITE},       \
-      {prefix "cache_creation.ephemeral_1h_input_tokens", slot,              \
-       LM_XF_CACHE_WRITE_1H}
+  F(prefix "input_tokens", slot, LM_XF_IN),                                   \
+      F(prefix "output_tokens", slot, LM_XF_OUT),                             \
+      F(prefix "cache_read_input_tokens", slot, LM_XF_CACHE_READ),            \
+      F(prefix "cache_creation_input_tokens", slot, LM_XF_CACHE_WRITE),       \
+      F(prefix "cache_creation.ephemeral_1h_input_tokens", slot,              \
+       LM_XF_CACHE_WRITE_1H)
 static const struct field_map anthropic_fields[] = {
     ANTHROPIC_FIELDS("usage.", SLOT_MAIN),
     ANTHROPIC_FIELDS("message.usage.", SLOT_MAIN),
     ANTHROPIC_FIELDS("usage.iterations[].", SLOT_ITER),
     ANTHROPIC_FIELDS("message.usage.iterations[].", SLOT_ITER),
-    {NULL, 0, 0}};
+    {NULL, 0, 0, 0}};
 static const char *const anthropic_parents[] = {"message", NULL};
 
 static void normalise_anthropic(const struct lm_extract_counts *r,
@@ -130,12 +135,12 @@ static void normalise_anthropic(const struct lm_extract_counts *r,
 
 static const char *const gemini_roots[] = {"usageMetadata", NULL};
 static const struct field_map gemini_fields[] = {
-    {"usageMetadata.promptTokenCount", SLOT_MAIN, LM_XF_IN},
-    {"usageMetadata.candidatesTokenCount", SLOT_MAIN, LM_XF_OUT},
-    {"usageMetadata.cachedContentTokenCount", SLOT_MAIN, LM_XF_CACHE_READ},
-    {"usageMetadata.thoughtsTokenCount", SLOT_MAIN, LM_XF_REASONING},
-    {"usageMetadata.toolUsePromptTokenCount", SLOT_MAIN, LM_XF_TOOL_PROMPT},
-    {NULL, 0, 0}};
+    F("usageMetadata.promptTokenCount", SLOT_MAIN, LM_XF_IN),
+    F("usageMetadata.candidatesTokenCount", SLOT_MAIN, LM_XF_OUT),
+    F("usageMetadata.cachedContentTokenCount", SLOT_MAIN, LM_XF_CACHE_READ),
+    F("usageMetadata.thoughtsTokenCount", SLOT_MAIN, LM_XF_REASONING),
+    F("usageMetadata.toolUsePromptTokenCount", SLOT_MAIN, LM_XF_TOOL_PROMPT),
+    {NULL, 0, 0, 0}};
 static const char *const gemini_models[] = {"modelVersion", NULL};
 
 static void normalise_gemini(const struct lm_extract_counts *r,
@@ -153,9 +158,9 @@ static void normalise_gemini(const struct lm_extract_counts *r,
 static const char *const ollama_roots[] = {"prompt_eval_count", "eval_count",
                                            NULL};
 static const struct field_map ollama_fields[] = {
-    {"prompt_eval_count", SLOT_MAIN, LM_XF_IN},
-    {"eval_count", SLOT_MAIN, LM_XF_OUT},
-    {NULL, 0, 0}};
+    F("prompt_eval_count", SLOT_MAIN, LM_XF_IN),
+    F("eval_count", SLOT_MAIN, LM_XF_OUT),
+    {NULL, 0, 0, 0}};
 
 static void normalise_plain(const struct lm_extract_counts *r,
                             struct lm_usage *u) {
@@ -168,15 +173,15 @@ static void normalise_plain(const struct lm_extract_counts *r,
 
 static const char *const cohere_roots[] = {"usage", "delta", NULL};
 static const struct field_map cohere_fields[] = {
-    {"usage.billed_units.input_tokens", SLOT_MAIN, LM_XF_IN},
-    {"usage.billed_units.output_tokens", SLOT_MAIN, LM_XF_OUT},
-    {"delta.usage.billed_units.input_tokens", SLOT_MAIN, LM_XF_IN},
-    {"delta.usage.billed_units.output_tokens", SLOT_MAIN, LM_XF_OUT},
-    {"usage.tokens.input_tokens", SLOT_ALT, LM_XF_IN},
-    {"usage.tokens.output_tokens", SLOT_ALT, LM_XF_OUT},
-    {"delta.usage.tokens.input_tokens", SLOT_ALT, LM_XF_IN},
-    {"delta.usage.tokens.output_tokens", SLOT_ALT, LM_XF_OUT},
-    {NULL, 0, 0}};
+    F("usage.billed_units.input_tokens", SLOT_MAIN, LM_XF_IN),
+    F("usage.billed_units.output_tokens", SLOT_MAIN, LM_XF_OUT),
+    F("delta.usage.billed_units.input_tokens", SLOT_MAIN, LM_XF_IN),
+    F("delta.usage.billed_units.output_tokens", SLOT_MAIN, LM_XF_OUT),
+    F("usage.tokens.input_tokens", SLOT_ALT, LM_XF_IN),
+    F("usage.tokens.output_tokens", SLOT_ALT, LM_XF_OUT),
+    F("delta.usage.tokens.input_tokens", SLOT_ALT, LM_XF_IN),
+    F("delta.usage.tokens.output_tokens", SLOT_ALT, LM_XF_OUT),
+    {NULL, 0, 0, 0}};
 static const char *const no_models[] = {NULL};
 
 /* ---- the table ---------------------------------------------------------- */
@@ -319,8 +324,16 @@ static void on_number(struct lm_extract *x, const struct api_desc *d,
     }
     return;
   }
+  /* The leaf key rules out almost every entry before a whole-path match:
+   * it must end the pattern, after a '.' (or be all of it). */
+  size_t depth = lm_json_depth(s), llen = 0;
+  const char *leaf = lm_json_key(s, depth - 1, &llen);
+  if (!leaf)
+    return; /* an array element or an untracked level: no field is one */
   for (const struct field_map *m = d->fields; m->path; m++) {
-    if (!lm_json_path_is(s, m->path))
+    if (m->len < llen || memcmp(m->path + m->len - llen, leaf, llen) != 0 ||
+        (m->len > llen && m->path[m->len - llen - 1] != '.') ||
+        !lm_json_path_is(s, m->path))
       continue;
     uint64_t v;
     if (!lm_json_parse_u64(t, n, &v))
@@ -459,6 +472,41 @@ static bool skip_subtree(void *ctx, const struct lm_json_scan *s) {
 #undef K
 }
 
+/* ---- inert documents ------------------------------------------------------- */
+
+/* Is one top-level member of a document harmless: would reading it change
+ * nothing (see on_json)? Unsure means no: the document is then scanned. */
+static bool member_harmless(void *ctx, const char *k, size_t klen,
+                            const char *v, size_t vlen, bool escaped) {
+  const struct lm_extract *x = ctx;
+  const struct api_desc *d = describe(x->api);
+  if (escaped) /* \u escapes can spell any key or value */
+    return false;
+  bool null = vlen == 4 && memcmp(v, "null", 4) == 0;
+  if (key_in(k, klen, d->roots) || KEY_IS(k, klen, "error"))
+    return null; /* "usage": null in every chunk of an include_usage stream */
+  if (KEY_IS(k, klen, "type")) /* a type of error or response.failed */
+    return !(vlen == 7 && memcmp(v, "\"error\"", 7) == 0) &&
+           !(vlen == 17 && memcmp(v, "\"response.failed\"", 17) == 0);
+  if (key_in(k, klen, d->model_keys)) { /* the model we already have */
+    size_t ml = strlen(x->model);
+    return vlen >= 2 && v[0] == '"' &&
+           (vlen == 2 || (vlen - 2 == ml && memcmp(v + 1, x->model, ml) == 0));
+  }
+  if (key_in(k, klen, d->model_parents))
+    return false;
+  if (d->needs_done && KEY_IS(k, klen, "done"))
+    return !(vlen == 4 && memcmp(v, "true", 4) == 0);
+  return true;
+}
+
+/* The framer's inert-document predicate: a document whose every top-level
+ * member is harmless changes neither usage, cost, model nor error state,
+ * whatever the scanner would make of it, so it need not be scanned. */
+static size_t doc_inert(void *ctx, const char *p, size_t n) {
+  return lm_json_walk_object(p, n, member_harmless, ctx);
+}
+
 /* ---- public API ----------------------------------------------------------- */
 
 void lm_extract_init(struct lm_extract *x, enum lm_api api) {
@@ -472,6 +520,7 @@ void lm_extract_init(struct lm_extract *x, enum lm_api api) {
    * type, error) at most 2. Deeper content is skipped unreported. */
   lm_json_set_depth_limits(&x->framer.json, EXTRACT_KEY_DEPTH, 2);
   lm_json_set_skip(&x->framer.json, skip_subtree);
+  lm_framer_set_inert(&x->framer, doc_inert);
 }
 
 void lm_extract_set_content_type(struct lm_extract *x, const char *ct,

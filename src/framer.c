@@ -2,7 +2,10 @@
  *
  * The framer is a thin switch: SSE data goes through lm_sse into the
  * scanner, NDJSON and JSON go straight into the scanner (in multi-document
- * mode), and only NDJSON error recovery needs a search of its own.
+ * mode), and only NDJSON error recovery needs a search of its own. With an
+ * inert-document predicate, SSE and NDJSON bodies are fed a line at a time
+ * so that each event or document that starts between two of them, whole in
+ * the buffer, can be offered to the predicate first.
  */
 #include "framer.h"
 
@@ -68,6 +71,10 @@ void lm_framer_init(struct lm_framer *f, enum lm_frame_mode json_like,
   lm_json_init(&f->json, 0, on_json, ctx);
 }
 
+void lm_framer_set_inert(struct lm_framer *f, lm_framer_inert_fn fn) {
+  f->inert = fn;
+}
+
 void lm_framer_set_content_type(struct lm_framer *f, const char *ct,
                                 size_t len) {
   if (f->mode == LM_FRAME_AUTO)
@@ -95,7 +102,9 @@ static void choose_mode(struct lm_framer *f, char first) {
     f->json.flags = 0;
 }
 
-static void feed_ndjson(struct lm_framer *f, const char *p, size_t n) {
+/* NDJSON without the fast path: the scanner in multi-document mode; a
+ * malformed line is skipped to its LF. */
+static void feed_ndjson_scan(struct lm_framer *f, const char *p, size_t n) {
   const char *end = p + n;
   while (p < end) {
     if (f->skip_line) {
@@ -120,6 +129,124 @@ static void feed_ndjson(struct lm_framer *f, const char *p, size_t n) {
   }
 }
 
+/* Whether to offer the document starting here to the predicate (see
+ * framer.h: backing off after refusals). */
+static bool inert_try(struct lm_framer *f) {
+  if (f->inert_wait == 0)
+    return true;
+  f->inert_wait--;
+  return false;
+}
+
+static void inert_result(struct lm_framer *f, bool inert) {
+  if (inert) {
+    f->inert_backoff = 0;
+    return;
+  }
+  f->inert_backoff = f->inert_backoff ? (uint8_t)(f->inert_backoff * 2) : 1;
+  if (f->inert_backoff > 64)
+    f->inert_backoff = 64;
+  f->inert_wait = f->inert_backoff;
+}
+
+static bool is_ws(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+static void feed_ndjson(struct lm_framer *f, const char *p, size_t n) {
+  const char *end = p + n;
+  if (!f->inert) {
+    feed_ndjson_scan(f, p, n);
+    return;
+  }
+  while (p < end) {
+    if (!f->skip_line && lm_json_idle(&f->json)) {
+      /* Between documents, whitespace changes nothing: cross it. */
+      while (p < end && is_ws(*p))
+        p++;
+      if (p == end)
+        return;
+      if (inert_try(f)) {
+        size_t k = f->inert(f->ctx, p, (size_t)(end - p));
+        inert_result(f, k != 0);
+        if (k) {
+          p += k; /* as if scanned: the scanner stays between documents */
+          continue;
+        }
+      }
+    }
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl + 1 : end;
+    feed_ndjson_scan(f, p, (size_t)(stop - p));
+    p = stop;
+  }
+}
+
+/* After the line end at eol (LF or CRLF), or NULL (a lone CR, or a CR
+ * whose LF is not in the buffer: the parser will see to it). */
+static const char *next_line(const char *eol, const char *end) {
+  if (*eol == '\n')
+    return eol + 1;
+  if (eol + 1 < end && eol[1] == '\n')
+    return eol + 2;
+  return NULL;
+}
+
+/* Length of an inert event at p, whole in the buffer (see framer.h); 0 to
+ * let the parser read it. */
+static size_t sse_inert_event(struct lm_framer *f, const char *p,
+                              const char *end) {
+  const char *q = p, *eol;
+  if (end - q >= 6 && memcmp(q, "event:", 6) == 0) {
+    q += 6;
+    if (q < end && *q == ' ')
+      q++;
+    eol = lm_find2(q, end, '\r', '\n');
+    if (!eol || (eol - q == 5 && memcmp(q, "error", 5) == 0))
+      return 0; /* incomplete, or an error event (its name counts) */
+    if (!(q = next_line(eol, end)))
+      return 0;
+  }
+  if (end - q < 5 || memcmp(q, "data:", 5) != 0)
+    return 0;
+  q += 5;
+  if (q < end && *q == ' ')
+    q++;
+  eol = lm_find2(q, end, '\r', '\n');
+  if (!eol || !f->inert(f->ctx, q, (size_t)(eol - q)))
+    return 0;
+  if (!(q = next_line(eol, end)) || q == end)
+    return 0;
+  if (*q == '\n')
+    return (size_t)(q + 1 - p);
+  if (*q == '\r' && q + 1 < end && q[1] == '\n')
+    return (size_t)(q + 2 - p);
+  return 0; /* another field: a multi-line event */
+}
+
+static void feed_sse(struct lm_framer *f, const char *p, size_t n) {
+  const char *end = p + n;
+  if (!f->inert) {
+    lm_sse_feed(&f->sse, p, n);
+    return;
+  }
+  while (p < end) {
+    if (lm_sse_between_events(&f->sse) && inert_try(f)) {
+      size_t k = sse_inert_event(f, p, end);
+      inert_result(f, k != 0);
+      if (k) {
+        p += k;
+        lm_sse_count_event(&f->sse);
+        continue;
+      }
+    }
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl + 1 : end;
+    lm_sse_feed(&f->sse, p, (size_t)(stop - p));
+    p = stop;
+  }
+}
+
 void lm_framer_feed(struct lm_framer *f, const char *p, size_t n) {
   if (f->finished || n == 0)
     return;
@@ -134,7 +261,7 @@ void lm_framer_feed(struct lm_framer *f, const char *p, size_t n) {
   }
   switch (f->mode) {
   case LM_FRAME_SSE:
-    lm_sse_feed(&f->sse, p, n);
+    feed_sse(f, p, n);
     break;
   case LM_FRAME_NDJSON:
     feed_ndjson(f, p, n);

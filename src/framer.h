@@ -16,6 +16,18 @@
  * '{' is JSON even under text/event-stream (error replies to stream
  * requests come back as plain JSON).
  *
+ * Inert documents. Most events of a stream (content deltas, pings) carry
+ * nothing the consumer reads. A consumer may name a predicate that tells,
+ * from the raw bytes of a document complete in the buffer, that it can be
+ * ignored; the framer then crosses it without scanning: an SSE event made
+ * of at most one `event:` line (not "error") and one `data:` line followed
+ * by a blank line (LF or CRLF line ends), or one NDJSON document, starting
+ * where the parser is between events/documents. Anything else, and every
+ * document the predicate is unsure of, goes through the parser as before,
+ * so the predicate can only save work, never change a result. After a
+ * refusal the next 1, 2, 4 ... 64 documents are not offered (a stream whose
+ * every document carries usage, like Gemini's, pays for one walk in 64).
+ *
  * Never buffers a document or an event, never allocates, never prints;
  * the JSON events go straight to the caller's callback.
  */
@@ -24,6 +36,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "json_scan.h"
 #include "sse.h"
@@ -39,13 +52,20 @@ enum lm_frame_mode {
 typedef void (*lm_framer_event_fn)(void *ctx, const char *name, size_t len,
                                    bool truncated);
 
+/* Length of the JSON object at the start of [p, p + n) if it is complete
+ * there and the consumer can ignore it whole; 0 otherwise (see above). */
+typedef size_t (*lm_framer_inert_fn)(void *ctx, const char *p, size_t n);
+
 struct lm_framer {
   lm_framer_event_fn on_event;
+  lm_framer_inert_fn inert;
   void *ctx;
   unsigned char mode;      /* enum lm_frame_mode in use */
   unsigned char ct_mode;   /* what the Content-Type said */
   unsigned char json_like; /* JSON or NDJSON: what '{' means when sniffing */
   bool skip_line;          /* NDJSON: skipping the rest of a bad line */
+  uint8_t inert_backoff;   /* documents not offered after a refusal... */
+  uint8_t inert_wait;      /* ...and how many of them are still to come */
   bool finished;
   struct lm_sse sse;
   struct lm_json_scan json;
@@ -59,6 +79,8 @@ enum lm_frame_mode lm_frame_mode_from_content_type(const char *ct, size_t len);
 void lm_framer_init(struct lm_framer *f, enum lm_frame_mode json_like,
                     lm_json_cb on_json, lm_framer_event_fn on_event,
                     void *ctx);
+/* Optional: the inert-document predicate (see above). */
+void lm_framer_set_inert(struct lm_framer *f, lm_framer_inert_fn fn);
 /* Optional, before the first feed. */
 void lm_framer_set_content_type(struct lm_framer *f, const char *ct,
                                 size_t len);

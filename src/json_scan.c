@@ -786,6 +786,101 @@ static bool parse_decimal(const char *t, size_t len, unsigned decimals,
   return true;
 }
 
+/* ---- whole-object walk ------------------------------------------------ */
+
+/* Past the closing quote of a string whose opening quote is just before p,
+ * or NULL if it does not close before end. Sets *esc on a backslash. */
+static const char *walk_string(const char *p, const char *end, bool *esc) {
+  for (;;) {
+    const char *q = find2(p, end, '"', '\\');
+    if (!q)
+      return NULL;
+    if (*q == '"')
+      return q + 1;
+    *esc = true;
+    if (end - q < 2)
+      return NULL;
+    p = q + 2; /* the escaped byte is never a string end */
+  }
+}
+
+/* Past the bracket closing the container opened just before p, or NULL.
+ * Brackets of either kind count alike, as in a skipped value. */
+static const char *walk_container(const char *p, const char *end) {
+  unsigned depth = 1;
+  while (p < end) {
+    char c = *p++;
+    if (c == '"') {
+      bool esc = false;
+      p = walk_string(p, end, &esc);
+      if (!p)
+        return NULL;
+    } else if (c == '{' || c == '[') {
+      if (++depth >= LM_JSON_NEST_LIMIT)
+        return NULL;
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0)
+        return p;
+    }
+  }
+  return NULL;
+}
+
+static const char *walk_ws(const char *p, const char *end) {
+  while (p < end && is_ws(*p))
+    p++;
+  return p;
+}
+
+size_t lm_json_walk_object(const char *buf, size_t n, lm_json_member_fn fn,
+                           void *ctx) {
+  const char *end = buf + n, *p = walk_ws(buf, end);
+  if (p == end || *p++ != '{')
+    return 0;
+  p = walk_ws(p, end);
+  if (p < end && *p == '}')
+    return (size_t)(p + 1 - buf);
+  for (;;) {
+    if (p == end || *p++ != '"')
+      return 0;
+    const char *key = p;
+    bool esc = false;
+    p = walk_string(p, end, &esc);
+    if (!p)
+      return 0;
+    size_t klen = (size_t)(p - 1 - key);
+    p = walk_ws(p, end);
+    if (p == end || *p++ != ':')
+      return 0;
+    p = walk_ws(p, end);
+    if (p == end)
+      return 0;
+    const char *val = p;
+    char c = *p++;
+    if (c == '"') {
+      p = walk_string(p, end, &esc);
+    } else if (c == '{' || c == '[') {
+      p = walk_container(p, end);
+    } else {
+      while (p < end && *p != ',' && *p != '}' && !is_ws(*p))
+        p++;
+      if (p == end)
+        p = NULL;
+    }
+    if (!p || !fn(ctx, key, klen, val, (size_t)(p - val), esc))
+      return 0;
+    p = walk_ws(p, end);
+    if (p == end)
+      return 0;
+    c = *p++;
+    if (c == '}')
+      return (size_t)(p - buf);
+    if (c != ',')
+      return 0;
+    p = walk_ws(p, end);
+  }
+}
+
 bool lm_json_parse_u64(const char *text, size_t len, uint64_t *out) {
   uint64_t mag;
   bool neg, inexact;

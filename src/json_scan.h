@@ -157,6 +157,25 @@ bool lm_json_path_is(const struct lm_json_scan *s, const char *pattern);
 bool lm_json_value_truncated(const struct lm_json_scan *s); /* string/number/key */
 uint64_t lm_json_value_raw_len(const struct lm_json_scan *s); /* string/key */
 
+/* One member of an object, as raw bytes: the key between its quotes and
+ * the value's text (a string with its quotes, a container with its
+ * brackets, or a scalar). `escaped` says the key or a string value holds a
+ * backslash, i.e. its decoded text differs from its raw bytes. Return
+ * false to stop the walk. */
+typedef bool (*lm_json_member_fn)(void *ctx, const char *key, size_t klen,
+                                  const char *val, size_t vlen, bool escaped);
+
+/* Walks the top-level members of the object at the start of [p, p + n)
+ * (after optional whitespace) without tokenising their values: strings are
+ * crossed with the vectorised search, containers by bracket matching as a
+ * skipped value is. Returns the object's length through its '}', or 0 if
+ * it is not an object, not complete within n, shaped otherwise than the
+ * scanner would read it, or fn stopped the walk. Not a validator: what it
+ * accepts, the scanner may still reject further in; every top-level key
+ * the scanner would report before rejecting it is one fn was shown. */
+size_t lm_json_walk_object(const char *p, size_t n, lm_json_member_fn fn,
+                           void *ctx);
+
 /* Exact conversions of JSON number text (no floating point).
  * lm_json_parse_u64: non-negative integral values only ("12", "12.0",
  * "1.2e1"); false for fractions, negatives, overflow, bad text.

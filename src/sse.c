@@ -155,6 +155,13 @@ void lm_sse_feed(struct lm_sse *s, const char *p, size_t n) {
   }
 }
 
+bool lm_sse_between_events(const struct lm_sse *s) {
+  return s->state == S_LINE_START && !s->has_data && !s->cr_pending &&
+         s->event_len == 0 && !s->event_trunc;
+}
+
+void lm_sse_count_event(struct lm_sse *s) { s->events++; }
+
 void lm_sse_finish(struct lm_sse *s) {
   s->cr_pending = false;
   if (s->state != S_LINE_START && s->state != S_BOM)

@@ -52,6 +52,11 @@ struct lm_sse {
 
 void lm_sse_init(struct lm_sse *s, const struct lm_sse_handler *h, void *ctx);
 void lm_sse_feed(struct lm_sse *s, const char *p, size_t n);
+/* Between events: at the start of a line, with no field of an event read
+ * and no CR waiting for its LF. */
+bool lm_sse_between_events(const struct lm_sse *s);
+/* An event the caller crossed itself (see framer.h) counts as dispatched. */
+void lm_sse_count_event(struct lm_sse *s);
 /* End of stream: ends an unterminated line and dispatches a pending event. */
 void lm_sse_finish(struct lm_sse *s);
 

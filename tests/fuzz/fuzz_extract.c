@@ -3,8 +3,10 @@
  *
  * Input: [api][content-type selector][split seed] body...
  * Checks: no crash/UB (sanitizers), the normalised invariants of usage.h,
- * and that feeding the body in pieces gives exactly the result of feeding
- * it whole.
+ * that feeding the body in pieces gives exactly the result of feeding it
+ * whole, and that crossing inert documents unscanned (the framer's fast
+ * path, taken on whole documents) gives exactly the result of scanning
+ * every byte.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +21,10 @@ static const char *const content_types[] = {
     "application/json", "text/plain"};
 
 static void run(struct lm_extract *x, enum lm_api api, const char *ct,
-                const char *body, size_t n, uint32_t seed) {
+                const char *body, size_t n, uint32_t seed, bool scan_all) {
   lm_extract_init(x, api);
+  if (scan_all)
+    lm_framer_set_inert(&x->framer, NULL);
   if (ct)
     lm_extract_set_content_type(x, ct, strlen(ct));
   struct fuzz_split sp = {seed};
@@ -46,6 +50,15 @@ static void check_invariants(const struct lm_extract *x) {
     abort();
 }
 
+static bool same_result(const struct lm_extract *a, const struct lm_extract *b) {
+  return a->has_usage == b->has_usage &&
+         memcmp(&a->usage, &b->usage, sizeof a->usage) == 0 &&
+         strcmp(a->model, b->model) == 0 &&
+         a->inband_error == b->inband_error && a->has_cost == b->has_cost &&
+         (!a->has_cost || a->cost_pusd == b->cost_pusd) &&
+         a->generation == b->generation;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 3)
     return 0;
@@ -54,17 +67,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint32_t seed = data[2] ? data[2] * 2654435761u : 0;
   const char *body = (const char *)data + 3;
   size_t n = size - 3;
-  static struct lm_extract whole, split;
-  run(&whole, api, ct, body, n, 0);
-  run(&split, api, ct, body, n, seed ? seed : 1);
+  static struct lm_extract whole, split, scanned;
+  run(&whole, api, ct, body, n, 0, false);
+  run(&split, api, ct, body, n, seed ? seed : 1, false);
+  run(&scanned, api, ct, body, n, 0, true);
   check_invariants(&whole);
-  if (whole.has_usage != split.has_usage ||
-      memcmp(&whole.usage, &split.usage, sizeof whole.usage) != 0 ||
-      strcmp(whole.model, split.model) != 0 ||
-      whole.inband_error != split.inband_error ||
-      whole.has_cost != split.has_cost ||
-      (whole.has_cost && whole.cost_pusd != split.cost_pusd) ||
-      whole.generation != split.generation)
-    abort(); /* the result must not depend on how the body was cut */
+  if (!same_result(&whole, &split) || !same_result(&whole, &scanned))
+    abort(); /* the result must not depend on how the body was cut or read */
   return 0;
 }

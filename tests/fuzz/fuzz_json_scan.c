@@ -5,7 +5,10 @@
  * Checks: no crash/UB; every path accessor is safe inside every callback;
  * the event trace is identical whole and in pieces; number conversions
  * agree with strtoull on plain digit strings and never accept what the
- * scanner would not report as a number.
+ * scanner would not report as a number; and lm_json_walk_object, when it
+ * accepts an object, was shown every top-level key the scanner reports
+ * (in order, byte for byte where neither escapes) and ends where the
+ * scanner ends the document, if it does.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -107,6 +110,67 @@ static void check_numbers(const char *p, size_t n) {
     abort();
 }
 
+#define WALK_KEYS 64
+struct walk_keys {
+  size_t n;
+  const char *k[WALK_KEYS];
+  size_t len[WALK_KEYS];
+  bool esc[WALK_KEYS];
+};
+
+static bool walk_key(void *ctx, const char *key, size_t klen, const char *v,
+                     size_t vlen, bool escaped) {
+  struct walk_keys *w = ctx;
+  (void)v;
+  (void)vlen;
+  if (w->n < WALK_KEYS) {
+    w->k[w->n] = key;
+    w->len[w->n] = klen;
+    w->esc[w->n] = escaped;
+  }
+  w->n++;
+  return true;
+}
+
+struct scan_keys {
+  const struct walk_keys *w;
+  size_t n, at, end_at;
+  bool bad;
+};
+
+static void scan_key(void *ctx, const struct lm_json_scan *s,
+                     enum lm_json_event ev, const char *text, size_t len) {
+  struct scan_keys *c = ctx;
+  if (ev == LM_JSON_DOC_END && c->end_at == 0)
+    c->end_at = c->at + 1;
+  if (ev != LM_JSON_KEY || lm_json_depth(s) != 1 || c->end_at)
+    return;
+  size_t i = c->n++;
+  if (i >= c->w->n) {
+    c->bad = true; /* a key the walk never showed */
+    return;
+  }
+  if (i < WALK_KEYS && !c->w->esc[i] && text &&
+      (len > c->w->len[i] || memcmp(text, c->w->k[i], len) != 0))
+    c->bad = true;
+}
+
+static void check_walk(const char *p, size_t n) {
+  struct walk_keys w = {0};
+  size_t k = lm_json_walk_object(p, n, walk_key, &w);
+  if (k == 0)
+    return;
+  if (k > n)
+    abort();
+  struct scan_keys c = {.w = &w};
+  struct lm_json_scan s;
+  lm_json_init(&s, LM_JSON_REPORT_KEYS, scan_key, &c);
+  for (c.at = 0; c.at < n && !lm_json_failed(&s) && !c.end_at; c.at++)
+    lm_json_feed(&s, p + c.at, 1);
+  if (c.bad || (c.end_at && c.end_at != k))
+    abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2)
     return 0;
@@ -120,5 +184,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (a.h != b.h || a.events != b.events)
     abort(); /* resumable at any byte */
   check_numbers(p, n);
+  check_walk(p, n);
   return 0;
 }

@@ -13,6 +13,8 @@
  * original fixture (exit 1 on a mismatch). 1-byte chunks run on a body of
  * MB/16 to keep the run short.
  *
+ * BENCH_PARSE_ONLY=STREAM runs one stream (for perf).
+ *
  * Prints one line per (stream, chunk size):
  *   parse STREAM CHUNK MBPS_MEDIAN MBPS_MIN MBPS_MAX BYTES
  */
@@ -240,8 +242,11 @@ int main(int argc, char **argv) {
     }
   }
   static const size_t chunks[] = {1, 100, 16384};
+  const char *only = getenv("BENCH_PARSE_ONLY"); /* one stream, to profile */
   for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
     const struct stream *s = &st[i];
+    if (only && strcmp(only, s->name) != 0)
+      continue;
     for (size_t c = 0; c < 3; c++) {
       const struct buf *b = chunks[c] == 1 ? &s->small : &s->body;
       double mbps[100];

@@ -153,6 +153,25 @@ static bool is_ws(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
+/* Length of a line at p (through its LF) holding one inert document and
+ * nothing else but whitespace; 0 otherwise. A whole line, because the
+ * scanner recovers from a malformed document by skipping to the LF: what
+ * follows a document on its line counts only if the document was sound,
+ * which the predicate does not judge. */
+static size_t ndjson_inert_line(struct lm_framer *f, const char *p,
+                                const char *end) {
+  const char *nl = memchr(p, '\n', (size_t)(end - p));
+  if (!nl)
+    return 0;
+  size_t k = f->inert(f->ctx, p, (size_t)(nl - p));
+  if (!k)
+    return 0;
+  for (const char *q = p + k; q < nl; q++)
+    if (!is_ws(*q))
+      return 0;
+  return (size_t)(nl + 1 - p);
+}
+
 static void feed_ndjson(struct lm_framer *f, const char *p, size_t n) {
   const char *end = p + n;
   if (!f->inert) {
@@ -167,7 +186,7 @@ static void feed_ndjson(struct lm_framer *f, const char *p, size_t n) {
       if (p == end)
         return;
       if (inert_try(f)) {
-        size_t k = f->inert(f->ctx, p, (size_t)(end - p));
+        size_t k = ndjson_inert_line(f, p, end);
         inert_result(f, k != 0);
         if (k) {
           p += k; /* as if scanned: the scanner stays between documents */

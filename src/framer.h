@@ -21,8 +21,9 @@
  * from the raw bytes of a document complete in the buffer, that it can be
  * ignored; the framer then crosses it without scanning: an SSE event made
  * of at most one `event:` line (not "error") and one `data:` line followed
- * by a blank line (LF or CRLF line ends), or one NDJSON document, starting
- * where the parser is between events/documents. Anything else, and every
+ * by a blank line (LF or CRLF line ends), or an NDJSON line holding one
+ * document (and whitespace), starting where the parser is between
+ * events/documents. Anything else, and every
  * document the predicate is unsure of, goes through the parser as before,
  * so the predicate can only save work, never change a result. After a
  * refusal the next 1, 2, 4 ... 64 documents are not offered (a stream whose

@@ -44,6 +44,7 @@ struct api_desc {
   void (*normalise)(const struct lm_extract_counts *raw, struct lm_usage *u);
   bool cumulative_fields; /* Anthropic: merge field by field */
   bool needs_done;        /* Ollama: counters count only on done:true */
+  bool snapshots;         /* Gemini: every event's usage replaces the last */
 };
 
 /* ---- OpenAI chat / completions / embeddings and compatibles ----------- */
@@ -188,22 +189,22 @@ static const char *const no_models[] = {NULL};
 
 static const struct api_desc desc_openai = {
     openai_roots,     openai_fields, openai_models, no_parents,
-    normalise_openai, false,         false};
+    normalise_openai, false,         false,  false};
 static const struct api_desc desc_responses = {
     responses_roots,  responses_fields, openai_models, responses_parents,
-    normalise_openai, false,            false};
+    normalise_openai, false,            false,  false};
 static const struct api_desc desc_anthropic = {
     anthropic_roots,     anthropic_fields, openai_models, anthropic_parents,
-    normalise_anthropic, true,             false};
+    normalise_anthropic, true,             false,  false};
 static const struct api_desc desc_gemini = {
     gemini_roots,     gemini_fields, gemini_models, no_parents,
-    normalise_gemini, false,         false};
+    normalise_gemini, false,         false,  true};
 static const struct api_desc desc_ollama = {
     ollama_roots,    ollama_fields, openai_models, no_parents,
-    normalise_plain, false,         true};
+    normalise_plain, false,         true,   false};
 static const struct api_desc desc_cohere = {
     cohere_roots,    cohere_fields, no_models, no_parents,
-    normalise_plain, false,         false};
+    normalise_plain, false,         false,  false};
 
 static const struct api_desc *describe(enum lm_api api) {
   switch (api) {
@@ -274,6 +275,7 @@ static void commit(struct lm_extract *x) {
     c = &x->doc_main;
   }
   if (c) {
+    x->taken++; /* a usage document was committed (framer.h: snapshots) */
     if (d->cumulative_fields) {
       for (int f = 0; f < LM_XF_COUNT; f++)
         if ((c->present >> f) & 1) {
@@ -472,19 +474,34 @@ static bool skip_subtree(void *ctx, const struct lm_json_scan *s) {
 #undef K
 }
 
-/* ---- inert documents ------------------------------------------------------- */
+/* ---- documents read whole (framer.h) -------------------------------------- */
 
-/* Is one top-level member of a document harmless: would reading it change
- * nothing (see on_json)? Unsure means no: the document is then scanned. */
-static bool member_harmless(void *ctx, const char *k, size_t klen,
+struct classify {
+  const struct lm_extract *x;
+  const struct api_desc *d;
+  bool usage; /* a usage member with a value other than null */
+};
+
+/* One top-level member of a document whole in the buffer: harmless (true,
+ * nothing noted: reading it would change nothing, see on_json), a usage
+ * snapshot of an API whose snapshots replace each other (true, noted), or
+ * anything else (false: the document is read). Unsure means read. */
+static bool classify_member(void *ctx, const char *k, size_t klen,
                             const char *v, size_t vlen, bool escaped) {
-  const struct lm_extract *x = ctx;
-  const struct api_desc *d = describe(x->api);
+  struct classify *c = ctx;
+  const struct lm_extract *x = c->x;
+  const struct api_desc *d = c->d;
   if (escaped) /* \u escapes can spell any key or value */
     return false;
   bool null = vlen == 4 && memcmp(v, "null", 4) == 0;
-  if (key_in(k, klen, d->roots) || KEY_IS(k, klen, "error"))
-    return null; /* "usage": null in every chunk of an include_usage stream */
+  if (key_in(k, klen, d->roots)) {
+    /* "usage": null in every chunk of an include_usage stream */
+    if (!null && d->snapshots)
+      c->usage = true;
+    return null || d->snapshots;
+  }
+  if (KEY_IS(k, klen, "error"))
+    return null;
   if (KEY_IS(k, klen, "type")) /* a type of error or response.failed */
     return !(vlen == 7 && memcmp(v, "\"error\"", 7) == 0) &&
            !(vlen == 17 && memcmp(v, "\"response.failed\"", 17) == 0);
@@ -500,11 +517,25 @@ static bool member_harmless(void *ctx, const char *k, size_t klen,
   return true;
 }
 
-/* The framer's inert-document predicate: a document whose every top-level
- * member is harmless changes neither usage, cost, model nor error state,
- * whatever the scanner would make of it, so it need not be scanned. */
-static size_t doc_inert(void *ctx, const char *p, size_t n) {
-  return lm_json_walk_object(p, n, member_harmless, ctx);
+/* The framer's classifier. INERT: every member harmless, so usage, cost,
+ * model and error state stay as they are whatever the scanner would make of
+ * the document. SNAPSHOT (Gemini): besides harmless members, only the usage
+ * snapshot, whose one effect is the commit that a later committed snapshot
+ * replaces whole (no cost, no field-by-field merge for these APIs). */
+static enum lm_doc_kind doc_classify(void *ctx, const char *p, size_t n,
+                                     bool valid, size_t *len) {
+  const struct lm_extract *x = ctx;
+  struct classify c = {x, describe(x->api), false};
+  *len = valid ? lm_json_walk_valid_object(p, n, classify_member, &c)
+               : lm_json_walk_object(p, n, classify_member, &c);
+  if (*len == 0)
+    return LM_DOC_READ;
+  return c.usage ? LM_DOC_SNAPSHOT : LM_DOC_INERT;
+}
+
+static uint32_t doc_taken(void *ctx) {
+  const struct lm_extract *x = ctx;
+  return x->taken;
 }
 
 /* ---- public API ----------------------------------------------------------- */
@@ -520,7 +551,7 @@ void lm_extract_init(struct lm_extract *x, enum lm_api api) {
    * type, error) at most 2. Deeper content is skipped unreported. */
   lm_json_set_depth_limits(&x->framer.json, EXTRACT_KEY_DEPTH, 2);
   lm_json_set_skip(&x->framer.json, skip_subtree);
-  lm_framer_set_inert(&x->framer, doc_inert);
+  lm_framer_set_classifier(&x->framer, doc_classify, doc_taken);
 }
 
 void lm_extract_set_content_type(struct lm_extract *x, const char *ct,

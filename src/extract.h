@@ -72,6 +72,7 @@ struct lm_extract {
   bool inband_error;
   bool has_cost;
   uint32_t generation;
+  uint32_t taken; /* usage documents committed */
   int64_t cost_pusd;
   struct lm_usage usage;         /* running total, normalised */
   struct lm_extract_counts raw;  /* running provider counters */
@@ -103,7 +104,10 @@ const char *lm_extract_model(const struct lm_extract *x);
 bool lm_extract_inband_error(const struct lm_extract *x);
 /* OpenRouter usage.cost, in pico-USD (1e-12 USD), converted exactly. */
 bool lm_extract_provider_cost(const struct lm_extract *x, int64_t *pusd);
-/* Increments each time the usage or cost changes. */
+/* Increments each time the usage or cost is seen to change. Within one
+ * feed, a Gemini snapshot that a later one replaces may never be read (see
+ * framer.h), so the count depends on how the body was split; only whether
+ * it moved is meaningful. */
 uint32_t lm_extract_generation(const struct lm_extract *x);
 
 #endif

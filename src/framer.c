@@ -2,10 +2,10 @@
  *
  * The framer is a thin switch: SSE data goes through lm_sse into the
  * scanner, NDJSON and JSON go straight into the scanner (in multi-document
- * mode), and only NDJSON error recovery needs a search of its own. With an
- * inert-document predicate, SSE and NDJSON bodies are fed a line at a time
- * so that each event or document that starts between two of them, whole in
- * the buffer, can be offered to the predicate first.
+ * mode), and only NDJSON error recovery needs a search of its own. With a
+ * classifier, SSE and NDJSON bodies are fed a line at a time so that each
+ * event or document that starts between two of them, whole in the buffer,
+ * can be offered to it first (see framer.h).
  */
 #include "framer.h"
 
@@ -71,8 +71,10 @@ void lm_framer_init(struct lm_framer *f, enum lm_frame_mode json_like,
   lm_json_init(&f->json, 0, on_json, ctx);
 }
 
-void lm_framer_set_inert(struct lm_framer *f, lm_framer_inert_fn fn) {
-  f->inert = fn;
+void lm_framer_set_classifier(struct lm_framer *f, lm_framer_classify_fn fn,
+                              lm_framer_taken_fn taken) {
+  f->classify = taken ? fn : NULL;
+  f->taken = taken;
 }
 
 void lm_framer_set_content_type(struct lm_framer *f, const char *ct,
@@ -129,52 +131,88 @@ static void feed_ndjson_scan(struct lm_framer *f, const char *p, size_t n) {
   }
 }
 
-/* Whether to offer the document starting here to the predicate (see
- * framer.h: backing off after refusals). */
-static bool inert_try(struct lm_framer *f) {
-  if (f->inert_wait == 0)
+/* Whether to offer the document starting here (see framer.h: backing off
+ * after READ verdicts, which streams of usage-bearing events give). */
+static bool offer(struct lm_framer *f) {
+  if (f->wait == 0)
     return true;
-  f->inert_wait--;
+  f->wait--;
   return false;
 }
 
-static void inert_result(struct lm_framer *f, bool inert) {
-  if (inert) {
-    f->inert_backoff = 0;
+static void verdict(struct lm_framer *f, enum lm_doc_kind k) {
+  if (k != LM_DOC_READ) {
+    f->backoff = 0;
     return;
   }
-  f->inert_backoff = f->inert_backoff ? (uint8_t)(f->inert_backoff * 2) : 1;
-  if (f->inert_backoff > 64)
-    f->inert_backoff = 64;
-  f->inert_wait = f->inert_backoff;
+  f->backoff = f->backoff ? (uint8_t)(f->backoff * 2) : 1;
+  if (f->backoff > 64)
+    f->backoff = 64;
+  f->wait = f->backoff;
+}
+
+/* Scans one held snapshot as a document of its own, with a copy of the
+ * scanner (same callback, limits and skips; paths are relative to the
+ * document as in every framing), so the framer's own scanner, which may be
+ * inside a JSON array, is left as it is. */
+static void scan_held(struct lm_framer *f, const char *p, size_t n) {
+  struct lm_json_scan s = f->json;
+  s.flags = 0;
+  lm_json_reset(&s);
+  lm_json_feed(&s, p, n);
+  lm_json_finish(&s);
+}
+
+/* Scans held snapshots, newest first, until one is taken: the older ones
+ * would have been replaced by it. */
+static void flush_held(struct lm_framer *f) {
+  while (f->held) {
+    f->held--;
+    uint32_t before = f->taken(f->ctx);
+    scan_held(f, f->held_doc[f->held].p, f->held_doc[f->held].n);
+    if (f->taken(f->ctx) != before)
+      break;
+  }
+  f->held = 0;
+}
+
+static void hold(struct lm_framer *f, const char *p, size_t n) {
+  if (f->held == LM_FRAMER_HELD)
+    flush_held(f);
+  f->held_doc[f->held].p = p;
+  f->held_doc[f->held].n = n;
+  f->held++;
 }
 
 static bool is_ws(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
-/* Length of a line at p (through its LF) holding one inert document and
- * nothing else but whitespace; 0 otherwise. A whole line, because the
- * scanner recovers from a malformed document by skipping to the LF: what
- * follows a document on its line counts only if the document was sound,
- * which the predicate does not judge. */
-static size_t ndjson_inert_line(struct lm_framer *f, const char *p,
-                                const char *end) {
+/* An NDJSON line at p holding one classified document and nothing else but
+ * whitespace: returns the verdict, *len the document's length, *line the line's
+ * length through its LF. A whole line, because the scanner recovers from a
+ * malformed document by skipping to the LF: what follows a document on its
+ * line counts only if the document was sound, which the classifier does
+ * not judge. */
+static enum lm_doc_kind ndjson_line(struct lm_framer *f, const char *p,
+                                    const char *end, size_t *len,
+                                    size_t *line) {
   const char *nl = memchr(p, '\n', (size_t)(end - p));
   if (!nl)
-    return 0;
-  size_t k = f->inert(f->ctx, p, (size_t)(nl - p));
-  if (!k)
-    return 0;
-  for (const char *q = p + k; q < nl; q++)
+    return LM_DOC_READ;
+  enum lm_doc_kind k = f->classify(f->ctx, p, (size_t)(nl - p), false, len);
+  if (k == LM_DOC_READ)
+    return k;
+  for (const char *q = p + *len; q < nl; q++)
     if (!is_ws(*q))
-      return 0;
-  return (size_t)(nl + 1 - p);
+      return LM_DOC_READ;
+  *line = (size_t)(nl + 1 - p);
+  return k;
 }
 
 static void feed_ndjson(struct lm_framer *f, const char *p, size_t n) {
   const char *end = p + n;
-  if (!f->inert) {
+  if (!f->classify) {
     feed_ndjson_scan(f, p, n);
     return;
   }
@@ -184,21 +222,26 @@ static void feed_ndjson(struct lm_framer *f, const char *p, size_t n) {
       while (p < end && is_ws(*p))
         p++;
       if (p == end)
-        return;
-      if (inert_try(f)) {
-        size_t k = ndjson_inert_line(f, p, end);
-        inert_result(f, k != 0);
-        if (k) {
-          p += k; /* as if scanned: the scanner stays between documents */
+        break;
+      if (offer(f)) {
+        size_t len = 0, line = 0;
+        enum lm_doc_kind k = ndjson_line(f, p, end, &len, &line);
+        verdict(f, k);
+        if (k == LM_DOC_SNAPSHOT)
+          hold(f, p, len);
+        if (k != LM_DOC_READ) {
+          p += line; /* as if scanned: still between documents */
           continue;
         }
       }
     }
+    flush_held(f); /* what is scanned next comes after them */
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *stop = nl ? nl + 1 : end;
     feed_ndjson_scan(f, p, (size_t)(stop - p));
     p = stop;
   }
+  flush_held(f); /* held pointers do not outlive this call */
 }
 
 /* After the line end at eol (LF or CRLF), or NULL (a lone CR, or a CR
@@ -211,10 +254,12 @@ static const char *next_line(const char *eol, const char *end) {
   return NULL;
 }
 
-/* Length of an inert event at p, whole in the buffer (see framer.h); 0 to
- * let the parser read it. */
-static size_t sse_inert_event(struct lm_framer *f, const char *p,
-                              const char *end) {
+/* An event at p, whole in the buffer and of the shape framer.h describes:
+ * returns the verdict on its data, *data and *len the document, *ev the event's
+ * length; READ for anything else (the parser reads it). */
+static enum lm_doc_kind sse_event(struct lm_framer *f, const char *p,
+                                  const char *end, const char **data,
+                                  size_t *len, size_t *ev) {
   const char *q = p, *eol;
   if (end - q >= 6 && memcmp(q, "event:", 6) == 0) {
     q += 6;
@@ -222,48 +267,123 @@ static size_t sse_inert_event(struct lm_framer *f, const char *p,
       q++;
     eol = lm_find2(q, end, '\r', '\n');
     if (!eol || (eol - q == 5 && memcmp(q, "error", 5) == 0))
-      return 0; /* incomplete, or an error event (its name counts) */
+      return LM_DOC_READ; /* incomplete, or an error event (its name counts) */
     if (!(q = next_line(eol, end)))
-      return 0;
+      return LM_DOC_READ;
   }
   if (end - q < 5 || memcmp(q, "data:", 5) != 0)
-    return 0;
+    return LM_DOC_READ;
   q += 5;
   if (q < end && *q == ' ')
     q++;
   eol = lm_find2(q, end, '\r', '\n');
-  if (!eol || !f->inert(f->ctx, q, (size_t)(eol - q)))
-    return 0;
-  if (!(q = next_line(eol, end)) || q == end)
-    return 0;
+  if (!eol)
+    return LM_DOC_READ;
+  *data = q;
+  enum lm_doc_kind k = f->classify(f->ctx, q, (size_t)(eol - q), false, len);
+  if (k == LM_DOC_READ || !(q = next_line(eol, end)) || q == end)
+    return LM_DOC_READ;
   if (*q == '\n')
-    return (size_t)(q + 1 - p);
-  if (*q == '\r' && q + 1 < end && q[1] == '\n')
-    return (size_t)(q + 2 - p);
-  return 0; /* another field: a multi-line event */
+    *ev = (size_t)(q + 1 - p);
+  else if (*q == '\r' && q + 1 < end && q[1] == '\n')
+    *ev = (size_t)(q + 2 - p);
+  else
+    return LM_DOC_READ; /* another field: a multi-line event */
+  return k;
 }
 
 static void feed_sse(struct lm_framer *f, const char *p, size_t n) {
   const char *end = p + n;
-  if (!f->inert) {
+  if (!f->classify) {
     lm_sse_feed(&f->sse, p, n);
     return;
   }
   while (p < end) {
-    if (lm_sse_between_events(&f->sse) && inert_try(f)) {
-      size_t k = sse_inert_event(f, p, end);
-      inert_result(f, k != 0);
-      if (k) {
-        p += k;
+    if (lm_sse_between_events(&f->sse) && offer(f)) {
+      const char *data = NULL;
+      size_t len = 0, ev = 0;
+      enum lm_doc_kind k = sse_event(f, p, end, &data, &len, &ev);
+      verdict(f, k);
+      if (k == LM_DOC_SNAPSHOT)
+        hold(f, data, len);
+      if (k != LM_DOC_READ) {
+        p += ev;
         lm_sse_count_event(&f->sse);
         continue;
       }
     }
+    flush_held(f); /* what is scanned next comes after them */
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     const char *stop = nl ? nl + 1 : end;
     lm_sse_feed(&f->sse, p, (size_t)(stop - p));
     p = stop;
   }
+  flush_held(f); /* held pointers do not outlive this call */
+}
+
+/* JSON: a top-level array is a stream of documents (Gemini without
+ * alt=sse, "[{...}\r\n,\r\n{...}]"); between two elements, a whole object
+ * element can be offered. Only inside such an array is the body fed a line
+ * at a time; a plain JSON document goes to the scanner in one call. */
+static void feed_json(struct lm_framer *f, const char *p, size_t n) {
+  const char *end = p + n;
+  if (!f->classify) {
+    lm_json_feed(&f->json, p, n);
+    return;
+  }
+  while (p < end) {
+    if (lm_json_at_start(&f->json)) { /* read up to the '[' (or not) */
+      while (p < end && is_ws(*p))
+        p++;
+      if (p == end)
+        break;
+      lm_json_feed(&f->json, p, 1);
+      p++;
+      continue;
+    }
+    if (!lm_json_in_split_array(&f->json)) {
+      flush_held(f);
+      lm_json_feed(&f->json, p, (size_t)(end - p));
+      break;
+    }
+    if (lm_json_after_element(&f->json)) {
+      /* The separator is no document: held snapshots stay held. */
+      while (p < end && is_ws(*p))
+        p++;
+      if (p == end)
+        break;
+      if (*p == ',') {
+        lm_json_feed(&f->json, p, 1);
+        p++;
+        continue;
+      }
+    }
+    if (lm_json_between_elements(&f->json)) {
+      while (p < end && is_ws(*p))
+        p++;
+      if (p == end)
+        break;
+      if (*p == '{' && offer(f)) {
+        size_t len = 0;
+        enum lm_doc_kind k =
+            f->classify(f->ctx, p, (size_t)(end - p), true, &len);
+        verdict(f, k);
+        if (k == LM_DOC_SNAPSHOT)
+          hold(f, p, len);
+        if (k != LM_DOC_READ) {
+          lm_json_element_crossed(&f->json);
+          p += len;
+          continue;
+        }
+      }
+    }
+    flush_held(f); /* what is scanned next comes after them */
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl + 1 : end;
+    lm_json_feed(&f->json, p, (size_t)(stop - p));
+    p = stop;
+  }
+  flush_held(f); /* held pointers do not outlive this call */
 }
 
 void lm_framer_feed(struct lm_framer *f, const char *p, size_t n) {
@@ -286,7 +406,7 @@ void lm_framer_feed(struct lm_framer *f, const char *p, size_t n) {
     feed_ndjson(f, p, n);
     break;
   default:
-    lm_json_feed(&f->json, p, n);
+    feed_json(f, p, n);
     break;
   }
 }

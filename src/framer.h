@@ -16,18 +16,26 @@
  * '{' is JSON even under text/event-stream (error replies to stream
  * requests come back as plain JSON).
  *
- * Inert documents. Most events of a stream (content deltas, pings) carry
- * nothing the consumer reads. A consumer may name a predicate that tells,
- * from the raw bytes of a document complete in the buffer, that it can be
- * ignored; the framer then crosses it without scanning: an SSE event made
- * of at most one `event:` line (not "error") and one `data:` line followed
- * by a blank line (LF or CRLF line ends), or an NDJSON line holding one
- * document (and whitespace), starting where the parser is between
- * events/documents. Anything else, and every
- * document the predicate is unsure of, goes through the parser as before,
- * so the predicate can only save work, never change a result. After a
- * refusal the next 1, 2, 4 ... 64 documents are not offered (a stream whose
- * every document carries usage, like Gemini's, pays for one walk in 64).
+ * Documents read whole. Most events of a stream (content deltas, pings)
+ * carry nothing the consumer reads, and in some streams (Gemini's) every
+ * event carries a running usage snapshot that the next one replaces. A
+ * consumer may name a classifier that looks at the raw bytes of a document
+ * complete in the buffer and says: READ it (scan it as usual), it is INERT
+ * (it changes nothing: crossed unscanned), or it is a SNAPSHOT (its only
+ * effect is to replace what earlier snapshots said). Snapshots are held
+ * back (pointers into the caller's buffer, never copied) until the end of
+ * the feed call, the next document or bytes that must be scanned, or a
+ * full queue; then the newest is scanned, and the older ones only if it
+ * took nothing (the consumer's `taken` count did not move), newest first. What the consumer
+ * ends up with is what scanning every document in order gives; only how
+ * often it changed along the way differs.
+ * Offered: an SSE event made of at most one `event:` line (not "error")
+ * and one `data:` line followed by a blank line (LF or CRLF line ends), an
+ * NDJSON line holding one document (and whitespace), or an object element
+ * of a JSON array read as a stream (valid only), starting where the parser
+ * is between events/documents/elements. Events crossed or replayed this way
+ * are not reported to on_event (their name is never "error"). After a READ
+ * verdict the next 1, 2, 4 ... 64 documents are not offered.
  *
  * Never buffers a document or an event, never allocates, never prints;
  * the JSON events go straight to the caller's callback.
@@ -53,21 +61,40 @@ enum lm_frame_mode {
 typedef void (*lm_framer_event_fn)(void *ctx, const char *name, size_t len,
                                    bool truncated);
 
-/* Length of the JSON object at the start of [p, p + n) if it is complete
- * there and the consumer can ignore it whole; 0 otherwise (see above). */
-typedef size_t (*lm_framer_inert_fn)(void *ctx, const char *p, size_t n);
+/* A consumer's verdict on a document whole in the buffer (see above). */
+enum lm_doc_kind { LM_DOC_READ = 0, LM_DOC_INERT, LM_DOC_SNAPSHOT };
+
+/* Classifies the JSON object at the start of [p, p + n): for INERT and
+ * SNAPSHOT, *len is its length (it must be complete within n). With
+ * `valid`, INERT and SNAPSHOT also promise that the scanner would read the
+ * object without error (lm_json_walk_valid_object): in a JSON array an
+ * error ends the whole body, so a malformed element must not be crossed. */
+typedef enum lm_doc_kind (*lm_framer_classify_fn)(void *ctx, const char *p,
+                                                  size_t n, bool valid,
+                                                  size_t *len);
+/* Snapshots the consumer has taken so far (any counter that moves when
+ * scanning a snapshot document had an effect). */
+typedef uint32_t (*lm_framer_taken_fn)(void *ctx);
+
+#define LM_FRAMER_HELD 32 /* snapshot documents held back at most */
 
 struct lm_framer {
   lm_framer_event_fn on_event;
-  lm_framer_inert_fn inert;
+  lm_framer_classify_fn classify;
+  lm_framer_taken_fn taken;
   void *ctx;
   unsigned char mode;      /* enum lm_frame_mode in use */
   unsigned char ct_mode;   /* what the Content-Type said */
   unsigned char json_like; /* JSON or NDJSON: what '{' means when sniffing */
   bool skip_line;          /* NDJSON: skipping the rest of a bad line */
-  uint8_t inert_backoff;   /* documents not offered after a refusal... */
-  uint8_t inert_wait;      /* ...and how many of them are still to come */
+  uint8_t backoff;         /* documents not offered after a READ... */
+  uint8_t wait;            /* ...and how many of them are still to come */
   bool finished;
+  uint8_t held;            /* snapshot documents held back (this feed) */
+  struct {
+    const char *p;
+    size_t n;
+  } held_doc[LM_FRAMER_HELD];
   struct lm_sse sse;
   struct lm_json_scan json;
 };
@@ -80,8 +107,10 @@ enum lm_frame_mode lm_frame_mode_from_content_type(const char *ct, size_t len);
 void lm_framer_init(struct lm_framer *f, enum lm_frame_mode json_like,
                     lm_json_cb on_json, lm_framer_event_fn on_event,
                     void *ctx);
-/* Optional: the inert-document predicate (see above). */
-void lm_framer_set_inert(struct lm_framer *f, lm_framer_inert_fn fn);
+/* Optional: the classifier and the snapshot count (see above); NULL
+ * classify scans everything. */
+void lm_framer_set_classifier(struct lm_framer *f, lm_framer_classify_fn fn,
+                              lm_framer_taken_fn taken);
 /* Optional, before the first feed. */
 void lm_framer_set_content_type(struct lm_framer *f, const char *ct,
                                 size_t len);

@@ -112,6 +112,27 @@ bool lm_json_failed(const struct lm_json_scan *s) {
   return s->state == ST_ERROR;
 }
 
+bool lm_json_between_elements(const struct lm_json_scan *s) {
+  return s->base == 1 && s->depth == 1 &&
+         (s->state == ST_ARRAY_FIRST || s->state == ST_VALUE);
+}
+
+bool lm_json_after_element(const struct lm_json_scan *s) {
+  return s->base == 1 && s->depth == 1 && s->state == ST_AFTER_VALUE;
+}
+
+void lm_json_element_crossed(struct lm_json_scan *s) {
+  s->state = ST_AFTER_VALUE; /* as value_done leaves an element */
+}
+
+bool lm_json_in_split_array(const struct lm_json_scan *s) {
+  return s->base == 1 && s->state != ST_ERROR;
+}
+
+bool lm_json_at_start(const struct lm_json_scan *s) {
+  return s->state == ST_START && s->depth == 0;
+}
+
 bool lm_json_idle(const struct lm_json_scan *s) {
   return s->state == ST_START || s->state == ST_DONE;
 }
@@ -832,8 +853,134 @@ static const char *walk_ws(const char *p, const char *end) {
   return p;
 }
 
-size_t lm_json_walk_object(const char *buf, size_t n, lm_json_member_fn fn,
-                           void *ctx) {
+/* ---- validation (lm_json_walk_valid_object) ------------------------------ */
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* Past a number of the JSON grammar at p, or NULL. Something must follow
+ * it within the buffer (a complete document never ends on a number). */
+static const char *valid_number(const char *p, const char *end) {
+  if (p < end && *p == '-')
+    p++;
+  if (p == end)
+    return NULL;
+  if (*p == '0') {
+    p++;
+  } else if (*p >= '1' && *p <= '9') {
+    while (p < end && is_digit(*p))
+      p++;
+  } else {
+    return NULL;
+  }
+  if (p < end && *p == '.') {
+    if (++p == end || !is_digit(*p))
+      return NULL;
+    while (p < end && is_digit(*p))
+      p++;
+  }
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    if (++p < end && (*p == '+' || *p == '-'))
+      p++;
+    if (p == end || !is_digit(*p))
+      return NULL;
+    while (p < end && is_digit(*p))
+      p++;
+  }
+  return p < end ? p : NULL;
+}
+
+static bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Past a string whose opening quote is at p[-1], its escapes checked as the
+ * scanner checks them; NULL if it does not close or an escape is bad. Sets
+ * *esc on a backslash. */
+static const char *valid_string(const char *p, const char *end, bool *esc) {
+  for (;;) {
+    const char *q = find2(p, end, '"', '\\');
+    if (!q)
+      return NULL;
+    if (*q == '"')
+      return q + 1;
+    *esc = true;
+    if (end - q < 2)
+      return NULL;
+    switch (q[1]) {
+    case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r':
+    case 't':
+      p = q + 2;
+      break;
+    case 'u':
+      if (end - q < 6 || !is_hex(q[2]) || !is_hex(q[3]) || !is_hex(q[4]) ||
+          !is_hex(q[5]))
+        return NULL;
+      p = q + 6;
+      break;
+    default:
+      return NULL;
+    }
+  }
+}
+
+static const char *valid_literal(const char *p, const char *end,
+                                 const char *lit, size_t len) {
+  return (size_t)(end - p) >= len && memcmp(p, lit, len) == 0 ? p + len
+                                                              : NULL;
+}
+
+/* Past one value at p (its first byte), or NULL. *esc: a string value
+ * (at this level) held a backslash. */
+static const char *valid_value(const char *p, const char *end,
+                               unsigned depth, bool *esc) {
+  bool inner = false;
+  if (p == end)
+    return NULL;
+  switch (*p) {
+  case '"':
+    return valid_string(p + 1, end, esc);
+  case 't':
+    return valid_literal(p, end, "true", 4);
+  case 'f':
+    return valid_literal(p, end, "false", 5);
+  case 'n':
+    return valid_literal(p, end, "null", 4);
+  case '{':
+  case '[': {
+    bool obj = *p == '{';
+    if (depth >= 64)
+      return NULL;
+    p = walk_ws(p + 1, end);
+    if (p < end && *p == (obj ? '}' : ']'))
+      return p + 1;
+    for (;;) {
+      if (obj) {
+        if (p == end || *p != '"' || !(p = valid_string(p + 1, end, &inner)))
+          return NULL;
+        p = walk_ws(p, end);
+        if (p == end || *p != ':')
+          return NULL;
+        p = walk_ws(p + 1, end);
+      }
+      if (!(p = valid_value(p, end, depth + 1, &inner)))
+        return NULL;
+      p = walk_ws(p, end);
+      if (p == end)
+        return NULL;
+      if (*p == (obj ? '}' : ']'))
+        return p + 1;
+      if (*p != ',')
+        return NULL;
+      p = walk_ws(p + 1, end);
+    }
+  }
+  default:
+    return valid_number(p, end);
+  }
+}
+
+static size_t walk_object(const char *buf, size_t n, lm_json_member_fn fn,
+                          void *ctx, bool valid) {
   const char *end = buf + n, *p = walk_ws(buf, end);
   if (p == end || *p++ != '{')
     return 0;
@@ -846,7 +993,7 @@ size_t lm_json_walk_object(const char *buf, size_t n, lm_json_member_fn fn,
     const char *key = p;
     bool esc = false;
     p = walk_string(p, end, &esc);
-    if (!p)
+    if (!p || (valid && esc))
       return 0;
     size_t klen = (size_t)(p - 1 - key);
     p = walk_ws(p, end);
@@ -857,7 +1004,9 @@ size_t lm_json_walk_object(const char *buf, size_t n, lm_json_member_fn fn,
       return 0;
     const char *val = p;
     char c = *p++;
-    if (c == '"') {
+    if (valid) {
+      p = valid_value(val, end, 1, &esc);
+    } else if (c == '"') {
       p = walk_string(p, end, &esc);
     } else if (c == '{' || c == '[') {
       p = walk_container(p, end);
@@ -879,6 +1028,16 @@ size_t lm_json_walk_object(const char *buf, size_t n, lm_json_member_fn fn,
       return 0;
     p = walk_ws(p, end);
   }
+}
+
+size_t lm_json_walk_object(const char *buf, size_t n, lm_json_member_fn fn,
+                           void *ctx) {
+  return walk_object(buf, n, fn, ctx, false);
+}
+
+size_t lm_json_walk_valid_object(const char *buf, size_t n,
+                                 lm_json_member_fn fn, void *ctx) {
+  return walk_object(buf, n, fn, ctx, true);
 }
 
 bool lm_json_parse_u64(const char *text, size_t len, uint64_t *out) {

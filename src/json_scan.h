@@ -165,6 +165,18 @@ uint64_t lm_json_value_raw_len(const struct lm_json_scan *s); /* string/key */
 typedef bool (*lm_json_member_fn)(void *ctx, const char *key, size_t klen,
                                   const char *val, size_t vlen, bool escaped);
 
+/* Between two elements of a split root array (after '[' or ','): where a
+ * caller may cross a whole element itself and then call
+ * lm_json_element_crossed, which leaves the scanner as if it had read it. */
+bool lm_json_between_elements(const struct lm_json_scan *s);
+/* Just after an element of a split root array (a ',' or the ']' next). */
+bool lm_json_after_element(const struct lm_json_scan *s);
+void lm_json_element_crossed(struct lm_json_scan *s);
+/* Inside a split root array (its '[' read, its ']' not yet). */
+bool lm_json_in_split_array(const struct lm_json_scan *s);
+/* Nothing read yet (or reset). */
+bool lm_json_at_start(const struct lm_json_scan *s);
+
 /* Walks the top-level members of the object at the start of [p, p + n)
  * (after optional whitespace) without tokenising their values: strings are
  * crossed with the vectorised search, containers by bracket matching as a
@@ -175,6 +187,13 @@ typedef bool (*lm_json_member_fn)(void *ctx, const char *key, size_t klen,
  * the scanner would report before rejecting it is one fn was shown. */
 size_t lm_json_walk_object(const char *p, size_t n, lm_json_member_fn fn,
                            void *ctx);
+/* The same walk, accepting only an object the scanner reads without error:
+ * every value is checked against the grammar (strings and their escapes,
+ * numbers, literals, nesting up to 64 levels) and keys with escapes are
+ * refused. Stricter than the scanner (which only bracket-matches values it
+ * skips), never looser. */
+size_t lm_json_walk_valid_object(const char *p, size_t n, lm_json_member_fn fn,
+                                 void *ctx);
 
 /* Exact conversions of JSON number text (no floating point).
  * lm_json_parse_u64: non-negative integral values only ("12", "12.0",

@@ -24,7 +24,7 @@ static void run(struct lm_extract *x, enum lm_api api, const char *ct,
                 const char *body, size_t n, uint32_t seed, bool scan_all) {
   lm_extract_init(x, api);
   if (scan_all)
-    lm_framer_set_inert(&x->framer, NULL);
+    lm_framer_set_classifier(&x->framer, NULL, NULL);
   if (ct)
     lm_extract_set_content_type(x, ct, strlen(ct));
   struct fuzz_split sp = {seed};
@@ -56,7 +56,8 @@ static bool same_result(const struct lm_extract *a, const struct lm_extract *b) 
          strcmp(a->model, b->model) == 0 &&
          a->inband_error == b->inband_error && a->has_cost == b->has_cost &&
          (!a->has_cost || a->cost_pusd == b->cost_pusd) &&
-         a->generation == b->generation;
+         /* how often a change was seen depends on the split (extract.h) */
+         (a->generation == 0) == (b->generation == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -8,7 +8,8 @@
  * scanner would not report as a number; and lm_json_walk_object, when it
  * accepts an object, was shown every top-level key the scanner reports
  * (in order, byte for byte where neither escapes) and ends where the
- * scanner ends the document, if it does.
+ * scanner ends the document, if it does; lm_json_walk_valid_object accepts
+ * only what the scanner reads to its end without error.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -155,9 +156,12 @@ static void scan_key(void *ctx, const struct lm_json_scan *s,
     c->bad = true;
 }
 
-static void check_walk(const char *p, size_t n) {
+/* valid: lm_json_walk_valid_object, which also promises the scanner reads
+ * the object to its end without error. */
+static void check_walk(const char *p, size_t n, bool valid) {
   struct walk_keys w = {0};
-  size_t k = lm_json_walk_object(p, n, walk_key, &w);
+  size_t k = valid ? lm_json_walk_valid_object(p, n, walk_key, &w)
+                   : lm_json_walk_object(p, n, walk_key, &w);
   if (k == 0)
     return;
   if (k > n)
@@ -169,6 +173,8 @@ static void check_walk(const char *p, size_t n) {
     lm_json_feed(&s, p + c.at, 1);
   if (c.bad || (c.end_at && c.end_at != k))
     abort();
+  if (valid && c.end_at != k)
+    abort(); /* accepted as valid, but the scanner failed or did not end */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -184,6 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (a.h != b.h || a.events != b.events)
     abort(); /* resumable at any byte */
   check_numbers(p, n);
-  check_walk(p, n);
+  check_walk(p, n, false);
+  check_walk(p, n, true);
   return 0;
 }

@@ -517,6 +517,104 @@ LM_TEST(test_generation_increments_only_when_usage_changes) {
   CHECK(g3 == g2 + 1);
 }
 
+/* ---- documents read whole (framer.h): crossed, held, replayed ---------- */
+
+/* Runs body whole (the fast paths) and with every document scanned (no
+ * classifier), and checks both against e. */
+static void check_both_ways(enum lm_api api, const char *ct, const char *body,
+                            const struct expect *e, const char *what) {
+  static struct lm_extract x;
+  for (int scan_all = 0; scan_all < 2; scan_all++) {
+    lm_extract_init(&x, api);
+    if (scan_all)
+      lm_framer_set_classifier(&x.framer, NULL, NULL);
+    lm_extract_set_content_type(&x, ct, strlen(ct));
+    feed_split(&x, body, strlen(body), WHOLE, 0);
+    check_result(&x, e, what);
+  }
+}
+
+#define GEM(p, c) \
+  "{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"a\\nb\"}]}}]," \
+  "\"usageMetadata\": {\"promptTokenCount\": " #p ", \"candidatesTokenCount\": " #c "}," \
+  "\"modelVersion\": \"gemini-2.5-flash\"}"
+
+LM_TEST(test_gemini_held_snapshots_newest_taken) {
+  struct expect e = {true, {7, 0, 0, 0, 40, 0}, "gemini-2.5-flash", false};
+  check_both_ways(LM_API_GEMINI_STREAM, "text/event-stream",
+                  "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(7, 30)
+                  "\n\ndata: " GEM(7, 40) "\n\n", &e, "sse");
+  check_both_ways(LM_API_GEMINI_STREAM, "application/json",
+                  "[" GEM(7, 10) "\r\n,\r\n" GEM(7, 20) "\r\n,\r\n" GEM(7, 30)
+                  "\r\n,\r\n" GEM(7, 40) "]", &e, "array");
+}
+
+LM_TEST(test_gemini_held_snapshot_that_takes_nothing_falls_back) {
+  /* The newest snapshot is malformed inside its usage (an SSE event: the
+   * next one starts afresh), or has no counter we read: the one before it
+   * stands, as when every event is scanned. */
+  struct expect e = {true, {7, 0, 0, 0, 30, 0}, "gemini-2.5-flash", false};
+  check_both_ways(LM_API_GEMINI_STREAM, "text/event-stream",
+                  "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(7, 30)
+                  "\n\ndata: {\"candidates\": [], \"usageMetadata\": {\"promptTokenCount\": 9, "
+                  "\"candidatesTokenCount\": 4x}}\n\n", &e, "malformed");
+  check_both_ways(LM_API_GEMINI_STREAM, "text/event-stream",
+                  "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(7, 30)
+                  "\n\ndata: {\"usageMetadata\": {\"totalTokenCount\": 99}}\n\n", &e,
+                  "no counters");
+}
+
+LM_TEST(test_gemini_array_malformed_element_ends_the_body_as_when_scanned) {
+  /* In a JSON array an error ends the whole body: the element after the
+   * malformed one never counts, so the malformed one must not be crossed. */
+  struct expect e = {true, {7, 0, 0, 0, 20, 0}, "gemini-2.5-flash", false};
+  check_both_ways(LM_API_GEMINI_STREAM, "application/json",
+                  "[" GEM(7, 10) "\r\n,\r\n" GEM(7, 20) "\r\n,\r\n"
+                  "{\"candidates\": [], \"responseId\": 12x}\r\n,\r\n" GEM(7, 90) "]",
+                  &e, "array");
+  check_both_ways(LM_API_GEMINI_STREAM, "application/json",
+                  "[" GEM(7, 10) "\r\n,\r\n" GEM(7, 20) "\r\n,\r\n"
+                  "{\"candidates\": [], \"promptFeedback\": {\"note\": \"a\\qb\"}}\r\n,\r\n" GEM(7, 90) "]",
+                  &e, "array, bad escape");
+}
+
+LM_TEST(test_inert_looking_events_that_count_are_read) {
+  const char *chunk =
+      "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\n";
+  char body[2048];
+  /* an error event name, an error type, a new model, usage after all */
+  snprintf(body, sizeof body, "%s%s%s", chunk,
+           "event: error\ndata: {\"id\":\"c\",\"model\":\"gpt-4o\",\"usage\":null}\n\n", chunk);
+  struct expect e = {false, {0}, "gpt-4o", true};
+  check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &e, "event: error");
+  snprintf(body, sizeof body, "%s%s", chunk,
+           "data: {\"type\":\"error\",\"model\":\"gpt-4o\"}\n\n");
+  check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &e, "type error");
+  snprintf(body, sizeof body, "%s%s%s", chunk,
+           "data: {\"id\":\"c\",\"model\":\"gpt-4o-mini\",\"usage\":null}\n\n", chunk);
+  struct expect m = {false, {0}, "gpt-4o", false};
+  check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &m, "model");
+  snprintf(body, sizeof body, "%s%s", chunk,
+           "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n");
+  struct expect u = {true, {3, 0, 0, 0, 2, 0}, "gpt-4o", false};
+  check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &u, "usage");
+}
+
+LM_TEST(test_ndjson_line_recovery_is_the_same_with_documents_crossed) {
+  /* A malformed document: the rest of its line is skipped, so the error
+   * object after it never counts; after a sound one, it does. */
+  struct expect quiet = {false, {0}, "llama3.2", false};
+  check_both_ways(LM_API_OLLAMA_CHAT, "application/x-ndjson",
+                  "{\"model\":\"llama3.2\",\"done\":false}\n"
+                  "{\"model\":\"llama3.2\",\"created_at\":12x}{\"error\":\"boom\"}\n"
+                  "{\"model\":\"llama3.2\",\"done\":false}\n", &quiet, "malformed");
+  struct expect err = {false, {0}, "llama3.2", true};
+  check_both_ways(LM_API_OLLAMA_CHAT, "application/x-ndjson",
+                  "{\"model\":\"llama3.2\",\"done\":false}\n"
+                  "{\"model\":\"llama3.2\",\"done\":false} {\"error\":\"boom\"}\n", &err,
+                  "sound");
+}
+
 LM_TEST(test_truncated_anthropic_stream_reports_only_usage_seen_so_far) {
   size_t n;
   char *body = read_file("anthropic_messages_stream.response", &n);
@@ -646,5 +744,10 @@ int main(void) {
   LM_RUN(test_deep_nesting_is_bounded);
   LM_RUN(test_extract_state_is_fixed_and_small);
   LM_RUN(test_unmetered_apis_parse_nothing);
+  LM_RUN(test_gemini_held_snapshots_newest_taken);
+  LM_RUN(test_gemini_held_snapshot_that_takes_nothing_falls_back);
+  LM_RUN(test_gemini_array_malformed_element_ends_the_body_as_when_scanned);
+  LM_RUN(test_inert_looking_events_that_count_are_read);
+  LM_RUN(test_ndjson_line_recovery_is_the_same_with_documents_crossed);
   LM_TEST_END();
 }

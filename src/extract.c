@@ -297,18 +297,25 @@ static void commit(struct lm_extract *x) {
     x->generation++;
 }
 
-/* Is k (length n, may hold NUL bytes from \u0000) in the NULL-terminated
- * set? Never reads a literal past its terminator. */
+/* Is k (length n) in the NULL-terminated set? */
 static bool key_in(const char *k, size_t n, const char *const *set) {
-  for (; *set; set++) {
-    const char *lit = *set;
-    size_t i = 0;
-    while (i < n && lit[i] != '\0' && lit[i] == k[i])
-      i++;
-    if (i == n && lit[i] == '\0')
+  for (; *set; set++)
+    if (lm_json_key_equals(k, n, *set))
       return true;
-  }
   return false;
+}
+
+/* Does the pattern (plen bytes) end with the key leaf, after a '.' or as
+ * all of it? Short, so compared in place. */
+static bool ends_with_leaf(const char *pat, size_t plen, const char *leaf,
+                           size_t llen) {
+  if (plen < llen || (plen > llen && pat[plen - llen - 1] != '.'))
+    return false;
+  const char *tail = pat + plen - llen;
+  for (size_t i = 0; i < llen; i++)
+    if (tail[i] != leaf[i])
+      return false;
+  return true;
 }
 
 static void on_number(struct lm_extract *x, const struct api_desc *d,
@@ -318,7 +325,14 @@ static void on_number(struct lm_extract *x, const struct api_desc *d,
   if (!k || klen == 0 || !key_in(k, klen, d->roots) ||
       lm_json_value_truncated(s))
     return;
-  if (d == &desc_openai && lm_json_path_is(s, "usage.cost")) {
+  /* The leaf key rules out almost every entry before a whole-path match:
+   * it must end the pattern, after a '.' (or be all of it). */
+  size_t depth = lm_json_depth(s), llen = 0;
+  const char *leaf = lm_json_key(s, depth - 1, &llen);
+  if (!leaf)
+    return; /* an array element or an untracked level: no field is one */
+  if (d == &desc_openai && depth == 2 && lm_json_key_equals(leaf, llen, "cost") &&
+      lm_json_key_equals(k, klen, "usage")) { /* OpenRouter: usage.cost */
     int64_t pusd;
     if (lm_json_parse_scaled(t, n, 12, &pusd)) {
       x->doc_cost = pusd;
@@ -326,15 +340,8 @@ static void on_number(struct lm_extract *x, const struct api_desc *d,
     }
     return;
   }
-  /* The leaf key rules out almost every entry before a whole-path match:
-   * it must end the pattern, after a '.' (or be all of it). */
-  size_t depth = lm_json_depth(s), llen = 0;
-  const char *leaf = lm_json_key(s, depth - 1, &llen);
-  if (!leaf)
-    return; /* an array element or an untracked level: no field is one */
   for (const struct field_map *m = d->fields; m->path; m++) {
-    if (m->len < llen || memcmp(m->path + m->len - llen, leaf, llen) != 0 ||
-        (m->len > llen && m->path[m->len - llen - 1] != '.') ||
+    if (!ends_with_leaf(m->path, m->len, leaf, llen) ||
         !lm_json_path_is(s, m->path))
       continue;
     uint64_t v;

@@ -33,27 +33,37 @@ static void sse_event_end(void *ctx, const char *name, size_t len,
 static const struct lm_sse_handler sse_to_json = {
     sse_event_begin, sse_data, sse_event_end};
 
-static bool contains_ci(const char *s, size_t len, const char *word) {
+/* Does s (len bytes, already lower-case) contain the lower-case word? */
+static bool contains(const char *s, size_t len, const char *word) {
   size_t w = strlen(word);
-  for (size_t i = 0; i + w <= len; i++)
-    if (strncasecmp(s + i, word, w) == 0)
-      return true;
-  return false;
+  return w <= len && memmem(s, len, word, w) != NULL;
 }
 
 enum lm_frame_mode lm_frame_mode_from_content_type(const char *ct,
                                                    size_t len) {
   if (!ct)
     return LM_FRAME_AUTO;
-  size_t n = 0; /* media type only: up to ';' */
-  while (n < len && ct[n] != ';' && ct[n] != '\0')
-    n++;
-  if (contains_ci(ct, n, "event-stream"))
+  /* The media type only (up to ';'), lower-cased once: a type longer
+   * than any real one is generic. */
+  char mt[96];
+  size_t n = 0;
+  while (n < len && ct[n] != ';' && ct[n] != '\0') {
+    if (n == sizeof mt)
+      return LM_FRAME_AUTO;
+    char c = ct[n];
+    mt[n++] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+  }
+  /* The usual types, whole, before the searches. */
+  if (n == 16 && memcmp(mt, "application/json", 16) == 0)
+    return LM_FRAME_JSON;
+  if (n == 17 && memcmp(mt, "text/event-stream", 17) == 0)
     return LM_FRAME_SSE;
-  if (contains_ci(ct, n, "ndjson") || contains_ci(ct, n, "jsonl") ||
-      contains_ci(ct, n, "json-seq") || contains_ci(ct, n, "json-stream"))
+  if (contains(mt, n, "event-stream"))
+    return LM_FRAME_SSE;
+  if (contains(mt, n, "ndjson") || contains(mt, n, "jsonl") ||
+      contains(mt, n, "json-seq") || contains(mt, n, "json-stream"))
     return LM_FRAME_NDJSON;
-  if (contains_ci(ct, n, "json"))
+  if (contains(mt, n, "json"))
     return LM_FRAME_JSON;
   return LM_FRAME_AUTO;
 }
@@ -145,10 +155,14 @@ static void verdict(struct lm_framer *f, enum lm_doc_kind k) {
     f->backoff = 0;
     return;
   }
-  f->backoff = f->backoff ? (uint8_t)(f->backoff * 2) : 1;
-  if (f->backoff > 64)
-    f->backoff = 64;
-  f->wait = f->backoff;
+  /* One READ is common (the first event names the model, the last one
+   * carries the usage): back off from the second in a row. */
+  if (f->backoff == 0) {
+    f->backoff = 1;
+    return;
+  }
+  f->backoff = f->backoff >= 64 ? 64 : (uint8_t)(f->backoff * 2);
+  f->wait = (uint8_t)(f->backoff / 2);
 }
 
 /* Scans one held snapshot as a document of its own, with a copy of the

@@ -34,8 +34,10 @@
  * NDJSON line holding one document (and whitespace), or an object element
  * of a JSON array read as a stream (valid only), starting where the parser
  * is between events/documents/elements. Events crossed or replayed this way
- * are not reported to on_event (their name is never "error"). After a READ
- * verdict the next 1, 2, 4 ... 64 documents are not offered.
+ * are not reported to on_event (their name is never "error"). From the
+ * second READ verdict in a row, the next 1, 2, 4 ... 32 documents are not
+ * offered (a stream where every document must be read pays for a walk in
+ * about 32).
  *
  * Never buffers a document or an event, never allocates, never prints;
  * the JSON events go straight to the caller's callback.
@@ -87,8 +89,8 @@ struct lm_framer {
   unsigned char ct_mode;   /* what the Content-Type said */
   unsigned char json_like; /* JSON or NDJSON: what '{' means when sniffing */
   bool skip_line;          /* NDJSON: skipping the rest of a bad line */
-  uint8_t backoff;         /* documents not offered after a READ... */
-  uint8_t wait;            /* ...and how many of them are still to come */
+  uint8_t backoff;         /* READ verdicts in a row, as 0, 1, 2, 4 ... 64 */
+  uint8_t wait;            /* documents still not to be offered */
   bool finished;
   uint8_t held;            /* snapshot documents held back (this feed) */
   struct {

@@ -164,7 +164,7 @@ bool lm_json_key_is(const struct lm_json_scan *s, size_t level,
                     const char *key) {
   size_t len;
   const char *k = lm_json_key(s, level, &len);
-  return k && strlen(key) == len && memcmp(k, key, len) == 0;
+  return k && lm_json_key_equals(k, len, key);
 }
 
 uint32_t lm_json_index(const struct lm_json_scan *s, size_t level) {

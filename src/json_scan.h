@@ -149,6 +149,16 @@ const char *lm_json_key(const struct lm_json_scan *s, size_t level,
                         size_t *len);
 bool lm_json_key_is(const struct lm_json_scan *s, size_t level,
                     const char *key);
+/* Is the key k (klen bytes, may hold NULs from \u0000) the NUL-terminated
+ * literal lit? Short keys, hot paths: no strlen, no libc call, never reads
+ * lit past its terminator. */
+static inline bool lm_json_key_equals(const char *k, size_t klen,
+                                      const char *lit) {
+  size_t i = 0;
+  while (i < klen && lit[i] != '\0' && lit[i] == k[i])
+    i++;
+  return i == klen && lit[i] == '\0';
+}
 uint32_t lm_json_index(const struct lm_json_scan *s, size_t level);
 /* Whole-path match: dot-separated keys, "[]" for any array element, e.g.
  * "usage.prompt_tokens_details.cached_tokens", "usage.iterations[].input_tokens",

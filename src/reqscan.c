@@ -35,7 +35,7 @@ static bool key_in(const struct lm_json_scan *s, size_t level,
   if (!k)
     return false;
   for (; *set; set++)
-    if (strlen(*set) == klen && memcmp(*set, k, klen) == 0)
+    if (lm_json_key_equals(k, klen, *set))
       return true;
   return false;
 }

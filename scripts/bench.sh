@@ -38,9 +38,11 @@ trap cleanup EXIT
 if [ "$QUICK" = 1 ]; then
   ROUNDS=4; REQS=1600; SPAWN_TRUE=400; SPAWN_CURL=100; PARSE_MB=4; PARSE_REPS=3
   BUDGET_OPS=200000; DL_BYTES=200000000; STREAM_BYTES=20000000; GW_REQS=400
+  XFER_N=5000
 else
   ROUNDS=20; REQS=20000; SPAWN_TRUE=2000; SPAWN_CURL=500; PARSE_MB=16; PARSE_REPS=5
   BUDGET_OPS=2000000; DL_BYTES=1000000000; STREAM_BYTES=100000000; GW_REQS=2000
+  XFER_N=20000
 fi
 
 say() { printf '%s\n' "$*" >&2; }
@@ -92,6 +94,23 @@ for conc in 1 16; do
     done
     say "bench: per-request $kind c=$conc done"
   done
+done
+
+# The library's own path per LLM request, in one process, on the responses
+# the server above sends: no socket, no second process, so none of their
+# noise (see tests/tools/bench_transfer.c).
+for kind in json stream; do
+  if [ "$kind" = stream ]; then
+    curl -s -X POST -d '{"model":"gpt-4o-mini","stream":true}' "$URL/v1/chat/completions" -o "$T/resp.$kind"
+    ct="text/event-stream; charset=utf-8"
+  else
+    curl -s -X POST -d '{"model":"gpt-4o-mini"}' "$URL/v1/chat/completions" -o "$T/resp.$kind"
+    ct="application/json"
+  fi
+  out=$(LLMMETER_BUDGET=$BUDGET "$B/bench_transfer" "$T/resp.$kind" "$ct" "$XFER_N" 5) ||
+    broken "bench_transfer $kind"
+  rec "xfer.$kind.us $(field us_median "$out")"
+  say "bench: library path alone, $kind: $out"
 done
 
 # ---- 2. process start ------------------------------------------------------
@@ -279,6 +298,9 @@ for c in ("1", "16"):
 for c in ("1", "16"):
     for kind, name, tgt in (("hello", "non-LLM", 0.5), ("json", "LLM non-stream", 5), ("stream", "LLM stream", 5)):
         row(f"added CPU us/request, {name}, c={c}", f"req.{kind}.c{c}.cpu_us", "{:.2f}", f"<= {tgt:g}", lambda m, t=tgt: m <= t)
+for kind, name in (("json", "LLM non-stream"), ("stream", "LLM stream 2 KB")):
+    row(f"library path alone, CPU us/request, {name}", f"xfer.{kind}.us", "{:.2f}",
+        "report (in-process)", lambda m: True)
 for c in ("1", "16"):
     for kind, name in (("hello", "non-LLM"), ("json", "LLM non-stream"), ("stream", "LLM stream")):
         for q in ("p50", "p99"):

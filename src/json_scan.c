@@ -809,9 +809,17 @@ static bool parse_decimal(const char *t, size_t len, unsigned decimals,
 
 /* ---- whole-object walk ------------------------------------------------ */
 
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
 /* Past the closing quote of a string whose opening quote is just before p,
- * or NULL if it does not close before end. Sets *esc on a backslash. */
-static const char *walk_string(const char *p, const char *end, bool *esc) {
+ * or NULL if it does not close before end (or, with check, if an escape is
+ * one the scanner rejects). Sets *esc on a backslash. */
+static const char *walk_string(const char *p, const char *end, bool *esc,
+                               bool check) {
   for (;;) {
     const char *q = find2(p, end, '"', '\\');
     if (!q)
@@ -822,6 +830,16 @@ static const char *walk_string(const char *p, const char *end, bool *esc) {
     if (end - q < 2)
       return NULL;
     p = q + 2; /* the escaped byte is never a string end */
+    if (!check)
+      continue;
+    if (q[1] == 'u') {
+      if (end - q < 6 || !is_hex(q[2]) || !is_hex(q[3]) || !is_hex(q[4]) ||
+          !is_hex(q[5]))
+        return NULL;
+      p = q + 6;
+    } else if (!memchr("\"\\/bfnrt", q[1], 8)) {
+      return NULL;
+    }
   }
 }
 
@@ -833,7 +851,7 @@ static const char *walk_container(const char *p, const char *end) {
     char c = *p++;
     if (c == '"') {
       bool esc = false;
-      p = walk_string(p, end, &esc);
+      p = walk_string(p, end, &esc, false);
       if (!p)
         return NULL;
     } else if (c == '{' || c == '[') {
@@ -854,8 +872,6 @@ static const char *walk_ws(const char *p, const char *end) {
 }
 
 /* ---- validation (lm_json_walk_valid_object) ------------------------------ */
-
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 /* Past a number of the JSON grammar at p, or NULL. Something must follow
  * it within the buffer (a complete document never ends on a number). */
@@ -889,40 +905,6 @@ static const char *valid_number(const char *p, const char *end) {
   return p < end ? p : NULL;
 }
 
-static bool is_hex(char c) {
-  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* Past a string whose opening quote is at p[-1], its escapes checked as the
- * scanner checks them; NULL if it does not close or an escape is bad. Sets
- * *esc on a backslash. */
-static const char *valid_string(const char *p, const char *end, bool *esc) {
-  for (;;) {
-    const char *q = find2(p, end, '"', '\\');
-    if (!q)
-      return NULL;
-    if (*q == '"')
-      return q + 1;
-    *esc = true;
-    if (end - q < 2)
-      return NULL;
-    switch (q[1]) {
-    case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r':
-    case 't':
-      p = q + 2;
-      break;
-    case 'u':
-      if (end - q < 6 || !is_hex(q[2]) || !is_hex(q[3]) || !is_hex(q[4]) ||
-          !is_hex(q[5]))
-        return NULL;
-      p = q + 6;
-      break;
-    default:
-      return NULL;
-    }
-  }
-}
-
 static const char *valid_literal(const char *p, const char *end,
                                  const char *lit, size_t len) {
   return (size_t)(end - p) >= len && memcmp(p, lit, len) == 0 ? p + len
@@ -938,7 +920,7 @@ static const char *valid_value(const char *p, const char *end,
     return NULL;
   switch (*p) {
   case '"':
-    return valid_string(p + 1, end, esc);
+    return walk_string(p + 1, end, esc, true);
   case 't':
     return valid_literal(p, end, "true", 4);
   case 'f':
@@ -955,7 +937,8 @@ static const char *valid_value(const char *p, const char *end,
       return p + 1;
     for (;;) {
       if (obj) {
-        if (p == end || *p != '"' || !(p = valid_string(p + 1, end, &inner)))
+        if (p == end || *p != '"' ||
+            !(p = walk_string(p + 1, end, &inner, true)))
           return NULL;
         p = walk_ws(p, end);
         if (p == end || *p != ':')
@@ -992,7 +975,7 @@ static size_t walk_object(const char *buf, size_t n, lm_json_member_fn fn,
       return 0;
     const char *key = p;
     bool esc = false;
-    p = walk_string(p, end, &esc);
+    p = walk_string(p, end, &esc, valid);
     if (!p || (valid && esc))
       return 0;
     size_t klen = (size_t)(p - 1 - key);
@@ -1007,7 +990,7 @@ static size_t walk_object(const char *buf, size_t n, lm_json_member_fn fn,
     if (valid) {
       p = valid_value(val, end, 1, &esc);
     } else if (c == '"') {
-      p = walk_string(p, end, &esc);
+      p = walk_string(p, end, &esc, false);
     } else if (c == '{' || c == '[') {
       p = walk_container(p, end);
     } else {

@@ -198,10 +198,6 @@ static void hold(struct lm_framer *f, const char *p, size_t n) {
   f->held++;
 }
 
-static bool is_ws(char c) {
-  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
-}
-
 /* An NDJSON line at p holding one classified document and nothing else but
  * whitespace: returns the verdict, *len the document's length, *line the line's
  * length through its LF. A whole line, because the scanner recovers from a
@@ -217,9 +213,8 @@ static enum lm_doc_kind ndjson_line(struct lm_framer *f, const char *p,
   enum lm_doc_kind k = f->classify(f->ctx, p, (size_t)(nl - p), false, len);
   if (k == LM_DOC_READ)
     return k;
-  for (const char *q = p + *len; q < nl; q++)
-    if (!is_ws(*q))
-      return LM_DOC_READ;
+  if (lm_json_skip_ws(p + *len, nl) != nl)
+    return LM_DOC_READ;
   *line = (size_t)(nl + 1 - p);
   return k;
 }
@@ -233,8 +228,7 @@ static void feed_ndjson(struct lm_framer *f, const char *p, size_t n) {
   while (p < end) {
     if (!f->skip_line && lm_json_idle(&f->json)) {
       /* Between documents, whitespace changes nothing: cross it. */
-      while (p < end && is_ws(*p))
-        p++;
+      p = lm_json_skip_ws(p, end);
       if (p == end)
         break;
       if (offer(f)) {
@@ -347,8 +341,7 @@ static void feed_json(struct lm_framer *f, const char *p, size_t n) {
   }
   while (p < end) {
     if (lm_json_at_start(&f->json)) { /* read up to the '[' (or not) */
-      while (p < end && is_ws(*p))
-        p++;
+      p = lm_json_skip_ws(p, end);
       if (p == end)
         break;
       lm_json_feed(&f->json, p, 1);
@@ -362,8 +355,7 @@ static void feed_json(struct lm_framer *f, const char *p, size_t n) {
     }
     if (lm_json_after_element(&f->json)) {
       /* The separator is no document: held snapshots stay held. */
-      while (p < end && is_ws(*p))
-        p++;
+      p = lm_json_skip_ws(p, end);
       if (p == end)
         break;
       if (*p == ',') {
@@ -373,8 +365,7 @@ static void feed_json(struct lm_framer *f, const char *p, size_t n) {
       }
     }
     if (lm_json_between_elements(&f->json)) {
-      while (p < end && is_ws(*p))
-        p++;
+      p = lm_json_skip_ws(p, end);
       if (p == end)
         break;
       if (*p == '{' && offer(f)) {
@@ -404,10 +395,9 @@ void lm_framer_feed(struct lm_framer *f, const char *p, size_t n) {
   if (f->finished || n == 0)
     return;
   if (f->mode == LM_FRAME_AUTO) {
-    while (n && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) {
-      p++;
-      n--;
-    }
+    const char *q = lm_json_skip_ws(p, p + n);
+    n -= (size_t)(q - p);
+    p = q;
     if (n == 0)
       return;
     choose_mode(f, *p);

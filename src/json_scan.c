@@ -231,6 +231,12 @@ static inline bool is_ws(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
+const char *lm_json_skip_ws(const char *p, const char *end) {
+  while (p < end && is_ws(*p))
+    p++;
+  return p;
+}
+
 static inline bool top_is_array(const struct lm_json_scan *s) {
   unsigned d = (unsigned)s->depth - 1;
   return (s->is_array[d >> 3] >> (d & 7)) & 1;
@@ -646,8 +652,7 @@ size_t lm_json_feed(struct lm_json_scan *s, const char *buf, size_t n) {
       break;
     }
     default: {
-      while (p < end && is_ws(*p))
-        p++;
+      p = lm_json_skip_ws(p, end);
       if (p == end)
         break;
       char c = *p++;
@@ -865,12 +870,6 @@ static const char *walk_container(const char *p, const char *end) {
   return NULL;
 }
 
-static const char *walk_ws(const char *p, const char *end) {
-  while (p < end && is_ws(*p))
-    p++;
-  return p;
-}
-
 /* ---- validation (lm_json_walk_valid_object) ------------------------------ */
 
 /* Past a number of the JSON grammar at p, or NULL. Something must follow
@@ -932,7 +931,7 @@ static const char *valid_value(const char *p, const char *end,
     bool obj = *p == '{';
     if (depth >= 64)
       return NULL;
-    p = walk_ws(p + 1, end);
+    p = lm_json_skip_ws(p + 1, end);
     if (p < end && *p == (obj ? '}' : ']'))
       return p + 1;
     for (;;) {
@@ -940,21 +939,21 @@ static const char *valid_value(const char *p, const char *end,
         if (p == end || *p != '"' ||
             !(p = walk_string(p + 1, end, &inner, true)))
           return NULL;
-        p = walk_ws(p, end);
+        p = lm_json_skip_ws(p, end);
         if (p == end || *p != ':')
           return NULL;
-        p = walk_ws(p + 1, end);
+        p = lm_json_skip_ws(p + 1, end);
       }
       if (!(p = valid_value(p, end, depth + 1, &inner)))
         return NULL;
-      p = walk_ws(p, end);
+      p = lm_json_skip_ws(p, end);
       if (p == end)
         return NULL;
       if (*p == (obj ? '}' : ']'))
         return p + 1;
       if (*p != ',')
         return NULL;
-      p = walk_ws(p + 1, end);
+      p = lm_json_skip_ws(p + 1, end);
     }
   }
   default:
@@ -964,10 +963,10 @@ static const char *valid_value(const char *p, const char *end,
 
 static size_t walk_object(const char *buf, size_t n, lm_json_member_fn fn,
                           void *ctx, bool valid) {
-  const char *end = buf + n, *p = walk_ws(buf, end);
+  const char *end = buf + n, *p = lm_json_skip_ws(buf, end);
   if (p == end || *p++ != '{')
     return 0;
-  p = walk_ws(p, end);
+  p = lm_json_skip_ws(p, end);
   if (p < end && *p == '}')
     return (size_t)(p + 1 - buf);
   for (;;) {
@@ -979,10 +978,10 @@ static size_t walk_object(const char *buf, size_t n, lm_json_member_fn fn,
     if (!p || (valid && esc))
       return 0;
     size_t klen = (size_t)(p - 1 - key);
-    p = walk_ws(p, end);
+    p = lm_json_skip_ws(p, end);
     if (p == end || *p++ != ':')
       return 0;
-    p = walk_ws(p, end);
+    p = lm_json_skip_ws(p, end);
     if (p == end)
       return 0;
     const char *val = p;
@@ -1001,7 +1000,7 @@ static size_t walk_object(const char *buf, size_t n, lm_json_member_fn fn,
     }
     if (!p || !fn(ctx, key, klen, val, (size_t)(p - val), esc))
       return 0;
-    p = walk_ws(p, end);
+    p = lm_json_skip_ws(p, end);
     if (p == end)
       return 0;
     c = *p++;
@@ -1009,7 +1008,7 @@ static size_t walk_object(const char *buf, size_t n, lm_json_member_fn fn,
       return (size_t)(p - buf);
     if (c != ',')
       return 0;
-    p = walk_ws(p, end);
+    p = lm_json_skip_ws(p, end);
   }
 }
 

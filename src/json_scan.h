@@ -220,6 +220,9 @@ bool lm_json_parse_scaled(const char *text, size_t len, unsigned decimals,
  * length written. */
 size_t lm_json_escape(char *out, size_t size, const char *in);
 
+/* First byte in [p, end) that is not JSON whitespace, or end. */
+const char *lm_json_skip_ws(const char *p, const char *end);
+
 /* First byte equal to a or b in [p, end), or NULL. Vectorised. */
 const char *lm_find2(const char *p, const char *end, char a, char b);
 

@@ -29,6 +29,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_requests.h"
+
 static const char *kind, *base;
 static long total, per_thread, threads;
 static unsigned long long big;
@@ -36,14 +38,6 @@ static double *lat; /* µs per request, [threads][per_thread] */
 static unsigned long long bytes_total;
 static long errors;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-
-static const char body_json[] =
-    "{\"model\":\"gpt-4o-mini\",\"max_tokens\":64,\"messages\":[{\"role\":"
-    "\"user\",\"content\":\"Why is the sky blue? Answer in one sentence.\"}]}";
-static const char body_stream[] =
-    "{\"model\":\"gpt-4o-mini\",\"max_tokens\":64,\"stream\":true,"
-    "\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":"
-    "\"user\",\"content\":\"Why is the sky blue? Answer in one sentence.\"}]}";
 
 static double now_us(void) {
   struct timespec ts;

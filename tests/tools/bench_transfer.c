@@ -20,19 +20,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_requests.h"
 #include "detect.h"
 #include "lm_slurp.h"
 #include "transfer.h"
 
 static const char url[] = "http://127.0.0.1:8080/v1/chat/completions";
-static const char req_json[] =
-    "{\"model\":\"gpt-4o-mini\",\"max_tokens\":64,\"messages\":[{\"role\":"
-    "\"user\",\"content\":\"Why is the sky blue? Answer in one sentence.\"}]}";
-static const char req_stream[] =
-    "{\"model\":\"gpt-4o-mini\",\"max_tokens\":64,\"stream\":true,"
-    "\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":"
-    "\"user\",\"content\":\"Why is the sky blue? Answer in one sentence.\"}]}";
-
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -65,7 +58,7 @@ int main(int argc, char **argv) {
   if (reps < 1 || reps > 50)
     reps = 5;
   bool stream = strstr(ct, "event-stream") != NULL;
-  const char *req = stream ? req_stream : req_json;
+  const char *req = stream ? body_stream : body_json;
   char ctl[160];
   snprintf(ctl, sizeof ctl, "Content-Type: %s\r\n", ct);
   static const char status[] = "HTTP/1.1 200 OK\r\n";

@@ -1,9 +1,20 @@
 # llmmeter — build, test, install.
 #
-# Layout: src/*.c is split three ways. The library's hook layer (hook*.c,
-# interpose*.c) goes only into libllmmeter.so; the CLI (cli*.c) only into
-# the llmmeter binary; everything else is the libcurl-free core, built once
-# as a static archive of PIC objects and linked into both and into the tests.
+# Layout: the folders of src/ are the layers, and each is compiled with the
+# include paths of the layers it may use, so that a layering break is a
+# build error:
+#
+#   base/    usage and exact money: the vocabulary every layer shares
+#   parse/   JSON scanner, SSE/NDJSON/JSON-array framers, extractors  (base)
+#   price/   price lookup, overrides, the generated table             (base)
+#   budget/  the engine interface and the shared-memory backend       (base)
+#   meter/   the transport-neutral call lifecycle and its policy      (all above)
+#   hook/    the libcurl transport: only meter/lifecycle/ of the above
+#   cli/     the llmmeter command                                     (meter and below)
+#
+# base..meter are built once as a static archive of PIC objects (the core)
+# and linked into libllmmeter.so (with hook/), the llmmeter binary (with
+# cli/) and the tests.
 #
 #   make                 build/libllmmeter.so and build/llmmeter
 #   make test            build and run every test (unit + integration)
@@ -19,7 +30,7 @@ SAN     ?= 0
 CSTD     = -std=c11 -D_GNU_SOURCE
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OPT      = -O2 -g
-CFLAGS_BASE = $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Iinclude -Isrc
+CFLAGS_BASE = $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -MMD -MP
 
 ifeq ($(SAN),1)
 BUILD    = build-san
@@ -34,14 +45,29 @@ LDFLAGS += $(SANFLAGS)
 LIBS_CORE = -lcjson -lpthread
 LIBS_LIB  = $(LIBS_CORE) -ldl
 
-ALL_SRC  = $(wildcard src/*.c)
-LIB_SRC  = $(filter src/hook%.c src/interpose%.c,$(ALL_SRC))
-CLI_SRC  = $(filter src/cli%.c,$(ALL_SRC))
-CORE_SRC = $(filter-out $(LIB_SRC) $(CLI_SRC),$(ALL_SRC))
+# Include paths per layer: what each may see.
+INC_base   = -Isrc/base
+INC_parse  = -Isrc/parse -Isrc/base
+INC_price  = -Isrc/price -Isrc/base
+INC_budget = -Isrc/budget -Isrc/base -Isrc/meter
+INC_meter  = -Isrc/meter -Isrc/meter/lifecycle -Isrc/parse -Isrc/price \
+             -Isrc/budget -Isrc/base -Iinclude
+INC_hook   = -Isrc/hook $(INC_meter)
+INC_cli    = -Isrc/cli -Isrc/meter -Isrc/budget -Isrc/price -Isrc/base
+# Tests see every layer.
+INC_TESTS  = -Itests -Iinclude -Isrc/hook $(INC_meter)
+
+CORE_LAYERS = base parse price budget meter
+CORE_SRC = $(foreach l,$(CORE_LAYERS),$(wildcard src/$(l)/*.c))
+LIB_SRC  = $(wildcard src/hook/*.c)
+CLI_SRC  = $(wildcard src/cli/*.c)
+ALL_SRC  = $(CORE_SRC) $(LIB_SRC) $(CLI_SRC)
+LIB_MAP  = src/hook/libllmmeter.map
 
 CORE_OBJ = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 LIB_OBJ  = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 CLI_OBJ  = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CLI_SRC))
+ALL_OBJ  = $(CORE_OBJ) $(LIB_OBJ) $(CLI_OBJ)
 
 CORE_A   = $(BUILD)/libllmmeter_core.a
 SO       = $(BUILD)/libllmmeter.so
@@ -63,19 +89,23 @@ else
 Q = @
 endif
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h include/*.h) | $(BUILD)/obj
+# The layer is the first folder under src/; its include paths apply.
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) $(INC_$(firstword $(subst /, ,$*))) -c -o $@ $<
 
-$(BUILD)/obj $(BUILD)/tests:
+-include $(ALL_OBJ:.o=.d) $(UNIT_BIN:=.d) $(TOOL_BIN:=.d)
+
+$(BUILD)/tests:
 	mkdir -p $@
 
 $(CORE_A): $(CORE_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(SO): $(LIB_OBJ) $(CORE_A) src/libllmmeter.map
+$(SO): $(LIB_OBJ) $(CORE_A) $(LIB_MAP)
 	@echo "  LD      $@"
-	$(Q)$(CC) -shared $(LDFLAGS) -Wl,--version-script=src/libllmmeter.map \
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,--version-script=$(LIB_MAP) \
 	  -Wl,-z,now -Wl,-z,relro -o $@ $(LIB_OBJ) $(CORE_A) $(LIBS_LIB)
 
 $(CLI): $(CLI_OBJ) $(CORE_A)
@@ -84,12 +114,12 @@ $(CLI): $(CLI_OBJ) $(CORE_A)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c tests/lm_test.h $(CORE_A) | $(BUILD)/tests
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(CORE_A) $(LDFLAGS) $(LIBS_CORE) -lrt
+	$(Q)$(CC) $(CFLAGS) $(INC_TESTS) -o $@ $< $(CORE_A) $(LDFLAGS) $(LIBS_CORE) -lrt
 
 # Test tools (clients, helpers) link libcurl the ordinary way.
 $(BUILD)/tests/%: tests/tools/%.c $(CORE_A) | $(BUILD)/tests
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(CORE_A) $(LDFLAGS) $(LIBS_CORE) -lcurl -lrt
+	$(Q)$(CC) $(CFLAGS) $(INC_TESTS) -o $@ $< $(CORE_A) $(LDFLAGS) $(LIBS_CORE) -lcurl -lrt
 
 # Test fragments owned by individual modules (extra fixtures, modules).
 -include tests/mk/*.mk

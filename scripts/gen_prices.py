@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""gen_prices.py — data/prices.json (genai-prices v2) -> src/price_table.c.
+"""gen_prices.py — data/prices.json (genai-prices v2) -> src/price/price_table.c.
 
 Usage: python3 scripts/gen_prices.py [--feed data/prices.json]
-                                      [--out src/price_table.c] [--check]
+                                      [--out src/price/price_table.c] [--check]
 
-Writes the embedded price table that src/price.c searches. Python standard
+Writes the embedded price table that src/price/price.c searches. Python standard
 library only. Every price goes from the feed's decimal text to an integer of
 pico-USD per token by exact decimal arithmetic (the feed is read with
 json.loads(parse_float=decimal.Decimal)); a price that is not an exact
@@ -77,7 +77,7 @@ import re
 import sys
 
 FEED_DEFAULT = "data/prices.json"
-OUT_DEFAULT = "src/price_table.c"
+OUT_DEFAULT = "src/price/price_table.c"
 FEED_NAME = "genai-prices v2 price feed (MIT, data/LICENSE.genai-prices)"
 FEED_DATE = "2026-08-21"
 

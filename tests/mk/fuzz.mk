@@ -16,15 +16,15 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= fuzz_sse fuzz_extract fuzz_json_scan fuzz_reqscan
 FUZZ_CFLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -Wall -Wextra \
-                -D_GNU_SOURCE -Isrc -Iinclude -Itests/fuzz
-FUZZ_SRC      = src/json_scan.c src/sse.c src/framer.c src/extract.c \
-                src/reqscan.c src/detect.c
+                -D_GNU_SOURCE -Isrc/parse -Isrc/meter -Isrc/base -Itests/fuzz
+FUZZ_SRC      = src/parse/json_scan.c src/parse/sse.c src/parse/framer.c \
+                src/parse/extract.c src/meter/reqscan.c src/meter/detect.c
 FUZZ_BIN      = $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
 
 .PHONY: fuzz-build
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_split.h $(FUZZ_SRC) \
-                      $(wildcard src/*.h)
+                      $(wildcard src/*/*.h)
 	@mkdir -p $(BUILD)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC)
 

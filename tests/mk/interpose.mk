@@ -20,11 +20,11 @@ TEST_EXTRA += $(IP_LIB) $(IP_HOST) $(IP_MODS)
 $(IP_DIR):
 	mkdir -p $@
 
-$(IP_LIB): src/interpose.c src/interpose.h src/curl_vt.h src/libllmmeter.map \
+$(IP_LIB): src/hook/interpose.c src/hook/interpose.h src/hook/curl_vt.h src/hook/libllmmeter.map \
            tests/interpose/counting_hooks.c tests/interpose/got_probe.h | $(IP_DIR)
-	$(CC) $(CFLAGS) -Itests/interpose -shared \
-	  -Wl,--version-script=src/libllmmeter.map -Wl,-z,now -Wl,-z,relro \
-	  -o $@ src/interpose.c tests/interpose/counting_hooks.c $(LDFLAGS) -ldl -lpthread
+	$(CC) $(CFLAGS) -Isrc/hook -Itests/interpose -shared \
+	  -Wl,--version-script=src/hook/libllmmeter.map -Wl,-z,now -Wl,-z,relro \
+	  -o $@ src/hook/interpose.c tests/interpose/counting_hooks.c $(LDFLAGS) -ldl -lpthread
 
 $(IP_HOST): tests/interpose/host_dlopen.c tests/interpose/got_probe.h | $(IP_DIR)
 	$(CC) $(IP_PLAIN) -o $@ $< -ldl -lpthread

@@ -49,7 +49,7 @@ LIBS_LIB  = $(LIBS_CORE) -ldl
 INC_base   = -Isrc/base
 INC_parse  = -Isrc/parse -Isrc/base
 INC_price  = -Isrc/price -Isrc/base
-INC_budget = -Isrc/budget -Isrc/base -Isrc/meter
+INC_budget = -Isrc/budget -Isrc/base
 INC_meter  = -Isrc/meter -Isrc/meter/lifecycle -Isrc/parse -Isrc/price \
              -Isrc/budget -Isrc/base -Iinclude
 INC_hook   = -Isrc/hook $(INC_meter)

@@ -28,7 +28,7 @@ struct lm_budget;
 /* What admission needs to know about a call. */
 struct lm_call {
   const char *model;          /* requested model; "" if unknown */
-  const char *agent;          /* agent tag; NULL = this process's default */
+  const char *agent;          /* agent tag; NULL or "" = "unknown" */
   int64_t est_pusd;           /* estimated cost, an upper bound if possible */
   uint64_t est_tokens;        /* estimated input + output tokens */
   uint64_t est_input_tokens;  /* the parts of est_tokens, for per-call caps */
@@ -167,7 +167,8 @@ struct lm_snapshot {
   uint64_t reclaimed, reconciles;
 };
 
-/* The backend interface. */
+/* The backend interface: every question the meter and the CLI ask of a
+ * budget is one of these (see the lm_budget_* functions below). */
 struct lm_budget_ops {
   int (*admit)(struct lm_budget *, const struct lm_call *, struct lm_lease *,
                struct lm_denial *);
@@ -182,11 +183,25 @@ struct lm_budget_ops {
                   int64_t limit_pusd, char *err, size_t errlen);
   int (*reset)(struct lm_budget *);
   void (*close)(struct lm_budget *);
+  bool (*over_hard)(struct lm_budget *, const struct lm_lease *);
+  bool (*over_call_caps)(struct lm_budget *, const struct lm_lease *,
+                         const struct lm_call *, const struct lm_usage *total,
+                         int64_t cost, struct lm_denial *);
+  void (*add_llm_time)(struct lm_budget *, int64_t ns);
+  bool (*over_time)(struct lm_budget *, int64_t inflight_ns,
+                    struct lm_denial *);
+  void (*rate_correct)(struct lm_budget *, const struct lm_lease *,
+                       const struct lm_usage *actual);
+  bool (*soft_crossed)(struct lm_budget *, char *cmd, size_t cmdlen);
+  bool (*downgrade)(struct lm_budget *, const char *model, char *out,
+                    size_t outlen);
 };
 
-/* Opens the shared-memory budget NAME (NULL: LLMMETER_BUDGET or the
- * default). With create, a missing budget is created with no limits.
- * Returns 0, or a negative lm_seg_err with a one-line reason in err. */
+/* Opens the budget NAME (NULL or "": this user's default, llmmeter-<uid>)
+ * in the backend its name selects (a shared-memory segment today). With
+ * create, a missing budget is created with no limits. Returns 0, or a
+ * negative lm_seg_err with a one-line reason in err. The engine reads no
+ * environment: callers resolve names (config.h) before they get here. */
 int lm_budget_open(const char *name, bool create, struct lm_budget **out,
                    char *err, size_t errlen);
 /* Creates (or with force replaces) a budget and applies cfg. */
@@ -251,8 +266,9 @@ void lm_budget_set_clock(struct lm_budget *b, int64_t (*now)(void *),
 void lm_denial_format(const struct lm_denial *d, const char *budget,
                       char *buf, size_t len);
 
-/* The budget name a process uses: explicit, else LLMMETER_BUDGET, else the
- * default llmmeter-<uid>. */
-void lm_budget_resolve_name(const char *explicit_name, char *out, size_t size);
+/* The budget name a process uses: explicit, else env_name (the caller's
+ * LLMMETER_BUDGET, from config.h), else the default llmmeter-<uid>. */
+void lm_budget_resolve_name(const char *explicit_name, const char *env_name,
+                            char *out, size_t size);
 
 #endif

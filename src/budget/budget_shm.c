@@ -32,19 +32,17 @@
 #include <unistd.h>
 
 #include "budget.h"
-#include "config.h"
+#include "budget_backend.h"
 #include "money.h"
 #include "window.h"
 
-struct lm_budget {
-  const struct lm_budget_ops *ops;
+/* A shared-memory budget handle: the shared part, then the mapping. */
+struct shm_budget {
+  struct lm_budget base;
   struct lm_segment_map map;
-  char name[LM_BUDGET_NAME_MAX];
-  char agent[LM_NAME_MAX];
-  int64_t (*now)(void *);
-  void *now_ctx;
-  uint64_t serial; /* tells handles apart for the admission memo */
 };
+#define SEG(b) (((struct shm_budget *)(b))->map.seg)
+#define MAP(b) (((struct shm_budget *)(b))->map)
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -53,9 +51,7 @@ static inline uint64_t lease_word(uint32_t pid, unsigned st) {
   return ((uint64_t)pid << 8) | st;
 }
 
-static int64_t clock_now(struct lm_budget *b) {
-  return b->now ? b->now(b->now_ctx) : (int64_t)time(NULL);
-}
+static int64_t clock_now(struct lm_budget *b) { return lm_budget_now(b); }
 
 static uint32_t fnv1a(const char *s) {
   uint32_t h = 2166136261u;
@@ -260,11 +256,10 @@ struct admit_memo {
 };
 static __thread struct admit_memo admit_memo
     __attribute__((tls_model("initial-exec")));
-static _Atomic uint64_t handle_serials;
 
 static void admit_rows(struct lm_budget *b, const char *model,
                        const char *agent, struct lm_lease *l) {
-  struct lm_segment *s = b->map.seg;
+  struct lm_segment *s = SEG(b);
   struct admit_memo *m = &admit_memo;
   const char *ag = agent ? agent : ""; /* row_find maps "" to "unknown" */
   uint32_t gen = atomic_load_explicit(&s->rules_gen, memory_order_acquire);
@@ -342,7 +337,7 @@ static void wake_waiters(struct lm_segment *s) {
 /* Rebuilds every reservation counter from the lease table. Caller holds the
  * segment lock. */
 static void reconcile(struct lm_budget *b) {
-  struct lm_segment *s = b->map.seg;
+  struct lm_segment *s = SEG(b);
   uint32_t me = my_pid();
   atomic_store(&s->gate, me);
   /* Let live APPLYING steps finish; new ones now see the gate and back
@@ -597,7 +592,7 @@ static void fill_denial(struct lm_denial *why, enum lm_deny_kind kind,
 static int reserve_all(struct lm_budget *b, const struct lm_lease *l,
                        int64_t est, uint64_t est_tokens, int wk, int64_t now,
                        struct lm_denial *why) {
-  struct lm_segment *s = b->map.seg;
+  struct lm_segment *s = SEG(b);
   int strict = atomic_load(&s->limits.mode) == LM_MODE_STRICT;
   int64_t used = 0, spent = 0;
   int dollars = (l->flags & LM_LEASEF_DOLLARS) != 0;
@@ -846,12 +841,12 @@ static int rate_buckets(struct lm_segment *s, uint32_t mask, uint64_t in,
 
 static int shm_admit(struct lm_budget *b, const struct lm_call *call,
                      struct lm_lease *l, struct lm_denial *why) {
-  struct lm_segment *s = b->map.seg;
+  struct lm_segment *s = SEG(b);
   int64_t now = clock_now(b);
   int wk = window_kind(s);
   int64_t win = lm_window_start(wk, now);
   uint32_t me = my_pid();
-  const char *agent = call->agent ? call->agent : b->agent;
+  const char *agent = call->agent ? call->agent : "";
   const char *model = (call->model && *call->model) ? call->model : "unknown";
 
   memset(l, 0, sizeof(*l));
@@ -999,7 +994,7 @@ denied:;
 
 static void shm_charge(struct lm_budget *b, struct lm_lease *l,
                        const struct lm_usage *delta, int64_t pusd) {
-  struct lm_segment *s = b->map.seg;
+  struct lm_segment *s = SEG(b);
   if (l->slot >= LM_LEASES)
     return;
   struct lm_lease_slot *slot = &s->leases[l->slot];
@@ -1047,7 +1042,7 @@ static void shm_charge(struct lm_budget *b, struct lm_lease *l,
 
 static void finish(struct lm_budget *b, struct lm_lease *l, unsigned flags,
                    int count_request) {
-  struct lm_segment *s = b->map.seg;
+  struct lm_segment *s = SEG(b);
   if (l->slot >= LM_LEASES)
     return;
   struct lm_lease_slot *slot = &s->leases[l->slot];
@@ -1089,7 +1084,7 @@ static void shm_release(struct lm_budget *b, struct lm_lease *l) {
 /* ---- reclaim ------------------------------------------------------------ */
 
 static int shm_reclaim(struct lm_budget *b) {
-  struct lm_segment *s = b->map.seg;
+  struct lm_segment *s = SEG(b);
   uint32_t me = my_pid();
   int n = 0, ambiguous = 0;
   for (int i = 0; i < LM_LEASES; i++) {
@@ -1182,7 +1177,7 @@ static int snap_rows(const struct lm_row *rows, int64_t win,
 }
 
 static int shm_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
-  struct lm_segment *s = b->map.seg;
+  struct lm_segment *s = SEG(b);
   memset(o, 0, sizeof(*o));
   int64_t now = clock_now(b);
   int wk = window_kind(s);
@@ -1250,7 +1245,7 @@ static int shm_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
 }
 
 static int shm_configure(struct lm_budget *b, const struct lm_limit_config *c) {
-  struct lm_segment *s = b->map.seg;
+  struct lm_segment *s = SEG(b);
   if (c->hard_pusd != LM_KEEP)
     atomic_store(&s->limits.hard_pusd, c->hard_pusd < 0 ? -1 : c->hard_pusd);
   if (c->soft_pusd != LM_KEEP)
@@ -1296,7 +1291,7 @@ static int shm_configure(struct lm_budget *b, const struct lm_limit_config *c) {
 
 static int shm_add_rule(struct lm_budget *b, int kind, const char *pattern,
                         int64_t limit, char *err, size_t errlen) {
-  struct lm_segment *s = b->map.seg;
+  struct lm_segment *s = SEG(b);
   if (!pattern || !*pattern || strlen(pattern) >= LM_NAME_MAX ||
       (LM_RULE_TARGET(kind) != LM_RULE_MODEL &&
        LM_RULE_TARGET(kind) != LM_RULE_AGENT) ||
@@ -1363,7 +1358,7 @@ done:
 }
 
 static int shm_reset(struct lm_budget *b) {
-  struct lm_segment *s = b->map.seg;
+  struct lm_segment *s = SEG(b);
   if (lm_segment_lock(s) != 0)
     return -1;
   zero_counters(&s->total);
@@ -1383,125 +1378,12 @@ static int shm_reset(struct lm_budget *b) {
 }
 
 static void shm_close(struct lm_budget *b) {
-  lm_segment_detach(&b->map);
+  lm_segment_detach(&MAP(b));
   free(b);
 }
 
-static const struct lm_budget_ops shm_ops = {
-    .admit = shm_admit,
-    .charge = shm_charge,
-    .settle = shm_settle,
-    .release = shm_release,
-    .snapshot = shm_snapshot,
-    .reclaim = shm_reclaim,
-    .configure = shm_configure,
-    .add_rule = shm_add_rule,
-    .reset = shm_reset,
-    .close = shm_close,
-};
-
-/* ---- opening ------------------------------------------------------------ */
-
-void lm_budget_resolve_name(const char *explicit_name, char *out,
-                            size_t size) {
-  const char *env = getenv("LLMMETER_BUDGET");
-  if (explicit_name && *explicit_name)
-    snprintf(out, size, "%s", explicit_name);
-  else if (env && *env)
-    snprintf(out, size, "%s", env);
-  else
-    lm_segment_default_name(out, size);
-}
-
-/* A handle for the budget NAME resolves to (explicit, LLMMETER_BUDGET or
- * the default), not yet mapped. */
-static struct lm_budget *budget_new(const char *name, char *err,
-                                    size_t errlen) {
-  struct lm_budget *b = calloc(1, sizeof(*b));
-  if (!b) {
-    snprintf(err, errlen, "out of memory");
-    return NULL;
-  }
-  b->ops = &shm_ops;
-  b->serial = atomic_fetch_add(&handle_serials, 1) + 1;
-  lm_budget_resolve_name(name, b->name, sizeof(b->name));
-  /* LLMMETER_AGENT or the program's name: read once, by config.c */
-  snprintf(b->agent, sizeof(b->agent), "%s", lm_config_get()->agent);
-  return b;
-}
-
-int lm_budget_open(const char *name, bool create, struct lm_budget **out,
-                   char *err, size_t errlen) {
-  struct lm_budget *b = budget_new(name, err, errlen);
-  if (!b)
-    return LM_SEG_ESYS;
-  const char *nm = b->name;
-  int rc = lm_segment_attach(nm, &b->map, err, errlen);
-  if (rc == LM_SEG_ENOENT && create) {
-    rc = lm_segment_create(nm, 0, &b->map, err, errlen);
-    if (rc == LM_SEG_EEXIST) /* lost a creation race: use the winner's */
-      rc = lm_segment_attach(nm, &b->map, err, errlen);
-  }
-  if (rc != LM_SEG_OK) {
-    free(b);
-    return rc;
-  }
-  *out = b;
-  return 0;
-}
-
-int lm_budget_create(const char *name, bool force,
-                     const struct lm_limit_config *cfg, struct lm_budget **out,
-                     char *err, size_t errlen) {
-  struct lm_budget *b = budget_new(name, err, errlen);
-  if (!b)
-    return LM_SEG_ESYS;
-  int rc = lm_segment_create(b->name, force, &b->map, err, errlen);
-  if (rc != LM_SEG_OK) {
-    free(b);
-    return rc;
-  }
-  if (cfg)
-    shm_configure(b, cfg);
-  *out = b;
-  return 0;
-}
-
-/* ---- the public interface dispatches to the backend ------------------- */
-
-int lm_budget_admit(struct lm_budget *b, const struct lm_call *c,
-                    struct lm_lease *l, struct lm_denial *why) {
-  return b->ops->admit(b, c, l, why);
-}
-void lm_budget_charge(struct lm_budget *b, struct lm_lease *l,
-                      const struct lm_usage *d, int64_t pusd) {
-  b->ops->charge(b, l, d, pusd);
-}
-void lm_budget_settle(struct lm_budget *b, struct lm_lease *l, unsigned f) {
-  b->ops->settle(b, l, f);
-}
-void lm_budget_release(struct lm_budget *b, struct lm_lease *l) {
-  b->ops->release(b, l);
-}
-int lm_budget_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
-  return b->ops->snapshot(b, o);
-}
-int lm_budget_reclaim(struct lm_budget *b) { return b->ops->reclaim(b); }
-int lm_budget_configure(struct lm_budget *b, const struct lm_limit_config *c) {
-  return b->ops->configure(b, c);
-}
-int lm_budget_add_rule(struct lm_budget *b, int kind, const char *pattern,
-                       int64_t limit, char *err, size_t errlen) {
-  return b->ops->add_rule(b, kind, pattern, limit, err, errlen);
-}
-int lm_budget_reset(struct lm_budget *b) { return b->ops->reset(b); }
-void lm_budget_close(struct lm_budget *b) {
-  if (b)
-    b->ops->close(b);
-}
-
-bool lm_budget_over_hard(struct lm_budget *b, const struct lm_lease *l) {
-  struct lm_segment *s = b->map.seg;
+static bool shm_over_hard(struct lm_budget *b, const struct lm_lease *l) {
+  struct lm_segment *s = SEG(b);
   if (!(l->flags & LM_LEASEF_DOLLARS))
     return false;
   int64_t hard = atomic_load(&s->limits.hard_pusd);
@@ -1518,23 +1400,23 @@ bool lm_budget_over_hard(struct lm_budget *b, const struct lm_lease *l) {
   return false;
 }
 
-bool lm_budget_over_call_caps(struct lm_budget *b, const struct lm_lease *l,
-                              const struct lm_call *call,
-                              const struct lm_usage *total, int64_t cost,
-                              struct lm_denial *why) {
-  return over_caps(b->map.seg, l->rule_mask, call,
+static bool shm_over_call_caps(struct lm_budget *b, const struct lm_lease *l,
+                               const struct lm_call *call,
+                               const struct lm_usage *total, int64_t cost,
+                               struct lm_denial *why) {
+  return over_caps(SEG(b), l->rule_mask, call,
                    (l->flags & LM_LEASEF_DOLLARS) != 0, cost,
                    total ? total->input : 0, total ? total->output : 0, why);
 }
 
-void lm_budget_add_llm_time(struct lm_budget *b, int64_t ns) {
+static void shm_add_llm_time(struct lm_budget *b, int64_t ns) {
   if (ns > 0)
-    atomic_fetch_add(&b->map.seg->llm_ns, ns);
+    atomic_fetch_add(&SEG(b)->llm_ns, ns);
 }
 
-bool lm_budget_over_time(struct lm_budget *b, int64_t inflight_ns,
-                         struct lm_denial *why) {
-  struct lm_segment *s = b->map.seg;
+static bool shm_over_time(struct lm_budget *b, int64_t inflight_ns,
+                          struct lm_denial *why) {
+  struct lm_segment *s = SEG(b);
   int64_t deadline = atomic_load(&s->limits.deadline);
   int64_t max_ns = atomic_load(&s->limits.max_llm_ns);
   if (deadline >= 0 && clock_now(b) >= deadline) {
@@ -1558,9 +1440,9 @@ bool lm_budget_over_time(struct lm_budget *b, int64_t inflight_ns,
   return false;
 }
 
-void lm_budget_rate_correct(struct lm_budget *b, const struct lm_lease *l,
-                            const struct lm_usage *actual) {
-  struct lm_segment *s = b->map.seg;
+static void shm_rate_correct(struct lm_budget *b, const struct lm_lease *l,
+                             const struct lm_usage *actual) {
+  struct lm_segment *s = SEG(b);
   struct rate_bucket bk[4 + LM_RULES];
   int n = rate_buckets(s, l->rule_mask, l->rate_in, l->rate_out, bk);
   for (int i = 0; i < n; i++) /* a request is a request: rpm stays */
@@ -1570,8 +1452,8 @@ void lm_budget_rate_correct(struct lm_budget *b, const struct lm_lease *l,
                                            actual->output));
 }
 
-bool lm_budget_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
-  struct lm_segment *s = b->map.seg;
+static bool shm_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
+  struct lm_segment *s = SEG(b);
   int64_t soft = soft_limit(s);
   if (soft < 0 || atomic_load(&s->total.spent) < soft)
     return false;
@@ -1592,9 +1474,9 @@ bool lm_budget_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
   return true;
 }
 
-bool lm_budget_downgrade(struct lm_budget *b, const char *model, char *out,
-                         size_t outlen) {
-  struct lm_segment *s = b->map.seg;
+static bool shm_downgrade(struct lm_budget *b, const char *model, char *out,
+                          size_t outlen) {
+  struct lm_segment *s = SEG(b);
   if (!s->downgrade[0])
     return false;
   int64_t soft = soft_limit(s);
@@ -1624,100 +1506,72 @@ bool lm_budget_downgrade(struct lm_budget *b, const char *model, char *out,
   return false;
 }
 
-const char *lm_budget_name(const struct lm_budget *b) { return b->name; }
+static const struct lm_budget_ops shm_ops = {
+    .admit = shm_admit,
+    .charge = shm_charge,
+    .settle = shm_settle,
+    .release = shm_release,
+    .snapshot = shm_snapshot,
+    .reclaim = shm_reclaim,
+    .configure = shm_configure,
+    .add_rule = shm_add_rule,
+    .reset = shm_reset,
+    .close = shm_close,
+    .over_hard = shm_over_hard,
+    .over_call_caps = shm_over_call_caps,
+    .add_llm_time = shm_add_llm_time,
+    .over_time = shm_over_time,
+    .rate_correct = shm_rate_correct,
+    .soft_crossed = shm_soft_crossed,
+    .downgrade = shm_downgrade,
+};
 
-void lm_budget_set_clock(struct lm_budget *b, int64_t (*now)(void *),
-                         void *ctx) {
-  b->now = now;
-  b->now_ctx = ctx;
+/* ---- opening ------------------------------------------------------------ */
+
+static struct shm_budget *shm_new(const char *name, char *err, size_t errlen) {
+  struct shm_budget *b = calloc(1, sizeof(*b));
+  if (!b) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  lm_budget_init_base(&b->base, &shm_ops, name);
+  return b;
 }
 
-void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
-                      size_t len) {
-  char lim[32], used[32], sp[32], retry[64] = "", what[160];
-  if (d->retry_after_s >= 0)
-    snprintf(retry, sizeof(retry), "; retry after %llds (%s window)",
-             (long long)d->retry_after_s, lm_window_name(d->window));
-  const char *sub = d->subject[0] ? d->subject : NULL;
-  switch (d->kind) {
-  case LM_DENY_HARD:
-  case LM_DENY_MODEL:
-  case LM_DENY_AGENT:
-    if (d->kind == LM_DENY_HARD)
-      snprintf(what, sizeof(what), "hard limit $%s",
-               lm_money_format(d->limit, 2, lim, sizeof(lim)));
-    else
-      snprintf(what, sizeof(what), "%s limit %s=$%s",
-               d->kind == LM_DENY_MODEL ? "model" : "agent", d->subject,
-               lm_money_format(d->limit, 2, lim, sizeof(lim)));
-    if (d->waited_ms > 0)
-      snprintf(buf, len,
-               "budget '%s': %s: waited %llds for in-flight calls to settle "
-               "(spent $%s, spent+reserved $%s)%s",
-               budget, what, (long long)((d->waited_ms + 500) / 1000),
-               lm_money_format(d->spent, 4, sp, sizeof(sp)),
-               lm_money_format(d->used, 4, used, sizeof(used)), retry);
-    else
-      snprintf(buf, len, "budget '%s': %s reached (spent+reserved $%s)%s",
-               budget, what, lm_money_format(d->used, 4, used, sizeof(used)),
-               retry);
-    break;
-  case LM_DENY_TOKENS:
-    snprintf(buf, len, "budget '%s': token limit %lld %s (used %lld)%s",
-             budget, (long long)d->limit,
-             d->waited_ms > 0 ? "blocked by in-flight calls after waiting"
-                              : "reached",
-             (long long)d->used, retry);
-    break;
-  case LM_DENY_REQUESTS:
-    snprintf(buf, len, "budget '%s': request limit %lld reached (used %lld)%s",
-             budget, (long long)d->limit, (long long)d->used, retry);
-    break;
-  case LM_DENY_BUSY:
-    snprintf(buf, len, "budget '%s': all %d lease slots are held by live calls",
-             budget, LM_LEASES);
-    break;
-  case LM_DENY_CALL_USD:
-    snprintf(buf, len, "budget '%s': per-call cap $%s%s%s exceeded (call costs $%s)",
-             budget, lm_money_format(d->limit, 4, lim, sizeof(lim)),
-             sub ? " for " : "", sub ? sub : "",
-             lm_money_format(d->used, 4, used, sizeof(used)));
-    break;
-  case LM_DENY_CALL_INPUT:
-  case LM_DENY_CALL_OUTPUT:
-    snprintf(buf, len, "budget '%s': per-call %s-token cap %lld%s%s exceeded (%lld)",
-             budget, d->kind == LM_DENY_CALL_INPUT ? "input" : "output",
-             (long long)d->limit, sub ? " for " : "", sub ? sub : "",
-             (long long)d->used);
-    break;
-  case LM_DENY_RATE:
-    snprintf(buf, len,
-             "budget '%s': rate limit %s %lld/min reached (in use %lld)%s",
-             budget, d->subject, (long long)d->limit, (long long)d->used,
-             d->retry_after_s >= 0 ? "" : "; never admits this call");
-    if (d->retry_after_s >= 0) {
-      size_t n = strlen(buf);
-      snprintf(buf + n, len - n, "; retry after %llds",
-               (long long)d->retry_after_s);
-    }
-    break;
-  case LM_DENY_DEADLINE: {
-    time_t t = (time_t)d->limit;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char when[32];
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(buf, len, "budget '%s': deadline %s has passed", budget, when);
-    break;
+static int shm_open_budget(const char *name, bool create,
+                           struct lm_budget **out, char *err, size_t errlen) {
+  struct shm_budget *b = shm_new(name, err, errlen);
+  if (!b)
+    return LM_SEG_ESYS;
+  const char *nm = b->base.name;
+  int rc = lm_segment_attach(nm, &b->map, err, errlen);
+  if (rc == LM_SEG_ENOENT && create) {
+    rc = lm_segment_create(nm, 0, &b->map, err, errlen);
+    if (rc == LM_SEG_EEXIST) /* lost a creation race: use the winner's */
+      rc = lm_segment_attach(nm, &b->map, err, errlen);
   }
-  case LM_DENY_LLM_TIME:
-    snprintf(buf, len,
-             "budget '%s': LLM time budget of %llds is used (%.1fs inside "
-             "LLM calls)",
-             budget, (long long)(d->limit / 1000000000),
-             (double)d->used / 1e9);
-    break;
-  default:
-    snprintf(buf, len, "budget '%s': unavailable", budget);
+  if (rc != LM_SEG_OK) {
+    free(b);
+    return rc;
   }
+  *out = &b->base;
+  return 0;
 }
+
+static int shm_create_budget(const char *name, bool force,
+                             struct lm_budget **out, char *err,
+                             size_t errlen) {
+  struct shm_budget *b = shm_new(name, err, errlen);
+  if (!b)
+    return LM_SEG_ESYS;
+  int rc = lm_segment_create(b->base.name, force, &b->map, err, errlen);
+  if (rc != LM_SEG_OK) {
+    free(b);
+    return rc;
+  }
+  *out = &b->base;
+  return 0;
+}
+
+const struct lm_budget_backend lm_budget_backend_shm = {
+    .kind = "shm", .open = shm_open_budget, .create = shm_create_budget};

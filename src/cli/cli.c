@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "money.h"
 #include "price.h"
 #include "window.h"
@@ -121,7 +122,8 @@ struct rule_arg {
 };
 
 struct opts {
-  const char *budget;
+  const char *budget; /* resolved after parsing: never NULL */
+  char budget_name[LM_BUDGET_NAME_MAX];
   struct lm_limit_config cfg;
   struct rule_arg rules[LM_RULES * 2];
   int n_rules;
@@ -558,7 +560,7 @@ static int cmd_reset(const struct opts *o) {
 
 static int cmd_rm(const struct opts *o) {
   char name[LM_BUDGET_NAME_MAX], err[256];
-  lm_budget_resolve_name(o->budget, name, sizeof(name));
+  lm_budget_resolve_name(o->budget, NULL, name, sizeof(name));
   if (lm_segment_remove(name, err, sizeof(err)) != 0) {
     fprintf(stderr, "llmmeter: %s\n", err);
     return LM_EXIT_ERROR;
@@ -630,7 +632,7 @@ static int cmd_run(const struct opts *o) {
                     "LLMMETER_LIBRARY)\n");
     return LM_EXIT_RUN_FAILED;
   }
-  lm_budget_resolve_name(o->budget, name, sizeof(name));
+  lm_budget_resolve_name(o->budget, NULL, name, sizeof(name));
   struct lm_budget *b;
   if (lm_budget_open(name, true, &b, err, sizeof(err)) != 0) {
     fprintf(stderr, "llmmeter: %s\n", err);
@@ -854,6 +856,10 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
     if (strcmp(cmd, cmds[i].name) == 0) {
       parse_opts(argc, argv, 2, cmds[i].allowed, &o);
+      /* --budget, else LLMMETER_BUDGET (read by config.c), else the default */
+      lm_budget_resolve_name(o.budget, lm_config_get()->budget, o.budget_name,
+                             sizeof(o.budget_name));
+      o.budget = o.budget_name;
       return cmds[i].fn(&o);
     }
   }

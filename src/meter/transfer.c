@@ -34,7 +34,7 @@ static struct lm_budget *get_budget(void) {
   pthread_mutex_lock(&budget_lock);
   if (!budget && !budget_err[0]) {
     const struct lm_config *c = lm_config_get();
-    lm_budget_resolve_name(c->budget, budget_name, sizeof(budget_name));
+    lm_budget_resolve_name(NULL, c->budget, budget_name, sizeof(budget_name));
     int rc;
     if (c->limit_pusd >= 0) {
       /* LLMMETER_LIMIT_USD creates the budget with that limit if missing. */
@@ -245,7 +245,7 @@ int lm_transfer_begin(struct lm_transfer *t, enum lm_api api,
     return 1;
   }
   t->call = (struct lm_call){.model = t->model,
-                             .agent = NULL,
+                             .agent = c->agent,
                              .est_pusd = t->est_pusd,
                              .est_tokens = t->est.input + t->est.output,
                              .est_input_tokens = t->est.input,

@@ -52,7 +52,7 @@ INC_price  = -Isrc/price -Isrc/base
 INC_budget = -Isrc/budget -Isrc/base
 INC_meter  = -Isrc/meter -Isrc/meter/lifecycle -Isrc/parse -Isrc/price \
              -Isrc/budget -Isrc/base -Iinclude
-INC_hook   = -Isrc/hook $(INC_meter)
+INC_hook   = -Isrc/hook -Isrc/meter/lifecycle
 INC_cli    = -Isrc/cli -Isrc/meter -Isrc/budget -Isrc/price -Isrc/base
 # Tests see every layer.
 INC_TESTS  = -Itests -Iinclude -Isrc/hook $(INC_meter)

@@ -596,7 +596,7 @@ static int cmd_list(const struct opts *o) {
 
 /* The library beside this executable (build tree or installed tree). */
 static int find_library(char *out, size_t size) {
-  const char *env = getenv("LLMMETER_LIBRARY");
+  const char *env = lm_config_get()->library;
   if (env && access(env, R_OK) == 0) {
     snprintf(out, size, "%s", env);
     return 0;
@@ -829,6 +829,7 @@ static int cmd_prices(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  lm_config_get(); /* the one reading of LLMMETER_*, for every module */
   if (argc < 2) {
     fputs(usage_text, stderr);
     return LM_EXIT_USAGE;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "config.h"
 #include "money.h"
 
 #define REPORT_ROWS_MAX 4096
@@ -63,7 +64,7 @@ int lm_cli_report(int argc, char **argv) {
     return LM_EXIT_USAGE;
   }
   if (!path)
-    path = getenv("LLMMETER_LEDGER");
+    path = lm_config_get()->ledger;
   if (!path) {
     fprintf(stderr, "llmmeter: report needs a ledger FILE (or LLMMETER_LEDGER)\n");
     return LM_EXIT_USAGE;

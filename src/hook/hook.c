@@ -1,11 +1,15 @@
 /* hook.c — libcurl's entry points, interposed.
  *
- * Owns everything libcurl-specific: which options to remember, when to put
- * our write/header callbacks in front of the program's (only for LLM
- * transfers, only while they run), how a denial looks to the program, and
- * the multi interface's bookkeeping. Everything after the callbacks — what
- * the bytes mean and what they cost — is transfer.c, which knows nothing
- * of libcurl.
+ * A translator between libcurl and the call lifecycle (lifecycle.h), and
+ * nothing more: which options to remember so that a request can be
+ * described, when to put our write/header callbacks in front of the
+ * program's (only for metered calls, only while they run), how a verdict
+ * is carried out with libcurl's means (a failed perform, a 402 through the
+ * program's callbacks, a write error for a cut), and the multi interface's
+ * bookkeeping. Whether a transfer is an LLM call, what it costs, whether
+ * it may leave and what the user is told are the meter's decisions; this
+ * file cannot see the meter's modules (its include path has only the
+ * lifecycle header).
  *
  * Rules every hook follows:
  *  - Do nothing at load. The first hooked call initialises (interposer,
@@ -30,19 +34,15 @@
 #include <strings.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "curl_vt.h"
-#include "detect.h"
-#include "inject.h"
-#include "json_scan.h"
 #include "interpose.h"
-#include "price.h"
-#include "transfer.h"
+#include "lifecycle.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -65,20 +65,18 @@ struct lm_handle {
   void *host_hd;
   bool header_in_body;             /* CURLOPT_HEADER */
   char *errbuf;                    /* CURLOPT_ERRORBUFFER */
-  /* the LLM transfer in progress, if any */
-  struct lm_transfer *xfer;
+  /* the metered call in progress, if any */
+  struct lm_meter_call *call;      /* the meter's, kept for later calls */
+  struct lm_verdict v;             /* its verdict (points into call) */
   bool installed;                  /* our callbacks are in place */
   bool hdr_block;                  /* CURLOPT_HEADER: inside a header block */
   bool hdr_maybe_next;             /* a blank line ended one; another may come */
-  long synth_status;               /* LLMMETER_DENY=http: what we answered */
+  long synth_status;               /* a presented refusal's status */
   CURLM *multi;                    /* multi it was added to */
   bool multi_denied;               /* refused at add: not in the real multi */
   bool multi_done;                 /* its DONE message was delivered */
   CURLcode multi_result;
-  /* include_usage injected into an OpenAI chat stream (inject.h) */
-  char *inject_body;
-  size_t inject_len;
-  struct lm_inject_filter *filter;
+  bool sent_body;                  /* the meter's body is set on the handle */
   size_t meter_skip;               /* bytes libcurl hands us again after a
                                       pause that the meter already read */
   size_t filter_skip;              /* ... that the filter already holds */
@@ -145,9 +143,7 @@ static void drop_handle(CURL *h) {
   pthread_mutex_unlock(&map_lock);
   if (e) {
     clear_options(e);
-    free(e->xfer);
-    free(e->inject_body);
-    free(e->filter);
+    lm_meter_free(e->call);
     free(e);
   }
 }
@@ -194,12 +190,24 @@ static struct lm_curl_vt hooksets[LM_MAX_CURL_INSTANCES];
 static struct lm_curl_vt exports;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static atomic_int init_done;
-static atomic_int said_missing, said_config, said_budget, said_prices;
+static atomic_int said_missing;
 
 static void fill_tables(void);
 
+/* The meter's lines for the user: one write(2) each, so that lines from
+ * many processes never interleave. */
+static void print_line(const char *line, size_t len) {
+  char buf[700];
+  if (len > sizeof(buf) - 1)
+    len = sizeof(buf) - 1;
+  memcpy(buf, line, len);
+  buf[len++] = '\n';
+  (void)!write(STDERR_FILENO, buf, len);
+}
+
 static void do_init(void) {
   fill_tables();
+  lm_meter_set_printer(print_line);
   lm_interpose_init(hooksets, &exports);
   atomic_store(&init_done, 1);
 }
@@ -220,31 +228,15 @@ static void put_line(char *dst, size_t size, const char *a, const char *b,
   dst[k] = 0;
 }
 
-static void say(const char *a, const char *b, const char *c) {
-  if (lm_config_get()->quiet)
-    return;
-  char line[600];
-  put_line(line, sizeof(line) - 1, a, b, c);
-  /* One write(2): lines from many processes never interleave. */
-  size_t n = strlen(line);
-  line[n++] = '\n';
-  (void)!write(STDERR_FILENO, line, n);
-}
-
-static void say_config_once(void) {
-  const struct lm_config *c = lm_config_get();
-  if (c->errors[0] && !atomic_exchange(&said_config, 1))
-    say("llmmeter: ignoring bad settings: ", c->errors, NULL);
-}
-
 static const struct lm_curl_vt *real(int k) {
   const struct lm_curl_vt *vt = k >= 0 ? lm_interpose_real(k) : NULL;
   if (!vt && lm_interpose_count() == 1)
     vt = lm_interpose_real(0);
   if (!vt && !atomic_exchange(&said_missing, 1)) {
     const char *why = lm_interpose_last_error();
-    say("llmmeter: cannot find the real libcurl function (",
-        why ? why : "no libcurl instance found", "); failing the call");
+    lm_meter_notice("llmmeter: cannot find the real libcurl function (",
+                    why ? why : "no libcurl instance found",
+                    "); failing the call");
   }
   return vt;
 }
@@ -271,6 +263,10 @@ static size_t host_write(struct lm_handle *e, char *p, size_t size,
   return r;
 }
 
+static void *host_wdata(struct lm_handle *e) {
+  return e->host_wd_set ? e->host_wd : stdout;
+}
+
 /* With CURLOPT_HEADER, libcurl writes every header line to the write
  * callback, one line per call, before it calls the header callback; a
  * block ends with a blank line, and another block (after a 1xx, or a
@@ -291,10 +287,10 @@ static bool is_header_write(struct lm_handle *e, const char *p, size_t len) {
 
 static size_t emit_to_host(void *ctx, const char *p, size_t len) {
   struct lm_handle *e = ctx;
-  return host_write(e, (char *)p, 1, len, e->host_wd_set ? e->host_wd : stdout);
+  return host_write(e, (char *)p, 1, len, host_wdata(e));
 }
 
-/* The write path of an injected stream: the meter reads every byte, the
+/* The write path of a filtered stream: the meter reads every byte, the
  * program gets the filtered events. When the program pauses, libcurl keeps
  * the chunk and hands it to us again later; we already hold it, so that
  * second delivery is skipped and what the program did not take goes first. */
@@ -309,44 +305,37 @@ static size_t filtered_write(struct lm_handle *e, char *p, size_t len) {
   e->filter_skip = fleft;
   if (!mskip && e->header_in_body && is_header_write(e, p, len))
     return emit_to_host(e, p, len);
-  if (mskip < len && lm_transfer_body(e->xfer, p + mskip, len - mskip))
+  if (mskip < len && lm_meter_body(e->call, p + mskip, len - mskip))
     return 0; /* the limit was crossed: cut the stream */
   bool stopped = false;
-  size_t r = lm_inject_filter_feed(e->filter, p + fskip, len - fskip,
-                                   emit_to_host, e, &stopped);
+  size_t r = lm_meter_filter_feed(e->call, p + fskip, len - fskip,
+                                  emit_to_host, e, &stopped);
   if (!stopped)
     return len;
   if (r == CURL_WRITEFUNC_PAUSE) {
     /* All of this chunk comes back: skip what was read and held. */
     e->meter_skip = len + mleft;
-    e->filter_skip = fskip + e->filter->taken + fleft;
+    e->filter_skip = fskip + lm_meter_filter_taken(e->call) + fleft;
     return CURL_WRITEFUNC_PAUSE;
   }
   return 0; /* the program took less: it aborts */
 }
 
-/* One stderr line for the call that crossed the soft limit. */
-static void say_soft(struct lm_handle *e) {
-  if (e->xfer && e->xfer->soft_crossed) {
-    e->xfer->soft_crossed = false;
-    say("llmmeter: budget '", lm_transfer_budget_name(),
-        "' crossed its soft limit");
-  }
+static bool metering(const struct lm_handle *e) {
+  return e->call && lm_meter_running(e->call);
 }
 
 static size_t lm_write_cb(char *p, size_t size, size_t n, void *ud) {
   struct lm_handle *e = ud;
   size_t len = size * n;
-  if (e->filtering && e->xfer)
+  if (e->filtering && metering(e))
     return filtered_write(e, p, len);
-  size_t r = host_write(e, p, size, n, e->host_wd_set ? e->host_wd : stdout);
-  if (r != len || !e->xfer)
+  size_t r = host_write(e, p, size, n, host_wdata(e));
+  if (r != len || !metering(e))
     return r; /* paused, aborted or short: nothing accepted, nothing fed */
   if (e->header_in_body && is_header_write(e, p, len))
     return r; /* CURLOPT_HEADER: libcurl hands each header line here too */
-  bool cut = lm_transfer_body(e->xfer, p, len);
-  say_soft(e);
-  if (cut)
+  if (lm_meter_body(e->call, p, len))
     return 0; /* the limit was crossed: cut the stream */
   return r;
 }
@@ -354,8 +343,8 @@ static size_t lm_write_cb(char *p, size_t size, size_t n, void *ud) {
 static size_t lm_header_cb(char *p, size_t size, size_t n, void *ud) {
   struct lm_handle *e = ud;
   size_t len = size * n;
-  if (e->xfer)
-    lm_transfer_header(e->xfer, p, len);
+  if (metering(e))
+    lm_meter_header(e->call, p, len);
   if (e->host_hf) {
     int saved = depth;
     depth = 0;
@@ -373,11 +362,13 @@ static void install(const struct lm_curl_vt *vt, struct lm_handle *e) {
   vt->easy_setopt(e->h, CURLOPT_WRITEDATA, (void *)e);
   vt->easy_setopt(e->h, CURLOPT_HEADERFUNCTION, lm_header_cb);
   vt->easy_setopt(e->h, CURLOPT_HEADERDATA, (void *)e);
-  if (e->inject_body) {
+  e->sent_body = e->v.kind == LM_VERDICT_METER && e->v.body;
+  if (e->sent_body) {
     vt->easy_setopt(e->h, CURLOPT_POSTFIELDSIZE_LARGE,
-                    (curl_off_t)e->inject_len);
-    vt->easy_setopt(e->h, CURLOPT_POSTFIELDS, e->inject_body);
+                    (curl_off_t)e->v.body_len);
+    vt->easy_setopt(e->h, CURLOPT_POSTFIELDS, e->v.body);
   }
+  e->filtering = e->v.kind == LM_VERDICT_METER && e->v.filter_response;
   e->meter_skip = e->filter_skip = 0;
   e->hdr_block = true; /* a response starts with its headers */
   e->hdr_maybe_next = false;
@@ -388,26 +379,22 @@ static void uninstall(const struct lm_curl_vt *vt, struct lm_handle *e) {
   if (!e->installed)
     return;
   vt->easy_setopt(e->h, CURLOPT_WRITEFUNCTION, e->host_wf);
-  vt->easy_setopt(e->h, CURLOPT_WRITEDATA,
-                  e->host_wd_set ? e->host_wd : (void *)stdout);
+  vt->easy_setopt(e->h, CURLOPT_WRITEDATA, host_wdata(e));
   vt->easy_setopt(e->h, CURLOPT_HEADERFUNCTION, e->host_hf);
   vt->easy_setopt(e->h, CURLOPT_HEADERDATA, e->host_hd);
-  if (e->inject_body) { /* the program's own body again, as it set it */
+  if (e->sent_body) { /* the program's own body again, as it set it */
     vt->easy_setopt(e->h, CURLOPT_POSTFIELDSIZE_LARGE,
                     (curl_off_t)e->post_size);
     if (e->post_copy)
       vt->easy_setopt(e->h, CURLOPT_COPYPOSTFIELDS, e->post_copy);
     else
       vt->easy_setopt(e->h, CURLOPT_POSTFIELDS, e->post);
-    free(e->inject_body);
-    e->inject_body = NULL;
+    e->sent_body = false;
   }
   e->installed = false;
 }
 
-/* ---- starting and ending an LLM transfer ------------------------------ */
-
-enum start_result { START_PASS, START_METER, START_DENY };
+/* ---- starting and ending a metered call -------------------------------- */
 
 static const char *request_body(struct lm_handle *e, size_t *len) {
   const char *b = e->post_copy ? e->post_copy : e->post;
@@ -419,163 +406,65 @@ static const char *request_body(struct lm_handle *e, size_t *len) {
   return b;
 }
 
-/* An OpenAI chat stream that did not ask for usage: ask for it, and get
- * the filter ready to hide the answer's traces (inject.h). */
-static void prepare_injection(struct lm_handle *e,
-                              const struct lm_transfer_req *req) {
-  const struct lm_transfer *t = e->xfer;
-  free(e->inject_body);
-  e->inject_body = NULL;
-  if (!lm_config_get()->inject || t->api != LM_API_OPENAI_CHAT ||
-      !t->req.stream || t->req.has_stream_options || !req->body)
-    return;
-  if (!e->filter && !(e->filter = malloc(sizeof(*e->filter))))
-    return;
-  e->inject_body = lm_inject_request(req->body, req->body_len, &e->inject_len);
-  if (e->inject_body) {
-    lm_inject_filter_init(e->filter);
-    e->filtering = true;
-  }
-}
-
-/* Decides whether a transfer is an LLM call and, if so, admits it. */
-static enum start_result start(struct lm_handle *e) {
-  const struct lm_config *c = lm_config_get();
-  if (!(e->xfer && e->xfer->state == LM_XFER_ADMITTED))
+/* Describes the transfer to the meter and keeps its verdict. */
+static enum lm_verdict_kind start(struct lm_handle *e) {
+  if (!metering(e))
     e->synth_status = 0; /* a new transfer: our last 402 is history */
-  if (c->disabled || !e->url || (!e->post && !e->post_copy && !e->read_body))
-    return START_PASS; /* LLM calls are POSTs with a body */
-  enum lm_api api = lm_detect_api(e->url, strlen(e->url), c->endpoints);
-  if (api == LM_API_NONE)
-    return START_PASS;
-  say_config_once();
-  if (e->xfer && e->xfer->state == LM_XFER_ADMITTED)
-    return START_PASS; /* already running (libcurl refuses a second start) */
-  if (!e->xfer && !(e->xfer = malloc(sizeof(*e->xfer))))
-    return START_PASS; /* out of memory: never crash the host */
-  struct lm_transfer_req req = {.url = e->url, .url_len = strlen(e->url)};
+  if (!e->url)
+    return LM_VERDICT_PASS;
+  struct lm_meter_request req = {
+      .url = e->url,
+      .has_body = e->post || e->post_copy || e->read_body,
+  };
   req.body = request_body(e, &req.body_len);
-  e->synth_status = 0;
-  /* Above the soft limit, --downgrade may send a cheaper model. */
-  char from[128];
-  size_t down_len = 0;
-  char *down = req.body ? lm_transfer_plan_downgrade(api, req.body, req.body_len,
-                                                     &down_len, from,
-                                                     sizeof(from))
-                        : NULL;
-  if (down) {
-    req.body = down;
-    req.body_len = down_len;
-    req.downgraded_from = from;
-  }
-  int rc = lm_transfer_begin(e->xfer, api, &req);
-  if (e->xfer->warn_unpriced) {
-    const char *how = lm_config_get()->unpriced == LM_UNPRICED_FREE
-                          ? "charged $0 (LLMMETER_UNPRICED=free)"
-                      : e->xfer->price.source == LM_PRICE_DEFAULT
-                          ? "charged at LLMMETER_DEFAULT_PRICE"
-                          : "charged at its provider's highest prices";
-    char line[300];
-    snprintf(line, sizeof(line), "llmmeter: model '%.80s' has no price; %s. ",
-             e->xfer->model[0] ? e->xfer->model : "unknown", how);
-    say(line, "Price it with LLMMETER_PRICES=FILE (LiteLLM format) or ",
-        "LLMMETER_DEFAULT_PRICE=IN,OUT (USD per million tokens)");
-  }
-  if (lm_price_load_error() && !atomic_exchange(&said_prices, 1))
-    say("llmmeter: price settings (LLMMETER_PRICES / LLMMETER_DEFAULT_PRICE): ",
-        lm_price_load_error(), "; using the embedded table");
-  if (rc == 0) {
-    prepare_injection(e, &req);
-    if (down && !e->inject_body) { /* send the downgraded body as it is */
-      e->inject_body = down;
-      e->inject_len = down_len;
-      down = NULL;
-    }
-    free(down);
-    return START_METER;
-  }
-  free(down);
-  if (rc == 1) {
-    say("llmmeter: call refused: ", e->xfer->reason, NULL);
-    return START_DENY;
-  }
-  /* The budget is unusable: fail closed when a hard limit was asked for. */
-  bool closed = c->on_error == 1 || (c->on_error < 0 && c->limit_pusd >= 0);
-  if (!atomic_exchange(&said_budget, 1))
-    say("llmmeter: ", e->xfer->reason,
-        closed ? "; refusing LLM calls (LLMMETER_ON_ERROR)"
-               : "; LLM calls pass unmetered (LLMMETER_ON_ERROR)");
-  if (closed)
-    return START_DENY;
-  return START_PASS;
+  struct lm_verdict v;
+  enum lm_verdict_kind k = lm_meter_begin(&e->call, &req, &v);
+  if (k != LM_VERDICT_PASS)
+    e->v = v;
+  return k;
 }
 
-/* LLMMETER_DENY=http: a provider-shaped 402 through the program's own
+/* LLMMETER_DENY=http: the meter's response through the program's own
  * callbacks, so an agent that handles API errors handles this one. */
-static void deliver_402(struct lm_handle *e) {
-  char msg[600], body[900], hdr[128];
-  lm_json_escape(msg, sizeof(msg), e->xfer->reason);
-  if (e->xfer->api == LM_API_ANTHROPIC_MESSAGES)
-    snprintf(body, sizeof(body),
-             "{\"type\":\"error\",\"error\":{\"type\":\"budget_exceeded\","
-             "\"message\":\"llmmeter: %s\"}}",
-             msg);
-  else
-    snprintf(body, sizeof(body),
-             "{\"error\":{\"message\":\"llmmeter: %s\",\"type\":"
-             "\"insufficient_quota\",\"code\":\"budget_exceeded\"}}",
-             msg);
-  const char *lines[] = {"HTTP/1.1 402 Payment Required\r\n",
-                         "Content-Type: application/json\r\n", hdr, "\r\n"};
-  snprintf(hdr, sizeof(hdr), "Content-Length: %zu\r\n", strlen(body));
-  e->synth_status = 402;
-  struct lm_transfer *x = e->xfer;
-  e->xfer = NULL; /* deliver without metering */
-  for (size_t i = 0; i < 4; i++) {
-    size_t n = strlen(lines[i]);
-    lm_header_cb((char *)lines[i], 1, n, e);
+static void present_response(struct lm_handle *e) {
+  const struct lm_verdict *v = &e->v;
+  e->synth_status = v->status;
+  const char *p = v->response, *end = v->response + v->head_len;
+  while (p < end) { /* header lines, one a call, as libcurl delivers them */
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+    lm_header_cb((char *)p, 1, n, e);
     if (e->header_in_body)
-      host_write(e, (char *)lines[i], 1, n,
-                 e->host_wd_set ? e->host_wd : stdout);
+      host_write(e, (char *)p, 1, n, host_wdata(e));
+    p += n;
   }
-  host_write(e, body, 1, strlen(body), e->host_wd_set ? e->host_wd : stdout);
-  e->xfer = x;
+  host_write(e, (char *)end, 1, v->response_len - v->head_len, host_wdata(e));
 }
 
 static CURLcode deny_result(struct lm_handle *e) {
-  const struct lm_config *c = lm_config_get();
-  if (c->deny == LM_DENY_STYLE_HTTP) {
-    deliver_402(e);
+  if (e->v.present) {
+    present_response(e);
     return CURLE_OK;
   }
   if (e->errbuf)
-    put_line(e->errbuf, CURL_ERROR_SIZE, "llmmeter: ", e->xfer->reason, NULL);
-  return (CURLcode)c->deny_curlcode;
+    put_line(e->errbuf, CURL_ERROR_SIZE, "llmmeter: ", e->v.reason, NULL);
+  return (CURLcode)e->v.error_code;
 }
 
 static void finish(struct lm_handle *e, CURLcode result) {
   if (e->filtering) {
     /* An unterminated last event is still the program's: hand it over. */
     bool stopped = false;
-    if (result == CURLE_OK) {
-      /* The transfer is over, so a pause cannot be honoured: offer the
-       * rest again (a paused program takes it on a later call). */
-      lm_inject_filter_finish(e->filter, emit_to_host, e, &stopped);
-      for (int tries = 0; stopped && tries < 64; tries++)
-        lm_inject_filter_feed(e->filter, NULL, 0, emit_to_host, e, &stopped);
-    }
+    if (result == CURLE_OK)
+      lm_meter_filter_finish(e->call, emit_to_host, e, &stopped);
     e->filtering = false;
   }
-  if (!e->xfer || e->xfer->state != LM_XFER_ADMITTED)
+  if (!metering(e))
     return;
-  bool cut = e->xfer->cut;
-  lm_transfer_end(e->xfer, result == CURLE_OK);
-  say_soft(e);
-  if (cut) {
-    say("llmmeter: ", e->xfer->reason, NULL);
-    if (e->errbuf)
-      put_line(e->errbuf, CURL_ERROR_SIZE, "llmmeter: ", e->xfer->reason, NULL);
-  }
+  lm_meter_end(e->call, result == CURLE_OK);
+  if (lm_meter_was_cut(e->call) && e->errbuf)
+    put_line(e->errbuf, CURL_ERROR_SIZE, "llmmeter: ", lm_meter_reason(e->call),
+             NULL);
 }
 
 /* ---- the hooks' bodies (k = libcurl instance; -1 = find it) ------------ */
@@ -735,10 +624,10 @@ static CURLcode do_easy_perform(int k, CURL *h, const void *ret) {
   const struct lm_curl_vt *vt = real(k);
   if (!vt || !vt->easy_perform)
     return CURLE_FAILED_INIT;
-  enum start_result s = e ? start(e) : START_PASS;
-  if (s == START_DENY)
+  enum lm_verdict_kind s = e ? start(e) : LM_VERDICT_PASS;
+  if (s == LM_VERDICT_DENY)
     return deny_result(e);
-  if (s == START_PASS) {
+  if (s == LM_VERDICT_PASS) {
     depth++;
     CURLcode r = vt->easy_perform(h);
     depth--;
@@ -805,8 +694,8 @@ static void do_easy_reset(int k, CURL *h, const void *ret) {
   vt->easy_reset(h);
   depth--;
   if (e) {
-    if (e->xfer && e->xfer->state == LM_XFER_ADMITTED)
-      lm_transfer_end(e->xfer, false);
+    if (metering(e))
+      lm_meter_end(e->call, false);
     e->installed = false;
     clear_options(e);
   }
@@ -818,8 +707,8 @@ static void do_easy_cleanup(int k, CURL *h, const void *ret) {
   if (k < 0)
     k = e ? e->inst : inst_of(h, ret, "curl_easy_cleanup");
   const struct lm_curl_vt *vt = real(k);
-  if (e && e->xfer && e->xfer->state == LM_XFER_ADMITTED)
-    lm_transfer_end(e->xfer, false); /* never leave a lease behind */
+  if (e && metering(e))
+    lm_meter_end(e->call, false); /* never leave a lease behind */
   if (vt && vt->easy_cleanup) {
     depth++;
     vt->easy_cleanup(h);
@@ -898,24 +787,24 @@ static CURLMcode do_multi_add_handle(int k, CURLM *m, CURL *h,
   if (!vt || !vt->multi_add_handle)
     return CURLM_INTERNAL_ERROR;
   struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
-  enum start_result s = e ? start(e) : START_PASS;
+  enum lm_verdict_kind s = e ? start(e) : LM_VERDICT_PASS;
   if (e) {
     e->multi = m;
     e->multi_denied = false;
     e->multi_done = false;
   }
-  if (s == START_DENY) {
+  if (s == LM_VERDICT_DENY) {
     /* Never reaches the network: it completes at once, in info_read. */
     e->multi_denied = true;
     e->multi_result = deny_result(e);
     return CURLM_OK;
   }
-  if (s == START_METER)
+  if (s == LM_VERDICT_METER)
     install(vt, e);
   depth++;
   CURLMcode r = vt->multi_add_handle(m, h);
   depth--;
-  if (r != CURLM_OK && s == START_METER) {
+  if (r != CURLM_OK && s == LM_VERDICT_METER) {
     uninstall(vt, e);
     finish(e, CURLE_FAILED_INIT);
   }
@@ -943,8 +832,8 @@ static CURLMcode do_multi_remove_handle(int k, CURLM *m, CURL *h,
      * know the result: a 2xx response that started is taken as complete
      * (charged, at its estimate if unreadable), anything else as failed. */
     CURLcode res = e->multi_done ? e->multi_result
-                   : (e->xfer && e->xfer->http_status >= 200 &&
-                      e->xfer->http_status < 300)
+                   : (lm_meter_status(e->call) >= 200 &&
+                      lm_meter_status(e->call) < 300)
                        ? CURLE_OK
                        : CURLE_ABORTED_BY_CALLBACK;
     finish(e, res);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "money.h"
+#include "price.h"
 
 static struct lm_config cfg;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -23,7 +24,24 @@ static int flag(const char *name) {
          strcmp(v, "no") != 0;
 }
 
+/* Copies of the string settings, owned here (freed only by a reload). */
+static char *owned[8];
+static int n_owned;
+
+static const char *keep(const char *v) {
+  if (!v || n_owned == (int)(sizeof(owned) / sizeof(owned[0])))
+    return v;
+  char *d = strdup(v);
+  if (!d)
+    return v;
+  owned[n_owned++] = d;
+  return d;
+}
+
 static void load(void) {
+  for (int i = 0; i < n_owned; i++)
+    free(owned[i]);
+  n_owned = 0;
   memset(&cfg, 0, sizeof(cfg));
   const char *v;
   cfg.quiet = flag("LLMMETER_QUIET");
@@ -115,8 +133,16 @@ static void load(void) {
     else
       *tok_dst[i] = t;
   }
-  cfg.endpoints = getenv("LLMMETER_ENDPOINTS");
-  cfg.budget = getenv("LLMMETER_BUDGET");
+  /* Kept as copies: some hosts (PHP's CLI) clobber environ before exit,
+   * and a late reader must still find what the process started with. */
+  cfg.endpoints = keep(getenv("LLMMETER_ENDPOINTS"));
+  cfg.budget = keep(getenv("LLMMETER_BUDGET"));
+  cfg.ledger = keep(getenv("LLMMETER_LEDGER"));
+  cfg.library = keep(getenv("LLMMETER_LIBRARY"));
+  cfg.prices = keep(getenv("LLMMETER_PRICES"));
+  cfg.default_price = keep(getenv("LLMMETER_DEFAULT_PRICE"));
+  /* The price module is told its sources here, before its first lookup. */
+  lm_price_set_sources(cfg.prices, cfg.default_price);
   v = getenv("LLMMETER_AGENT");
   extern char *program_invocation_short_name;
   snprintf(cfg.agent, sizeof(cfg.agent), "%s",

@@ -28,6 +28,10 @@ struct lm_config {
                                  include_usage to OpenAI chat streams */
   const char *endpoints;      /* LLMMETER_ENDPOINTS (may be NULL) */
   const char *budget;         /* LLMMETER_BUDGET (may be NULL) */
+  const char *ledger;         /* LLMMETER_LEDGER: the ledger file (NULL: none) */
+  const char *library;        /* LLMMETER_LIBRARY: the preload `run` uses */
+  const char *prices;         /* LLMMETER_PRICES: a LiteLLM price file */
+  const char *default_price;  /* LLMMETER_DEFAULT_PRICE: IN,OUT per M tokens */
   char agent[64];             /* LLMMETER_AGENT, else the program's name */
   int64_t wait_ms;            /* LLMMETER_WAIT_S (30): wait for in-flight
                                  calls when only their reservations block */

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "json_scan.h"
 #include "money.h"
 
@@ -48,15 +49,8 @@ static void add_num(struct buf *b, const char *key, long long v) {
   add(b, t);
 }
 
-static const char *path_env;
-static pthread_once_t path_once = PTHREAD_ONCE_INIT;
-static void read_path(void) { path_env = getenv("LLMMETER_LEDGER"); }
-
-/* LLMMETER_LEDGER, read once (not on every call). */
-static const char *ledger_path(void) {
-  pthread_once(&path_once, read_path);
-  return path_env;
-}
+/* LLMMETER_LEDGER, as the configuration read it once. */
+static const char *ledger_path(void) { return lm_config_get()->ledger; }
 
 static int open_ledger(void) {
   const char *path = ledger_path();

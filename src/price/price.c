@@ -363,14 +363,23 @@ static void update_error(void) {
 
 static int set_default(const char *spec, char *err, size_t errlen);
 
+/* Where the user's prices come from: given by the configuration reader
+ * (config.c) before the first lookup; this module reads no environment. */
+static const char *source_path, *source_spec;
+
+void lm_price_set_sources(const char *prices_path, const char *default_spec) {
+  source_path = prices_path;
+  source_spec = default_spec;
+}
+
 static void load_environment(void) {
-  const char *path = getenv("LLMMETER_PRICES");
+  const char *path = source_path;
   if (path && *path) {
     struct lm_price_db db;
     if (lm_price_db_load_litellm(path, &db, load_err, sizeof load_err) >= 0)
       override_db = db;
   }
-  const char *spec = getenv("LLMMETER_DEFAULT_PRICE");
+  const char *spec = source_spec;
   if (spec && *spec) {
     char err[ERR_LEN - 32];
     if (set_default(spec, err, sizeof err) < 0)

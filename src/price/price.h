@@ -66,6 +66,10 @@ bool lm_price_lookup_at(const char *model, const char *provider_hint,
  * fully or in part, as one line; NULL when all is well. Valid after the
  * first lookup (which reads the environment, once). Never prints. */
 const char *lm_price_load_error(void);
+/* The user's price sources (LLMMETER_PRICES, LLMMETER_DEFAULT_PRICE, as
+ * read by the configuration): must be given before the first lookup, which
+ * loads them once. NULL: none. */
+void lm_price_set_sources(const char *prices_path, const char *default_spec);
 
 /* Replaces the override table with the LiteLLM-format file at path (NULL:
  * no overrides). Returns the number of models loaded, or -1 if the file is

@@ -3,7 +3,7 @@
  * usage: bench_transfer RESPONSE-FILE CONTENT-TYPE [N] [REPS]
  *
  * Runs the whole metered path that a hook drives for one call — begin
- * (detect, request scan, price, admission on the real shared-memory budget
+ * (endpoint detection, request scan, price, admission on the real shared-memory budget
  * named by LLMMETER_BUDGET), the status and Content-Type header lines, the
  * response body in one piece (framing, extraction, pricing, charging), end
  * (settlement) — N times (default 20000) per repetition, REPS repetitions
@@ -21,9 +21,8 @@
 #include <time.h>
 
 #include "bench_requests.h"
-#include "detect.h"
 #include "lm_slurp.h"
-#include "transfer.h"
+#include "call.h"
 
 static const char url[] = "http://127.0.0.1:8080/v1/chat/completions";
 static double now_s(void) {
@@ -37,7 +36,7 @@ static int cmp_d(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static struct lm_transfer t;
+static struct lm_meter_call *t;
 
 int main(int argc, char **argv) {
   if (argc < 3) {
@@ -62,25 +61,26 @@ int main(int argc, char **argv) {
   char ctl[160];
   snprintf(ctl, sizeof ctl, "Content-Type: %s\r\n", ct);
   static const char status[] = "HTTP/1.1 200 OK\r\n";
-  enum lm_api api = lm_detect_api("/v1/chat/completions", 20, NULL);
   double us[50];
   for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
     double t0 = now_s();
     for (long i = 0; i < n; i++) {
-      memset(&t, 0, sizeof t);
-      struct lm_transfer_req rq = {url, sizeof url - 1, req, strlen(req), NULL};
-      if (lm_transfer_begin(&t, api, &rq) != 0) {
-        fprintf(stderr, "bench_transfer: not admitted: %s\n", t.reason);
+      struct lm_meter_request rq = {.url = url, .body = req,
+                                    .body_len = strlen(req)};
+      struct lm_verdict v;
+      if (lm_meter_begin(&t, &rq, &v) != LM_VERDICT_METER) {
+        fprintf(stderr, "bench_transfer: not admitted: %s\n",
+                lm_meter_reason(t));
         return 1;
       }
-      lm_transfer_header(&t, status, sizeof status - 1);
-      lm_transfer_header(&t, ctl, strlen(ctl));
-      lm_transfer_body(&t, body, blen);
-      if (!lm_extract_has_usage(&t.x) || t.charged_pusd <= 0) {
+      lm_meter_header(t, status, sizeof status - 1);
+      lm_meter_header(t, ctl, strlen(ctl));
+      lm_meter_body(t, body, blen);
+      if (!lm_extract_has_usage(&t->x) || t->charged_pusd <= 0) {
         fprintf(stderr, "bench_transfer: the response was not charged\n");
         return 1;
       }
-      lm_transfer_end(&t, true);
+      lm_meter_end(t, true);
     }
     if (r >= 0)
       us[r] = (now_s() - t0) / (double)n * 1e6;

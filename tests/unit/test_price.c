@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "lm_test.h"
 #include "price.h"
 
@@ -586,6 +587,7 @@ int main(void) {
              sizeof env_path);
   setenv("LLMMETER_PRICES", env_path, 1);
   setenv("LLMMETER_DEFAULT_PRICE", "3,15", 1);
+  lm_config_reload(); /* config.c reads the environment for every module */
   LM_RUN(test_first_lookup_from_many_threads_loads_the_file_once);
   LM_RUN(test_environment_is_read_on_first_lookup);
   unlink(env_path);

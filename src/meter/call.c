@@ -1,0 +1,716 @@
+/* call.c — the call lifecycle: begin, response events, end (lifecycle.h).
+ *
+ * The whole path after a transport hook:
+ *
+ *   begin  → is it an LLM call (detect), what does it ask for (one scan of
+ *            the body), which model goes out (--downgrade), what may it
+ *            cost (price + estimate), may it leave (admission) — or how is
+ *            it refused (deny.c) — and which bytes go out (include_usage)
+ *   header → status line and Content-Type
+ *   body   → framer → extractor → usage → price → charge the delta; cut?
+ *   end    → settle with the exact usage, or release on failure
+ *
+ * Also owns the process's budget handle: opened on the first LLM call
+ * (never at load), shared by every thread, and still valid in a fork()ed
+ * child (the mapping is inherited; leases are stamped with the pid that
+ * takes them). Prints only through the transport's printer.
+ */
+#include "call.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "config.h"
+#include "deny.h"
+#include "detect.h"
+#include "ledger.h"
+#include "money.h"
+#include "notify.h"
+#include "status.h"
+
+/* ---- printing through the transport ----------------------------------- */
+
+static lm_meter_printer printer;
+static atomic_int said_config, said_budget, said_prices;
+
+void lm_meter_set_printer(lm_meter_printer say) { printer = say; }
+
+void lm_meter_say(const char *a, const char *b, const char *c) {
+  if (!printer || lm_config_get()->quiet)
+    return;
+  char line[640];
+  size_t k = 0;
+  const char *parts[3] = {a, b, c};
+  for (int i = 0; i < 3; i++)
+    for (const char *p = parts[i]; p && *p && k + 1 < sizeof(line); p++)
+      line[k++] = *p;
+  line[k] = 0;
+  printer(line, k);
+}
+
+void lm_meter_notice(const char *a, const char *b, const char *c) {
+  lm_meter_say(a, b, c);
+}
+
+/* ---- the process's budget --------------------------------------------- */
+
+static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct lm_budget *budget;
+static char budget_name[LM_BUDGET_NAME_MAX];
+static char budget_err[256];
+
+/* The budget, opened once; NULL (with budget_err) if unusable. */
+static struct lm_budget *get_budget(void) {
+  struct lm_budget *b = __atomic_load_n(&budget, __ATOMIC_ACQUIRE);
+  if (b)
+    return b;
+  pthread_mutex_lock(&budget_lock);
+  if (!budget && !budget_err[0]) {
+    const struct lm_config *c = lm_config_get();
+    lm_budget_resolve_name(NULL, c->budget, budget_name, sizeof(budget_name));
+    int rc;
+    if (c->limit_pusd >= 0) {
+      /* LLMMETER_LIMIT_USD creates the budget with that limit if missing. */
+      struct lm_limit_config lc = LM_LIMITS_NONE;
+      lc.hard_pusd = c->limit_pusd;
+      rc = lm_budget_create(budget_name, false, &lc, &b, budget_err,
+                            sizeof(budget_err));
+      if (rc == LM_SEG_EEXIST)
+        rc = lm_budget_open(budget_name, false, &b, budget_err,
+                            sizeof(budget_err));
+    } else {
+      /* No budget configured: meter, without a limit, into the default. */
+      rc = lm_budget_open(budget_name, true, &b, budget_err,
+                          sizeof(budget_err));
+    }
+    if (rc == 0) {
+      budget_err[0] = 0;
+      __atomic_store_n(&budget, b, __ATOMIC_RELEASE);
+    }
+  }
+  b = budget;
+  pthread_mutex_unlock(&budget_lock);
+  return b;
+}
+
+const char *lm_meter_budget_name(void) { return budget_name; }
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* One ledger line for this call (only when LLMMETER_LEDGER is set). */
+void lm_meter_record(struct lm_meter_call *t, const char *outcome) {
+  const struct lm_config *c = lm_config_get();
+  struct lm_ledger_rec r = {
+      .budget = budget_name,
+      .agent = c->agent,
+      .api = lm_api_name(t->api),
+      .model = t->model[0] ? t->model : "unknown",
+      .reported_model = lm_extract_model(&t->x),
+      .outcome = outcome,
+      .reason = t->reason[0] ? t->reason : NULL,
+      .usage = &t->charged,
+      .cost_pusd = t->charged_pusd,
+      .http_status = t->http_status,
+      .duration_ms = now_ns() / 1000000 - t->started_ms,
+      .unpriced = t->unpriced,
+      .downgraded_from = t->downgraded_from[0] ? t->downgraded_from : NULL,
+  };
+  lm_ledger_write(&r);
+}
+
+/* ---- price and estimate ------------------------------------------------ */
+
+static const char *provider_of(enum lm_api api) {
+  switch (api) {
+  case LM_API_ANTHROPIC_MESSAGES:
+    return "anthropic";
+  case LM_API_GEMINI_GENERATE:
+  case LM_API_GEMINI_STREAM:
+    return "google";
+  case LM_API_COHERE_CHAT:
+    return "cohere";
+  case LM_API_OLLAMA_CHAT:
+  case LM_API_OLLAMA_GENERATE:
+    return "ollama";
+  default:
+    return "openai";
+  }
+}
+
+/* The price table never changes once loaded, and a process usually asks
+ * for the same few models: remember the last answer per thread. */
+static bool cached_lookup(const char *model, const char *prov,
+                          struct lm_price_match *m) {
+  static __thread char last_model[128], last_prov[16];
+  static __thread struct lm_price_match last;
+  static __thread bool last_found, valid;
+  if (valid && strcmp(model, last_model) == 0 && strcmp(prov, last_prov) == 0) {
+    *m = last;
+    return last_found;
+  }
+  bool found = lm_price_lookup(model, prov, m);
+  size_t ml = strlen(model), pl = strlen(prov);
+  if (ml < sizeof(last_model) && pl < sizeof(last_prov)) {
+    memcpy(last_model, model, ml + 1);
+    memcpy(last_prov, prov, pl + 1);
+    last = *m;
+    last_found = found;
+    valid = true;
+  }
+  return found;
+}
+
+/* A price for the model: the table's, or for a model the table does not
+ * know, LLMMETER_DEFAULT_PRICE or else the provider's highest input and
+ * output prices (LLMMETER_UNPRICED=charge-max), so an unknown model is
+ * never free by accident. Local Ollama models cost nothing. */
+static void resolve_price(struct lm_meter_call *t) {
+  const char *prov = provider_of(t->api);
+  t->unpriced = false;
+  t->zero_priced = false;
+  if (t->api == LM_API_OLLAMA_CHAT || t->api == LM_API_OLLAMA_GENERATE) {
+    memset(&t->price, 0, sizeof(t->price));
+    t->zero_priced = true;
+    return;
+  }
+  if (cached_lookup(t->model, prov, &t->price) &&
+      t->price.source != LM_PRICE_DEFAULT) {
+    const struct lm_price *p = &t->price.price;
+    t->zero_priced = p->input == 0 && p->output == 0;
+    return;
+  }
+  t->unpriced = true;
+  if (t->price.source == LM_PRICE_DEFAULT)
+    return; /* the user's default price, still flagged as unpriced */
+  memset(&t->price, 0, sizeof(t->price));
+  if (lm_config_get()->unpriced == LM_UNPRICED_FREE)
+    return; /* opted in: $0, flagged */
+  if (!lm_price_provider_max(prov, &t->price.price)) {
+    /* $15 / $75 per million tokens: above any current flagship. */
+    t->price.price.input = 15000000;
+    t->price.price.output = 75000000;
+  }
+  t->price.price.cache_read = LM_PRICE_UNSET;
+  t->price.price.cache_write = LM_PRICE_UNSET;
+  t->price.price.cache_write_1h = LM_PRICE_UNSET;
+}
+
+/* Unpriced models seen by this process (each warned about once). */
+static pthread_mutex_t warned_lock = PTHREAD_MUTEX_INITIALIZER;
+static char warned[32][64];
+static int n_warned;
+
+static bool first_sight(const char *model) {
+  bool first = true;
+  pthread_mutex_lock(&warned_lock);
+  for (int i = 0; i < n_warned && first; i++)
+    if (strncmp(warned[i], model, sizeof(warned[i]) - 1) == 0)
+      first = false;
+  if (first && n_warned < 32)
+    snprintf(warned[n_warned++], sizeof(warned[0]), "%.63s", model);
+  pthread_mutex_unlock(&warned_lock);
+  return first;
+}
+
+static void warn_unpriced(const struct lm_meter_call *t) {
+  const char *how = lm_config_get()->unpriced == LM_UNPRICED_FREE
+                        ? "charged $0 (LLMMETER_UNPRICED=free)"
+                    : t->price.source == LM_PRICE_DEFAULT
+                        ? "charged at LLMMETER_DEFAULT_PRICE"
+                        : "charged at its provider's highest prices";
+  char line[300];
+  snprintf(line, sizeof(line), "llmmeter: model '%.80s' has no price; %s. ",
+           t->model[0] ? t->model : "unknown", how);
+  lm_meter_say(line, "Price it with LLMMETER_PRICES=FILE (LiteLLM format) or ",
+               "LLMMETER_DEFAULT_PRICE=IN,OUT (USD per million tokens)");
+}
+
+static void estimate(struct lm_meter_call *t, const char *body,
+                     size_t body_len) {
+  const struct lm_config *c = lm_config_get();
+  uint64_t chars = body ? t->req.prompt_chars : 0;
+  if (!body || (chars == 0 && body_len > 0))
+    chars = body_len; /* nothing parsed: the whole body is the prompt */
+  /* ~4 characters a token in English; 3 errs on the side of paying. */
+  t->est.input = chars / 3 + 16;
+  if (t->api == LM_API_OPENAI_EMBEDDINGS)
+    t->est.output = 0;
+  else
+    t->est.output = (uint64_t)(t->req.max_output_tokens > 0
+                                   ? t->req.max_output_tokens
+                                   : c->default_max_tokens);
+  t->est_pusd = lm_price_cost(&t->price.price, &t->est);
+}
+
+/* ---- begin ----------------------------------------------------------------- */
+
+static __thread uint64_t scans;
+uint64_t lm_meter_scan_count(void) { return scans; }
+
+/* The request's URL: the transport's, or composed from its parts. */
+static const char *request_url(const struct lm_meter_request *r, char *buf,
+                               size_t size, size_t *len) {
+  if (r->url) {
+    *len = strlen(r->url);
+    return r->url;
+  }
+  if (!r->host || !r->target)
+    return NULL;
+  const char *scheme = r->scheme ? r->scheme : "https";
+  int n = r->port > 0 ? snprintf(buf, size, "%s://%s:%d%.*s", scheme, r->host,
+                                 r->port, (int)r->target_len, r->target)
+                      : snprintf(buf, size, "%s://%s%.*s", scheme, r->host,
+                                 (int)r->target_len, r->target);
+  if (n < 0 || (size_t)n >= size)
+    return NULL;
+  *len = (size_t)n;
+  return buf;
+}
+
+static void reset_call(struct lm_meter_call *t, enum lm_api api) {
+  char *keep_body = t->send_body;
+  struct lm_inject_filter *keep_filter = t->filter;
+  free(keep_body);
+  memset(t, 0, offsetof(struct lm_meter_call, response));
+  t->response[0] = 0;
+  t->filter = keep_filter;
+  t->api = api;
+  t->lease.slot = UINT32_MAX;
+  t->started_ns = now_ns();
+  t->started_ms = t->started_ns / 1000000;
+}
+
+/* Above the soft limit, --downgrade may send a cheaper model: the body is
+ * rewritten and the call is admitted and priced as the new model. */
+static const char *plan_downgrade(struct lm_meter_call *t,
+                                  struct lm_budget *b, const char *body,
+                                  size_t *len) {
+  char target[128];
+  if (!b || !body || !t->req.model[0] || !lm_budget_downgrade(b, NULL, NULL, 0))
+    return body;
+  if (!lm_budget_downgrade(b, t->req.model, target, sizeof(target)))
+    return body;
+  size_t out_len = 0;
+  char *o = lm_inject_model(body, *len, target, &out_len);
+  if (!o)
+    return body;
+  snprintf(t->downgraded_from, sizeof(t->downgraded_from), "%s", t->req.model);
+  snprintf(t->req.model, sizeof(t->req.model), "%s", target);
+  t->send_body = o;
+  t->send_len = out_len;
+  *len = out_len;
+  return o;
+}
+
+/* An OpenAI chat stream that did not ask for usage: ask for it, and get
+ * the filter ready to hide the answer's traces (inject.h). */
+static void plan_injection(struct lm_meter_call *t, const char *body,
+                           size_t len) {
+  if (!lm_config_get()->inject || t->api != LM_API_OPENAI_CHAT ||
+      !t->req.stream || t->req.has_stream_options || !body)
+    return;
+  if (!t->filter && !(t->filter = malloc(sizeof(*t->filter))))
+    return;
+  size_t out_len = 0;
+  char *o = lm_inject_request(body, len, &out_len);
+  if (!o)
+    return;
+  free(t->send_body);
+  t->send_body = o;
+  t->send_len = out_len;
+  lm_inject_filter_init(t->filter);
+  t->filtering = true;
+}
+
+static enum lm_verdict_kind deny(struct lm_meter_call *t,
+                                 const struct lm_denial *why,
+                                 struct lm_verdict *v) {
+  const struct lm_config *c = lm_config_get();
+  int status = lm_deny_status(why);
+  int64_t retry = why ? why->retry_after_s : -1;
+  if (status == 429 && retry < 1)
+    retry = 1;
+  t->state = LM_CALL_DENIED;
+  v->kind = LM_VERDICT_DENY;
+  v->status = status;
+  v->response_len = lm_deny_response(t->api, status, retry, t->reason,
+                                     t->response, sizeof(t->response),
+                                     &v->head_len);
+  v->response = t->response;
+  v->present = c->deny == LM_DENY_STYLE_HTTP;
+  v->error_code = c->deny_curlcode;
+  v->reason = t->reason;
+  return LM_VERDICT_DENY;
+}
+
+/* The budget cannot be used: fail closed when a hard limit was asked for
+ * (or LLMMETER_ON_ERROR=closed), else let the call pass unmetered. */
+static enum lm_verdict_kind unusable(struct lm_meter_call *t,
+                                     struct lm_verdict *v) {
+  const struct lm_config *c = lm_config_get();
+  bool closed = c->on_error == 1 || (c->on_error < 0 && c->limit_pusd >= 0);
+  snprintf(t->reason, sizeof(t->reason), "%s", budget_err);
+  if (!atomic_exchange(&said_budget, 1))
+    lm_meter_say("llmmeter: ", t->reason,
+                 closed ? "; refusing LLM calls (LLMMETER_ON_ERROR)"
+                        : "; LLM calls pass unmetered (LLMMETER_ON_ERROR)");
+  if (!closed) {
+    t->state = LM_CALL_DONE;
+    return LM_VERDICT_PASS;
+  }
+  return deny(t, NULL, v);
+}
+
+static enum lm_verdict_kind admit(struct lm_meter_call *t,
+                                  struct lm_budget *b, struct lm_verdict *v) {
+  const struct lm_config *c = lm_config_get();
+  if (t->unpriced && first_sight(t->model[0] ? t->model : "unknown"))
+    warn_unpriced(t);
+  if (t->unpriced && c->unpriced == LM_UNPRICED_DENY) {
+    snprintf(t->reason, sizeof(t->reason),
+             "budget '%.40s': model '%.60s' has no price "
+             "(LLMMETER_UNPRICED=deny); price it with LLMMETER_PRICES or "
+             "LLMMETER_DEFAULT_PRICE",
+             budget_name, t->model[0] ? t->model : "unknown");
+    struct lm_denial why = {.kind = LM_DENY_UNPRICED, .retry_after_s = -1};
+    lm_meter_record(t, "denied");
+    lm_meter_say("llmmeter: call refused: ", t->reason, NULL);
+    return deny(t, &why, v);
+  }
+  t->call = (struct lm_call){.model = t->model,
+                             .agent = c->agent,
+                             .est_pusd = t->est_pusd,
+                             .est_tokens = t->est.input + t->est.output,
+                             .est_input_tokens = t->est.input,
+                             .est_output_tokens = t->est.output,
+                             .zero_priced = t->zero_priced,
+                             .wait_ms = c->wait_ms,
+                             .max_call_pusd = c->max_call_pusd,
+                             .max_call_input_tokens = c->max_call_input_tokens,
+                             .max_call_output_tokens =
+                                 c->max_call_output_tokens};
+  struct lm_denial why;
+  if (lm_budget_admit(b, &t->call, &t->lease, &why) != 0) {
+    lm_denial_format(&why, budget_name, t->reason, sizeof(t->reason));
+    lm_meter_record(t, "denied");
+    lm_meter_say("llmmeter: call refused: ", t->reason, NULL);
+    return deny(t, &why, v);
+  }
+  t->state = LM_CALL_ADMITTED;
+  v->kind = LM_VERDICT_METER;
+  return LM_VERDICT_METER;
+}
+
+static void say_settings_once(void) {
+  const struct lm_config *c = lm_config_get();
+  if (c->errors[0] && !atomic_exchange(&said_config, 1))
+    lm_meter_say("llmmeter: ignoring bad settings: ", c->errors, NULL);
+  if (lm_price_load_error() && !atomic_exchange(&said_prices, 1))
+    lm_meter_say("llmmeter: price settings (LLMMETER_PRICES / "
+                 "LLMMETER_DEFAULT_PRICE): ",
+                 lm_price_load_error(), "; using the embedded table");
+}
+
+enum lm_verdict_kind lm_meter_begin(struct lm_meter_call **slot,
+                                    const struct lm_meter_request *r,
+                                    struct lm_verdict *v) {
+  memset(v, 0, sizeof(*v));
+  v->kind = LM_VERDICT_PASS;
+  const struct lm_config *c = lm_config_get();
+  bool has_body = r->has_body || r->body;
+  /* LLM calls are POSTs with a body. */
+  if (c->disabled || !has_body ||
+      (r->method && strcmp(r->method, "POST") != 0))
+    return LM_VERDICT_PASS;
+  char ubuf[2304];
+  size_t ulen = 0;
+  const char *url = request_url(r, ubuf, sizeof(ubuf), &ulen);
+  if (!url)
+    return LM_VERDICT_PASS;
+  enum lm_api api = lm_detect_api(url, ulen, c->endpoints);
+  if (api == LM_API_NONE)
+    return LM_VERDICT_PASS;
+  say_settings_once();
+  if (*slot && (*slot)->state == LM_CALL_ADMITTED)
+    return LM_VERDICT_PASS; /* already running: a second start passes */
+  if (!*slot && !(*slot = calloc(1, sizeof(**slot))))
+    return LM_VERDICT_PASS; /* out of memory: never crash the host */
+  struct lm_meter_call *t = *slot;
+  reset_call(t, api);
+
+  const char *body = r->body;
+  size_t len = r->body_len;
+  if (body) {
+    lm_reqscan(api, body, len, &t->req); /* the one scan of the body */
+    scans++;
+  } else {
+    t->req.max_output_tokens = -1;
+  }
+  struct lm_budget *b = get_budget();
+  body = plan_downgrade(t, b, body, &len);
+  if (t->req.model[0])
+    snprintf(t->model, sizeof(t->model), "%s", t->req.model);
+  else if (!lm_detect_model_from_url(url, ulen, t->model, sizeof(t->model)))
+    t->model[0] = 0;
+  resolve_price(t);
+  estimate(t, body, len);
+  lm_extract_init(&t->x, api);
+  if (!b)
+    return unusable(t, v);
+  if (admit(t, b, v) != LM_VERDICT_METER)
+    return v->kind;
+  plan_injection(t, body, len);
+  v->body = t->send_body;
+  v->body_len = t->send_len;
+  v->filter_response = t->filtering;
+  return LM_VERDICT_METER;
+}
+
+/* ---- the response -------------------------------------------------------- */
+
+static int ci_prefix(const char *line, size_t len, const char *name) {
+  size_t n = strlen(name);
+  return len >= n && strncasecmp(line, name, n) == 0;
+}
+
+void lm_meter_header(struct lm_meter_call *t, const char *line, size_t len) {
+  if (!t || t->state != LM_CALL_ADMITTED)
+    return;
+  if (len > 5 && memcmp(line, "HTTP/", 5) == 0) {
+    /* A new status line: 1xx, a redirect or an auth round starts over. */
+    const char *sp = memchr(line, ' ', len);
+    int code = 0;
+    for (const char *p = sp ? sp + 1 : line + len;
+         p < line + len && *p >= '0' && *p <= '9'; p++)
+      code = code * 10 + (*p - '0');
+    t->http_status = code;
+    return;
+  }
+  if (ci_prefix(line, len, "content-type:")) {
+    const char *v = line + 13;
+    size_t n = len - 13;
+    while (n && (*v == ' ' || *v == '\t'))
+      v++, n--;
+    while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+      n--;
+    lm_extract_set_content_type(&t->x, v, n);
+  }
+}
+
+/* Price of a usage snapshot: the provider's own figure when it reports
+ * one (OpenRouter), else our table. */
+static int64_t cost_of(struct lm_meter_call *t, const struct lm_usage *u) {
+  int64_t pusd;
+  if (lm_extract_provider_cost(&t->x, &pusd))
+    return pusd;
+  return lm_price_cost(&t->price.price, u);
+}
+
+/* The first call to find spent at the soft limit (once per window, across
+ * all processes) records it, says so and starts the --on-soft command. */
+static void check_soft(struct lm_meter_call *t) {
+  char cmd[256];
+  if (!budget || !lm_budget_soft_crossed(budget, cmd, sizeof(cmd)))
+    return;
+  lm_meter_say("llmmeter: budget '", budget_name, "' crossed its soft limit");
+  struct lm_meter_call *mark = malloc(sizeof(*mark));
+  if (mark) {
+    memcpy(mark, t, offsetof(struct lm_meter_call, send_body));
+    memset(&mark->charged, 0, sizeof(mark->charged));
+    mark->charged_pusd = 0;
+    snprintf(mark->reason, sizeof(mark->reason),
+             "budget '%s' crossed its soft limit", budget_name);
+    lm_meter_record(mark, "soft_limit");
+    free(mark);
+  }
+  if (!cmd[0])
+    return;
+  struct lm_snapshot *snap = malloc(sizeof(*snap));
+  char *json = NULL;
+  size_t len = 0;
+  FILE *f = snap ? open_memstream(&json, &len) : NULL;
+  if (f) {
+    lm_budget_snapshot(budget, snap);
+    lm_status_print(f, snap, LM_FMT_JSON);
+    fclose(f);
+    lm_notify_run(cmd, json, len);
+  }
+  free(json);
+  free(snap);
+}
+
+/* Charges the difference between the latest usage and what was charged;
+ * a snapshot may go down (Gemini), and then the difference is a refund. */
+static void charge_latest(struct lm_meter_call *t) {
+  struct lm_budget *b = budget;
+  if (!b || !lm_extract_has_usage(&t->x))
+    return;
+  uint32_t gen = lm_extract_generation(&t->x);
+  if (gen == t->seen_generation)
+    return;
+  t->seen_generation = gen;
+  if (t->unpriced && lm_extract_model(&t->x)[0]) {
+    /* The request named no model the table knows (a body sent by a read
+     * callback; an Azure deployment name): price by the model the response
+     * reports, when the table knows that one. */
+    struct lm_price_match m;
+    if (lm_price_lookup(lm_extract_model(&t->x), provider_of(t->api), &m) &&
+        m.source != LM_PRICE_DEFAULT) {
+      if (!t->model[0])
+        snprintf(t->model, sizeof(t->model), "%s", lm_extract_model(&t->x));
+      t->price = m;
+      t->unpriced = false;
+      t->zero_priced = m.price.input == 0 && m.price.output == 0;
+    }
+  }
+  const struct lm_usage *u = lm_extract_usage(&t->x);
+  int64_t cost = cost_of(t, u);
+  struct lm_usage d = {
+      .input = u->input - t->charged.input,
+      .cache_read = u->cache_read - t->charged.cache_read,
+      .cache_write = u->cache_write - t->charged.cache_write,
+      .cache_write_1h = u->cache_write_1h - t->charged.cache_write_1h,
+      .output = u->output - t->charged.output,
+      .reasoning = u->reasoning - t->charged.reasoning,
+  };
+  lm_budget_charge(b, &t->lease, &d, cost - t->charged_pusd);
+  t->charged = *u;
+  t->charged_pusd = cost;
+  check_soft(t);
+}
+
+/* Whether the call must be cut now, with the reason. */
+static bool should_cut(struct lm_meter_call *t) {
+  struct lm_denial why;
+  char line[200];
+  if (lm_budget_over_time(budget, now_ns() - t->started_ns, &why)) {
+    lm_denial_format(&why, budget_name, line, sizeof(line));
+    snprintf(t->reason, sizeof(t->reason), "%.200s; stream cut", line);
+    return true;
+  }
+  if (!t->charged_pusd && !t->charged.input && !t->charged.output)
+    return false; /* no running total yet (usage comes at the end): this
+                     stream has crossed nothing; it finishes, charged exactly */
+  if (lm_budget_over_hard(budget, &t->lease)) {
+    snprintf(t->reason, sizeof(t->reason),
+             "budget '%s': hard limit reached mid-stream; stream cut",
+             budget_name);
+    return true;
+  }
+  if (lm_budget_over_call_caps(budget, &t->lease, &t->call, &t->charged,
+                               t->charged_pusd, &why)) {
+    lm_denial_format(&why, budget_name, line, sizeof(line));
+    snprintf(t->reason, sizeof(t->reason), "%.200s mid-stream; stream cut",
+             line);
+    return true;
+  }
+  return false;
+}
+
+bool lm_meter_body(struct lm_meter_call *t, const char *p, size_t n) {
+  if (!t || t->state != LM_CALL_ADMITTED)
+    return false;
+  lm_extract_feed(&t->x, p, n);
+  charge_latest(t);
+  if (t->cut || lm_config_get()->midstream_finish)
+    return t->cut;
+  t->cut = should_cut(t);
+  return t->cut;
+}
+
+size_t lm_meter_filter_feed(struct lm_meter_call *t, const char *p, size_t n,
+                            lm_meter_emit_fn emit, void *ctx, bool *stopped) {
+  *stopped = false;
+  if (!t || !t->filtering)
+    return 0;
+  return lm_inject_filter_feed(t->filter, p, n, emit, ctx, stopped);
+}
+
+size_t lm_meter_filter_finish(struct lm_meter_call *t, lm_meter_emit_fn emit,
+                              void *ctx, bool *stopped) {
+  *stopped = false;
+  if (!t || !t->filtering)
+    return 0;
+  /* The transfer is over, so a pause cannot be honoured: offer the rest
+   * again (a paused program takes it on a later call). */
+  size_t r = lm_inject_filter_finish(t->filter, emit, ctx, stopped);
+  for (int tries = 0; *stopped && tries < 64; tries++)
+    r = lm_inject_filter_feed(t->filter, NULL, 0, emit, ctx, stopped);
+  t->filtering = false;
+  return r;
+}
+
+size_t lm_meter_filter_taken(const struct lm_meter_call *t) {
+  return t && t->filter ? t->filter->taken : 0;
+}
+
+void lm_meter_end(struct lm_meter_call *t, bool transport_ok) {
+  if (!t)
+    return;
+  t->filtering = false;
+  if (t->state != LM_CALL_ADMITTED) {
+    if (t->state != LM_CALL_IDLE)
+      t->state = LM_CALL_DONE;
+    return;
+  }
+  struct lm_budget *b = budget;
+  lm_extract_finish(&t->x);
+  charge_latest(t);
+  unsigned flags = t->unpriced ? LM_SETTLE_UNPRICED : 0;
+  bool ok_status = t->http_status >= 200 && t->http_status < 300;
+  const char *outcome;
+  if (lm_extract_has_usage(&t->x)) {
+    lm_budget_settle(b, &t->lease, flags);
+    outcome = t->cut ? "cut" : transport_ok ? "ok" : "failed";
+  } else if ((transport_ok || t->cut) && ok_status) {
+    /* A successful response we could not read, or one we cut before its
+     * usage arrived (the provider bills it all the same): charged at the
+     * estimate, never free by accident. */
+    lm_budget_charge(b, &t->lease, &t->est, t->est_pusd);
+    t->charged = t->est;
+    t->charged_pusd = t->est_pusd;
+    lm_budget_settle(b, &t->lease, flags | LM_SETTLE_UNMETERED);
+    outcome = t->cut ? "cut" : "unmetered";
+    check_soft(t);
+  } else {
+    lm_budget_release(b, &t->lease); /* failed with no usage: refund */
+    outcome = "failed";
+  }
+  lm_budget_add_llm_time(b, now_ns() - t->started_ns);
+  lm_budget_rate_correct(b, &t->lease, &t->charged);
+  lm_meter_record(t, outcome);
+  t->state = LM_CALL_DONE;
+  if (t->cut)
+    lm_meter_say("llmmeter: ", t->reason, NULL);
+}
+
+bool lm_meter_running(const struct lm_meter_call *t) {
+  return t && t->state == LM_CALL_ADMITTED;
+}
+
+int lm_meter_status(const struct lm_meter_call *t) {
+  return t ? t->http_status : 0;
+}
+
+bool lm_meter_was_cut(const struct lm_meter_call *t) { return t && t->cut; }
+
+const char *lm_meter_reason(const struct lm_meter_call *t) {
+  return t ? t->reason : "";
+}
+
+void lm_meter_free(struct lm_meter_call *t) {
+  if (!t)
+    return;
+  free(t->send_body);
+  free(t->filter);
+  free(t);
+}

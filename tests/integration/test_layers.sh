@@ -1,0 +1,31 @@
+# test_layers.sh — the layers are what the folders say.
+#
+# The Makefile compiles each layer with only the include paths it may use
+# (a break there is a build error); these checks hold the rest: no source
+# file outside a layer folder, the libcurl transport naming nothing of the
+# meter's modules (only the lifecycle), the budget engine reading no
+# environment, and one reader of the environment in the library.
+. tests/integration/lib.sh
+
+loose=$(find src -maxdepth 1 -name '*.c' -o -maxdepth 1 -name '*.h' | tr '\n' ' ')
+expect_eq layers_no_source_file_directly_in_src "$loose" ""
+for d in base parse price budget meter meter/lifecycle hook cli; do
+  check "layers_folder_${d//\//_}_exists" test -d "src/$d"
+done
+
+# What the transport includes: libcurl, the interposer, the lifecycle.
+inc=$(grep -ho '#include "[^"]*"' src/hook/*.c src/hook/*.h | sort -u | tr '\n' ' ')
+expect_eq layers_hook_includes_only_lifecycle_and_its_own \
+  "$inc" '#include "curl_vt.h" #include "interpose.h" #include "lifecycle.h" '
+# What it calls: no function of the JSON, price, budget or meter modules.
+calls=$(grep -hoE '\blm_(json|sse|framer|extract|reqscan|detect|price|budget|segment|status|money|window|inject|ledger|notify|config|transfer|deny)_[a-z_]*' \
+  src/hook/*.c | sort -u | tr '\n' ' ')
+expect_eq layers_hook_calls_nothing_below_the_lifecycle "$calls" ""
+# The lifecycle header stands alone: a transport reaches nothing through it.
+inc=$(grep -ho '#include "[^"]*"' src/meter/lifecycle/lifecycle.h | tr '\n' ' ')
+expect_eq layers_lifecycle_header_includes_no_llmmeter_header "$inc" ""
+
+# The engine and the parsers read no environment; config.c is the
+# library's one reader (the CLI's `run` sets LD_PRELOAD for its child).
+env=$(grep -lE '\b(getenv|secure_getenv)\(' src/*/*.c | sort | tr '\n' ' ')
+expect_eq layers_one_reader_of_the_environment "$env" "src/cli/cli.c src/meter/config.c "

@@ -96,12 +96,16 @@ check limit_reached_reason_is_not_waiting bash -c "! grep -q 'waited' '$T/reache
 # And one blocked only by a live reservation says it waited.
 new_budget W4
 "$LM" init --budget "$W4" --limit 0.8 --strict >/dev/null  # one worst case fits, two do not
+h0=$(mock_requests)
 LLMMETER_BUDGET=$W4 LD_PRELOAD=$PRE curl -sS -N "$MOCK_URL/v1/messages" -H 'X-Mock-Usage: input=1,output=1' \
   -H 'X-Mock-Delay-Ms: 300' -H 'X-Mock-Output-Chunks: 20' -d "$BURST" -o /dev/null 2>/dev/null &
 holder=$!
 for _ in $(seq 1 200); do [ "$(status_json "$W4" | json_get - "j['in_flight']")" = 1 ] && break; sleep 0.02; done
 LLMMETER_BUDGET=$W4 LLMMETER_WAIT_S=1 LD_PRELOAD=$PRE curl -sS -N "$MOCK_URL/v1/messages" -d "$BURST" -o /dev/null 2>"$T/waited"
 check wait_timeout_reason_says_waited grep -q "waited 1s for in-flight calls to settle" "$T/waited"
+# The holder's request must have reached the mock before it is killed, or
+# a loaded machine lets it arrive later and be counted against the caps.
+for _ in $(seq 1 500); do [ "$(mock_requests)" -gt "$h0" ] && break; sleep 0.02; done
 kill $holder 2>/dev/null; wait $holder 2>/dev/null
 
 # --- per-call caps --------------------------------------------------------------

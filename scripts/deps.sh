@@ -6,10 +6,11 @@
 #   tests:  curl (CLI client), python3 + python3-pycurl, php-cli + php-curl,
 #           perl WWW::Curl (a second RTLD_LOCAL host), bc,
 #           clang + libclang-rt-14-dev (libFuzzer, sanitizers), valgrind
+#   lint:   clang-format (14, as .clang-format expects), cppcheck
 set -eu
 pkgs="gcc make libc6-dev libcurl4-openssl-dev libcjson-dev curl ca-certificates
       python3 python3-pycurl php-cli php-curl libwww-curl-perl libcurl3-gnutls
-      clang libclang-rt-14-dev valgrind bc"
+      clang libclang-rt-14-dev valgrind bc clang-format cppcheck"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

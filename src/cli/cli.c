@@ -612,8 +612,7 @@ static int find_library(char *out, size_t size) {
       for (size_t i = 0; i < 2; i++) {
         if (strlen(exe) + strlen(rel[i]) >= size)
           continue;
-        memcpy(out, exe, strlen(exe) + 1);
-        strcat(out, rel[i]);
+        snprintf(out, size, "%s%s", exe, rel[i]);
         if (access(out, R_OK) == 0)
           return 0;
       }
@@ -717,7 +716,9 @@ static void print_price_field(const char *name, int64_t v, int json,
 static int parse_usage(const char *spec, struct lm_usage *u) {
   char buf[256];
   snprintf(buf, sizeof(buf), "%s", spec);
-  for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ",", &save); tok;
+       tok = strtok_r(NULL, ",", &save)) {
     char *eq = strchr(tok, '=');
     if (!eq)
       return -1;

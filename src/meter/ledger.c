@@ -117,8 +117,7 @@ void lm_ledger_write(const struct lm_ledger_rec *r) {
   if (r->reason && *r->reason)
     add_str(&b, "reason", r->reason);
   add(&b, "}\n");
-  if (b.b[b.n - 1] != '\n') /* truncated: still one valid line */
-    b.b[b.n - 1] = '\n';
+  b.b[b.n - 1] = '\n'; /* even when truncated: still one line */
   pthread_mutex_lock(&lock);
   int f = open_ledger();
   if (f >= 0 && write(f, b.b, b.n) != (ssize_t)b.n && !err[0])

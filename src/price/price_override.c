@@ -68,7 +68,7 @@ static const char *const field_names[F_N] = {
 /* ---- A strict JSON reader over a byte buffer ---- */
 
 struct reader {
-  const char *start, *p, *end;
+  const char *p, *end;
   const char *err; /* first syntax error */
   const char *err_at;
 };
@@ -767,7 +767,7 @@ int lm_price_db_load_litellm(const char *path, struct lm_price_db *db,
     snprintf(err, errlen, "%.120s: out of memory", path);
     return -1;
   }
-  struct reader r = {text, text, text + len, NULL, NULL};
+  struct reader r = {text, text + len, NULL, NULL};
   struct top_ctx ctx = {&b};
   char key[KEY_MAX + 2];
   skip_ws(&r);

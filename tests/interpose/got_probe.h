@@ -82,7 +82,7 @@ static inline int got_probe_in_relro(const struct got_probe_obj *o, uintptr_t a)
 static inline void got_probe_perms(uintptr_t a, char perms[5]) {
   FILE *f = fopen("/proc/self/maps", "r");
   char line[512];
-  strcpy(perms, "????");
+  memcpy(perms, "????", 5);
   if (!f) return;
   while (fgets(line, sizeof line, f)) {
     unsigned long lo, hi;

@@ -117,10 +117,11 @@ LM_TEST(test_transform_only_touches_top_level_usage_null) {
 LM_TEST(test_oversized_event_passes_through_untouched) {
   static char big[LM_INJECT_MAX * 2 + 100];
   size_t n = 0;
-  n += (size_t)sprintf(big, "data: {\"usage\":null,\"c\":\"");
+  n += (size_t)snprintf(big, sizeof(big), "data: {\"usage\":null,\"c\":\"");
   while (n < sizeof(big) - 40)
     big[n++] = 'x';
-  n += (size_t)sprintf(big + n, "\"}\n\ndata: {\"a\":1,\"usage\":null}\n\n");
+  n += (size_t)snprintf(big + n, sizeof(big) - n,
+                        "\"}\n\ndata: {\"a\":1,\"usage\":null}\n\n");
   run(big, n, 3, 9000);
   CHECK_EQ_U64(out_n, n - strlen(",\"usage\":null"));
   CHECK(memcmp(out, big, n - 30) == 0);

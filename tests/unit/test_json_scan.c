@@ -192,11 +192,11 @@ LM_TEST(test_long_strings_are_truncated_with_raw_length) {
   char in[1200];
   struct trace t;
   memset(in, 0, sizeof in);
-  strcpy(in, "{\"s\":\"");
+  memcpy(in, "{\"s\":\"", 7);
   size_t n = strlen(in);
   for (int i = 0; i < 1000; i++)
     in[n++] = (char)('a' + i % 26);
-  strcpy(in + n, "\\n\"}");
+  memcpy(in + n, "\\n\"}", 5);
   struct lm_json_scan s;
   memset(&t, 0, sizeof t);
   lm_json_init(&s, 0, on_event, &t);

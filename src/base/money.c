@@ -128,6 +128,35 @@ char *lm_money_format(int64_t pusd, int decimals, char *buf, size_t size) {
   return buf;
 }
 
+char *lm_money_format_display(int64_t pusd, int min_decimals, char *buf,
+                              size_t size) {
+  if (min_decimals < 0)
+    min_decimals = 0;
+  if (min_decimals > 12)
+    min_decimals = 12;
+  uint64_t v = pusd < 0 ? (uint64_t)0 - (uint64_t)pusd : (uint64_t)pusd;
+  int digits = 0;
+  for (uint64_t t = v; t; t /= 10)
+    digits++;
+  /* Below a dollar, the second significant digit sits at decimal
+   * 14 - digits (v is in 1e-12 units): show at least that far, so that a
+   * limit of $0.0004 never reads as $0.00. */
+  int d = min_decimals;
+  if (v && v < (uint64_t)LM_PUSD_PER_USD && 14 - digits > d)
+    d = 14 - digits > 12 ? 12 : 14 - digits;
+  lm_money_format(pusd, d, buf, size);
+  /* The extra decimals carry no trailing zeros. */
+  size_t n = strlen(buf);
+  char *dot = strchr(buf, '.');
+  while (dot && d > min_decimals && n > 0 && buf[n - 1] == '0') {
+    buf[--n] = 0;
+    d--;
+  }
+  if (dot && n > 0 && buf[n - 1] == '.')
+    buf[--n] = 0;
+  return buf;
+}
+
 char *lm_money_format_exact(int64_t pusd, char *buf, size_t size) {
   int decimals = 12;
   int64_t v = pusd < 0 ? -pusd : pusd;

@@ -33,6 +33,13 @@ int lm_money_parse_usd(const char *s, int64_t *out_pusd);
  * Never fails; returns buf. */
 char *lm_money_format(int64_t pusd, int decimals, char *buf, size_t size);
 
+/* USD for people: at least min_decimals fraction digits, and below a
+ * dollar as many more as two significant digits need (rounded half away
+ * from zero, trailing zeros beyond min_decimals dropped): 0.0004 USD with 2
+ * is "0.0004", 0.000183 is "0.00018", 5.0123 with 2 is "5.01". Returns buf. */
+char *lm_money_format_display(int64_t pusd, int min_decimals, char *buf,
+                              size_t size);
+
 /* Exact decimal USD with trailing zeros trimmed (at least 2 decimals):
  * "0.000001375", "5.00". For JSON and ledgers. Returns buf. */
 char *lm_money_format_exact(int64_t pusd, char *buf, size_t size);

@@ -161,21 +161,21 @@ void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
   case LM_DENY_AGENT:
     if (d->kind == LM_DENY_HARD)
       snprintf(what, sizeof(what), "hard limit $%s",
-               lm_money_format(d->limit, 2, lim, sizeof(lim)));
+               lm_money_format_display(d->limit, 2, lim, sizeof(lim)));
     else
       snprintf(what, sizeof(what), "%s limit %s=$%s",
                d->kind == LM_DENY_MODEL ? "model" : "agent", d->subject,
-               lm_money_format(d->limit, 2, lim, sizeof(lim)));
+               lm_money_format_display(d->limit, 2, lim, sizeof(lim)));
     if (d->waited_ms > 0)
       snprintf(buf, len,
                "budget '%s': %s: waited %llds for in-flight calls to settle "
                "(spent $%s, spent+reserved $%s)%s",
                budget, what, (long long)((d->waited_ms + 500) / 1000),
-               lm_money_format(d->spent, 4, sp, sizeof(sp)),
-               lm_money_format(d->used, 4, used, sizeof(used)), retry);
+               lm_money_format_display(d->spent, 4, sp, sizeof(sp)),
+               lm_money_format_display(d->used, 4, used, sizeof(used)), retry);
     else
       snprintf(buf, len, "budget '%s': %s reached (spent+reserved $%s)%s",
-               budget, what, lm_money_format(d->used, 4, used, sizeof(used)),
+               budget, what, lm_money_format_display(d->used, 4, used, sizeof(used)),
                retry);
     break;
   case LM_DENY_TOKENS:
@@ -195,9 +195,9 @@ void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
     break;
   case LM_DENY_CALL_USD:
     snprintf(buf, len, "budget '%s': per-call cap $%s%s%s exceeded (call costs $%s)",
-             budget, lm_money_format(d->limit, 4, lim, sizeof(lim)),
+             budget, lm_money_format_display(d->limit, 4, lim, sizeof(lim)),
              sub ? " for " : "", sub ? sub : "",
-             lm_money_format(d->used, 4, used, sizeof(used)));
+             lm_money_format_display(d->used, 4, used, sizeof(used)));
     break;
   case LM_DENY_CALL_INPUT:
   case LM_DENY_CALL_OUTPUT:

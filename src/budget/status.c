@@ -288,7 +288,7 @@ static void table_rows(FILE *o, const char *title,
     char a[40];
     fprintf(o, "%-32.32s %12s %8" PRIu64 " %6" PRIu64 " %12" PRIu64
                " %12" PRIu64 " %10" PRIu64 "%s\n",
-            r->name, lm_money_format(r->c.spent, 4, a, sizeof(a)),
+            r->name, lm_money_format_display(r->c.spent, 4, a, sizeof(a)),
             r->c.requests, r->c.denied, r->c.tokens[LM_TOK_INPUT],
             r->c.tokens[LM_TOK_OUTPUT], r->c.tokens[LM_TOK_CACHE_READ],
             (r->flags & LM_ROWF_UNPRICED) ? "  (unpriced)" : "");
@@ -307,12 +307,12 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
   if (s->hard_pusd >= 0) {
     int64_t rem = s->hard_pusd - s->total.spent - s->total.reserved;
     fprintf(o, "limit     $%s   soft $%s\n",
-            lm_money_format(s->hard_pusd, 2, a, sizeof(a)),
-            lm_money_format(s->soft_pusd, 2, b, sizeof(b)));
+            lm_money_format_display(s->hard_pusd, 2, a, sizeof(a)),
+            lm_money_format_display(s->soft_pusd, 2, b, sizeof(b)));
     fprintf(o, "spent     $%s   reserved $%s   remaining $%s\n",
-            lm_money_format(s->total.spent, 4, a, sizeof(a)),
-            lm_money_format(s->total.reserved, 4, b, sizeof(b)),
-            lm_money_format(rem < 0 ? 0 : rem, 4, c, sizeof(c)));
+            lm_money_format_display(s->total.spent, 4, a, sizeof(a)),
+            lm_money_format_display(s->total.reserved, 4, b, sizeof(b)),
+            lm_money_format_display(rem < 0 ? 0 : rem, 4, c, sizeof(c)));
     /* Utilisation in basis points, integer only. */
     int64_t bp = s->hard_pusd ? (int64_t)((__int128)s->total.spent * 10000 /
                                           s->hard_pusd)
@@ -328,8 +328,8 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
   } else {
     fprintf(o, "limit     none\n");
     fprintf(o, "spent     $%s   reserved $%s\n",
-            lm_money_format(s->total.spent, 4, a, sizeof(a)),
-            lm_money_format(s->total.reserved, 4, b, sizeof(b)));
+            lm_money_format_display(s->total.spent, 4, a, sizeof(a)),
+            lm_money_format_display(s->total.reserved, 4, b, sizeof(b)));
   }
   fprintf(o, "requests  %" PRIu64 "   denied %" PRIu64 "   unmetered %" PRIu64
              "   in flight %" PRIu64 "\n",
@@ -350,7 +350,7 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
     if (s->requests_limit >= 0)
       fprintf(o, " requests %" PRId64, s->requests_limit);
     if (s->max_call_pusd >= 0)
-      fprintf(o, " per-call $%s", lm_money_format(s->max_call_pusd, 4, a,
+      fprintf(o, " per-call $%s", lm_money_format_display(s->max_call_pusd, 4, a,
                                                  sizeof(a)));
     if (s->max_call_input_tokens >= 0)
       fprintf(o, " per-call-input %" PRId64, s->max_call_input_tokens);
@@ -397,11 +397,11 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
     int m = (int)LM_RULE_MEASURE(r->kind);
     if (m == LM_RULE_SPEND)
       fprintf(o, "rule      %s %s = $%s   spent $%s\n", tg, r->pattern,
-              lm_money_format(r->limit_pusd, 2, a, sizeof(a)),
-              lm_money_format(r->c.spent, 4, b, sizeof(b)));
+              lm_money_format_display(r->limit_pusd, 2, a, sizeof(a)),
+              lm_money_format_display(r->c.spent, 4, b, sizeof(b)));
     else if (m == LM_RULE_CALL_USD)
       fprintf(o, "rule      %s %s: at most $%s per call\n", tg, r->pattern,
-              lm_money_format(r->limit_pusd, 4, a, sizeof(a)));
+              lm_money_format_display(r->limit_pusd, 4, a, sizeof(a)));
     else if (m == LM_RULE_RPM || m == LM_RULE_TPM)
       fprintf(o, "rule      %s %s: %lld/%lld %s\n", tg, r->pattern,
               (long long)r->rate_used, (long long)r->limit_pusd,

@@ -486,7 +486,7 @@ static int cmd_init(const struct opts *o) {
     char a[40];
     printf("created budget '%s' (limit %s%s)\n", snap.name,
            snap.hard_pusd < 0 ? "none" : "$",
-           snap.hard_pusd < 0 ? "" : lm_money_format(snap.hard_pusd, 2, a,
+           snap.hard_pusd < 0 ? "" : lm_money_format_display(snap.hard_pusd, 2, a,
                                                      sizeof(a)));
   }
   return rc;
@@ -579,9 +579,9 @@ static void list_one(const char *name, void *ctx) {
   lm_budget_snapshot(b, &snap);
   lm_budget_close(b);
   printf("%-32s spent $%-12s limit %s%s\n", name,
-         lm_money_format(snap.total.spent, 4, a, sizeof(a)),
+         lm_money_format_display(snap.total.spent, 4, a, sizeof(a)),
          snap.hard_pusd < 0 ? "none" : "$",
-         snap.hard_pusd < 0 ? "" : lm_money_format(snap.hard_pusd, 2, c,
+         snap.hard_pusd < 0 ? "" : lm_money_format_display(snap.hard_pusd, 2, c,
                                                    sizeof(c)));
 }
 
@@ -687,12 +687,12 @@ static int cmd_run(const struct opts *o) {
     fprintf(stderr,
             "llmmeter: spent $%s in %llu LLM calls (%llu denied); budget '%s' "
             "total $%s of %s%s\n",
-            lm_money_format(snap.total.spent - spent0, 4, a, sizeof(a)),
+            lm_money_format_display(snap.total.spent - spent0, 4, a, sizeof(a)),
             (unsigned long long)(snap.total.requests - req0),
             (unsigned long long)(snap.total.denied - den0), name,
-            lm_money_format(snap.total.spent, 4, t, sizeof(t)),
+            lm_money_format_display(snap.total.spent, 4, t, sizeof(t)),
             snap.hard_pusd < 0 ? "no limit" : "$",
-            snap.hard_pusd < 0 ? "" : lm_money_format(snap.hard_pusd, 2, c,
+            snap.hard_pusd < 0 ? "" : lm_money_format_display(snap.hard_pusd, 2, c,
                                                       sizeof(c)));
   }
   return code;

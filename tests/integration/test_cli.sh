@@ -101,3 +101,9 @@ check cli_other_layout_version_message grep -q "another layout version" "$T/vers
 
 "$LM" rm --budget "$B"; expect_eq cli_rm_exit0 "$?" 0
 "$LM" rm --budget "$B" 2>/dev/null; expect_eq cli_rm_missing_exit1 "$?" 1
+
+# Money you can read: a limit below a cent never shows as $0.00.
+new_budget M
+out=$("$LM" init --budget "$M" --limit 0.0004)
+check cli_small_limit_reads_exactly grep -q 'limit \$0.0004' <<<"$out"
+check cli_small_limit_in_status grep -q '\$0.0004' <("$LM" status --budget "$M")

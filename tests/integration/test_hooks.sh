@@ -201,7 +201,7 @@ SH
 echo "$REQ" >"$T/req1.json"
 "$LM" run --budget "$R" --limit 5 -- bash "$T/tree.sh" 2>"$T/run.err"
 expect_eq run_meters_exec_tree "$(status_json "$R" | json_get - "j['requests'], j['limit_usd']")" "2 5.00"
-check run_prints_summary grep -q "^llmmeter: spent \$0.0001 in 2 LLM calls (0 denied); budget '$R'" "$T/run.err"
+check run_prints_summary grep -q "^llmmeter: spent \$0.000[0-9]* in 2 LLM calls (0 denied); budget '$R'" "$T/run.err"
 "$LM" run --budget "$R" --quiet -- sh -c 'exit 7'
 expect_eq run_passes_exit_code "$?" 7
 "$LM" run --budget "$R" --quiet -- /nonexistent/cmd 2>/dev/null
@@ -214,7 +214,8 @@ snap d0
 metered curl -sS "$MOCK_URL/v1/chat/completions" -d "$REQ" >"$T/denied.out" 2>"$T/denied.err"
 rc=$?
 expect_eq denied_curl_exit_aborted_by_callback "$rc" 42
-check denied_curl_message_names_budget grep -q "budget '$B': hard limit \$0.00 reached" "$T/denied.err"
+# a limit below a cent reads as what it is, never as $0.00
+check denied_curl_message_names_budget grep -q "budget '$B': hard limit \$0.000001 reached" "$T/denied.err"
 metered_client "$CLIENT" wf "$MOCK_URL/v1/messages" $FX.request.json >/dev/null 2>"$T/denied.c"
 check denied_errorbuffer_holds_reason grep -q "^curle=42 http=0 err=llmmeter: budget '$B': hard limit" "$T/denied.c"
 metered_client "$CLIENT" multi "$MOCK_URL/v1/messages" $FX.request.json >/dev/null 2>"$T/denied.m"

@@ -1,7 +1,14 @@
 /* test_budget.c — the budget engine: limits, windows, leases, crashes.
  *
- * Every test uses its own real shared-memory segment (removed afterwards)
- * and, for the multi-process cases, real fork()ed processes.
+ * Every test uses its own budget (removed afterwards) and, for the
+ * multi-process cases, real fork()ed processes. The whole list runs twice:
+ * on the shared-memory backend (real segments), then on the in-memory
+ * backend of budget_mem.c through lm_budget_force_backend, which shows
+ * that nothing a test needs goes around the lm_budget_ops seam but removing
+ * a budget (the interface has no such operation: each backend's own remove
+ * is called). Lines are suffixed [shm] and [mem]. No test is shm-only: none
+ * reads /dev/shm or a segment's bytes (the window and money tests touch no
+ * budget at all, and simply run twice).
  */
 #include <sched.h>
 #include <signal.h>
@@ -12,6 +19,7 @@
 #include <unistd.h>
 
 #include "budget.h"
+#include "budget_mem.h"
 #include "lm_test.h"
 #include "money.h"
 #include "window.h"
@@ -20,6 +28,25 @@
 
 static char bname[64];
 static int seq;
+
+/* The backend under test: how its budgets are created (lm_budget_create
+ * through the forced backend, or the name's own) and removed. */
+struct backend_case {
+  const char *suffix;
+  const struct lm_budget_backend *forced; /* NULL: chosen by the name */
+  int (*remove)(const char *name);
+};
+
+static int shm_remove(const char *name) {
+  return lm_segment_remove(name, NULL, 0);
+}
+
+static const struct backend_case backend_shm = {"[shm]", NULL, shm_remove};
+static const struct backend_case backend_mem = {
+    "[mem]", &lm_budget_backend_mem, lm_budget_mem_remove};
+static const struct backend_case *backend = &backend_shm;
+
+static void remove_budget(const char *name) { backend->remove(name); }
 
 static struct lm_budget *fresh(int64_t hard, int window, int strict) {
   snprintf(bname, sizeof(bname), "lmtest-%d-%d", (int)getpid(), seq++);
@@ -38,7 +65,7 @@ static struct lm_budget *fresh(int64_t hard, int window, int strict) {
 
 static void done(struct lm_budget *b) {
   lm_budget_close(b);
-  lm_segment_remove(bname, NULL, 0);
+  remove_budget(bname);
 }
 
 static struct lm_call call_of(const char *model, int64_t est) {
@@ -290,7 +317,7 @@ LM_TEST(test_admission_memo_is_per_handle) {
   CHECK_EQ_I64(S.models[0].c.spent, 0);
   done(b);
   lm_budget_close(a);
-  lm_segment_remove(aname, NULL, 0);
+  remove_budget(aname);
 }
 
 static int64_t fake_now;
@@ -735,7 +762,7 @@ LM_TEST(test_snapshot_that_goes_down_is_refunded_not_charged_twice) {
   done(b);
 }
 
-int main(void) {
+static void all_tests(void) {
   LM_RUN(test_admit_charge_settle_moves_reservation_to_spent);
   LM_RUN(test_charge_beyond_estimate_is_charged_in_full);
   LM_RUN(test_release_refunds_everything);
@@ -760,5 +787,18 @@ int main(void) {
   LM_RUN(test_limit_really_reached_denies_without_waiting);
   LM_RUN(test_per_call_caps_deny_before_and_cut_during);
   LM_RUN(test_snapshot_that_goes_down_is_refunded_not_charged_twice);
+}
+
+static void run_on(const struct backend_case *c) {
+  backend = c;
+  lm_budget_force_backend(c->forced);
+  LM_TEST_SUFFIX(c->suffix);
+  all_tests();
+}
+
+int main(void) {
+  run_on(&backend_shm);
+  run_on(&backend_mem);
+  lm_budget_force_backend(NULL);
   LM_TEST_END();
 }

@@ -5,6 +5,8 @@
  * expression; each test prints one "PASS: name" or "FAIL: name" line, which
  * tests/run.sh counts across every binary and script for the suite's final
  * "N passed, N failed" line. A test binary exits non-zero if any test failed.
+ * A binary that runs its list more than once (e.g. on each budget backend)
+ * sets LM_TEST_SUFFIX("[shm]") before each run to tell the lines apart.
  */
 #ifndef LM_TEST_H
 #define LM_TEST_H
@@ -17,6 +19,9 @@
 static int lm_t_cur_failed;
 static int lm_t_passed;
 static int lm_t_failed;
+static const char *lm_t_suffix = "";
+
+#define LM_TEST_SUFFIX(s) (lm_t_suffix = (s))
 
 #define LM_TEST(name) static void name(void)
 
@@ -67,10 +72,10 @@ static int lm_t_failed;
     name();                                                                  \
     if (lm_t_cur_failed) {                                                   \
       lm_t_failed++;                                                         \
-      printf("FAIL: %s\n", #name);                                           \
+      printf("FAIL: %s%s\n", #name, lm_t_suffix);                            \
     } else {                                                                 \
       lm_t_passed++;                                                         \
-      printf("PASS: %s\n", #name);                                           \
+      printf("PASS: %s%s\n", #name, lm_t_suffix);                            \
     }                                                                        \
     fflush(stdout);                                                          \
   } while (0)

@@ -1,7 +1,14 @@
 /* test_budget.c — the budget engine: limits, windows, leases, crashes.
  *
- * Every test uses its own real shared-memory segment (removed afterwards)
- * and, for the multi-process cases, real fork()ed processes.
+ * Every test uses its own budget (removed afterwards) and, for the
+ * multi-process cases, real fork()ed processes. The whole list runs twice:
+ * on the shared-memory backend (real segments), then on the in-memory
+ * backend of budget_mem.c through lm_budget_force_backend, which shows
+ * that nothing a test needs goes around the lm_budget_ops seam but removing
+ * a budget (the interface has no such operation: each backend's own remove
+ * is called). Lines are suffixed [shm] and [mem]. No test is shm-only: none
+ * reads /dev/shm or a segment's bytes (the window and money tests touch no
+ * budget at all, and simply run twice).
  */
 #include <sched.h>
 #include <signal.h>
@@ -12,6 +19,7 @@
 #include <unistd.h>
 
 #include "budget.h"
+#include "budget_mem.h"
 #include "lm_test.h"
 #include "money.h"
 #include "window.h"
@@ -20,6 +28,25 @@
 
 static char bname[64];
 static int seq;
+
+/* The backend under test: how its budgets are created (lm_budget_create
+ * through the forced backend, or the name's own) and removed. */
+struct backend_case {
+  const char *suffix;
+  const struct lm_budget_backend *forced; /* NULL: chosen by the name */
+  int (*remove)(const char *name);
+};
+
+static int shm_remove(const char *name) {
+  return lm_segment_remove(name, NULL, 0);
+}
+
+static const struct backend_case backend_shm = {"[shm]", NULL, shm_remove};
+static const struct backend_case backend_mem = {
+    "[mem]", &lm_budget_backend_mem, lm_budget_mem_remove};
+static const struct backend_case *backend = &backend_shm;
+
+static void remove_budget(const char *name) { backend->remove(name); }
 
 static struct lm_budget *fresh(int64_t hard, int window, int strict) {
   snprintf(bname, sizeof(bname), "lmtest-%d-%d", (int)getpid(), seq++);
@@ -38,7 +65,7 @@ static struct lm_budget *fresh(int64_t hard, int window, int strict) {
 
 static void done(struct lm_budget *b) {
   lm_budget_close(b);
-  lm_segment_remove(bname, NULL, 0);
+  remove_budget(bname);
 }
 
 static struct lm_call call_of(const char *model, int64_t est) {
@@ -290,7 +317,7 @@ LM_TEST(test_admission_memo_is_per_handle) {
   CHECK_EQ_I64(S.models[0].c.spent, 0);
   done(b);
   lm_budget_close(a);
-  lm_segment_remove(aname, NULL, 0);
+  remove_budget(aname);
 }
 
 static int64_t fake_now;
@@ -735,7 +762,247 @@ LM_TEST(test_snapshot_that_goes_down_is_refunded_not_charged_twice) {
   done(b);
 }
 
-int main(void) {
+/* ---- the ops no test above asks about -------------------------------------
+ * Rates, time, the soft limit, downgrade, mid-stream cuts and opening by
+ * name were covered only by the integration scripts, which run on shared
+ * memory alone; these make both backends answer them. */
+
+LM_TEST(test_open_by_name_finds_the_same_budget_in_every_process) {
+  struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_budget *again = NULL, *none = NULL;
+  char err[256];
+  CHECK(lm_budget_open(bname, false, &again, err, sizeof(err)) == 0);
+  CHECK(lm_budget_open("lmtest-no-such-budget", false, &none, err,
+                       sizeof(err)) == LM_SEG_ENOENT);
+  pid_t kid = fork();
+  if (kid == 0) {
+    struct lm_budget *mine = NULL;
+    struct lm_lease l;
+    struct lm_denial why;
+    struct lm_call c = call_of("m", 10);
+    if (lm_budget_open(bname, false, &mine, err, sizeof(err)) != 0 ||
+        lm_budget_admit(mine, &c, &l, &why) != 0)
+      _exit(3);
+    lm_budget_charge(mine, &l, NULL, 7);
+    lm_budget_settle(mine, &l, 0);
+    lm_budget_close(mine);
+    _exit(0);
+  }
+  int st = 0;
+  waitpid(kid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  if (again) {
+    snap(again, &S);
+    CHECK_EQ_I64(S.total.spent, 7);
+    CHECK_EQ_U64(S.total.requests, 1);
+    lm_budget_close(again);
+  }
+  done(b);
+}
+
+LM_TEST(test_rpm_counts_requests_even_refunded_ones) {
+  struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_limit_config cfg = LM_LIMITS_KEEP;
+  cfg.rpm = 2;
+  lm_budget_configure(b, &cfg);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", 10);
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_release(b, &l); /* the request was made: its turn is spent */
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_RATE);
+  CHECK_STR(why.subject, "rpm");
+  CHECK_EQ_I64(why.limit, 2);
+  CHECK(why.retry_after_s >= 29 && why.retry_after_s <= 30);
+  char line[256];
+  lm_denial_format(&why, "b", line, sizeof(line));
+  CHECK(strstr(line, "rate limit rpm 2/min reached") != NULL);
+  snap(b, &S);
+  CHECK_EQ_I64(S.rpm, 2);
+  CHECK(S.rpm_used >= 1 && S.rpm_used <= 2); /* rounded down as time moves */
+  CHECK_EQ_U64(S.total.denied, 1);
+  done(b);
+}
+
+LM_TEST(test_tpm_takes_the_estimate_and_correction_gives_it_back) {
+  struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_limit_config cfg = LM_LIMITS_KEEP;
+  cfg.tpm = 1000;
+  lm_budget_configure(b, &cfg);
+  struct lm_lease l1, l2;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", 10);
+  c.est_input_tokens = 900;
+  CHECK(lm_budget_admit(b, &c, &l1, &why) == 0);
+  snap(b, &S);
+  CHECK(S.tpm_used >= 899 && S.tpm_used <= 900);
+  CHECK(lm_budget_admit(b, &c, &l2, &why) == -1); /* 1800 > 1000 a minute */
+  CHECK_EQ_I64(why.kind, LM_DENY_RATE);
+  CHECK_STR(why.subject, "tpm");
+  CHECK_EQ_I64(why.retry_after_s, 48); /* 800 tokens over, at 1000/min */
+  struct lm_usage actual = {.input = 100, .output = 0};
+  lm_budget_charge(b, &l1, &actual, 5);
+  lm_budget_settle(b, &l1, 0);
+  lm_budget_rate_correct(b, &l1, &actual); /* after settle, as the meter does */
+  CHECK(lm_budget_admit(b, &c, &l2, &why) == 0); /* 100 + 900 fit */
+  lm_budget_settle(b, &l2, 0);
+  done(b);
+}
+
+LM_TEST(test_rate_rule_limits_only_matching_models) {
+  struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  char err[128];
+  CHECK(lm_budget_add_rule(b, LM_RULE_MODEL | LM_RULE_RPM, "gpt-*", 1, err,
+                           sizeof(err)) == 0);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call g = call_of("gpt-4o", 10), o = call_of("claude-x", 10);
+  CHECK(lm_budget_admit(b, &g, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  CHECK(lm_budget_admit(b, &g, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_RATE);
+  CHECK_STR(why.subject, "gpt-*");
+  CHECK(lm_budget_admit(b, &o, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  snap(b, &S);
+  CHECK_EQ_I64(S.n_rules, 1);
+  CHECK_EQ_I64(S.rules[0].kind, LM_RULE_MODEL | LM_RULE_RPM);
+  CHECK_EQ_I64(S.rules[0].limit_pusd, 1);
+  done(b);
+}
+
+LM_TEST(test_deadline_and_llm_time_refuse_and_cut) {
+  struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  fake_now = 1764115200;
+  lm_budget_set_clock(b, fake_clock, NULL);
+  struct lm_limit_config cfg = LM_LIMITS_KEEP;
+  cfg.deadline = fake_now + 10;
+  cfg.max_llm_ns = 2000000000;
+  lm_budget_configure(b, &cfg);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", 10);
+  CHECK(!lm_budget_over_time(b, 0, &why));
+  lm_budget_add_llm_time(b, 1500000000);
+  CHECK(!lm_budget_over_time(b, 400000000, &why));
+  CHECK(lm_budget_over_time(b, 600000000, &why)); /* a transfer still running */
+  CHECK_EQ_I64(why.kind, LM_DENY_LLM_TIME);
+  CHECK_EQ_I64(why.used, 2100000000);
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  lm_budget_add_llm_time(b, 500000000);
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_LLM_TIME);
+  cfg = LM_LIMITS_KEEP;
+  cfg.max_llm_ns = -1;
+  lm_budget_configure(b, &cfg);
+  fake_now += 10;
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_DEADLINE);
+  CHECK_EQ_I64(why.limit, fake_now);
+  char line[256];
+  lm_denial_format(&why, "b", line, sizeof(line));
+  CHECK(strstr(line, "deadline 2025-11-26T00:00:10Z has passed") != NULL);
+  snap(b, &S);
+  CHECK_EQ_I64(S.llm_ns, 2000000000);
+  done(b);
+}
+
+LM_TEST(test_soft_limit_is_crossed_once_per_window) {
+  struct lm_budget *b = fresh(USD(10), LM_WINDOW_DAY, LM_MODE_OPTIMISTIC);
+  fake_now = 1764115200 + 3600;
+  lm_budget_set_clock(b, fake_clock, NULL);
+  struct lm_limit_config cfg = LM_LIMITS_KEEP;
+  cfg.soft_pusd = USD(1);
+  cfg.on_soft = "notify-me";
+  lm_budget_configure(b, &cfg);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(0.1));
+  char cmd[64] = "";
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(0.5));
+  CHECK(!lm_budget_soft_crossed(b, cmd, sizeof(cmd)));
+  lm_budget_charge(b, &l, NULL, USD(0.5));
+  CHECK(lm_budget_soft_crossed(b, cmd, sizeof(cmd)));
+  CHECK_STR(cmd, "notify-me");
+  CHECK(!lm_budget_soft_crossed(b, cmd, sizeof(cmd))); /* once */
+  lm_budget_settle(b, &l, 0);
+  snap(b, &S);
+  CHECK(S.soft_crossed);
+  CHECK_STR(S.on_soft, "notify-me");
+  fake_now += 86400; /* a new day: a new crossing */
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(0.5));
+  CHECK(!lm_budget_soft_crossed(b, cmd, sizeof(cmd)));
+  lm_budget_charge(b, &l, NULL, USD(0.5));
+  lm_budget_settle(b, &l, 0);
+  CHECK(lm_budget_soft_crossed(b, NULL, 0));
+  done(b);
+}
+
+LM_TEST(test_downgrade_rewrites_listed_models_above_the_soft_limit) {
+  struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_limit_config cfg = LM_LIMITS_KEEP;
+  cfg.soft_pusd = USD(1);
+  cfg.downgrade = "gpt-4o=gpt-4o-mini,claude-opus-*=claude-haiku-4-5";
+  lm_budget_configure(b, &cfg);
+  char to[64] = "";
+  CHECK(!lm_budget_downgrade(b, NULL, NULL, 0)); /* below the soft limit */
+  CHECK(!lm_budget_downgrade(b, "gpt-4o", to, sizeof(to)));
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("gpt-4o", USD(0.1));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(1));
+  lm_budget_settle(b, &l, 0);
+  CHECK(lm_budget_downgrade(b, NULL, NULL, 0));
+  CHECK(lm_budget_downgrade(b, "gpt-4o", to, sizeof(to)));
+  CHECK_STR(to, "gpt-4o-mini");
+  CHECK(lm_budget_downgrade(b, "claude-opus-4-1", to, sizeof(to)));
+  CHECK_STR(to, "claude-haiku-4-5");
+  CHECK(!lm_budget_downgrade(b, "gpt-4.1", to, sizeof(to))); /* unlisted */
+  CHECK(!lm_budget_downgrade(b, "", to, sizeof(to)));
+  snap(b, &S);
+  CHECK_STR(S.downgrade, "gpt-4o=gpt-4o-mini,claude-opus-*=claude-haiku-4-5");
+  done(b);
+}
+
+LM_TEST(test_over_hard_cuts_paid_streams_not_free_ones) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  char err[128];
+  CHECK(lm_budget_add_rule(b, LM_RULE_AGENT, "cheap", USD(0.2), err,
+                           sizeof(err)) == 0);
+  struct lm_lease paid, local, capped;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(0.1));
+  struct lm_call z = call_of("llama3", 0);
+  z.zero_priced = true;
+  struct lm_call k = call_of("m", USD(0.1));
+  k.agent = "cheap";
+  CHECK(lm_budget_admit(b, &c, &paid, &why) == 0);
+  CHECK(lm_budget_admit(b, &z, &local, &why) == 0);
+  CHECK(lm_budget_admit(b, &k, &capped, &why) == 0);
+  CHECK(!lm_budget_over_hard(b, &paid));
+  lm_budget_charge(b, &capped, NULL, USD(0.2)); /* the agent rule's limit */
+  CHECK(lm_budget_over_hard(b, &capped));
+  CHECK(!lm_budget_over_hard(b, &paid));
+  lm_budget_charge(b, &paid, NULL, USD(0.8));
+  CHECK(lm_budget_over_hard(b, &paid));
+  CHECK(!lm_budget_over_hard(b, &local)); /* $ limits never cut a $0 call */
+  lm_budget_settle(b, &paid, 0);
+  lm_budget_settle(b, &local, 0);
+  lm_budget_settle(b, &capped, 0);
+  snap(b, &S);
+  CHECK_EQ_I64(S.total.spent, USD(1));
+  CHECK_EQ_I64(S.total.reserved, 0);
+  done(b);
+}
+
+static void all_tests(void) {
   LM_RUN(test_admit_charge_settle_moves_reservation_to_spent);
   LM_RUN(test_charge_beyond_estimate_is_charged_in_full);
   LM_RUN(test_release_refunds_everything);
@@ -760,5 +1027,26 @@ int main(void) {
   LM_RUN(test_limit_really_reached_denies_without_waiting);
   LM_RUN(test_per_call_caps_deny_before_and_cut_during);
   LM_RUN(test_snapshot_that_goes_down_is_refunded_not_charged_twice);
+  LM_RUN(test_open_by_name_finds_the_same_budget_in_every_process);
+  LM_RUN(test_rpm_counts_requests_even_refunded_ones);
+  LM_RUN(test_tpm_takes_the_estimate_and_correction_gives_it_back);
+  LM_RUN(test_rate_rule_limits_only_matching_models);
+  LM_RUN(test_deadline_and_llm_time_refuse_and_cut);
+  LM_RUN(test_soft_limit_is_crossed_once_per_window);
+  LM_RUN(test_downgrade_rewrites_listed_models_above_the_soft_limit);
+  LM_RUN(test_over_hard_cuts_paid_streams_not_free_ones);
+}
+
+static void run_on(const struct backend_case *c) {
+  backend = c;
+  lm_budget_force_backend(c->forced);
+  LM_TEST_SUFFIX(c->suffix);
+  all_tests();
+}
+
+int main(void) {
+  run_on(&backend_shm);
+  run_on(&backend_mem);
+  lm_budget_force_backend(NULL);
   LM_TEST_END();
 }

@@ -5,6 +5,14 @@
 # without it in this one invocation: ROUNDS rounds, each running both
 # sides back to back (the order alternates), and the figure is the median
 # of the per-round differences or ratios, with their min..max spread.
+# Absolute figures differ about 2x between machine kinds, so the
+# throughputs and per-request CPU are also given as ratios to a physical
+# reference measured in the same run: parsing against a memchr line scan
+# of the same bytes in the same chunks (bench_parse), the budget against a
+# bare atomic add from as many processes (bench_budget), added CPU against
+# the client's own CPU per request (the run without the library). The
+# table's header line names the CPU model and core count.
+#
 # Ends with a table "figure | measured | target | met?". Exit 0 unless
 # something is broken (a tool fails, a total is inexact, usage is wrong);
 # a missed timing target is reported, never fatal.
@@ -88,6 +96,8 @@ for conc in 1 16; do
       fi
       rec "req.$kind.c$conc.wall_ratio $(awk -v a="$(field wall_s "$onl")" -v b="$(field wall_s "$off")" 'BEGIN{printf "%.4f", a/b}')"
       rec "req.$kind.c$conc.cpu_us $(awk -v a="$(field cpu_s "$onl")" -v b="$(field cpu_s "$off")" -v n="$n" 'BEGIN{printf "%.3f", (a-b)/n*1e6}')"
+      rec "req.$kind.c$conc.base_cpu_us $(awk -v b="$(field cpu_s "$off")" -v n="$n" 'BEGIN{printf "%.3f", b/n*1e6}')"
+      rec "req.$kind.c$conc.cpu_ratio $(awk -v a="$(field cpu_s "$onl")" -v b="$(field cpu_s "$off")" 'BEGIN{printf "%.5f", (b>0)? (a-b)/b : 0}')"
       rec "req.$kind.c$conc.p50_us $(awk -v a="$(field p50_us "$onl")" -v b="$(field p50_us "$off")" 'BEGIN{printf "%.2f", a-b}')"
       rec "req.$kind.c$conc.p99_us $(awk -v a="$(field p99_us "$onl")" -v b="$(field p99_us "$off")" 'BEGIN{printf "%.2f", a-b}')"
       rec "req.$kind.c$conc.base_p50_us $(field p50_us "$off")"
@@ -177,21 +187,27 @@ fi
 if ! "$B/bench_parse" tests/fixtures "$PARSE_MB" "$PARSE_REPS" >"$T/parse"; then
   broken "bench_parse (wrong usage)"
 fi
-while read -r _ name chunk med mn mx bytes; do
+while read -r _ name chunk med mn mx _bytes ref ratio rmin rmax; do
   rec "parse.$name.$chunk $med"
   echo "parse.$name.$chunk.spread $mn $mx" >>"$T/parse.spread"
+  rec "parse.$name.$chunk.memchr $ref"
+  rec "parse.$name.$chunk.ratio $ratio"
+  rec "parse.$name.$chunk.ratio_spread [$rmin..$rmax]"
 done <"$T/parse"
 say "bench: parsing done"
 
 # ---- 4. budget -------------------------------------------------------------
 if ! "$B/bench_budget" "$BUDGET_OPS" 1 2 16 >"$T/budget"; then
-  broken "bench_budget (totals inexact)"
+  broken "bench_budget (totals inexact or the reference failed)"
 fi
-while read -r _ procs as acs exact rest; do
-  rec "budget.p$procs.admit_settle ${as#*=}"
-  rec "budget.p$procs.admit_charge_settle ${acs#*=}"
-  rec "budget.p$procs.exact ${exact#*=}"
-  say "bench: budget $procs process(es): $exact $rest"
+while read -r line; do
+  procs=$(awk '{print $2}' <<<"$line")
+  rec "budget.p$procs.admit_settle $(field admit_settle_per_s "$line")"
+  rec "budget.p$procs.admit_charge_settle $(field admit_charge_settle_per_s "$line")"
+  rec "budget.p$procs.exact $(field exact "$line")"
+  rec "budget.p$procs.atomic_add $(field atomic_add_per_s "$line")"
+  rec "budget.p$procs.ratio $(field admit_settle_per_atomic_add "$line")"
+  say "bench: budget $procs process(es): $(cut -d' ' -f5- <<<"$line")"
 done <"$T/budget"
 
 # ---- 5. memory -------------------------------------------------------------
@@ -264,11 +280,22 @@ say "bench: peer done"
 
 # ---- the table -------------------------------------------------------------
 ELAPSED=$(( $(date +%s) - START ))
-python3 - "$RAW" "$QUICK" "$PEER" "${PEER_WHY:-}" "${PEER_NOTE:-}" "$ELAPSED" <<'EOF'
+# The machine: CPU model, cores (distinct physical id/core id pairs) and
+# logical CPUs, as /proc/cpuinfo shows them (lscpu where it has no model).
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -1)
+[ -n "$CPU_MODEL" ] || CPU_MODEL=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+CPU_THREADS=$(grep -c '^processor' /proc/cpuinfo)
+CPU_CORES=$(awk -F: '/^physical id/{p=$2} /^core id/{print p "/" $2}' /proc/cpuinfo | sort -u | grep -c .)
+[ "$CPU_CORES" -gt 0 ] || CPU_CORES=$CPU_THREADS
+CPU="${CPU_MODEL:-unknown CPU}, $CPU_CORES core$([ "$CPU_CORES" = 1 ] || echo s)"
+[ "$CPU_THREADS" = "$CPU_CORES" ] || CPU="$CPU / $CPU_THREADS logical CPUs"
+python3 - "$RAW" "$QUICK" "$PEER" "${PEER_WHY:-}" "${PEER_NOTE:-}" "$ELAPSED" "$CPU" <<'EOF'
 import sys, statistics as st
-raw, quick, peer, peer_why, peer_note, elapsed = sys.argv[1:7]
+raw, quick, peer, peer_why, peer_note, elapsed, cpu = sys.argv[1:8]
 d = {}
 for line in open(raw):
+    if len(line.split(None, 1)) < 2:
+        continue  # a tool gave no value: its rows read n/a
     k, v = line.split(None, 1)
     v = v.strip()
     try:
@@ -292,15 +319,38 @@ def row(fig, key, fmt, target, ok):
         return
     rows.append((fig, fmt.format(m) + spread(key), target, "yes" if ok(m) else "NO"))
 
+# A ratio to the physical reference measured in the same run: no target
+# ("—"), the reference itself named in the target column.
+def ratio_row(fig, key, ref, spread_text=None):
+    m = med(key)
+    if m is None:
+        rows.append((fig, "n/a", "—", "—"))
+        return
+    sp = spread(key) if spread_text is None else " " + spread_text
+    rows.append((fig, f"{m:.4f}" + sp, f"— ({ref})" if ref else "—", "—"))
+
 for c in ("1", "16"):
     for kind, name in (("hello", "non-LLM"), ("json", "LLM non-stream"), ("stream", "LLM stream 2 KB")):
         row(f"wall ratio, {name}, c={c}", f"req.{kind}.c{c}.wall_ratio", "{:.3f}", "<= 1.02", lambda m: m <= 1.02)
 for c in ("1", "16"):
     for kind, name, tgt in (("hello", "non-LLM", 0.5), ("json", "LLM non-stream", 5), ("stream", "LLM stream", 5)):
         row(f"added CPU us/request, {name}, c={c}", f"req.{kind}.c{c}.cpu_us", "{:.2f}", f"<= {tgt:g}", lambda m, t=tgt: m <= t)
+for c in ("1", "16"):
+    for kind, name in (("hello", "non-LLM"), ("json", "LLM non-stream"), ("stream", "LLM stream")):
+        base = med(f"req.{kind}.c{c}.base_cpu_us")
+        ratio_row(f"added CPU / client's own CPU, {name}, c={c}", f"req.{kind}.c{c}.cpu_ratio",
+                  f"client {base:.1f} us/request" if base is not None else "")
 for kind, name in (("json", "LLM non-stream"), ("stream", "LLM stream 2 KB")):
     row(f"library path alone, CPU us/request, {name}", f"xfer.{kind}.us", "{:.2f}",
         "report (in-process)", lambda m: True)
+# The library path against the client's own CPU per request of the same
+# kind at c=1: two medians of this run, not a per-round ratio.
+for kind, name in (("json", "LLM non-stream"), ("stream", "LLM stream 2 KB")):
+    x, base = med(f"xfer.{kind}.us"), med(f"req.{kind}.c1.base_cpu_us")
+    if x is not None and base:
+        d[f"xfer.{kind}.ratio"] = [x / base]
+    ratio_row(f"library path alone / client's own CPU, {name}", f"xfer.{kind}.ratio",
+              f"client {base:.1f} us/request, c=1" if base else "")
 for c in ("1", "16"):
     for kind, name in (("hello", "non-LLM"), ("json", "LLM non-stream"), ("stream", "LLM stream")):
         for q in ("p50", "p99"):
@@ -319,10 +369,18 @@ for s in ("openai-chat-sse", "anthropic-sse", "gemini-sse", "ollama-ndjson", "ge
         tgt = "report" if ch != "16384" else ">= 1000"
         row(f"parse MB/s, {s}, {ch} B chunks", f"parse.{s}.{ch}", "{:.0f}", tgt,
             lambda m, ch=ch: ch != "16384" or m >= 1000)
+        ref = med(f"parse.{s}.{ch}.memchr")
+        sp = d.get(f"parse.{s}.{ch}.ratio_spread", [""])[0]
+        ratio_row(f"parse / memchr line scan, {s}, {ch} B chunks", f"parse.{s}.{ch}.ratio",
+                  f"memchr {ref:,.0f} MB/s" if ref is not None else "", str(sp))
 row("budget admit+settle/s, 1 process", "budget.p1.admit_settle", "{:,.0f}", ">= 5,000,000", lambda m: m >= 5e6)
 row("budget admit+settle/s, 2 processes", "budget.p2.admit_settle", "{:,.0f}", "report", lambda m: True)
 row("budget admit+settle/s, 16 processes", "budget.p16.admit_settle", "{:,.0f}", "report", lambda m: True)
 row("budget admit+charge+settle/s, 1 process", "budget.p1.admit_charge_settle", "{:,.0f}", "report", lambda m: True)
+for p in ("1", "2", "16"):
+    ref = med(f"budget.p{p}.atomic_add")
+    ratio_row(f"budget admit+settle / atomic add, {p} process(es)", f"budget.p{p}.ratio",
+              f"atomic add {ref:,.0f}/s" if ref is not None else "")
 for p in ("1", "2", "16"):
     k = f"budget.p{p}.exact"
     v = d.get(k, ["n/a"])
@@ -343,7 +401,7 @@ else:
 
 w = [max(len(r[i]) for r in rows + [("figure", "measured", "target", "met?")]) for i in range(4)]
 print()
-print(f"llmmeter benchmarks ({'quick' if quick == '1' else 'full'} run, {elapsed} s; medians over interleaved rounds, [min..max])")
+print(f"llmmeter benchmarks on {cpu} ({'quick' if quick == '1' else 'full'} run, {elapsed} s; medians over interleaved rounds, [min..max])")
 fmt = "| {:<%d} | {:<%d} | {:<%d} | {:<%d} |" % tuple(w)
 print(fmt.format("figure", "measured", "target", "met?"))
 print("|" + "|".join("-" * (x + 2) for x in w) + "|")

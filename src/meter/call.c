@@ -588,10 +588,16 @@ static void charge_latest(struct lm_meter_call *t) {
   check_soft(t);
 }
 
-/* Whether the call must be cut now, with the reason. */
+/* Whether the call must be cut now, with the reason. A cut saves money
+ * only while the response is still being generated: a single JSON body was
+ * finished before its first byte was sent, and a stream whose final usage
+ * has arrived has nothing more to bill. Those are delivered whole and
+ * charged; the next call is the one refused. */
 static bool should_cut(struct lm_meter_call *t) {
   struct lm_denial why;
   char line[200];
+  if (!lm_extract_streaming(&t->x) || lm_extract_final(&t->x))
+    return false;
   if (lm_budget_over_time(budget, now_ns() - t->started_ns, &why)) {
     lm_denial_format(&why, budget_name, line, sizeof(line));
     snprintf(t->reason, sizeof(t->reason), "%.200s; stream cut", line);

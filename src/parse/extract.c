@@ -45,6 +45,8 @@ struct api_desc {
   bool cumulative_fields; /* Anthropic: merge field by field */
   bool needs_done;        /* Ollama: counters count only on done:true */
   bool snapshots;         /* Gemini: every event's usage replaces the last */
+  const char *const *final_types; /* top-level "type"s that close a stream */
+  const char *finish_parent;      /* X in X[i].finishReason closing it */
 };
 
 /* ---- OpenAI chat / completions / embeddings and compatibles ----------- */
@@ -187,24 +189,29 @@ static const char *const no_models[] = {NULL};
 
 /* ---- the table ---------------------------------------------------------- */
 
+static const char *const responses_final[] = {
+    "response.completed", "response.incomplete", "response.failed", NULL};
+static const char *const anthropic_final[] = {"message_delta", NULL};
+static const char *const no_final[] = {NULL};
+
 static const struct api_desc desc_openai = {
     openai_roots,     openai_fields, openai_models, no_parents,
-    normalise_openai, false,         false,  false};
+    normalise_openai, false,         false,  false, no_final, NULL};
 static const struct api_desc desc_responses = {
     responses_roots,  responses_fields, openai_models, responses_parents,
-    normalise_openai, false,            false,  false};
+    normalise_openai, false,            false,  false, responses_final, NULL};
 static const struct api_desc desc_anthropic = {
     anthropic_roots,     anthropic_fields, openai_models, anthropic_parents,
-    normalise_anthropic, true,             false,  false};
+    normalise_anthropic, true,             false,  false, anthropic_final, NULL};
 static const struct api_desc desc_gemini = {
     gemini_roots,     gemini_fields, gemini_models, no_parents,
-    normalise_gemini, false,         false,  true};
+    normalise_gemini, false,         false,  true, no_final, "candidates"};
 static const struct api_desc desc_ollama = {
     ollama_roots,    ollama_fields, openai_models, no_parents,
-    normalise_plain, false,         true,   false};
+    normalise_plain, false,         true,   false, no_final, NULL};
 static const struct api_desc desc_cohere = {
     cohere_roots,    cohere_fields, no_models, no_parents,
-    normalise_plain, false,         false,  false};
+    normalise_plain, false,         false,  false, no_final, NULL};
 
 static const struct api_desc *describe(enum lm_api api) {
   switch (api) {
@@ -236,7 +243,21 @@ static void doc_reset(struct lm_extract *x) {
   memset(&x->doc_alt, 0, sizeof x->doc_alt);
   memset(&x->doc_iter, 0, sizeof x->doc_iter);
   x->doc_done = false;
+  x->doc_final = false;
   x->doc_has_cost = false;
+}
+
+/* Whether a usage document closes the response (see lm_extract_final). */
+static bool closes_response(const struct lm_extract *x) {
+  switch (x->api) {
+  case LM_API_ANTHROPIC_MESSAGES: /* message_delta; message_start is not */
+  case LM_API_OPENAI_RESPONSES:   /* response.completed and its kin */
+  case LM_API_GEMINI_GENERATE:    /* the chunk with a finishReason */
+  case LM_API_GEMINI_STREAM:
+    return x->doc_final || !lm_extract_streaming(x);
+  default: /* usage once, at the end (needs_done: only on done:true) */
+    return true;
+  }
 }
 
 static bool usage_equal(const struct lm_usage *a, const struct lm_usage *b) {
@@ -276,6 +297,8 @@ static void commit(struct lm_extract *x) {
   }
   if (c) {
     x->taken++; /* a usage document was committed (framer.h: snapshots) */
+    if (closes_response(x))
+      x->final = true;
     if (d->cumulative_fields) {
       for (int f = 0; f < LM_XF_COUNT; f++)
         if ((c->present >> f) & 1) {
@@ -371,6 +394,16 @@ static void set_model(struct lm_extract *x, const struct lm_json_scan *s,
 static void on_string(struct lm_extract *x, const struct api_desc *d,
                       const struct lm_json_scan *s, const char *t, size_t n) {
   size_t depth = lm_json_depth(s), klen;
+  if (d->finish_parent && depth == 3) { /* Gemini candidates[i].finishReason */
+    size_t plen;
+    const char *k = lm_json_key(s, 2, &klen);
+    const char *p = lm_json_key(s, 0, &plen);
+    if (k && p && n > 0 && KEY_IS(k, klen, "finishReason") &&
+        plen == strlen(d->finish_parent) &&
+        memcmp(p, d->finish_parent, plen) == 0)
+      x->doc_final = true;
+    return;
+  }
   if (depth == 0 || depth > 2)
     return;
   const char *k = lm_json_key(s, depth - 1, &klen);
@@ -383,6 +416,8 @@ static void on_string(struct lm_extract *x, const struct api_desc *d,
       if ((n == 5 && memcmp(t, "error", 5) == 0) ||
           (n == 15 && memcmp(t, "response.failed", 15) == 0))
         x->inband_error = true;
+      if (key_in(t, n, d->final_types))
+        x->doc_final = true;
     } else if (key_in(k, klen, d->model_keys)) {
       set_model(x, s, t, n);
     }
@@ -450,7 +485,7 @@ static bool skip_subtree(void *ctx, const struct lm_json_scan *s) {
   const struct lm_extract *x = ctx;
   size_t d = lm_json_depth(s);
   size_t rel = d - s->base; /* levels below the document's top */
-  if (rel != 1 && rel != 2)
+  if (rel < 1 || rel > 3)
     return false;
   size_t lvl = d - 1;
 #define K(k) lm_json_key_is(s, lvl, k)
@@ -466,9 +501,10 @@ static bool skip_subtree(void *ctx, const struct lm_json_scan *s) {
   case LM_API_ANTHROPIC_MESSAGES: /* usage: usage, message.usage */
     return (rel == 1 && (K("content_block") || K("delta") || K("content"))) ||
            (rel == 2 && K("content") && lm_json_key_is(s, lvl - 1, "message"));
-  case LM_API_GEMINI_GENERATE:
+  case LM_API_GEMINI_GENERATE: /* candidates[i].content: finishReason beside
+                                  it tells the last chunk (lm_extract_final) */
   case LM_API_GEMINI_STREAM:
-    return rel == 1 && K("candidates");
+    return rel == 3 && K("content") && lm_json_key_is(s, lvl - 2, "candidates");
   case LM_API_OLLAMA_CHAT:
   case LM_API_OLLAMA_GENERATE:
     return rel == 1 && K("message");
@@ -521,6 +557,9 @@ static bool classify_member(void *ctx, const char *k, size_t klen,
     return false;
   if (d->needs_done && KEY_IS(k, klen, "done"))
     return !(vlen == 4 && memcmp(v, "true", 4) == 0);
+  if (d->finish_parent && klen == strlen(d->finish_parent) &&
+      memcmp(k, d->finish_parent, klen) == 0)
+    return !memmem(v, vlen, "\"finishReason\"", 14); /* the last chunk */
   return true;
 }
 
@@ -555,8 +594,11 @@ void lm_extract_init(struct lm_extract *x, enum lm_api api) {
                  on_event, x);
   /* Usage paths are at most 6 keys deep (message.usage.iterations[].
    * cache_creation.ephemeral_1h_input_tokens); the strings we read (model,
-   * type, error) at most 2. Deeper content is skipped unreported. */
-  lm_json_set_depth_limits(&x->framer.json, EXTRACT_KEY_DEPTH, 2);
+   * type, error) at most 2, and Gemini's candidates[i].finishReason (which
+   * tells the last chunk) 3. Deeper content is skipped unreported. */
+  const struct api_desc *d = describe(api);
+  lm_json_set_depth_limits(&x->framer.json, EXTRACT_KEY_DEPTH,
+                           d && d->finish_parent ? 3 : 2);
   lm_json_set_skip(&x->framer.json, skip_subtree);
   lm_framer_set_classifier(&x->framer, doc_classify, doc_taken);
 }
@@ -581,6 +623,15 @@ void lm_extract_finish(struct lm_extract *x) {
 }
 
 bool lm_extract_has_usage(const struct lm_extract *x) { return x->has_usage; }
+
+bool lm_extract_streaming(const struct lm_extract *x) {
+  return lm_framer_mode(&x->framer) != LM_FRAME_JSON ||
+         x->api == LM_API_GEMINI_STREAM;
+}
+
+bool lm_extract_final(const struct lm_extract *x) {
+  return x->final || (x->finished && x->has_usage);
+}
 
 const struct lm_usage *lm_extract_usage(const struct lm_extract *x) {
   return &x->usage;

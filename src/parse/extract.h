@@ -79,6 +79,8 @@ struct lm_extract {
   /* the document being read */
   struct lm_extract_counts doc_main, doc_alt, doc_iter;
   bool doc_done;
+  bool doc_final;   /* this document is the one that closes the response */
+  bool final;       /* the response's final usage has been taken */
   bool doc_has_cost;
   int64_t doc_cost;
   char model[LM_EXTRACT_MODEL_MAX];
@@ -98,6 +100,18 @@ void lm_extract_finish(struct lm_extract *x);
 bool lm_extract_has_usage(const struct lm_extract *x);
 /* Running total for the whole response, normalised (zeros if none). */
 const struct lm_usage *lm_extract_usage(const struct lm_extract *x);
+/* Whether the response's final usage has been taken: nothing later in
+ * the body can raise the bill, so cutting it would save nothing. Per API:
+ * OpenAI chat/completions streams (and the OpenAI-compatibles) send usage
+ * once, at the end; Anthropic's message_delta; Responses'
+ * response.completed / incomplete / failed; Gemini's chunk with a
+ * finishReason; Ollama's done:true line; Cohere's message-end; and any
+ * response read as one JSON document once it is complete. */
+bool lm_extract_final(const struct lm_extract *x);
+/* Whether the body is a stream of documents (SSE, NDJSON, a Gemini JSON
+ * array) rather than one JSON document, which the provider finished
+ * generating before its first byte was sent. */
+bool lm_extract_streaming(const struct lm_extract *x);
 /* Model the provider reported ("" if none). */
 const char *lm_extract_model(const struct lm_extract *x);
 /* An error event/object was seen in the body (meaningful under HTTP 200). */

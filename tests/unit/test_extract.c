@@ -697,6 +697,124 @@ LM_TEST(test_unmetered_apis_parse_nothing) {
   CHECK_STR(lm_extract_model(&x), "");
 }
 
+
+/* ---- when the bill is final (lm_extract_final) ------------------------- */
+
+/* Feeds a fixture byte by byte; returns the offset after which the
+ * extractor first said final (or n + 1 if never before finish) and
+ * whether usage was known (a running total) strictly before that. */
+static size_t final_offset(const char *fixture, enum lm_api api,
+                           const char *ct, bool *usage_before,
+                           struct lm_usage *at_final, struct lm_usage *at_end) {
+  size_t n;
+  char *b = read_file(fixture, &n);
+  static struct lm_extract x;
+  lm_extract_init(&x, api);
+  lm_extract_set_content_type(&x, ct, strlen(ct));
+  size_t off = n + 1;
+  *usage_before = false;
+  for (size_t i = 0; b && i < n; i++) {
+    bool had = lm_extract_has_usage(&x);
+    lm_extract_feed(&x, b + i, 1);
+    if (lm_extract_final(&x)) {
+      *usage_before = had;
+      off = i + 1;
+      *at_final = *lm_extract_usage(&x);
+      break;
+    }
+  }
+  if (b && off <= n)
+    lm_extract_feed(&x, b + off, n - off);
+  lm_extract_finish(&x);
+  *at_end = *lm_extract_usage(&x);
+  if (off > n && lm_extract_final(&x))
+    *at_final = *at_end;
+  free(b);
+  return off;
+}
+
+static bool same_usage(const struct lm_usage *a, const struct lm_usage *b) {
+  return a->input == b->input && a->output == b->output &&
+         a->cache_read == b->cache_read && a->cache_write == b->cache_write &&
+         a->reasoning == b->reasoning;
+}
+
+LM_TEST(test_final_usage_is_known_before_the_stream_ends_and_never_rises) {
+  static const struct {
+    const char *fixture;
+    enum lm_api api;
+    const char *ct;
+    bool running_total_first; /* usage is known (and can cross) earlier */
+  } cases[] = {
+      {"anthropic_messages_stream.response", LM_API_ANTHROPIC_MESSAGES,
+       "text/event-stream", true},
+      {"gemini_stream_sse.response", LM_API_GEMINI_STREAM, "text/event-stream",
+       true},
+      {"openai_chat_stream_include_usage.response", LM_API_OPENAI_CHAT,
+       "text/event-stream", false},
+      {"openai_responses_stream.response", LM_API_OPENAI_RESPONSES,
+       "text/event-stream", false},
+      {"ollama_chat_stream_ndjson.response", LM_API_OLLAMA_CHAT,
+       "application/x-ndjson", false},
+      {"cohere_chat_stream_message_end.response", LM_API_COHERE_CHAT,
+       "text/event-stream", false},
+      {"openai_chat_nonstream_reasoning.response", LM_API_OPENAI_CHAT,
+       "application/json", false},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    bool before = false;
+    struct lm_usage f = {0}, e = {0};
+    size_t n = 0;
+    char *b = read_file(cases[i].fixture, &n);
+    free(b);
+    size_t off = final_offset(cases[i].fixture, cases[i].api, cases[i].ct,
+                              &before, &f, &e);
+    if (off > n || !same_usage(&f, &e) || before != cases[i].running_total_first)
+      fprintf(stderr, "  %s: final at %zu of %zu, usage before: %d\n",
+              cases[i].fixture, off, n, before);
+    CHECK(off <= n);           /* said before the body ended */
+    CHECK(same_usage(&f, &e)); /* nothing after it changed the bill */
+    CHECK(before == cases[i].running_total_first);
+  }
+}
+
+LM_TEST(test_gemini_snapshots_before_finish_reason_are_not_final) {
+  static const char ev[] =
+      "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": "
+      "\"a\"}]},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": "
+      "5,\"candidatesTokenCount\": 1}}\r\n\r\n";
+  static const char last[] =
+      "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": "
+      "\"b\"}]},\"finishReason\": \"STOP\",\"index\": 0}],"
+      "\"usageMetadata\": {\"promptTokenCount\": 5,\"candidatesTokenCount\": "
+      "2}}\r\n\r\n";
+  static struct lm_extract x;
+  lm_extract_init(&x, LM_API_GEMINI_STREAM);
+  lm_extract_set_content_type(&x, "text/event-stream", 17);
+  lm_extract_feed(&x, ev, sizeof(ev) - 1);
+  lm_extract_feed(&x, ev, sizeof(ev) - 1);
+  CHECK(lm_extract_has_usage(&x));
+  CHECK(!lm_extract_final(&x));
+  lm_extract_feed(&x, last, sizeof(last) - 1);
+  CHECK(lm_extract_final(&x));
+  CHECK_EQ_U64(lm_extract_usage(&x)->output, 2);
+  /* the same as one Gemini JSON array (streamGenerateContent, no alt=sse) */
+  static const char arr[] =
+      "[{\"candidates\": [{\"content\": {\"parts\": []}}],\"usageMetadata\":"
+      " {\"promptTokenCount\": 5,\"candidatesTokenCount\": 1}},\n"
+      "{\"candidates\": [{\"finishReason\": \"STOP\"}],\"usageMetadata\":"
+      " {\"promptTokenCount\": 5,\"candidatesTokenCount\": 3}}]";
+  lm_extract_init(&x, LM_API_GEMINI_STREAM);
+  lm_extract_set_content_type(&x, "application/json", 16);
+  size_t mid = (size_t)(strchr(arr, '\n') - arr);
+  lm_extract_feed(&x, arr, mid);
+  CHECK(lm_extract_has_usage(&x));
+  CHECK(!lm_extract_final(&x));
+  lm_extract_feed(&x, arr + mid, sizeof(arr) - 1 - mid);
+  CHECK(lm_extract_final(&x));
+  CHECK_EQ_U64(lm_extract_usage(&x)->output, 3);
+}
+
 int main(void) {
   LM_RUN(test_openai_chat_nonstream_reasoning_is_part_of_output);
   LM_RUN(test_openai_chat_nonstream_cached_tokens_are_part_of_input);
@@ -749,5 +867,7 @@ int main(void) {
   LM_RUN(test_gemini_array_malformed_element_ends_the_body_as_when_scanned);
   LM_RUN(test_inert_looking_events_that_count_are_read);
   LM_RUN(test_ndjson_line_recovery_is_the_same_with_documents_crossed);
+  LM_RUN(test_final_usage_is_known_before_the_stream_ends_and_never_rises);
+  LM_RUN(test_gemini_snapshots_before_finish_reason_are_not_final);
   LM_TEST_END();
 }

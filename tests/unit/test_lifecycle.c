@@ -381,6 +381,64 @@ LM_TEST(test_downgrade_and_injection_scan_the_body_once) {
   lm_meter_free(c);
 }
 
+LM_TEST(test_a_response_whose_final_usage_crosses_the_limit_is_delivered) {
+  /* $0.0001: the call costs $0.00021 (1000 in, 100 out on gpt-4o-mini) */
+  limits(100000000, -1);
+  struct lm_meter_call *c = NULL;
+  struct lm_verdict v;
+  struct lm_meter_request r = chat_request("/v1/chat/completions");
+  CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_METER);
+  /* a JSON body in 3-byte pieces: it was generated before it was sent */
+  CHECK(!respond(c, 200, "application/json", chat_resp, sizeof(chat_resp) - 1,
+                 3));
+  CHECK(!lm_meter_was_cut(c));
+  lm_meter_end(c, true);
+  snap();
+  CHECK(S.total.spent > S.hard_pusd); /* charged whole: the overshoot */
+  CHECK_EQ_I64(S.total.spent, c->charged_pusd);
+  /* the next call is the one refused, before it leaves */
+  CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_DENY);
+  /* an OpenAI stream's usage chunk, and Anthropic's message_delta, close
+   * their responses: what follows them ([DONE], message_stop) is delivered */
+  static const char sse[] =
+      "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n"
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1000,"
+      "\"completion_tokens\":100}}\n\ndata: [DONE]\n\n";
+  static const char ant[] =
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
+      "{\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":10,"
+      "\"output_tokens\":1}}}\n\nevent: message_delta\ndata: {\"type\":"
+      "\"message_delta\",\"usage\":{\"output_tokens\":3000}}\n\n"
+      "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+  static const char ant_req[] =
+      "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":10,\"stream\":true,"
+      "\"messages\":[]}";
+  struct {
+    const char *url, *req, *body;
+    size_t len;
+    int64_t limit; /* below the final usage, above any running total */
+  } streams[] = {
+      {"http://127.0.0.1:9/v1/chat/completions", chat_req, sse, sizeof(sse) - 1,
+       1000000},
+      {"http://127.0.0.1:9/v1/messages", ant_req, ant, sizeof(ant) - 1,
+       100000000},
+  };
+  for (int i = 0; i < 2; i++) {
+    limits(streams[i].limit, -1);
+    struct lm_meter_request rs = {.url = streams[i].url, .body = streams[i].req,
+                                  .body_len = strlen(streams[i].req)};
+    CHECK(lm_meter_begin(&c, &rs, &v) == LM_VERDICT_METER);
+    CHECK(!respond(c, 200, "text/event-stream", streams[i].body, streams[i].len,
+                   4));
+    CHECK(!lm_meter_was_cut(c));
+    lm_meter_end(c, true);
+    snap();
+    CHECK(S.total.spent > S.hard_pusd);
+    CHECK(lm_meter_begin(&c, &rs, &v) == LM_VERDICT_DENY);
+  }
+  lm_meter_free(c);
+}
+
 int main(void) {
   snprintf(bname, sizeof(bname), "lmtest-life-%d", (int)getpid());
   setenv("LLMMETER_BUDGET", bname, 1);
@@ -404,6 +462,7 @@ int main(void) {
   LM_RUN(test_rate_denial_is_429_with_retry_after);
   LM_RUN(test_stream_crossing_the_limit_is_cut_and_what_arrived_charged);
   LM_RUN(test_failed_end_without_usage_is_refunded);
+  LM_RUN(test_a_response_whose_final_usage_crosses_the_limit_is_delivered);
   LM_RUN(test_downgrade_and_injection_scan_the_body_once);
   lm_budget_close(B);
   lm_segment_remove(bname, NULL, 0);

@@ -1,0 +1,80 @@
+/* shm_counters.c — the counter sets of a shared-memory budget: their
+ * windows, and the amounts a lease applies to every set it touches.
+ *
+ * Every counted thing (the total, each model and agent row, each rule) is
+ * one struct lm_counters of atomics. A lease's step (reserve, charge,
+ * settle, refund) is one struct lm_amounts applied to the total, to its
+ * model and agent rows and, for money, to the spend rules it matched, each
+ * counter with its own atomic add, never a lock. Reservations change only
+ * while their lease is APPLYING (shm_lease.c): that is how a process killed
+ * halfway through a step is caught, and the reservations rebuilt.
+ *
+ * Windows. Each counter set carries the window it counts; the first process
+ * to see a newer window swings it by CAS and subtracts what it read, so the
+ * reset happens exactly once and no concurrent charge is lost. The roll
+ * itself (lm_shm_roll) is inline in shm_internal.h: every admission and
+ * charge calls it on each set, and it almost always returns at once.
+ */
+#include "shm_internal.h"
+
+/* Zeroes what a window counts (not reservations: in-flight money) by
+ * subtracting what was read, so a concurrent charge is never lost. */
+void lm_shm_zero_counters(struct lm_counters *c) {
+  atomic_fetch_sub(&c->spent, atomic_load(&c->spent));
+  atomic_fetch_sub(&c->requests, atomic_load(&c->requests));
+  for (int k = 0; k < LM_TOK_KINDS; k++)
+    atomic_fetch_sub(&c->tokens[k], atomic_load(&c->tokens[k]));
+  atomic_fetch_sub(&c->denied, atomic_load(&c->denied));
+  atomic_fetch_sub(&c->unmetered, atomic_load(&c->unmetered));
+  atomic_fetch_sub(&c->unpriced, atomic_load(&c->unpriced));
+}
+
+void lm_shm_apply_counters(struct lm_counters *c, const struct lm_amounts *a) {
+  if (a->spent)
+    atomic_fetch_add(&c->spent, a->spent);
+  if (a->reserved)
+    atomic_fetch_add(&c->reserved, a->reserved);
+  if (a->requests)
+    atomic_fetch_add(&c->requests, (uint64_t)a->requests);
+  if (a->reserved_requests)
+    atomic_fetch_add(&c->reserved_requests, (uint64_t)a->reserved_requests);
+  if (a->reserved_tokens)
+    atomic_fetch_add(&c->reserved_tokens, (uint64_t)a->reserved_tokens);
+  if (a->tokens) {
+    const struct lm_usage *u = a->tokens;
+    if (u->input)
+      atomic_fetch_add(&c->tokens[LM_TOK_INPUT], u->input);
+    if (u->cache_read)
+      atomic_fetch_add(&c->tokens[LM_TOK_CACHE_READ], u->cache_read);
+    if (u->cache_write)
+      atomic_fetch_add(&c->tokens[LM_TOK_CACHE_WRITE], u->cache_write);
+    if (u->output)
+      atomic_fetch_add(&c->tokens[LM_TOK_OUTPUT], u->output);
+    if (u->reasoning)
+      atomic_fetch_add(&c->tokens[LM_TOK_REASONING], u->reasoning);
+  }
+  if (a->denied)
+    atomic_fetch_add(&c->denied, a->denied);
+  if (a->unmetered)
+    atomic_fetch_add(&c->unmetered, a->unmetered);
+  if (a->unpriced)
+    atomic_fetch_add(&c->unpriced, a->unpriced);
+}
+
+/* Applies to the total, the lease's rows, and (money only) its rules. */
+void lm_shm_apply_lease(struct lm_segment *s, uint32_t model_row,
+                        uint32_t agent_row, uint32_t rule_mask,
+                        const struct lm_amounts *a) {
+  lm_shm_apply_counters(&s->total, a);
+  if (model_row <= LM_ROW_OTHER)
+    lm_shm_apply_counters(&s->models[model_row].c, a);
+  if (agent_row <= LM_ROW_OTHER)
+    lm_shm_apply_counters(&s->agents[agent_row].c, a);
+  if (rule_mask && (a->spent || a->reserved)) {
+    struct lm_amounts money = {.spent = a->spent, .reserved = a->reserved};
+    for (int r = 0; r < LM_RULES; r++)
+      if ((rule_mask & (1u << r)) &&
+          LM_RULE_MEASURE(s->rules[r].kind) == LM_RULE_SPEND)
+        lm_shm_apply_counters(&s->rules[r].c, &money);
+  }
+}

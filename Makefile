@@ -103,10 +103,15 @@ $(BUILD)/tests:
 $(CORE_A): $(CORE_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(SO): $(LIB_OBJ) $(CORE_A) $(LIB_MAP)
+# The public API (include/llmmeter.h) is linked as an object, not left to
+# the archive: nothing in hook/ references it, so the archive would never
+# pull it in.
+API_OBJ  = $(BUILD)/obj/meter/api.o
+
+$(SO): $(LIB_OBJ) $(API_OBJ) $(CORE_A) $(LIB_MAP)
 	@echo "  LD      $@"
 	$(Q)$(CC) -shared $(LDFLAGS) -Wl,--version-script=$(LIB_MAP) \
-	  -Wl,-z,now -Wl,-z,relro -o $@ $(LIB_OBJ) $(CORE_A) $(LIBS_LIB)
+	  -Wl,-z,now -Wl,-z,relro -o $@ $(LIB_OBJ) $(API_OBJ) $(CORE_A) $(LIBS_LIB)
 
 $(CLI): $(CLI_OBJ) $(CORE_A)
 	@echo "  LD      $@"
@@ -137,9 +142,11 @@ bench-quick: all $(TOOL_BIN)
 	BUILD=$(BUILD) QUICK=1 bash scripts/bench.sh
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin \
+	  $(DESTDIR)$(PREFIX)/include
 	install -m 0755 $(SO) $(DESTDIR)$(PREFIX)/lib/libllmmeter.so
 	install -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/llmmeter
+	install -m 0644 include/llmmeter.h $(DESTDIR)$(PREFIX)/include/llmmeter.h
 
 clean:
 	rm -rf build build-san

@@ -1,0 +1,39 @@
+/* pricing.c — the meter's price policy for one call (see pricing.h). */
+#include "pricing.h"
+
+#include <string.h>
+
+#include "config.h"
+
+/* $15 / $75 per million tokens: above any current flagship. */
+#define LM_UNKNOWN_PROVIDER_INPUT 15000000
+#define LM_UNKNOWN_PROVIDER_OUTPUT 75000000
+
+void lm_pricing_resolve(const char *model, const char *provider,
+                        struct lm_call_price *out) {
+  memset(out, 0, sizeof(*out));
+  if (provider && strcmp(provider, "ollama") == 0) {
+    out->zero_priced = true; /* a local model */
+    return;
+  }
+  if (lm_price_lookup(model ? model : "", provider, &out->match) &&
+      out->match.source != LM_PRICE_DEFAULT) {
+    const struct lm_price *p = &out->match.price;
+    out->zero_priced = p->input == 0 && p->output == 0;
+    return;
+  }
+  out->unpriced = true;
+  if (out->match.source == LM_PRICE_DEFAULT)
+    return; /* the user's default price, still flagged as unpriced */
+  memset(&out->match, 0, sizeof(out->match));
+  if (lm_config_get()->unpriced == LM_UNPRICED_FREE)
+    return; /* opted in: $0, flagged */
+  struct lm_price *p = &out->match.price;
+  if (!provider || !lm_price_provider_max(provider, p)) {
+    p->input = LM_UNKNOWN_PROVIDER_INPUT;
+    p->output = LM_UNKNOWN_PROVIDER_OUTPUT;
+  }
+  p->cache_read = LM_PRICE_UNSET;
+  p->cache_write = LM_PRICE_UNSET;
+  p->cache_write_1h = LM_PRICE_UNSET;
+}

@@ -31,6 +31,7 @@
 #include "ledger.h"
 #include "money.h"
 #include "notify.h"
+#include "pricing.h"
 #include "status.h"
 
 /* ---- printing through the transport ----------------------------------- */
@@ -146,62 +147,14 @@ static const char *provider_of(enum lm_api api) {
   }
 }
 
-/* The price table never changes once loaded, and a process usually asks
- * for the same few models: remember the last answer per thread. */
-static bool cached_lookup(const char *model, const char *prov,
-                          struct lm_price_match *m) {
-  static __thread char last_model[128], last_prov[16];
-  static __thread struct lm_price_match last;
-  static __thread bool last_found, valid;
-  if (valid && strcmp(model, last_model) == 0 && strcmp(prov, last_prov) == 0) {
-    *m = last;
-    return last_found;
-  }
-  bool found = lm_price_lookup(model, prov, m);
-  size_t ml = strlen(model), pl = strlen(prov);
-  if (ml < sizeof(last_model) && pl < sizeof(last_prov)) {
-    memcpy(last_model, model, ml + 1);
-    memcpy(last_prov, prov, pl + 1);
-    last = *m;
-    last_found = found;
-    valid = true;
-  }
-  return found;
-}
-
-/* A price for the model: the table's, or for a model the table does not
- * know, LLMMETER_DEFAULT_PRICE or else the provider's highest input and
- * output prices (LLMMETER_UNPRICED=charge-max), so an unknown model is
- * never free by accident. Local Ollama models cost nothing. */
+/* The call's price (pricing.h: the table's, the user's default, or the
+ * provider's highest; never free by accident). */
 static void resolve_price(struct lm_meter_call *t) {
-  const char *prov = provider_of(t->api);
-  t->unpriced = false;
-  t->zero_priced = false;
-  if (t->api == LM_API_OLLAMA_CHAT || t->api == LM_API_OLLAMA_GENERATE) {
-    memset(&t->price, 0, sizeof(t->price));
-    t->zero_priced = true;
-    return;
-  }
-  if (cached_lookup(t->model, prov, &t->price) &&
-      t->price.source != LM_PRICE_DEFAULT) {
-    const struct lm_price *p = &t->price.price;
-    t->zero_priced = p->input == 0 && p->output == 0;
-    return;
-  }
-  t->unpriced = true;
-  if (t->price.source == LM_PRICE_DEFAULT)
-    return; /* the user's default price, still flagged as unpriced */
-  memset(&t->price, 0, sizeof(t->price));
-  if (lm_config_get()->unpriced == LM_UNPRICED_FREE)
-    return; /* opted in: $0, flagged */
-  if (!lm_price_provider_max(prov, &t->price.price)) {
-    /* $15 / $75 per million tokens: above any current flagship. */
-    t->price.price.input = 15000000;
-    t->price.price.output = 75000000;
-  }
-  t->price.price.cache_read = LM_PRICE_UNSET;
-  t->price.price.cache_write = LM_PRICE_UNSET;
-  t->price.price.cache_write_1h = LM_PRICE_UNSET;
+  struct lm_call_price cp;
+  lm_pricing_resolve(t->model, provider_of(t->api), &cp);
+  t->price = cp.match;
+  t->unpriced = cp.unpriced;
+  t->zero_priced = cp.zero_priced;
 }
 
 /* Unpriced models seen by this process (each warned about once). */

@@ -5,7 +5,9 @@
  * functions per instance, at most LM_MAX_CURL_INSTANCES), the routing of
  * handle-less calls to an instance, the exported dlopen() wrapper, and the
  * rewriting of GOT slots in modules that would otherwise call libcurl
- * directly (RTLD_DEEPBIND modules such as PHP's curl extension).
+ * directly (RTLD_DEEPBIND modules such as PHP's curl extension): which
+ * slots, and what goes in them (reading the ELF structures and writing a
+ * slot is elf_got.h's).
  *
  * Never: runs anything at library load (no constructor: nothing is scanned,
  * mapped or allocated until the first hooked call or the first dlopen that

@@ -1,6 +1,8 @@
-# tests/mk/interpose.mk — fixtures for src/interpose.c (included by Makefile).
+# tests/mk/interpose.mk — fixtures for src/hook/interpose.c and
+# src/hook/elf_got.c (included by Makefile).
 #
-# libinterpose_test.so: src/interpose.c plus a counting stand-in hook layer,
+# libinterpose_test.so: the interposer (interpose.c and the ELF/GOT code of
+# elf_got.c it uses) plus a counting stand-in hook layer,
 # preloaded into real hosts (curl, python3+pycurl, php, perl) and into the
 # synthetic host_dlopen by tests/integration/test_interpose.sh. The library
 # is built with the suite's flags (sanitizers under SAN=1); the hosts and
@@ -9,6 +11,7 @@
 
 IP_DIR   = $(BUILD)/tests/interpose
 IP_LIB   = $(BUILD)/tests/libinterpose_test.so
+IP_SRC   = src/hook/interpose.c src/hook/elf_got.c
 IP_HOST  = $(IP_DIR)/host_dlopen
 IP_MODS  = $(IP_DIR)/mod_lazy.so $(IP_DIR)/mod_now.so $(IP_DIR)/mod_noplt.so \
            $(IP_DIR)/mod_gnutls.so $(IP_DIR)/mod_outer.so
@@ -20,11 +23,12 @@ TEST_EXTRA += $(IP_LIB) $(IP_HOST) $(IP_MODS)
 $(IP_DIR):
 	mkdir -p $@
 
-$(IP_LIB): src/hook/interpose.c src/hook/interpose.h src/hook/curl_vt.h src/hook/libllmmeter.map \
+$(IP_LIB): $(IP_SRC) src/hook/interpose.h src/hook/elf_got.h \
+           src/hook/curl_vt.h src/hook/libllmmeter.map \
            tests/interpose/counting_hooks.c tests/interpose/got_probe.h | $(IP_DIR)
 	$(CC) $(CFLAGS) -Isrc/hook -Itests/interpose -shared \
 	  -Wl,--version-script=src/hook/libllmmeter.map -Wl,-z,now -Wl,-z,relro \
-	  -o $@ src/hook/interpose.c tests/interpose/counting_hooks.c $(LDFLAGS) -ldl -lpthread
+	  -o $@ $(IP_SRC) tests/interpose/counting_hooks.c $(LDFLAGS) -ldl -lpthread
 
 $(IP_HOST): tests/interpose/host_dlopen.c tests/interpose/got_probe.h | $(IP_DIR)
 	$(CC) $(IP_PLAIN) -o $@ $< -ldl -lpthread

@@ -340,9 +340,9 @@ static bool over_caps(struct lm_segment *s, uint32_t rule_mask,
   } best[3] = {{atomic_load(&s->limits.max_call_pusd), NULL},
                {atomic_load(&s->limits.max_call_input_tokens), NULL},
                {atomic_load(&s->limits.max_call_output_tokens), NULL}};
-  int64_t own[3] = {call ? call->max_call_pusd : -1,
-                    call ? call->max_call_input_tokens : -1,
-                    call ? call->max_call_output_tokens : -1};
+  const int64_t own[3] = {call ? call->max_call_pusd : -1,
+                          call ? call->max_call_input_tokens : -1,
+                          call ? call->max_call_output_tokens : -1};
   for (int k = 0; k < 3; k++) /* a call's own caps: 0 or less is none */
     if (own[k] > 0 && (best[k].lim < 0 || own[k] < best[k].lim))
       best[k].lim = own[k];
@@ -359,7 +359,7 @@ static bool over_caps(struct lm_segment *s, uint32_t rule_mask,
     best[k].lim = lim;
     best[k].subject = rule->pattern;
   }
-  int64_t val[3] = {dollars ? pusd : 0, (int64_t)in, (int64_t)out};
+  const int64_t val[3] = {dollars ? pusd : 0, (int64_t)in, (int64_t)out};
   static const enum lm_deny_kind kinds[3] = {
       LM_DENY_CALL_USD, LM_DENY_CALL_INPUT, LM_DENY_CALL_OUTPUT};
   for (int k = 0; k < 3; k++) {

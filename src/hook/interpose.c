@@ -782,6 +782,7 @@ static void *dlopen_as(dlopen_fn real, const char *file, int mode,
   void *ch = reopen(real, lm);
   union {
     Dl_serinfo si;
+    /* cppcheck-suppress unusedStructMember ; it gives the union its size */
     char bytes[8192];
   } u;
   Dl_serinfo size;

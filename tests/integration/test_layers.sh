@@ -7,6 +7,7 @@
 # environment, and one reader of the environment in the library.
 . tests/integration/lib.sh
 
+check layers_public_header_exists test -f include/llmmeter.h
 loose=$(find src -maxdepth 1 -name '*.c' -o -maxdepth 1 -name '*.h' | tr '\n' ' ')
 expect_eq layers_no_source_file_directly_in_src "$loose" ""
 for d in base parse price budget meter meter/lifecycle hook cli; do
@@ -16,7 +17,7 @@ done
 # What the transport includes: libcurl, the interposer, the lifecycle.
 inc=$(grep -ho '#include "[^"]*"' src/hook/*.c src/hook/*.h | sort -u | tr '\n' ' ')
 expect_eq layers_hook_includes_only_lifecycle_and_its_own \
-  "$inc" '#include "curl_vt.h" #include "interpose.h" #include "lifecycle.h" '
+  "$inc" '#include "curl_vt.h" #include "elf_got.h" #include "interpose.h" #include "lifecycle.h" '
 # What it calls: no function of the JSON, price, budget or meter modules.
 calls=$(grep -hoE '\blm_(json|sse|framer|extract|reqscan|detect|price|budget|segment|status|money|window|inject|ledger|notify|config|transfer|deny)_[a-z_]*' \
   src/hook/*.c | sort -u | tr '\n' ' ')

@@ -61,20 +61,20 @@ extern "C" {
 /* Results. Errors are negative; positive values are successes. */
 enum llmmeter_code {
   LLMMETER_OK = 0,
-  LLMMETER_STOP = 1,      /* llmmeter_charge: charged, and the call must stop
+  LLMMETER_STOP = 1,     /* llmmeter_charge: charged, and the call must stop
                              (hard limit, per-call cap or time reached) */
-  LLMMETER_UNPRICED = 2,  /* llmmeter_price: the model has no price; the
+  LLMMETER_UNPRICED = 2, /* llmmeter_price: the model has no price; the
                              cost is what such a call is charged */
-  LLMMETER_EINVAL = -1,   /* a bad argument (NULL, bad name, bad usage) */
-  LLMMETER_ENOMEM = -2,   /* out of memory */
-  LLMMETER_ENOENT = -3,   /* no such budget */
-  LLMMETER_EACCES = -4,   /* the budget belongs to another user, or others
+  LLMMETER_EINVAL = -1,  /* a bad argument (NULL, bad name, bad usage) */
+  LLMMETER_ENOMEM = -2,  /* out of memory */
+  LLMMETER_ENOENT = -3,  /* no such budget */
+  LLMMETER_EACCES = -4,  /* the budget belongs to another user, or others
                              may access it: refused */
-  LLMMETER_EFORMAT = -5,  /* the budget is corrupt or of another layout */
-  LLMMETER_ESYS = -6,     /* a system call failed */
-  LLMMETER_EDENIED = -7,  /* admission refused by the budget */
-  LLMMETER_EBUSY = -8,    /* llmmeter_close: calls are still open */
-  LLMMETER_ERANGE = -9,   /* the output buffer is too small */
+  LLMMETER_EFORMAT = -5, /* the budget is corrupt or of another layout */
+  LLMMETER_ESYS = -6,    /* a system call failed */
+  LLMMETER_EDENIED = -7, /* admission refused by the budget */
+  LLMMETER_EBUSY = -8,   /* llmmeter_close: calls are still open */
+  LLMMETER_ERANGE = -9,  /* the output buffer is too small */
 };
 
 /* Token usage on llmmeter's one basis, whatever the provider's convention:
@@ -95,13 +95,15 @@ struct llmmeter_usage {
   uint64_t cache_write; /* part of input written to the cache */
   uint64_t reasoning;   /* part of output spent on reasoning */
 };
-#define LLMMETER_USAGE_INIT {sizeof(struct llmmeter_usage), 0, 0, 0, 0, 0, 0}
+#define LLMMETER_USAGE_INIT \
+  { sizeof(struct llmmeter_usage), 0, 0, 0, 0, 0, 0 }
 
 typedef struct llmmeter_budget llmmeter_budget;
 typedef struct llmmeter_call llmmeter_call;
 
 /* llmmeter_open flags */
-#define LLMMETER_OPEN_CREATE 1u /* create the budget if it does not exist:
+#define LLMMETER_OPEN_CREATE \
+  1u /* create the budget if it does not exist:
                                    with LLMMETER_LIMIT_USD as its hard
                                    limit if that is set, else no limits */
 

@@ -15,8 +15,8 @@ struct lm_usage {
   uint64_t cache_read;  /* part of input read from the provider's cache */
   uint64_t cache_write; /* part of input written to the cache (all TTLs) */
   uint64_t cache_write_1h; /* part of cache_write at the 1-hour TTL price */
-  uint64_t output;      /* all completion tokens, reasoning included */
-  uint64_t reasoning;   /* part of output spent on reasoning/thinking */
+  uint64_t output;         /* all completion tokens, reasoning included */
+  uint64_t reasoning;      /* part of output spent on reasoning/thinking */
 };
 
 enum lm_token_kind {
@@ -31,17 +31,17 @@ enum lm_token_kind {
 /* The LLM APIs llmmeter recognises. LM_API_NONE is ordinary traffic. */
 enum lm_api {
   LM_API_NONE = 0,
-  LM_API_OPENAI_CHAT,       /* /v1/chat/completions and OpenAI-compatibles */
-  LM_API_OPENAI_COMPLETIONS,/* legacy /v1/completions */
-  LM_API_OPENAI_RESPONSES,  /* /v1/responses */
-  LM_API_OPENAI_EMBEDDINGS, /* /v1/embeddings */
-  LM_API_ANTHROPIC_MESSAGES,/* /v1/messages */
-  LM_API_GEMINI_GENERATE,   /* models/X:generateContent */
-  LM_API_GEMINI_STREAM,     /* models/X:streamGenerateContent */
-  LM_API_OLLAMA_CHAT,       /* /api/chat */
-  LM_API_OLLAMA_GENERATE,   /* /api/generate */
-  LM_API_COHERE_CHAT,       /* /v2/chat */
-  LM_API_CUSTOM,            /* matched a user pattern; usage not parsed */
+  LM_API_OPENAI_CHAT,        /* /v1/chat/completions and OpenAI-compatibles */
+  LM_API_OPENAI_COMPLETIONS, /* legacy /v1/completions */
+  LM_API_OPENAI_RESPONSES,   /* /v1/responses */
+  LM_API_OPENAI_EMBEDDINGS,  /* /v1/embeddings */
+  LM_API_ANTHROPIC_MESSAGES, /* /v1/messages */
+  LM_API_GEMINI_GENERATE,    /* models/X:generateContent */
+  LM_API_GEMINI_STREAM,      /* models/X:streamGenerateContent */
+  LM_API_OLLAMA_CHAT,        /* /api/chat */
+  LM_API_OLLAMA_GENERATE,    /* /api/generate */
+  LM_API_COHERE_CHAT,        /* /v2/chat */
+  LM_API_CUSTOM,             /* matched a user pattern; usage not parsed */
   LM_API_COUNT
 };
 

@@ -175,12 +175,12 @@ void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
                lm_money_format_display(d->used, 4, used, sizeof(used)), retry);
     else
       snprintf(buf, len, "budget '%s': %s reached (spent+reserved $%s)%s",
-               budget, what, lm_money_format_display(d->used, 4, used, sizeof(used)),
-               retry);
+               budget, what,
+               lm_money_format_display(d->used, 4, used, sizeof(used)), retry);
     break;
   case LM_DENY_TOKENS:
-    snprintf(buf, len, "budget '%s': token limit %lld %s (used %lld)%s",
-             budget, (long long)d->limit,
+    snprintf(buf, len, "budget '%s': token limit %lld %s (used %lld)%s", budget,
+             (long long)d->limit,
              d->waited_ms > 0 ? "blocked by in-flight calls after waiting"
                               : "reached",
              (long long)d->used, retry);
@@ -194,14 +194,16 @@ void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
              budget, LM_LEASES);
     break;
   case LM_DENY_CALL_USD:
-    snprintf(buf, len, "budget '%s': per-call cap $%s%s%s exceeded (call costs $%s)",
+    snprintf(buf, len,
+             "budget '%s': per-call cap $%s%s%s exceeded (call costs $%s)",
              budget, lm_money_format_display(d->limit, 4, lim, sizeof(lim)),
              sub ? " for " : "", sub ? sub : "",
              lm_money_format_display(d->used, 4, used, sizeof(used)));
     break;
   case LM_DENY_CALL_INPUT:
   case LM_DENY_CALL_OUTPUT:
-    snprintf(buf, len, "budget '%s': per-call %s-token cap %lld%s%s exceeded (%lld)",
+    snprintf(buf, len,
+             "budget '%s': per-call %s-token cap %lld%s%s exceeded (%lld)",
              budget, d->kind == LM_DENY_CALL_INPUT ? "input" : "output",
              (long long)d->limit, sub ? " for " : "", sub ? sub : "",
              (long long)d->used);
@@ -230,8 +232,7 @@ void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
     snprintf(buf, len,
              "budget '%s': LLM time budget of %llds is used (%.1fs inside "
              "LLM calls)",
-             budget, (long long)(d->limit / 1000000000),
-             (double)d->used / 1e9);
+             budget, (long long)(d->limit / 1000000000), (double)d->used / 1e9);
     break;
   default:
     snprintf(buf, len, "budget '%s': unavailable", budget);

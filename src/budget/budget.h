@@ -27,14 +27,14 @@ struct lm_budget;
 
 /* What admission needs to know about a call. */
 struct lm_call {
-  const char *model;          /* requested model; "" if unknown */
-  const char *agent;          /* agent tag; NULL or "" = "unknown" */
-  int64_t est_pusd;           /* estimated cost, an upper bound if possible */
-  uint64_t est_tokens;        /* estimated input + output tokens */
-  uint64_t est_input_tokens;  /* the parts of est_tokens, for per-call caps */
+  const char *model;         /* requested model; "" if unknown */
+  const char *agent;         /* agent tag; NULL or "" = "unknown" */
+  int64_t est_pusd;          /* estimated cost, an upper bound if possible */
+  uint64_t est_tokens;       /* estimated input + output tokens */
+  uint64_t est_input_tokens; /* the parts of est_tokens, for per-call caps */
   uint64_t est_output_tokens;
-  bool zero_priced;           /* priced at $0: dollar limits do not apply */
-  int64_t wait_ms;            /* how long to wait for in-flight calls to
+  bool zero_priced; /* priced at $0: dollar limits do not apply */
+  int64_t wait_ms;  /* how long to wait for in-flight calls to
                                  settle when only their reservations block
                                  this one (0: fail at once) */
   /* Per-call caps from the environment, on top of the budget's (<= 0: none) */
@@ -66,16 +66,16 @@ struct lm_denial {
   int64_t used;              /* spent (+ reserved) at the time of denial */
   int64_t retry_after_s;     /* seconds until the window resets; -1 never */
   enum lm_window_kind window;
-  int64_t waited_ms;         /* >0: refused after waiting this long for
+  int64_t waited_ms; /* >0: refused after waiting this long for
                                 in-flight calls to settle */
-  int64_t spent;             /* spent alone, when reservations blocked */
+  int64_t spent;     /* spent alone, when reservations blocked */
 };
 
 /* A process-local copy of what a lease holds; the shared slot mirrors it. */
 struct lm_lease {
   uint32_t slot;
   uint32_t model_row, agent_row, rule_mask, flags;
-  uint64_t state_word;      /* the slot's state word while ACTIVE */
+  uint64_t state_word; /* the slot's state word while ACTIVE */
   int64_t reserved_pusd;
   int64_t charged_pusd;
   uint64_t reserved_tokens;
@@ -91,30 +91,44 @@ struct lm_limit_config {
   int64_t rpm, tpm, itpm, otpm; /* per minute */
   int64_t deadline;             /* epoch seconds */
   int64_t max_llm_ns;           /* time inside LLM transfers */
-  int window;       /* enum lm_window_kind, or -1 = keep */
-  int mode;         /* enum lm_mode, or -1 = keep */
-  const char *on_soft;   /* NULL = keep; "" = none */
-  const char *downgrade; /* NULL = keep; "" = none */
+  int window;                   /* enum lm_window_kind, or -1 = keep */
+  int mode;                     /* enum lm_mode, or -1 = keep */
+  const char *on_soft;          /* NULL = keep; "" = none */
+  const char *downgrade;        /* NULL = keep; "" = none */
 };
 /* A config that changes nothing; set the fields to change. */
-#define LM_LIMITS_KEEP                                                       \
-  ((struct lm_limit_config){.hard_pusd = LM_KEEP, .soft_pusd = LM_KEEP,     \
-                            .tokens = LM_KEEP, .requests = LM_KEEP,         \
-                            .max_call_pusd = LM_KEEP,                       \
-                            .max_call_input_tokens = LM_KEEP,               \
-                            .max_call_output_tokens = LM_KEEP,              \
-                            .rpm = LM_KEEP, .tpm = LM_KEEP, .itpm = LM_KEEP, \
-                            .otpm = LM_KEEP, .deadline = LM_KEEP,           \
-                            .max_llm_ns = LM_KEEP, .window = -1, .mode = -1})
+#define LM_LIMITS_KEEP                                         \
+  ((struct lm_limit_config){.hard_pusd = LM_KEEP,              \
+                            .soft_pusd = LM_KEEP,              \
+                            .tokens = LM_KEEP,                 \
+                            .requests = LM_KEEP,               \
+                            .max_call_pusd = LM_KEEP,          \
+                            .max_call_input_tokens = LM_KEEP,  \
+                            .max_call_output_tokens = LM_KEEP, \
+                            .rpm = LM_KEEP,                    \
+                            .tpm = LM_KEEP,                    \
+                            .itpm = LM_KEEP,                   \
+                            .otpm = LM_KEEP,                   \
+                            .deadline = LM_KEEP,               \
+                            .max_llm_ns = LM_KEEP,             \
+                            .window = -1,                      \
+                            .mode = -1})
 /* A config with no limits at all (for a new budget). */
-#define LM_LIMITS_NONE                                                       \
-  ((struct lm_limit_config){.hard_pusd = -1, .soft_pusd = -1, .tokens = -1,  \
-                            .requests = -1, .max_call_pusd = -1,            \
-                            .max_call_input_tokens = -1,                    \
-                            .max_call_output_tokens = -1, .rpm = -1,        \
-                            .tpm = -1, .itpm = -1, .otpm = -1,              \
-                            .deadline = -1, .max_llm_ns = -1,               \
-                            .window = LM_WINDOW_NONE,                       \
+#define LM_LIMITS_NONE                                    \
+  ((struct lm_limit_config){.hard_pusd = -1,              \
+                            .soft_pusd = -1,              \
+                            .tokens = -1,                 \
+                            .requests = -1,               \
+                            .max_call_pusd = -1,          \
+                            .max_call_input_tokens = -1,  \
+                            .max_call_output_tokens = -1, \
+                            .rpm = -1,                    \
+                            .tpm = -1,                    \
+                            .itpm = -1,                   \
+                            .otpm = -1,                   \
+                            .deadline = -1,               \
+                            .max_llm_ns = -1,             \
+                            .window = LM_WINDOW_NONE,     \
                             .mode = LM_MODE_OPTIMISTIC})
 
 enum lm_settle_flags {
@@ -140,7 +154,7 @@ struct lm_snap_rule {
   int kind;
   char pattern[LM_NAME_MAX];
   int64_t limit_pusd;
-  int64_t rate_used;  /* rate rules: current use per minute */
+  int64_t rate_used; /* rate rules: current use per minute */
   struct lm_snap_counters c;
 };
 struct lm_snapshot {
@@ -163,7 +177,7 @@ struct lm_snapshot {
   struct lm_snap_row agents[LM_ROWS + 1];
   struct lm_snap_rule rules[LM_RULES];
   uint32_t active_leases;
-  uint32_t waiters;          /* calls waiting for in-flight calls to settle */
+  uint32_t waiters; /* calls waiting for in-flight calls to settle */
   uint64_t reclaimed, reconciles;
 };
 
@@ -263,8 +277,8 @@ void lm_budget_set_clock(struct lm_budget *b, int64_t (*now)(void *),
                          void *ctx);
 
 /* One line: "budget 'x': hard limit $5.00 reached (spent $5.01)...". */
-void lm_denial_format(const struct lm_denial *d, const char *budget,
-                      char *buf, size_t len);
+void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
+                      size_t len);
 
 /* The budget name a process uses: explicit, else env_name (the caller's
  * LLMMETER_BUDGET, from config.h), else the default llmmeter-<uid>. */

@@ -27,8 +27,8 @@ struct lm_budget_backend {
   const char *kind; /* "shm", "redis", "memory" */
   int (*open)(const char *name, bool create, struct lm_budget **out, char *err,
               size_t errlen);
-  int (*create)(const char *name, bool force, struct lm_budget **out,
-                char *err, size_t errlen);
+  int (*create)(const char *name, bool force, struct lm_budget **out, char *err,
+                size_t errlen);
 };
 
 /* Fills the shared part of a new handle (name, a fresh serial). */

@@ -78,8 +78,7 @@ static int shm_open_budget(const char *name, bool create,
 }
 
 static int shm_create_budget(const char *name, bool force,
-                             struct lm_budget **out, char *err,
-                             size_t errlen) {
+                             struct lm_budget **out, char *err, size_t errlen) {
   struct shm_budget *b = shm_new(name, err, errlen);
   if (!b)
     return LM_SEG_ESYS;

@@ -120,9 +120,10 @@ int lm_segment_create(const char *name, int force, struct lm_segment_map *m,
       int ours = fstat(ofd, &st) == 0 && st.st_uid == getuid();
       close(ofd);
       if (!ours) {
-        seg_err(err, errlen,
-                "budget '%s' is owned by another user; refusing to replace it%s",
-                name, NULL);
+        seg_err(
+            err, errlen,
+            "budget '%s' is owned by another user; refusing to replace it%s",
+            name, NULL);
         return LM_SEG_EOWNER;
       }
       shm_unlink(m->name);
@@ -154,8 +155,8 @@ int lm_segment_create(const char *name, int force, struct lm_segment_map *m,
   if (init_lock(m->seg) != 0) {
     lm_segment_detach(m);
     shm_unlink(m->name);
-    seg_err(err, errlen, "cannot create budget '%s': mutex init failed%s",
-            name, NULL);
+    seg_err(err, errlen, "cannot create budget '%s': mutex init failed%s", name,
+            NULL);
     return LM_SEG_ESYS;
   }
   atomic_store_explicit(&m->seg->magic, LM_SEG_MAGIC, memory_order_release);

@@ -25,12 +25,12 @@
 
 #define LM_SEG_MAGIC 0x524554454d4d4c4cULL /* "LLMMETER" little-endian */
 #define LM_SEG_VERSION 1u
-#define LM_NAME_MAX 64     /* model / agent / pattern names, NUL included */
-#define LM_ROWS 256        /* per-model and per-agent rows (+1 "other") */
+#define LM_NAME_MAX 64 /* model / agent / pattern names, NUL included */
+#define LM_ROWS 256    /* per-model and per-agent rows (+1 "other") */
 #define LM_ROW_OTHER LM_ROWS
 #define LM_ROW_NONE 0xffffffffu
-#define LM_RULES 32        /* per-model / per-agent limit rules */
-#define LM_LEASES 1024     /* concurrent in-flight calls */
+#define LM_RULES 32    /* per-model / per-agent limit rules */
+#define LM_LEASES 1024 /* concurrent in-flight calls */
 #define LM_BUDGET_NAME_MAX 64
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
@@ -54,16 +54,16 @@ enum lm_mode { LM_MODE_OPTIMISTIC = 0, LM_MODE_STRICT = 1 };
  * money and are never reset. */
 struct lm_counters {
   _Atomic int64_t window;
-  _Atomic int64_t spent;             /* pico-USD charged in this window */
-  _Atomic int64_t reserved;          /* pico-USD held by in-flight leases */
-  _Atomic uint64_t requests;         /* settled calls in this window */
-  _Atomic uint64_t reserved_requests;/* admitted, not yet settled */
+  _Atomic int64_t spent;              /* pico-USD charged in this window */
+  _Atomic int64_t reserved;           /* pico-USD held by in-flight leases */
+  _Atomic uint64_t requests;          /* settled calls in this window */
+  _Atomic uint64_t reserved_requests; /* admitted, not yet settled */
   _Atomic uint64_t tokens[LM_TOK_KINDS];
-  _Atomic uint64_t reserved_tokens;  /* estimated tokens of in-flight calls */
+  _Atomic uint64_t reserved_tokens; /* estimated tokens of in-flight calls */
   _Atomic uint64_t denied;
-  _Atomic uint64_t unmetered;        /* calls whose usage could not be read */
-  _Atomic uint64_t unpriced;         /* calls to a model without a price */
-  _Atomic int64_t first_activity;    /* epoch seconds, 0 = never */
+  _Atomic uint64_t unmetered;     /* calls whose usage could not be read */
+  _Atomic uint64_t unpriced;      /* calls to a model without a price */
+  _Atomic int64_t first_activity; /* epoch seconds, 0 = never */
   _Atomic int64_t last_activity;
 };
 _Static_assert(sizeof(struct lm_counters) == 128, "lm_counters layout");
@@ -93,9 +93,13 @@ enum lm_rule_measure {
   LM_RULE_RPM = 4 << 8,         /* requests per minute, all matches */
   LM_RULE_TPM = 5 << 8,         /* tokens per minute, all matches */
 };
-#define LM_RULE_TARGET(k) ((k) & 0xffu)
-#define LM_RULE_MEASURE(k) ((k) & 0xff00u)
-enum lm_rule_state { LM_RULE_UNUSED = 0, LM_RULE_ACTIVE = 1, LM_RULE_RETIRED = 2 };
+#define LM_RULE_TARGET(k) ((k)&0xffu)
+#define LM_RULE_MEASURE(k) ((k)&0xff00u)
+enum lm_rule_state {
+  LM_RULE_UNUSED = 0,
+  LM_RULE_ACTIVE = 1,
+  LM_RULE_RETIRED = 2
+};
 
 /* A USD limit on every model (or agent) matching a glob, counted together.
  * Retired rules keep their slot so a lease that still carries the rule's
@@ -113,9 +117,9 @@ _Static_assert(sizeof(struct lm_rule) == 256, "lm_rule layout");
 
 enum lm_lease_state {
   LM_LEASE_FREE = 0,
-  LM_LEASE_CLAIMED = 1,   /* owned, nothing applied to any counter yet */
-  LM_LEASE_APPLYING = 2,  /* counters being changed: ambiguous if owner dies */
-  LM_LEASE_ACTIVE = 3,    /* reservation fully applied */
+  LM_LEASE_CLAIMED = 1,  /* owned, nothing applied to any counter yet */
+  LM_LEASE_APPLYING = 2, /* counters being changed: ambiguous if owner dies */
+  LM_LEASE_ACTIVE = 3,   /* reservation fully applied */
 };
 
 /* An in-flight call. state = (pid << 8) | lm_lease_state. The owner's start
@@ -124,17 +128,17 @@ enum lm_lease_state {
 struct lm_lease_slot {
   _Atomic uint64_t state;
   uint64_t owner_start;
-  int64_t reserved_pusd;   /* estimate held for this call */
-  int64_t charged_pusd;    /* charged so far (streams charge as they flow) */
+  int64_t reserved_pusd; /* estimate held for this call */
+  int64_t charged_pusd;  /* charged so far (streams charge as they flow) */
   uint64_t reserved_tokens;
-  uint32_t model_row;      /* index or LM_ROW_NONE */
+  uint32_t model_row; /* index or LM_ROW_NONE */
   uint32_t agent_row;
-  uint32_t rule_mask;      /* rules whose counters hold this reservation */
-  uint32_t flags;          /* LM_LEASEF_* */
+  uint32_t rule_mask; /* rules whose counters hold this reservation */
+  uint32_t flags;     /* LM_LEASEF_* */
   int64_t admitted_at;
 };
 _Static_assert(sizeof(struct lm_lease_slot) == 64, "lm_lease_slot layout");
-#define LM_LEASEF_DOLLARS 1u  /* reserved money (not a zero-priced call) */
+#define LM_LEASEF_DOLLARS 1u /* reserved money (not a zero-priced call) */
 
 /* Limits: -1 means "no limit". Changeable live by `llmmeter set`. */
 struct lm_limits {
@@ -149,8 +153,8 @@ struct lm_limits {
   _Atomic int64_t max_call_output_tokens;
   /* Rates, per minute, shared by every process (-1: none). */
   _Atomic int64_t rpm, tpm, itpm, otpm;
-  _Atomic int64_t deadline;      /* epoch seconds after which LLM calls stop */
-  _Atomic int64_t max_llm_ns;    /* total time inside LLM transfers */
+  _Atomic int64_t deadline;   /* epoch seconds after which LLM calls stop */
+  _Atomic int64_t max_llm_ns; /* total time inside LLM transfers */
   int64_t reserved_for_future[2];
 };
 
@@ -158,35 +162,35 @@ struct lm_segment {
   /* Identity: written once at creation, magic last. */
   _Atomic uint64_t magic;
   uint32_t version;
-  uint32_t header_size;  /* sizeof(struct lm_segment) */
+  uint32_t header_size; /* sizeof(struct lm_segment) */
   uint64_t total_size;
   uint32_t owner_uid;
-  uint32_t row_count;    /* LM_ROWS */
-  uint32_t rule_count;   /* LM_RULES */
-  uint32_t lease_count;  /* LM_LEASES */
+  uint32_t row_count;   /* LM_ROWS */
+  uint32_t rule_count;  /* LM_RULES */
+  uint32_t lease_count; /* LM_LEASES */
   int64_t created_at;
   char name[LM_BUDGET_NAME_MAX];
 
-  pthread_mutex_t lock;  /* robust, process-shared: structural changes only */
+  pthread_mutex_t lock; /* robust, process-shared: structural changes only */
   char lock_pad[64 - sizeof(pthread_mutex_t) % 64];
 
   struct lm_limits limits;
-  _Atomic uint32_t rules_gen;   /* bumped whenever a rule changes */
-  _Atomic uint32_t wake;        /* futex word: bumped when money frees up */
-  _Atomic uint32_t waiters;     /* processes waiting on `wake` */
+  _Atomic uint32_t rules_gen; /* bumped whenever a rule changes */
+  _Atomic uint32_t wake;      /* futex word: bumped when money frees up */
+  _Atomic uint32_t waiters;   /* processes waiting on `wake` */
   _Atomic uint32_t gate_pad;
-  _Atomic uint32_t gate;        /* 0 open; else pid of a reconciler */
+  _Atomic uint32_t gate; /* 0 open; else pid of a reconciler */
   uint32_t gate_pad2;
-  _Atomic uint64_t reclaimed;   /* leases reclaimed from dead processes */
+  _Atomic uint64_t reclaimed; /* leases reclaimed from dead processes */
   _Atomic uint64_t reconciles;
-  _Atomic int64_t reset_at;     /* last `llmmeter reset`, epoch seconds */
+  _Atomic int64_t reset_at; /* last `llmmeter reset`, epoch seconds */
   /* Rate buckets (GCRA): theoretical arrival times, CLOCK_MONOTONIC ns. */
   _Atomic int64_t rpm_tat, tpm_tat, itpm_tat, otpm_tat;
-  _Atomic int64_t llm_ns;       /* time spent inside LLM transfers */
-  _Atomic int64_t soft_window;  /* 1 + window id in which the soft limit
+  _Atomic int64_t llm_ns;      /* time spent inside LLM transfers */
+  _Atomic int64_t soft_window; /* 1 + window id in which the soft limit
                                    was crossed (0: not yet) */
-  char on_soft[256];            /* command run once at the soft limit */
-  char downgrade[512];          /* model=model,... used above the soft limit */
+  char on_soft[256];           /* command run once at the soft limit */
+  char downgrade[512];         /* model=model,... used above the soft limit */
 
   struct lm_counters total;
   struct lm_row models[LM_ROWS + 1];
@@ -205,12 +209,12 @@ struct lm_segment_map {
 /* Error codes returned by this module; lm_segment_strerror explains. */
 enum lm_seg_err {
   LM_SEG_OK = 0,
-  LM_SEG_ENOENT = -1,   /* no such budget */
-  LM_SEG_EEXIST = -2,   /* exists (create without force) */
-  LM_SEG_EOWNER = -3,   /* owned by another uid or group/world accessible */
-  LM_SEG_EFORMAT = -4,  /* wrong magic/version/size: corrupt or other layout */
-  LM_SEG_ENAME = -5,    /* invalid budget name */
-  LM_SEG_ESYS = -6,     /* system call failed (errno kept in err text) */
+  LM_SEG_ENOENT = -1,  /* no such budget */
+  LM_SEG_EEXIST = -2,  /* exists (create without force) */
+  LM_SEG_EOWNER = -3,  /* owned by another uid or group/world accessible */
+  LM_SEG_EFORMAT = -4, /* wrong magic/version/size: corrupt or other layout */
+  LM_SEG_ENAME = -5,   /* invalid budget name */
+  LM_SEG_ESYS = -6,    /* system call failed (errno kept in err text) */
 };
 
 /* Default budget name: llmmeter-<uid>. */

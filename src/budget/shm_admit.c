@@ -83,14 +83,13 @@ static uint32_t rules_match(struct lm_segment *s, const char *model,
   uint32_t mask = 0;
   for (int i = 0; i < LM_RULES; i++) {
     struct lm_rule *r = &s->rules[i];
-    if (atomic_load_explicit(&r->state, memory_order_acquire) !=
-        LM_RULE_ACTIVE)
+    if (atomic_load_explicit(&r->state, memory_order_acquire) != LM_RULE_ACTIVE)
       continue;
     char pat[LM_NAME_MAX];
     memcpy(pat, r->pattern, LM_NAME_MAX);
     pat[LM_NAME_MAX - 1] = 0; /* never trust a string from shared memory */
-    const char *subject =
-        LM_RULE_TARGET(r->kind) == LM_RULE_AGENT ? agent : model;
+    const char *subject = LM_RULE_TARGET(r->kind) == LM_RULE_AGENT ? agent
+                                                                   : model;
     if (subject && fnmatch(pat, subject, 0) == 0)
       mask |= 1u << i;
   }
@@ -189,8 +188,8 @@ static int reserve_tokens(struct lm_counters *c, int64_t limit, uint64_t est,
       atomic_fetch_add(&c->reserved_tokens, est);
     return 0;
   }
-  uint64_t settled =
-      atomic_load(&c->tokens[LM_TOK_INPUT]) + atomic_load(&c->tokens[LM_TOK_OUTPUT]);
+  uint64_t settled = atomic_load(&c->tokens[LM_TOK_INPUT]) +
+                     atomic_load(&c->tokens[LM_TOK_OUTPUT]);
   *spent = (int64_t)settled;
   if (!strict) {
     uint64_t prev = atomic_fetch_add(&c->reserved_tokens, est);
@@ -235,14 +234,14 @@ static void fill_denial(struct lm_denial *why, enum lm_deny_kind kind,
   why->limit = limit;
   why->used = used;
   why->window = (enum lm_window_kind)wk;
-  why->retry_after_s =
-      wk == LM_WINDOW_NONE ? -1 : lm_window_next(wk, now) - now;
+  why->retry_after_s = wk == LM_WINDOW_NONE ? -1
+                                            : lm_window_next(wk, now) - now;
 }
 
 /* Reserves est on every spend rule the lease matched; all or none (a
  * refusal undoes the rules reserved before it). Returns as reserve_money. */
-static int reserve_rules(struct lm_segment *s, uint32_t rule_mask,
-                         int64_t est, int strict, int wk, int64_t now,
+static int reserve_rules(struct lm_segment *s, uint32_t rule_mask, int64_t est,
+                         int strict, int wk, int64_t now,
                          struct lm_denial *why) {
   int64_t used = 0, spent = 0;
   uint32_t done = 0;
@@ -286,15 +285,15 @@ static int reserve_all(struct lm_budget *b, const struct lm_lease *l, int wk,
   int rc;
 
   if (reserve_request(&s->total, atomic_load(&s->limits.requests), &used)) {
-    fill_denial(why, LM_DENY_REQUESTS, NULL,
-                atomic_load(&s->limits.requests), used, wk, now);
+    fill_denial(why, LM_DENY_REQUESTS, NULL, atomic_load(&s->limits.requests),
+                used, wk, now);
     return -1; /* a request is a request: nothing to wait for */
   }
   rc = reserve_tokens(&s->total, atomic_load(&s->limits.tokens), est_tokens,
                       strict, &used, &spent);
   if (rc) {
-    fill_denial(why, LM_DENY_TOKENS, NULL, atomic_load(&s->limits.tokens),
-                used, wk, now);
+    fill_denial(why, LM_DENY_TOKENS, NULL, atomic_load(&s->limits.tokens), used,
+                wk, now);
     why->spent = spent;
     goto undo_request;
   }
@@ -351,8 +350,10 @@ static bool over_caps(struct lm_segment *s, uint32_t rule_mask,
       continue;
     struct lm_rule *rule = &s->rules[r];
     uint32_t m = LM_RULE_MEASURE(rule->kind);
-    int k = m == LM_RULE_CALL_USD ? 0 : m == LM_RULE_CALL_INPUT ? 1
-            : m == LM_RULE_CALL_OUTPUT ? 2 : -1;
+    int k = m == LM_RULE_CALL_USD      ? 0
+            : m == LM_RULE_CALL_INPUT  ? 1
+            : m == LM_RULE_CALL_OUTPUT ? 2
+                                       : -1;
     int64_t lim = atomic_load(&rule->limit_pusd);
     if (k < 0 || lim < 0 || (best[k].lim >= 0 && lim >= best[k].lim))
       continue;
@@ -446,8 +447,8 @@ static int admit_rates(struct lm_budget *b, const struct lm_call *call,
                        struct lm_lease *l, struct lm_shm_rates *rates,
                        int64_t *now, struct lm_denial *why) {
   if (lm_shm_rates_take(SEG(b), l->rule_mask, call->est_input_tokens,
-                        call->est_output_tokens, call->wait_ms * 1000000,
-                        rates, why) != 0)
+                        call->est_output_tokens, call->wait_ms * 1000000, rates,
+                        why) != 0)
     return -1;
   l->rate_in = call->est_input_tokens;
   l->rate_out = call->est_output_tokens;

@@ -179,8 +179,8 @@ int64_t lm_shm_mono_ns(void);
  * taken, r->turn_ns >= 0) or -1 (a turn is more than max_wait_ns away; why
  * filled). */
 int lm_shm_rates_take(struct lm_segment *s, uint32_t rule_mask, uint64_t in,
-                      uint64_t out, int64_t max_wait_ns,
-                      struct lm_shm_rates *r, struct lm_denial *why);
+                      uint64_t out, int64_t max_wait_ns, struct lm_shm_rates *r,
+                      struct lm_denial *why);
 /* Gives back every turn lm_shm_rates_take took (a refused call). */
 void lm_shm_rates_give_back(const struct lm_shm_rates *r);
 /* Units used in the last minute, as a bucket sees it. */

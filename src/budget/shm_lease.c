@@ -300,7 +300,8 @@ void lm_shm_charge(struct lm_budget *b, struct lm_lease *l,
   uint64_t trem = l->reserved_tokens > l->charged_tokens
                       ? l->reserved_tokens - l->charged_tokens
                       : 0;
-  uint64_t ttake = lost || t <= 0 ? 0 : ((uint64_t)t < trem ? (uint64_t)t : trem);
+  uint64_t ttake = lost || t <= 0 ? 0
+                                  : ((uint64_t)t < trem ? (uint64_t)t : trem);
   l->charged_pusd = lm_money_add(l->charged_pusd, pusd);
   l->charged_tokens += (uint64_t)t;
   if (!lost) {

@@ -80,7 +80,7 @@ int64_t lm_shm_rate_used(_Atomic int64_t *tat, int64_t per_min, int64_t now) {
 enum { RATE_REQ, RATE_TOK, RATE_IN, RATE_OUT };
 
 static int64_t rate_units(int what, uint64_t in, uint64_t out) {
-  return what == RATE_REQ ? 1
+  return what == RATE_REQ   ? 1
          : what == RATE_TOK ? (int64_t)(in + out)
          : what == RATE_IN  ? (int64_t)in
                             : (int64_t)out;
@@ -91,8 +91,8 @@ static int rate_add(struct lm_shm_bucket *bk, int n, _Atomic int64_t *tat,
                     const char *name) {
   if (per_min < 0)
     return n; /* no limit: the bucket is not drawn from (nor the clock read) */
-  bk[n] = (struct lm_shm_bucket){tat, per_min, rate_units(what, in, out),
-                                 what, name};
+  bk[n] = (struct lm_shm_bucket){tat, per_min, rate_units(what, in, out), what,
+                                 name};
   return n + 1;
 }
 
@@ -107,8 +107,8 @@ static int rate_buckets(struct lm_segment *s, uint32_t mask, uint64_t in,
                out, "tpm");
   n = rate_add(bk, n, &s->itpm_tat, atomic_load(&s->limits.itpm), RATE_IN, in,
                out, "input tpm");
-  n = rate_add(bk, n, &s->otpm_tat, atomic_load(&s->limits.otpm), RATE_OUT,
-               in, out, "output tpm");
+  n = rate_add(bk, n, &s->otpm_tat, atomic_load(&s->limits.otpm), RATE_OUT, in,
+               out, "output tpm");
   for (int r = 0; r < LM_RULES && mask; r++) {
     if (!(mask & (1u << r)))
       continue;
@@ -124,8 +124,8 @@ static int rate_buckets(struct lm_segment *s, uint32_t mask, uint64_t in,
 }
 
 int lm_shm_rates_take(struct lm_segment *s, uint32_t rule_mask, uint64_t in,
-                      uint64_t out, int64_t max_wait_ns,
-                      struct lm_shm_rates *r, struct lm_denial *why) {
+                      uint64_t out, int64_t max_wait_ns, struct lm_shm_rates *r,
+                      struct lm_denial *why) {
   struct lm_shm_bucket *bk = r->bk;
   int nb = rate_buckets(s, rule_mask, in, out, bk);
   int64_t now_ns = nb ? lm_shm_mono_ns() : 0, turn = 0;
@@ -167,6 +167,6 @@ void lm_shm_rate_correct(struct lm_budget *b, const struct lm_lease *l,
   for (int i = 0; i < n; i++) /* a request is a request: rpm stays */
     if (bk[i].what != RATE_REQ)
       rate_adjust(bk[i].tat, bk[i].per_min,
-                  bk[i].units - rate_units(bk[i].what, actual->input,
-                                           actual->output));
+                  bk[i].units -
+                      rate_units(bk[i].what, actual->input, actual->output));
 }

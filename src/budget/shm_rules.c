@@ -61,8 +61,8 @@ static int snap_rows(const struct lm_row *rows, int64_t win,
       continue;
     struct lm_snap_row *o = &out[n];
     snap_counters(&r->c, win, &o->c);
-    if (i == LM_ROW_OTHER && o->c.requests == 0 && o->c.reserved_requests == 0 &&
-        o->c.denied == 0 && o->c.spent == 0)
+    if (i == LM_ROW_OTHER && o->c.requests == 0 &&
+        o->c.reserved_requests == 0 && o->c.denied == 0 && o->c.spent == 0)
       continue;
     memcpy(o->name, r->name, LM_NAME_MAX);
     o->name[LM_NAME_MAX - 1] = 0;
@@ -162,10 +162,10 @@ int lm_shm_configure(struct lm_budget *b, const struct lm_limit_config *c) {
     atomic_store(&s->limits.max_call_output_tokens,
                  c->max_call_output_tokens < 0 ? -1
                                                : c->max_call_output_tokens);
-  const int64_t *vals[6] = {&c->rpm, &c->tpm, &c->itpm, &c->otpm,
-                            &c->deadline, &c->max_llm_ns};
-  _Atomic int64_t *dst[6] = {&s->limits.rpm, &s->limits.tpm,
-                             &s->limits.itpm, &s->limits.otpm,
+  const int64_t *vals[6] = {&c->rpm,  &c->tpm,      &c->itpm,
+                            &c->otpm, &c->deadline, &c->max_llm_ns};
+  _Atomic int64_t *dst[6] = {&s->limits.rpm,      &s->limits.tpm,
+                             &s->limits.itpm,     &s->limits.otpm,
                              &s->limits.deadline, &s->limits.max_llm_ns};
   for (int i = 0; i < 6; i++)
     if (*vals[i] != LM_KEEP)
@@ -233,11 +233,10 @@ int lm_shm_add_rule(struct lm_budget *b, int kind, const char *pattern,
   atomic_store(&r->limit_pusd, limit);
   atomic_store(&r->c.window, win);
   /* A rule added live starts from what its rows already spent. */
-  struct lm_row *rows =
-      LM_RULE_TARGET(kind) == LM_RULE_AGENT ? s->agents : s->models;
+  struct lm_row *rows = LM_RULE_TARGET(kind) == LM_RULE_AGENT ? s->agents
+                                                              : s->models;
   int64_t spent = 0;
-  for (int i = 0; i < LM_ROWS && LM_RULE_MEASURE(kind) == LM_RULE_SPEND;
-       i++) {
+  for (int i = 0; i < LM_ROWS && LM_RULE_MEASURE(kind) == LM_RULE_SPEND; i++) {
     if ((atomic_load(&rows[i].state) & 3) != LM_ROW_READY ||
         atomic_load(&rows[i].c.window) < win)
       continue;
@@ -313,7 +312,8 @@ bool lm_shm_over_time(struct lm_budget *b, int64_t inflight_ns,
     return true;
   }
   if (max_ns >= 0) {
-    int64_t used = atomic_load(&s->llm_ns) + (inflight_ns > 0 ? inflight_ns : 0);
+    int64_t used = atomic_load(&s->llm_ns) +
+                   (inflight_ns > 0 ? inflight_ns : 0);
     if (used >= max_ns) {
       memset(why, 0, sizeof(*why));
       why->kind = LM_DENY_LLM_TIME;
@@ -333,14 +333,14 @@ bool lm_shm_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
     return false;
   int64_t mark = lm_window_start(lm_shm_window_kind(s), lm_budget_now(b)) + 1;
   int64_t old = atomic_load(&s->soft_window);
-  if (old == mark || !atomic_compare_exchange_strong(&s->soft_window, &old,
-                                                     mark))
+  if (old == mark ||
+      !atomic_compare_exchange_strong(&s->soft_window, &old, mark))
     return false; /* already recorded in this window */
   if (cmd && cmdlen) {
     cmd[0] = 0;
     if (lm_segment_lock(s) == 0) {
-      memcpy(cmd, s->on_soft, cmdlen < sizeof(s->on_soft) ? cmdlen
-                                                          : sizeof(s->on_soft));
+      memcpy(cmd, s->on_soft,
+             cmdlen < sizeof(s->on_soft) ? cmdlen : sizeof(s->on_soft));
       lm_segment_unlock(s);
     }
     cmd[cmdlen - 1] = 0;

@@ -65,8 +65,9 @@ static void limit_json(FILE *o, int64_t v, int money) {
 
 static void print_json(FILE *o, const struct lm_snapshot *s) {
   char a[40];
-  int64_t rem = s->hard_pusd < 0 ? -1
-                : s->hard_pusd - s->total.spent - s->total.reserved;
+  int64_t rem = s->hard_pusd < 0
+                    ? -1
+                    : s->hard_pusd - s->total.spent - s->total.reserved;
   fputs("{\"budget\":", o);
   json_str(o, s->name);
   fputs(",\"limit_usd\":", o);
@@ -114,8 +115,8 @@ static void print_json(FILE *o, const struct lm_snapshot *s) {
   }
   fputs("},\"deadline\":", o);
   limit_json(o, s->deadline, 0);
-  fprintf(o, ",\"llm_seconds\":%.3f,\"max_llm_seconds\":",
-          (double)s->llm_ns / 1e9);
+  fprintf(
+      o, ",\"llm_seconds\":%.3f,\"max_llm_seconds\":", (double)s->llm_ns / 1e9);
   if (s->max_llm_ns < 0)
     fputs("null", o);
   else
@@ -126,8 +127,8 @@ static void print_json(FILE *o, const struct lm_snapshot *s) {
   fputs(",\"downgrade\":", o);
   json_str(o, s->downgrade);
   fprintf(o, ",\"mode\":\"%s\"", s->mode ? "strict" : "optimistic");
-  fprintf(o, ",\"window\":{\"kind\":\"%s\",\"start\":%" PRId64
-             ",\"resets_in_s\":",
+  fprintf(o,
+          ",\"window\":{\"kind\":\"%s\",\"start\":%" PRId64 ",\"resets_in_s\":",
           lm_window_name(s->window), s->window_start);
   if (s->resets_in_s < 0)
     fputs("null}", o);
@@ -164,8 +165,9 @@ static void print_json(FILE *o, const struct lm_snapshot *s) {
     else if (m == LM_RULE_CALL_USD)
       fprintf(o, ",\"max_call_usd\":%s}", usd(r->limit_pusd, a, sizeof(a)));
     else if (m == LM_RULE_RPM || m == LM_RULE_TPM)
-      fprintf(o, ",\"%s\":%lld,\"used\":%lld}", m == LM_RULE_RPM ? "rpm" : "tpm",
-              (long long)r->limit_pusd, (long long)r->rate_used);
+      fprintf(o, ",\"%s\":%lld,\"used\":%lld}",
+              m == LM_RULE_RPM ? "rpm" : "tpm", (long long)r->limit_pusd,
+              (long long)r->rate_used);
     else
       fprintf(o, ",\"max_call_%s_tokens\":%lld}",
               m == LM_RULE_CALL_INPUT ? "input" : "output",
@@ -216,7 +218,8 @@ static void prom_rows(FILE *o, const struct lm_snapshot *s, const char *label,
 static void print_prom(FILE *o, const struct lm_snapshot *s) {
   char v[48];
   fputs("# HELP llmmeter_spent_usd Money charged in the current window.\n"
-        "# TYPE llmmeter_spent_usd gauge\n", o);
+        "# TYPE llmmeter_spent_usd gauge\n",
+        o);
   prom_line(o, "llmmeter_spent_usd", s->name, NULL, NULL,
             usd(s->total.spent, v, sizeof(v)));
   fputs("# TYPE llmmeter_reserved_usd gauge\n", o);
@@ -227,7 +230,10 @@ static void print_prom(FILE *o, const struct lm_snapshot *s) {
     prom_line(o, "llmmeter_limit_usd", s->name, NULL, NULL,
               usd(s->hard_pusd, v, sizeof(v)));
   }
-  struct { const char *m; uint64_t v; } cnt[] = {
+  struct {
+    const char *m;
+    uint64_t v;
+  } cnt[] = {
       {"llmmeter_requests_total", s->total.requests},
       {"llmmeter_denied_total", s->total.denied},
       {"llmmeter_unmetered_total", s->total.unmetered},
@@ -286,8 +292,9 @@ static void table_rows(FILE *o, const char *title,
   for (int i = 0; i < n; i++) {
     const struct lm_snap_row *r = &rows[i];
     char a[40];
-    fprintf(o, "%-32.32s %12s %8" PRIu64 " %6" PRIu64 " %12" PRIu64
-               " %12" PRIu64 " %10" PRIu64 "%s\n",
+    fprintf(o,
+            "%-32.32s %12s %8" PRIu64 " %6" PRIu64 " %12" PRIu64 " %12" PRIu64
+            " %10" PRIu64 "%s\n",
             r->name, lm_money_format_display(r->c.spent, 4, a, sizeof(a)),
             r->c.requests, r->c.denied, r->c.tokens[LM_TOK_INPUT],
             r->c.tokens[LM_TOK_OUTPUT], r->c.tokens[LM_TOK_CACHE_READ],
@@ -331,27 +338,28 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
             lm_money_format_display(s->total.spent, 4, a, sizeof(a)),
             lm_money_format_display(s->total.reserved, 4, b, sizeof(b)));
   }
-  fprintf(o, "requests  %" PRIu64 "   denied %" PRIu64 "   unmetered %" PRIu64
-             "   in flight %" PRIu64 "\n",
+  fprintf(o,
+          "requests  %" PRIu64 "   denied %" PRIu64 "   unmetered %" PRIu64
+          "   in flight %" PRIu64 "\n",
           s->total.requests, s->total.denied, s->total.unmetered,
           s->total.reserved_requests);
-  fprintf(o, "tokens    input %" PRIu64 " (cache read %" PRIu64
-             ", cache write %" PRIu64 ")   output %" PRIu64
-             " (reasoning %" PRIu64 ")\n",
+  fprintf(o,
+          "tokens    input %" PRIu64 " (cache read %" PRIu64
+          ", cache write %" PRIu64 ")   output %" PRIu64 " (reasoning %" PRIu64
+          ")\n",
           s->total.tokens[LM_TOK_INPUT], s->total.tokens[LM_TOK_CACHE_READ],
           s->total.tokens[LM_TOK_CACHE_WRITE], s->total.tokens[LM_TOK_OUTPUT],
           s->total.tokens[LM_TOK_REASONING]);
-  if (s->tokens_limit >= 0 || s->requests_limit >= 0 ||
-      s->max_call_pusd >= 0 || s->max_call_input_tokens >= 0 ||
-      s->max_call_output_tokens >= 0) {
+  if (s->tokens_limit >= 0 || s->requests_limit >= 0 || s->max_call_pusd >= 0 ||
+      s->max_call_input_tokens >= 0 || s->max_call_output_tokens >= 0) {
     fputs("limits   ", o);
     if (s->tokens_limit >= 0)
       fprintf(o, " tokens %" PRId64, s->tokens_limit);
     if (s->requests_limit >= 0)
       fprintf(o, " requests %" PRId64, s->requests_limit);
     if (s->max_call_pusd >= 0)
-      fprintf(o, " per-call $%s", lm_money_format_display(s->max_call_pusd, 4, a,
-                                                 sizeof(a)));
+      fprintf(o, " per-call $%s",
+              lm_money_format_display(s->max_call_pusd, 4, a, sizeof(a)));
     if (s->max_call_input_tokens >= 0)
       fprintf(o, " per-call-input %" PRId64, s->max_call_input_tokens);
     if (s->max_call_output_tokens >= 0)
@@ -389,11 +397,14 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
             s->soft_crossed ? "   (ran this window)" : "");
   if (s->downgrade[0])
     fprintf(o, "downgrade %s%s\n", s->downgrade,
-            s->soft_crossed || (s->soft_pusd >= 0 && s->total.spent >= s->soft_pusd)
-                ? "   (active)" : "");
+            s->soft_crossed ||
+                    (s->soft_pusd >= 0 && s->total.spent >= s->soft_pusd)
+                ? "   (active)"
+                : "");
   for (int i = 0; i < s->n_rules; i++) {
     const struct lm_snap_rule *r = &s->rules[i];
-    const char *tg = LM_RULE_TARGET(r->kind) == LM_RULE_AGENT ? "agent" : "model";
+    const char *tg = LM_RULE_TARGET(r->kind) == LM_RULE_AGENT ? "agent"
+                                                              : "model";
     int m = (int)LM_RULE_MEASURE(r->kind);
     if (m == LM_RULE_SPEND)
       fprintf(o, "rule      %s %s = $%s   spent $%s\n", tg, r->pattern,

@@ -57,8 +57,8 @@ int64_t lm_window_next(enum lm_window_kind kind, int64_t now) {
   }
 }
 
-static const char *const window_names[LM_WINDOW_KINDS] = {
-    "none", "hour", "day", "week", "month"};
+static const char *const window_names[LM_WINDOW_KINDS] = {"none", "hour", "day",
+                                                          "week", "month"};
 
 const char *lm_window_name(enum lm_window_kind kind) {
   return (unsigned)kind < LM_WINDOW_KINDS ? window_names[kind] : "invalid";

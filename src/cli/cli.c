@@ -138,8 +138,10 @@ static int64_t parse_usd_or_none(const char *flag, const char *v) {
   if (v && strcmp(v, "none") == 0)
     return -1;
   if (!v || lm_money_parse_usd(v, &x) != 0) {
-    fprintf(stderr, "llmmeter: %s needs an amount in USD such as 5 or 2.50, "
-                    "or 'none' (got '%s')\n", flag, v ? v : "");
+    fprintf(stderr,
+            "llmmeter: %s needs an amount in USD such as 5 or 2.50, "
+            "or 'none' (got '%s')\n",
+            flag, v ? v : "");
     exit(LM_EXIT_USAGE);
   }
   return x;
@@ -171,9 +173,12 @@ static void parse_cap_rule(struct opts *o, int target, const char *flag,
   char spec[128];
   snprintf(spec, sizeof(spec), "%s", eq + 1);
   int none = strcmp(spec, "none") == 0;
-  static const struct { const char *name; int measure; } ms[] = {
-      {"usd", LM_RULE_CALL_USD}, {"in", LM_RULE_CALL_INPUT},
-      {"out", LM_RULE_CALL_OUTPUT}};
+  static const struct {
+    const char *name;
+    int measure;
+  } ms[] = {{"usd", LM_RULE_CALL_USD},
+            {"in", LM_RULE_CALL_INPUT},
+            {"out", LM_RULE_CALL_OUTPUT}};
   for (size_t m = 0; m < 3; m++) {
     const char *val = NULL;
     char *save = NULL, buf[128];
@@ -203,8 +208,9 @@ static void parse_cap_rule(struct opts *o, int target, const char *flag,
     memcpy(r->pattern, v, (size_t)(eq - v));
     r->pattern[eq - v] = 0;
     r->limit = none ? -1
-               : ms[m].measure == LM_RULE_CALL_USD ? parse_usd_or_none(flag, val)
-                                                   : parse_count_or_none(flag, val);
+               : ms[m].measure == LM_RULE_CALL_USD
+                   ? parse_usd_or_none(flag, val)
+                   : parse_count_or_none(flag, val);
   }
 }
 
@@ -215,15 +221,22 @@ static int64_t parse_duration(const char *flag, const char *v) {
   long long n = v ? strtoll(v, &end, 10) : -1;
   long long mul = 1;
   if (end && *end) {
-    if (!strcmp(end, "s")) mul = 1;
-    else if (!strcmp(end, "m")) mul = 60;
-    else if (!strcmp(end, "h")) mul = 3600;
-    else if (!strcmp(end, "d")) mul = 86400;
-    else n = -1;
+    if (!strcmp(end, "s"))
+      mul = 1;
+    else if (!strcmp(end, "m"))
+      mul = 60;
+    else if (!strcmp(end, "h"))
+      mul = 3600;
+    else if (!strcmp(end, "d"))
+      mul = 86400;
+    else
+      n = -1;
   }
   if (!v || !*v || errno || n < 0 || n > 100LL * 365 * 86400) {
-    fprintf(stderr, "llmmeter: %s needs a duration such as 90m, 2h or 1d "
-                    "(got '%s')\n", flag, v ? v : "");
+    fprintf(stderr,
+            "llmmeter: %s needs a duration such as 90m, 2h or 1d "
+            "(got '%s')\n",
+            flag, v ? v : "");
     exit(LM_EXIT_USAGE);
   }
   return n * mul;
@@ -241,8 +254,10 @@ static int64_t parse_time(const char *flag, const char *v) {
     if (e && !*e)
       return (int64_t)timegm(&tm);
   }
-  fprintf(stderr, "llmmeter: %s needs a UTC time such as 2026-12-01T18:00Z "
-                  "(got '%s')\n", flag, v ? v : "");
+  fprintf(stderr,
+          "llmmeter: %s needs a UTC time such as 2026-12-01T18:00Z "
+          "(got '%s')\n",
+          flag, v ? v : "");
   exit(LM_EXIT_USAGE);
 }
 
@@ -295,14 +310,17 @@ static void parse_opts(int argc, char **argv, int i, const char *allowed,
   for (; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define TAKES(name) (strcmp(a, name) == 0 && (v ? (i++, 1) : (die_usage("%s needs a value", a), 0)))
+#define TAKES(name)        \
+  (strcmp(a, name) == 0 && \
+   (v ? (i++, 1) : (die_usage("%s needs a value", a), 0)))
     if (strcmp(a, "--") == 0 && strchr(allowed, 'R')) {
       o->cmd = &argv[i + 1];
       return;
     } else if (TAKES("--budget")) {
       if (!lm_segment_name_valid(v))
         die_usage("invalid budget name '%s': use letters, digits, '.', '_' "
-                  "and '-'", v);
+                  "and '-'",
+                  v);
       o->budget = v;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       fputs(usage_text, stdout);
@@ -316,8 +334,7 @@ static void parse_opts(int argc, char **argv, int i, const char *allowed,
     } else if (L && TAKES("--window")) {
       o->cfg.window = lm_window_parse(v);
       if (o->cfg.window < 0)
-        die_usage("unknown window '%s': use none, hour, day, week or month",
-                  v);
+        die_usage("unknown window '%s': use none, hour, day, week or month", v);
       o->any_limit = 1;
     } else if (L && TAKES("--model-limit")) {
       parse_rule(o, LM_RULE_MODEL, a, v);
@@ -325,17 +342,19 @@ static void parse_opts(int argc, char **argv, int i, const char *allowed,
     } else if (L && TAKES("--agent-limit")) {
       parse_rule(o, LM_RULE_AGENT, a, v);
       o->any_limit = 1;
-    } else if (L && (TAKES("--max-call-usd") || TAKES("--max-call-input-tokens") ||
-                     TAKES("--max-call-output-tokens") || TAKES("--rpm") ||
-                     TAKES("--tpm") || TAKES("--input-tpm") ||
-                     TAKES("--output-tpm"))) {
+    } else if (L &&
+               (TAKES("--max-call-usd") || TAKES("--max-call-input-tokens") ||
+                TAKES("--max-call-output-tokens") || TAKES("--rpm") ||
+                TAKES("--tpm") || TAKES("--input-tpm") ||
+                TAKES("--output-tpm"))) {
       /* Plain numeric limits: which field, and whether it is money. */
       static const struct {
         const char *flag;
         size_t off;
         int money;
       } nums[] = {
-          {"--max-call-usd", offsetof(struct lm_limit_config, max_call_pusd), 1},
+          {"--max-call-usd", offsetof(struct lm_limit_config, max_call_pusd),
+           1},
           {"--max-call-input-tokens",
            offsetof(struct lm_limit_config, max_call_input_tokens), 0},
           {"--max-call-output-tokens",
@@ -347,9 +366,9 @@ static void parse_opts(int argc, char **argv, int i, const char *allowed,
       };
       for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++)
         if (strcmp(a, nums[k].flag) == 0)
-          *(int64_t *)((char *)&o->cfg + nums[k].off) =
-              nums[k].money ? parse_usd_or_none(a, v)
-                            : parse_count_or_none(a, v);
+          *(int64_t *)((char *)&o->cfg +
+                       nums[k].off) = nums[k].money ? parse_usd_or_none(a, v)
+                                                    : parse_count_or_none(a, v);
       o->any_limit = 1;
     } else if (L && TAKES("--model-max-call")) {
       parse_cap_rule(o, LM_RULE_MODEL, a, v);
@@ -358,8 +377,8 @@ static void parse_opts(int argc, char **argv, int i, const char *allowed,
       parse_cap_rule(o, LM_RULE_AGENT, a, v);
       o->any_limit = 1;
     } else if (L && (TAKES("--model-rpm") || TAKES("--model-tpm"))) {
-      parse_count_rule(o, LM_RULE_MODEL | (a[8] == 'r' ? LM_RULE_RPM
-                                                         : LM_RULE_TPM), a, v);
+      parse_count_rule(
+          o, LM_RULE_MODEL | (a[8] == 'r' ? LM_RULE_RPM : LM_RULE_TPM), a, v);
       o->any_limit = 1;
     } else if (L && TAKES("--max-llm-seconds")) {
       int64_t sec = strcmp(v, "none") == 0 ? -1 : parse_duration(a, v);
@@ -388,8 +407,9 @@ static void parse_opts(int argc, char **argv, int i, const char *allowed,
           char *eq = strchr(e2, '=');
           if (!eq || eq == e2 || !eq[1] || strchr(eq + 1, '=') ||
               strpbrk(eq + 1, "\"\\"))
-            die_usage("--downgrade needs FROM_GLOB=TO_MODEL,... (bad entry '%s')",
-                      e2);
+            die_usage(
+                "--downgrade needs FROM_GLOB=TO_MODEL,... (bad entry '%s')",
+                e2);
         }
       }
       o->cfg.downgrade = strcmp(v, "none") == 0 ? "" : v;
@@ -463,15 +483,22 @@ static int cmd_init(const struct opts *o) {
   char err[256];
   struct lm_limit_config cfg = o->cfg;
   /* A new budget starts from "no limit" for everything not given. */
-  if (cfg.hard_pusd == LM_KEEP) cfg.hard_pusd = -1;
-  if (cfg.soft_pusd == LM_KEEP) cfg.soft_pusd = -1;
-  if (cfg.tokens == LM_KEEP) cfg.tokens = -1;
-  if (cfg.requests == LM_KEEP) cfg.requests = -1;
-  if (cfg.max_call_pusd == LM_KEEP) cfg.max_call_pusd = -1;
-  if (cfg.max_call_input_tokens == LM_KEEP) cfg.max_call_input_tokens = -1;
-  if (cfg.max_call_output_tokens == LM_KEEP) cfg.max_call_output_tokens = -1;
-  int64_t *more[] = {&cfg.rpm, &cfg.tpm, &cfg.itpm, &cfg.otpm, &cfg.deadline,
-                     &cfg.max_llm_ns};
+  if (cfg.hard_pusd == LM_KEEP)
+    cfg.hard_pusd = -1;
+  if (cfg.soft_pusd == LM_KEEP)
+    cfg.soft_pusd = -1;
+  if (cfg.tokens == LM_KEEP)
+    cfg.tokens = -1;
+  if (cfg.requests == LM_KEEP)
+    cfg.requests = -1;
+  if (cfg.max_call_pusd == LM_KEEP)
+    cfg.max_call_pusd = -1;
+  if (cfg.max_call_input_tokens == LM_KEEP)
+    cfg.max_call_input_tokens = -1;
+  if (cfg.max_call_output_tokens == LM_KEEP)
+    cfg.max_call_output_tokens = -1;
+  int64_t *more[] = {&cfg.rpm,  &cfg.tpm,      &cfg.itpm,
+                     &cfg.otpm, &cfg.deadline, &cfg.max_llm_ns};
   for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
     if (*more[i] == LM_KEEP)
       *more[i] = -1;
@@ -486,8 +513,9 @@ static int cmd_init(const struct opts *o) {
     char a[40];
     printf("created budget '%s' (limit %s%s)\n", snap.name,
            snap.hard_pusd < 0 ? "none" : "$",
-           snap.hard_pusd < 0 ? "" : lm_money_format_display(snap.hard_pusd, 2, a,
-                                                     sizeof(a)));
+           snap.hard_pusd < 0
+               ? ""
+               : lm_money_format_display(snap.hard_pusd, 2, a, sizeof(a)));
   }
   return rc;
 }
@@ -514,8 +542,9 @@ static int cmd_status(const struct opts *o) {
   lm_budget_snapshot(b, &snap);
   lm_budget_close(b);
   lm_status_print(stdout, &snap,
-                      o->json ? LM_FMT_JSON : o->prom ? LM_FMT_PROM
-                                                      : LM_FMT_TABLE);
+                  o->json   ? LM_FMT_JSON
+                  : o->prom ? LM_FMT_PROM
+                            : LM_FMT_TABLE);
   if (o->check && snap.hard_pusd >= 0 && snap.total.spent >= snap.hard_pusd)
     return LM_EXIT_OVER;
   return 0;
@@ -581,8 +610,9 @@ static void list_one(const char *name, void *ctx) {
   printf("%-32s spent $%-12s limit %s%s\n", name,
          lm_money_format_display(snap.total.spent, 4, a, sizeof(a)),
          snap.hard_pusd < 0 ? "none" : "$",
-         snap.hard_pusd < 0 ? "" : lm_money_format_display(snap.hard_pusd, 2, c,
-                                                   sizeof(c)));
+         snap.hard_pusd < 0
+             ? ""
+             : lm_money_format_display(snap.hard_pusd, 2, c, sizeof(c)));
 }
 
 static int cmd_list(const struct opts *o) {
@@ -654,8 +684,7 @@ static int cmd_run(const struct opts *o) {
   char *preload = malloc(len);
   if (!preload)
     return LM_EXIT_RUN_FAILED;
-  snprintf(preload, len, "%s%s%s", lib, old && *old ? " " : "",
-           old ? old : "");
+  snprintf(preload, len, "%s%s%s", lib, old && *old ? " " : "", old ? old : "");
   setenv("LD_PRELOAD", preload, 1);
   setenv("LLMMETER_BUDGET", name, 1);
   free(preload);
@@ -676,7 +705,7 @@ static int cmd_run(const struct opts *o) {
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
     ;
-  int code = WIFEXITED(st) ? WEXITSTATUS(st)
+  int code = WIFEXITED(st)     ? WEXITSTATUS(st)
              : WIFSIGNALED(st) ? 128 + WTERMSIG(st)
                                : LM_EXIT_RUN_FAILED;
   lm_budget_reclaim(b);
@@ -692,8 +721,9 @@ static int cmd_run(const struct opts *o) {
             (unsigned long long)(snap.total.denied - den0), name,
             lm_money_format_display(snap.total.spent, 4, t, sizeof(t)),
             snap.hard_pusd < 0 ? "no limit" : "$",
-            snap.hard_pusd < 0 ? "" : lm_money_format_display(snap.hard_pusd, 2, c,
-                                                      sizeof(c)));
+            snap.hard_pusd < 0
+                ? ""
+                : lm_money_format_display(snap.hard_pusd, 2, c, sizeof(c)));
   }
   return code;
 }
@@ -727,13 +757,20 @@ static int parse_usage(const char *spec, struct lm_usage *u) {
     unsigned long long v = strtoull(eq + 1, &end, 10);
     if (*end || !eq[1])
       return -1;
-    if (strcmp(tok, "input") == 0) u->input = v;
-    else if (strcmp(tok, "output") == 0) u->output = v;
-    else if (strcmp(tok, "cache_read") == 0) u->cache_read = v;
-    else if (strcmp(tok, "cache_write") == 0) u->cache_write = v;
-    else if (strcmp(tok, "cache_write_1h") == 0) u->cache_write_1h = v;
-    else if (strcmp(tok, "reasoning") == 0) u->reasoning = v;
-    else return -1;
+    if (strcmp(tok, "input") == 0)
+      u->input = v;
+    else if (strcmp(tok, "output") == 0)
+      u->output = v;
+    else if (strcmp(tok, "cache_read") == 0)
+      u->cache_read = v;
+    else if (strcmp(tok, "cache_write") == 0)
+      u->cache_write = v;
+    else if (strcmp(tok, "cache_write_1h") == 0)
+      u->cache_write_1h = v;
+    else if (strcmp(tok, "reasoning") == 0)
+      u->reasoning = v;
+    else
+      return -1;
   }
   return 0;
 }
@@ -779,8 +816,9 @@ static int cmd_prices(int argc, char **argv) {
     static const char *src[] = {"none", "embedded", "override", "default"};
     const char *source = (unsigned)m.source < 4 ? src[m.source] : "?";
     if (json) {
-      printf("{\"model\":\"%s\",\"found\":%s,\"source\":\"%s\",\"matched\":\"%s\"",
-             models[i], found ? "true" : "false", source, found ? m.matched : "");
+      printf(
+          "{\"model\":\"%s\",\"found\":%s,\"source\":\"%s\",\"matched\":\"%s\"",
+          models[i], found ? "true" : "false", source, found ? m.matched : "");
     } else {
       printf("%s: %s%s%s\n", models[i],
              found ? "matched '" : "not in the price table",
@@ -803,10 +841,12 @@ static int cmd_prices(int argc, char **argv) {
           printf(",\"tier_above_input_tokens\":%llu",
                  (unsigned long long)m.price.tier.above_input_tokens);
         else
-          printf("  above %llu input tokens: input $%s, output $%s / Mtok\n",
-                 (unsigned long long)m.price.tier.above_input_tokens,
-                 lm_money_format_exact(m.price.tier.input * 1000000, a, sizeof(a)),
-                 lm_money_format_exact(m.price.tier.output * 1000000, b, sizeof(b)));
+          printf(
+              "  above %llu input tokens: input $%s, output $%s / Mtok\n",
+              (unsigned long long)m.price.tier.above_input_tokens,
+              lm_money_format_exact(m.price.tier.input * 1000000, a, sizeof(a)),
+              lm_money_format_exact(m.price.tier.output * 1000000, b,
+                                    sizeof(b)));
       }
       if (json)
         fputs("}", stdout);
@@ -841,10 +881,10 @@ int main(int argc, char **argv) {
     const char *name, *allowed;
     int (*fn)(const struct opts *);
   } cmds[] = {
-      {"init", "LF", cmd_init},   {"status", "S", cmd_status},
-      {"watch", "W", cmd_watch},  {"set", "L", cmd_set},
-      {"reset", "", cmd_reset},   {"rm", "", cmd_rm},
-      {"list", "", cmd_list},     {"run", "LR", cmd_run},
+      {"init", "LF", cmd_init},  {"status", "S", cmd_status},
+      {"watch", "W", cmd_watch}, {"set", "L", cmd_set},
+      {"reset", "", cmd_reset},  {"rm", "", cmd_rm},
+      {"list", "", cmd_list},    {"run", "LR", cmd_run},
   };
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0 ||
       strcmp(cmd, "--help") == 0) {

@@ -13,13 +13,12 @@
 
 enum lm_exit {
   LM_EXIT_OK = 0,
-  LM_EXIT_ERROR = 1,    /* the budget is missing, corrupt, not ours... */
-  LM_EXIT_USAGE = 2,    /* bad flags or values */
-  LM_EXIT_OVER = 3,     /* status --check: the hard limit is reached */
+  LM_EXIT_ERROR = 1,        /* the budget is missing, corrupt, not ours... */
+  LM_EXIT_USAGE = 2,        /* bad flags or values */
+  LM_EXIT_OVER = 3,         /* status --check: the hard limit is reached */
   LM_EXIT_RUN_FAILED = 125, /* run: llmmeter itself failed */
   LM_EXIT_NOT_FOUND = 127,  /* run: the command was not found */
 };
-
 
 /* `llmmeter report` (cli_report.c). */
 int lm_cli_report(int argc, char **argv);

@@ -35,8 +35,7 @@ static int cmp_cost(const void *a, const void *b) {
 
 static uint64_t num(const cJSON *o, const char *k) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble
-                                                 : 0;
+  return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
 }
 
 int lm_cli_report(int argc, char **argv) {
@@ -66,7 +65,8 @@ int lm_cli_report(int argc, char **argv) {
   if (!path)
     path = lm_config_get()->ledger;
   if (!path) {
-    fprintf(stderr, "llmmeter: report needs a ledger FILE (or LLMMETER_LEDGER)\n");
+    fprintf(stderr,
+            "llmmeter: report needs a ledger FILE (or LLMMETER_LEDGER)\n");
     return LM_EXIT_USAGE;
   }
   FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
@@ -165,19 +165,23 @@ int lm_cli_report(int argc, char **argv) {
     printf(",\"skipped_lines\":%" PRIu64 "}\n", skipped);
   } else {
     printf("%-36s %8s %7s %14s %12s %12s %12s %12s\n",
-           strcmp(by, "day") == 0 ? "DAY (UTC)" : by[0] == 'm' ? "MODEL"
-                                                                : "AGENT",
+           strcmp(by, "day") == 0 ? "DAY (UTC)"
+           : by[0] == 'm'         ? "MODEL"
+                                  : "AGENT",
            "CALLS", "DENIED", "COST USD", "INPUT", "OUTPUT", "CACHE READ",
            "REASONING");
     for (int i = 0; i <= n; i++) {
       struct row *r = i < n ? &rows[i] : &total;
       printf("%-36.36s %8" PRIu64 " %7" PRIu64 " %14s %12" PRIu64 " %12" PRIu64
              " %12" PRIu64 " %12" PRIu64 "\n",
-             r->key, r->calls, r->denied, lm_money_format(r->cost, 6, a, sizeof(a)),
-             r->tok[0], r->tok[1], r->tok[2], r->tok[4]);
+             r->key, r->calls, r->denied,
+             lm_money_format(r->cost, 6, a, sizeof(a)), r->tok[0], r->tok[1],
+             r->tok[2], r->tok[4]);
     }
     if (skipped)
-      fprintf(stderr, "llmmeter: skipped %" PRIu64 " lines that are not ledger records\n",
+      fprintf(stderr,
+              "llmmeter: skipped %" PRIu64
+              " lines that are not ledger records\n",
               skipped);
   }
   free(rows);

@@ -33,12 +33,12 @@ struct lm_curl_vt {
 
 /* Names of the members above, in order, as exported by libcurl. Keep the
  * two lists in step: the interposer resolves and patches by these names. */
-#define LM_CURL_VT_NAMES                                                      \
-  "curl_easy_init", "curl_easy_setopt", "curl_easy_perform",                  \
-      "curl_easy_duphandle", "curl_easy_reset", "curl_easy_cleanup",          \
-      "curl_easy_getinfo", "curl_easy_pause", "curl_multi_init",              \
-      "curl_multi_add_handle", "curl_multi_remove_handle",                    \
-      "curl_multi_perform", "curl_multi_socket_action",                       \
+#define LM_CURL_VT_NAMES                                             \
+  "curl_easy_init", "curl_easy_setopt", "curl_easy_perform",         \
+      "curl_easy_duphandle", "curl_easy_reset", "curl_easy_cleanup", \
+      "curl_easy_getinfo", "curl_easy_pause", "curl_multi_init",     \
+      "curl_multi_add_handle", "curl_multi_remove_handle",           \
+      "curl_multi_perform", "curl_multi_socket_action",              \
       "curl_multi_info_read", "curl_multi_cleanup"
 
 #define LM_CURL_VT_COUNT 15

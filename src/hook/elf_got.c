@@ -44,8 +44,7 @@ static const void *dyn_ptr(uintptr_t base, ElfW(Addr) v) {
   return (const void *)(v < base ? base + v : v);
 }
 
-const ElfW(Dyn) *lm_elf_dynamic(uintptr_t base, const ElfW(Phdr) *ph,
-                                int n) {
+const ElfW(Dyn) *lm_elf_dynamic(uintptr_t base, const ElfW(Phdr) *ph, int n) {
   for (int i = 0; i < n; i++)
     if (ph[i].p_type == PT_DYNAMIC)
       return (const ElfW(Dyn) *)(base + ph[i].p_vaddr);
@@ -56,9 +55,12 @@ void lm_elf_span(uintptr_t base, const ElfW(Phdr) *ph, int n, uintptr_t *lo,
                  uintptr_t *hi) {
   uintptr_t l = UINTPTR_MAX, h = 0;
   for (int i = 0; i < n; i++) {
-    if (ph[i].p_type != PT_LOAD) continue;
-    if (ph[i].p_vaddr < l) l = ph[i].p_vaddr;
-    if (ph[i].p_vaddr + ph[i].p_memsz > h) h = ph[i].p_vaddr + ph[i].p_memsz;
+    if (ph[i].p_type != PT_LOAD)
+      continue;
+    if (ph[i].p_vaddr < l)
+      l = ph[i].p_vaddr;
+    if (ph[i].p_vaddr + ph[i].p_memsz > h)
+      h = ph[i].p_vaddr + ph[i].p_memsz;
   }
   *lo = l == UINTPTR_MAX ? 0 : base + l;
   *hi = base + h;
@@ -72,22 +74,47 @@ int lm_elf_dyn_parse(uintptr_t base, const ElfW(Dyn) *dyn,
   d->base = base;
   for (; dyn->d_tag != DT_NULL; dyn++) {
     switch (dyn->d_tag) {
-    case DT_SYMTAB: d->symtab = dyn_ptr(base, dyn->d_un.d_ptr); break;
-    case DT_STRTAB: d->strtab = dyn_ptr(base, dyn->d_un.d_ptr); break;
-    case DT_STRSZ: d->strsz = dyn->d_un.d_val; break;
-    case DT_JMPREL: d->jmprel = dyn_ptr(base, dyn->d_un.d_ptr); break;
-    case DT_PLTRELSZ: jmprel_sz = dyn->d_un.d_val; break;
-    case DT_PLTREL: pltrel = (long)dyn->d_un.d_val; break;
-    case DT_RELA: d->rela = dyn_ptr(base, dyn->d_un.d_ptr); break;
-    case DT_RELASZ: rela_sz = dyn->d_un.d_val; break;
-    case DT_RELAENT: relaent = dyn->d_un.d_val; break;
-    case DT_GNU_HASH: d->gnu_hash = dyn_ptr(base, dyn->d_un.d_ptr); break;
-    case DT_HASH: d->sysv_hash = dyn_ptr(base, dyn->d_un.d_ptr); break;
-    default: break;
+    case DT_SYMTAB:
+      d->symtab = dyn_ptr(base, dyn->d_un.d_ptr);
+      break;
+    case DT_STRTAB:
+      d->strtab = dyn_ptr(base, dyn->d_un.d_ptr);
+      break;
+    case DT_STRSZ:
+      d->strsz = dyn->d_un.d_val;
+      break;
+    case DT_JMPREL:
+      d->jmprel = dyn_ptr(base, dyn->d_un.d_ptr);
+      break;
+    case DT_PLTRELSZ:
+      jmprel_sz = dyn->d_un.d_val;
+      break;
+    case DT_PLTREL:
+      pltrel = (long)dyn->d_un.d_val;
+      break;
+    case DT_RELA:
+      d->rela = dyn_ptr(base, dyn->d_un.d_ptr);
+      break;
+    case DT_RELASZ:
+      rela_sz = dyn->d_un.d_val;
+      break;
+    case DT_RELAENT:
+      relaent = dyn->d_un.d_val;
+      break;
+    case DT_GNU_HASH:
+      d->gnu_hash = dyn_ptr(base, dyn->d_un.d_ptr);
+      break;
+    case DT_HASH:
+      d->sysv_hash = dyn_ptr(base, dyn->d_un.d_ptr);
+      break;
+    default:
+      break;
     }
   }
-  if (!d->symtab || !d->strtab || relaent != sizeof(ElfW(Rela))) return -1;
-  if (pltrel != DT_RELA) d->jmprel = NULL; /* REL-style PLT: not on our ABIs */
+  if (!d->symtab || !d->strtab || relaent != sizeof(ElfW(Rela)))
+    return -1;
+  if (pltrel != DT_RELA)
+    d->jmprel = NULL; /* REL-style PLT: not on our ABIs */
   d->jmprel_n = d->jmprel ? jmprel_sz / sizeof(ElfW(Rela)) : 0;
   d->rela_n = d->rela ? rela_sz / sizeof(ElfW(Rela)) : 0;
   return 0;
@@ -101,7 +128,8 @@ int lm_elf_dyn_of(uintptr_t base, const ElfW(Phdr) *ph, int n,
 
 static const char *sym_name(const struct lm_elf_dyn *d, size_t symi) {
   ElfW(Word) off = d->symtab[symi].st_name;
-  if (d->strsz && off >= d->strsz) return "";
+  if (d->strsz && off >= d->strsz)
+    return "";
   return d->strtab + off;
 }
 
@@ -109,7 +137,8 @@ static const char *sym_name(const struct lm_elf_dyn *d, size_t symi) {
 
 static uint32_t gnu_hash_of(const char *s) {
   uint32_t h = 5381;
-  for (; *s; s++) h = h * 33 + (unsigned char)*s;
+  for (; *s; s++)
+    h = h * 33 + (unsigned char)*s;
   return h;
 }
 
@@ -118,7 +147,8 @@ static unsigned long sysv_hash_of(const char *s) {
   for (; *s; s++) {
     h = (h << 4) + (unsigned char)*s;
     g = h & 0xf0000000UL;
-    if (g) h ^= g >> 24;
+    if (g)
+      h ^= g >> 24;
     h &= ~g;
   }
   return h;
@@ -134,16 +164,17 @@ static int gnu_defines(const struct lm_elf_dyn *d, const char *name) {
   const uint32_t *ht = d->gnu_hash;
   uint32_t nbuckets = ht[0], symoffset = ht[1], bloom_size = ht[2];
   const ElfW(Addr) *bloom = (const ElfW(Addr) *)(const void *)&ht[4];
-  const uint32_t *buckets =
-      (const uint32_t *)(const void *)&bloom[bloom_size];
+  const uint32_t *buckets = (const uint32_t *)(const void *)&bloom[bloom_size];
   const uint32_t *chain = &buckets[nbuckets];
   uint32_t h = gnu_hash_of(name);
-  if (nbuckets == 0) return 0;
+  if (nbuckets == 0)
+    return 0;
   for (uint32_t i = buckets[h % nbuckets]; i >= symoffset && i != 0; i++) {
     uint32_t h2 = chain[i - symoffset];
     if ((h | 1) == (h2 | 1) && strcmp(name, sym_name(d, i)) == 0)
       return is_definition(d, i);
-    if (h2 & 1) break;
+    if (h2 & 1)
+      break;
   }
   return 0;
 }
@@ -152,17 +183,21 @@ static int sysv_defines(const struct lm_elf_dyn *d, const char *name) {
   const uint32_t *ht = d->sysv_hash;
   uint32_t nbucket = ht[0];
   const uint32_t *bucket = &ht[2], *chain = &bucket[nbucket];
-  if (nbucket == 0) return 0;
+  if (nbucket == 0)
+    return 0;
   for (uint32_t i = bucket[sysv_hash_of(name) % nbucket]; i != STN_UNDEF;
        i = chain[i])
-    if (strcmp(name, sym_name(d, i)) == 0) return is_definition(d, i);
+    if (strcmp(name, sym_name(d, i)) == 0)
+      return is_definition(d, i);
   return 0;
 }
 
 /* The GNU table wins where both exist, as in ld.so. */
 int lm_elf_defines(const struct lm_elf_dyn *d, const char *name) {
-  if (d->gnu_hash) return gnu_defines(d, name);
-  if (d->sysv_hash) return sysv_defines(d, name);
+  if (d->gnu_hash)
+    return gnu_defines(d, name);
+  if (d->sysv_hash)
+    return sysv_defines(d, name);
   return 0;
 }
 
@@ -184,9 +219,11 @@ int lm_elf_slots_next(struct lm_elf_slots *it, const char **name,
      * in locals, touching the walk's state only for a slot. */
     for (size_t r = it->next; r < n; r++) {
       unsigned type = (unsigned)ELF64_R_TYPE(tab[r].r_info);
-      if (type != RELOC_JUMP_SLOT && type != RELOC_GLOB_DAT) continue;
+      if (type != RELOC_JUMP_SLOT && type != RELOC_GLOB_DAT)
+        continue;
       size_t symi = ELF64_R_SYM(tab[r].r_info);
-      if (!symi) continue;
+      if (!symi)
+        continue;
       it->next = r + 1;
       *name = sym_name(d, symi);
       *slot = (uintptr_t *)(d->base + tab[r].r_offset);
@@ -203,7 +240,8 @@ int lm_elf_imports(const struct lm_elf_dyn *d,
   uintptr_t *slot;
   lm_elf_slots_begin(&it, d);
   while (lm_elf_slots_next(&it, &name, &slot))
-    if (wanted(name, arg)) return 1;
+    if (wanted(name, arg))
+      return 1;
   return 0;
 }
 
@@ -219,10 +257,12 @@ static int maps_read(uintptr_t lo, uintptr_t hi, struct lm_elf_map *out,
   size_t have = 0;
   int n = 0;
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
+  if (fd < 0)
+    return -1;
   for (;;) {
     ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
-    if (r <= 0) break;
+    if (r <= 0)
+      break;
     have += (size_t)r;
     buf[have] = '\0';
     char *line = buf, *nl;
@@ -231,21 +271,24 @@ static int maps_read(uintptr_t lo, uintptr_t hi, struct lm_elf_map *out,
       char perms[5];
       *nl = '\0';
       if (sscanf(line, "%lx-%lx %4s", &l, &h, perms) == 3) {
-        if (l >= hi) goto done;
+        if (l >= hi)
+          goto done;
         if (h > lo) {
           out[n].lo = l;
           out[n].hi = h;
           out[n].prot = (perms[0] == 'r' ? PROT_READ : 0) |
                         (perms[1] == 'w' ? PROT_WRITE : 0) |
                         (perms[2] == 'x' ? PROT_EXEC : 0);
-          if (++n == max) goto done;
+          if (++n == max)
+            goto done;
         }
       }
       line = nl + 1;
     }
     have = (size_t)(buf + have - line);
     memmove(buf, line, have);
-    if (have == sizeof buf - 1) have = 0; /* absurd line: drop it */
+    if (have == sizeof buf - 1)
+      have = 0; /* absurd line: drop it */
   }
 done:
   close(fd);
@@ -262,19 +305,21 @@ static int page_prot(struct lm_elf_got *g, uintptr_t page) {
     g->nmaps = n < 0 ? 0 : n;
   }
   for (int i = 0; i < g->nmaps; i++)
-    if (page >= g->maps[i].lo && page < g->maps[i].hi) return g->maps[i].prot;
+    if (page >= g->maps[i].lo && page < g->maps[i].hi)
+      return g->maps[i].prot;
   struct lm_elf_map one;
   return maps_read(page, page + 1, &one, 1) == 1 ? one.prot : -1;
 }
 
-void lm_elf_got_init(struct lm_elf_got *g, uintptr_t base,
-                     const ElfW(Phdr) *ph, int n) {
+void lm_elf_got_init(struct lm_elf_got *g, uintptr_t base, const ElfW(Phdr) *ph,
+                     int n) {
   uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
   g->pagesize = pg;
   lm_elf_span(base, ph, n, &g->lo, &g->hi);
   g->relro_lo = g->relro_hi = 0;
   for (int i = 0; i < n; i++) {
-    if (ph[i].p_type != PT_GNU_RELRO) continue;
+    if (ph[i].p_type != PT_GNU_RELRO)
+      continue;
     g->relro_lo = (base + ph[i].p_vaddr) & ~(pg - 1);
     g->relro_hi = (base + ph[i].p_vaddr + ph[i].p_memsz) & ~(pg - 1);
   }

@@ -96,8 +96,8 @@ struct lm_elf_got {
 };
 
 /* Prepares g for writes into the object; reads nothing yet. */
-void lm_elf_got_init(struct lm_elf_got *g, uintptr_t base,
-                     const ElfW(Phdr) *ph, int n);
+void lm_elf_got_init(struct lm_elf_got *g, uintptr_t base, const ElfW(Phdr) *ph,
+                     int n);
 
 /* Stores val into slot (an aligned word of the object), with a release
  * store. 0, or -1 with the reason in err (slot misaligned, or a page whose

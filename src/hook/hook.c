@@ -51,36 +51,36 @@
 struct lm_handle {
   CURL *h;
   int inst;
-  struct lm_handle *next;          /* hash chain */
-  char *url;                       /* CURLOPT_URL, copied */
-  const char *post;                /* CURLOPT_POSTFIELDS (program's memory) */
-  char *post_copy;                 /* CURLOPT_COPYPOSTFIELDS, copied */
-  size_t post_copy_len;            /* bytes in post_copy */
-  long long post_size;             /* POSTFIELDSIZE(_LARGE), -1 = strlen */
-  bool read_body;                  /* body comes from a read callback */
-  curl_write_callback host_wf;     /* program's callbacks and data */
+  struct lm_handle *next;      /* hash chain */
+  char *url;                   /* CURLOPT_URL, copied */
+  const char *post;            /* CURLOPT_POSTFIELDS (program's memory) */
+  char *post_copy;             /* CURLOPT_COPYPOSTFIELDS, copied */
+  size_t post_copy_len;        /* bytes in post_copy */
+  long long post_size;         /* POSTFIELDSIZE(_LARGE), -1 = strlen */
+  bool read_body;              /* body comes from a read callback */
+  curl_write_callback host_wf; /* program's callbacks and data */
   void *host_wd;
   bool host_wd_set;
   curl_write_callback host_hf;
   void *host_hd;
-  bool header_in_body;             /* CURLOPT_HEADER */
-  char *errbuf;                    /* CURLOPT_ERRORBUFFER */
+  bool header_in_body; /* CURLOPT_HEADER */
+  char *errbuf;        /* CURLOPT_ERRORBUFFER */
   /* the metered call in progress, if any */
-  struct lm_meter_call *call;      /* the meter's, kept for later calls */
-  struct lm_verdict v;             /* its verdict (points into call) */
-  bool installed;                  /* our callbacks are in place */
-  bool hdr_block;                  /* CURLOPT_HEADER: inside a header block */
-  bool hdr_maybe_next;             /* a blank line ended one; another may come */
-  long synth_status;               /* a presented refusal's status */
-  CURLM *multi;                    /* multi it was added to */
-  bool multi_denied;               /* refused at add: not in the real multi */
-  bool multi_done;                 /* its DONE message was delivered */
+  struct lm_meter_call *call; /* the meter's, kept for later calls */
+  struct lm_verdict v;        /* its verdict (points into call) */
+  bool installed;             /* our callbacks are in place */
+  bool hdr_block;             /* CURLOPT_HEADER: inside a header block */
+  bool hdr_maybe_next;        /* a blank line ended one; another may come */
+  long synth_status;          /* a presented refusal's status */
+  CURLM *multi;               /* multi it was added to */
+  bool multi_denied;          /* refused at add: not in the real multi */
+  bool multi_done;            /* its DONE message was delivered */
   CURLcode multi_result;
-  bool sent_body;                  /* the meter's body is set on the handle */
-  size_t meter_skip;               /* bytes libcurl hands us again after a
+  bool sent_body;     /* the meter's body is set on the handle */
+  size_t meter_skip;  /* bytes libcurl hands us again after a
                                       pause that the meter already read */
-  size_t filter_skip;              /* ... that the filter already holds */
-  bool filtering;                  /* this transfer's output is filtered */
+  size_t filter_skip; /* ... that the filter already holds */
+  bool filtering;     /* this transfer's output is filtered */
 };
 
 #define NBUCKETS 1024
@@ -250,8 +250,8 @@ static int inst_of(CURL *h, const void *ret, const char *name) {
 
 /* ---- our callbacks ---------------------------------------------------- */
 
-static size_t host_write(struct lm_handle *e, char *p, size_t size,
-                         size_t n, void *data) {
+static size_t host_write(struct lm_handle *e, char *p, size_t size, size_t n,
+                         void *data) {
   int saved = depth;
   depth = 0; /* the program may call libcurl from its callback */
   size_t r;
@@ -278,7 +278,8 @@ static bool is_header_write(struct lm_handle *e, const char *p, size_t len) {
     return false;
   }
   e->hdr_block = true;
-  if ((len == 2 && p[0] == '\r' && p[1] == '\n') || (len == 1 && p[0] == '\n')) {
+  if ((len == 2 && p[0] == '\r' && p[1] == '\n') ||
+      (len == 1 && p[0] == '\n')) {
     e->hdr_block = false;
     e->hdr_maybe_next = true;
   }
@@ -308,8 +309,8 @@ static size_t filtered_write(struct lm_handle *e, char *p, size_t len) {
   if (mskip < len && lm_meter_body(e->call, p + mskip, len - mskip))
     return 0; /* the limit was crossed: cut the stream */
   bool stopped = false;
-  size_t r = lm_meter_filter_feed(e->call, p + fskip, len - fskip,
-                                  emit_to_host, e, &stopped);
+  size_t r = lm_meter_filter_feed(e->call, p + fskip, len - fskip, emit_to_host,
+                                  e, &stopped);
   if (!stopped)
     return len;
   if (r == CURL_WRITEFUNC_PAUSE) {
@@ -859,8 +860,7 @@ static CURLMcode do_multi_perform(int k, CURLM *m, int *running,
 }
 
 static CURLMcode do_multi_socket_action(int k, CURLM *m, curl_socket_t s,
-                                        int ev, int *running,
-                                        const void *ret) {
+                                        int ev, int *running, const void *ret) {
   lm_hook_ensure_init();
   k = multi_inst(m, k, ret, "curl_multi_socket_action");
   const struct lm_curl_vt *vt = real(k);
@@ -1061,14 +1061,14 @@ HOOKSET(1)
 HOOKSET(2)
 HOOKSET(3)
 
-#define HOOKSET_VT(K)                                                        \
-  (struct lm_curl_vt) {                                                      \
-    hk##K##_easy_init, hk##K##_easy_setopt, hk##K##_easy_perform,            \
-        hk##K##_easy_duphandle, hk##K##_easy_reset, hk##K##_easy_cleanup,    \
-        hk##K##_easy_getinfo, NULL, hk##K##_multi_init,                      \
-        hk##K##_multi_add_handle, hk##K##_multi_remove_handle,               \
-        hk##K##_multi_perform, hk##K##_multi_socket_action,                  \
-        hk##K##_multi_info_read, hk##K##_multi_cleanup                       \
+#define HOOKSET_VT(K)                                                     \
+  (struct lm_curl_vt) {                                                   \
+    hk##K##_easy_init, hk##K##_easy_setopt, hk##K##_easy_perform,         \
+        hk##K##_easy_duphandle, hk##K##_easy_reset, hk##K##_easy_cleanup, \
+        hk##K##_easy_getinfo, NULL, hk##K##_multi_init,                   \
+        hk##K##_multi_add_handle, hk##K##_multi_remove_handle,            \
+        hk##K##_multi_perform, hk##K##_multi_socket_action,               \
+        hk##K##_multi_info_read, hk##K##_multi_cleanup                    \
   }
 
 _Static_assert(LM_MAX_CURL_INSTANCES == 4, "one HOOKSET per instance");
@@ -1078,13 +1078,12 @@ static void fill_tables(void) {
   hooksets[1] = HOOKSET_VT(1);
   hooksets[2] = HOOKSET_VT(2);
   hooksets[3] = HOOKSET_VT(3);
-  exports = (struct lm_curl_vt){
-      curl_easy_init,           curl_easy_setopt,
-      curl_easy_perform,        curl_easy_duphandle,
-      curl_easy_reset,          curl_easy_cleanup,
-      curl_easy_getinfo,        NULL,
-      curl_multi_init,          curl_multi_add_handle,
-      curl_multi_remove_handle, curl_multi_perform,
-      curl_multi_socket_action, curl_multi_info_read,
-      curl_multi_cleanup};
+  exports = (struct lm_curl_vt){curl_easy_init,           curl_easy_setopt,
+                                curl_easy_perform,        curl_easy_duphandle,
+                                curl_easy_reset,          curl_easy_cleanup,
+                                curl_easy_getinfo,        NULL,
+                                curl_multi_init,          curl_multi_add_handle,
+                                curl_multi_remove_handle, curl_multi_perform,
+                                curl_multi_socket_action, curl_multi_info_read,
+                                curl_multi_cleanup};
 }

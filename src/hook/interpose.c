@@ -51,10 +51,10 @@
 
 #include "elf_got.h"
 
-#define MAX_MODULES 1024 /* modules remembered between scans */
-#define MAX_WORK 8       /* modules needing work per scan pass */
-#define MAX_PASSES 256   /* bound on passes of one scan */
-#define MAX_CALLERS 64   /* caller-module routing cache */
+#define MAX_MODULES 1024              /* modules remembered between scans */
+#define MAX_WORK 8                    /* modules needing work per scan pass */
+#define MAX_PASSES 256                /* bound on passes of one scan */
+#define MAX_CALLERS 64                /* caller-module routing cache */
 #define DLOPEN_INDEX LM_CURL_VT_COUNT /* pseudo-index: "dlopen" */
 
 typedef void *(*dlopen_fn)(const char *, int);
@@ -163,7 +163,8 @@ static dlopen_fn real_dlopen(void) {
   if (!fn) {
     void *p = dlsym(RTLD_NEXT, "dlopen");
     memcpy(&fn, &p, sizeof fn);
-    if (fn) __atomic_store_n(&libc_dlopen, fn, __ATOMIC_RELEASE);
+    if (fn)
+      __atomic_store_n(&libc_dlopen, fn, __ATOMIC_RELEASE);
   }
   return fn;
 }
@@ -177,10 +178,12 @@ static void *reopen(dlopen_fn real, const struct link_map *lm) {
 static int name_index(const char *name) {
   if (strncmp(name, "curl_", 5) == 0) {
     for (int i = 0; i < LM_CURL_VT_COUNT; i++)
-      if (strcmp(name, names[i]) == 0) return i;
+      if (strcmp(name, names[i]) == 0)
+        return i;
     return -1;
   }
-  if (strcmp(name, "dlopen") == 0) return DLOPEN_INDEX;
+  if (strcmp(name, "dlopen") == 0)
+    return DLOPEN_INDEX;
   return -1;
 }
 
@@ -230,16 +233,19 @@ int lm_interpose_count(void) {
 }
 
 const struct lm_curl_vt *lm_interpose_real(int k) {
-  if (k < 0 || k >= lm_interpose_count()) return NULL;
+  if (k < 0 || k >= lm_interpose_count())
+    return NULL;
   return &instances[k].vt;
 }
 
 int lm_interpose_instance_of_addr(const void *fn) {
   uintptr_t a = (uintptr_t)fn;
   int n = lm_interpose_count();
-  if (!fn) return -1;
+  if (!fn)
+    return -1;
   for (int k = 0; k < n; k++)
-    if (a >= instances[k].lo && a < instances[k].hi) return k;
+    if (a >= instances[k].lo && a < instances[k].hi)
+      return k;
   return -1;
 }
 
@@ -252,7 +258,8 @@ const char *lm_interpose_last_error(void) {
 static int register_locked(const struct work *w) {
   int n = lm_interpose_count();
   for (int k = 0; k < n; k++)
-    if (instances[k].base == w->base) return k;
+    if (instances[k].base == w->base)
+      return k;
   if (n == LM_MAX_CURL_INSTANCES) {
     fail("interpose: more than %d libcurl instances; %s not hooked",
          LM_MAX_CURL_INSTANCES, w->name);
@@ -273,8 +280,10 @@ static int register_locked(const struct work *w) {
   in->handle = h;
   for (int i = 0; i < LM_CURL_VT_COUNT; i++) {
     void *p = dlvsym(h, names[i], "CURL_OPENSSL_4");
-    if (!p) p = dlvsym(h, names[i], "CURL_GNUTLS_3");
-    if (!p) p = dlsym(h, names[i]);
+    if (!p)
+      p = dlvsym(h, names[i], "CURL_GNUTLS_3");
+    if (!p)
+      p = dlsym(h, names[i]);
     if (p && ((uintptr_t)p < in->lo || (uintptr_t)p >= in->hi))
       p = NULL; /* resolved into some other object: not this libcurl's */
     vt_set(&in->vt, i, p);
@@ -294,11 +303,13 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   struct find *f = arg;
   struct lm_elf_dyn d;
   (void)size;
-  if (info->dlpi_addr != f->base) return 0;
-  if (lm_elf_dyn_of(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum,
-                    &d) != 0)
+  if (info->dlpi_addr != f->base)
+    return 0;
+  if (lm_elf_dyn_of(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum, &d) !=
+      0)
     return 1;
-  if (!lm_elf_defines(&d, "curl_easy_perform")) return 1;
+  if (!lm_elf_defines(&d, "curl_easy_perform"))
+    return 1;
   struct work *w = f->w;
   memset(w, 0, offsetof(struct work, name));
   w->base = info->dlpi_addr;
@@ -316,34 +327,41 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *arg) {
  * is a libcurl nobody registered yet. Under lock. */
 static int instance_registering_locked(const void *addr) {
   int k = lm_interpose_instance_of_addr(addr);
-  if (k >= 0 || !addr) return k;
+  if (k >= 0 || !addr)
+    return k;
   Dl_info info;
   struct link_map *lm = NULL;
-  if (!dladdr1(addr, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm) return -1;
+  if (!dladdr1(addr, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
+    return -1;
   struct work w;
   struct find f = {lm->l_addr, &w, 0};
   dl_iterate_phdr(find_cb, &f);
-  if (!f.found || !w.name[0]) return -1;
+  if (!f.found || !w.name[0])
+    return -1;
   return register_locked(&w);
 }
 
 /* ---- patching --------------------------------------------------------- */
 
 /* lm_elf_got_write, with a failure recorded for lm_interpose_last_error. */
-static int write_slot(struct lm_elf_got *got, uintptr_t *slot,
-                      uintptr_t val) {
+static int write_slot(struct lm_elf_got *got, uintptr_t *slot, uintptr_t val) {
   char why[128];
-  if (lm_elf_got_write(got, slot, val, why, sizeof why) == 0) return 0;
+  if (lm_elf_got_write(got, slot, val, why, sizeof why) == 0)
+    return 0;
   fail("interpose: %s", why);
   return -1;
 }
 
 static int is_ours(int idx, uintptr_t v) {
-  if (idx == DLOPEN_INDEX) return v == (uintptr_t)&dlopen_self;
-  if (!v) return 0;
-  if (v == (uintptr_t)vt_get(&export_table, idx)) return 1;
+  if (idx == DLOPEN_INDEX)
+    return v == (uintptr_t)&dlopen_self;
+  if (!v)
+    return 0;
+  if (v == (uintptr_t)vt_get(&export_table, idx))
+    return 1;
   for (int k = 0; k < LM_MAX_CURL_INSTANCES; k++)
-    if (v == (uintptr_t)vt_get(&hook_tables[k], idx)) return 1;
+    if (v == (uintptr_t)vt_get(&hook_tables[k], idx))
+      return 1;
   return 0;
 }
 
@@ -359,8 +377,8 @@ struct patch {
 
 /* What the slot of symbol name (index idx), now holding cur, should hold
  * instead; 0 to leave it as it is. Under lock. */
-static uintptr_t replacement_locked(struct patch *p, const char *name,
-                                    int idx, uintptr_t cur) {
+static uintptr_t replacement_locked(struct patch *p, const char *name, int idx,
+                                    uintptr_t cur) {
   const struct work *w = p->w;
   if (idx < LM_CURL_VT_COUNT && !p->hooks_ready) {
     fail("interpose: hooks not registered yet; %s of %s unpatched", name,
@@ -372,16 +390,20 @@ static uintptr_t replacement_locked(struct patch *p, const char *name,
     p->resolved[idx] = 1;
   }
   void *tgt = p->target[idx];
-  if (!tgt) return 0; /* unresolvable (weak) import: leave it */
+  if (!tgt)
+    return 0; /* unresolvable (weak) import: leave it */
   /* Rewrite only a slot bound straight to that target or still holding
    * its own lazy PLT stub; anything else belongs to someone else. */
-  if (cur != (uintptr_t)tgt && (cur < w->lo || cur >= w->hi)) return 0;
+  if (cur != (uintptr_t)tgt && (cur < w->lo || cur >= w->hi))
+    return 0;
   if (idx == DLOPEN_INDEX) {
     /* Only redirect slots that would reach libc's dlopen. */
-    if (tgt != (void *)real_dlopen()) return 0;
+    if (tgt != (void *)real_dlopen())
+      return 0;
     return (uintptr_t)&dlopen_self;
   }
-  if (tgt == vt_get(&export_table, idx)) return 0; /* binds to us */
+  if (tgt == vt_get(&export_table, idx))
+    return 0; /* binds to us */
   int k = instance_registering_locked(tgt);
   if (k < 0) {
     fail("interpose: %s of %s resolves outside any libcurl", name,
@@ -395,7 +417,8 @@ static uintptr_t replacement_locked(struct patch *p, const char *name,
  * h is a handle on it; its dependency scope decides each slot's target. */
 static void patch_locked(void *h, const struct work *w, struct module *rec) {
   struct lm_elf_dyn d;
-  if (lm_elf_dyn_of(w->base, w->phdr, w->phnum, &d) != 0) return;
+  if (lm_elf_dyn_of(w->base, w->phdr, w->phnum, &d) != 0)
+    return;
   struct lm_elf_got got;
   lm_elf_got_init(&got, w->base, w->phdr, w->phnum);
   struct patch p;
@@ -409,11 +432,14 @@ static void patch_locked(void *h, const struct work *w, struct module *rec) {
   lm_elf_slots_begin(&it, &d);
   while (lm_elf_slots_next(&it, &name, &slot)) {
     int idx = name_index(name);
-    if (idx < 0) continue;
+    if (idx < 0)
+      continue;
     uintptr_t cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
-    if (is_ours(idx, cur)) continue;
+    if (is_ours(idx, cur))
+      continue;
     uintptr_t val = replacement_locked(&p, name, idx, cur);
-    if (!val || write_slot(&got, slot, val) != 0) continue;
+    if (!val || write_slot(&got, slot, val) != 0)
+      continue;
     if (rec && !rec->sentinel) {
       rec->sentinel = slot;
       rec->sentinel_value = val;
@@ -431,7 +457,8 @@ static void patch_locked(void *h, const struct work *w, struct module *rec) {
  * touched. */
 static void unhook_self_locked(int k, const struct work *w) {
   struct lm_elf_dyn d;
-  if (k < 0 || lm_elf_dyn_of(w->base, w->phdr, w->phnum, &d) != 0) return;
+  if (k < 0 || lm_elf_dyn_of(w->base, w->phdr, w->phnum, &d) != 0)
+    return;
   struct lm_elf_got got;
   lm_elf_got_init(&got, w->base, w->phdr, w->phnum);
   struct lm_elf_slots it;
@@ -440,10 +467,12 @@ static void unhook_self_locked(int k, const struct work *w) {
   lm_elf_slots_begin(&it, &d);
   while (lm_elf_slots_next(&it, &name, &slot)) {
     int idx = name_index(name);
-    if (idx < 0 || idx >= LM_CURL_VT_COUNT) continue;
+    if (idx < 0 || idx >= LM_CURL_VT_COUNT)
+      continue;
     uintptr_t real = (uintptr_t)vt_get(&instances[k].vt, idx);
     uintptr_t cur = __atomic_load_n(slot, __ATOMIC_RELAXED);
-    if (!real || cur == real) continue;
+    if (!real || cur == real)
+      continue;
     if (is_ours(idx, cur) || (cur >= w->lo && cur < w->hi))
       (void)write_slot(&got, slot, real); /* recorded; the rest go on */
   }
@@ -452,7 +481,8 @@ static void unhook_self_locked(int k, const struct work *w) {
 /* ---- scanning --------------------------------------------------------- */
 
 static void scan_state_init_locked(void) {
-  if (scan_ready) return;
+  if (scan_ready)
+    return;
   Dl_info info;
   struct link_map *self = NULL;
   if (dladdr1((void *)&lm_interpose_init, &info, (void **)&self,
@@ -466,12 +496,14 @@ static void scan_state_init_locked(void) {
 
 static struct module *module_find(uintptr_t base) {
   for (int i = 0; i < n_modules; i++)
-    if (modules[i].base == base) return &modules[i];
+    if (modules[i].base == base)
+      return &modules[i];
   return NULL;
 }
 
 static struct module *module_add(uintptr_t base, uintptr_t fp) {
-  if (n_modules == MAX_MODULES) return NULL; /* stays "new": idempotent */
+  if (n_modules == MAX_MODULES)
+    return NULL; /* stays "new": idempotent */
   struct module *m = &modules[n_modules++];
   memset(m, 0, sizeof *m);
   m->base = base;
@@ -497,9 +529,10 @@ static int scan_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   if (base == self_base || (ldso_base && base == ldso_base) ||
       (vdso_lo && lo == vdso_lo))
     return 0;
-  const ElfW(Dyn) *dyn =
-      lm_elf_dynamic(base, info->dlpi_phdr, info->dlpi_phnum);
-  if (!dyn) return 0;
+  const ElfW(Dyn) *dyn = lm_elf_dynamic(base, info->dlpi_phdr,
+                                        info->dlpi_phnum);
+  if (!dyn)
+    return 0;
   uintptr_t fp = fingerprint(info->dlpi_name, dyn);
   struct module *m = module_find(base);
   if (m && m->fingerprint == fp &&
@@ -520,11 +553,13 @@ static int scan_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     imports = !is_curl && imports_patchable(&d, s->want_dlopen);
   }
   if (!is_curl && !imports) {
-    if (!m) module_add(base, fp);
+    if (!m)
+      module_add(base, fp);
     return 0;
   }
   if (s->nwork == MAX_WORK) {
-    if (m) m->fingerprint = 0; /* force a look next pass */
+    if (m)
+      m->fingerprint = 0; /* force a look next pass */
     s->more = 1;
     return 0;
   }
@@ -544,7 +579,8 @@ static int scan_cb(struct dl_phdr_info *info, size_t size, void *arg) {
 
 static void process_locked(struct work *w) {
   struct module *rec = module_find(w->base);
-  if (!rec) rec = module_add(w->base, w->fingerprint);
+  if (!rec)
+    rec = module_add(w->base, w->fingerprint);
   if (w->is_curl) {
     int k = register_locked(w);
     if (__atomic_load_n(&hooks_ready, __ATOMIC_ACQUIRE))
@@ -552,7 +588,8 @@ static void process_locked(struct work *w) {
     return;
   }
   dlopen_fn real = real_dlopen();
-  if (!real) return;
+  if (!real)
+    return;
   void *h = w->name[0] ? real(w->name, RTLD_LAZY | RTLD_NOLOAD)
                        : real(NULL, RTLD_LAZY);
   struct link_map *lm = NULL;
@@ -577,22 +614,27 @@ static void process_locked(struct work *w) {
 static void scan_locked(void) {
   scan_state_init_locked();
   struct counters c = counters_now();
-  if (scanned && c.adds == scan_adds && c.subs == scan_subs) return;
+  if (scanned && c.adds == scan_adds && c.subs == scan_subs)
+    return;
   int dropped_any = scanned && c.subs != scan_subs;
   if (dropped_any)
-    for (int i = 0; i < n_modules; i++) modules[i].alive = 0;
+    for (int i = 0; i < n_modules; i++)
+      modules[i].alive = 0;
   struct scan s;
   for (int pass = 0; pass < MAX_PASSES; pass++) {
     memset(&s, 0, sizeof s);
     s.want_dlopen = 1;
     dl_iterate_phdr(scan_cb, &s);
-    for (int i = 0; i < s.nwork; i++) process_locked(&todo[i]);
-    if (!s.more) break;
+    for (int i = 0; i < s.nwork; i++)
+      process_locked(&todo[i]);
+    if (!s.more)
+      break;
   }
   if (dropped_any) { /* forget objects that are gone */
     int j = 0;
     for (int i = 0; i < n_modules; i++)
-      if (modules[i].alive) modules[j++] = modules[i];
+      if (modules[i].alive)
+        modules[j++] = modules[i];
     n_modules = j;
   }
   scan_adds = s.adds;
@@ -604,13 +646,16 @@ static void scan_locked(void) {
 
 void lm_interpose_init(const struct lm_curl_vt hooks[LM_MAX_CURL_INSTANCES],
                        const struct lm_curl_vt *exports) {
-  if (__atomic_load_n(&hooks_ready, __ATOMIC_ACQUIRE)) return;
+  if (__atomic_load_n(&hooks_ready, __ATOMIC_ACQUIRE))
+    return;
   int saved = in_dlopen;
   in_dlopen = 1;
   pthread_mutex_lock(&lock);
   if (!hooks_ready) {
-    if (hooks) memcpy(hook_tables, hooks, sizeof hook_tables);
-    if (exports) export_table = *exports;
+    if (hooks)
+      memcpy(hook_tables, hooks, sizeof hook_tables);
+    if (exports)
+      export_table = *exports;
     __atomic_store_n(&hooks_ready, 1, __ATOMIC_RELEASE);
     /* Modules seen before the hooks were known kept their curl slots:
      * forget them so this scan looks at everything again. */
@@ -637,13 +682,16 @@ static int caller_cached(const struct link_map *lm, unsigned long long adds,
   return 0;
 }
 
-static void caller_remember(const struct link_map *lm,
-                            unsigned long long adds, int k) {
+static void caller_remember(const struct link_map *lm, unsigned long long adds,
+                            int k) {
   struct caller *c = NULL;
   for (int i = 0; i < n_callers && !c; i++)
-    if (callers[i].map == (uintptr_t)lm) c = &callers[i];
-  if (!c && n_callers < MAX_CALLERS) c = &callers[n_callers++];
-  if (!c) c = &callers[(uintptr_t)lm / 64 % MAX_CALLERS];
+    if (callers[i].map == (uintptr_t)lm)
+      c = &callers[i];
+  if (!c && n_callers < MAX_CALLERS)
+    c = &callers[n_callers++];
+  if (!c)
+    c = &callers[(uintptr_t)lm / 64 % MAX_CALLERS];
   c->map = (uintptr_t)lm;
   c->base = lm->l_addr;
   c->adds = adds;
@@ -652,8 +700,7 @@ static void caller_remember(const struct link_map *lm,
 
 /* The instance for a call of name from module lm (NULL: unknown), asking
  * the loader. Under lock. */
-static int caller_resolve_locked(const struct link_map *lm,
-                                 const char *name) {
+static int caller_resolve_locked(const struct link_map *lm, const char *name) {
   int k = -1;
   if (lm && lm->l_addr != self_base) {
     dlopen_fn real = real_dlopen();
@@ -667,8 +714,10 @@ static int caller_resolve_locked(const struct link_map *lm,
       dlclose(h);
     }
   }
-  if (k < 0) k = instance_registering_locked(dlsym(RTLD_NEXT, name));
-  if (k < 0 && lm_interpose_count() == 1) k = 0;
+  if (k < 0)
+    k = instance_registering_locked(dlsym(RTLD_NEXT, name));
+  if (k < 0 && lm_interpose_count() == 1)
+    k = 0;
   (void)dlerror();
   return k;
 }
@@ -677,8 +726,10 @@ int lm_interpose_instance_for_caller(const void *retaddr, const char *name) {
   Dl_info info;
   struct link_map *lm = NULL;
   int k = -1;
-  if (!name) return -1;
-  if (!dladdr1(retaddr, &info, (void **)&lm, RTLD_DL_LINKMAP)) lm = NULL;
+  if (!name)
+    return -1;
+  if (!dladdr1(retaddr, &info, (void **)&lm, RTLD_DL_LINKMAP))
+    lm = NULL;
   int saved = in_dlopen;
   /* Inside a dlopen on this thread (a module constructor calling curl),
    * the loader's lock may be held; a scanning thread holding lock may be
@@ -686,12 +737,14 @@ int lm_interpose_instance_for_caller(const void *retaddr, const char *name) {
   if (saved && pthread_mutex_trylock(&lock) != 0)
     return lm_interpose_count() == 1 ? 0 : -1;
   in_dlopen = 1;
-  if (!saved) pthread_mutex_lock(&lock);
+  if (!saved)
+    pthread_mutex_lock(&lock);
   scan_locked(); /* no-op unless the loader's counters moved */
   unsigned long long adds = scan_adds;
   if (!lm || !caller_cached(lm, adds, &k)) {
     k = caller_resolve_locked(lm, name);
-    if (lm) caller_remember(lm, adds, k);
+    if (lm)
+      caller_remember(lm, adds, k);
   }
   pthread_mutex_unlock(&lock);
   in_dlopen = saved;
@@ -717,9 +770,10 @@ static int newest_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   struct newest *n = arg;
   struct lm_elf_dyn d;
   (void)size;
-  if (n->seen++ < n->skip) return 0;
-  if (lm_elf_dyn_of(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum,
-                    &d) == 0 &&
+  if (n->seen++ < n->skip)
+    return 0;
+  if (lm_elf_dyn_of(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum, &d) ==
+          0 &&
       !lm_elf_defines(&d, "curl_easy_perform") && imports_patchable(&d, 0)) {
     n->imports_curl = 1;
     return 1;
@@ -740,13 +794,16 @@ static int new_objects_import_curl(unsigned long long added) {
 
 static void after_dlopen(struct counters before, int mode) {
   struct counters now = counters_now();
-  if (now.adds == before.adds) return; /* nothing new was mapped */
+  if (now.adds == before.adds)
+    return; /* nothing new was mapped */
   if (!__atomic_load_n(&hooks_ready, __ATOMIC_ACQUIRE)) {
     int curl = new_objects_import_curl(now.adds - before.adds);
-    if (!curl && !(mode & RTLD_DEEPBIND)) return;
+    if (!curl && !(mode & RTLD_DEEPBIND))
+      return;
     if (curl && lm_hook_ensure_init) {
       lm_hook_ensure_init(); /* calls lm_interpose_init: a full scan */
-      if (__atomic_load_n(&hooks_ready, __ATOMIC_ACQUIRE)) return;
+      if (__atomic_load_n(&hooks_ready, __ATOMIC_ACQUIRE))
+        return;
     }
   }
   pthread_mutex_lock(&lock);
@@ -756,7 +813,8 @@ static void after_dlopen(struct counters before, int mode) {
 
 static int has_search_path(const struct link_map *lm) {
   for (const ElfW(Dyn) *d = lm->l_ld; d && d->d_tag != DT_NULL; d++)
-    if (d->d_tag == DT_RPATH || d->d_tag == DT_RUNPATH) return 1;
+    if (d->d_tag == DT_RPATH || d->d_tag == DT_RUNPATH)
+      return 1;
   return 0;
 }
 
@@ -800,14 +858,17 @@ static void *dlopen_as(dlopen_fn real, const char *file, int mode,
       }
     }
   }
-  if (ch) dlclose(ch);
+  if (ch)
+    dlclose(ch);
   return h ? h : real(file, mode);
 }
 
 void *dlopen(const char *file, int mode) {
   dlopen_fn real = real_dlopen();
-  if (!real) return NULL;
-  if (in_dlopen) return real(file, mode);
+  if (!real)
+    return NULL;
+  if (in_dlopen)
+    return real(file, mode);
   in_dlopen = 1;
   struct counters before = counters_now();
   void *h = dlopen_as(real, file, mode, __builtin_return_address(0));

@@ -62,8 +62,8 @@ static _Thread_local char last_error[256];
 
 static void clear_error(void) { last_error[0] = 0; }
 
-__attribute__((format(printf, 2, 3))) static int fail(int code,
-                                                      const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static int fail(int code, const char *fmt,
+                                                      ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(last_error, sizeof(last_error), fmt, ap);
@@ -115,7 +115,7 @@ static int64_t mono_ns(void) {
 /* ---- usage ----------------------------------------------------------------- */
 
 /* The size of the first struct llmmeter_usage; a caller's may be larger. */
-#define LM_API_USAGE_V1_SIZE                                                 \
+#define LM_API_USAGE_V1_SIZE \
   (offsetof(struct llmmeter_usage, reasoning) + sizeof(uint64_t))
 
 /* A caller's usage to the meter's, checked: a known size (a newer header's
@@ -126,8 +126,8 @@ static int usage_in(const struct llmmeter_usage *u, const char *what,
     return fail(LLMMETER_EINVAL, "%s: NULL usage", what);
   if (u->size < LM_API_USAGE_V1_SIZE)
     return fail(LLMMETER_EINVAL,
-                "%s: usage.size is %u, not sizeof(struct llmmeter_usage)",
-                what, (unsigned)u->size);
+                "%s: usage.size is %u, not sizeof(struct llmmeter_usage)", what,
+                (unsigned)u->size);
   if (u->size > sizeof(*u)) {
     const unsigned char *extra = (const unsigned char *)u + sizeof(*u);
     for (size_t i = 0; i < u->size - sizeof(*u); i++)
@@ -394,7 +394,8 @@ int llmmeter_admit(llmmeter_budget *h, const char *model, const char *agent,
     return fail(LLMMETER_ENOMEM, "llmmeter_admit: out of memory");
   k->budget = h;
   snprintf(k->model, sizeof(k->model), "%s", model);
-  snprintf(k->agent, sizeof(k->agent), "%s", agent && *agent ? agent : c->agent);
+  snprintf(k->agent, sizeof(k->agent), "%s",
+           agent && *agent ? agent : c->agent);
   k->lease.slot = UINT32_MAX;
   k->started_ns = mono_ns();
   k->started_ms = k->started_ns / 1000000;
@@ -412,18 +413,18 @@ int llmmeter_admit(llmmeter_budget *h, const char *model, const char *agent,
     free(k);
     return LLMMETER_EDENIED;
   }
-  k->call = (struct lm_call){.model = k->model,
-                             .agent = k->agent,
-                             .est_pusd = k->est_pusd,
-                             .est_tokens = est.input + est.output,
-                             .est_input_tokens = est.input,
-                             .est_output_tokens = est.output,
-                             .zero_priced = k->price.zero_priced,
-                             .wait_ms = c->wait_ms,
-                             .max_call_pusd = c->max_call_pusd,
-                             .max_call_input_tokens = c->max_call_input_tokens,
-                             .max_call_output_tokens =
-                                 c->max_call_output_tokens};
+  k->call = (struct lm_call){
+      .model = k->model,
+      .agent = k->agent,
+      .est_pusd = k->est_pusd,
+      .est_tokens = est.input + est.output,
+      .est_input_tokens = est.input,
+      .est_output_tokens = est.output,
+      .zero_priced = k->price.zero_priced,
+      .wait_ms = c->wait_ms,
+      .max_call_pusd = c->max_call_pusd,
+      .max_call_input_tokens = c->max_call_input_tokens,
+      .max_call_output_tokens = c->max_call_output_tokens};
   struct lm_denial why;
   if (lm_budget_admit(h->b, &k->call, &k->lease, &why) != 0) {
     lm_denial_format(&why, h->name, last_error, sizeof(last_error));

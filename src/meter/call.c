@@ -244,9 +244,8 @@ static void reset_call(struct lm_meter_call *t, enum lm_api api) {
 
 /* Above the soft limit, --downgrade may send a cheaper model: the body is
  * rewritten and the call is admitted and priced as the new model. */
-static const char *plan_downgrade(struct lm_meter_call *t,
-                                  struct lm_budget *b, const char *body,
-                                  size_t *len) {
+static const char *plan_downgrade(struct lm_meter_call *t, struct lm_budget *b,
+                                  const char *body, size_t *len) {
   char target[128];
   if (!b || !body || !t->req.model[0] || !lm_budget_downgrade(b, NULL, NULL, 0))
     return body;
@@ -323,8 +322,8 @@ static enum lm_verdict_kind unusable(struct lm_meter_call *t,
   return deny(t, NULL, v);
 }
 
-static enum lm_verdict_kind admit(struct lm_meter_call *t,
-                                  struct lm_budget *b, struct lm_verdict *v) {
+static enum lm_verdict_kind admit(struct lm_meter_call *t, struct lm_budget *b,
+                                  struct lm_verdict *v) {
   const struct lm_config *c = lm_config_get();
   if (t->unpriced && first_sight(t->model[0] ? t->model : "unknown"))
     warn_unpriced(t);
@@ -339,18 +338,18 @@ static enum lm_verdict_kind admit(struct lm_meter_call *t,
     lm_meter_say("llmmeter: call refused: ", t->reason, NULL);
     return deny(t, &why, v);
   }
-  t->call = (struct lm_call){.model = t->model,
-                             .agent = c->agent,
-                             .est_pusd = t->est_pusd,
-                             .est_tokens = t->est.input + t->est.output,
-                             .est_input_tokens = t->est.input,
-                             .est_output_tokens = t->est.output,
-                             .zero_priced = t->zero_priced,
-                             .wait_ms = c->wait_ms,
-                             .max_call_pusd = c->max_call_pusd,
-                             .max_call_input_tokens = c->max_call_input_tokens,
-                             .max_call_output_tokens =
-                                 c->max_call_output_tokens};
+  t->call = (struct lm_call){
+      .model = t->model,
+      .agent = c->agent,
+      .est_pusd = t->est_pusd,
+      .est_tokens = t->est.input + t->est.output,
+      .est_input_tokens = t->est.input,
+      .est_output_tokens = t->est.output,
+      .zero_priced = t->zero_priced,
+      .wait_ms = c->wait_ms,
+      .max_call_pusd = c->max_call_pusd,
+      .max_call_input_tokens = c->max_call_input_tokens,
+      .max_call_output_tokens = c->max_call_output_tokens};
   struct lm_denial why;
   if (lm_budget_admit(b, &t->call, &t->lease, &why) != 0) {
     lm_denial_format(&why, budget_name, t->reason, sizeof(t->reason));
@@ -381,8 +380,7 @@ enum lm_verdict_kind lm_meter_begin(struct lm_meter_call **slot,
   const struct lm_config *c = lm_config_get();
   bool has_body = r->has_body || r->body;
   /* LLM calls are POSTs with a body. */
-  if (c->disabled || !has_body ||
-      (r->method && strcmp(r->method, "POST") != 0))
+  if (c->disabled || !has_body || (r->method && strcmp(r->method, "POST") != 0))
     return LM_VERDICT_PASS;
   char ubuf[2304];
   size_t ulen = 0;

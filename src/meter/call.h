@@ -31,31 +31,31 @@ struct lm_meter_call {
   enum lm_call_state state;
   enum lm_api api;
   struct lm_request_info req;
-  char model[128];              /* requested (body or URL), after downgrade */
-  struct lm_price_match price;  /* price of the requested model */
-  bool unpriced;                /* no price known: charged at a fallback */
-  bool zero_priced;             /* a local model: dollar limits exempt */
+  char model[128];             /* requested (body or URL), after downgrade */
+  struct lm_price_match price; /* price of the requested model */
+  bool unpriced;               /* no price known: charged at a fallback */
+  bool zero_priced;            /* a local model: dollar limits exempt */
   int64_t est_pusd;
   struct lm_usage est;
   struct lm_lease lease;
-  struct lm_call call;          /* what admission was told (caps, wait) */
+  struct lm_call call; /* what admission was told (caps, wait) */
   /* response */
   int http_status;
   struct lm_extract x;
   uint32_t seen_generation;
-  struct lm_usage charged;      /* what has been charged so far */
+  struct lm_usage charged; /* what has been charged so far */
   int64_t charged_pusd;
-  bool cut;                     /* we stopped the stream at a limit */
-  char reason[256];             /* denial, cut or error text */
-  int64_t started_ms;           /* monotonic, for the ledger's duration */
-  int64_t started_ns;           /* monotonic, for --max-llm-seconds */
-  char downgraded_from[128];    /* the model the program asked for */
+  bool cut;                  /* we stopped the stream at a limit */
+  char reason[256];          /* denial, cut or error text */
+  int64_t started_ms;        /* monotonic, for the ledger's duration */
+  int64_t started_ns;        /* monotonic, for --max-llm-seconds */
+  char downgraded_from[128]; /* the model the program asked for */
   /* what the transport sends or presents instead of the program's bytes */
-  char *send_body;              /* rewritten request body (malloc'd) */
+  char *send_body; /* rewritten request body (malloc'd) */
   size_t send_len;
   struct lm_inject_filter *filter; /* allocated by the first injected call */
   bool filtering;
-  char response[1280];          /* a refusal as HTTP bytes */
+  char response[1280]; /* a refusal as HTTP bytes */
 };
 
 /* Counts lm_reqscan runs of this thread's begins (tests: the body is

@@ -146,7 +146,7 @@ static void load(void) {
   v = getenv("LLMMETER_AGENT");
   extern char *program_invocation_short_name;
   snprintf(cfg.agent, sizeof(cfg.agent), "%s",
-           (v && *v) ? v
+           (v && *v)                       ? v
            : program_invocation_short_name ? program_invocation_short_name
                                            : "default");
 }

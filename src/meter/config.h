@@ -12,7 +12,11 @@
 #include <stdint.h>
 
 enum lm_deny_style { LM_DENY_STYLE_ERROR = 0, LM_DENY_STYLE_HTTP = 1 };
-enum lm_unpriced { LM_UNPRICED_CHARGE_MAX = 0, LM_UNPRICED_DENY, LM_UNPRICED_FREE };
+enum lm_unpriced {
+  LM_UNPRICED_CHARGE_MAX = 0,
+  LM_UNPRICED_DENY,
+  LM_UNPRICED_FREE
+};
 
 struct lm_config {
   bool quiet;                 /* LLMMETER_QUIET=1: no stderr lines */
@@ -28,18 +32,18 @@ struct lm_config {
                                  include_usage to OpenAI chat streams */
   const char *endpoints;      /* LLMMETER_ENDPOINTS (may be NULL) */
   const char *budget;         /* LLMMETER_BUDGET (may be NULL) */
-  const char *ledger;         /* LLMMETER_LEDGER: the ledger file (NULL: none) */
-  const char *library;        /* LLMMETER_LIBRARY: the preload `run` uses */
-  const char *prices;         /* LLMMETER_PRICES: a LiteLLM price file */
-  const char *default_price;  /* LLMMETER_DEFAULT_PRICE: IN,OUT per M tokens */
-  char agent[64];             /* LLMMETER_AGENT, else the program's name */
-  int64_t wait_ms;            /* LLMMETER_WAIT_S (30): wait for in-flight
+  const char *ledger;        /* LLMMETER_LEDGER: the ledger file (NULL: none) */
+  const char *library;       /* LLMMETER_LIBRARY: the preload `run` uses */
+  const char *prices;        /* LLMMETER_PRICES: a LiteLLM price file */
+  const char *default_price; /* LLMMETER_DEFAULT_PRICE: IN,OUT per M tokens */
+  char agent[64];            /* LLMMETER_AGENT, else the program's name */
+  int64_t wait_ms;           /* LLMMETER_WAIT_S (30): wait for in-flight
                                  calls when only their reservations block */
-  enum lm_unpriced unpriced;  /* LLMMETER_UNPRICED=charge-max|deny|free */
-  int64_t max_call_pusd;      /* LLMMETER_MAX_CALL_USD (-1 none) */
+  enum lm_unpriced unpriced; /* LLMMETER_UNPRICED=charge-max|deny|free */
+  int64_t max_call_pusd;     /* LLMMETER_MAX_CALL_USD (-1 none) */
   int64_t max_call_input_tokens;  /* LLMMETER_MAX_CALL_INPUT_TOKENS */
   int64_t max_call_output_tokens; /* LLMMETER_MAX_CALL_OUTPUT_TOKENS */
-  char errors[512];           /* one line per malformed variable */
+  char errors[512];               /* one line per malformed variable */
 };
 
 /* The process-wide configuration, read on first use (thread-safe). */

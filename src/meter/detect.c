@@ -148,8 +148,7 @@ static enum lm_api builtin(const char *p, size_t n) {
     return LM_API_COHERE_CHAT;
   const char *name, *verb, *prev;
   size_t name_len, verb_len, prev_len;
-  if (model_verb(p, n, &name, &name_len, &verb, &verb_len, &prev,
-                 &prev_len) &&
+  if (model_verb(p, n, &name, &name_len, &verb, &verb_len, &prev, &prev_len) &&
       (span_is(prev, prev_len, "models") ||
        span_is(prev, prev_len, "tunedModels"))) {
     if (span_is(verb, verb_len, "generateContent"))
@@ -258,8 +257,7 @@ size_t lm_detect_model_from_url(const char *url, size_t url_len, char *out,
   size_t n = pe - ps;
   const char *name = NULL, *verb, *prev;
   size_t name_len = 0, verb_len, prev_len;
-  if (model_verb(p, n, &name, &name_len, &verb, &verb_len, &prev,
-                 &prev_len) &&
+  if (model_verb(p, n, &name, &name_len, &verb, &verb_len, &prev, &prev_len) &&
       (span_is(prev, prev_len, "models") ||
        span_is(prev, prev_len, "tunedModels"))) {
     /* name is set */

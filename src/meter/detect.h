@@ -66,8 +66,7 @@ size_t lm_detect_model_from_url(const char *url, size_t url_len, char *out,
 /* Validates an LLMMETER_ENDPOINTS value: false (with the offending entry
  * copied into why, if given) when an entry is empty, too long, or names an
  * unknown api. */
-bool lm_detect_patterns_check(const char *patterns, char *why,
-                              size_t why_size);
+bool lm_detect_patterns_check(const char *patterns, char *why, size_t why_size);
 
 /* "openai-chat" etc. for an api (the names the patterns use). */
 const char *lm_api_name(enum lm_api api);

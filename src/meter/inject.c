@@ -103,8 +103,7 @@ struct member {
 };
 
 /* Reads the member starting at p (a '"'); false if it is malformed. */
-static bool read_member(const char *s, size_t p, size_t end,
-                        struct member *m) {
+static bool read_member(const char *s, size_t p, size_t end, struct member *m) {
   m->key = p;
   m->key_end = skip_string(s, p, end);
   if (m->key_end > end)
@@ -207,8 +206,7 @@ char *lm_inject_model(const char *body, size_t len, const char *model,
     /* Model names are plain text; anything needing escapes is refused. */
     size_t ml = strlen(model);
     for (size_t k = 0; k < ml; k++)
-      if (model[k] == '"' || model[k] == '\\' ||
-          (unsigned char)model[k] < 0x20)
+      if (model[k] == '"' || model[k] == '\\' || (unsigned char)model[k] < 0x20)
         return NULL;
     size_t v = m.val, ve = m.val_end;
     size_t n = len - (ve - v) + ml + 2;

@@ -37,13 +37,13 @@ char *lm_inject_model(const char *body, size_t len, const char *model,
 typedef size_t (*lm_inject_emit_fn)(void *ctx, const char *p, size_t len);
 
 struct lm_inject_filter {
-  size_t out;             /* transformed bytes at buf[0..out) not yet taken */
-  size_t n;               /* bytes held in buf */
-  size_t scan;            /* where the search for the event end resumes */
-  bool line_empty;        /* the current line has no bytes yet */
-  bool prev_cr;           /* the last byte scanned was CR */
-  bool passthrough;       /* an oversized event is streaming through raw */
-  size_t taken;           /* input bytes the last feed consumed (all of it
+  size_t out;       /* transformed bytes at buf[0..out) not yet taken */
+  size_t n;         /* bytes held in buf */
+  size_t scan;      /* where the search for the event end resumes */
+  bool line_empty;  /* the current line has no bytes yet */
+  bool prev_cr;     /* the last byte scanned was CR */
+  bool passthrough; /* an oversized event is streaming through raw */
+  size_t taken;     /* input bytes the last feed consumed (all of it
                              unless it stopped: the rest is the caller's) */
   char buf[LM_INJECT_MAX];
 };

@@ -84,8 +84,8 @@ void lm_ledger_write(const struct lm_ledger_rec *r) {
   char t[96];
   snprintf(t, sizeof(t),
            "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"pid\":%d",
-           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-           tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid());
+           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+           tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid());
   add(&b, t);
   add_str(&b, "budget", r->budget);
   add_str(&b, "agent", r->agent);

@@ -17,8 +17,8 @@
 
 struct lm_ledger_rec {
   const char *budget, *agent, *api, *model, *reported_model;
-  const char *outcome;     /* ok, unmetered, cut, denied, failed */
-  const char *reason;      /* denial or cut reason, or NULL */
+  const char *outcome; /* ok, unmetered, cut, denied, failed */
+  const char *reason;  /* denial or cut reason, or NULL */
   const struct lm_usage *usage;
   int64_t cost_pusd;
   int http_status;

@@ -39,10 +39,10 @@ void lm_pricing_resolve(const char *model, const char *provider,
     out->zero_priced = true; /* a local model */
     return;
   }
-  bool found = provider ? cached_lookup(model ? model : "", provider, &out->match)
-                        : lm_price_lookup(model ? model : "", NULL, &out->match);
-  if (found &&
-      out->match.source != LM_PRICE_DEFAULT) {
+  bool found = provider
+                   ? cached_lookup(model ? model : "", provider, &out->match)
+                   : lm_price_lookup(model ? model : "", NULL, &out->match);
+  if (found && out->match.source != LM_PRICE_DEFAULT) {
     const struct lm_price *p = &out->match.price;
     out->zero_priced = p->input == 0 && p->output == 0;
     return;

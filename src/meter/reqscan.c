@@ -17,16 +17,25 @@ struct reqscan_ctx {
   int stream_seen;
 };
 
-static const char *const prompt_keys[] = {
-    "messages", "input",        "prompt",             "suffix",
-    "contents", "system",       "systemInstruction",  "system_instruction",
-    "instructions", "tools",    "functions",          "documents",
-    "tool_config", NULL};
+static const char *const prompt_keys[] = {"messages",
+                                          "input",
+                                          "prompt",
+                                          "suffix",
+                                          "contents",
+                                          "system",
+                                          "systemInstruction",
+                                          "system_instruction",
+                                          "instructions",
+                                          "tools",
+                                          "functions",
+                                          "documents",
+                                          "tool_config",
+                                          NULL};
 
 /* Keys below which strings are inline binary, not prompt text. */
 static const char *const binary_keys[] = {
-    "images",    "image",     "image_url",  "inlineData", "inline_data",
-    "input_audio", "file_data", "fileData", "b64_json",   NULL};
+    "images",      "image",     "image_url", "inlineData", "inline_data",
+    "input_audio", "file_data", "fileData",  "b64_json",   NULL};
 
 static bool key_in(const struct lm_json_scan *s, size_t level,
                    const char *const *set) {
@@ -45,7 +54,8 @@ static bool counts_as_prompt(const struct lm_json_scan *s, bool is_key) {
   if (depth == 0 || !key_in(s, 0, prompt_keys))
     return false;
   if (is_key) /* keys count only in tool schemas */
-    return depth >= 2 && (lm_json_key_is(s, 0, "tools") || lm_json_key_is(s, 0, "functions"));
+    return depth >= 2 &&
+           (lm_json_key_is(s, 0, "tools") || lm_json_key_is(s, 0, "functions"));
   size_t lim = depth < LM_JSON_MAX_DEPTH ? depth : LM_JSON_MAX_DEPTH;
   for (size_t i = 1; i < lim; i++)
     if (key_in(s, i, binary_keys))
@@ -75,8 +85,7 @@ static void on_json(void *ctx, const struct lm_json_scan *s,
       }
       return;
     }
-    if (counts_as_prompt(s, false) &&
-        !(n >= 5 && memcmp(t, "data:", 5) == 0))
+    if (counts_as_prompt(s, false) && !(n >= 5 && memcmp(t, "data:", 5) == 0))
       o->prompt_chars += lm_json_value_raw_len(s);
     return;
   case LM_JSON_KEY:

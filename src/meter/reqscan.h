@@ -30,7 +30,7 @@ struct lm_request_info {
   bool include_usage;        /* stream_options.include_usage == true */
   bool has_stream_options;   /* a stream_options object is present */
   uint64_t body_bytes;
-  uint64_t prompt_chars;     /* raw bytes of the string values (and, under
+  uint64_t prompt_chars; /* raw bytes of the string values (and, under
                                 tools/functions, keys) below the top-level
                                 prompt-bearing keys: messages, input, prompt,
                                 suffix, contents, system, systemInstruction /

@@ -22,7 +22,7 @@ enum { SLOT_MAIN, SLOT_ALT, SLOT_ITER };
 #define EXTRACT_KEY_DEPTH 6
 
 /* Key compare without strlen: k/n from lm_json_key, lit a string literal. */
-#define KEY_IS(k, n, lit)                                                    \
+#define KEY_IS(k, n, lit) \
   ((k) && (n) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
 
 struct field_map {
@@ -34,11 +34,12 @@ struct field_map {
 
 /* One entry: the path, its length (for the leaf test in on_number), where
  * its value goes. */
-#define F(path, slot, field) {path, sizeof(path) - 1, slot, field}
+#define F(path, slot, field) \
+  { path, sizeof(path) - 1, slot, field }
 
 struct api_desc {
-  const char *const *roots;        /* first path keys that can hold usage */
-  const struct field_map *fields;  /* NULL-path terminated */
+  const char *const *roots;         /* first path keys that can hold usage */
+  const struct field_map *fields;   /* NULL-path terminated */
   const char *const *model_keys;    /* top-level keys naming the model */
   const char *const *model_parents; /* X in X.model naming the model */
   void (*normalise)(const struct lm_extract_counts *raw, struct lm_usage *u);
@@ -52,17 +53,18 @@ struct api_desc {
 /* ---- OpenAI chat / completions / embeddings and compatibles ----------- */
 
 static const char *const openai_roots[] = {"usage", "x_groq", NULL};
-#define OPENAI_FIELDS(prefix, slot)                                          \
-  F(prefix "prompt_tokens", slot, LM_XF_IN),                                  \
-      F(prefix "completion_tokens", slot, LM_XF_OUT),                         \
+#define OPENAI_FIELDS(prefix, slot)                                            \
+  F(prefix "prompt_tokens", slot, LM_XF_IN),                                   \
+      F(prefix "completion_tokens", slot, LM_XF_OUT),                          \
       F(prefix "prompt_tokens_details.cached_tokens", slot, LM_XF_CACHE_READ), \
-      F(prefix "prompt_tokens_details.cache_write_tokens", slot,              \
-       LM_XF_CACHE_WRITE),                                                   \
-      F(prefix "completion_tokens_details.reasoning_tokens", slot,            \
-       LM_XF_REASONING),                                                     \
+      F(prefix "prompt_tokens_details.cache_write_tokens", slot,               \
+        LM_XF_CACHE_WRITE),                                                    \
+      F(prefix "completion_tokens_details.reasoning_tokens", slot,             \
+        LM_XF_REASONING),                                                      \
       F(prefix "prompt_cache_hit_tokens", slot, LM_XF_CACHE_HIT)
 static const struct field_map openai_fields[] = {
-    OPENAI_FIELDS("usage.", SLOT_MAIN), OPENAI_FIELDS("x_groq.usage.", SLOT_ALT),
+    OPENAI_FIELDS("usage.", SLOT_MAIN),
+    OPENAI_FIELDS("x_groq.usage.", SLOT_ALT),
     {NULL, 0, 0, 0}};
 static const char *const openai_models[] = {"model", NULL};
 static const char *const no_parents[] = {NULL};
@@ -92,30 +94,31 @@ static void normalise_openai(const struct lm_extract_counts *r,
 /* ---- OpenAI Responses --------------------------------------------------- */
 
 static const char *const responses_roots[] = {"usage", "response", NULL};
-#define RESPONSES_FIELDS(prefix)                                             \
-  F(prefix "input_tokens", SLOT_MAIN, LM_XF_IN),                              \
-      F(prefix "output_tokens", SLOT_MAIN, LM_XF_OUT),                        \
-      F(prefix "input_tokens_details.cached_tokens", SLOT_MAIN,               \
-       LM_XF_CACHE_READ),                                                    \
-      F(prefix "input_tokens_details.cache_write_tokens", SLOT_MAIN,          \
-       LM_XF_CACHE_WRITE),                                                   \
-      F(prefix "output_tokens_details.reasoning_tokens", SLOT_MAIN,           \
-       LM_XF_REASONING)
+#define RESPONSES_FIELDS(prefix)                                     \
+  F(prefix "input_tokens", SLOT_MAIN, LM_XF_IN),                     \
+      F(prefix "output_tokens", SLOT_MAIN, LM_XF_OUT),               \
+      F(prefix "input_tokens_details.cached_tokens", SLOT_MAIN,      \
+        LM_XF_CACHE_READ),                                           \
+      F(prefix "input_tokens_details.cache_write_tokens", SLOT_MAIN, \
+        LM_XF_CACHE_WRITE),                                          \
+      F(prefix "output_tokens_details.reasoning_tokens", SLOT_MAIN,  \
+        LM_XF_REASONING)
 static const struct field_map responses_fields[] = {
-    RESPONSES_FIELDS("usage."), RESPONSES_FIELDS("response.usage."),
+    RESPONSES_FIELDS("usage."),
+    RESPONSES_FIELDS("response.usage."),
     {NULL, 0, 0, 0}};
 static const char *const responses_parents[] = {"response", NULL};
 
 /* ---- Anthropic Messages ------------------------------------------------- */
 
 static const char *const anthropic_roots[] = {"usage", "message", NULL};
-#define ANTHROPIC_FIELDS(prefix, slot)                                       \
-  F(prefix "input_tokens", slot, LM_XF_IN),                                   \
-      F(prefix "output_tokens", slot, LM_XF_OUT),                             \
-      F(prefix "cache_read_input_tokens", slot, LM_XF_CACHE_READ),            \
-      F(prefix "cache_creation_input_tokens", slot, LM_XF_CACHE_WRITE),       \
-      F(prefix "cache_creation.ephemeral_1h_input_tokens", slot,              \
-       LM_XF_CACHE_WRITE_1H)
+#define ANTHROPIC_FIELDS(prefix, slot)                                  \
+  F(prefix "input_tokens", slot, LM_XF_IN),                             \
+      F(prefix "output_tokens", slot, LM_XF_OUT),                       \
+      F(prefix "cache_read_input_tokens", slot, LM_XF_CACHE_READ),      \
+      F(prefix "cache_creation_input_tokens", slot, LM_XF_CACHE_WRITE), \
+      F(prefix "cache_creation.ephemeral_1h_input_tokens", slot,        \
+        LM_XF_CACHE_WRITE_1H)
 static const struct field_map anthropic_fields[] = {
     ANTHROPIC_FIELDS("usage.", SLOT_MAIN),
     ANTHROPIC_FIELDS("message.usage.", SLOT_MAIN),
@@ -195,23 +198,37 @@ static const char *const anthropic_final[] = {"message_delta", NULL};
 static const char *const no_final[] = {NULL};
 
 static const struct api_desc desc_openai = {
-    openai_roots,     openai_fields, openai_models, no_parents,
-    normalise_openai, false,         false,  false, no_final, NULL};
-static const struct api_desc desc_responses = {
-    responses_roots,  responses_fields, openai_models, responses_parents,
-    normalise_openai, false,            false,  false, responses_final, NULL};
-static const struct api_desc desc_anthropic = {
-    anthropic_roots,     anthropic_fields, openai_models, anthropic_parents,
-    normalise_anthropic, true,             false,  false, anthropic_final, NULL};
+    openai_roots, openai_fields, openai_models, no_parents, normalise_openai,
+    false,        false,         false,         no_final,   NULL};
+static const struct api_desc desc_responses = {responses_roots,
+                                               responses_fields,
+                                               openai_models,
+                                               responses_parents,
+                                               normalise_openai,
+                                               false,
+                                               false,
+                                               false,
+                                               responses_final,
+                                               NULL};
+static const struct api_desc desc_anthropic = {anthropic_roots,
+                                               anthropic_fields,
+                                               openai_models,
+                                               anthropic_parents,
+                                               normalise_anthropic,
+                                               true,
+                                               false,
+                                               false,
+                                               anthropic_final,
+                                               NULL};
 static const struct api_desc desc_gemini = {
-    gemini_roots,     gemini_fields, gemini_models, no_parents,
-    normalise_gemini, false,         false,  true, no_final, "candidates"};
+    gemini_roots, gemini_fields, gemini_models, no_parents, normalise_gemini,
+    false,        false,         true,          no_final,   "candidates"};
 static const struct api_desc desc_ollama = {
-    ollama_roots,    ollama_fields, openai_models, no_parents,
-    normalise_plain, false,         true,   false, no_final, NULL};
+    ollama_roots, ollama_fields, openai_models, no_parents, normalise_plain,
+    false,        true,          false,         no_final,   NULL};
 static const struct api_desc desc_cohere = {
-    cohere_roots,    cohere_fields, no_models, no_parents,
-    normalise_plain, false,         false,  false, no_final, NULL};
+    cohere_roots, cohere_fields, no_models, no_parents, normalise_plain,
+    false,        false,         false,     no_final,   NULL};
 
 static const struct api_desc *describe(enum lm_api api) {
   switch (api) {
@@ -354,7 +371,8 @@ static void on_number(struct lm_extract *x, const struct api_desc *d,
   const char *leaf = lm_json_key(s, depth - 1, &llen);
   if (!leaf)
     return; /* an array element or an untracked level: no field is one */
-  if (d == &desc_openai && depth == 2 && lm_json_key_equals(leaf, llen, "cost") &&
+  if (d == &desc_openai && depth == 2 &&
+      lm_json_key_equals(leaf, llen, "cost") &&
       lm_json_key_equals(k, klen, "usage")) { /* OpenRouter: usage.cost */
     int64_t pusd;
     if (lm_json_parse_scaled(t, n, 12, &pusd)) {
@@ -468,8 +486,7 @@ static void on_json(void *ctx, const struct lm_json_scan *s,
   }
 }
 
-static void on_event(void *ctx, const char *name, size_t len,
-                     bool truncated) {
+static void on_event(void *ctx, const char *name, size_t len, bool truncated) {
   struct lm_extract *x = ctx;
   if (!truncated && len == 5 && memcmp(name, "error", 5) == 0)
     x->inband_error = true;

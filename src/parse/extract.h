@@ -74,13 +74,13 @@ struct lm_extract {
   uint32_t generation;
   uint32_t taken; /* usage documents committed */
   int64_t cost_pusd;
-  struct lm_usage usage;         /* running total, normalised */
-  struct lm_extract_counts raw;  /* running provider counters */
+  struct lm_usage usage;        /* running total, normalised */
+  struct lm_extract_counts raw; /* running provider counters */
   /* the document being read */
   struct lm_extract_counts doc_main, doc_alt, doc_iter;
   bool doc_done;
-  bool doc_final;   /* this document is the one that closes the response */
-  bool final;       /* the response's final usage has been taken */
+  bool doc_final; /* this document is the one that closes the response */
+  bool final;     /* the response's final usage has been taken */
   bool doc_has_cost;
   int64_t doc_cost;
   char model[LM_EXTRACT_MODEL_MAX];

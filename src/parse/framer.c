@@ -30,8 +30,8 @@ static void sse_event_end(void *ctx, const char *name, size_t len,
     f->on_event(f->ctx, name, len, truncated);
 }
 
-static const struct lm_sse_handler sse_to_json = {
-    sse_event_begin, sse_data, sse_event_end};
+static const struct lm_sse_handler sse_to_json = {sse_event_begin, sse_data,
+                                                  sse_event_end};
 
 /* Does s (len bytes, already lower-case) contain the lower-case word? */
 static bool contains(const char *s, size_t len, const char *word) {
@@ -39,8 +39,7 @@ static bool contains(const char *s, size_t len, const char *word) {
   return w <= len && memmem(s, len, word, w) != NULL;
 }
 
-enum lm_frame_mode lm_frame_mode_from_content_type(const char *ct,
-                                                   size_t len) {
+enum lm_frame_mode lm_frame_mode_from_content_type(const char *ct, size_t len) {
   if (!ct)
     return LM_FRAME_AUTO;
   /* The media type only (up to ';'), lower-cased once: a type longer
@@ -370,8 +369,8 @@ static void feed_json(struct lm_framer *f, const char *p, size_t n) {
         break;
       if (*p == '{' && offer(f)) {
         size_t len = 0;
-        enum lm_doc_kind k =
-            f->classify(f->ctx, p, (size_t)(end - p), true, &len);
+        enum lm_doc_kind k = f->classify(f->ctx, p, (size_t)(end - p), true,
+                                         &len);
         verdict(f, k);
         if (k == LM_DOC_SNAPSHOT)
           hold(f, p, len);

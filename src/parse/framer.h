@@ -92,7 +92,7 @@ struct lm_framer {
   uint8_t backoff;         /* READ verdicts in a row, as 0, 1, 2, 4 ... 64 */
   uint8_t wait;            /* documents still not to be offered */
   bool finished;
-  uint8_t held;            /* snapshot documents held back (this feed) */
+  uint8_t held; /* snapshot documents held back (this feed) */
   struct {
     const char *p;
     size_t n;
@@ -107,8 +107,7 @@ enum lm_frame_mode lm_frame_mode_from_content_type(const char *ct, size_t len);
 
 /* json_like: LM_FRAME_JSON or LM_FRAME_NDJSON, what a sniffed '{' body is. */
 void lm_framer_init(struct lm_framer *f, enum lm_frame_mode json_like,
-                    lm_json_cb on_json, lm_framer_event_fn on_event,
-                    void *ctx);
+                    lm_json_cb on_json, lm_framer_event_fn on_event, void *ctx);
 /* Optional: the classifier and the snapshot count (see above); NULL
  * classify scans everything. */
 void lm_framer_set_classifier(struct lm_framer *f, lm_framer_classify_fn fn,

@@ -91,8 +91,8 @@ void lm_json_init(struct lm_json_scan *s, unsigned flags, lm_json_cb cb,
 
 void lm_json_set_depth_limits(struct lm_json_scan *s, unsigned key_depth,
                               unsigned string_depth) {
-  s->key_depth =
-      (uint8_t)(key_depth < LM_JSON_MAX_DEPTH ? key_depth : LM_JSON_MAX_DEPTH);
+  s->key_depth = (uint8_t)(key_depth < LM_JSON_MAX_DEPTH ? key_depth
+                                                         : LM_JSON_MAX_DEPTH);
   s->string_depth = (uint8_t)(string_depth < 255 ? string_depth : 255);
   s->event_depth = s->key_depth;
 }
@@ -214,8 +214,8 @@ uint64_t lm_json_value_raw_len(const struct lm_json_scan *s) {
 static inline void emit(struct lm_json_scan *s, enum lm_json_event ev,
                         const char *t, size_t n) {
   /* Nothing deeper than the stored keys can match a path: not reported. */
-  if ((unsigned)(s->depth - s->base) > s->event_depth && ev != LM_JSON_DOC_BEGIN &&
-      ev != LM_JSON_DOC_END && ev != LM_JSON_ERROR)
+  if ((unsigned)(s->depth - s->base) > s->event_depth &&
+      ev != LM_JSON_DOC_BEGIN && ev != LM_JSON_DOC_END && ev != LM_JSON_ERROR)
     return;
   s->cb(s->ctx, s, ev, t, n);
 }
@@ -258,7 +258,7 @@ static bool push(struct lm_json_scan *s, bool array) {
   if (array)
     s->is_array[d >> 3] |= (uint8_t)(1u << (d & 7));
   else
-    s->is_array[d >> 3] &= (uint8_t)~(1u << (d & 7));
+    s->is_array[d >> 3] &= (uint8_t) ~(1u << (d & 7));
   if (d < LM_JSON_MAX_DEPTH) {
     s->frames[d].index = 0;
     s->frames[d].key_len = 0;
@@ -364,8 +364,7 @@ static void begin_key(struct lm_json_scan *s) {
 }
 
 /* Append decoded string bytes to the key or value buffer (bounded). */
-static inline void str_append(struct lm_json_scan *s, const char *p,
-                              size_t n) {
+static inline void str_append(struct lm_json_scan *s, const char *p, size_t n) {
   if (s->str_key) {
     unsigned d = (unsigned)s->depth - 1;
     if (d >= s->key_depth)
@@ -447,14 +446,30 @@ static const char *scan_string(struct lm_json_scan *s, const char *p,
       if (s->esc == 1) {
         char d;
         switch (c) {
-        case '"': d = '"'; break;
-        case '\\': d = '\\'; break;
-        case '/': d = '/'; break;
-        case 'b': d = '\b'; break;
-        case 'f': d = '\f'; break;
-        case 'n': d = '\n'; break;
-        case 'r': d = '\r'; break;
-        case 't': d = '\t'; break;
+        case '"':
+          d = '"';
+          break;
+        case '\\':
+          d = '\\';
+          break;
+        case '/':
+          d = '/';
+          break;
+        case 'b':
+          d = '\b';
+          break;
+        case 'f':
+          d = '\f';
+          break;
+        case 'n':
+          d = '\n';
+          break;
+        case 'r':
+          d = '\r';
+          break;
+        case 't':
+          d = '\t';
+          break;
         case 'u':
           s->esc = 2;
           s->ucp = 0;
@@ -530,10 +545,16 @@ static const char *scan_number(struct lm_json_scan *s, const char *p,
       next = c == '0' ? N_ZERO : digit ? N_INT : 255;
       break;
     case N_ZERO:
-      next = c == '.' ? N_DOT : (c == 'e' || c == 'E') ? N_E : digit ? 255 : 254;
+      next = c == '.'                 ? N_DOT
+             : (c == 'e' || c == 'E') ? N_E
+             : digit                  ? 255
+                                      : 254;
       break;
     case N_INT:
-      next = digit ? N_INT : c == '.' ? N_DOT : (c == 'e' || c == 'E') ? N_E : 254;
+      next = digit                    ? N_INT
+             : c == '.'               ? N_DOT
+             : (c == 'e' || c == 'E') ? N_E
+                                      : 254;
       break;
     case N_DOT:
       next = digit ? N_FRAC : 255;
@@ -906,14 +927,13 @@ static const char *valid_number(const char *p, const char *end) {
 
 static const char *valid_literal(const char *p, const char *end,
                                  const char *lit, size_t len) {
-  return (size_t)(end - p) >= len && memcmp(p, lit, len) == 0 ? p + len
-                                                              : NULL;
+  return (size_t)(end - p) >= len && memcmp(p, lit, len) == 0 ? p + len : NULL;
 }
 
 /* Past one value at p (its first byte), or NULL. *esc: a string value
  * (at this level) held a backslash. */
-static const char *valid_value(const char *p, const char *end,
-                               unsigned depth, bool *esc) {
+static const char *valid_value(const char *p, const char *end, unsigned depth,
+                               bool *esc) {
   bool inner = false;
   if (p == end)
     return NULL;
@@ -1036,7 +1056,8 @@ bool lm_json_parse_scaled(const char *text, size_t len, unsigned decimals,
                           int64_t *out) {
   uint64_t mag;
   bool neg, inexact;
-  if (decimals > 18 || !parse_decimal(text, len, decimals, &mag, &neg, &inexact))
+  if (decimals > 18 ||
+      !parse_decimal(text, len, decimals, &mag, &neg, &inexact))
     return false;
   if (mag > (uint64_t)INT64_MAX)
     return false;

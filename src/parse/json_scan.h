@@ -70,8 +70,7 @@ struct lm_json_scan;
  * lm_json_value_raw_len. `text` is not NUL-terminated and only valid
  * during the call. */
 typedef void (*lm_json_cb)(void *ctx, const struct lm_json_scan *s,
-                           enum lm_json_event ev, const char *text,
-                           size_t len);
+                           enum lm_json_event ev, const char *text, size_t len);
 
 /* Asked when an object or array value starts below the top level (the
  * path names the value about to start); returning true skips the whole
@@ -89,10 +88,10 @@ struct lm_json_scan {
   lm_json_cb cb;
   void *ctx;
   unsigned flags;
-  uint8_t state;    /* tokeniser state (private) */
-  uint8_t str_key;  /* the string being read is a key */
-  uint8_t esc;      /* escape progress inside a string */
-  uint8_t lit;      /* literal being matched */
+  uint8_t state;   /* tokeniser state (private) */
+  uint8_t str_key; /* the string being read is a key */
+  uint8_t esc;     /* escape progress inside a string */
+  uint8_t lit;     /* literal being matched */
   uint8_t lit_pos;
   uint8_t num_state;
   uint8_t num_len;
@@ -103,9 +102,9 @@ struct lm_json_scan {
   uint8_t string_depth; /* string values reported up to this depth */
   uint8_t event_depth;  /* nothing deeper is reported */
   bool str_quiet;       /* the current string value is not reported */
-  uint16_t depth; /* open containers */
-  uint16_t base;  /* 1 while inside a split root array */
-  uint32_t ucp;   /* \uXXXX accumulator */
+  uint16_t depth;       /* open containers */
+  uint16_t base;        /* 1 while inside a split root array */
+  uint32_t ucp;         /* \uXXXX accumulator */
   lm_json_skip_fn skip; /* optional: values not worth tokenising */
   uint16_t skip_depth;  /* open brackets of the value being skipped */
   bool skip_str, skip_esc;
@@ -164,7 +163,8 @@ uint32_t lm_json_index(const struct lm_json_scan *s, size_t level);
  * "usage.prompt_tokens_details.cached_tokens", "usage.iterations[].input_tokens",
  * "[]" (an element of a top-level array). "" matches the top-level value. */
 bool lm_json_path_is(const struct lm_json_scan *s, const char *pattern);
-bool lm_json_value_truncated(const struct lm_json_scan *s); /* string/number/key */
+bool lm_json_value_truncated(
+    const struct lm_json_scan *s); /* string/number/key */
 uint64_t lm_json_value_raw_len(const struct lm_json_scan *s); /* string/key */
 
 /* One member of an object, as raw bytes: the key between its quotes and

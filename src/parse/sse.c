@@ -17,8 +17,7 @@ enum { F_OTHER, F_DATA, F_EVENT };
 
 static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
 
-void lm_sse_init(struct lm_sse *s, const struct lm_sse_handler *h,
-                 void *ctx) {
+void lm_sse_init(struct lm_sse *s, const struct lm_sse_handler *h, void *ctx) {
   memset(s, 0, sizeof *s);
   s->h = h;
   s->ctx = ctx;

@@ -38,11 +38,11 @@ struct lm_sse {
   const struct lm_sse_handler *h;
   void *ctx;
   uint8_t state;
-  uint8_t field;      /* field of the current line */
-  uint8_t field_len;  /* bytes of field name seen (saturating) */
+  uint8_t field;     /* field of the current line */
+  uint8_t field_len; /* bytes of field name seen (saturating) */
   uint8_t bom_pos;
-  bool cr_pending;    /* last byte was CR: swallow one LF */
-  bool has_data;      /* the current event has a data line */
+  bool cr_pending; /* last byte was CR: swallow one LF */
+  bool has_data;   /* the current event has a data line */
   bool event_trunc;
   uint8_t event_len;
   char field_name[6];

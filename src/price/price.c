@@ -181,8 +181,14 @@ static int db_provider_index(const struct lm_price_db *db, const char *hint) {
 /* ---- Table search ---- */
 
 static const struct lm_price_db embedded_db = {
-    lm_price_keys,      lm_price_entries,        0, lm_price_sets,
-    lm_price_providers, 0,                       lm_price_changes, 0,
+    lm_price_keys,
+    lm_price_entries,
+    0,
+    lm_price_sets,
+    lm_price_providers,
+    0,
+    lm_price_changes,
+    0,
 };
 
 /* The counts are extern consts of another file: not constant expressions
@@ -206,8 +212,8 @@ static int key_cmp(const struct lm_price_db *db, size_t i, const char *k,
 }
 
 /* [*lo, *hi) = the entries whose key is exactly k[0..len). */
-static bool find_range(const struct lm_price_db *db, const char *k,
-                       size_t len, size_t *lo, size_t *hi) {
+static bool find_range(const struct lm_price_db *db, const char *k, size_t len,
+                       size_t *lo, size_t *hi) {
   size_t a = 0, b = db->entry_count;
   while (a < b) { /* first entry >= k */
     size_t mid = a + (b - a) / 2;
@@ -256,8 +262,8 @@ static long pick(const struct lm_price_db *db, size_t lo, size_t hi,
   return -1;
 }
 
-static long find_exact(const struct lm_price_db *db, const char *k,
-                       size_t len, struct filter f) {
+static long find_exact(const struct lm_price_db *db, const char *k, size_t len,
+                       struct filter f) {
   size_t lo, hi;
   if (!db->entry_count || !find_range(db, k, len, &lo, &hi))
     return -1;
@@ -265,8 +271,8 @@ static long find_exact(const struct lm_price_db *db, const char *k,
 }
 
 /* Longest key that is a usable prefix of k[0..len); *mlen its length. */
-static long find_prefix(const struct lm_price_db *db, const char *k,
-                        size_t len, struct filter f, size_t *mlen) {
+static long find_prefix(const struct lm_price_db *db, const char *k, size_t len,
+                        struct filter f, size_t *mlen) {
   if (!db->entry_count)
     return -1;
   /* A key that is a prefix of k sorts at or before k, and every entry
@@ -352,8 +358,8 @@ static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 static struct lm_price_db override_db; /* heap; empty when no overrides */
 static bool default_set;
 static struct lm_price default_price;
-static char load_err[ERR_LEN];      /* LLMMETER_PRICES */
-static char default_err[ERR_LEN];   /* LLMMETER_DEFAULT_PRICE */
+static char load_err[ERR_LEN];    /* LLMMETER_PRICES */
+static char default_err[ERR_LEN]; /* LLMMETER_DEFAULT_PRICE */
 static char combined_err[2 * ERR_LEN + 4];
 
 static void update_error(void) {

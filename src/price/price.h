@@ -24,11 +24,11 @@ struct lm_price_tier {
 };
 
 struct lm_price {
-  int64_t input;          /* pUSD per uncached input token */
-  int64_t output;         /* pUSD per output token (reasoning included) */
-  int64_t cache_read;     /* LM_PRICE_UNSET: billed at input */
-  int64_t cache_write;    /* 5-minute (or only) cache write price */
-  int64_t cache_write_1h; /* LM_PRICE_UNSET: billed at cache_write */
+  int64_t input;             /* pUSD per uncached input token */
+  int64_t output;            /* pUSD per output token (reasoning included) */
+  int64_t cache_read;        /* LM_PRICE_UNSET: billed at input */
+  int64_t cache_write;       /* 5-minute (or only) cache write price */
+  int64_t cache_write_1h;    /* LM_PRICE_UNSET: billed at cache_write */
   struct lm_price_tier tier; /* a cliff: all tokens at the tier price */
 };
 
@@ -36,15 +36,15 @@ struct lm_price {
 int64_t lm_price_cost(const struct lm_price *p, const struct lm_usage *u);
 
 enum lm_price_source {
-  LM_PRICE_NONE = 0,     /* unknown model */
+  LM_PRICE_NONE = 0, /* unknown model */
   LM_PRICE_EMBEDDED,
-  LM_PRICE_OVERRIDE,     /* LLMMETER_PRICES file */
-  LM_PRICE_DEFAULT,      /* LLMMETER_DEFAULT_PRICE */
+  LM_PRICE_OVERRIDE, /* LLMMETER_PRICES file */
+  LM_PRICE_DEFAULT,  /* LLMMETER_DEFAULT_PRICE */
 };
 
 struct lm_price_match {
   enum lm_price_source source;
-  char matched[96];      /* the table key that matched */
+  char matched[96]; /* the table key that matched */
   struct lm_price price;
 };
 
@@ -95,13 +95,16 @@ bool lm_price_provider_max(const char *provider, struct lm_price *out);
  * generated embedded table (src/price_table.c) and the override table
  * (src/price_override.c). Nothing outside src/price*.c uses these. ---- */
 
-#define LM_PRICE_KEY_EXACT 1u   /* the name itself; as a prefix only at a
+#define LM_PRICE_KEY_EXACT \
+  1u                            /* the name itself; as a prefix only at a
                                    boundary ('-', '@', ':', '_', '/') */
 #define LM_PRICE_KEY_PREFIX 2u  /* the name and any continuation */
 #define LM_PRICE_KEY_CHANGES 4u /* has dated changes (lm_price_changes) */
-#define LM_PRICE_KEY_HINTED 8u  /* matches only when the provider hint names
+#define LM_PRICE_KEY_HINTED \
+  8u /* matches only when the provider hint names
                                    its provider (override "azure/x" as "x") */
-#define LM_PRICE_KEY_FIRST_PARTY 16u /* the provider's own model (openai for
+#define LM_PRICE_KEY_FIRST_PARTY \
+  16u /* the provider's own model (openai for
                                         gpt-*, ...); every override entry */
 
 struct lm_price_entry {

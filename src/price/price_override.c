@@ -48,9 +48,9 @@
 
 #define MAX_FILE (64u << 20) /* a LiteLLM file is ~2 MB */
 #define MAX_DEPTH 64
-#define MAX_MODELS 65535u   /* price set indices are 16-bit */
-#define MAX_PROVIDERS 255u  /* provider indices are 8-bit */
-#define KEY_MAX 255         /* longer model names are skipped */
+#define MAX_MODELS 65535u  /* price set indices are 16-bit */
+#define MAX_PROVIDERS 255u /* provider indices are 8-bit */
+#define KEY_MAX 255        /* longer model names are skipped */
 #define FIELD_KEY_MAX 96
 #define PROVIDER_MAX 63
 #define MAX_TIER_VALUES 24
@@ -167,14 +167,26 @@ static bool read_string(struct reader *r, char *out, size_t cap, size_t *len,
       return fail(r, "unterminated string");
     char e = *r->p++;
     switch (e) {
-    case '"': case '\\': case '/':
+    case '"':
+    case '\\':
+    case '/':
       put(out, cap, &n, &tr, e);
       break;
-    case 'b': put(out, cap, &n, &tr, '\b'); break;
-    case 'f': put(out, cap, &n, &tr, '\f'); break;
-    case 'n': put(out, cap, &n, &tr, '\n'); break;
-    case 'r': put(out, cap, &n, &tr, '\r'); break;
-    case 't': put(out, cap, &n, &tr, '\t'); break;
+    case 'b':
+      put(out, cap, &n, &tr, '\b');
+      break;
+    case 'f':
+      put(out, cap, &n, &tr, '\f');
+      break;
+    case 'n':
+      put(out, cap, &n, &tr, '\n');
+      break;
+    case 'r':
+      put(out, cap, &n, &tr, '\r');
+      break;
+    case 't':
+      put(out, cap, &n, &tr, '\t');
+      break;
     case 'u': {
       unsigned cp;
       if (!read_hex4(r, &cp))
@@ -446,8 +458,7 @@ static bool model_member(void *ctx, struct reader *r, const char *key,
       r->p < r->end && *r->p == '"') {
     bool tr;
     size_t n;
-    return read_string(r, m->provider, sizeof m->provider, &n, &tr, NULL,
-                       NULL);
+    return read_string(r, m->provider, sizeof m->provider, &n, &tr, NULL, NULL);
   }
   enum field f;
   uint64_t above;
@@ -582,8 +593,8 @@ static bool add_entry(struct builder *b, uint32_t key_off, size_t key_len,
 static void note_skip(struct builder *b, const char *key, const char *what,
                       const char *why) {
   if (!b->skipped++)
-    snprintf(b->first_skipped, sizeof b->first_skipped, "\"%.60s\": %s%s",
-             key, what, why);
+    snprintf(b->first_skipped, sizeof b->first_skipped, "\"%.60s\": %s%s", key,
+             what, why);
 }
 
 struct top_ctx {
@@ -608,7 +619,8 @@ static bool top_member(void *ctx, struct reader *r, const char *key,
     note_skip(b, key, m.bad_field, ": not a non-negative number");
     return true;
   }
-  if (key_trunc || key_len == 0 || key_len > KEY_MAX || memchr(key, 0, key_len)) {
+  if (key_trunc || key_len == 0 || key_len > KEY_MAX ||
+      memchr(key, 0, key_len)) {
     note_skip(b, key, "name empty or longer than 255 bytes", "");
     return true;
   }
@@ -644,8 +656,7 @@ static bool top_member(void *ctx, struct reader *r, const char *key,
   if (pi < 0)
     return fail(r, "out of memory");
 
-  if (!grow((void **)&b->sets, &b->set_cap, b->set_count + 1,
-            sizeof *b->sets))
+  if (!grow((void **)&b->sets, &b->set_cap, b->set_count + 1, sizeof *b->sets))
     return fail(r, "out of memory");
   size_t set = b->set_count++;
   b->sets[set] = model_price(&m);
@@ -814,13 +825,11 @@ int lm_price_db_load_litellm(const char *path, struct lm_price_db *db,
   db->change_count = 0;
 
   if (b.skipped)
-    snprintf(err, errlen,
-             "%.100s: %u model(s) skipped, first %s%s", path, b.skipped,
-             b.first_skipped,
+    snprintf(err, errlen, "%.100s: %u model(s) skipped, first %s%s", path,
+             b.skipped, b.first_skipped,
              b.rounded ? "; prices finer than 1e-12 USD rounded up" : "");
   else if (b.rounded)
     snprintf(err, errlen,
-             "%.120s: prices finer than 1e-12 USD per token rounded up",
-             path);
+             "%.120s: prices finer than 1e-12 USD per token rounded up", path);
   return (int)b.set_count;
 }

@@ -30,8 +30,8 @@ static int parse_usage(const char *s, struct llmmeter_usage *u) {
   *u = z;
   unsigned long long v[5];
   int end = 0;
-  if (sscanf(s, "%llu,%llu,%llu,%llu,%llu%n", &v[0], &v[1], &v[2], &v[3],
-             &v[4], &end) != 5 ||
+  if (sscanf(s, "%llu,%llu,%llu,%llu,%llu%n", &v[0], &v[1], &v[2], &v[3], &v[4],
+             &end) != 5 ||
       s[end])
     return -1;
   u->input = v[0];
@@ -139,6 +139,7 @@ int main(int argc, char **argv) {
   else if (argc > 1 && strcmp(argv[1], "run") == 0)
     rc = cmd_run(argc, argv);
   if (rc == 2)
-    fprintf(stderr, "capi_client: bad arguments (see tests/capi/capi_client.c)\n");
+    fprintf(stderr,
+            "capi_client: bad arguments (see tests/capi/capi_client.c)\n");
   return rc;
 }

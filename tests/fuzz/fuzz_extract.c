@@ -39,7 +39,8 @@ static void run(struct lm_extract *x, enum lm_api api, const char *ct,
 
 static void check_invariants(const struct lm_extract *x) {
   const struct lm_usage *u = lm_extract_usage(x);
-  if (u->cache_read + u->cache_write > u->input && x->api != LM_API_ANTHROPIC_MESSAGES)
+  if (u->cache_read + u->cache_write > u->input &&
+      x->api != LM_API_ANTHROPIC_MESSAGES)
     abort();
   if (u->cache_write_1h > u->cache_write || u->reasoning > u->output)
     abort();
@@ -50,7 +51,8 @@ static void check_invariants(const struct lm_extract *x) {
     abort();
 }
 
-static bool same_result(const struct lm_extract *a, const struct lm_extract *b) {
+static bool same_result(const struct lm_extract *a,
+                        const struct lm_extract *b) {
   return a->has_usage == b->has_usage &&
          memcmp(&a->usage, &b->usage, sizeof a->usage) == 0 &&
          strcmp(a->model, b->model) == 0 &&

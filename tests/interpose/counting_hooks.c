@@ -40,9 +40,20 @@
 #define EXPORT __attribute__((visibility("default")))
 
 enum {
-  I_EASY_INIT, I_EASY_SETOPT, I_EASY_PERFORM, I_EASY_DUPHANDLE, I_EASY_RESET,
-  I_EASY_CLEANUP, I_EASY_GETINFO, I_EASY_PAUSE, I_MULTI_INIT, I_MULTI_ADD,
-  I_MULTI_REMOVE, I_MULTI_PERFORM, I_MULTI_SOCKET_ACTION, I_MULTI_INFO_READ,
+  I_EASY_INIT,
+  I_EASY_SETOPT,
+  I_EASY_PERFORM,
+  I_EASY_DUPHANDLE,
+  I_EASY_RESET,
+  I_EASY_CLEANUP,
+  I_EASY_GETINFO,
+  I_EASY_PAUSE,
+  I_MULTI_INIT,
+  I_MULTI_ADD,
+  I_MULTI_REMOVE,
+  I_MULTI_PERFORM,
+  I_MULTI_SOCKET_ACTION,
+  I_MULTI_INFO_READ,
   I_MULTI_CLEANUP
 };
 
@@ -63,12 +74,17 @@ static struct {
 } g_map[MAP_SIZE];
 
 static void map_put(const void *h, int k) {
-  if (!h) return;
+  if (!h)
+    return;
   pthread_mutex_lock(&g_map_lock);
   int free_i = -1;
   for (int i = 0; i < MAP_SIZE; i++) {
-    if (g_map[i].h == h) { free_i = i; break; }
-    if (!g_map[i].h && free_i < 0) free_i = i;
+    if (g_map[i].h == h) {
+      free_i = i;
+      break;
+    }
+    if (!g_map[i].h && free_i < 0)
+      free_i = i;
   }
   if (free_i >= 0) {
     g_map[free_i].h = h;
@@ -81,7 +97,10 @@ static int map_get(const void *h) {
   int k = -1;
   pthread_mutex_lock(&g_map_lock);
   for (int i = 0; i < MAP_SIZE; i++)
-    if (g_map[i].h == h) { k = g_map[i].k; break; }
+    if (g_map[i].h == h) {
+      k = g_map[i].k;
+      break;
+    }
   pthread_mutex_unlock(&g_map_lock);
   return k;
 }
@@ -89,7 +108,8 @@ static int map_get(const void *h) {
 static void map_del(const void *h) {
   pthread_mutex_lock(&g_map_lock);
   for (int i = 0; i < MAP_SIZE; i++)
-    if (g_map[i].h == h) g_map[i].h = NULL;
+    if (g_map[i].h == h)
+      g_map[i].h = NULL;
   pthread_mutex_unlock(&g_map_lock);
 }
 
@@ -110,13 +130,16 @@ void lm_hook_ensure_init(void) { pthread_once(&g_once, do_init); }
 static int route(int kk, const void *h, const void *ret, const char *name) {
   lm_hook_ensure_init();
   int k = h ? map_get(h) : -1;
-  if (k < 0) k = kk;
-  if (k < 0) k = lm_interpose_instance_for_caller(ret, name);
+  if (k < 0)
+    k = kk;
+  if (k < 0)
+    k = lm_interpose_instance_for_caller(ret, name);
   return k;
 }
 
 static void count(int k, int idx, int kk) {
-  if (k < 0 || k >= LM_MAX_CURL_INSTANCES) return;
+  if (k < 0 || k >= LM_MAX_CURL_INSTANCES)
+    return;
   __atomic_fetch_add(&g_calls[k][idx], 1, __ATOMIC_RELAXED);
   __atomic_fetch_add(&g_via[k][kk >= 0], 1, __ATOMIC_RELAXED);
 }
@@ -137,17 +160,22 @@ static CURL *do_easy_init(int kk, const void *ret) {
   return h;
 }
 
-static CURLcode do_easy_setopt(int kk, const void *ret, CURL *h,
-                               CURLoption o, va_list ap) {
+static CURLcode do_easy_setopt(int kk, const void *ret, CURL *h, CURLoption o,
+                               va_list ap) {
   int k = route(kk, h, ret, "curl_easy_setopt");
   CURLcode (*fn)(CURL *, CURLoption, ...) = REAL(k, easy_setopt);
   count(k, I_EASY_SETOPT, kk);
-  if (!fn) return CURLE_FAILED_INIT;
+  if (!fn)
+    return CURLE_FAILED_INIT;
   switch (o / 10000) {
-  case 0: return fn(h, o, va_arg(ap, long));
-  case 2: return fn(h, o, va_arg(ap, void (*)(void)));
-  case 3: return fn(h, o, va_arg(ap, curl_off_t));
-  default: return fn(h, o, va_arg(ap, void *)); /* object pointer, blob */
+  case 0:
+    return fn(h, o, va_arg(ap, long));
+  case 2:
+    return fn(h, o, va_arg(ap, void (*)(void)));
+  case 3:
+    return fn(h, o, va_arg(ap, curl_off_t));
+  default:
+    return fn(h, o, va_arg(ap, void *)); /* object pointer, blob */
   }
 }
 
@@ -172,7 +200,8 @@ static void do_easy_reset(int kk, const void *ret, CURL *h) {
   int k = route(kk, h, ret, "curl_easy_reset");
   void (*fn)(CURL *) = REAL(k, easy_reset);
   count(k, I_EASY_RESET, kk);
-  if (fn) fn(h);
+  if (fn)
+    fn(h);
 }
 
 static void do_easy_cleanup(int kk, const void *ret, CURL *h) {
@@ -180,7 +209,8 @@ static void do_easy_cleanup(int kk, const void *ret, CURL *h) {
   void (*fn)(CURL *) = REAL(k, easy_cleanup);
   count(k, I_EASY_CLEANUP, kk);
   map_del(h);
-  if (fn) fn(h);
+  if (fn)
+    fn(h);
 }
 
 static CURLcode do_easy_getinfo(int kk, const void *ret, CURL *h, CURLINFO i,
@@ -232,8 +262,8 @@ static CURLMcode do_multi_perform(int kk, const void *ret, CURLM *m, int *r) {
 static CURLMcode do_multi_socket_action(int kk, const void *ret, CURLM *m,
                                         curl_socket_t s, int ev, int *r) {
   int k = route(kk, m, ret, "curl_multi_socket_action");
-  CURLMcode (*fn)(CURLM *, curl_socket_t, int, int *) =
-      REAL(k, multi_socket_action);
+  CURLMcode (*fn)(CURLM *, curl_socket_t, int,
+                  int *) = REAL(k, multi_socket_action);
   count(k, I_MULTI_SOCKET_ACTION, kk);
   return fn ? fn(m, s, ev, r) : CURLM_INTERNAL_ERROR;
 }
@@ -256,56 +286,60 @@ static CURLMcode do_multi_cleanup(int kk, const void *ret, CURLM *m) {
 /* ---- one set of functions per entry: exports (K = -1) and hooks K ---- */
 
 #define RA __builtin_return_address(0)
-#define DEFINE_SET(P, K, ATTR)                                               \
-  ATTR CURL *P##easy_init(void) { return do_easy_init(K, RA); }             \
-  ATTR CURLcode P##easy_setopt(CURL *h, CURLoption o, ...) {                \
-    va_list ap;                                                              \
-    va_start(ap, o);                                                         \
-    CURLcode rc = do_easy_setopt(K, RA, h, o, ap);                           \
-    va_end(ap);                                                              \
-    return rc;                                                               \
-  }                                                                          \
+#define DEFINE_SET(P, K, ATTR)                                                 \
+  ATTR CURL *P##easy_init(void) { return do_easy_init(K, RA); }                \
+  ATTR CURLcode P##easy_setopt(CURL *h, CURLoption o, ...) {                   \
+    va_list ap;                                                                \
+    va_start(ap, o);                                                           \
+    CURLcode rc = do_easy_setopt(K, RA, h, o, ap);                             \
+    va_end(ap);                                                                \
+    return rc;                                                                 \
+  }                                                                            \
   ATTR CURLcode P##easy_perform(CURL *h) { return do_easy_perform(K, RA, h); } \
-  ATTR CURL *P##easy_duphandle(CURL *h) {                                    \
-    return do_easy_duphandle(K, RA, h);                                      \
-  }                                                                          \
-  ATTR void P##easy_reset(CURL *h) { do_easy_reset(K, RA, h); }              \
-  ATTR void P##easy_cleanup(CURL *h) { do_easy_cleanup(K, RA, h); }          \
-  ATTR CURLcode P##easy_getinfo(CURL *h, CURLINFO i, ...) {                  \
-    va_list ap;                                                              \
-    va_start(ap, i);                                                         \
-    CURLcode rc = do_easy_getinfo(K, RA, h, i, ap);                          \
-    va_end(ap);                                                              \
-    return rc;                                                               \
-  }                                                                          \
-  ATTR CURLcode P##easy_pause(CURL *h, int b) {                              \
-    return do_easy_pause(K, RA, h, b);                                       \
-  }                                                                          \
-  ATTR CURLM *P##multi_init(void) { return do_multi_init(K, RA); }           \
-  ATTR CURLMcode P##multi_add_handle(CURLM *m, CURL *e) {                    \
-    return do_multi_add(K, RA, m, e);                                        \
-  }                                                                          \
-  ATTR CURLMcode P##multi_remove_handle(CURLM *m, CURL *e) {                 \
-    return do_multi_remove(K, RA, m, e);                                     \
-  }                                                                          \
-  ATTR CURLMcode P##multi_perform(CURLM *m, int *r) {                        \
-    return do_multi_perform(K, RA, m, r);                                    \
-  }                                                                          \
-  ATTR CURLMcode P##multi_socket_action(CURLM *m, curl_socket_t s, int ev,   \
-                                        int *r) {                            \
-    return do_multi_socket_action(K, RA, m, s, ev, r);                       \
-  }                                                                          \
-  ATTR CURLMsg *P##multi_info_read(CURLM *m, int *q) {                       \
-    return do_multi_info_read(K, RA, m, q);                                  \
-  }                                                                          \
-  ATTR CURLMcode P##multi_cleanup(CURLM *m) { return do_multi_cleanup(K, RA, m); }
+  ATTR CURL *P##easy_duphandle(CURL *h) {                                      \
+    return do_easy_duphandle(K, RA, h);                                        \
+  }                                                                            \
+  ATTR void P##easy_reset(CURL *h) { do_easy_reset(K, RA, h); }                \
+  ATTR void P##easy_cleanup(CURL *h) { do_easy_cleanup(K, RA, h); }            \
+  ATTR CURLcode P##easy_getinfo(CURL *h, CURLINFO i, ...) {                    \
+    va_list ap;                                                                \
+    va_start(ap, i);                                                           \
+    CURLcode rc = do_easy_getinfo(K, RA, h, i, ap);                            \
+    va_end(ap);                                                                \
+    return rc;                                                                 \
+  }                                                                            \
+  ATTR CURLcode P##easy_pause(CURL *h, int b) {                                \
+    return do_easy_pause(K, RA, h, b);                                         \
+  }                                                                            \
+  ATTR CURLM *P##multi_init(void) { return do_multi_init(K, RA); }             \
+  ATTR CURLMcode P##multi_add_handle(CURLM *m, CURL *e) {                      \
+    return do_multi_add(K, RA, m, e);                                          \
+  }                                                                            \
+  ATTR CURLMcode P##multi_remove_handle(CURLM *m, CURL *e) {                   \
+    return do_multi_remove(K, RA, m, e);                                       \
+  }                                                                            \
+  ATTR CURLMcode P##multi_perform(CURLM *m, int *r) {                          \
+    return do_multi_perform(K, RA, m, r);                                      \
+  }                                                                            \
+  ATTR CURLMcode P##multi_socket_action(CURLM *m, curl_socket_t s, int ev,     \
+                                        int *r) {                              \
+    return do_multi_socket_action(K, RA, m, s, ev, r);                         \
+  }                                                                            \
+  ATTR CURLMsg *P##multi_info_read(CURLM *m, int *q) {                         \
+    return do_multi_info_read(K, RA, m, q);                                    \
+  }                                                                            \
+  ATTR CURLMcode P##multi_cleanup(CURLM *m) {                                  \
+    return do_multi_cleanup(K, RA, m);                                         \
+  }
 
-#define TABLE(P)                                                             \
-  {P##easy_init,         P##easy_setopt,         P##easy_perform,            \
-   P##easy_duphandle,    P##easy_reset,          P##easy_cleanup,            \
-   P##easy_getinfo,      P##easy_pause,          P##multi_init,              \
-   P##multi_add_handle,  P##multi_remove_handle, P##multi_perform,           \
-   P##multi_socket_action, P##multi_info_read,   P##multi_cleanup}
+#define TABLE(P)                                                        \
+  {                                                                     \
+    P##easy_init, P##easy_setopt, P##easy_perform, P##easy_duphandle,   \
+        P##easy_reset, P##easy_cleanup, P##easy_getinfo, P##easy_pause, \
+        P##multi_init, P##multi_add_handle, P##multi_remove_handle,     \
+        P##multi_perform, P##multi_socket_action, P##multi_info_read,   \
+        P##multi_cleanup                                                \
+  }
 
 DEFINE_SET(curl_, -1, EXPORT)
 DEFINE_SET(hk0_, 0, static)
@@ -332,7 +366,8 @@ static int is_hook(uintptr_t v) {
     for (int i = 0; i < LM_CURL_VT_COUNT; i++) {
       void *p;
       memcpy(&p, (char *)&g_hook_tables[k] + (size_t)i * sizeof p, sizeof p);
-      if ((uintptr_t)p == v) return 1;
+      if ((uintptr_t)p == v)
+        return 1;
     }
   return 0;
 }
@@ -345,13 +380,16 @@ struct got_walk {
 static void tally_slot(uintptr_t *slot, const char *name, void *arg) {
   struct got_walk *w = arg;
   (void)name;
-  if (!is_hook(*slot)) return;
+  if (!is_hook(*slot))
+    return;
   w->t->patched++;
-  if (!got_probe_in_relro(&w->o, (uintptr_t)slot)) return;
+  if (!got_probe_in_relro(&w->o, (uintptr_t)slot))
+    return;
   w->t->relro++;
   char perms[5];
   got_probe_perms((uintptr_t)slot, perms);
-  if (perms[1] != '-') w->t->relro_writable++;
+  if (perms[1] != '-')
+    w->t->relro_writable++;
 }
 
 static int tally_cb(struct dl_phdr_info *info, size_t size, void *arg) {
@@ -370,7 +408,9 @@ static void emit(int fd, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  if (n > 0) (void)!write(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+  if (n > 0)
+    (void)!write(fd, line,
+                 (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 /* Library path and curl_version() of instance k. */
@@ -380,8 +420,10 @@ static void describe(int k, const char **lib, const char **version) {
   void *fnp = NULL;
   *lib = "?";
   *version = "?";
-  if (vt) memcpy(&fnp, &vt->easy_perform, sizeof fnp);
-  if (!fnp || !dladdr(fnp, &info) || !info.dli_fname) return;
+  if (vt)
+    memcpy(&fnp, &vt->easy_perform, sizeof fnp);
+  if (!fnp || !dladdr(fnp, &info) || !info.dli_fname)
+    return;
   *lib = info.dli_fname;
   void *h = dlopen(*lib, RTLD_LAZY | RTLD_NOLOAD);
   char *(*ver)(void) = NULL;
@@ -390,7 +432,8 @@ static void describe(int k, const char **lib, const char **version) {
     memcpy(&ver, &p, sizeof ver);
     dlclose(h);
   }
-  if (ver) *version = ver();
+  if (ver)
+    *version = ver();
 }
 
 static void emit_got(int fd) {
@@ -402,22 +445,26 @@ static void emit_got(int fd) {
 
 static void event(int k, const char *fn, int kk) {
   const char *path = getenv("LM_IP_COUNT_FILE");
-  if (!path) return;
+  if (!path)
+    return;
   int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return;
+  if (fd < 0)
+    return;
   const char *lib, *version;
   describe(k, &lib, &version);
-  emit(fd, "event pid=%d fn=%s k=%d via=%s lib=%s version=%s\n",
-       (int)getpid(), fn, k, kk >= 0 ? "patch" : "export", lib, version);
+  emit(fd, "event pid=%d fn=%s k=%d via=%s lib=%s version=%s\n", (int)getpid(),
+       fn, k, kk >= 0 ? "patch" : "export", lib, version);
   emit_got(fd);
   close(fd);
 }
 
 __attribute__((destructor)) static void report(void) {
   const char *path = getenv("LM_IP_COUNT_FILE");
-  if (!path) return;
+  if (!path)
+    return;
   int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return;
+  if (fd < 0)
+    return;
   int inited = __atomic_load_n(&g_inited, __ATOMIC_ACQUIRE);
   int n = inited ? lm_interpose_count() : 0;
   emit(fd, "proc pid=%d init=%d instances=%d\n", (int)getpid(), inited, n);
@@ -432,8 +479,10 @@ __attribute__((destructor)) static void report(void) {
          g_calls[k][I_MULTI_ADD], g_calls[k][I_MULTI_PERFORM], g_via[k][0],
          g_via[k][1]);
   }
-  if (inited) emit_got(fd);
+  if (inited)
+    emit_got(fd);
   const char *err = lm_interpose_last_error();
-  if (err) emit(fd, "error %s\n", err);
+  if (err)
+    emit(fd, "error %s\n", err);
   close(fd);
 }

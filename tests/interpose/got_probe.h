@@ -18,7 +18,7 @@
 
 struct got_probe_obj {
   uintptr_t base;
-  const ElfW(Phdr) * phdr;
+  const ElfW(Phdr) *phdr;
   int phnum;
 };
 
@@ -28,32 +28,49 @@ static inline const void *got_probe_ptr(uintptr_t base, ElfW(Addr) v) {
 
 /* Calls fn(slot, name, arg) for every JUMP_SLOT/GLOB_DAT slot whose symbol
  * name starts with prefix. */
-static inline void got_probe_each(const struct got_probe_obj *o, const char *prefix,
-                           void (*fn)(uintptr_t *, const char *, void *),
-                           void *arg) {
+static inline void got_probe_each(const struct got_probe_obj *o,
+                                  const char *prefix,
+                                  void (*fn)(uintptr_t *, const char *, void *),
+                                  void *arg) {
   const ElfW(Dyn) *dyn = NULL;
   for (int i = 0; i < o->phnum; i++)
     if (o->phdr[i].p_type == PT_DYNAMIC)
       dyn = (const ElfW(Dyn) *)(o->base + o->phdr[i].p_vaddr);
-  if (!dyn) return;
+  if (!dyn)
+    return;
   const ElfW(Sym) *symtab = NULL;
   const char *strtab = NULL;
   const ElfW(Rela) *tabs[2] = {NULL, NULL};
   size_t sizes[2] = {0, 0};
   for (; dyn->d_tag != DT_NULL; dyn++) {
     switch (dyn->d_tag) {
-    case DT_SYMTAB: symtab = got_probe_ptr(o->base, dyn->d_un.d_ptr); break;
-    case DT_STRTAB: strtab = got_probe_ptr(o->base, dyn->d_un.d_ptr); break;
-    case DT_JMPREL: tabs[0] = got_probe_ptr(o->base, dyn->d_un.d_ptr); break;
-    case DT_PLTRELSZ: sizes[0] = dyn->d_un.d_val; break;
-    case DT_RELA: tabs[1] = got_probe_ptr(o->base, dyn->d_un.d_ptr); break;
-    case DT_RELASZ: sizes[1] = dyn->d_un.d_val; break;
-    default: break;
+    case DT_SYMTAB:
+      symtab = got_probe_ptr(o->base, dyn->d_un.d_ptr);
+      break;
+    case DT_STRTAB:
+      strtab = got_probe_ptr(o->base, dyn->d_un.d_ptr);
+      break;
+    case DT_JMPREL:
+      tabs[0] = got_probe_ptr(o->base, dyn->d_un.d_ptr);
+      break;
+    case DT_PLTRELSZ:
+      sizes[0] = dyn->d_un.d_val;
+      break;
+    case DT_RELA:
+      tabs[1] = got_probe_ptr(o->base, dyn->d_un.d_ptr);
+      break;
+    case DT_RELASZ:
+      sizes[1] = dyn->d_un.d_val;
+      break;
+    default:
+      break;
     }
   }
-  if (!symtab || !strtab) return;
+  if (!symtab || !strtab)
+    return;
   for (int t = 0; t < 2; t++) {
-    if (!tabs[t]) continue;
+    if (!tabs[t])
+      continue;
     for (size_t r = 0; r < sizes[t] / sizeof(ElfW(Rela)); r++) {
       unsigned type = (unsigned)ELF64_R_TYPE(tabs[t][r].r_info);
       size_t symi = ELF64_R_SYM(tabs[t][r].r_info);
@@ -66,14 +83,17 @@ static inline void got_probe_each(const struct got_probe_obj *o, const char *pre
   }
 }
 
-static inline int got_probe_in_relro(const struct got_probe_obj *o, uintptr_t a) {
+static inline int got_probe_in_relro(const struct got_probe_obj *o,
+                                     uintptr_t a) {
   uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
   for (int i = 0; i < o->phnum; i++) {
-    if (o->phdr[i].p_type != PT_GNU_RELRO) continue;
+    if (o->phdr[i].p_type != PT_GNU_RELRO)
+      continue;
     uintptr_t lo = (o->base + o->phdr[i].p_vaddr) & ~(pg - 1);
     uintptr_t hi = (o->base + o->phdr[i].p_vaddr + o->phdr[i].p_memsz) &
                    ~(pg - 1);
-    if (a >= lo && a < hi) return 1;
+    if (a >= lo && a < hi)
+      return 1;
   }
   return 0;
 }
@@ -83,7 +103,8 @@ static inline void got_probe_perms(uintptr_t a, char perms[5]) {
   FILE *f = fopen("/proc/self/maps", "r");
   char line[512];
   memcpy(perms, "????", 5);
-  if (!f) return;
+  if (!f)
+    return;
   while (fgets(line, sizeof line, f)) {
     unsigned long lo, hi;
     char p[5];
@@ -102,10 +123,11 @@ struct got_probe_find {
 };
 
 static inline int got_probe_find_cb(struct dl_phdr_info *info, size_t size,
-                             void *arg) {
+                                    void *arg) {
   struct got_probe_find *f = arg;
   (void)size;
-  if (info->dlpi_addr != f->base) return 0;
+  if (info->dlpi_addr != f->base)
+    return 0;
   f->o->base = info->dlpi_addr;
   f->o->phdr = info->dlpi_phdr;
   f->o->phnum = info->dlpi_phnum;

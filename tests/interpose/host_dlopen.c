@@ -35,15 +35,20 @@ struct slot_look {
 
 static void find_slot(uintptr_t *slot, const char *name, void *arg) {
   struct slot_look *l = arg;
-  if (strcmp(name, l->want) == 0) l->slot = slot;
+  if (strcmp(name, l->want) == 0)
+    l->slot = slot;
 }
 
 static const char *classify(uintptr_t v, const char *module) {
   Dl_info info;
-  if (!dladdr((void *)v, &info) || !info.dli_fname) return "other";
-  if (strstr(info.dli_fname, "libinterpose_test")) return "hook";
-  if (strstr(info.dli_fname, "libcurl")) return "real";
-  if (strstr(info.dli_fname, module)) return "stub";
+  if (!dladdr((void *)v, &info) || !info.dli_fname)
+    return "other";
+  if (strstr(info.dli_fname, "libinterpose_test"))
+    return "hook";
+  if (strstr(info.dli_fname, "libcurl"))
+    return "real";
+  if (strstr(info.dli_fname, module))
+    return "stub";
   return "other";
 }
 
@@ -55,9 +60,13 @@ static void *fetch_loop(void *arg) {
   void *h = dlopen((const char *)arg, RTLD_LOCAL | RTLD_NOW);
   fetch_fn fetch = h ? (fetch_fn)(uintptr_t)dlsym(h, "mod_fetch") : NULL;
   char body[256];
-  if (!fetch) { g_thread_failures = -1; return NULL; }
+  if (!fetch) {
+    g_thread_failures = -1;
+    return NULL;
+  }
   while (!g_stop || g_thread_fetches < 3) {
-    if (fetch(g_url, 0, body, sizeof body) != 0) g_thread_failures++;
+    if (fetch(g_url, 0, body, sizeof body) != 0)
+      g_thread_failures++;
     g_thread_fetches++;
   }
   return NULL;
@@ -65,16 +74,20 @@ static void *fetch_loop(void *arg) {
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: %s MODE MODULE URL [--multi] [--reopen] "
-                    "[--thread MODULE2]\n", argv[0]);
+    fprintf(stderr,
+            "usage: %s MODE MODULE URL [--multi] [--reopen] "
+            "[--thread MODULE2]\n",
+            argv[0]);
     return 2;
   }
   const char *mode = argv[1], *module = argv[2], *url = argv[3];
   const char *thread_module = NULL, *outer = NULL;
   int multi = 0, rounds = 1;
   for (int i = 4; i < argc; i++) {
-    if (strcmp(argv[i], "--multi") == 0) multi = 1;
-    else if (strcmp(argv[i], "--reopen") == 0) rounds = 2;
+    if (strcmp(argv[i], "--multi") == 0)
+      multi = 1;
+    else if (strcmp(argv[i], "--reopen") == 0)
+      rounds = 2;
     else if (strcmp(argv[i], "--thread") == 0 && i + 1 < argc)
       thread_module = argv[++i];
     else if (strcmp(argv[i], "--outer") == 0 && i + 1 < argc)
@@ -85,27 +98,38 @@ int main(int argc, char **argv) {
     void *oh = dlopen(outer, RTLD_LOCAL | RTLD_NOW | RTLD_DEEPBIND);
     open_module = oh ? (outer_dlopen_fn)(uintptr_t)dlsym(oh, "outer_dlopen")
                      : NULL;
-    if (!open_module) { printf("outer dlopen failed: %s\n", dlerror()); return 1; }
+    if (!open_module) {
+      printf("outer dlopen failed: %s\n", dlerror());
+      return 1;
+    }
   }
   int flags;
-  if (strcmp(mode, "local-now") == 0) flags = RTLD_LOCAL | RTLD_NOW;
-  else if (strcmp(mode, "local-lazy") == 0) flags = RTLD_LOCAL | RTLD_LAZY;
+  if (strcmp(mode, "local-now") == 0)
+    flags = RTLD_LOCAL | RTLD_NOW;
+  else if (strcmp(mode, "local-lazy") == 0)
+    flags = RTLD_LOCAL | RTLD_LAZY;
   else if (strcmp(mode, "global-deepbind") == 0)
     flags = RTLD_GLOBAL | RTLD_NOW | RTLD_DEEPBIND;
   else if (strcmp(mode, "local-deepbind-lazy") == 0)
     flags = RTLD_LOCAL | RTLD_LAZY | RTLD_DEEPBIND;
-  else { fprintf(stderr, "bad mode %s\n", mode); return 2; }
+  else {
+    fprintf(stderr, "bad mode %s\n", mode);
+    return 2;
+  }
 
   g_url = url;
   pthread_t th;
-  if (thread_module && pthread_create(&th, NULL, fetch_loop,
-                                      (void *)thread_module) != 0)
+  if (thread_module &&
+      pthread_create(&th, NULL, fetch_loop, (void *)thread_module) != 0)
     return 3;
 
   const char *base = strrchr(module, '/') ? strrchr(module, '/') + 1 : module;
   for (int round = 0; round < rounds; round++) {
     void *h = open_module ? open_module(module, flags) : dlopen(module, flags);
-    if (!h) { printf("round=%d dlopen failed: %s\n", round, dlerror()); return 1; }
+    if (!h) {
+      printf("round=%d dlopen failed: %s\n", round, dlerror());
+      return 1;
+    }
     fetch_fn fetch = (fetch_fn)(uintptr_t)dlsym(h, "mod_fetch");
     char body[256];
     int rc = fetch ? fetch(url, multi, body, sizeof body) : -100;

@@ -23,9 +23,8 @@ static size_t on_body(char *d, size_t sz, size_t nm, void *u) {
   return len;
 }
 
-__attribute__((visibility("default"))) int mod_fetch(const char *url,
-                                                     int use_multi, char *out,
-                                                     size_t cap);
+__attribute__((visibility("default"))) int
+mod_fetch(const char *url, int use_multi, char *out, size_t cap);
 
 int mod_fetch(const char *url, int use_multi, char *out, size_t cap) {
   struct sink s = {out, 0, cap};
@@ -33,7 +32,8 @@ int mod_fetch(const char *url, int use_multi, char *out, size_t cap) {
   int rc;
   out[0] = '\0';
   CURL *h = curl_easy_init();
-  if (!h) return -1;
+  if (!h)
+    return -1;
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_PROXY, "");
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -46,8 +46,10 @@ int mod_fetch(const char *url, int use_multi, char *out, size_t cap) {
     int running = 1, q;
     curl_multi_add_handle(m, h);
     while (running) {
-      if (curl_multi_perform(m, &running) != CURLM_OK) break;
-      if (running) curl_multi_poll(m, NULL, 0, 200, NULL);
+      if (curl_multi_perform(m, &running) != CURLM_OK)
+        break;
+      if (running)
+        curl_multi_poll(m, NULL, 0, 200, NULL);
     }
     CURLMsg *msg = curl_multi_info_read(m, &q);
     rc = msg && msg->msg == CURLMSG_DONE ? (int)msg->data.result : -2;

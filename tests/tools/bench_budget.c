@@ -51,8 +51,10 @@ static int run(const char *name, long n, int charge) {
     fprintf(stderr, "bench_budget: %s\n", err);
     return 1;
   }
-  struct lm_call call = {.model = "gpt-4o-mini", .agent = "bench",
-                         .est_pusd = 1000000, .est_tokens = 100};
+  struct lm_call call = {.model = "gpt-4o-mini",
+                         .agent = "bench",
+                         .est_pusd = 1000000,
+                         .est_tokens = 100};
   call.max_call_pusd = call.max_call_input_tokens = -1; /* no per-call caps */
   call.max_call_output_tokens = -1;
   struct lm_usage u = {.input = 3, .output = 2};
@@ -103,7 +105,8 @@ static int run_atomic_add(const char *name, long n) {
     return 1;
   }
   _Atomic uint64_t *word = (_Atomic uint64_t *)((char *)m +
-      offsetof(struct lm_segment, total.requests));
+                                                offsetof(struct lm_segment,
+                                                         total.requests));
   for (long i = 0; i < n; i++)
     atomic_fetch_add(word, 1);
   munmap(m, size);
@@ -182,27 +185,29 @@ int main(int argc, char **argv) {
     }
     struct lm_snapshot *s = malloc(sizeof *s);
     int snap = s ? lm_budget_snapshot(b, s) : -1;
-    unsigned long long calls = 2ULL * (unsigned long long)procs * (unsigned long long)n;
-    unsigned long long charged = (unsigned long long)procs * (unsigned long long)n;
+    unsigned long long calls = 2ULL * (unsigned long long)procs *
+                               (unsigned long long)n;
+    unsigned long long charged = (unsigned long long)procs *
+                                 (unsigned long long)n;
     int exact = snap == 0 && as > 0 && acs > 0 && s->total.requests == calls &&
                 s->total.spent == (int64_t)(7 * charged) &&
                 s->total.reserved == 0 && s->total.reserved_requests == 0 &&
                 s->total.tokens[LM_TOK_INPUT] == 3 * charged &&
                 s->total.tokens[LM_TOK_OUTPUT] == 2 * charged &&
                 s->active_leases == 0;
-    printf("budget %d admit_settle_per_s=%.0f admit_charge_settle_per_s=%.0f "
-           "exact=%s requests=%llu/%llu spent_pusd=%lld/%llu "
-           "tokens=%llu+%llu reserved=%lld in_flight=%llu leases=%u "
-           "atomic_add_per_s=%.0f admit_settle_per_atomic_add=%.5f\n",
-           procs, as, acs, exact ? "yes" : "no",
-           snap == 0 ? (unsigned long long)s->total.requests : 0ULL, calls,
-           snap == 0 ? (long long)s->total.spent : -1LL, 7 * charged,
-           snap == 0 ? (unsigned long long)s->total.tokens[LM_TOK_INPUT] : 0ULL,
-           snap == 0 ? (unsigned long long)s->total.tokens[LM_TOK_OUTPUT] : 0ULL,
-           snap == 0 ? (long long)s->total.reserved : -1LL,
-           snap == 0 ? (unsigned long long)s->total.reserved_requests : 0ULL,
-           snap == 0 ? s->active_leases : 0u, adds,
-           adds > 0 ? as / adds : -1.0);
+    printf(
+        "budget %d admit_settle_per_s=%.0f admit_charge_settle_per_s=%.0f "
+        "exact=%s requests=%llu/%llu spent_pusd=%lld/%llu "
+        "tokens=%llu+%llu reserved=%lld in_flight=%llu leases=%u "
+        "atomic_add_per_s=%.0f admit_settle_per_atomic_add=%.5f\n",
+        procs, as, acs, exact ? "yes" : "no",
+        snap == 0 ? (unsigned long long)s->total.requests : 0ULL, calls,
+        snap == 0 ? (long long)s->total.spent : -1LL, 7 * charged,
+        snap == 0 ? (unsigned long long)s->total.tokens[LM_TOK_INPUT] : 0ULL,
+        snap == 0 ? (unsigned long long)s->total.tokens[LM_TOK_OUTPUT] : 0ULL,
+        snap == 0 ? (long long)s->total.reserved : -1LL,
+        snap == 0 ? (unsigned long long)s->total.reserved_requests : 0ULL,
+        snap == 0 ? s->active_leases : 0u, adds, adds > 0 ? as / adds : -1.0);
     fflush(stdout);
     if (!exact)
       rc = 1;

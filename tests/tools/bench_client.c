@@ -56,7 +56,8 @@ static struct curl_slist *headers_for(const char *k, unsigned long long bytes) {
   const char *extra = getenv("BENCH_HEADERS");
   if (extra && *extra) {
     char *copy = strdup(extra), *save = NULL;
-    for (char *t = strtok_r(copy, "|", &save); t; t = strtok_r(NULL, "|", &save))
+    for (char *t = strtok_r(copy, "|", &save); t;
+         t = strtok_r(NULL, "|", &save))
       h = curl_slist_append(h, t);
     free(copy);
   }
@@ -152,7 +153,8 @@ static long maxrss_kb(void) {
 
 int main(int argc, char **argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: bench_client KIND BASE-URL REQUESTS THREADS [BYTES]\n");
+    fprintf(stderr,
+            "usage: bench_client KIND BASE-URL REQUESTS THREADS [BYTES]\n");
     return 2;
   }
   kind = argv[1];
@@ -200,8 +202,8 @@ int main(int argc, char **argv) {
   qsort(lat, (size_t)total, sizeof *lat, cmp_d);
   printf("wall_s=%.6f cpu_s=%.6f reqs=%ld p50_us=%.1f p99_us=%.1f bytes=%llu "
          "rss_kb=%ld rss_base_kb=%ld errors=%ld\n",
-         wall, cpu, total, lat[total / 2], lat[(total * 99) / 100],
-         bytes_total, maxrss_kb(), rss_base, errors);
+         wall, cpu, total, lat[total / 2], lat[(total * 99) / 100], bytes_total,
+         maxrss_kb(), rss_base, errors);
   curl_global_cleanup();
   return errors ? 1 : 0;
 }

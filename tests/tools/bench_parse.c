@@ -244,12 +244,37 @@ int main(int argc, char **argv) {
   struct buf ol = slurp(dir, "ollama_chat_stream_ndjson");
   struct buf rs = slurp(dir, "openai_responses_stream");
   struct stream st[] = {
-      {"openai-chat-sse", LM_API_OPENAI_CHAT, "text/event-stream", {0}, {0}, {0}},
-      {"anthropic-sse", LM_API_ANTHROPIC_MESSAGES, "text/event-stream", {0}, {0}, {0}},
+      {"openai-chat-sse",
+       LM_API_OPENAI_CHAT,
+       "text/event-stream",
+       {0},
+       {0},
+       {0}},
+      {"anthropic-sse",
+       LM_API_ANTHROPIC_MESSAGES,
+       "text/event-stream",
+       {0},
+       {0},
+       {0}},
       {"gemini-sse", LM_API_GEMINI_STREAM, "text/event-stream", {0}, {0}, {0}},
-      {"ollama-ndjson", LM_API_OLLAMA_CHAT, "application/x-ndjson", {0}, {0}, {0}},
-      {"gemini-json-array", LM_API_GEMINI_STREAM, "application/json", {0}, {0}, {0}},
-      {"openai-responses-sse", LM_API_OPENAI_RESPONSES, "text/event-stream", {0}, {0}, {0}},
+      {"ollama-ndjson",
+       LM_API_OLLAMA_CHAT,
+       "application/x-ndjson",
+       {0},
+       {0},
+       {0}},
+      {"gemini-json-array",
+       LM_API_GEMINI_STREAM,
+       "application/json",
+       {0},
+       {0},
+       {0}},
+      {"openai-responses-sse",
+       LM_API_OPENAI_RESPONSES,
+       "text/event-stream",
+       {0},
+       {0},
+       {0}},
   };
   const struct buf *src[] = {&oc, &an, &ge, &ol, &ge, &rs};
   int rc = 0;
@@ -309,9 +334,10 @@ int main(int argc, char **argv) {
           do {
             size_t lines = line_scan(b, chunks[c]);
             if (lines != want_lines) {
-              fprintf(stderr, "bench_parse: %s chunk %zu: memchr counted "
-                      "%zu lines, want %zu\n", s->name, chunks[c], lines,
-                      want_lines);
+              fprintf(stderr,
+                      "bench_parse: %s chunk %zu: memchr counted "
+                      "%zu lines, want %zu\n",
+                      s->name, chunks[c], lines, want_lines);
               rc = 1;
             }
             ref_dt = now_s() - t0;
@@ -321,12 +347,12 @@ int main(int argc, char **argv) {
         ref_mbps[r] = (double)b->n * passes / ref_dt / 1e6;
         ratio[r] = mbps[r] / ref_mbps[r];
         if (!has || memcmp(&got, &s->want, sizeof got) != 0) {
-          fprintf(stderr,
-                  "bench_parse: %s chunk %zu: usage %llu/%llu, want %llu/%llu\n",
-                  s->name, chunks[c], (unsigned long long)got.input,
-                  (unsigned long long)got.output,
-                  (unsigned long long)s->want.input,
-                  (unsigned long long)s->want.output);
+          fprintf(
+              stderr,
+              "bench_parse: %s chunk %zu: usage %llu/%llu, want %llu/%llu\n",
+              s->name, chunks[c], (unsigned long long)got.input,
+              (unsigned long long)got.output, (unsigned long long)s->want.input,
+              (unsigned long long)s->want.output);
           rc = 1;
         }
       }

@@ -56,32 +56,32 @@ static const char json_body[] =
     "  \"service_tier\": \"default\",\n"
     "  \"system_fingerprint\": \"fp_d0469e1700\"\n}\n";
 
-#define CHUNK_HEAD                                                           \
-  "data: {\"id\":\"chatcmpl-Dx0Xq5Xx9rHB2ehcHZCRDsnuymUXc\",\"object\":"     \
-  "\"chat.completion.chunk\",\"created\":1782955818,\"model\":"              \
-  "\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\","                 \
+#define CHUNK_HEAD                                                       \
+  "data: {\"id\":\"chatcmpl-Dx0Xq5Xx9rHB2ehcHZCRDsnuymUXc\",\"object\":" \
+  "\"chat.completion.chunk\",\"created\":1782955818,\"model\":"          \
+  "\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\","             \
   "\"system_fingerprint\":\"fp_d0469e1700\",\"choices\":"
-#define DELTA(text)                                                          \
-  CHUNK_HEAD "[{\"index\":0,\"delta\":{\"content\":\"" text                  \
-             "\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null,"  \
+#define DELTA(text)                                                           \
+  CHUNK_HEAD "[{\"index\":0,\"delta\":{\"content\":\"" text                   \
+             "\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null," \
              "\"obfuscation\":\"auU6fTns\"}\n\n"
 
-static const char sse_head[] =
-    CHUNK_HEAD "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
-               "\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":"
-               "null}],\"usage\":null,\"obfuscation\":\"HM7mrUsjk\"}\n\n";
+static const char sse_head[] = CHUNK_HEAD
+    "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
+    "\"\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":"
+    "null}],\"usage\":null,\"obfuscation\":\"HM7mrUsjk\"}\n\n";
 static const char sse_deltas[] = DELTA("The sky is") DELTA(" blue because")
     DELTA(" of Rayleigh scattering.");
 static const char sse_pad[] = DELTA(" padding padding padding");
-static const char sse_tail[] =
-    CHUNK_HEAD "[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":"
-               "\"stop\"}],\"usage\":null,\"obfuscation\":\"q1\"}\n\n"
-    CHUNK_HEAD "[],\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20,"
-               "\"total_tokens\":120,\"prompt_tokens_details\":{"
-               "\"cached_tokens\":0,\"audio_tokens\":0},"
-               "\"completion_tokens_details\":{\"reasoning_tokens\":0,"
-               "\"audio_tokens\":0,\"accepted_prediction_tokens\":0,"
-               "\"rejected_prediction_tokens\":0}},\"obfuscation\":\"x\"}\n\n"
+static const char sse_tail[] = CHUNK_HEAD
+    "[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":"
+    "\"stop\"}],\"usage\":null,\"obfuscation\":\"q1\"}\n\n" CHUNK_HEAD
+    "[],\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20,"
+    "\"total_tokens\":120,\"prompt_tokens_details\":{"
+    "\"cached_tokens\":0,\"audio_tokens\":0},"
+    "\"completion_tokens_details\":{\"reasoning_tokens\":0,"
+    "\"audio_tokens\":0,\"accepted_prediction_tokens\":0,"
+    "\"rejected_prediction_tokens\":0}},\"obfuscation\":\"x\"}\n\n"
     "data: [DONE]\n\n";
 
 enum gen_kind { GEN_NONE, GEN_BYTES, GEN_PAD };

@@ -40,7 +40,8 @@ static struct lm_meter_call *t;
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: bench_transfer RESPONSE-FILE CONTENT-TYPE [N] [REPS]\n");
+    fprintf(stderr,
+            "usage: bench_transfer RESPONSE-FILE CONTENT-TYPE [N] [REPS]\n");
     return 2;
   }
   size_t blen;
@@ -65,8 +66,8 @@ int main(int argc, char **argv) {
   for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
     double t0 = now_s();
     for (long i = 0; i < n; i++) {
-      struct lm_meter_request rq = {.url = url, .body = req,
-                                    .body_len = strlen(req)};
+      struct lm_meter_request rq = {
+          .url = url, .body = req, .body_len = strlen(req)};
       struct lm_verdict v;
       if (lm_meter_begin(&t, &rq, &v) != LM_VERDICT_METER) {
         fprintf(stderr, "bench_transfer: not admitted: %s\n",

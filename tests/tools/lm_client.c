@@ -71,7 +71,10 @@ static int xfer_unpause(void *ud, curl_off_t a, curl_off_t b, curl_off_t c,
   return 0;
 }
 
-struct rd { const char *p; size_t left; };
+struct rd {
+  const char *p;
+  size_t left;
+};
 static size_t rf(char *buf, size_t s, size_t n, void *ud) {
   struct rd *r = ud;
   size_t k = s * n < r->left ? s * n : r->left;
@@ -82,7 +85,6 @@ static size_t rf(char *buf, size_t s, size_t n, void *ud) {
   r->left -= k;
   return k;
 }
-
 
 static char *body;
 static size_t body_len;

@@ -57,7 +57,6 @@ static size_t disk_cb(char *p, size_t s, size_t n, void *ud) {
   return len;
 }
 
-
 /* Body files are few and reused by many requests: cache them. */
 struct body_cache {
   char path[512];

@@ -135,7 +135,7 @@ struct mem_journal {
 };
 
 struct mem_arena {
-  pthread_mutex_t lock; /* robust, process-shared: guards everything */
+  pthread_mutex_t lock;   /* robust, process-shared: guards everything */
   pthread_cond_t settled; /* broadcast whenever money or a slot frees up */
   int64_t generations;
   struct mem_journal journal;
@@ -202,10 +202,10 @@ static void jset(void *dst, const void *src, size_t len) {
   memcpy(dst, src, len);
 }
 
-#define JSET(field, value)                                                   \
-  do {                                                                       \
-    __typeof__(field) jv_ = (value);                                         \
-    jset(&(field), &jv_, sizeof(jv_));                                       \
+#define JSET(field, value)             \
+  do {                                 \
+    __typeof__(field) jv_ = (value);   \
+    jset(&(field), &jv_, sizeof(jv_)); \
   } while (0)
 #define JADD(field, delta) JSET(field, (field) + (delta))
 
@@ -397,10 +397,11 @@ static void apply(struct mem_counters *c, const struct mem_delta *d) {
     JADD(c->reserved_requests, (uint64_t)d->reserved_requests);
   if (d->tokens) {
     const struct lm_usage *u = d->tokens;
-    const uint64_t add[LM_TOK_KINDS] = {
-        [LM_TOK_INPUT] = u->input, [LM_TOK_CACHE_READ] = u->cache_read,
-        [LM_TOK_CACHE_WRITE] = u->cache_write, [LM_TOK_OUTPUT] = u->output,
-        [LM_TOK_REASONING] = u->reasoning};
+    const uint64_t add[LM_TOK_KINDS] = {[LM_TOK_INPUT] = u->input,
+                                        [LM_TOK_CACHE_READ] = u->cache_read,
+                                        [LM_TOK_CACHE_WRITE] = u->cache_write,
+                                        [LM_TOK_OUTPUT] = u->output,
+                                        [LM_TOK_REASONING] = u->reasoning};
     for (int k = 0; k < LM_TOK_KINDS; k++)
       if (add[k]) /* modular: a usage snapshot that went down wraps back */
         JADD(c->w.tokens[k], add[k]);
@@ -469,8 +470,8 @@ static int64_t rules_matching(const struct mem_state *s, const char *model,
     const struct mem_rule *rule = &s->rules[r];
     if (rule->state != RULE_ACTIVE)
       continue;
-    const char *subject =
-        LM_RULE_TARGET(rule->kind) == LM_RULE_AGENT ? agent : model;
+    const char *subject = LM_RULE_TARGET(rule->kind) == LM_RULE_AGENT ? agent
+                                                                      : model;
     if (fnmatch(rule->pattern, subject, 0) == 0)
       mask |= 1LL << r;
   }
@@ -489,8 +490,8 @@ static void deny(struct lm_denial *why, enum lm_deny_kind kind,
   why->limit = limit;
   why->used = used;
   why->window = (enum lm_window_kind)wk;
-  why->retry_after_s =
-      wk == LM_WINDOW_NONE ? -1 : lm_window_next(wk, now) - now;
+  why->retry_after_s = wk == LM_WINDOW_NONE ? -1
+                                            : lm_window_next(wk, now) - now;
 }
 
 /* The call's per-call caps: the tightest of the budget's, the call's own
@@ -541,8 +542,8 @@ static bool over_time(struct lm_budget *b, const struct mem_state *s,
   if (s->lim.max_llm_ns >= 0) {
     int64_t used = lm_money_add(s->llm_ns, inflight_ns > 0 ? inflight_ns : 0);
     if (used >= s->lim.max_llm_ns) {
-      deny(why, LM_DENY_LLM_TIME, NULL, s->lim.max_llm_ns, used,
-           LM_WINDOW_NONE, 0);
+      deny(why, LM_DENY_LLM_TIME, NULL, s->lim.max_llm_ns, used, LM_WINDOW_NONE,
+           0);
       return true;
     }
   }
@@ -586,10 +587,10 @@ static int buckets_of(struct mem_state *s, int64_t mask, uint64_t in,
   int n = 0;
   n = add_bucket(bk, n, &s->tat[BUCKET_RPM], s->lim.rpm, true, 1, "rpm");
   n = add_bucket(bk, n, &s->tat[BUCKET_TPM], s->lim.tpm, false, all, "tpm");
-  n = add_bucket(bk, n, &s->tat[BUCKET_ITPM], s->lim.itpm, false,
-                 (int64_t)in, "input tpm");
-  n = add_bucket(bk, n, &s->tat[BUCKET_OTPM], s->lim.otpm, false,
-                 (int64_t)out, "output tpm");
+  n = add_bucket(bk, n, &s->tat[BUCKET_ITPM], s->lim.itpm, false, (int64_t)in,
+                 "input tpm");
+  n = add_bucket(bk, n, &s->tat[BUCKET_OTPM], s->lim.otpm, false, (int64_t)out,
+                 "output tpm");
   for (int r = 0; r < LM_RULES; r++) {
     struct mem_rule *rule = &s->rules[r];
     int64_t m = LM_RULE_MEASURE(rule->kind);
@@ -656,8 +657,8 @@ static int take_rates(const struct bucket *bk, int nb, int64_t max_wait_ns,
       rate_give(&bk[k], bk[k].units);
     deny(why, LM_DENY_RATE, bk[i].name, bk[i].per_min,
          rate_used(*bk[i].tat, bk[i].per_min, now), LM_WINDOW_NONE, 0);
-    why->retry_after_s =
-        wait == INT64_MAX ? -1 : (wait + 999999999) / 1000000000;
+    why->retry_after_s = wait == INT64_MAX ? -1
+                                           : (wait + 999999999) / 1000000000;
     return -1;
   }
   return 0;
@@ -710,9 +711,9 @@ static int reserve_all(struct mem_state *s, const struct lm_lease *l,
     }
   }
   if (l->flags & LM_LEASEF_DOLLARS) {
-    int rc = s->lim.hard_pusd < 0 ? 0
-                                  : fits(strict, t->w.spent, t->reserved, est,
-                                         s->lim.hard_pusd);
+    int rc = s->lim.hard_pusd < 0
+                 ? 0
+                 : fits(strict, t->w.spent, t->reserved, est, s->lim.hard_pusd);
     if (rc) {
       deny(why, LM_DENY_HARD, NULL, s->lim.hard_pusd,
            lm_money_add(t->w.spent, t->reserved), wk, now);
@@ -893,8 +894,8 @@ static int mem_admit(struct lm_budget *b, const struct lm_call *call,
     if (left <= 0)
       break;
     /* At most a second at a time, to reclaim owners that died meanwhile. */
-    struct timespec until =
-        mono_at(mono_ns() + (left < 1000000000 ? left : 1000000000));
+    struct timespec until = mono_at(mono_ns() +
+                                    (left < 1000000000 ? left : 1000000000));
     if (arena_wait(arena, &until) == ETIMEDOUT)
       reclaimed = false;
     if (!state_is(s, m)) { /* removed while we slept */
@@ -1214,8 +1215,9 @@ static int mem_add_rule(struct lm_budget *b, int kind, const char *pattern,
   snprintf(r.pattern, sizeof(r.pattern), "%s", pattern);
   r.c.window = lm_window_start(window_kind(s), lm_budget_now(b));
   /* A spend rule added live starts from what its rows spent this window. */
-  const struct mem_row *rows =
-      LM_RULE_TARGET(kind) == LM_RULE_AGENT ? s->agents : s->models;
+  const struct mem_row *rows = LM_RULE_TARGET(kind) == LM_RULE_AGENT
+                                   ? s->agents
+                                   : s->models;
   int64_t n = LM_RULE_TARGET(kind) == LM_RULE_AGENT ? s->n_agents : s->n_models;
   for (int64_t i = 0; i < n && LM_RULE_MEASURE(kind) == LM_RULE_SPEND; i++)
     if (fnmatch(pattern, rows[i].name, 0) == 0)
@@ -1281,10 +1283,9 @@ static bool mem_over_call_caps(struct lm_budget *b, const struct lm_lease *l,
   struct mem_state *s = lock_budget(b);
   if (!s)
     return false;
-  bool over = over_caps(s, l->rule_mask, call,
-                        (l->flags & LM_LEASEF_DOLLARS) != 0, cost,
-                        total ? total->input : 0, total ? total->output : 0,
-                        why);
+  bool over = over_caps(
+      s, l->rule_mask, call, (l->flags & LM_LEASEF_DOLLARS) != 0, cost,
+      total ? total->input : 0, total ? total->output : 0, why);
   unlock_budget();
   return over;
 }
@@ -1413,20 +1414,29 @@ static int new_budget(struct mem_arena *a, const char *name) {
   memset(s, 0, sizeof(*s));
   snprintf(s->name, sizeof(s->name), "%s", name);
   s->created_at = (int64_t)time(NULL);
-  s->lim = (struct mem_limits){
-      .hard_pusd = -1, .soft_pusd = -1, .tokens = -1, .requests = -1,
-      .max_call_pusd = -1, .max_call_input_tokens = -1,
-      .max_call_output_tokens = -1, .rpm = -1, .tpm = -1, .itpm = -1,
-      .otpm = -1, .deadline = -1, .max_llm_ns = -1,
-      .window = LM_WINDOW_NONE, .mode = LM_MODE_OPTIMISTIC};
+  s->lim = (struct mem_limits){.hard_pusd = -1,
+                               .soft_pusd = -1,
+                               .tokens = -1,
+                               .requests = -1,
+                               .max_call_pusd = -1,
+                               .max_call_input_tokens = -1,
+                               .max_call_output_tokens = -1,
+                               .rpm = -1,
+                               .tpm = -1,
+                               .itpm = -1,
+                               .otpm = -1,
+                               .deadline = -1,
+                               .max_llm_ns = -1,
+                               .window = LM_WINDOW_NONE,
+                               .mode = LM_MODE_OPTIMISTIC};
   JADD(a->generations, 1);
   s->generation = a->generations;
   JSET(s->in_use, 1);
   return i;
 }
 
-static struct mem_budget *handle_new(const char *name, char *err,
-                                     size_t errlen, int *rc) {
+static struct mem_budget *handle_new(const char *name, char *err, size_t errlen,
+                                     int *rc) {
   char full[LM_BUDGET_NAME_MAX + 1];
   lm_budget_resolve_name(name, NULL, full, sizeof(full));
   *rc = LM_SEG_OK;

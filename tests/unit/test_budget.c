@@ -24,7 +24,7 @@
 #include "money.h"
 #include "window.h"
 
-#define USD(x) ((int64_t)((x) * 1000000) * 1000000LL) /* exact for 6 dp */
+#define USD(x) ((int64_t)((x)*1000000) * 1000000LL) /* exact for 6 dp */
 
 static char bname[64];
 static int seq;
@@ -42,8 +42,8 @@ static int shm_remove(const char *name) {
 }
 
 static const struct backend_case backend_shm = {"[shm]", NULL, shm_remove};
-static const struct backend_case backend_mem = {
-    "[mem]", &lm_budget_backend_mem, lm_budget_mem_remove};
+static const struct backend_case backend_mem = {"[mem]", &lm_budget_backend_mem,
+                                                lm_budget_mem_remove};
 static const struct backend_case *backend = &backend_shm;
 
 static void remove_budget(const char *name) { backend->remove(name); }
@@ -69,8 +69,8 @@ static void done(struct lm_budget *b) {
 }
 
 static struct lm_call call_of(const char *model, int64_t est) {
-  struct lm_call c = {.model = model, .agent = "tester", .est_pusd = est,
-                      .est_tokens = 100};
+  struct lm_call c = {
+      .model = model, .agent = "tester", .est_pusd = est, .est_tokens = 100};
   return c;
 }
 
@@ -166,8 +166,8 @@ LM_TEST(test_optimistic_overshoot_is_at_most_one_request) {
   struct lm_lease l1, l2;
   struct lm_denial why;
   struct lm_call c = call_of("m", USD(0.6));
-  CHECK(lm_budget_admit(b, &c, &l1, &why) == 0);  /* 0 + 0 < 1 */
-  CHECK(lm_budget_admit(b, &c, &l2, &why) == 0);  /* 0 + 0.6 < 1 */
+  CHECK(lm_budget_admit(b, &c, &l1, &why) == 0); /* 0 + 0 < 1 */
+  CHECK(lm_budget_admit(b, &c, &l2, &why) == 0); /* 0 + 0.6 < 1 */
   struct lm_lease l3;
   CHECK(lm_budget_admit(b, &c, &l3, &why) == -1); /* 0 + 1.2 >= 1 */
   lm_budget_settle(b, &l1, 0);
@@ -276,8 +276,8 @@ LM_TEST(test_agent_limit_and_rule_added_live_counts_past_spend) {
   CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
   lm_budget_settle(b, &l, 0);
   /* Removing the rule (negative limit) lets the planner through again. */
-  CHECK(lm_budget_add_rule(b, LM_RULE_AGENT, "planner", -1, err,
-                           sizeof(err)) == 0);
+  CHECK(lm_budget_add_rule(b, LM_RULE_AGENT, "planner", -1, err, sizeof(err)) ==
+        0);
   c.agent = "planner";
   CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
   lm_budget_settle(b, &l, 0);
@@ -362,7 +362,7 @@ LM_TEST(test_window_boundaries_are_calendar_utc) {
   int64_t t = 1764160496; /* 2025-11-26 12:34:56 UTC, a Wednesday */
   CHECK_EQ_I64(lm_window_start(LM_WINDOW_HOUR, t), 1764158400);
   CHECK_EQ_I64(lm_window_start(LM_WINDOW_DAY, t), 1764115200);
-  CHECK_EQ_I64(lm_window_start(LM_WINDOW_WEEK, t), 1763942400); /* Mon 24th */
+  CHECK_EQ_I64(lm_window_start(LM_WINDOW_WEEK, t), 1763942400);  /* Mon 24th */
   CHECK_EQ_I64(lm_window_start(LM_WINDOW_MONTH, t), 1761955200); /* Nov 1 */
   CHECK_EQ_I64(lm_window_next(LM_WINDOW_MONTH, t), 1764547200);  /* Dec 1 */
   CHECK_EQ_I64(lm_window_next(LM_WINDOW_MONTH, 1765000000), 1767225600);
@@ -700,8 +700,8 @@ LM_TEST(test_per_call_caps_deny_before_and_cut_during) {
   cfg.max_call_output_tokens = 1000;
   lm_budget_configure(b, &cfg);
   char err[128];
-  CHECK(lm_budget_add_rule(b, LM_RULE_MODEL | LM_RULE_CALL_INPUT, "gpt-*",
-                           5000, err, sizeof(err)) == 0);
+  CHECK(lm_budget_add_rule(b, LM_RULE_MODEL | LM_RULE_CALL_INPUT, "gpt-*", 5000,
+                           err, sizeof(err)) == 0);
   struct lm_lease l;
   struct lm_denial why;
   struct lm_call c = call_of("gpt-4o", USD(0.6));

@@ -106,8 +106,9 @@ LM_TEST(test_url_length_bounds_the_match) {
 }
 
 LM_TEST(test_user_patterns_are_checked_first) {
-  const char *pats = " /llm/*/generate = openai-chat , /internal/v1/messages=none,"
-                     "/custom/*";
+  const char *pats =
+      " /llm/*/generate = openai-chat , /internal/v1/messages=none,"
+      "/custom/*";
   const char *a = "https://h.example/llm/x/generate?k=1";
   const char *b = "https://h.example/internal/v1/messages";
   const char *c = "https://h.example/custom/thing";
@@ -135,8 +136,8 @@ LM_TEST(test_unknown_api_name_in_a_pattern_is_still_metered) {
                                   sizeof why));
   CHECK_STR(why, "/x=opneai-chat");
   CHECK(!lm_detect_patterns_check("/a,,/b", why, sizeof why));
-  CHECK(lm_detect_patterns_check("/a=openai-chat, /b=none ,/c", why,
-                                 sizeof why));
+  CHECK(
+      lm_detect_patterns_check("/a=openai-chat, /b=none ,/c", why, sizeof why));
 }
 
 struct model_case {
@@ -159,7 +160,8 @@ LM_TEST(test_model_is_read_from_gemini_and_azure_urls) {
   for (size_t i = 0; i < sizeof model_cases / sizeof model_cases[0]; i++) {
     char out[64] = "junk";
     const struct model_case *c = &model_cases[i];
-    size_t n = lm_detect_model_from_url(c->url, strlen(c->url), out, sizeof out);
+    size_t n = lm_detect_model_from_url(c->url, strlen(c->url), out,
+                                        sizeof out);
     CHECK_EQ_U64(n, strlen(c->model));
     if (n)
       CHECK_STR(out, c->model);

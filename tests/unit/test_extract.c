@@ -149,7 +149,8 @@ static bool load_expect(const char *name, struct expect *e, enum lm_api *api,
 }
 
 /* Feeds a fixture whole, byte by byte and at 20 x 200 random cuts. */
-static void check_fixture_with(const char *name, const struct expect *override) {
+static void check_fixture_with(const char *name,
+                               const struct expect *override) {
   struct expect e;
   enum lm_api api;
   char ct[128], model[128], file[256];
@@ -177,9 +178,10 @@ static void check_fixture_with(const char *name, const struct expect *override) 
       lm_extract_init(&x, api);
       lm_extract_set_content_type(&x, ct, strlen(ct));
       feed_split(&x, body, n, (enum split)how, (uint64_t)seed);
-      snprintf(what, sizeof what, "%s", how == WHOLE   ? "whole"
-                                        : how == BYTES ? "byte by byte"
-                                                       : "random cuts");
+      snprintf(what, sizeof what, "%s",
+               how == WHOLE   ? "whole"
+               : how == BYTES ? "byte by byte"
+                              : "random cuts");
       check_result(&x, &e, what);
     }
   }
@@ -271,15 +273,16 @@ LM_TEST(test_cohere_billed_units_are_what_is_charged) {
 
 LM_TEST(test_anthropic_delta_keeps_message_start_fields_it_omits) {
   static struct lm_extract x;
-  run_text(&x, LM_API_ANTHROPIC_MESSAGES, "text/event-stream",
-           "event: message_start\n"
-           "data: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-x\","
-           "\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":200,"
-           "\"cache_read_input_tokens\":3000,\"cache_creation\":{"
-           "\"ephemeral_5m_input_tokens\":150,\"ephemeral_1h_input_tokens\":50},"
-           "\"output_tokens\":1}}}\n\n"
-           "event: message_delta\n"
-           "data: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":42}}\n\n");
+  run_text(
+      &x, LM_API_ANTHROPIC_MESSAGES, "text/event-stream",
+      "event: message_start\n"
+      "data: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-x\","
+      "\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":200,"
+      "\"cache_read_input_tokens\":3000,\"cache_creation\":{"
+      "\"ephemeral_5m_input_tokens\":150,\"ephemeral_1h_input_tokens\":50},"
+      "\"output_tokens\":1}}}\n\n"
+      "event: message_delta\n"
+      "data: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":42}}\n\n");
   const struct lm_usage *u = lm_extract_usage(&x);
   CHECK_EQ_U64(u->input, 3210);
   CHECK_EQ_U64(u->cache_read, 3000);
@@ -291,20 +294,22 @@ LM_TEST(test_anthropic_delta_keeps_message_start_fields_it_omits) {
 
 LM_TEST(test_anthropic_gateway_input_only_in_delta_is_preferred) {
   static struct lm_extract x;
-  run_text(&x, LM_API_ANTHROPIC_MESSAGES, "text/event-stream",
-           "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":0,\"output_tokens\":1}}}\n\n"
-           "data: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":77,\"output_tokens\":9}}\n\n");
+  run_text(
+      &x, LM_API_ANTHROPIC_MESSAGES, "text/event-stream",
+      "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":0,\"output_tokens\":1}}}\n\n"
+      "data: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":77,\"output_tokens\":9}}\n\n");
   CHECK_EQ_U64(lm_extract_usage(&x)->input, 77);
   CHECK_EQ_U64(lm_extract_usage(&x)->output, 9);
 }
 
 LM_TEST(test_anthropic_compaction_iterations_sum_is_billed) {
   static struct lm_extract x;
-  run_text(&x, LM_API_ANTHROPIC_MESSAGES, "application/json",
-           "{\"type\":\"message\",\"usage\":{\"input_tokens\":23000,\"output_tokens\":1000,"
-           "\"iterations\":[{\"type\":\"compaction\",\"input_tokens\":180000,\"output_tokens\":3500},"
-           "{\"type\":\"message\",\"input_tokens\":23000,\"output_tokens\":1000,"
-           "\"cache_read_input_tokens\":5}]}}");
+  run_text(
+      &x, LM_API_ANTHROPIC_MESSAGES, "application/json",
+      "{\"type\":\"message\",\"usage\":{\"input_tokens\":23000,\"output_tokens\":1000,"
+      "\"iterations\":[{\"type\":\"compaction\",\"input_tokens\":180000,\"output_tokens\":3500},"
+      "{\"type\":\"message\",\"input_tokens\":23000,\"output_tokens\":1000,"
+      "\"cache_read_input_tokens\":5}]}}");
   const struct lm_usage *u = lm_extract_usage(&x);
   CHECK_EQ_U64(u->input, 203005);
   CHECK_EQ_U64(u->cache_read, 5);
@@ -313,9 +318,10 @@ LM_TEST(test_anthropic_compaction_iterations_sum_is_billed) {
 
 LM_TEST(test_gemini_snapshots_are_not_monotonic_latest_wins) {
   static struct lm_extract x;
-  run_text(&x, LM_API_GEMINI_STREAM, "text/event-stream",
-           "data: {\"usageMetadata\":{\"promptTokenCount\":15,\"candidatesTokenCount\":3,\"totalTokenCount\":18},\"modelVersion\":\"gemini-2.5-pro\"}\r\n\r\n"
-           "data: {\"usageMetadata\":{\"promptTokenCount\":13,\"candidatesTokenCount\":9,\"thoughtsTokenCount\":4,\"toolUsePromptTokenCount\":2}}\r\n\r\n");
+  run_text(
+      &x, LM_API_GEMINI_STREAM, "text/event-stream",
+      "data: {\"usageMetadata\":{\"promptTokenCount\":15,\"candidatesTokenCount\":3,\"totalTokenCount\":18},\"modelVersion\":\"gemini-2.5-pro\"}\r\n\r\n"
+      "data: {\"usageMetadata\":{\"promptTokenCount\":13,\"candidatesTokenCount\":9,\"thoughtsTokenCount\":4,\"toolUsePromptTokenCount\":2}}\r\n\r\n");
   const struct lm_usage *u = lm_extract_usage(&x);
   CHECK_EQ_U64(u->input, 15); /* 13 prompt + 2 tool-use prompt */
   CHECK_EQ_U64(u->output, 13);
@@ -341,22 +347,24 @@ LM_TEST(test_gemini_json_array_stream_each_element_is_a_snapshot) {
 
 LM_TEST(test_gemini_array_error_element_is_inband_error) {
   static struct lm_extract x;
-  run_text(&x, LM_API_GEMINI_STREAM, "application/json",
-           "[{\"error\": {\"code\": 429, \"message\": \"quota\", \"status\": \"RESOURCE_EXHAUSTED\"}}]");
+  run_text(
+      &x, LM_API_GEMINI_STREAM, "application/json",
+      "[{\"error\": {\"code\": 429, \"message\": \"quota\", \"status\": \"RESOURCE_EXHAUSTED\"}}]");
   CHECK(lm_extract_inband_error(&x));
   CHECK(!lm_extract_has_usage(&x));
 }
 
 LM_TEST(test_groq_x_groq_and_top_level_usage_count_once) {
   static struct lm_extract x;
-  run_text(&x, LM_API_OPENAI_CHAT, "text/event-stream",
-           "data: {\"id\":\"stub\",\"model\":\"groq/compound\",\"choices\":[],"
-           "\"x_groq\":{\"id\":\"req_1\",\"usage\":{\"queue_time\":0.1,\"prompt_tokens\":100,"
-           "\"completion_tokens\":20,\"total_tokens\":120,\"total_time\":1.5e-1},"
-           "\"usage_breakdown\":{\"models\":[{\"model\":\"a\",\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20}},"
-           "{\"model\":\"b\",\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20}}]}},"
-           "\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20,\"total_tokens\":120}}\n\n"
-           "data: [DONE]\n\n");
+  run_text(
+      &x, LM_API_OPENAI_CHAT, "text/event-stream",
+      "data: {\"id\":\"stub\",\"model\":\"groq/compound\",\"choices\":[],"
+      "\"x_groq\":{\"id\":\"req_1\",\"usage\":{\"queue_time\":0.1,\"prompt_tokens\":100,"
+      "\"completion_tokens\":20,\"total_tokens\":120,\"total_time\":1.5e-1},"
+      "\"usage_breakdown\":{\"models\":[{\"model\":\"a\",\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20}},"
+      "{\"model\":\"b\",\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20}}]}},"
+      "\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":20,\"total_tokens\":120}}\n\n"
+      "data: [DONE]\n\n");
   CHECK_EQ_U64(lm_extract_usage(&x)->input, 100);
   CHECK_EQ_U64(lm_extract_usage(&x)->output, 20);
   CHECK_STR(lm_extract_model(&x), "groq/compound");
@@ -364,9 +372,10 @@ LM_TEST(test_groq_x_groq_and_top_level_usage_count_once) {
 
 LM_TEST(test_groq_usage_only_in_x_groq_is_used) {
   static struct lm_extract x;
-  run_text(&x, LM_API_OPENAI_CHAT, "text/event-stream",
-           "data: {\"choices\":[],\"x_groq\":{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}}\n\n"
-           "event: error\ndata: {\"error\":{\"message\":\"x\",\"status_code\":400}}\n\n");
+  run_text(
+      &x, LM_API_OPENAI_CHAT, "text/event-stream",
+      "data: {\"choices\":[],\"x_groq\":{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}}\n\n"
+      "event: error\ndata: {\"error\":{\"message\":\"x\",\"status_code\":400}}\n\n");
   CHECK_EQ_U64(lm_extract_usage(&x)->input, 7);
   CHECK_EQ_U64(lm_extract_usage(&x)->output, 3);
   CHECK(lm_extract_inband_error(&x));
@@ -374,12 +383,13 @@ LM_TEST(test_groq_usage_only_in_x_groq_is_used) {
 
 LM_TEST(test_openrouter_error_chunk_with_usage_keeps_usage_and_flags_error) {
   static struct lm_extract x;
-  run_text(&x, LM_API_OPENAI_CHAT, "text/event-stream",
-           ": OPENROUTER PROCESSING\n\n: OPENROUTER PROCESSING\n\n"
-           "data: {\"model\":\"openai/gpt-4.1-mini\",\"choices\":[{\"finish_reason\":\"error\"}],"
-           "\"error\":{\"code\":502,\"message\":\"upstream\"},"
-           "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"cost\":0}}\n\n"
-           "data: [DONE]\n\n");
+  run_text(
+      &x, LM_API_OPENAI_CHAT, "text/event-stream",
+      ": OPENROUTER PROCESSING\n\n: OPENROUTER PROCESSING\n\n"
+      "data: {\"model\":\"openai/gpt-4.1-mini\",\"choices\":[{\"finish_reason\":\"error\"}],"
+      "\"error\":{\"code\":502,\"message\":\"upstream\"},"
+      "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"cost\":0}}\n\n"
+      "data: [DONE]\n\n");
   CHECK(lm_extract_inband_error(&x));
   CHECK_EQ_U64(lm_extract_usage(&x)->input, 5);
   int64_t c = -1;
@@ -389,10 +399,11 @@ LM_TEST(test_openrouter_error_chunk_with_usage_keeps_usage_and_flags_error) {
 
 LM_TEST(test_openrouter_reasoning_above_completion_is_clamped) {
   static struct lm_extract x;
-  run_text(&x, LM_API_OPENAI_CHAT, "application/json",
-           "{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":10,"
-           "\"completion_tokens_details\":{\"reasoning_tokens\":11},"
-           "\"prompt_tokens_details\":{\"cached_tokens\":4,\"cache_write_tokens\":3}}}");
+  run_text(
+      &x, LM_API_OPENAI_CHAT, "application/json",
+      "{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":10,"
+      "\"completion_tokens_details\":{\"reasoning_tokens\":11},"
+      "\"prompt_tokens_details\":{\"cached_tokens\":4,\"cache_write_tokens\":3}}}");
   CHECK_EQ_U64(lm_extract_usage(&x)->reasoning, 10);
   CHECK_EQ_U64(lm_extract_usage(&x)->cache_read, 4);
   CHECK_EQ_U64(lm_extract_usage(&x)->cache_write, 1);
@@ -400,30 +411,33 @@ LM_TEST(test_openrouter_reasoning_above_completion_is_clamped) {
 
 LM_TEST(test_azure_empty_model_and_filter_chunk_change_nothing) {
   static struct lm_extract x;
-  run_text(&x, LM_API_OPENAI_CHAT, "text/event-stream",
-           "data: {\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"prompt_filter_results\":[]}\n\n"
-           "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"model\":\"gpt-4o-2024-11-20\"}\n\n"
-           "data: {\"choices\":[],\"model\":\"\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n"
-           "data: [DONE]\n\n");
+  run_text(
+      &x, LM_API_OPENAI_CHAT, "text/event-stream",
+      "data: {\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"prompt_filter_results\":[]}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"model\":\"gpt-4o-2024-11-20\"}\n\n"
+      "data: {\"choices\":[],\"model\":\"\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n"
+      "data: [DONE]\n\n");
   CHECK_STR(lm_extract_model(&x), "gpt-4o-2024-11-20");
   CHECK_EQ_U64(lm_extract_usage(&x)->input, 3);
 }
 
 LM_TEST(test_usage_word_in_generated_text_is_not_matched) {
   static struct lm_extract x;
-  run_text(&x, LM_API_OPENAI_CHAT, "text/event-stream",
-           "data: {\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\":{\\\"prompt_tokens\\\":999}\"}}],"
-           "\"tool\":{\"usage\":{\"prompt_tokens\":888}},\"usage\":null}\n\n"
-           "data: {\"choices\":[{\"delta\":{\"arguments\":\"{\\\"usage\\\": {\\\"prompt_tokens\\\": 777}}\"}}]}\n\n");
+  run_text(
+      &x, LM_API_OPENAI_CHAT, "text/event-stream",
+      "data: {\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\":{\\\"prompt_tokens\\\":999}\"}}],"
+      "\"tool\":{\"usage\":{\"prompt_tokens\":888}},\"usage\":null}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"arguments\":\"{\\\"usage\\\": {\\\"prompt_tokens\\\": 777}}\"}}]}\n\n");
   CHECK(!lm_extract_has_usage(&x));
   CHECK_EQ_U64(lm_extract_usage(&x)->input, 0);
 }
 
 LM_TEST(test_responses_failed_event_flags_error_with_null_usage) {
   static struct lm_extract x;
-  run_text(&x, LM_API_OPENAI_RESPONSES, "text/event-stream",
-           "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"gpt-5\",\"usage\":null,\"error\":null}}\n\n"
-           "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"usage\":null,\"error\":{\"code\":\"insufficient_quota\"}}}\n\n");
+  run_text(
+      &x, LM_API_OPENAI_RESPONSES, "text/event-stream",
+      "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"gpt-5\",\"usage\":null,\"error\":null}}\n\n"
+      "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"usage\":null,\"error\":{\"code\":\"insufficient_quota\"}}}\n\n");
   CHECK(lm_extract_inband_error(&x));
   CHECK(!lm_extract_has_usage(&x));
   CHECK_STR(lm_extract_model(&x), "gpt-5");
@@ -431,10 +445,11 @@ LM_TEST(test_responses_failed_event_flags_error_with_null_usage) {
 
 LM_TEST(test_responses_incomplete_event_carries_usage) {
   static struct lm_extract x;
-  run_text(&x, LM_API_OPENAI_RESPONSES, "text/event-stream",
-           "event: response.incomplete\ndata: {\"type\":\"response.incomplete\",\"response\":{\"usage\":"
-           "{\"input_tokens\":10,\"input_tokens_details\":{\"cached_tokens\":4},\"output_tokens\":50,"
-           "\"output_tokens_details\":{\"reasoning_tokens\":40}}}}\n\n");
+  run_text(
+      &x, LM_API_OPENAI_RESPONSES, "text/event-stream",
+      "event: response.incomplete\ndata: {\"type\":\"response.incomplete\",\"response\":{\"usage\":"
+      "{\"input_tokens\":10,\"input_tokens_details\":{\"cached_tokens\":4},\"output_tokens\":50,"
+      "\"output_tokens_details\":{\"reasoning_tokens\":40}}}}\n\n");
   const struct lm_usage *u = lm_extract_usage(&x);
   CHECK_EQ_U64(u->input, 10);
   CHECK_EQ_U64(u->cache_read, 4);
@@ -455,10 +470,11 @@ LM_TEST(test_ollama_absent_counters_on_done_line_are_zero) {
 
 LM_TEST(test_ollama_malformed_line_is_skipped) {
   static struct lm_extract x;
-  run_text(&x, LM_API_OLLAMA_GENERATE, "application/x-ndjson",
-           "{\"model\":\"m\",\"response\":\"a\",\"done\":false}\n"
-           "{\"model\":\"m\",garbage here \"prompt_eval_count\":1000}\n"
-           "{\"model\":\"m\",\"done\":true,\"prompt_eval_count\":6,\"eval_count\":7}");
+  run_text(
+      &x, LM_API_OLLAMA_GENERATE, "application/x-ndjson",
+      "{\"model\":\"m\",\"response\":\"a\",\"done\":false}\n"
+      "{\"model\":\"m\",garbage here \"prompt_eval_count\":1000}\n"
+      "{\"model\":\"m\",\"done\":true,\"prompt_eval_count\":6,\"eval_count\":7}");
   CHECK_EQ_U64(lm_extract_usage(&x)->input, 6);
   CHECK_EQ_U64(lm_extract_usage(&x)->output, 7);
 }
@@ -471,11 +487,12 @@ LM_TEST(test_ollama_error_object_is_inband_error) {
 
 LM_TEST(test_cohere_stream_usage_from_message_end_delta) {
   static struct lm_extract x;
-  run_text(&x, LM_API_COHERE_CHAT, "text/event-stream",
-           "event: message-start\ndata: {\"type\":\"message-start\",\"id\":\"1\"}\n\n"
-           "event: content-delta\ndata: {\"type\":\"content-delta\",\"delta\":{\"message\":{\"content\":{\"text\":\"Hi\"}}}}\n\n"
-           "event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\","
-           "\"usage\":{\"billed_units\":{\"input_tokens\":12,\"output_tokens\":7},\"tokens\":{\"input_tokens\":507,\"output_tokens\":10}}}}\n\n");
+  run_text(
+      &x, LM_API_COHERE_CHAT, "text/event-stream",
+      "event: message-start\ndata: {\"type\":\"message-start\",\"id\":\"1\"}\n\n"
+      "event: content-delta\ndata: {\"type\":\"content-delta\",\"delta\":{\"message\":{\"content\":{\"text\":\"Hi\"}}}}\n\n"
+      "event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\","
+      "\"usage\":{\"billed_units\":{\"input_tokens\":12,\"output_tokens\":7},\"tokens\":{\"input_tokens\":507,\"output_tokens\":10}}}}\n\n");
   CHECK_EQ_U64(lm_extract_usage(&x)->input, 12);
   CHECK_EQ_U64(lm_extract_usage(&x)->output, 7);
 }
@@ -484,7 +501,8 @@ LM_TEST(test_last_event_without_blank_line_is_dispatched_at_finish) {
   static struct lm_extract x;
   lm_extract_init(&x, LM_API_OPENAI_CHAT);
   lm_extract_set_content_type(&x, "text/event-stream", 17);
-  const char *b = "data: {\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}";
+  const char *b =
+      "data: {\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}";
   lm_extract_feed(&x, b, strlen(b));
   /* The JSON is complete, so the usage counts even before EOF. */
   CHECK(lm_extract_has_usage(&x));
@@ -494,8 +512,9 @@ LM_TEST(test_last_event_without_blank_line_is_dispatched_at_finish) {
 
 LM_TEST(test_json_error_body_under_event_stream_type_is_read_as_json) {
   static struct lm_extract x;
-  run_text(&x, LM_API_ANTHROPIC_MESSAGES, "text/event-stream",
-           "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}");
+  run_text(
+      &x, LM_API_ANTHROPIC_MESSAGES, "text/event-stream",
+      "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}");
   CHECK(lm_extract_inband_error(&x));
   CHECK(lm_framer_mode(&x.framer) == LM_FRAME_JSON);
 }
@@ -504,8 +523,10 @@ LM_TEST(test_generation_increments_only_when_usage_changes) {
   static struct lm_extract x;
   lm_extract_init(&x, LM_API_GEMINI_STREAM);
   uint32_t g0 = lm_extract_generation(&x);
-  const char *a = "data: {\"usageMetadata\":{\"promptTokenCount\":5,\"candidatesTokenCount\":1}}\n\n";
-  const char *b = "data: {\"usageMetadata\":{\"promptTokenCount\":5,\"candidatesTokenCount\":2}}\n\n";
+  const char *a =
+      "data: {\"usageMetadata\":{\"promptTokenCount\":5,\"candidatesTokenCount\":1}}\n\n";
+  const char *b =
+      "data: {\"usageMetadata\":{\"promptTokenCount\":5,\"candidatesTokenCount\":2}}\n\n";
   lm_extract_feed(&x, a, strlen(a));
   uint32_t g1 = lm_extract_generation(&x);
   lm_extract_feed(&x, a, strlen(a));
@@ -534,19 +555,22 @@ static void check_both_ways(enum lm_api api, const char *ct, const char *body,
   }
 }
 
-#define GEM(p, c) \
+#define GEM(p, c)                                                           \
   "{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"a\\nb\"}]}}]," \
-  "\"usageMetadata\": {\"promptTokenCount\": " #p ", \"candidatesTokenCount\": " #c "}," \
+  "\"usageMetadata\": {\"promptTokenCount\": " #p                           \
+  ", \"candidatesTokenCount\": " #c "},"                                    \
   "\"modelVersion\": \"gemini-2.5-flash\"}"
 
 LM_TEST(test_gemini_held_snapshots_newest_taken) {
   struct expect e = {true, {7, 0, 0, 0, 40, 0}, "gemini-2.5-flash", false};
   check_both_ways(LM_API_GEMINI_STREAM, "text/event-stream",
-                  "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(7, 30)
-                  "\n\ndata: " GEM(7, 40) "\n\n", &e, "sse");
+                  "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(
+                      7, 30) "\n\ndata: " GEM(7, 40) "\n\n",
+                  &e, "sse");
   check_both_ways(LM_API_GEMINI_STREAM, "application/json",
-                  "[" GEM(7, 10) "\r\n,\r\n" GEM(7, 20) "\r\n,\r\n" GEM(7, 30)
-                  "\r\n,\r\n" GEM(7, 40) "]", &e, "array");
+                  "[" GEM(7, 10) "\r\n,\r\n" GEM(7, 20) "\r\n,\r\n" GEM(
+                      7, 30) "\r\n,\r\n" GEM(7, 40) "]",
+                  &e, "array");
 }
 
 LM_TEST(test_gemini_held_snapshot_that_takes_nothing_falls_back) {
@@ -554,28 +578,39 @@ LM_TEST(test_gemini_held_snapshot_that_takes_nothing_falls_back) {
    * next one starts afresh), or has no counter we read: the one before it
    * stands, as when every event is scanned. */
   struct expect e = {true, {7, 0, 0, 0, 30, 0}, "gemini-2.5-flash", false};
-  check_both_ways(LM_API_GEMINI_STREAM, "text/event-stream",
-                  "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(7, 30)
-                  "\n\ndata: {\"candidates\": [], \"usageMetadata\": {\"promptTokenCount\": 9, "
-                  "\"candidatesTokenCount\": 4x}}\n\n", &e, "malformed");
-  check_both_ways(LM_API_GEMINI_STREAM, "text/event-stream",
-                  "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(7, 30)
-                  "\n\ndata: {\"usageMetadata\": {\"totalTokenCount\": 99}}\n\n", &e,
-                  "no counters");
+  check_both_ways(
+      LM_API_GEMINI_STREAM, "text/event-stream",
+      "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(
+          7,
+          30) "\n\ndata: {\"candidates\": [], \"usageMetadata\": {\"promptTokenCount\": 9, "
+              "\"candidatesTokenCount\": 4x}}\n\n",
+      &e, "malformed");
+  check_both_ways(
+      LM_API_GEMINI_STREAM, "text/event-stream",
+      "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(
+          7, 30) "\n\ndata: {\"usageMetadata\": {\"totalTokenCount\": 99}}\n\n",
+      &e, "no counters");
 }
 
 LM_TEST(test_gemini_array_malformed_element_ends_the_body_as_when_scanned) {
   /* In a JSON array an error ends the whole body: the element after the
    * malformed one never counts, so the malformed one must not be crossed. */
   struct expect e = {true, {7, 0, 0, 0, 20, 0}, "gemini-2.5-flash", false};
-  check_both_ways(LM_API_GEMINI_STREAM, "application/json",
-                  "[" GEM(7, 10) "\r\n,\r\n" GEM(7, 20) "\r\n,\r\n"
-                  "{\"candidates\": [], \"responseId\": 12x}\r\n,\r\n" GEM(7, 90) "]",
-                  &e, "array");
-  check_both_ways(LM_API_GEMINI_STREAM, "application/json",
-                  "[" GEM(7, 10) "\r\n,\r\n" GEM(7, 20) "\r\n,\r\n"
-                  "{\"candidates\": [], \"promptFeedback\": {\"note\": \"a\\qb\"}}\r\n,\r\n" GEM(7, 90) "]",
-                  &e, "array, bad escape");
+  check_both_ways(
+      LM_API_GEMINI_STREAM, "application/json",
+      "[" GEM(7, 10) "\r\n,\r\n" GEM(
+          7, 20) "\r\n,\r\n"
+                 "{\"candidates\": [], \"responseId\": 12x}\r\n,\r\n" GEM(
+                     7, 90) "]",
+      &e, "array");
+  check_both_ways(
+      LM_API_GEMINI_STREAM, "application/json",
+      "[" GEM(7, 10) "\r\n,\r\n" GEM(
+          7,
+          20) "\r\n,\r\n"
+              "{\"candidates\": [], \"promptFeedback\": {\"note\": \"a\\qb\"}}\r\n,\r\n" GEM(
+                  7, 90) "]",
+      &e, "array, bad escape");
 }
 
 LM_TEST(test_inert_looking_events_that_count_are_read) {
@@ -583,19 +618,25 @@ LM_TEST(test_inert_looking_events_that_count_are_read) {
       "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\n";
   char body[2048];
   /* an error event name, an error type, a new model, usage after all */
-  snprintf(body, sizeof body, "%s%s%s", chunk,
-           "event: error\ndata: {\"id\":\"c\",\"model\":\"gpt-4o\",\"usage\":null}\n\n", chunk);
+  snprintf(
+      body, sizeof body, "%s%s%s", chunk,
+      "event: error\ndata: {\"id\":\"c\",\"model\":\"gpt-4o\",\"usage\":null}\n\n",
+      chunk);
   struct expect e = {false, {0}, "gpt-4o", true};
-  check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &e, "event: error");
+  check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &e,
+                  "event: error");
   snprintf(body, sizeof body, "%s%s", chunk,
            "data: {\"type\":\"error\",\"model\":\"gpt-4o\"}\n\n");
-  check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &e, "type error");
+  check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &e,
+                  "type error");
   snprintf(body, sizeof body, "%s%s%s", chunk,
-           "data: {\"id\":\"c\",\"model\":\"gpt-4o-mini\",\"usage\":null}\n\n", chunk);
+           "data: {\"id\":\"c\",\"model\":\"gpt-4o-mini\",\"usage\":null}\n\n",
+           chunk);
   struct expect m = {false, {0}, "gpt-4o", false};
   check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &m, "model");
-  snprintf(body, sizeof body, "%s%s", chunk,
-           "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n");
+  snprintf(
+      body, sizeof body, "%s%s", chunk,
+      "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n");
   struct expect u = {true, {3, 0, 0, 0, 2, 0}, "gpt-4o", false};
   check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &u, "usage");
 }
@@ -604,15 +645,18 @@ LM_TEST(test_ndjson_line_recovery_is_the_same_with_documents_crossed) {
   /* A malformed document: the rest of its line is skipped, so the error
    * object after it never counts; after a sound one, it does. */
   struct expect quiet = {false, {0}, "llama3.2", false};
-  check_both_ways(LM_API_OLLAMA_CHAT, "application/x-ndjson",
-                  "{\"model\":\"llama3.2\",\"done\":false}\n"
-                  "{\"model\":\"llama3.2\",\"created_at\":12x}{\"error\":\"boom\"}\n"
-                  "{\"model\":\"llama3.2\",\"done\":false}\n", &quiet, "malformed");
+  check_both_ways(
+      LM_API_OLLAMA_CHAT, "application/x-ndjson",
+      "{\"model\":\"llama3.2\",\"done\":false}\n"
+      "{\"model\":\"llama3.2\",\"created_at\":12x}{\"error\":\"boom\"}\n"
+      "{\"model\":\"llama3.2\",\"done\":false}\n",
+      &quiet, "malformed");
   struct expect err = {false, {0}, "llama3.2", true};
-  check_both_ways(LM_API_OLLAMA_CHAT, "application/x-ndjson",
-                  "{\"model\":\"llama3.2\",\"done\":false}\n"
-                  "{\"model\":\"llama3.2\",\"done\":false} {\"error\":\"boom\"}\n", &err,
-                  "sound");
+  check_both_ways(
+      LM_API_OLLAMA_CHAT, "application/x-ndjson",
+      "{\"model\":\"llama3.2\",\"done\":false}\n"
+      "{\"model\":\"llama3.2\",\"done\":false} {\"error\":\"boom\"}\n",
+      &err, "sound");
 }
 
 LM_TEST(test_truncated_anthropic_stream_reports_only_usage_seen_so_far) {
@@ -665,10 +709,11 @@ LM_TEST(test_keys_with_escaped_nul_never_match_or_overread) {
   /* found by fuzz_extract: a key holding \u0000 once made the root-key
    * compare read past the end of "usage" (ASan, build-san) */
   static struct lm_extract x;
-  run_text(&x, LM_API_OPENAI_CHAT, "application/json",
-           "{\"u\\u0000aaaaaaaaaaaaaaaaaaaaaaaaa\":1,"
-           "\"usage\\u0000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":{\"prompt_tokens\":5},"
-           "\"m\\u0000odel\":\"x\"}");
+  run_text(
+      &x, LM_API_OPENAI_CHAT, "application/json",
+      "{\"u\\u0000aaaaaaaaaaaaaaaaaaaaaaaaa\":1,"
+      "\"usage\\u0000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":{\"prompt_tokens\":5},"
+      "\"m\\u0000odel\":\"x\"}");
   CHECK(!lm_extract_has_usage(&x));
   CHECK_STR(lm_extract_model(&x), "");
 }
@@ -697,15 +742,14 @@ LM_TEST(test_unmetered_apis_parse_nothing) {
   CHECK_STR(lm_extract_model(&x), "");
 }
 
-
 /* ---- when the bill is final (lm_extract_final) ------------------------- */
 
 /* Feeds a fixture byte by byte; returns the offset after which the
  * extractor first said final (or n + 1 if never before finish) and
  * whether usage was known (a running total) strictly before that. */
-static size_t final_offset(const char *fixture, enum lm_api api,
-                           const char *ct, bool *usage_before,
-                           struct lm_usage *at_final, struct lm_usage *at_end) {
+static size_t final_offset(const char *fixture, enum lm_api api, const char *ct,
+                           bool *usage_before, struct lm_usage *at_final,
+                           struct lm_usage *at_end) {
   size_t n;
   char *b = read_file(fixture, &n);
   static struct lm_extract x;
@@ -769,7 +813,8 @@ LM_TEST(test_final_usage_is_known_before_the_stream_ends_and_never_rises) {
     free(b);
     size_t off = final_offset(cases[i].fixture, cases[i].api, cases[i].ct,
                               &before, &f, &e);
-    if (off > n || !same_usage(&f, &e) || before != cases[i].running_total_first)
+    if (off > n || !same_usage(&f, &e) ||
+        before != cases[i].running_total_first)
       fprintf(stderr, "  %s: final at %zu of %zu, usage before: %d\n",
               cases[i].fixture, off, n, before);
     CHECK(off <= n);           /* said before the body ended */

@@ -77,7 +77,8 @@ LM_TEST(test_filter_output_survives_pauses) {
 }
 
 LM_TEST(test_crlf_events_and_unterminated_last_event) {
-  const char in[] = "data: {\"a\":1,\"usage\":null}\r\n\r\ndata: {\"b\":2,\"usage\":null}";
+  const char in[] =
+      "data: {\"a\":1,\"usage\":null}\r\n\r\ndata: {\"b\":2,\"usage\":null}";
   run(in, sizeof(in) - 1, 7, 5);
   /* the last event never ended: it is handed over untouched */
   CHECK_STR(out, "data: {\"a\":1}\r\n\r\ndata: {\"b\":2,\"usage\":null}");
@@ -105,7 +106,8 @@ LM_TEST(test_transform_only_touches_top_level_usage_null) {
   /* usage with real numbers on a finish chunk (not ours): kept */
   tr("data: {\"choices\":[{}],\"usage\":{\"prompt_tokens\":1}}\n\n", b);
   CHECK_STR(b, "data: {\"choices\":[{}],\"usage\":{\"prompt_tokens\":1}}\n\n");
-  CHECK_EQ_U64(tr("data: {\"choices\": [ ],\"usage\":{\"prompt_tokens\":1}}\n\n", b), 0);
+  CHECK_EQ_U64(
+      tr("data: {\"choices\": [ ],\"usage\":{\"prompt_tokens\":1}}\n\n", b), 0);
   tr("data: [DONE]\n\n", b);
   CHECK_STR(b, "data: [DONE]\n\n");
   tr("data: {\"a\":1,\n\n", b); /* malformed: left alone */
@@ -131,7 +133,9 @@ LM_TEST(test_oversized_event_passes_through_untouched) {
 LM_TEST(test_request_gets_include_usage_first) {
   size_t n;
   char *b = lm_inject_request(" {\"model\":\"m\",\"stream\":true}", 28, &n);
-  CHECK_STR(b, " {\"stream_options\":{\"include_usage\":true},\"model\":\"m\",\"stream\":true}");
+  CHECK_STR(
+      b,
+      " {\"stream_options\":{\"include_usage\":true},\"model\":\"m\",\"stream\":true}");
   CHECK_EQ_U64(n, strlen(b));
   free(b);
   b = lm_inject_request("{ }", 3, &n);

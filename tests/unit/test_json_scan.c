@@ -45,17 +45,32 @@ static void on_event(void *ctx, const struct lm_json_scan *s,
                      enum lm_json_event ev, const char *text, size_t len) {
   struct trace *t = ctx;
   switch (ev) {
-  case LM_JSON_DOC_BEGIN: tput(t, "<", 1); return;
-  case LM_JSON_DOC_END: tput(t, "> ", 2); return;
-  case LM_JSON_ERROR: tput(t, "!", 1); return;
-  default: break;
+  case LM_JSON_DOC_BEGIN:
+    tput(t, "<", 1);
+    return;
+  case LM_JSON_DOC_END:
+    tput(t, "> ", 2);
+    return;
+  case LM_JSON_ERROR:
+    tput(t, "!", 1);
+    return;
+  default:
+    break;
   }
   put_path(t, s);
   switch (ev) {
-  case LM_JSON_OBJECT_BEGIN: tput(t, "{ ", 2); return;
-  case LM_JSON_OBJECT_END: tput(t, "} ", 2); return;
-  case LM_JSON_ARRAY_BEGIN: tput(t, "[ ", 2); return;
-  case LM_JSON_ARRAY_END: tput(t, "] ", 2); return;
+  case LM_JSON_OBJECT_BEGIN:
+    tput(t, "{ ", 2);
+    return;
+  case LM_JSON_OBJECT_END:
+    tput(t, "} ", 2);
+    return;
+  case LM_JSON_ARRAY_BEGIN:
+    tput(t, "[ ", 2);
+    return;
+  case LM_JSON_ARRAY_END:
+    tput(t, "] ", 2);
+    return;
   case LM_JSON_STRING:
     tput(t, "=\"", 2);
     tput(t, text, len);
@@ -123,8 +138,7 @@ LM_TEST(test_values_are_reported_at_their_paths) {
 }
 
 LM_TEST(test_whitespace_anywhere_is_accepted) {
-  expect_trace(" \r\n{ \"a\" :\t1 , \"b\"\n:[ ] }  \n",
-               "<{ a=1 b[ b] } > ");
+  expect_trace(" \r\n{ \"a\" :\t1 , \"b\"\n:[ ] }  \n", "<{ a=1 b[ b] } > ");
 }
 
 LM_TEST(test_escapes_are_decoded_across_any_split) {
@@ -152,8 +166,8 @@ LM_TEST(test_top_level_number_completes_at_finish) {
 }
 
 LM_TEST(test_malformed_numbers_are_errors) {
-  static const char *const bad[] = {"[01]", "[1.]", "[-]", "[1e]", "[.5]",
-                                    "[+1]", "[1e+]", "[--1]"};
+  static const char *const bad[] = {"[01]", "[1.]", "[-]",   "[1e]",
+                                    "[.5]", "[+1]", "[1e+]", "[--1]"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     struct trace t;
     scan(&t, 0, bad[i], strlen(bad[i]), 0, false);
@@ -162,9 +176,10 @@ LM_TEST(test_malformed_numbers_are_errors) {
 }
 
 LM_TEST(test_malformed_documents_stop_at_the_error) {
-  static const char *const bad[] = {
-      "{\"a\":1,}", "{\"a\" 1}", "[1 2]", "{1:2}", "[tru]", "[nul,1]",
-      "{\"a\":1]", "]", "\"\\x\"", "\"\\u12G4\"", "{\"a\":1}}", "[\"a\"x]"};
+  static const char *const bad[] = {"{\"a\":1,}",  "{\"a\" 1}",  "[1 2]",
+                                    "{1:2}",       "[tru]",      "[nul,1]",
+                                    "{\"a\":1]",   "]",          "\"\\x\"",
+                                    "\"\\u12G4\"", "{\"a\":1}}", "[\"a\"x]"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     struct trace t;
     scan(&t, 0, bad[i], strlen(bad[i]), 1, false);
@@ -308,10 +323,11 @@ static bool path_matches(const char *json, const char *pattern) {
 
 LM_TEST(test_long_key_keeps_the_same_prefix_however_it_is_split) {
   /* found by fuzz_json_scan: the kept prefix used to depend on chunking */
-  expect_trace_flags(LM_JSON_REPORT_KEYS,
-                     "{\"0123456789012345678901234567890123456789012345678901234\":1}",
-                     "<{ ?:key=012345678901234567890123456789012345678901234567... "
-                     "?=1 } > ");
+  expect_trace_flags(
+      LM_JSON_REPORT_KEYS,
+      "{\"0123456789012345678901234567890123456789012345678901234\":1}",
+      "<{ ?:key=012345678901234567890123456789012345678901234567... "
+      "?=1 } > ");
 }
 
 LM_TEST(test_path_patterns_match_structurally) {
@@ -332,8 +348,7 @@ LM_TEST(test_u64_conversion_is_exact) {
   CHECK(lm_json_parse_u64("1.2e1", 5, &v) && v == 12);
   CHECK(lm_json_parse_u64("0", 1, &v) && v == 0);
   CHECK(lm_json_parse_u64("-0", 2, &v) && v == 0);
-  CHECK(lm_json_parse_u64("18446744073709551615", 20, &v) &&
-        v == UINT64_MAX);
+  CHECK(lm_json_parse_u64("18446744073709551615", 20, &v) && v == UINT64_MAX);
   CHECK(!lm_json_parse_u64("18446744073709551616", 20, &v));
   CHECK(!lm_json_parse_u64("1.5", 3, &v));
   CHECK(!lm_json_parse_u64("-1", 2, &v));

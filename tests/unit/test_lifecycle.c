@@ -87,18 +87,18 @@ static const char chat_resp[] =
 static struct lm_meter_request chat_request(const char *path) {
   static char url[256];
   snprintf(url, sizeof(url), "http://127.0.0.1:9%s", path);
-  return (struct lm_meter_request){.url = url, .body = chat_req,
-                                   .body_len = sizeof(chat_req) - 1};
+  return (struct lm_meter_request){
+      .url = url, .body = chat_req, .body_len = sizeof(chat_req) - 1};
 }
 
 LM_TEST(test_ordinary_traffic_passes_without_a_call_object) {
   struct lm_meter_call *c = NULL;
   struct lm_verdict v;
-  struct lm_meter_request get = {.url = "https://example.com/v1/chat/completions",
-                                 .method = "GET"};
+  struct lm_meter_request get = {
+      .url = "https://example.com/v1/chat/completions", .method = "GET"};
   CHECK(lm_meter_begin(&c, &get, &v) == LM_VERDICT_PASS);
-  struct lm_meter_request other = {.url = "https://example.com/upload",
-                                   .body = "{}", .body_len = 2};
+  struct lm_meter_request other = {
+      .url = "https://example.com/upload", .body = "{}", .body_len = 2};
   CHECK(lm_meter_begin(&c, &other, &v) == LM_VERDICT_PASS);
   struct lm_meter_request nobody = {.url = "https://x/v1/chat/completions"};
   CHECK(lm_meter_begin(&c, &nobody, &v) == LM_VERDICT_PASS);
@@ -110,13 +110,15 @@ LM_TEST(test_parts_of_a_request_make_its_url) {
   limits(-1, -1);
   struct lm_meter_call *c = NULL;
   struct lm_verdict v;
-  struct lm_meter_request r = {.scheme = "https", .host = "api.openai.com",
+  struct lm_meter_request r = {.scheme = "https",
+                               .host = "api.openai.com",
                                .target = "/v1/chat/completions?x=1",
-                               .target_len = 24, .body = chat_req,
+                               .target_len = 24,
+                               .body = chat_req,
                                .body_len = sizeof(chat_req) - 1};
   CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_METER);
-  CHECK(!respond(c, 200, "application/json", chat_resp,
-                 sizeof(chat_resp) - 1, 7));
+  CHECK(!respond(c, 200, "application/json", chat_resp, sizeof(chat_resp) - 1,
+                 7));
   lm_meter_end(c, true);
   snap();
   CHECK_EQ_U64(S.total.tokens[LM_TOK_INPUT], 1000);
@@ -140,11 +142,12 @@ static void run_fixture(const char *dir, const char *name) {
   CHECK(meta && req && resp);
   if (!meta || !req || !resp)
     goto out;
-  const char *upath =
-      cJSON_GetStringValue(cJSON_GetObjectItem(meta, "url_path"));
+  const char *upath = cJSON_GetStringValue(
+      cJSON_GetObjectItem(meta, "url_path"));
   const char *ctype = cJSON_GetStringValue(
       cJSON_GetObjectItem(meta, "response_content_type"));
-  int status = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(meta, "http_status"));
+  int status = (int)cJSON_GetNumberValue(
+      cJSON_GetObjectItem(meta, "http_status"));
   const cJSON *norm = cJSON_GetObjectItem(meta, "expected_normalized");
   char url[512];
   snprintf(url, sizeof(url), "http://127.0.0.1:9%s", upath);
@@ -246,8 +249,8 @@ LM_TEST(test_denied_call_gets_exact_402_bytes_naming_the_budget) {
   const char *msg = cJSON_GetStringValue(
       cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message"));
   CHECK(msg && strstr(msg, bname) && strstr(msg, "hard limit"));
-  CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(
-                cJSON_GetObjectItem(j, "error"), "code")),
+  CHECK_STR(cJSON_GetStringValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "code")),
             "budget_exceeded");
   cJSON_Delete(j);
   CHECK(v.reason && strstr(v.reason, bname));
@@ -303,7 +306,8 @@ LM_TEST(test_stream_crossing_the_limit_is_cut_and_what_arrived_charged) {
   const char *dir = "tests/fixtures";
   char path[256];
   size_t qlen = 0, rlen = 0;
-  snprintf(path, sizeof(path), "%s/anthropic_messages_stream.request.json", dir);
+  snprintf(path, sizeof(path), "%s/anthropic_messages_stream.request.json",
+           dir);
   char *req = lm_slurp(path, &qlen);
   snprintf(path, sizeof(path), "%s/anthropic_messages_stream.response", dir);
   char *resp = lm_slurp(path, &rlen);
@@ -312,8 +316,8 @@ LM_TEST(test_stream_crossing_the_limit_is_cut_and_what_arrived_charged) {
     return;
   struct lm_meter_call *c = NULL;
   struct lm_verdict v;
-  struct lm_meter_request r = {.url = "http://127.0.0.1:9/v1/messages",
-                               .body = req, .body_len = qlen};
+  struct lm_meter_request r = {
+      .url = "http://127.0.0.1:9/v1/messages", .body = req, .body_len = qlen};
   CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_METER);
   CHECK(respond(c, 200, "text/event-stream", resp, rlen, 16));
   CHECK(lm_meter_was_cut(c));
@@ -368,7 +372,8 @@ LM_TEST(test_downgrade_and_injection_scan_the_body_once) {
   static const char body[] =
       "{\"model\":\"gpt-4o\",\"stream\":true,\"messages\":[]}";
   struct lm_meter_request r = {.url = "http://127.0.0.1:9/v1/chat/completions",
-                               .body = body, .body_len = sizeof(body) - 1};
+                               .body = body,
+                               .body_len = sizeof(body) - 1};
   uint64_t scans = lm_meter_scan_count();
   CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_METER);
   CHECK_EQ_U64(lm_meter_scan_count() - scans, 1);
@@ -425,7 +430,8 @@ LM_TEST(test_a_response_whose_final_usage_crosses_the_limit_is_delivered) {
   };
   for (int i = 0; i < 2; i++) {
     limits(streams[i].limit, -1);
-    struct lm_meter_request rs = {.url = streams[i].url, .body = streams[i].req,
+    struct lm_meter_request rs = {.url = streams[i].url,
+                                  .body = streams[i].req,
                                   .body_len = strlen(streams[i].req)};
     CHECK(lm_meter_begin(&c, &rs, &v) == LM_VERDICT_METER);
     CHECK(!respond(c, 200, "text/event-stream", streams[i].body, streams[i].len,

@@ -6,15 +6,15 @@ static char buf[64];
 #define SHOW(pusd, min) lm_money_format_display((pusd), (min), buf, sizeof(buf))
 
 LM_TEST(test_a_limit_below_a_cent_never_reads_as_zero) {
-  CHECK_STR(SHOW(400000000LL, 2), "0.0004");   /* $0.0004, not $0.00 */
+  CHECK_STR(SHOW(400000000LL, 2), "0.0004"); /* $0.0004, not $0.00 */
   CHECK_STR(SHOW(1000000LL, 2), "0.000001");
   CHECK_STR(SHOW(1LL, 2), "0.000000000001");
   CHECK_STR(SHOW(-400000000LL, 2), "-0.0004");
 }
 
 LM_TEST(test_small_amounts_show_two_significant_digits) {
-  CHECK_STR(SHOW(183000000LL, 4), "0.00018");  /* rounded, 2 digits */
-  CHECK_STR(SHOW(187500000LL, 4), "0.00019");  /* half away from zero */
+  CHECK_STR(SHOW(183000000LL, 4), "0.00018"); /* rounded, 2 digits */
+  CHECK_STR(SHOW(187500000LL, 4), "0.00019"); /* half away from zero */
   CHECK_STR(SHOW(390000000LL, 2), "0.00039");
   CHECK_STR(SHOW(12300000000LL, 2), "0.012");
 }

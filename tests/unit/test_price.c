@@ -31,8 +31,7 @@
 static char tmpdir[512];
 
 /* Writes text to a fresh file under $LM_TEST_TMP (or /tmp); path out. */
-static void write_temp(const char *text, size_t len, char *path,
-                       size_t size) {
+static void write_temp(const char *text, size_t len, char *path, size_t size) {
   snprintf(path, size, "%s/test_price_XXXXXX", tmpdir);
   int fd = mkstemp(path);
   CHECK(fd >= 0);
@@ -102,8 +101,8 @@ static void *lookup_many(void *arg) {
     struct lm_price_match m;
     if (!lm_price_lookup(i % 2 ? "gpt-4o" : "claude-sonnet-4-5", NULL, &m))
       bad++;
-    else if (i % 2 && (m.source != LM_PRICE_OVERRIDE ||
-                       m.price.input != 3000000))
+    else if (i % 2 &&
+             (m.source != LM_PRICE_OVERRIDE || m.price.input != 3000000))
       bad++;
   }
   *(long *)arg = bad;
@@ -217,8 +216,11 @@ LM_TEST(test_cache_tokens_without_a_cache_price_bill_at_input) {
                                               .cache_write = 100)),
                8000000000LL);
   /* A 1h write without a 1h price bills at the cache write price. */
-  struct lm_price p = {.input = 10, .output = 20, .cache_read = 1,
-                       .cache_write = 13, .cache_write_1h = LM_PRICE_UNSET};
+  struct lm_price p = {.input = 10,
+                       .output = 20,
+                       .cache_read = 1,
+                       .cache_write = 13,
+                       .cache_write_1h = LM_PRICE_UNSET};
   /* 100 in = 50 uncached + 50 written (20 of them 1h): 50*10 + 50*13 */
   CHECK_EQ_I64(lm_price_cost(&p, &USAGE(.input = 100, .cache_write = 50,
                                         .cache_write_1h = 20)),
@@ -230,17 +232,19 @@ LM_TEST(test_cost_saturates_and_clamps_inconsistent_usage) {
   CHECK_EQ_I64(m.price.output, 600000000);
   CHECK_EQ_I64(lm_price_cost(&m.price, &USAGE(.output = UINT64_MAX)),
                INT64_MAX);
-  CHECK_EQ_I64(lm_price_cost(&m.price, &USAGE(.input = UINT64_MAX,
-                                              .output = UINT64_MAX)),
+  CHECK_EQ_I64(lm_price_cost(&m.price,
+                             &USAGE(.input = UINT64_MAX, .output = UINT64_MAX)),
                INT64_MAX);
   /* Cache parts larger than input: uncached clamps at 0; a 1h part larger
    * than the writes clamps to the writes. */
-  struct lm_price p = {.input = 10, .output = 0, .cache_read = 1,
-                       .cache_write = 2, .cache_write_1h = 3};
+  struct lm_price p = {.input = 10,
+                       .output = 0,
+                       .cache_read = 1,
+                       .cache_write = 2,
+                       .cache_write_1h = 3};
   /* 5 read x 1 + 5 written (all 1h) x 3 = 20 */
   CHECK_EQ_I64(lm_price_cost(&p, &USAGE(.input = 3, .cache_read = 5,
-                                        .cache_write = 5,
-                                        .cache_write_1h = 9)),
+                                        .cache_write = 5, .cache_write_1h = 9)),
                20);
   CHECK_EQ_I64(lm_price_cost(NULL, &USAGE(.input = 1)), 0);
 }
@@ -382,8 +386,8 @@ LM_TEST(test_default_price_used_only_when_nothing_matches) {
   m = look("gpt-4o", NULL);
   CHECK(m.source == LM_PRICE_EMBEDDED);
   /* Malformed specs are refused with a reason, and leave no default. */
-  const char *bad[] = {"3", "3,", ",15", "abc,15", "3,-1", "3,0.0000001",
-                       "3;15"};
+  const char *bad[] = {"3",    "3,",          ",15", "abc,15",
+                       "3,-1", "3,0.0000001", "3;15"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     err[0] = '\0';
     CHECK_EQ_I64(lm_price_set_default(bad[i], err, sizeof err), -1);
@@ -520,8 +524,8 @@ LM_TEST(test_malformed_override_is_an_error_never_a_crash) {
   CHECK(strstr(err, "nested too deeply") != NULL);
   unlink(path);
   /* Unreadable: missing file, a directory. */
-  CHECK_EQ_I64(lm_price_load_file("/nonexistent/prices.json", err,
-                                  sizeof err), -1);
+  CHECK_EQ_I64(lm_price_load_file("/nonexistent/prices.json", err, sizeof err),
+               -1);
   CHECK(strstr(err, "/nonexistent/prices.json") != NULL);
   CHECK_EQ_I64(lm_price_load_file(tmpdir, err, sizeof err), -1);
   CHECK(err[0] != '\0');
@@ -542,9 +546,9 @@ LM_TEST(test_provider_max_is_the_highest_input_and_output) {
   CHECK_EQ_I64(p.cache_read, LM_PRICE_UNSET);
   CHECK_EQ_U64(p.tier.above_input_tokens, 0);
   CHECK(lm_price_provider_max("anthropic", &p));
-  CHECK_EQ_I64(p.input, 15000000);  /* Claude Opus 4 / 4.1 $15 */
-  CHECK_EQ_I64(p.output, 75000000); /* $75 */
-  CHECK(lm_price_provider_max("xai", &p)); /* alias of x-ai */
+  CHECK_EQ_I64(p.input, 15000000);             /* Claude Opus 4 / 4.1 $15 */
+  CHECK_EQ_I64(p.output, 75000000);            /* $75 */
+  CHECK(lm_price_provider_max("xai", &p));     /* alias of x-ai */
   CHECK(lm_price_provider_max("Bedrock", &p)); /* alias of aws */
   CHECK(!lm_price_provider_max("no-such-provider", &p));
   CHECK(!lm_price_provider_max(NULL, &p));

@@ -36,10 +36,9 @@ static const struct req_case cases[] = {
      false, false, 34},
     {"deepseek_chat_nonstream_cache_hit", LM_API_OPENAI_CHAT,
      "deepseek-reasoner", -1, false, false, false, 1354},
-    {"gemini_generate_content_nonstream", LM_API_GEMINI_GENERATE, "", -1,
-     false, false, false, 74},
-    {"gemini_stream_sse", LM_API_GEMINI_STREAM, "", -1, true, false, false,
-     57},
+    {"gemini_generate_content_nonstream", LM_API_GEMINI_GENERATE, "", -1, false,
+     false, false, 74},
+    {"gemini_stream_sse", LM_API_GEMINI_STREAM, "", -1, true, false, false, 57},
     {"mistral_chat_nonstream_cached", LM_API_OPENAI_CHAT,
      "mistral-large-latest", -1, false, false, false, 1554},
     {"ollama_chat_stream_ndjson", LM_API_OLLAMA_CHAT, "llama3.2", -1, true,
@@ -98,7 +97,8 @@ LM_TEST(test_max_completion_tokens_wins_over_max_tokens) {
   struct lm_request_info r = scan(
       LM_API_OPENAI_CHAT, "{\"max_tokens\":10,\"max_completion_tokens\":20}");
   CHECK_EQ_I64(r.max_output_tokens, 20);
-  r = scan(LM_API_OPENAI_CHAT, "{\"max_completion_tokens\":20,\"max_tokens\":10}");
+  r = scan(LM_API_OPENAI_CHAT,
+           "{\"max_completion_tokens\":20,\"max_tokens\":10}");
   CHECK_EQ_I64(r.max_output_tokens, 20);
 }
 
@@ -116,9 +116,9 @@ LM_TEST(test_output_caps_of_every_api_are_read) {
   CHECK_EQ_I64(scan(LM_API_OLLAMA_CHAT, "{\"options\":{\"num_predict\":-1}}")
                    .max_output_tokens,
                -1);
-  CHECK_EQ_I64(scan(LM_API_OPENAI_CHAT, "{\"x\":{\"max_tokens\":5}}")
-                   .max_output_tokens,
-               -1);
+  CHECK_EQ_I64(
+      scan(LM_API_OPENAI_CHAT, "{\"x\":{\"max_tokens\":5}}").max_output_tokens,
+      -1);
 }
 
 LM_TEST(test_ollama_streams_by_default_unless_told_not_to) {
@@ -128,9 +128,9 @@ LM_TEST(test_ollama_streams_by_default_unless_told_not_to) {
 }
 
 LM_TEST(test_stream_options_include_usage) {
-  struct lm_request_info r =
-      scan(LM_API_OPENAI_CHAT,
-           "{\"stream\":true,\"stream_options\":{\"include_usage\":false}}");
+  struct lm_request_info r = scan(
+      LM_API_OPENAI_CHAT,
+      "{\"stream\":true,\"stream_options\":{\"include_usage\":false}}");
   CHECK(r.has_stream_options);
   CHECK(!r.include_usage);
   r = scan(LM_API_OPENAI_CHAT, "{\"stream_options\":null}");
@@ -155,8 +155,9 @@ LM_TEST(test_model_outside_the_top_level_is_ignored) {
 }
 
 LM_TEST(test_malformed_body_keeps_what_was_read) {
-  struct lm_request_info r =
-      scan(LM_API_OPENAI_CHAT, "{\"model\":\"gpt-4o\",\"max_tokens\":7,\"messages\":[}");
+  struct lm_request_info r = scan(
+      LM_API_OPENAI_CHAT,
+      "{\"model\":\"gpt-4o\",\"max_tokens\":7,\"messages\":[}");
   CHECK_STR(r.model, "gpt-4o");
   CHECK_EQ_I64(r.max_output_tokens, 7);
   lm_reqscan(LM_API_OPENAI_CHAT, NULL, 0, &r);

@@ -60,8 +60,8 @@ static void expect_events_n(const char *in, size_t n, const char *want) {
   for (size_t split = 0; split <= n; split++) {
     parse(&r, in, n, split, false);
     if (strcmp(r.out, want) != 0) {
-      fprintf(stderr, "  split at %zu: got \"%s\" want \"%s\"\n", split,
-              r.out, want);
+      fprintf(stderr, "  split at %zu: got \"%s\" want \"%s\"\n", split, r.out,
+              want);
       lm_t_cur_failed = 1;
       return;
     }

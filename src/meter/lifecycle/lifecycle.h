@@ -37,19 +37,19 @@ struct lm_meter_call;
  * one (libcurl); otherwise scheme, host, port and target (path and query:
  * the TLS transport knows the SNI and the request line). */
 struct lm_meter_request {
-  const char *method;  /* "POST", ...; NULL: POST if a body is given */
-  const char *url;     /* whole URL, or NULL */
-  const char *scheme;  /* "https" or "http" (when url is NULL) */
-  const char *host;    /* host name (when url is NULL) */
-  int port;            /* 0: the scheme's default */
-  const char *target;  /* path and query (when url is NULL) */
+  const char *method; /* "POST", ...; NULL: POST if a body is given */
+  const char *url;    /* whole URL, or NULL */
+  const char *scheme; /* "https" or "http" (when url is NULL) */
+  const char *host;   /* host name (when url is NULL) */
+  int port;           /* 0: the scheme's default */
+  const char *target; /* path and query (when url is NULL) */
   size_t target_len;
   const char *const *headers; /* "Name: value" lines as sent, may be NULL */
   size_t n_headers;
-  const char *body;    /* the request body, or NULL if not seen (sent by a
+  const char *body; /* the request body, or NULL if not seen (sent by a
                           read callback, or streamed later) */
   size_t body_len;
-  bool has_body;       /* a body is sent (even when not seen) */
+  bool has_body; /* a body is sent (even when not seen) */
 };
 
 enum lm_verdict_kind {
@@ -75,7 +75,7 @@ struct lm_verdict {
   const char *response;
   size_t response_len;
   size_t head_len;
-  int status;           /* its status code: 402 limit, 429 rate or wait,
+  int status; /* its status code: 402 limit, 429 rate or wait,
                            503 budget unusable */
   /* DENY: whether the user asked for that response (LLMMETER_DENY=http);
    * otherwise a transport that can fail a call fails it with error_code
@@ -83,7 +83,7 @@ struct lm_verdict {
    * HTTP presents the response either way. */
   bool present;
   int error_code;
-  const char *reason;   /* one line, no "llmmeter: " prefix */
+  const char *reason; /* one line, no "llmmeter: " prefix */
 };
 
 /* Writes one line for the user (no newline at the end). Called by the

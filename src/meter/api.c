@@ -328,20 +328,8 @@ static void check_soft(struct llmmeter_call *k) {
   memset(&mark.charged, 0, sizeof(mark.charged));
   mark.charged_pusd = 0;
   record(&mark, "soft_limit", line);
-  if (!cmd[0])
-    return;
-  struct lm_snapshot *snap = malloc(sizeof(*snap));
-  char *json = NULL;
-  size_t len = 0;
-  FILE *f = snap ? open_memstream(&json, &len) : NULL;
-  if (f) {
-    lm_budget_snapshot(b, snap);
-    lm_status_print(f, snap, LM_FMT_JSON);
-    if (fclose(f) == 0 && json)
-      lm_notify_run(cmd, json, len);
-  }
-  free(json);
-  free(snap);
+  if (cmd[0])
+    lm_notify_on_soft(b, cmd);
 }
 
 /* Moves the call's running total to `total`: charges the cost difference

@@ -483,20 +483,8 @@ static void check_soft(struct lm_meter_call *t) {
     lm_meter_record(mark, "soft_limit");
     free(mark);
   }
-  if (!cmd[0])
-    return;
-  struct lm_snapshot *snap = malloc(sizeof(*snap));
-  char *json = NULL;
-  size_t len = 0;
-  FILE *f = snap ? open_memstream(&json, &len) : NULL;
-  if (f) {
-    lm_budget_snapshot(budget, snap);
-    lm_status_print(f, snap, LM_FMT_JSON);
-    fclose(f);
-    lm_notify_run(cmd, json, len);
-  }
-  free(json);
-  free(snap);
+  if (cmd[0])
+    lm_notify_on_soft(budget, cmd);
 }
 
 /* Charges the difference between the latest usage and what was charged;

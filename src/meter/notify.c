@@ -13,6 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "budget.h"
+#include "status.h"
+
 extern char **environ;
 
 static void *reap(void *arg) {
@@ -73,4 +76,21 @@ int lm_notify_run(const char *cmd, const char *input, size_t len) {
     waitpid(pid, NULL, WNOHANG);
   pthread_attr_destroy(&ta);
   return 0;
+}
+
+int lm_notify_on_soft(struct lm_budget *b, const char *cmd) {
+  struct lm_snapshot *snap = malloc(sizeof(*snap)); /* large: not on stack */
+  char *json = NULL;
+  size_t len = 0;
+  int rc = -1;
+  FILE *f = snap ? open_memstream(&json, &len) : NULL;
+  if (f) {
+    lm_budget_snapshot(b, snap);
+    lm_status_print(f, snap, LM_FMT_JSON);
+    if (fclose(f) == 0 && json)
+      rc = lm_notify_run(cmd, json, len);
+  }
+  free(json);
+  free(snap);
+  return rc;
 }

@@ -13,4 +13,9 @@
 /* Returns 0 if the command was started. */
 int lm_notify_run(const char *cmd, const char *input, size_t len);
 
+struct lm_budget;
+/* Starts cmd with budget b's `status --json` document on its stdin (the
+ * --on-soft hook). Returns 0 if it was started. */
+int lm_notify_on_soft(struct lm_budget *b, const char *cmd);
+
 #endif

@@ -403,7 +403,8 @@ static void admit_begin(struct lm_budget *b, const struct lm_call *call,
                         int64_t win, struct lm_lease *l,
                         struct lm_denial *why) {
   struct lm_segment *s = SEG(b);
-  const char *agent = call->agent ? call->agent : "";
+  /* an untagged call is agent "unknown" for its row and its rules alike */
+  const char *agent = (call->agent && *call->agent) ? call->agent : "unknown";
   const char *model = (call->model && *call->model) ? call->model : "unknown";
 
   memset(l, 0, sizeof(*l));

@@ -66,10 +66,14 @@ void lm_shm_apply_lease(struct lm_segment *s, uint32_t model_row,
                         uint32_t agent_row, uint32_t rule_mask,
                         const struct lm_amounts *a) {
   lm_shm_apply_counters(&s->total, a);
+  /* Admission reserves tokens on the total only (the token limit is
+   * budget-wide): rows must not give back what they never held. */
+  struct lm_amounts row = *a;
+  row.reserved_tokens = 0;
   if (model_row <= LM_ROW_OTHER)
-    lm_shm_apply_counters(&s->models[model_row].c, a);
+    lm_shm_apply_counters(&s->models[model_row].c, &row);
   if (agent_row <= LM_ROW_OTHER)
-    lm_shm_apply_counters(&s->agents[agent_row].c, a);
+    lm_shm_apply_counters(&s->agents[agent_row].c, &row);
   if (rule_mask && (a->spent || a->reserved)) {
     struct lm_amounts money = {.spent = a->spent, .reserved = a->reserved};
     for (int r = 0; r < LM_RULES; r++)

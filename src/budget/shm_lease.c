@@ -173,7 +173,9 @@ int lm_shm_enter_applying(struct lm_segment *s, struct lm_lease_slot *slot,
 }
 
 void lm_shm_wake_waiters(struct lm_segment *s) {
-  if (atomic_load_explicit(&s->waiters, memory_order_relaxed) == 0)
+  /* seq_cst, paired with the waiter's count-then-check: a relaxed load
+   * could miss a waiter on a weakly ordered CPU and let it sleep its slice */
+  if (atomic_load(&s->waiters) == 0)
     return;
   atomic_fetch_add(&s->wake, 1);
   lm_shm_futex(&s->wake, FUTEX_WAKE, INT_MAX, NULL);
@@ -205,10 +207,14 @@ static int reconcile_drain(struct lm_segment *s) {
 /* Sums what the ACTIVE leases of live owners reserve and stores the sums
  * as every reservation counter; frees dead owners' slots on the way. */
 static void reconcile_rebuild(struct lm_segment *s) {
+  /* Too big for a stack; the segment lock only serialises one budget, so
+   * two budgets rebuilt by two threads need their own lock for these. */
+  static pthread_mutex_t sums_lock = PTHREAD_MUTEX_INITIALIZER;
   static struct {
     int64_t money;
     uint64_t tokens, requests;
   } tot, models[LM_ROWS + 1], agents[LM_ROWS + 1], rules[LM_RULES];
+  pthread_mutex_lock(&sums_lock);
   memset(&tot, 0, sizeof(tot));
   memset(models, 0, sizeof(models));
   memset(agents, 0, sizeof(agents));
@@ -240,8 +246,9 @@ static void reconcile_rebuild(struct lm_segment *s) {
       agents[slot->agent_row].money += money;
       agents[slot->agent_row].requests++;
     }
-    for (int r = 0; r < LM_RULES; r++)
-      if (slot->rule_mask & (1u << r))
+    for (int r = 0; r < LM_RULES; r++) /* money rules only, as admission */
+      if ((slot->rule_mask & (1u << r)) &&
+          LM_RULE_MEASURE(s->rules[r].kind) == LM_RULE_SPEND)
         rules[r].money += money;
   }
   atomic_store(&s->total.reserved, tot.money);
@@ -255,6 +262,7 @@ static void reconcile_rebuild(struct lm_segment *s) {
   }
   for (int i = 0; i < LM_RULES; i++)
     atomic_store(&s->rules[i].c.reserved, rules[i].money);
+  pthread_mutex_unlock(&sums_lock);
 }
 
 /* Rebuilds every reservation counter from the lease table. Caller holds the
@@ -273,6 +281,22 @@ static void reconcile(struct lm_budget *b) {
 
 /* ---- charge / settle / release ----------------------------------------- */
 
+/* Moves the lease's counter sets to the current window (exactly once):
+ * what a step adds must land in the window it happens in. */
+static void roll_lease(struct lm_budget *b, const struct lm_lease *l,
+                       int64_t now) {
+  struct lm_segment *s = SEG(b);
+  int64_t win = lm_window_start(lm_shm_window_kind(s), now);
+  lm_shm_roll(&s->total, win);
+  if (l->model_row <= LM_ROW_OTHER)
+    lm_shm_roll(&s->models[l->model_row].c, win);
+  if (l->agent_row <= LM_ROW_OTHER)
+    lm_shm_roll(&s->agents[l->agent_row].c, win);
+  for (int r = 0; r < LM_RULES; r++)
+    if (l->rule_mask & (1u << r))
+      lm_shm_roll(&s->rules[r].c, win);
+}
+
 void lm_shm_charge(struct lm_budget *b, struct lm_lease *l,
                    const struct lm_usage *delta, int64_t pusd) {
   struct lm_segment *s = SEG(b);
@@ -280,11 +304,7 @@ void lm_shm_charge(struct lm_budget *b, struct lm_lease *l,
     return;
   struct lm_lease_slot *slot = &s->leases[l->slot];
   int64_t now = lm_budget_now(b);
-  int wk = lm_shm_window_kind(s);
-  int64_t win = lm_window_start(wk, now);
-  lm_shm_roll(&s->total, win);
-  lm_shm_roll(&s->models[l->model_row].c, win);
-  lm_shm_roll(&s->agents[l->agent_row].c, win);
+  roll_lease(b, l, now);
   /* pusd < 0 is a refund: a usage snapshot that went down (Gemini). */
   if (pusd < 0 && -pusd > l->charged_pusd)
     pusd = -l->charged_pusd; /* never below nothing charged */
@@ -309,9 +329,6 @@ void lm_shm_charge(struct lm_budget *b, struct lm_lease *l,
     slot->reserved_pusd -= take;
     slot->reserved_tokens -= ttake;
   }
-  for (int r = 0; r < LM_RULES; r++)
-    if (l->rule_mask & (1u << r))
-      lm_shm_roll(&s->rules[r].c, win);
   struct lm_amounts a = {.spent = pusd,
                          .reserved = -take,
                          .reserved_tokens = -(int64_t)ttake,
@@ -327,6 +344,7 @@ static void finish(struct lm_budget *b, struct lm_lease *l, unsigned flags,
   struct lm_segment *s = SEG(b);
   if (l->slot >= LM_LEASES)
     return;
+  roll_lease(b, l, lm_budget_now(b));
   struct lm_lease_slot *slot = &s->leases[l->slot];
   int lost = lm_shm_enter_applying(s, slot, l->state_word) != 0;
   if (!lost) {

@@ -286,6 +286,8 @@ bool lm_shm_over_hard(struct lm_budget *b, const struct lm_lease *l) {
   for (int r = 0; r < LM_RULES; r++) {
     if (!(l->rule_mask & (1u << r)))
       continue;
+    if (LM_RULE_MEASURE(s->rules[r].kind) != LM_RULE_SPEND)
+      continue; /* caps and rates are not spending limits */
     int64_t lim = atomic_load(&s->rules[r].limit_pusd);
     if (atomic_load(&s->rules[r].state) == LM_RULE_ACTIVE && lim >= 0 &&
         atomic_load(&s->rules[r].c.spent) >= lim)
@@ -326,10 +328,19 @@ bool lm_shm_over_time(struct lm_budget *b, int64_t inflight_ns,
   return false;
 }
 
+/* Spent in the current window: a window that has turned counts from zero
+ * even before the first admission of the new window rolls it. */
+static int64_t spent_now(struct lm_budget *b) {
+  struct lm_segment *s = SEG(b);
+  lm_shm_roll(&s->total,
+              lm_window_start(lm_shm_window_kind(s), lm_budget_now(b)));
+  return atomic_load(&s->total.spent);
+}
+
 bool lm_shm_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
   struct lm_segment *s = SEG(b);
   int64_t soft = soft_limit(s);
-  if (soft < 0 || atomic_load(&s->total.spent) < soft)
+  if (soft < 0 || spent_now(b) < soft)
     return false;
   int64_t mark = lm_window_start(lm_shm_window_kind(s), lm_budget_now(b)) + 1;
   int64_t old = atomic_load(&s->soft_window);
@@ -354,7 +365,7 @@ bool lm_shm_downgrade(struct lm_budget *b, const char *model, char *out,
   if (!s->downgrade[0])
     return false;
   int64_t soft = soft_limit(s);
-  if (soft < 0 || atomic_load(&s->total.spent) < soft)
+  if (soft < 0 || spent_now(b) < soft)
     return false;
   if (!model) /* the question was only: could a rule apply now? */
     return true;

@@ -1002,6 +1002,80 @@ LM_TEST(test_over_hard_cuts_paid_streams_not_free_ones) {
   done(b);
 }
 
+/* Found by review: rows never held reserved tokens, so giving them back
+ * wrapped the counter below zero. */
+LM_TEST(test_row_token_reservations_never_wrap) {
+  struct lm_budget *b = fresh(USD(10), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("gpt-4o", USD(0.01));
+  for (int i = 0; i < 3; i++) {
+    CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+    struct lm_usage u = {.input = 10, .output = 5};
+    lm_budget_charge(b, &l, &u, USD(0.001));
+    lm_budget_settle(b, &l, 0);
+  }
+  snap(b, &S);
+  CHECK_EQ_U64(S.total.reserved_tokens, 0);
+  CHECK(S.n_models == 1);
+  CHECK_EQ_U64(S.models[0].c.reserved_tokens, 0);
+  CHECK_EQ_U64(S.agents[0].c.reserved_tokens, 0);
+  done(b);
+}
+
+/* Found by review: a turned window counted yesterday's spend for the soft
+ * limit and --downgrade until the first admission rolled it, and a call
+ * settled in a new window lost its request count. */
+LM_TEST(test_new_window_counts_from_zero_for_soft_downgrade_and_settle) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_DAY, LM_MODE_OPTIMISTIC);
+  struct lm_limit_config cfg = LM_LIMITS_KEEP;
+  cfg.soft_pusd = USD(0.5);
+  cfg.downgrade = "big=small";
+  lm_budget_configure(b, &cfg);
+  fake_now = 1764115200 + 86400 - 10; /* 23:59:50 UTC */
+  lm_budget_set_clock(b, fake_clock, NULL);
+  struct lm_lease l, late;
+  struct lm_denial why;
+  struct lm_call c = call_of("big", USD(0.1));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(0.6));
+  lm_budget_settle(b, &l, 0);
+  char out[64];
+  CHECK(lm_budget_downgrade(b, "big", out, sizeof(out)));
+  CHECK(lm_budget_admit(b, &c, &late, &why) == 0); /* in flight at midnight */
+  fake_now += 10; /* midnight: nothing admitted yet in the new day */
+  CHECK(!lm_budget_downgrade(b, NULL, NULL, 0));
+  CHECK(!lm_budget_downgrade(b, "big", out, sizeof(out)));
+  char cmd[16];
+  CHECK(!lm_budget_soft_crossed(b, cmd, sizeof(cmd)));
+  lm_budget_settle(b, &late, 0); /* settles in the new day */
+  snap(b, &S);
+  CHECK_EQ_U64(S.total.requests, 1);
+  CHECK_EQ_I64(S.total.spent, 0);
+  done(b);
+}
+
+/* Found by review: an untagged call's row is "unknown", and so is the name
+ * its agent rules match. */
+LM_TEST(test_untagged_calls_are_agent_unknown_for_rules_too) {
+  struct lm_budget *b = fresh(USD(10), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  char err[128];
+  CHECK(lm_budget_add_rule(b, LM_RULE_AGENT, "unknown", USD(0.001), err,
+                           sizeof(err)) == 0);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(0.01));
+  c.agent = NULL;
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  lm_budget_charge(b, &l, NULL, USD(0.002));
+  lm_budget_settle(b, &l, 0);
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK(why.kind == LM_DENY_AGENT);
+  snap(b, &S);
+  CHECK(S.n_agents == 1 && strcmp(S.agents[0].name, "unknown") == 0);
+  done(b);
+}
+
 static void all_tests(void) {
   LM_RUN(test_admit_charge_settle_moves_reservation_to_spent);
   LM_RUN(test_charge_beyond_estimate_is_charged_in_full);
@@ -1035,6 +1109,9 @@ static void all_tests(void) {
   LM_RUN(test_soft_limit_is_crossed_once_per_window);
   LM_RUN(test_downgrade_rewrites_listed_models_above_the_soft_limit);
   LM_RUN(test_over_hard_cuts_paid_streams_not_free_ones);
+  LM_RUN(test_row_token_reservations_never_wrap);
+  LM_RUN(test_new_window_counts_from_zero_for_soft_downgrade_and_settle);
+  LM_RUN(test_untagged_calls_are_agent_unknown_for_rules_too);
 }
 
 static void run_on(const struct backend_case *c) {

@@ -122,18 +122,20 @@ python3 -c "import json; print(json.dumps({'model':'gpt-4o-mini','max_tokens':10
 LLMMETER_BUDGET=$C LD_PRELOAD=$PRE curl -sS "$U" -d @"$T/long.json" -o /dev/null 2>"$T/cap3"
 check cap_model_rule_input_tokens_refuses grep -q "per-call input-token cap 5000 for gpt-4o\* exceeded" "$T/cap3"
 expect_eq caps_refused_calls_never_sent "$(mock_requests)" "$n0"
-# Mid-stream: the response reports more input than the cap allows: cut.
+# A stream whose final usage crosses a cap was generated and billed
+# whole: cutting it then would save nothing, so it is delivered (exit 0).
 LLMMETER_BUDGET=$C LD_PRELOAD=$PRE curl -sS -N "$U" -H 'X-Mock-Usage: input=9000,output=5' \
   -d '{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"max_tokens":10,"messages":[]}' -o "$T/cut1" 2>"$T/cap4"
-rc=$?
-# (usage arrives in the last chunk: the cut lands there, before [DONE])
-expect_eq cap_crossed_mid_stream_cuts "$rc" 23
-check cap_cut_reason grep -q "per-call input-token cap 5000 for gpt-4o\* exceeded (9000) mid-stream" "$T/cap4"
+expect_eq cap_crossed_by_final_usage_is_delivered "$?" 0
+check cap_crossed_by_final_usage_ends_with_done grep -q '^data: \[DONE\]' "$T/cut1"
+# Mid-stream: Anthropic's message_start already carries the prompt's cost,
+# which crosses the cap while the answer is still being generated: cut.
 "$LM" set --budget "$C" --max-call-usd 0.02 >/dev/null
-LLMMETER_BUDGET=$C LD_PRELOAD=$PRE curl -sS -N "$MOCK_URL/v1/messages" -H 'X-Mock-Usage: input=100,output=5000' \
-  -d '{"model":"claude-haiku-4-5","stream":true,"max_tokens":100,"messages":[]}' -o "$T/cut2" 2>"$T/cap5"
+LLMMETER_BUDGET=$C LD_PRELOAD=$PRE curl -sS -N "$MOCK_URL/v1/messages" -H 'X-Mock-Usage: input=100000,output=5000' \
+  -H 'X-Mock-Output-Chunks: 20' -d '{"model":"claude-haiku-4-5","stream":true,"max_tokens":100,"messages":[]}' -o "$T/cut2" 2>"$T/cap5"
 expect_eq cap_usd_crossed_mid_stream_cuts "$?" 23
-LLMMETER_BUDGET=$C LLMMETER_MIDSTREAM=finish LD_PRELOAD=$PRE curl -sS -N "$MOCK_URL/v1/messages" -H 'X-Mock-Usage: input=100,output=5000' \
+check cap_cut_reason grep -q "per-call cap \$0.0200 exceeded (call costs \$0.1000) mid-stream" "$T/cap5"
+LLMMETER_BUDGET=$C LLMMETER_MIDSTREAM=finish LD_PRELOAD=$PRE curl -sS -N "$MOCK_URL/v1/messages" -H 'X-Mock-Usage: input=100000,output=5000' \
   -d '{"model":"claude-haiku-4-5","stream":true,"max_tokens":100,"messages":[]}' -o /dev/null 2>/dev/null
 expect_eq cap_midstream_finish_lets_it_complete "$?" 0
 "$LM" set --budget "$C" --max-call-usd none --model-max-call 'gpt-4o*=none' >/dev/null

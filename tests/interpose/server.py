@@ -22,17 +22,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         global hits
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
+        # Counted before the answer goes out: a client that has its answer
+        # must find its hit counted (on a loaded machine it raced).
         with lock:
             hits += 1
             tmp = hits_file + ".tmp"
             with open(tmp, "w") as f:
                 f.write(str(hits))
             os.replace(tmp, hits_file)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
 
     def log_message(self, *args):
         pass

@@ -1,15 +1,24 @@
-/* hook.c — libcurl's entry points, interposed.
+/* hook.c — libcurl's entry points, interposed: per-handle state, our
+ * callbacks, the metered call's start and end, and the easy interface.
  *
- * A translator between libcurl and the call lifecycle (lifecycle.h), and
- * nothing more: which options to remember so that a request can be
- * described, when to put our write/header callbacks in front of the
- * program's (only for metered calls, only while they run), how a verdict
- * is carried out with libcurl's means (a failed perform, a 402 through the
- * program's callbacks, a write error for a cut), and the multi interface's
- * bookkeeping. Whether a transfer is an LLM call, what it costs, whether
- * it may leave and what the user is told are the meter's decisions; this
- * file cannot see the meter's modules (its include path has only the
- * lifecycle header).
+ * The libcurl transport is a translator between libcurl and the call
+ * lifecycle (lifecycle.h), and nothing more: which options to remember so
+ * that a request can be described, when to put our write/header callbacks
+ * in front of the program's (only for metered calls, only while they run),
+ * how a verdict is carried out with libcurl's means (a failed perform, a
+ * 402 through the program's callbacks, a write error for a cut), and the
+ * multi interface's bookkeeping. Whether a transfer is an LLM call, what it
+ * costs, whether it may leave and what the user is told are the meter's
+ * decisions; the transport cannot see the meter's modules (its include
+ * path has only the lifecycle header).
+ *
+ * It is three files (hook_internal.h holds what crosses them). This one
+ * owns the per-handle state, initialisation, our callbacks, starting and
+ * ending a metered call and the easy interface's hook bodies: everything a
+ * transfer's bytes pass through, so that the write path stays within one
+ * file and the compiler's reach. hook_multi.c is the multi interface;
+ * hook_exports.c the exported curl_* symbols and the per-instance hook
+ * sets, which call the bodies here and there.
  *
  * Rules every hook follows:
  *  - Do nothing at load. The first hooked call initialises (interposer,
@@ -41,59 +50,24 @@
 #include <unistd.h>
 
 #include "curl_vt.h"
+#include "hook_internal.h"
 #include "interpose.h"
 #include "lifecycle.h"
 
-#define EXPORT __attribute__((visibility("default")))
-
 /* ---- per-handle state ----------------------------------------------- */
-
-struct lm_handle {
-  CURL *h;
-  int inst;
-  struct lm_handle *next;      /* hash chain */
-  char *url;                   /* CURLOPT_URL, copied */
-  const char *post;            /* CURLOPT_POSTFIELDS (program's memory) */
-  char *post_copy;             /* CURLOPT_COPYPOSTFIELDS, copied */
-  size_t post_copy_len;        /* bytes in post_copy */
-  long long post_size;         /* POSTFIELDSIZE(_LARGE), -1 = strlen */
-  bool read_body;              /* body comes from a read callback */
-  curl_write_callback host_wf; /* program's callbacks and data */
-  void *host_wd;
-  bool host_wd_set;
-  curl_write_callback host_hf;
-  void *host_hd;
-  bool header_in_body; /* CURLOPT_HEADER */
-  char *errbuf;        /* CURLOPT_ERRORBUFFER */
-  /* the metered call in progress, if any */
-  struct lm_meter_call *call; /* the meter's, kept for later calls */
-  struct lm_verdict v;        /* its verdict (points into call) */
-  bool installed;             /* our callbacks are in place */
-  bool hdr_block;             /* CURLOPT_HEADER: inside a header block */
-  bool hdr_maybe_next;        /* a blank line ended one; another may come */
-  long synth_status;          /* a presented refusal's status */
-  CURLM *multi;               /* multi it was added to */
-  bool multi_denied;          /* refused at add: not in the real multi */
-  bool multi_done;            /* its DONE message was delivered */
-  CURLcode multi_result;
-  bool sent_body;     /* the meter's body is set on the handle */
-  size_t meter_skip;  /* bytes libcurl hands us again after a
-                                      pause that the meter already read */
-  size_t filter_skip; /* ... that the filter already holds */
-  bool filtering;     /* this transfer's output is filtered */
-};
 
 #define NBUCKETS 1024
 static struct lm_handle *buckets[NBUCKETS];
 static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
-static __thread int depth; /* >0 while inside real libcurl */
+/* >0 while inside real libcurl (see hook_internal.h) */
+__thread int lm_hook_depth __attribute__((tls_model("local-dynamic")));
 
 static size_t bucket_of(const void *h) {
   uintptr_t v = (uintptr_t)h;
   return (size_t)((v >> 4) ^ (v >> 14)) % NBUCKETS;
 }
 
-static struct lm_handle *find_handle(CURL *h) {
+struct lm_handle *lm_hook_find_handle(CURL *h) {
   pthread_mutex_lock(&map_lock);
   struct lm_handle *e = buckets[bucket_of(h)];
   while (e && e->h != h)
@@ -148,40 +122,18 @@ static void drop_handle(CURL *h) {
   }
 }
 
-/* Multi handles: which instance, and the handles refused at add time. */
-struct lm_multi {
-  CURLM *m;
-  int inst;
-  struct lm_multi *next;
-  CURLMsg msg; /* storage for a synthesised DONE message */
-};
-static struct lm_multi *multis;
-
-static struct lm_multi *find_multi(CURLM *m, int inst_if_new) {
+struct lm_handle *lm_hook_first_in_multi(CURLM *m, bool refused_undone) {
+  struct lm_handle *found = NULL;
   pthread_mutex_lock(&map_lock);
-  struct lm_multi *e = multis;
-  while (e && e->m != m)
-    e = e->next;
-  if (!e && inst_if_new >= 0 && (e = calloc(1, sizeof(*e))) != NULL) {
-    e->m = m;
-    e->inst = inst_if_new;
-    e->next = multis;
-    multis = e;
-  }
+  for (size_t b = 0; b < NBUCKETS && !found; b++)
+    for (struct lm_handle *e = buckets[b]; e; e = e->next)
+      if (e->multi == m &&
+          (!refused_undone || (e->multi_denied && !e->multi_done))) {
+        found = e;
+        break;
+      }
   pthread_mutex_unlock(&map_lock);
-  return e;
-}
-
-static void drop_multi(CURLM *m) {
-  pthread_mutex_lock(&map_lock);
-  struct lm_multi **pp = &multis;
-  while (*pp && (*pp)->m != m)
-    pp = &(*pp)->next;
-  struct lm_multi *e = *pp;
-  if (e)
-    *pp = e->next;
-  pthread_mutex_unlock(&map_lock);
-  free(e);
+  return found;
 }
 
 /* ---- initialisation and the real functions -------------------------- */
@@ -191,8 +143,6 @@ static struct lm_curl_vt exports;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static atomic_int init_done;
 static atomic_int said_missing;
-
-static void fill_tables(void);
 
 /* The meter's lines for the user: one write(2) each, so that lines from
  * many processes never interleave. */
@@ -206,7 +156,7 @@ static void print_line(const char *line, size_t len) {
 }
 
 static void do_init(void) {
-  fill_tables();
+  lm_hook_fill_tables(hooksets, &exports);
   lm_meter_set_printer(print_line);
   lm_interpose_init(hooksets, &exports);
   atomic_store(&init_done, 1);
@@ -228,7 +178,7 @@ static void put_line(char *dst, size_t size, const char *a, const char *b,
   dst[k] = 0;
 }
 
-static const struct lm_curl_vt *real(int k) {
+const struct lm_curl_vt *lm_hook_real(int k) {
   const struct lm_curl_vt *vt = k >= 0 ? lm_interpose_real(k) : NULL;
   if (!vt && lm_interpose_count() == 1)
     vt = lm_interpose_real(0);
@@ -242,7 +192,7 @@ static const struct lm_curl_vt *real(int k) {
 }
 
 static int inst_of(CURL *h, const void *ret, const char *name) {
-  struct lm_handle *e = h ? find_handle(h) : NULL;
+  struct lm_handle *e = h ? lm_hook_find_handle(h) : NULL;
   if (e)
     return e->inst;
   return lm_interpose_instance_for_caller(ret, name);
@@ -252,14 +202,14 @@ static int inst_of(CURL *h, const void *ret, const char *name) {
 
 static size_t host_write(struct lm_handle *e, char *p, size_t size, size_t n,
                          void *data) {
-  int saved = depth;
-  depth = 0; /* the program may call libcurl from its callback */
+  int saved = lm_hook_depth;
+  lm_hook_depth = 0; /* the program may call libcurl from its callback */
   size_t r;
   if (e->host_wf)
     r = e->host_wf(p, size, n, data);
   else
     r = fwrite(p, size, n, (FILE *)data); /* libcurl's default */
-  depth = saved;
+  lm_hook_depth = saved;
   return r;
 }
 
@@ -347,10 +297,10 @@ static size_t lm_header_cb(char *p, size_t size, size_t n, void *ud) {
   if (metering(e))
     lm_meter_header(e->call, p, len);
   if (e->host_hf) {
-    int saved = depth;
-    depth = 0;
+    int saved = lm_hook_depth;
+    lm_hook_depth = 0;
     size_t r = e->host_hf(p, size, n, e->host_hd);
-    depth = saved;
+    lm_hook_depth = saved;
     return r;
   }
   if (e->host_hd) /* HEADERDATA without HEADERFUNCTION: the write callback */
@@ -358,7 +308,7 @@ static size_t lm_header_cb(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
-static void install(const struct lm_curl_vt *vt, struct lm_handle *e) {
+void lm_hook_install(const struct lm_curl_vt *vt, struct lm_handle *e) {
   vt->easy_setopt(e->h, CURLOPT_WRITEFUNCTION, lm_write_cb);
   vt->easy_setopt(e->h, CURLOPT_WRITEDATA, (void *)e);
   vt->easy_setopt(e->h, CURLOPT_HEADERFUNCTION, lm_header_cb);
@@ -376,7 +326,7 @@ static void install(const struct lm_curl_vt *vt, struct lm_handle *e) {
   e->installed = true;
 }
 
-static void uninstall(const struct lm_curl_vt *vt, struct lm_handle *e) {
+void lm_hook_uninstall(const struct lm_curl_vt *vt, struct lm_handle *e) {
   if (!e->installed)
     return;
   vt->easy_setopt(e->h, CURLOPT_WRITEFUNCTION, e->host_wf);
@@ -408,7 +358,7 @@ static const char *request_body(struct lm_handle *e, size_t *len) {
 }
 
 /* Describes the transfer to the meter and keeps its verdict. */
-static enum lm_verdict_kind start(struct lm_handle *e) {
+enum lm_verdict_kind lm_hook_start_call(struct lm_handle *e) {
   if (!metering(e))
     e->synth_status = 0; /* a new transfer: our last 402 is history */
   if (!e->url)
@@ -442,7 +392,7 @@ static void present_response(struct lm_handle *e) {
   host_write(e, (char *)end, 1, v->response_len - v->head_len, host_wdata(e));
 }
 
-static CURLcode deny_result(struct lm_handle *e) {
+CURLcode lm_hook_deny_result(struct lm_handle *e) {
   if (e->v.present) {
     present_response(e);
     return CURLE_OK;
@@ -452,7 +402,7 @@ static CURLcode deny_result(struct lm_handle *e) {
   return (CURLcode)e->v.error_code;
 }
 
-static void finish(struct lm_handle *e, CURLcode result) {
+void lm_hook_finish_call(struct lm_handle *e, CURLcode result) {
   if (e->filtering) {
     /* An unterminated last event is still the program's: hand it over. */
     bool stopped = false;
@@ -470,17 +420,17 @@ static void finish(struct lm_handle *e, CURLcode result) {
 
 /* ---- the hooks' bodies (k = libcurl instance; -1 = find it) ------------ */
 
-static CURL *do_easy_init(int k, const void *ret) {
+CURL *lm_hook_easy_init(int k, const void *ret) {
   lm_hook_ensure_init();
   if (k < 0)
     k = lm_interpose_instance_for_caller(ret, "curl_easy_init");
-  const struct lm_curl_vt *vt = real(k);
+  const struct lm_curl_vt *vt = lm_hook_real(k);
   if (!vt || !vt->easy_init)
     return NULL;
-  depth++;
+  lm_hook_depth++;
   CURL *h = vt->easy_init();
-  depth--;
-  if (h && depth == 0)
+  lm_hook_depth--;
+  if (h && lm_hook_depth == 0)
     add_handle(h, k >= 0 ? k : 0);
   return h;
 }
@@ -489,7 +439,7 @@ static CURLcode forward_setopt(const struct lm_curl_vt *vt, CURL *h,
                                CURLoption o, va_list ap, void **ptr_out,
                                long *long_out, curl_off_t *off_out) {
   CURLcode r;
-  depth++;
+  lm_hook_depth++;
   if (o < CURLOPTTYPE_OBJECTPOINT) {
     long v = va_arg(ap, long);
     *long_out = v;
@@ -508,42 +458,14 @@ static CURLcode forward_setopt(const struct lm_curl_vt *vt, CURL *h,
     *ptr_out = v;
     r = vt->easy_setopt(h, o, v);
   }
-  depth--;
+  lm_hook_depth--;
   return r;
 }
 
-static CURLcode do_easy_setopt(int k, CURL *h, CURLoption o, va_list ap,
-                               const void *ret) {
-  lm_hook_ensure_init();
-  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
-  if (k < 0)
-    k = e ? e->inst : inst_of(h, ret, "curl_easy_setopt");
-  const struct lm_curl_vt *vt = real(k);
-  if (!vt || !vt->easy_setopt)
-    return CURLE_FAILED_INIT;
-  if (!e && depth == 0 && h)
-    e = add_handle(h, k); /* a handle we did not see created */
-  void *p = NULL;
-  long l = 0;
-  curl_off_t off = 0;
-  /* While our callbacks are installed, keep them: record the program's. */
-  if (e && e->installed &&
-      (o == CURLOPT_WRITEFUNCTION || o == CURLOPT_WRITEDATA ||
-       o == CURLOPT_HEADERFUNCTION || o == CURLOPT_HEADERDATA)) {
-    p = va_arg(ap, void *);
-    if (o == CURLOPT_WRITEFUNCTION)
-      e->host_wf = (curl_write_callback)p;
-    else if (o == CURLOPT_WRITEDATA)
-      e->host_wd = p, e->host_wd_set = true;
-    else if (o == CURLOPT_HEADERFUNCTION)
-      e->host_hf = (curl_write_callback)p;
-    else
-      e->host_hd = p;
-    return CURLE_OK;
-  }
-  CURLcode r = forward_setopt(vt, h, o, ap, &p, &l, &off);
-  if (!e || r != CURLE_OK)
-    return r;
+/* Keeps what describing the request needs from an option libcurl took: p,
+ * l or off is its value, as forward_setopt read it. */
+static void remember_option(struct lm_handle *e, CURLoption o, void *p, long l,
+                            curl_off_t off) {
   switch (o) {
   case CURLOPT_URL:
     free(e->url);
@@ -614,46 +536,80 @@ static CURLcode do_easy_setopt(int k, CURL *h, CURLoption o, va_list ap,
   default:
     break;
   }
+}
+
+CURLcode lm_hook_easy_setopt(int k, CURL *h, CURLoption o, va_list ap,
+                             const void *ret) {
+  lm_hook_ensure_init();
+  struct lm_handle *e = lm_hook_depth == 0 && h ? lm_hook_find_handle(h) : NULL;
+  if (k < 0)
+    k = e ? e->inst : inst_of(h, ret, "curl_easy_setopt");
+  const struct lm_curl_vt *vt = lm_hook_real(k);
+  if (!vt || !vt->easy_setopt)
+    return CURLE_FAILED_INIT;
+  if (!e && lm_hook_depth == 0 && h)
+    e = add_handle(h, k); /* a handle we did not see created */
+  void *p = NULL;
+  long l = 0;
+  curl_off_t off = 0;
+  /* While our callbacks are installed, keep them: record the program's. */
+  if (e && e->installed &&
+      (o == CURLOPT_WRITEFUNCTION || o == CURLOPT_WRITEDATA ||
+       o == CURLOPT_HEADERFUNCTION || o == CURLOPT_HEADERDATA)) {
+    p = va_arg(ap, void *);
+    if (o == CURLOPT_WRITEFUNCTION)
+      e->host_wf = (curl_write_callback)p;
+    else if (o == CURLOPT_WRITEDATA)
+      e->host_wd = p, e->host_wd_set = true;
+    else if (o == CURLOPT_HEADERFUNCTION)
+      e->host_hf = (curl_write_callback)p;
+    else
+      e->host_hd = p;
+    return CURLE_OK;
+  }
+  CURLcode r = forward_setopt(vt, h, o, ap, &p, &l, &off);
+  if (e && r == CURLE_OK)
+    remember_option(e, o, p, l, off);
   return r;
 }
 
-static CURLcode do_easy_perform(int k, CURL *h, const void *ret) {
+CURLcode lm_hook_easy_perform(int k, CURL *h, const void *ret) {
   lm_hook_ensure_init();
-  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  struct lm_handle *e = lm_hook_depth == 0 && h ? lm_hook_find_handle(h) : NULL;
   if (k < 0)
     k = e ? e->inst : inst_of(h, ret, "curl_easy_perform");
-  const struct lm_curl_vt *vt = real(k);
+  const struct lm_curl_vt *vt = lm_hook_real(k);
   if (!vt || !vt->easy_perform)
     return CURLE_FAILED_INIT;
-  enum lm_verdict_kind s = e ? start(e) : LM_VERDICT_PASS;
+  enum lm_verdict_kind s = e ? lm_hook_start_call(e) : LM_VERDICT_PASS;
   if (s == LM_VERDICT_DENY)
-    return deny_result(e);
+    return lm_hook_deny_result(e);
   if (s == LM_VERDICT_PASS) {
-    depth++;
+    lm_hook_depth++;
     CURLcode r = vt->easy_perform(h);
-    depth--;
+    lm_hook_depth--;
     return r;
   }
-  install(vt, e);
-  depth++;
+  lm_hook_install(vt, e);
+  lm_hook_depth++;
   CURLcode r = vt->easy_perform(h);
-  depth--;
-  uninstall(vt, e);
-  finish(e, r);
+  lm_hook_depth--;
+  lm_hook_uninstall(vt, e);
+  lm_hook_finish_call(e, r);
   return r;
 }
 
-static CURL *do_easy_duphandle(int k, CURL *h, const void *ret) {
+CURL *lm_hook_easy_duphandle(int k, CURL *h, const void *ret) {
   lm_hook_ensure_init();
-  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  struct lm_handle *e = lm_hook_depth == 0 && h ? lm_hook_find_handle(h) : NULL;
   if (k < 0)
     k = e ? e->inst : inst_of(h, ret, "curl_easy_duphandle");
-  const struct lm_curl_vt *vt = real(k);
+  const struct lm_curl_vt *vt = lm_hook_real(k);
   if (!vt || !vt->easy_duphandle)
     return NULL;
-  depth++;
+  lm_hook_depth++;
   CURL *d = vt->easy_duphandle(h);
-  depth--;
+  lm_hook_depth--;
   if (!d || !e)
     return d;
   struct lm_handle *n = add_handle(d, e->inst);
@@ -675,25 +631,25 @@ static CURL *do_easy_duphandle(int k, CURL *h, const void *ret) {
   n->header_in_body = e->header_in_body;
   n->errbuf = e->errbuf;
   if (e->installed) { /* duplicated mid-transfer: give it the program's */
-    depth++;
+    lm_hook_depth++;
     n->installed = true;
-    uninstall(vt, n);
-    depth--;
+    lm_hook_uninstall(vt, n);
+    lm_hook_depth--;
   }
   return d;
 }
 
-static void do_easy_reset(int k, CURL *h, const void *ret) {
+void lm_hook_easy_reset(int k, CURL *h, const void *ret) {
   lm_hook_ensure_init();
-  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  struct lm_handle *e = lm_hook_depth == 0 && h ? lm_hook_find_handle(h) : NULL;
   if (k < 0)
     k = e ? e->inst : inst_of(h, ret, "curl_easy_reset");
-  const struct lm_curl_vt *vt = real(k);
+  const struct lm_curl_vt *vt = lm_hook_real(k);
   if (!vt || !vt->easy_reset)
     return;
-  depth++;
+  lm_hook_depth++;
   vt->easy_reset(h);
-  depth--;
+  lm_hook_depth--;
   if (e) {
     if (metering(e))
       lm_meter_end(e->call, false);
@@ -702,30 +658,30 @@ static void do_easy_reset(int k, CURL *h, const void *ret) {
   }
 }
 
-static void do_easy_cleanup(int k, CURL *h, const void *ret) {
+void lm_hook_easy_cleanup(int k, CURL *h, const void *ret) {
   lm_hook_ensure_init();
-  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  struct lm_handle *e = lm_hook_depth == 0 && h ? lm_hook_find_handle(h) : NULL;
   if (k < 0)
     k = e ? e->inst : inst_of(h, ret, "curl_easy_cleanup");
-  const struct lm_curl_vt *vt = real(k);
+  const struct lm_curl_vt *vt = lm_hook_real(k);
   if (e && metering(e))
     lm_meter_end(e->call, false); /* never leave a lease behind */
   if (vt && vt->easy_cleanup) {
-    depth++;
+    lm_hook_depth++;
     vt->easy_cleanup(h);
-    depth--;
+    lm_hook_depth--;
   }
   if (e)
     drop_handle(h);
 }
 
-static CURLcode do_easy_getinfo(int k, CURL *h, CURLINFO info, va_list ap,
-                                const void *ret) {
+CURLcode lm_hook_easy_getinfo(int k, CURL *h, CURLINFO info, va_list ap,
+                              const void *ret) {
   lm_hook_ensure_init();
-  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
+  struct lm_handle *e = lm_hook_depth == 0 && h ? lm_hook_find_handle(h) : NULL;
   if (k < 0)
     k = e ? e->inst : inst_of(h, ret, "curl_easy_getinfo");
-  const struct lm_curl_vt *vt = real(k);
+  const struct lm_curl_vt *vt = lm_hook_real(k);
   void *p = va_arg(ap, void *);
   if (e && e->synth_status && p) {
     /* Our 402 never touched the network: answer what the program asks
@@ -750,340 +706,8 @@ static CURLcode do_easy_getinfo(int k, CURL *h, CURLINFO info, va_list ap,
   }
   if (!vt || !vt->easy_getinfo)
     return CURLE_FAILED_INIT;
-  depth++;
+  lm_hook_depth++;
   CURLcode r = vt->easy_getinfo(h, info, p);
-  depth--;
+  lm_hook_depth--;
   return r;
-}
-
-/* ---- multi ------------------------------------------------------------- */
-
-static CURLM *do_multi_init(int k, const void *ret) {
-  lm_hook_ensure_init();
-  if (k < 0)
-    k = lm_interpose_instance_for_caller(ret, "curl_multi_init");
-  const struct lm_curl_vt *vt = real(k);
-  if (!vt || !vt->multi_init)
-    return NULL;
-  depth++;
-  CURLM *m = vt->multi_init();
-  depth--;
-  if (m && depth == 0)
-    find_multi(m, k >= 0 ? k : 0);
-  return m;
-}
-
-static int multi_inst(CURLM *m, int k, const void *ret, const char *name) {
-  if (k >= 0)
-    return k;
-  struct lm_multi *mm = depth == 0 ? find_multi(m, -1) : NULL;
-  return mm ? mm->inst : lm_interpose_instance_for_caller(ret, name);
-}
-
-static CURLMcode do_multi_add_handle(int k, CURLM *m, CURL *h,
-                                     const void *ret) {
-  lm_hook_ensure_init();
-  k = multi_inst(m, k, ret, "curl_multi_add_handle");
-  const struct lm_curl_vt *vt = real(k);
-  if (!vt || !vt->multi_add_handle)
-    return CURLM_INTERNAL_ERROR;
-  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
-  enum lm_verdict_kind s = e ? start(e) : LM_VERDICT_PASS;
-  if (e) {
-    e->multi = m;
-    e->multi_denied = false;
-    e->multi_done = false;
-  }
-  if (s == LM_VERDICT_DENY) {
-    /* Never reaches the network: it completes at once, in info_read. */
-    e->multi_denied = true;
-    e->multi_result = deny_result(e);
-    return CURLM_OK;
-  }
-  if (s == LM_VERDICT_METER)
-    install(vt, e);
-  depth++;
-  CURLMcode r = vt->multi_add_handle(m, h);
-  depth--;
-  if (r != CURLM_OK && s == LM_VERDICT_METER) {
-    uninstall(vt, e);
-    finish(e, CURLE_FAILED_INIT);
-  }
-  return r;
-}
-
-static CURLMcode do_multi_remove_handle(int k, CURLM *m, CURL *h,
-                                        const void *ret) {
-  lm_hook_ensure_init();
-  k = multi_inst(m, k, ret, "curl_multi_remove_handle");
-  const struct lm_curl_vt *vt = real(k);
-  struct lm_handle *e = depth == 0 && h ? find_handle(h) : NULL;
-  if (e && e->multi == m && e->multi_denied) {
-    e->multi = NULL;
-    e->multi_denied = false;
-    return CURLM_OK; /* we never added it */
-  }
-  if (!vt || !vt->multi_remove_handle)
-    return CURLM_INTERNAL_ERROR;
-  depth++;
-  CURLMcode r = vt->multi_remove_handle(m, h);
-  depth--;
-  if (e && e->multi == m) {
-    /* Without info_read (PHP's curl_multi_exec never calls it) we cannot
-     * know the result: a 2xx response that started is taken as complete
-     * (charged, at its estimate if unreadable), anything else as failed. */
-    CURLcode res = e->multi_done ? e->multi_result
-                   : (lm_meter_status(e->call) >= 200 &&
-                      lm_meter_status(e->call) < 300)
-                       ? CURLE_OK
-                       : CURLE_ABORTED_BY_CALLBACK;
-    finish(e, res);
-    depth++;
-    uninstall(vt, e);
-    depth--;
-    e->multi = NULL;
-  }
-  return r;
-}
-
-static CURLMcode do_multi_perform(int k, CURLM *m, int *running,
-                                  const void *ret) {
-  lm_hook_ensure_init();
-  k = multi_inst(m, k, ret, "curl_multi_perform");
-  const struct lm_curl_vt *vt = real(k);
-  if (!vt || !vt->multi_perform)
-    return CURLM_INTERNAL_ERROR;
-  depth++;
-  CURLMcode r = vt->multi_perform(m, running);
-  depth--;
-  return r;
-}
-
-static CURLMcode do_multi_socket_action(int k, CURLM *m, curl_socket_t s,
-                                        int ev, int *running, const void *ret) {
-  lm_hook_ensure_init();
-  k = multi_inst(m, k, ret, "curl_multi_socket_action");
-  const struct lm_curl_vt *vt = real(k);
-  if (!vt || !vt->multi_socket_action)
-    return CURLM_INTERNAL_ERROR;
-  depth++;
-  CURLMcode r = vt->multi_socket_action(m, s, ev, running);
-  depth--;
-  return r;
-}
-
-/* A refused handle of this multi whose DONE message is still due. */
-static struct lm_handle *next_denied(CURLM *m) {
-  struct lm_handle *found = NULL;
-  pthread_mutex_lock(&map_lock);
-  for (size_t b = 0; b < NBUCKETS && !found; b++)
-    for (struct lm_handle *e = buckets[b]; e; e = e->next)
-      if (e->multi == m && e->multi_denied && !e->multi_done) {
-        found = e;
-        break;
-      }
-  pthread_mutex_unlock(&map_lock);
-  return found;
-}
-
-static CURLMsg *do_multi_info_read(int k, CURLM *m, int *queue,
-                                   const void *ret) {
-  lm_hook_ensure_init();
-  k = multi_inst(m, k, ret, "curl_multi_info_read");
-  const struct lm_curl_vt *vt = real(k);
-  if (!vt || !vt->multi_info_read)
-    return NULL;
-  depth++;
-  CURLMsg *msg = vt->multi_info_read(m, queue);
-  depth--;
-  if (depth > 0)
-    return msg;
-  if (msg) {
-    if (msg->msg == CURLMSG_DONE) {
-      struct lm_handle *e = find_handle(msg->easy_handle);
-      if (e && e->multi == m && !e->multi_done) {
-        e->multi_done = true;
-        e->multi_result = msg->data.result;
-        finish(e, msg->data.result);
-      }
-    }
-    return msg;
-  }
-  struct lm_handle *d = next_denied(m);
-  struct lm_multi *mm = find_multi(m, -1);
-  if (!d || !mm)
-    return NULL;
-  d->multi_done = true;
-  memset(&mm->msg, 0, sizeof(mm->msg));
-  mm->msg.msg = CURLMSG_DONE;
-  mm->msg.easy_handle = d->h;
-  mm->msg.data.result = d->multi_result;
-  if (queue)
-    *queue = next_denied(m) ? 1 : 0;
-  return &mm->msg;
-}
-
-static CURLMcode do_multi_cleanup(int k, CURLM *m, const void *ret) {
-  lm_hook_ensure_init();
-  k = multi_inst(m, k, ret, "curl_multi_cleanup");
-  const struct lm_curl_vt *vt = real(k);
-  if (depth == 0) {
-    /* Transfers still attached end here: settle what they carried. */
-    for (;;) {
-      struct lm_handle *found = NULL;
-      pthread_mutex_lock(&map_lock);
-      for (size_t b = 0; b < NBUCKETS && !found; b++)
-        for (struct lm_handle *e = buckets[b]; e; e = e->next)
-          if (e->multi == m) {
-            found = e;
-            break;
-          }
-      pthread_mutex_unlock(&map_lock);
-      if (!found)
-        break;
-      finish(found, found->multi_done ? found->multi_result
-                                      : CURLE_ABORTED_BY_CALLBACK);
-      if (vt) { /* the handle outlives the multi: give it back as it was */
-        depth++;
-        uninstall(vt, found);
-        depth--;
-      }
-      found->multi = NULL;
-      found->multi_denied = false;
-    }
-    drop_multi(m);
-  }
-  if (!vt || !vt->multi_cleanup)
-    return CURLM_INTERNAL_ERROR;
-  depth++;
-  CURLMcode r = vt->multi_cleanup(m);
-  depth--;
-  return r;
-}
-
-/* ---- the exported hooks (global scope) ------------------------------- */
-
-#define RET __builtin_return_address(0)
-
-EXPORT CURL *curl_easy_init(void) { return do_easy_init(-1, RET); }
-EXPORT CURLcode curl_easy_setopt(CURL *h, CURLoption o, ...) {
-  va_list ap;
-  va_start(ap, o);
-  CURLcode r = do_easy_setopt(-1, h, o, ap, RET);
-  va_end(ap);
-  return r;
-}
-EXPORT CURLcode curl_easy_perform(CURL *h) {
-  return do_easy_perform(-1, h, RET);
-}
-EXPORT CURL *curl_easy_duphandle(CURL *h) {
-  return do_easy_duphandle(-1, h, RET);
-}
-EXPORT void curl_easy_reset(CURL *h) { do_easy_reset(-1, h, RET); }
-EXPORT void curl_easy_cleanup(CURL *h) { do_easy_cleanup(-1, h, RET); }
-EXPORT CURLcode curl_easy_getinfo(CURL *h, CURLINFO info, ...) {
-  va_list ap;
-  va_start(ap, info);
-  CURLcode r = do_easy_getinfo(-1, h, info, ap, RET);
-  va_end(ap);
-  return r;
-}
-EXPORT CURLM *curl_multi_init(void) { return do_multi_init(-1, RET); }
-EXPORT CURLMcode curl_multi_add_handle(CURLM *m, CURL *h) {
-  return do_multi_add_handle(-1, m, h, RET);
-}
-EXPORT CURLMcode curl_multi_remove_handle(CURLM *m, CURL *h) {
-  return do_multi_remove_handle(-1, m, h, RET);
-}
-EXPORT CURLMcode curl_multi_perform(CURLM *m, int *running) {
-  return do_multi_perform(-1, m, running, RET);
-}
-EXPORT CURLMcode curl_multi_socket_action(CURLM *m, curl_socket_t s, int ev,
-                                          int *running) {
-  return do_multi_socket_action(-1, m, s, ev, running, RET);
-}
-EXPORT CURLMsg *curl_multi_info_read(CURLM *m, int *queue) {
-  return do_multi_info_read(-1, m, queue, RET);
-}
-EXPORT CURLMcode curl_multi_cleanup(CURLM *m) {
-  return do_multi_cleanup(-1, m, RET);
-}
-
-/* ---- per-instance hook sets (written into patched GOT slots) ---------- */
-
-#define HOOKSET(K)                                                           \
-  static CURL *hk##K##_easy_init(void) { return do_easy_init(K, NULL); }     \
-  static CURLcode hk##K##_easy_setopt(CURL *h, CURLoption o, ...) {          \
-    va_list ap;                                                              \
-    va_start(ap, o);                                                         \
-    CURLcode r = do_easy_setopt(K, h, o, ap, NULL);                          \
-    va_end(ap);                                                              \
-    return r;                                                                \
-  }                                                                          \
-  static CURLcode hk##K##_easy_perform(CURL *h) {                            \
-    return do_easy_perform(K, h, NULL);                                      \
-  }                                                                          \
-  static CURL *hk##K##_easy_duphandle(CURL *h) {                             \
-    return do_easy_duphandle(K, h, NULL);                                    \
-  }                                                                          \
-  static void hk##K##_easy_reset(CURL *h) { do_easy_reset(K, h, NULL); }     \
-  static void hk##K##_easy_cleanup(CURL *h) { do_easy_cleanup(K, h, NULL); } \
-  static CURLcode hk##K##_easy_getinfo(CURL *h, CURLINFO i, ...) {           \
-    va_list ap;                                                              \
-    va_start(ap, i);                                                         \
-    CURLcode r = do_easy_getinfo(K, h, i, ap, NULL);                         \
-    va_end(ap);                                                              \
-    return r;                                                                \
-  }                                                                          \
-  static CURLM *hk##K##_multi_init(void) { return do_multi_init(K, NULL); }  \
-  static CURLMcode hk##K##_multi_add_handle(CURLM *m, CURL *h) {             \
-    return do_multi_add_handle(K, m, h, NULL);                               \
-  }                                                                          \
-  static CURLMcode hk##K##_multi_remove_handle(CURLM *m, CURL *h) {          \
-    return do_multi_remove_handle(K, m, h, NULL);                            \
-  }                                                                          \
-  static CURLMcode hk##K##_multi_perform(CURLM *m, int *r) {                 \
-    return do_multi_perform(K, m, r, NULL);                                  \
-  }                                                                          \
-  static CURLMcode hk##K##_multi_socket_action(CURLM *m, curl_socket_t s,    \
-                                               int e, int *r) {              \
-    return do_multi_socket_action(K, m, s, e, r, NULL);                      \
-  }                                                                          \
-  static CURLMsg *hk##K##_multi_info_read(CURLM *m, int *q) {                \
-    return do_multi_info_read(K, m, q, NULL);                                \
-  }                                                                          \
-  static CURLMcode hk##K##_multi_cleanup(CURLM *m) {                         \
-    return do_multi_cleanup(K, m, NULL);                                     \
-  }
-
-HOOKSET(0)
-HOOKSET(1)
-HOOKSET(2)
-HOOKSET(3)
-
-#define HOOKSET_VT(K)                                                     \
-  (struct lm_curl_vt) {                                                   \
-    hk##K##_easy_init, hk##K##_easy_setopt, hk##K##_easy_perform,         \
-        hk##K##_easy_duphandle, hk##K##_easy_reset, hk##K##_easy_cleanup, \
-        hk##K##_easy_getinfo, NULL, hk##K##_multi_init,                   \
-        hk##K##_multi_add_handle, hk##K##_multi_remove_handle,            \
-        hk##K##_multi_perform, hk##K##_multi_socket_action,               \
-        hk##K##_multi_info_read, hk##K##_multi_cleanup                    \
-  }
-
-_Static_assert(LM_MAX_CURL_INSTANCES == 4, "one HOOKSET per instance");
-
-static void fill_tables(void) {
-  hooksets[0] = HOOKSET_VT(0);
-  hooksets[1] = HOOKSET_VT(1);
-  hooksets[2] = HOOKSET_VT(2);
-  hooksets[3] = HOOKSET_VT(3);
-  exports = (struct lm_curl_vt){curl_easy_init,           curl_easy_setopt,
-                                curl_easy_perform,        curl_easy_duphandle,
-                                curl_easy_reset,          curl_easy_cleanup,
-                                curl_easy_getinfo,        NULL,
-                                curl_multi_init,          curl_multi_add_handle,
-                                curl_multi_remove_handle, curl_multi_perform,
-                                curl_multi_socket_action, curl_multi_info_read,
-                                curl_multi_cleanup};
 }

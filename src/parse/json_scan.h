@@ -17,6 +17,10 @@
  * are not stored, so nothing below that depth matches a path; nesting
  * beyond LM_JSON_NEST_LIMIT is an error.
  *
+ * Two files: json_scan.c is the scanner, json_walk.c what works on bytes
+ * already whole in memory (the object walks, the number conversions,
+ * lm_json_escape).
+ *
  * Malformed input puts the scanner in an error state (one LM_JSON_ERROR
  * event) and the rest of the document is ignored until lm_json_reset().
  * Numbers are reported as their text; convert with lm_json_parse_u64 /

@@ -14,10 +14,12 @@ for d in base parse price budget meter meter/lifecycle hook cli; do
   check "layers_folder_${d//\//_}_exists" test -d "src/$d"
 done
 
-# What the transport includes: libcurl, the interposer, the lifecycle.
+# What the transport includes: libcurl, the interposer, its own private
+# header (hook_internal.h, shared by hook.c, hook_multi.c, hook_exports.c),
+# the lifecycle.
 inc=$(grep -ho '#include "[^"]*"' src/hook/*.c src/hook/*.h | sort -u | tr '\n' ' ')
 expect_eq layers_hook_includes_only_lifecycle_and_its_own \
-  "$inc" '#include "curl_vt.h" #include "elf_got.h" #include "interpose.h" #include "lifecycle.h" '
+  "$inc" '#include "curl_vt.h" #include "elf_got.h" #include "hook_internal.h" #include "interpose.h" #include "lifecycle.h" '
 # What it calls: no function of the JSON, price, budget or meter modules.
 calls=$(grep -hoE '\blm_(json|sse|framer|extract|reqscan|detect|price|budget|segment|status|money|window|inject|ledger|notify|config|transfer|deny)_[a-z_]*' \
   src/hook/*.c | sort -u | tr '\n' ' ')

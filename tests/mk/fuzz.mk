@@ -17,8 +17,9 @@ FUZZ_TARGETS ?= fuzz_sse fuzz_extract fuzz_json_scan fuzz_reqscan
 FUZZ_CFLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -Wall -Wextra \
                 -D_GNU_SOURCE -Isrc/parse -Isrc/meter -Isrc/base -Itests/fuzz
-FUZZ_SRC      = src/parse/json_scan.c src/parse/sse.c src/parse/framer.c \
-                src/parse/extract.c src/meter/reqscan.c src/meter/detect.c
+FUZZ_SRC      = src/parse/json_scan.c src/parse/json_walk.c src/parse/sse.c \
+                src/parse/framer.c src/parse/extract.c src/meter/reqscan.c \
+                src/meter/detect.c
 FUZZ_BIN      = $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_TARGETS))
 
 .PHONY: fuzz-build

@@ -156,9 +156,11 @@ LLMMETER_API void llmmeter_free(void *p);
  *   agent     the agent it is charged to (the per-agent rows and rules);
  *             NULL or "": LLMMETER_AGENT, else the program's name; at most
  *             63 bytes
- *   provider  "openai", "anthropic", "google", "xai", "bedrock", ... : which
- *             provider's price applies (NULL: the model's own provider);
- *             "ollama" is a local model and costs nothing
+ *   provider  who bills the call: "openai", "anthropic", "google", "groq",
+ *             "xai", "bedrock", ...: that provider's price applies first
+ *             (NULL: the model's own provider); the ledger and the status
+ *             rows record it; "ollama" is a local model and costs nothing
+ *             unless LLMMETER_PRICES prices it
  *   estimate  the usage the call may reach (input tokens of the prompt, the
  *             max_tokens asked for): reserved at the model's price until the
  *             call ends; NULL: no input and LLMMETER_DEFAULT_MAX_TOKENS of

@@ -3,6 +3,10 @@
 
 Usage: python3 scripts/gen_prices.py [--feed data/prices.json]
                                       [--out src/price/price_table.c] [--check]
+                                      [--hosts-out src/price/provider_host_table.c]
+
+Also writes the provider host table (who bills a call, by its host) from
+the feed's `api_pattern`s: see "Provider hosts" below.
 
 Writes the embedded price table that src/price/price.c searches. Python standard
 library only. Every price goes from the feed's decimal text to an integer of
@@ -536,6 +540,239 @@ def emit(feed_path, providers, ordered, set_list, stats):
     return "\n".join(L) + "\n", counts
 
 
+# ---- Provider hosts: src/price/provider_host_table.c ----------------------
+#
+# Who bills a call is decided by the host it goes to (the library's
+# lm_price_provider_for_host, src/price/provider_host.c). The feed gives
+# every provider an `api_pattern`, a regex on the base URL; this section
+# turns each into host globs (at most one '*', for one or more host
+# characters) and an optional path prefix, and writes them as a table of
+# fixed-size strings with their lengths (no pointers, so no relocations at
+# library load; the lengths let a lookup skip most rules on one compare). Self-contained: it
+# reads the feed and writes its own file; the price table above does not
+# depend on it.
+
+HOSTS_OUT_DEFAULT = "src/price/provider_host_table.c"
+HOST_MAX = 47  # the C fields: char host[48], path[24], provider[32]
+PATH_MAX = 23
+PROVIDER_MAX = 31
+HOST_CHARS = re.compile(r"^[a-z0-9.*-]+$")
+
+# Hosts of providers the feed does not list (no prices in it). A call there
+# is priced from LLMMETER_PRICES, else by the API's own provider; the ledger
+# and status still name who billed it. The generator stops if the feed ever
+# carries one of these hosts itself (then this line must go).
+EXTRA_HOSTS = [
+    ("api.deepinfra.com", "", "deepinfra",
+     "DeepInfra (not in the feed)"),
+]
+
+
+def expand_pattern(pattern):
+    """The strings an api_pattern describes, as a list, with '*' for a run
+    of host characters ([...]+, [...]*, .*, .+). The subset of regex the
+    feed uses: literals, backslash escapes, groups (...) and (?:...) with
+    '|', '?' after a group or a literal, a leading '^' and '$'. Anything
+    else stops the generator, so a new pattern shape is never guessed at."""
+    pos = [0]
+    n = len(pattern)
+
+    def fail(why):
+        raise SystemExit("gen_prices: api_pattern %r: %s at %d"
+                         % (pattern, why, pos[0]))
+
+    def alternatives():
+        alts = [sequence()]
+        while pos[0] < n and pattern[pos[0]] == "|":
+            pos[0] += 1
+            alts.append(sequence())
+        return [s for a in alts for s in a]
+
+    def sequence():
+        out = [""]
+        while pos[0] < n and pattern[pos[0]] not in "|)":
+            atom = atom_strings()
+            if pos[0] < n and pattern[pos[0]] == "?":
+                pos[0] += 1
+                atom = atom + [""]
+            out = [a + b for a in out for b in atom]
+        return out
+
+    def atom_strings():
+        c = pattern[pos[0]]
+        if c == "^" and pos[0] == 0:
+            pos[0] += 1
+            return [""]
+        if c == "$":
+            pos[0] += 1
+            return [""]
+        if c == "\\":
+            if pos[0] + 1 >= n or pattern[pos[0] + 1] not in ".-/:":
+                fail("unsupported escape")
+            pos[0] += 2
+            return literal(pattern[pos[0] - 1])
+        if c == "(":
+            pos[0] += 1
+            if pattern.startswith("?:", pos[0]):
+                pos[0] += 2
+            alts = alternatives()
+            if pos[0] >= n or pattern[pos[0]] != ")":
+                fail("unclosed group")
+            pos[0] += 1
+            return alts
+        if c == "[":
+            end = pattern.find("]", pos[0])
+            if end < 0:
+                fail("unclosed class")
+            pos[0] = end + 1
+            return wildcard()
+        if c == ".":
+            pos[0] += 1
+            return wildcard()
+        if c in "*+{}":
+            fail("unsupported quantifier")
+        pos[0] += 1
+        return literal(c)
+
+    def literal(c):
+        if pos[0] < n and pattern[pos[0]] in "*+{":
+            fail("quantifier on a literal")
+        return [c]
+
+    def wildcard():
+        if pos[0] >= n or pattern[pos[0]] not in "*+":
+            fail("a class or '.' without '*' or '+'")
+        pos[0] += 1
+        return ["*"]
+
+    strings = alternatives()
+    if pos[0] != n:
+        fail("unexpected ')'")
+    return strings
+
+
+def host_rules(pattern):
+    """api_pattern -> sorted unique (host glob, path prefix) pairs, each
+    checked against the regex itself (a sample with every '*' filled in
+    must match), so the table never claims more than the feed says."""
+    rules = set()
+    for s in expand_pattern(pattern):
+        s = re.sub(r"\*+", "*", s)
+        for scheme in ("https://", "http://"):
+            if s.startswith(scheme):
+                s = s[len(scheme):]
+                break
+        host, slash, path = s.partition("/")
+        path = (slash + path).rstrip("/")
+        if host.endswith(".") or host.endswith("-"):
+            host += "*"  # the regex is a prefix: "api.moonshot." + any TLD
+        if not HOST_CHARS.match(host) or host.startswith("*") and \
+                not host.startswith("*."):
+            raise SystemExit("gen_prices: api_pattern %r: host %r is not a "
+                             "host glob" % (pattern, host))
+        if "*" in path:
+            raise SystemExit("gen_prices: api_pattern %r: wildcard in the "
+                             "path" % pattern)
+        if host.count("*") > 1:
+            raise SystemExit("gen_prices: api_pattern %r: host %r has more "
+                             "than one '*' (the matcher takes one)"
+                             % (pattern, host))
+        sample = host.replace("*", "xx") + path
+        if not re.match(pattern, "https://" + sample):
+            raise SystemExit("gen_prices: api_pattern %r: expansion %r does "
+                             "not match it" % (pattern, sample))
+        rules.add((host, path))
+    return sorted(rules)
+
+
+def host_table(feed):
+    """-> [(host, path, provider id, comment)] in match order: a path
+    prefix before a bare host, an exact host before a glob, then the longer
+    literal first; the first rule that matches wins."""
+    rows = {}
+    notes = []
+    for prov in feed:
+        pat = prov.get("api_pattern")
+        if not pat:
+            notes.append("%s: no api_pattern" % prov["id"])
+            continue
+        for host, path in host_rules(pat):
+            if (host, path) in rows:
+                notes.append("%s%s: %s, kept %s" % (host, path, prov["id"],
+                                                    rows[(host, path)][0]))
+                continue
+            rows[(host, path)] = (prov["id"], pat)
+    for host, path, pid, why in EXTRA_HOSTS:
+        if (host, path) in rows:
+            raise SystemExit("gen_prices: the feed now maps %s%s (to %s): "
+                             "remove it from EXTRA_HOSTS"
+                             % (host, path, rows[(host, path)][0]))
+        rows[(host, path)] = (pid, why)
+    out = []
+    for (host, path), (pid, why) in rows.items():
+        if len(host) > HOST_MAX or len(path) > PATH_MAX or \
+                len(pid) > PROVIDER_MAX:
+            raise SystemExit("gen_prices: host rule %s%s -> %s does not fit "
+                             "the table's fields" % (host, path, pid))
+        out.append((host, path, pid, why))
+    out.sort(key=lambda r: (0 if r[1] else 1, 1 if "*" in r[0] else 0,
+                            -len(r[0].replace("*", "")), r[0], r[1]))
+    return out, notes
+
+
+def emit_hosts(feed_path, rows, notes):
+    L = []
+    w = L.append
+    w("/* provider_host_table.c — GENERATED by scripts/gen_prices.py; do not "
+      "edit.")
+    w(" *")
+    w(" * Who bills a call, by the host it goes to: every provider's")
+    w(" * `api_pattern` of %s," % FEED_NAME)
+    w(" * %s, snapshot of %s, as host globs ('*': one or more" % (feed_path,
+                                                                   FEED_DATE))
+    w(" * host characters) with an optional path prefix, in match order (the")
+    w(" * first rule that matches wins; src/price/provider_host.c). Plus the")
+    w(" * hosts of providers the feed does not list (EXTRA_HOSTS). Regenerate")
+    w(" * with")
+    w(" *   python3 scripts/gen_prices.py")
+    w(" *")
+    w(" * %d rules." % len(rows))
+    for note in notes:
+        w(" * Not a rule: %s." % c_comment(note))
+    w(" */")
+    w('#include "provider_host.h"')
+    w("")
+    w("const struct lm_price_host lm_price_hosts[] = {")
+    for host, path, pid, why in rows:
+        star = host.find("*")
+        w('    {"%s", "%s", "%s", %d, %d, %d}, /* %s */'
+          % (c_string(host), c_string(path), c_string(pid), len(host),
+             255 if star < 0 else star, len(path), c_comment(why)))
+    w("};")
+    w("const size_t lm_price_host_count = %d;" % len(rows))
+    return "\n".join(L) + "\n"
+
+
+def write_or_check(path, text, check):
+    """Writes text to path (atomically), or with check says whether path
+    already holds it. Returns True when all is well."""
+    if check:
+        try:
+            with open(path, encoding="utf-8") as f:
+                same = f.read() == text
+        except OSError:
+            same = False
+        if not same:
+            print("gen_prices: %s is stale; run scripts/gen_prices.py" % path,
+                  file=sys.stderr)
+        return same
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return True
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--feed", default=FEED_DEFAULT)
@@ -544,9 +781,14 @@ def main():
                     help="exit 1 if --out is not what the feed generates")
     ap.add_argument("--stats", action="store_true",
                     help="print entries per provider and skipped matchers")
+    ap.add_argument("--hosts-out", default=HOSTS_OUT_DEFAULT,
+                    help="the provider host table (default %(default)s)")
     args = ap.parse_args()
     with open(args.feed, "rb") as f:
         feed = json.loads(f.read().decode("utf-8"), parse_float=decimal.Decimal)
+    hosts_ok = write_or_check(args.hosts_out,
+                              emit_hosts(args.feed, *host_table(feed)),
+                              args.check)
     providers, ordered, set_list, stats = generate(feed)
     if len(set_list) > 65535 or len(ordered) > 65535:
         raise SystemExit("gen_prices: table too large for 16-bit indices")
@@ -568,7 +810,7 @@ def main():
             print("gen_prices: %s is stale; run scripts/gen_prices.py" % args.out,
                   file=sys.stderr)
             return 1
-        return 0
+        return 0 if hosts_ok else 1
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)

@@ -28,6 +28,8 @@ struct lm_budget;
 /* What admission needs to know about a call. */
 struct lm_call {
   const char *model;         /* requested model; "" if unknown */
+  const char *provider;      /* who bills it ("groq"); NULL or "": unknown.
+                                A model's row is per model and provider */
   const char *agent;         /* agent tag; NULL or "" = "unknown" */
   int64_t est_pusd;          /* estimated cost, an upper bound if possible */
   uint64_t est_tokens;       /* estimated input + output tokens */
@@ -147,6 +149,7 @@ struct lm_snap_counters {
 };
 struct lm_snap_row {
   char name[LM_NAME_MAX];
+  char provider[LM_PROVIDER_MAX]; /* model rows: who bills them ("" unknown) */
   uint32_t flags;
   struct lm_snap_counters c;
 };

@@ -25,8 +25,9 @@
 
 #define LM_SEG_MAGIC 0x524554454d4d4c4cULL /* "LLMMETER" little-endian */
 #define LM_SEG_VERSION 1u
-#define LM_NAME_MAX 64 /* model / agent / pattern names, NUL included */
-#define LM_ROWS 256    /* per-model and per-agent rows (+1 "other") */
+#define LM_NAME_MAX 64     /* model / agent / pattern names, NUL included */
+#define LM_PROVIDER_MAX 32 /* a model row's provider, NUL included */
+#define LM_ROWS 256        /* per-model and per-agent rows (+1 "other") */
 #define LM_ROW_OTHER LM_ROWS
 #define LM_ROW_NONE 0xffffffffu
 #define LM_RULES 32    /* per-model / per-agent limit rules */
@@ -70,16 +71,23 @@ _Static_assert(sizeof(struct lm_counters) == 128, "lm_counters layout");
 
 enum lm_row_state { LM_ROW_FREE = 0, LM_ROW_CLAIMED = 1, LM_ROW_READY = 2 };
 
-/* A per-model or per-agent row. The state word is (pid << 2 | state). */
+/* A per-model or per-agent row. The state word is (pid << 2 | state).
+ * A model's row is per model and provider (who bills it): the same model
+ * at Groq and at OpenRouter has two rows. `provider` was padding in
+ * segments made before it existed (zeros: unknown), so the layout and its
+ * version are unchanged; agent rows leave it empty. */
 struct lm_row {
   _Atomic uint64_t state;
-  uint32_t hash;
+  uint32_t hash;  /* of name, then provider */
   uint32_t flags; /* LM_ROWF_* */
   char name[LM_NAME_MAX];
   struct lm_counters c;
-  char pad[48];
+  char provider[LM_PROVIDER_MAX];
+  char pad[48 - LM_PROVIDER_MAX];
 };
 _Static_assert(sizeof(struct lm_row) == 256, "lm_row layout");
+_Static_assert(offsetof(struct lm_row, provider) == 208,
+               "lm_row.provider is where the padding was");
 #define LM_ROWF_UNPRICED 1u
 
 /* A rule's kind is its target (low byte) and what it limits (next byte):

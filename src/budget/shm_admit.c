@@ -30,19 +30,29 @@
 
 /* ---- rows and rules ---------------------------------------------------- */
 
-static uint32_t fnv1a(const char *s) {
-  uint32_t h = 2166136261u;
+static uint32_t fnv1a(uint32_t h, const char *s) {
   for (; *s; s++)
     h = (h ^ (unsigned char)*s) * 16777619u;
   return h;
 }
 
-static uint32_t row_find(struct lm_row *rows, const char *name, int create) {
-  char key[LM_NAME_MAX] = {0};
-  const char *src = (name && *name) ? name : "unknown";
-  size_t kl = strnlen(src, LM_NAME_MAX - 1);
-  memcpy(key, src, kl);
-  uint32_t h = fnv1a(key);
+/* A row's name and provider as stored: NUL-padded, truncated to fit. */
+static void row_key(char *out, size_t size, const char *s, const char *dflt) {
+  memset(out, 0, size);
+  const char *src = (s && *s) ? s : dflt;
+  memcpy(out, src, strnlen(src, size - 1));
+}
+
+/* The row of (name, provider), made if new and `create`. A row made by a
+ * library that had no provider field has provider "" and the hash of its
+ * name alone, which is the hash of (name, "") here: it stays the row of
+ * calls with no provider. */
+static uint32_t row_find(struct lm_row *rows, const char *name,
+                         const char *provider, int create) {
+  char key[LM_NAME_MAX], prov[LM_PROVIDER_MAX];
+  row_key(key, sizeof(key), name, "unknown");
+  row_key(prov, sizeof(prov), provider, "");
+  uint32_t h = fnv1a(fnv1a(2166136261u, key), prov);
   uint32_t me = lm_shm_my_pid();
   for (uint32_t i = 0; i < LM_ROWS; i++) {
     struct lm_row *r = &rows[(h + i) % LM_ROWS];
@@ -50,7 +60,8 @@ static uint32_t row_find(struct lm_row *rows, const char *name, int create) {
       uint64_t w = atomic_load_explicit(&r->state, memory_order_acquire);
       unsigned st = (unsigned)(w & 3);
       if (st == LM_ROW_READY) {
-        if (r->hash == h && strncmp(r->name, key, LM_NAME_MAX) == 0)
+        if (r->hash == h && strncmp(r->name, key, LM_NAME_MAX) == 0 &&
+            strncmp(r->provider, prov, LM_PROVIDER_MAX) == 0)
           return (uint32_t)(r - rows);
         break;
       }
@@ -70,6 +81,7 @@ static uint32_t row_find(struct lm_row *rows, const char *name, int create) {
         continue; /* lost the race: look at this row again */
       r->hash = h;
       memcpy(r->name, key, LM_NAME_MAX);
+      memcpy(r->provider, prov, LM_PROVIDER_MAX);
       atomic_store_explicit(&r->state, ((uint64_t)me << 2) | LM_ROW_READY,
                             memory_order_release);
       return (uint32_t)(r - rows);
@@ -107,34 +119,38 @@ static uint32_t rules_match(struct lm_segment *s, const char *model,
 struct admit_memo {
   uint64_t serial; /* 0: empty */
   uint32_t rules_gen, model_row, agent_row, rule_mask;
-  char model[LM_NAME_MAX], agent[LM_NAME_MAX];
+  char model[LM_NAME_MAX], agent[LM_NAME_MAX], provider[LM_PROVIDER_MAX];
 };
 static __thread struct admit_memo admit_memo
     __attribute__((tls_model("initial-exec")));
 
 static void admit_rows(struct lm_budget *b, const char *model,
-                       const char *agent, struct lm_lease *l) {
+                       const char *provider, const char *agent,
+                       struct lm_lease *l) {
   struct lm_segment *s = SEG(b);
   struct admit_memo *m = &admit_memo;
   const char *ag = agent ? agent : ""; /* row_find maps "" to "unknown" */
+  const char *pv = provider ? provider : "";
   uint32_t gen = atomic_load_explicit(&s->rules_gen, memory_order_acquire);
   if (m->serial == b->serial && m->rules_gen == gen &&
-      strcmp(m->model, model) == 0 && strcmp(m->agent, ag) == 0) {
+      strcmp(m->model, model) == 0 && strcmp(m->agent, ag) == 0 &&
+      strcmp(m->provider, pv) == 0) {
     l->model_row = m->model_row;
     l->agent_row = m->agent_row;
     l->rule_mask = m->rule_mask;
     return;
   }
-  l->model_row = row_find(s->models, model, 1);
-  l->agent_row = row_find(s->agents, ag, 1);
+  l->model_row = row_find(s->models, model, pv, 1);
+  l->agent_row = row_find(s->agents, ag, NULL, 1);
   l->rule_mask = rules_match(s, model, agent);
-  size_t ml = strlen(model), al = strlen(ag);
-  if (ml >= LM_NAME_MAX || al >= LM_NAME_MAX) {
+  size_t ml = strlen(model), al = strlen(ag), pl = strlen(pv);
+  if (ml >= LM_NAME_MAX || al >= LM_NAME_MAX || pl >= LM_PROVIDER_MAX) {
     m->serial = 0; /* truncated names: not worth a memo */
     return;
   }
   memcpy(m->model, model, ml + 1);
   memcpy(m->agent, ag, al + 1);
+  memcpy(m->provider, pv, pl + 1);
   m->model_row = l->model_row;
   m->agent_row = l->agent_row;
   m->rule_mask = l->rule_mask;
@@ -410,7 +426,7 @@ static void admit_begin(struct lm_budget *b, const struct lm_call *call,
   memset(l, 0, sizeof(*l));
   memset(why, 0, sizeof(*why));
   lm_shm_roll(&s->total, win);
-  admit_rows(b, model, agent, l);
+  admit_rows(b, model, call->provider, agent, l);
   lm_shm_roll(&s->models[l->model_row].c, win);
   lm_shm_roll(&s->agents[l->agent_row].c, win);
   for (int r = 0; r < LM_RULES; r++)

@@ -66,6 +66,8 @@ static int snap_rows(const struct lm_row *rows, int64_t win,
       continue;
     memcpy(o->name, r->name, LM_NAME_MAX);
     o->name[LM_NAME_MAX - 1] = 0;
+    memcpy(o->provider, r->provider, LM_PROVIDER_MAX);
+    o->provider[LM_PROVIDER_MAX - 1] = 0; /* never trust shared memory */
     o->flags = r->flags;
     n++;
   }

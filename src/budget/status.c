@@ -5,6 +5,7 @@
  * pico-USD), never through a double.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -42,6 +43,13 @@ static void json_row(FILE *o, const char *key, const struct lm_snap_row *r) {
   char a[40], b[40];
   fprintf(o, "{\"%s\":", key);
   json_str(o, r->name);
+  if (strcmp(key, "model") == 0) { /* who bills it; null: not recorded */
+    fputs(",\"provider\":", o);
+    if (r->provider[0])
+      json_str(o, r->provider);
+    else
+      fputs("null", o);
+  }
   fprintf(o,
           ",\"spent_usd\":%s,\"reserved_usd\":%s,\"requests\":%" PRIu64
           ",\"in_flight\":%" PRIu64 ",\"denied\":%" PRIu64
@@ -185,33 +193,43 @@ static void prom_line(FILE *o, const char *metric, const char *budget,
   fprintf(o, "} %s\n", value);
 }
 
+/* Copies s into out as a Prometheus label value (\ and " escaped). */
+static void prom_escape(const char *s, char *out, size_t size) {
+  size_t k = 0;
+  for (const char *p = s; *p && k + 2 < size; p++) {
+    if (*p == '"' || *p == '\\')
+      out[k++] = '\\';
+    out[k++] = *p;
+  }
+  out[k] = 0;
+}
+
 static void prom_rows(FILE *o, const struct lm_snapshot *s, const char *label,
                       const struct lm_snap_row *rows, int n) {
   char v[48];
   for (int i = 0; i < n; i++) {
-    char name[LM_NAME_MAX * 2];
-    size_t k = 0; /* Prometheus label values escape \ and " */
-    for (const char *p = rows[i].name; *p && k + 2 < sizeof(name); p++) {
-      if (*p == '"' || *p == '\\')
-        name[k++] = '\\';
-      name[k++] = *p;
-    }
-    name[k] = 0;
-    char metric[64];
-    snprintf(metric, sizeof(metric), "llmmeter_%s_spent_usd", label);
-    prom_line(o, metric, s->name, label, name,
-              usd(rows[i].c.spent, v, sizeof(v)));
-    snprintf(metric, sizeof(metric), "llmmeter_%s_requests_total", label);
-    snprintf(v, sizeof(v), "%" PRIu64, rows[i].c.requests);
-    prom_line(o, metric, s->name, label, name, v);
-    snprintf(metric, sizeof(metric), "llmmeter_%s_tokens_total", label);
+    char name[LM_NAME_MAX * 2], prov[LM_PROVIDER_MAX * 2];
+    char labels[sizeof(name) + sizeof(prov) + 32];
+    prom_escape(rows[i].name, name, sizeof(name));
+    prom_escape(rows[i].provider, prov, sizeof(prov));
+    /* A model's rows are per provider: the label tells them apart. */
+    if (prov[0])
+      snprintf(labels, sizeof(labels), "%s=\"%s\",provider=\"%s\"", label, name,
+               prov);
+    else
+      snprintf(labels, sizeof(labels), "%s=\"%s\"", label, name);
+    usd(rows[i].c.spent, v, sizeof(v));
+    fprintf(o, "llmmeter_%s_spent_usd{budget=\"%s\",%s} %s\n", label, s->name,
+            labels, v);
+    fprintf(o, "llmmeter_%s_requests_total{budget=\"%s\",%s} %" PRIu64 "\n",
+            label, s->name, labels, rows[i].c.requests);
     const char *kinds[] = {"input", "cache_read", "cache_write", "output",
                            "reasoning"};
-    for (int t = 0; t < LM_TOK_KINDS; t++) {
-      snprintf(v, sizeof(v), "%" PRIu64, rows[i].c.tokens[t]);
-      fprintf(o, "%s{budget=\"%s\",%s=\"%s\",kind=\"%s\"} %s\n", metric,
-              s->name, label, name, kinds[t], v);
-    }
+    for (int t = 0; t < LM_TOK_KINDS; t++)
+      fprintf(o,
+              "llmmeter_%s_tokens_total{budget=\"%s\",%s,kind=\"%s\"} %" PRIu64
+              "\n",
+              label, s->name, labels, kinds[t], rows[i].c.tokens[t]);
   }
 }
 
@@ -284,20 +302,26 @@ static void human_duration(int64_t s, char *buf, size_t n) {
 }
 
 static void table_rows(FILE *o, const char *title,
-                       const struct lm_snap_row *rows, int n) {
+                       const struct lm_snap_row *rows, int n, bool providers) {
   if (!n)
     return;
-  fprintf(o, "\n%-32s %12s %8s %6s %12s %12s %10s\n", title, "SPENT", "REQS",
-          "DENIED", "INPUT", "OUTPUT", "CACHE RD");
+  fprintf(o, "\n%-32s ", title);
+  if (providers)
+    fprintf(o, "%-12s ", "PROVIDER");
+  fprintf(o, "%12s %8s %6s %12s %12s %10s\n", "SPENT", "REQS", "DENIED",
+          "INPUT", "OUTPUT", "CACHE RD");
   for (int i = 0; i < n; i++) {
     const struct lm_snap_row *r = &rows[i];
     char a[40];
+    fprintf(o, "%-32.32s ", r->name);
+    if (providers)
+      fprintf(o, "%-12.12s ", r->provider[0] ? r->provider : "-");
     fprintf(o,
-            "%-32.32s %12s %8" PRIu64 " %6" PRIu64 " %12" PRIu64 " %12" PRIu64
+            "%12s %8" PRIu64 " %6" PRIu64 " %12" PRIu64 " %12" PRIu64
             " %10" PRIu64 "%s\n",
-            r->name, lm_money_format_display(r->c.spent, 4, a, sizeof(a)),
-            r->c.requests, r->c.denied, r->c.tokens[LM_TOK_INPUT],
-            r->c.tokens[LM_TOK_OUTPUT], r->c.tokens[LM_TOK_CACHE_READ],
+            lm_money_format_display(r->c.spent, 4, a, sizeof(a)), r->c.requests,
+            r->c.denied, r->c.tokens[LM_TOK_INPUT], r->c.tokens[LM_TOK_OUTPUT],
+            r->c.tokens[LM_TOK_CACHE_READ],
             (r->flags & LM_ROWF_UNPRICED) ? "  (unpriced)" : "");
   }
 }
@@ -422,8 +446,8 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
               r->pattern, (long long)r->limit_pusd,
               m == LM_RULE_CALL_INPUT ? "input" : "output");
   }
-  table_rows(o, "MODEL", s->models, s->n_models);
-  table_rows(o, "AGENT", s->agents, s->n_agents);
+  table_rows(o, "MODEL", s->models, s->n_models, true);
+  table_rows(o, "AGENT", s->agents, s->n_agents, false);
 }
 
 void lm_status_print(FILE *out, const struct lm_snapshot *s,

@@ -17,8 +17,11 @@
 
 #include "cli.h"
 #include "config.h"
+#include "detect.h"
 #include "money.h"
 #include "price.h"
+#include "pricing.h"
+#include "route.h"
 #include "window.h"
 
 #ifndef LM_LIBDIR
@@ -46,15 +49,21 @@ static const char *usage_text =
     "  run [LIMITS] [--quiet] -- CMD [ARGS...]\n"
     "                                run CMD with the library preloaded, creating\n"
     "                                the budget if needed; exits with CMD's code\n"
-    "  prices MODEL... [--json] [--usage input=N,output=N,cache_read=N,\n"
-    "         cache_write=N]         what a model resolves to in the price table\n"
+    "  prices MODEL... [--url URL] [--provider P] [--json]\n"
+    "         [--usage input=N,output=N,cache_read=N,cache_write=N]\n"
+    "                                what a model resolves to in the price table\n"
     "                                (embedded, LLMMETER_PRICES overrides, or\n"
     "                                LLMMETER_DEFAULT_PRICE) and, with --usage,\n"
-    "                                the exact cost of that usage; MODEL max:PROVIDER\n"
-    "                                shows what an unknown model of PROVIDER costs\n"
-    "  report [FILE] [--by model|agent|day] [--json]\n"
-    "                                sum a ledger (LLMMETER_LEDGER) by model, agent\n"
-    "                                or UTC day: calls, denials, exact cost, tokens\n"
+    "                                the exact cost of that usage; --url: what a\n"
+    "                                call to URL is charged (its API and provider\n"
+    "                                as the library decides them; MODEL may be\n"
+    "                                left out when the URL names it); --provider:\n"
+    "                                who bills it; MODEL max:PROVIDER shows what an\n"
+    "                                unknown model of PROVIDER costs\n"
+    "  report [FILE] [--by model|agent|provider|api|day] [--json]\n"
+    "                                sum a ledger (LLMMETER_LEDGER) by model, agent,\n"
+    "                                provider (who billed it), API or UTC day:\n"
+    "                                calls, denials, exact cost, tokens\n"
     "  help                          this text\n"
     "\n"
     "LIMITS (init, set, run):\n"
@@ -777,15 +786,54 @@ static int parse_usage(const char *spec, struct lm_usage *u) {
   return 0;
 }
 
+/* A JSON string (quotes included) for names we print. */
+static void json_string(const char *v) {
+  putchar('"');
+  for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+    if (*p == '"' || *p == '\\')
+      printf("\\%c", *p);
+    else if (*p < 0x20)
+      printf("\\u%04x", *p);
+    else
+      putchar(*p);
+  }
+  putchar('"');
+}
+
+/* The route `prices` answers for: --url through the library's own routing
+ * (route.h, with LLMMETER_ENDPOINTS), --provider as the C API names one,
+ * or neither (the model's own provider). */
+static void prices_route(const char *url, const char *provider,
+                         struct lm_route *r) {
+  if (url) {
+    if (!lm_route_url(url, strlen(url), lm_config_get()->endpoints, r))
+      die_usage("--url '%s' is not an LLM API endpoint (no built-in rule or "
+                "LLMMETER_ENDPOINTS entry matches its path)",
+                url);
+    if (provider) { /* --provider names who bills it, as @provider would */
+      struct lm_route named;
+      lm_route_provider(provider, &named);
+      memcpy(r->provider, named.provider, sizeof(r->provider));
+      r->by = LM_ROUTE_BY_CALLER;
+    }
+    return;
+  }
+  lm_route_provider(provider, r);
+}
+
 static int cmd_prices(int argc, char **argv) {
   int json = 0, n = 0, rc = 0;
-  const char *usage = NULL;
+  const char *usage = NULL, *url = NULL, *provider = NULL;
   const char *models[64];
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--json") == 0)
       json = 1;
     else if (strcmp(argv[i], "--usage") == 0 && i + 1 < argc)
       usage = argv[++i];
+    else if (strcmp(argv[i], "--url") == 0 && i + 1 < argc)
+      url = argv[++i];
+    else if (strcmp(argv[i], "--provider") == 0 && i + 1 < argc)
+      provider = argv[++i];
     else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
       fputs(usage_text, stdout);
       return 0;
@@ -794,70 +842,132 @@ static int cmd_prices(int argc, char **argv) {
     else if (n < 64)
       models[n++] = argv[i];
   }
+  if (provider && !*provider)
+    die_usage("%s", "--provider needs a provider name");
+  struct lm_route route;
+  prices_route(url, provider, &route);
+  char url_model[128];
+  if (!n && url &&
+      *lm_route_model(url, strlen(url), NULL, url_model, sizeof(url_model)))
+    models[n++] = url_model; /* the URL names the model (Gemini) */
   if (!n)
-    die_usage("%s", "prices needs at least one MODEL");
+    die_usage("%s", "prices needs at least one MODEL (or a --url that names "
+                    "one)");
   struct lm_usage u = {0};
   if (usage && parse_usage(usage, &u) != 0)
     die_usage("--usage needs input=N,output=N,... (got '%s')", usage);
+  const bool routed = url || provider;
   for (int i = 0; i < n; i++) {
-    struct lm_price_match m;
-    bool found;
+    struct lm_call_price cp;
+    bool found, charged = true;
+    const char *how = NULL; /* why an unpriced model costs what it costs */
+    char max_of[96];
     if (strncmp(models[i], "max:", 4) == 0) {
       /* what an unknown model of this provider is charged at */
-      memset(&m, 0, sizeof(m));
-      found = lm_price_provider_max(models[i] + 4, &m.price);
-      m.source = LM_PRICE_EMBEDDED;
-      snprintf(m.matched, sizeof(m.matched), "highest prices of %.60s",
-               models[i] + 4);
+      memset(&cp, 0, sizeof(cp));
+      found = lm_price_provider_max(models[i] + 4, &cp.match.price);
+      cp.match.source = LM_PRICE_EMBEDDED;
+      snprintf(cp.match.matched, sizeof(cp.match.matched),
+               "highest prices of %.60s", models[i] + 4);
+      charged = found;
     } else {
-      found = lm_price_lookup(models[i], NULL, &m);
+      /* The one policy the library charges calls by (pricing.h). */
+      lm_pricing_resolve_route(models[i], &route, &cp);
+      found = cp.match.source != LM_PRICE_NONE;
+      if (cp.local)
+        how = "$0: a local Ollama model without a price";
+      else if (cp.unpriced && cp.match.source == LM_PRICE_NONE) {
+        enum lm_unpriced up = lm_config_get()->unpriced;
+        snprintf(max_of, sizeof(max_of), "the highest prices of %s",
+                 cp.match.provider[0] ? cp.match.provider
+                                      : "an unknown provider ($15 / $75)");
+        how = up == LM_UNPRICED_DENY   ? "refused (LLMMETER_UNPRICED=deny)"
+              : up == LM_UNPRICED_FREE ? "$0 (LLMMETER_UNPRICED=free)"
+                                       : max_of;
+        charged = up != LM_UNPRICED_DENY;
+      }
     }
+    const struct lm_price_match *m = &cp.match;
     const char *err = lm_price_load_error();
     if (err && i == 0)
       fprintf(stderr, "llmmeter: %s\n", err);
     static const char *src[] = {"none", "embedded", "override", "default"};
-    const char *source = (unsigned)m.source < 4 ? src[m.source] : "?";
+    const char *source = (unsigned)m->source < 4 ? src[m->source] : "?";
     if (json) {
-      printf(
-          "{\"model\":\"%s\",\"found\":%s,\"source\":\"%s\",\"matched\":\"%s\"",
-          models[i], found ? "true" : "false", source, found ? m.matched : "");
+      fputs("{\"model\":", stdout);
+      json_string(models[i]);
+      printf(",\"found\":%s,\"source\":\"%s\",\"matched\":",
+             found ? "true" : "false", source);
+      json_string(found ? m->matched : "");
+      if (routed) {
+        fputs(",\"provider\":", stdout);
+        json_string(route.provider);
+        printf(",\"provider_by\":\"%s\"", lm_route_by_name(route.by));
+      }
+      if (url)
+        printf(",\"api\":\"%s\"", lm_api_name(route.api));
+      if (found && m->provider[0]) {
+        fputs(",\"matched_provider\":", stdout);
+        json_string(m->provider);
+      }
+      printf(",\"unpriced\":%s,\"local\":%s", cp.unpriced ? "true" : "false",
+             cp.local ? "true" : "false");
+      if (how) {
+        fputs(",\"charged_at\":", stdout);
+        json_string(how);
+      }
+      if (!charged)
+        fputs(",\"refused\":true", stdout);
     } else {
       printf("%s: %s%s%s\n", models[i],
              found ? "matched '" : "not in the price table",
-             found ? m.matched : "", found ? "'" : "");
+             found ? m->matched : "", found ? "'" : "");
       if (found)
-        printf("  source           %s\n", source);
+        printf("  source           %s%s%s\n", source,
+               m->provider[0] ? ", provider " : "", m->provider);
+      if (url)
+        printf("  api              %s\n", lm_api_name(route.api));
+      if (routed)
+        printf("  billed by        %s (from the %s)\n",
+               route.provider[0] ? route.provider : "-",
+               route.by == LM_ROUTE_BY_CALLER      ? "--provider flag"
+               : route.by == LM_ROUTE_BY_HOST      ? "host"
+               : route.by == LM_ROUTE_BY_ENDPOINTS ? "LLMMETER_ENDPOINTS entry"
+                                                   : "API: unknown host");
+      if (how)
+        printf("  charged at       %s\n", how);
     }
-    if (found) {
+    if (charged) {
       int first = 0;
       if (json)
         fputs(",\"price\":{", stdout), first = 1;
-      print_price_field("input", m.price.input, json, &first);
-      print_price_field("output", m.price.output, json, &first);
-      print_price_field("cache_read", m.price.cache_read, json, &first);
-      print_price_field("cache_write", m.price.cache_write, json, &first);
-      print_price_field("cache_write_1h", m.price.cache_write_1h, json, &first);
-      if (m.price.tier.above_input_tokens) {
+      print_price_field("input", m->price.input, json, &first);
+      print_price_field("output", m->price.output, json, &first);
+      print_price_field("cache_read", m->price.cache_read, json, &first);
+      print_price_field("cache_write", m->price.cache_write, json, &first);
+      print_price_field("cache_write_1h", m->price.cache_write_1h, json,
+                        &first);
+      if (m->price.tier.above_input_tokens) {
         char a[40], b[40];
         if (json)
           printf(",\"tier_above_input_tokens\":%llu",
-                 (unsigned long long)m.price.tier.above_input_tokens);
+                 (unsigned long long)m->price.tier.above_input_tokens);
         else
-          printf(
-              "  above %llu input tokens: input $%s, output $%s / Mtok\n",
-              (unsigned long long)m.price.tier.above_input_tokens,
-              lm_money_format_exact(m.price.tier.input * 1000000, a, sizeof(a)),
-              lm_money_format_exact(m.price.tier.output * 1000000, b,
-                                    sizeof(b)));
+          printf("  above %llu input tokens: input $%s, output $%s / Mtok\n",
+                 (unsigned long long)m->price.tier.above_input_tokens,
+                 lm_money_format_exact(m->price.tier.input * 1000000, a,
+                                       sizeof(a)),
+                 lm_money_format_exact(m->price.tier.output * 1000000, b,
+                                       sizeof(b)));
       }
       if (json)
         fputs("}", stdout);
-    } else {
-      rc = LM_EXIT_ERROR;
     }
-    if (usage && found) {
+    if (!found && !cp.local)
+      rc = LM_EXIT_ERROR; /* no price known: the answer is a fallback */
+    if (usage && charged) {
       char a[40];
-      int64_t c = lm_price_cost(&m.price, &u);
+      int64_t c = lm_price_cost(&m->price, &u);
       if (json)
         printf(",\"cost_usd\":%s,\"cost_pusd\":%lld",
                lm_money_format_exact(c, a, sizeof(a)), (long long)c);

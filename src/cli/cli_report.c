@@ -1,12 +1,15 @@
 /* cli_report.c — `llmmeter report`: where the money went, from a ledger.
  *
  * Reads LLMMETER_LEDGER's JSON lines and sums calls, denials, exact cost
- * (integer pico-USD from each line's cost_pusd) and tokens by model, agent
- * or UTC day. Lines that are not ledger records are skipped and counted,
- * never fatal: a ledger being appended to while we read ends mid-line.
+ * (integer pico-USD from each line's cost_pusd) and tokens by model, agent,
+ * provider (who billed the call), API or UTC day; it reads ledgers from
+ * before lines had an "api" member too (see line_key). Lines that are not
+ * ledger records are skipped and counted, never fatal: a ledger being
+ * appended to while we read ends mid-line.
  */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +41,21 @@ static uint64_t num(const cJSON *o, const char *k) {
   return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
 }
 
+/* A line's value for --by (model, agent, provider, api). Ledgers written
+ * before lines had an "api" member kept the API in "provider" and did not
+ * record who billed the call: for those, "api" is their "provider" and the
+ * provider is unknown. "?" when the line has no such member. */
+static const char *line_key(const cJSON *o, const char *by) {
+  const cJSON *api = cJSON_GetObjectItemCaseSensitive(o, "api");
+  bool old = !cJSON_IsString(api);
+  if (old && strcmp(by, "api") == 0)
+    by = "provider";
+  else if (old && strcmp(by, "provider") == 0)
+    return "?";
+  const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, by);
+  return cJSON_IsString(k) ? k->valuestring : "?";
+}
+
 int lm_cli_report(int argc, char **argv) {
   const char *path = NULL, *by = "model";
   int json = 0;
@@ -57,8 +75,11 @@ int lm_cli_report(int argc, char **argv) {
       return LM_EXIT_USAGE;
     }
   }
-  if (strcmp(by, "model") && strcmp(by, "agent") && strcmp(by, "day")) {
-    fprintf(stderr, "llmmeter: --by needs model, agent or day (got '%s')\n",
+  if (strcmp(by, "model") && strcmp(by, "agent") && strcmp(by, "day") &&
+      strcmp(by, "provider") && strcmp(by, "api")) {
+    fprintf(stderr,
+            "llmmeter: --by needs model, agent, provider, api or day (got "
+            "'%s')\n",
             by);
     return LM_EXIT_USAGE;
   }
@@ -105,9 +126,7 @@ int lm_cli_report(int argc, char **argv) {
       snprintf(key, sizeof(key), "%.10s",
                cJSON_IsString(t) ? t->valuestring : "?");
     } else {
-      const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, by);
-      snprintf(key, sizeof(key), "%s",
-               cJSON_IsString(k) ? k->valuestring : "?");
+      snprintf(key, sizeof(key), "%s", line_key(o, by));
     }
     int i = 0;
     while (i < n && strcmp(rows[i].key, key) != 0)
@@ -165,9 +184,11 @@ int lm_cli_report(int argc, char **argv) {
     printf(",\"skipped_lines\":%" PRIu64 "}\n", skipped);
   } else {
     printf("%-36s %8s %7s %14s %12s %12s %12s %12s\n",
-           strcmp(by, "day") == 0 ? "DAY (UTC)"
-           : by[0] == 'm'         ? "MODEL"
-                                  : "AGENT",
+           strcmp(by, "day") == 0        ? "DAY (UTC)"
+           : strcmp(by, "model") == 0    ? "MODEL"
+           : strcmp(by, "provider") == 0 ? "PROVIDER"
+           : strcmp(by, "api") == 0      ? "API"
+                                         : "AGENT",
            "CALLS", "DENIED", "COST USD", "INPUT", "OUTPUT", "CACHE READ",
            "REASONING");
     for (int i = 0; i <= n; i++) {

@@ -34,7 +34,7 @@
 
 #define LM_API_MODEL_MAX 128 /* NUL included */
 #define LM_API_AGENT_MAX LM_NAME_MAX
-#define LM_API_LEDGER_NAME "c_api" /* the ledger's "provider" of these calls */
+#define LM_API_LEDGER_NAME "c_api" /* the ledger's "api" of these calls */
 
 struct llmmeter_budget {
   struct lm_budget *b;
@@ -47,6 +47,7 @@ struct llmmeter_call {
   struct lm_lease lease;
   struct lm_call call; /* what admission was told (the caps re-checked) */
   struct lm_call_price price;
+  struct lm_route route; /* the caller's provider (lm_route_provider) */
   char model[LM_API_MODEL_MAX];
   char agent[LM_API_AGENT_MAX];
   struct lm_usage est;
@@ -300,6 +301,7 @@ static void record(const struct llmmeter_call *k, const char *outcome,
       .budget = k->budget->name,
       .agent = k->agent,
       .api = LM_API_LEDGER_NAME,
+      .provider = k->route.provider,
       .model = k->model,
       .reported_model = "",
       .outcome = outcome,
@@ -387,7 +389,8 @@ int llmmeter_admit(llmmeter_budget *h, const char *model, const char *agent,
   k->lease.slot = UINT32_MAX;
   k->started_ns = mono_ns();
   k->started_ms = k->started_ns / 1000000;
-  lm_pricing_resolve(k->model, provider, &k->price);
+  lm_route_provider(provider, &k->route);
+  lm_pricing_resolve_route(k->model, &k->route, &k->price);
   k->est = est;
   k->est_pusd = lm_price_cost(&k->price.match.price, &est);
 
@@ -403,6 +406,7 @@ int llmmeter_admit(llmmeter_budget *h, const char *model, const char *agent,
   }
   k->call = (struct lm_call){
       .model = k->model,
+      .provider = k->route.provider,
       .agent = k->agent,
       .est_pusd = k->est_pusd,
       .est_tokens = est.input + est.output,

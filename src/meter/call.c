@@ -2,10 +2,12 @@
  *
  * The whole path after a transport hook:
  *
- *   begin  → is it an LLM call (detect), what does it ask for (one scan of
- *            the body), which model goes out (--downgrade), what may it
- *            cost (price + estimate), may it leave (admission) — or how is
- *            it refused (deny.c) — and which bytes go out (include_usage)
+ *   begin  → is it an LLM call, which API, who bills it (route.h: the
+ *            URL's path, LLMMETER_ENDPOINTS, the host), what does it ask
+ *            for (one scan of the body), which model goes out
+ *            (--downgrade), what may it cost (price + estimate), may it
+ *            leave (admission) — or how is it refused (deny.c) — and
+ *            which bytes go out (include_usage)
  *   header → status line and Content-Type
  *   body   → framer → extractor → usage → price → charge the delta; cut?
  *   end    → settle with the exact usage, or release on failure
@@ -114,6 +116,7 @@ void lm_meter_record(struct lm_meter_call *t, const char *outcome) {
       .budget = budget_name,
       .agent = c->agent,
       .api = lm_api_name(t->api),
+      .provider = t->route.provider,
       .model = t->model[0] ? t->model : "unknown",
       .reported_model = lm_extract_model(&t->x),
       .outcome = outcome,
@@ -130,28 +133,11 @@ void lm_meter_record(struct lm_meter_call *t, const char *outcome) {
 
 /* ---- price and estimate ------------------------------------------------ */
 
-static const char *provider_of(enum lm_api api) {
-  switch (api) {
-  case LM_API_ANTHROPIC_MESSAGES:
-    return "anthropic";
-  case LM_API_GEMINI_GENERATE:
-  case LM_API_GEMINI_STREAM:
-    return "google";
-  case LM_API_COHERE_CHAT:
-    return "cohere";
-  case LM_API_OLLAMA_CHAT:
-  case LM_API_OLLAMA_GENERATE:
-    return "ollama";
-  default:
-    return "openai";
-  }
-}
-
 /* The call's price (pricing.h: the table's, the user's default, or the
- * provider's highest; never free by accident). */
+ * provider's highest; never free by accident), for who bills it. */
 static void resolve_price(struct lm_meter_call *t) {
   struct lm_call_price cp;
-  lm_pricing_resolve(t->model, provider_of(t->api), &cp);
+  lm_pricing_resolve_route(t->model, &t->route, &cp);
   t->price = cp.match;
   t->unpriced = cp.unpriced;
   t->zero_priced = cp.zero_priced;
@@ -229,14 +215,15 @@ static const char *request_url(const struct lm_meter_request *r, char *buf,
   return buf;
 }
 
-static void reset_call(struct lm_meter_call *t, enum lm_api api) {
+static void reset_call(struct lm_meter_call *t, const struct lm_route *route) {
   char *keep_body = t->send_body;
   struct lm_inject_filter *keep_filter = t->filter;
   free(keep_body);
   memset(t, 0, offsetof(struct lm_meter_call, response));
   t->response[0] = 0;
   t->filter = keep_filter;
-  t->api = api;
+  t->api = route->api;
+  t->route = *route;
   t->lease.slot = UINT32_MAX;
   t->started_ns = now_ns();
   t->started_ms = t->started_ns / 1000000;
@@ -340,6 +327,7 @@ static enum lm_verdict_kind admit(struct lm_meter_call *t, struct lm_budget *b,
   }
   t->call = (struct lm_call){
       .model = t->model,
+      .provider = t->route.provider,
       .agent = c->agent,
       .est_pusd = t->est_pusd,
       .est_tokens = t->est.input + t->est.output,
@@ -387,16 +375,17 @@ enum lm_verdict_kind lm_meter_begin(struct lm_meter_call **slot,
   const char *url = request_url(r, ubuf, sizeof(ubuf), &ulen);
   if (!url)
     return LM_VERDICT_PASS;
-  enum lm_api api = lm_detect_api(url, ulen, c->endpoints);
-  if (api == LM_API_NONE)
+  struct lm_route route; /* the API, who bills it, the URL's model */
+  if (!lm_route_url(url, ulen, c->endpoints, &route))
     return LM_VERDICT_PASS;
+  enum lm_api api = route.api;
   say_settings_once();
   if (*slot && (*slot)->state == LM_CALL_ADMITTED)
     return LM_VERDICT_PASS; /* already running: a second start passes */
   if (!*slot && !(*slot = calloc(1, sizeof(**slot))))
     return LM_VERDICT_PASS; /* out of memory: never crash the host */
   struct lm_meter_call *t = *slot;
-  reset_call(t, api);
+  reset_call(t, &route);
 
   const char *body = r->body;
   size_t len = r->body_len;
@@ -408,10 +397,10 @@ enum lm_verdict_kind lm_meter_begin(struct lm_meter_call **slot,
   }
   struct lm_budget *b = get_budget();
   body = plan_downgrade(t, b, body, &len);
-  if (t->req.model[0])
-    snprintf(t->model, sizeof(t->model), "%s", t->req.model);
-  else if (!lm_detect_model_from_url(url, ulen, t->model, sizeof(t->model)))
-    t->model[0] = 0;
+  const char *model = lm_route_model(url, ulen, t->req.model, t->model,
+                                     sizeof(t->model));
+  if (model != t->model)
+    snprintf(t->model, sizeof(t->model), "%s", model);
   resolve_price(t);
   estimate(t, body, len);
   lm_extract_init(&t->x, api);
@@ -501,14 +490,14 @@ static void charge_latest(struct lm_meter_call *t) {
     /* The request named no model the table knows (a body sent by a read
      * callback; an Azure deployment name): price by the model the response
      * reports, when the table knows that one. */
-    struct lm_price_match m;
-    if (lm_price_lookup(lm_extract_model(&t->x), provider_of(t->api), &m) &&
-        m.source != LM_PRICE_DEFAULT) {
+    struct lm_call_price cp;
+    lm_pricing_resolve_route(lm_extract_model(&t->x), &t->route, &cp);
+    if (!cp.unpriced) {
       if (!t->model[0])
         snprintf(t->model, sizeof(t->model), "%s", lm_extract_model(&t->x));
-      t->price = m;
+      t->price = cp.match;
       t->unpriced = false;
-      t->zero_priced = m.price.input == 0 && m.price.output == 0;
+      t->zero_priced = cp.zero_priced;
     }
   }
   const struct lm_usage *u = lm_extract_usage(&t->x);

@@ -19,6 +19,7 @@
 #include "lifecycle.h"
 #include "price.h"
 #include "reqscan.h"
+#include "route.h"
 
 enum lm_call_state {
   LM_CALL_IDLE = 0,
@@ -30,6 +31,8 @@ enum lm_call_state {
 struct lm_meter_call {
   enum lm_call_state state;
   enum lm_api api;
+  struct lm_route
+      route; /* API, who bills it (ledger, status rows), URL model */
   struct lm_request_info req;
   char model[128];             /* requested (body or URL), after downgrade */
   struct lm_price_match price; /* price of the requested model */

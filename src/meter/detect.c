@@ -48,16 +48,21 @@ static size_t bounded_len(const char *url, size_t url_len) {
 /* Length of the URL without query/fragment, and where its path starts. */
 static void split_url(const char *url, size_t len, size_t *path_start,
                       size_t *path_end) {
-  size_t end = 0;
-  while (end < len && url[end] != '?' && url[end] != '#')
-    end++;
+  /* The first '?' or '#' ends the path (memchr: this runs on every
+   * transfer, and a URL may be long). */
+  size_t end = len;
+  const char *q = memchr(url, '?', len);
+  if (q)
+    end = (size_t)(q - url);
+  const char *h = memchr(url, '#', end);
+  if (h)
+    end = (size_t)(h - url);
   size_t start = 0;
   /* scheme "://" within the first few bytes means an authority follows */
   for (size_t i = 0; i + 2 < end && i < 16; i++) {
     if (url[i] == ':' && url[i + 1] == '/' && url[i + 2] == '/') {
-      start = i + 3;
-      while (start < end && url[start] != '/')
-        start++;
+      const char *slash = memchr(url + i + 3, '/', end - (i + 3));
+      start = slash ? (size_t)(slash - url) : end;
       break;
     }
     char c = url[i];
@@ -170,9 +175,34 @@ static void trim(const char **s, const char **e) {
     (*e)--;
 }
 
-/* Parses one entry [s, e): glob into buf, api via *api; false if invalid. */
+#define API_BUILTIN (-2) /* "glob=@provider": the built-in rules decide */
+#define PROVIDER_NAME_MAX 31
+
+/* A provider name of an entry: [A-Za-z0-9._-]{1,31}. */
+static bool provider_name_ok(const char *s, size_t n) {
+  if (n == 0 || n > PROVIDER_NAME_MAX)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+      return false;
+  }
+  return true;
+}
+
+/* One parsed entry: its glob (in the caller's buffer), its api (or
+ * API_BUILTIN) and the provider it names (prov_len 0: none). */
+struct entry {
+  int api;
+  bool known; /* the api (and provider) are valid */
+  const char *prov;
+  size_t prov_len;
+};
+
+/* Parses one entry [s, e): glob into buf; false if it has no usable glob. */
 static bool parse_entry(const char *s, const char *e, char *buf,
-                        enum lm_api *api, bool *known) {
+                        struct entry *out) {
   trim(&s, &e);
   const char *eq = e;
   for (const char *q = e; q > s; q--)
@@ -186,25 +216,42 @@ static bool parse_entry(const char *s, const char *e, char *buf,
     return false;
   memcpy(buf, gs, (size_t)(ge - gs));
   buf[ge - gs] = '\0';
-  *api = LM_API_CUSTOM;
-  *known = true;
+  out->api = LM_API_CUSTOM;
+  out->known = true;
+  out->prov = NULL;
+  out->prov_len = 0;
   if (eq < e) {
     const char *as = eq + 1, *ae = e;
+    const char *at = memchr(as, '@', (size_t)(ae - as));
+    if (at) {
+      const char *ps = at + 1, *pe = ae;
+      trim(&ps, &pe);
+      out->prov = ps;
+      out->prov_len = (size_t)(pe - ps);
+      ae = at;
+    }
     trim(&as, &ae);
-    *known = false;
+    out->known = false;
+    if (as == ae && at) {
+      out->api = API_BUILTIN; /* "glob=@provider" */
+      out->known = true;
+    }
     for (size_t i = 0; i < sizeof api_names / sizeof api_names[0]; i++)
       if (span_is(as, (size_t)(ae - as), api_names[i].name)) {
-        *api = api_names[i].api;
-        *known = true;
+        out->api = api_names[i].api;
+        out->known = true;
         break;
       }
+    if (at && !provider_name_ok(out->prov, out->prov_len))
+      out->known = false;
   }
   return true;
 }
 
-/* Result of the first matching user pattern, or -1. */
+/* The first matching user pattern: its api (API_BUILTIN: the built-in
+ * rules decide) and provider; -1 if none matches. */
 static int user_patterns(const char *patterns, const char *url, size_t ps,
-                         size_t pe) {
+                         size_t pe, char *provider, size_t provider_size) {
   char path[PATH_MAX_MATCH], whole[PATH_MAX_MATCH], glob[PATTERN_MAX];
   if (pe - ps >= sizeof path)
     return -1;
@@ -220,31 +267,86 @@ static int user_patterns(const char *patterns, const char *url, size_t ps,
     const char *e = strchr(s, ',');
     if (!e)
       e = s + strlen(s);
-    enum lm_api api;
-    bool known;
-    if (parse_entry(s, e, glob, &api, &known)) {
+    struct entry en;
+    if (parse_entry(s, e, glob, &en)) {
       const char *subject = strstr(glob, "://") ? (have_whole ? whole : NULL)
                                                 : path;
-      if (subject && fnmatch(glob, subject, 0) == 0)
-        return (int)api;
+      if (subject && fnmatch(glob, subject, 0) == 0) {
+        if (provider && provider_size && en.prov_len &&
+            provider_name_ok(en.prov, en.prov_len) &&
+            en.prov_len < provider_size) {
+          memcpy(provider, en.prov, en.prov_len);
+          provider[en.prov_len] = '\0';
+        }
+        return en.api;
+      }
     }
     s = *e ? e + 1 : e;
   }
   return -1;
 }
 
-enum lm_api lm_detect_api(const char *url, size_t url_len,
-                          const char *extra_patterns) {
+enum lm_api lm_detect_route(const char *url, size_t url_len,
+                            const char *extra_patterns, char *provider,
+                            size_t provider_size) {
+  if (provider && provider_size)
+    provider[0] = '\0';
   if (!url)
     return LM_API_NONE;
   size_t len = bounded_len(url, url_len), ps, pe;
   split_url(url, len, &ps, &pe);
   if (extra_patterns && *extra_patterns) {
-    int r = user_patterns(extra_patterns, url, ps, pe);
+    int r = user_patterns(extra_patterns, url, ps, pe, provider, provider_size);
     if (r >= 0)
-      return (enum lm_api)r;
+      return (enum lm_api)r; /* else none matched, or API_BUILTIN */
   }
   return builtin(url + ps, pe - ps);
+}
+
+enum lm_api lm_detect_api(const char *url, size_t url_len,
+                          const char *extra_patterns) {
+  return lm_detect_route(url, url_len, extra_patterns, NULL, 0);
+}
+
+bool lm_detect_url_host(const char *url, size_t url_len, const char **host,
+                        size_t *host_len, const char **path, size_t *path_len) {
+  if (!url)
+    return false;
+  size_t len = bounded_len(url, url_len), ps, pe;
+  split_url(url, len, &ps, &pe);
+  /* The authority is what split_url skipped after "://". */
+  const char *sep = NULL;
+  for (size_t i = 0; i + 2 < ps && i < 16; i++)
+    if (url[i] == ':' && url[i + 1] == '/' && url[i + 2] == '/') {
+      sep = url + i + 3;
+      break;
+    }
+  if (!sep)
+    return false;
+  const char *a = sep, *ae = url + ps;
+  const char *at = memrchr(a, '@', (size_t)(ae - a)); /* after user info */
+  if (at)
+    a = at + 1;
+  const char *he = ae;
+  if (a < ae && *a == '[') { /* [v6 address]:port */
+    const char *rb = memchr(a, ']', (size_t)(ae - a));
+    if (!rb)
+      return false;
+    he = rb + 1;
+  } else {
+    const char *colon = memchr(a, ':', (size_t)(ae - a));
+    if (colon)
+      he = colon;
+  }
+  if (he == a)
+    return false;
+  *host = a;
+  *host_len = (size_t)(he - a);
+  if (path && path_len) {
+    *path = url + ps;
+    *path_len = pe - ps;
+  }
+  return true;
 }
 
 size_t lm_detect_model_from_url(const char *url, size_t url_len, char *out,
@@ -262,16 +364,15 @@ size_t lm_detect_model_from_url(const char *url, size_t url_len, char *out,
        span_is(prev, prev_len, "tunedModels"))) {
     /* name is set */
   } else {
-    name = NULL;
     static const char dep[] = "/openai/deployments/";
     size_t m = sizeof dep - 1;
-    for (size_t i = 0; i + m <= n; i++)
-      if (memcmp(p + i, dep, m) == 0) {
-        name = p + i + m;
-        const char *slash = memchr(name, '/', (size_t)(p + n - name));
-        name_len = (size_t)((slash ? slash : p + n) - name);
-        break;
-      }
+    const char *at = memmem(p, n, dep, m);
+    name = NULL;
+    if (at) {
+      name = at + m;
+      const char *slash = memchr(name, '/', (size_t)(p + n - name));
+      name_len = (size_t)((slash ? slash : p + n) - name);
+    }
   }
   if (!name || name_len == 0 || name_len >= out_size)
     return 0;
@@ -290,9 +391,8 @@ bool lm_detect_patterns_check(const char *patterns, char *why,
     const char *e = strchr(s, ',');
     if (!e)
       e = s + strlen(s);
-    enum lm_api api;
-    bool known;
-    if (!parse_entry(s, e, glob, &api, &known) || !known) {
+    struct entry en;
+    if (!parse_entry(s, e, glob, &en) || !en.known) {
       if (why && why_size) {
         size_t n = (size_t)(e - s) < why_size - 1 ? (size_t)(e - s)
                                                   : why_size - 1;

@@ -30,21 +30,26 @@
  *
  * Extra patterns (the LLMMETER_ENDPOINTS value) are checked FIRST:
  *   patterns := entry { "," entry }
- *   entry    := glob [ "=" api ]          (spaces around items ignored)
+ *   entry    := glob [ "=" [ api ] [ "@" provider ] ]
+ *                                          (spaces around items ignored)
  *   api      := openai-chat | openai-completions | openai-responses |
  *               openai-embeddings | anthropic-messages | anthropic |
  *               gemini-generate | gemini-stream | ollama-chat |
  *               ollama-generate | cohere-chat | custom | none
+ *   provider := [A-Za-z0-9._-]{1,31}      (who bills the call: "groq")
  * The glob is an fnmatch(3) pattern (flags 0: '*' also matches '/') on the
  * path without query; a glob containing "://" is matched against the whole
  * URL without query instead. Without "=api" a match is LM_API_CUSTOM
  * (metered, usage not parsed); "=none" exempts matching URLs from the
- * built-in rules. Unknown api names count as custom (still metered); use
+ * built-in rules; "=@provider" (no api) leaves the API to the built-in
+ * rules and only names the provider. The first matching entry decides.
+ * Unknown api names count as custom (still metered); use
  * lm_detect_patterns_check to report them. Globs longer than 255 bytes and
  * paths longer than 2047 bytes never match a pattern.
  *   Example: LLMMETER_ENDPOINTS="/llm/ *=openai-chat,/internal/v1/messages=none"
  *   (written without the space after "llm/", which only keeps this comment
- *   from closing early).
+ *   from closing early); "*://localhost:4000/ *=@groq" names the provider
+ *   behind a local proxy.
  */
 #ifndef LM_DETECT_H
 #define LM_DETECT_H
@@ -56,6 +61,21 @@
 
 enum lm_api lm_detect_api(const char *url, size_t url_len,
                           const char *extra_patterns);
+
+/* lm_detect_api, and the provider the matching LLMMETER_ENDPOINTS entry
+ * names ("glob=api@provider", "glob=@provider"), copied into provider
+ * (NUL-terminated; "" when that entry names none or no entry matches). */
+enum lm_api lm_detect_route(const char *url, size_t url_len,
+                            const char *extra_patterns, char *provider,
+                            size_t provider_size);
+
+/* The host of an absolute URL, without user info and port
+ * ("https://u@Api.Groq.com:443/v1?x" gives "Api.Groq.com"; "[::1]" for an
+ * IPv6 literal), and its path without query and fragment (path may be
+ * NULL). In place: pointers into url. False when the URL has no
+ * "scheme://" authority or an empty host. */
+bool lm_detect_url_host(const char *url, size_t url_len, const char **host,
+                        size_t *host_len, const char **path, size_t *path_len);
 
 /* Model named by the URL: Gemini/Vertex /models/NAME:verb, Azure
  * /openai/deployments/NAME/... Writes a NUL-terminated name and returns its

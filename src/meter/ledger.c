@@ -89,7 +89,11 @@ void lm_ledger_write(const struct lm_ledger_rec *r) {
   add(&b, t);
   add_str(&b, "budget", r->budget);
   add_str(&b, "agent", r->agent);
-  add_str(&b, "provider", r->api);
+  /* Older ledgers have no "api" and the API in "provider"; now "api" is
+   * the API and "provider" who bills the call (cli_report.c reads both). */
+  add_str(&b, "api", r->api);
+  if (r->provider && *r->provider)
+    add_str(&b, "provider", r->provider);
   add_str(&b, "model", r->model);
   if (r->reported_model && *r->reported_model)
     add_str(&b, "reported_model", r->reported_model);

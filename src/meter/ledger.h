@@ -1,6 +1,7 @@
 /* ledger.h — one JSON line per metered call, appended to LLMMETER_LEDGER.
  *
- * Where the money went, call by call: time, pid, budget, agent, API, model,
+ * Where the money went, call by call: time, pid, budget, agent, API (the
+ * request's shape, "api") and provider (who bills it, "provider"), model,
  * normalised tokens, exact cost, HTTP status, duration, outcome and the
  * denial reason. Never a request or response body, never a header: no API
  * key can reach it. Each line is one write(2) on an O_APPEND descriptor, so
@@ -16,9 +17,11 @@
 #include "usage.h"
 
 struct lm_ledger_rec {
-  const char *budget, *agent, *api, *model, *reported_model;
-  const char *outcome; /* ok, unmetered, cut, denied, failed */
-  const char *reason;  /* denial or cut reason, or NULL */
+  const char *budget, *agent, *model, *reported_model;
+  const char *api;      /* the API's shape: "openai-chat", "c_api" */
+  const char *provider; /* who bills the call ("groq"); NULL or "": unknown */
+  const char *outcome;  /* ok, unmetered, cut, denied, failed */
+  const char *reason;   /* denial or cut reason, or NULL */
   const struct lm_usage *usage;
   int64_t cost_pusd;
   int http_status;

@@ -13,6 +13,10 @@
  *
  * Matching, in stages; the first stage that finds anything wins, and within
  * a stage an override entry beats an embedded one:
+ *  0. the user's exact key: an override whose key is the whole name as
+ *     written, whatever characters it has ("openai/gpt-oss-120b" is the
+ *     user's price for that name at every provider and API; the hinted
+ *     provider's own override, "groq/gpt-oss-120b" at groq, first);
  *  1. exact: the lower-cased name, then each part after a '/' (so
  *     "openrouter/anthropic/claude-x" tries "anthropic/claude-x", then
  *     "claude-x");
@@ -23,14 +27,18 @@
  *     (feed `starts_with`) at any length, an exact key only where the name
  *     continues with '-', '@', ':', '_' or '/' (so "gpt-4o-mini-foo" finds
  *     "gpt-4o-mini", and "gpt-4o" never finds "gpt-4");
- * Provider first, like genai-prices: these stages run over the entries of
- * the provider the caller hints at (or that the name's first segment names:
- * "azure/gpt-4o", "openrouter/anthropic/claude-..."), then over first-party
- * entries (openai's gpt-*, anthropic's claude-*, google's gemini-*, ... and
- * every override entry), then over all entries; the first pass that finds
- * anything wins. So "claude-sonnet-4-5-20250929" is Anthropic's price, not
- * a Bedrock region's, unless the hint says bedrock. When nothing matches,
- * LLMMETER_DEFAULT_PRICE ("IN,OUT" USD per Mtok) if set (LM_PRICE_DEFAULT).
+ * Provider first, like genai-prices: stages 1-3 run over the entries of
+ * the provider the caller hints at (who bills the call: the meter names it
+ * from the host, src/price/provider_host.c), then of the fallback it gives
+ * (the API's own provider), or, with neither, of the provider the name's
+ * first segment names ("azure/gpt-4o", "openrouter/anthropic/claude-...");
+ * then over first-party entries (openai's gpt-*, anthropic's claude-*,
+ * google's gemini-*, ... and every override entry), then over all entries;
+ * the first pass that finds anything wins. So "claude-sonnet-4-5-20250929"
+ * is Anthropic's price, not a Bedrock region's, unless the hint says
+ * bedrock. When nothing matches, LLMMETER_DEFAULT_PRICE ("IN,OUT" USD per
+ * Mtok) if set (LM_PRICE_DEFAULT); lm_price_lookup_query can restrict the
+ * passes to the named providers and leave the default out (price.h).
  *
  * Dated price changes in the feed (a model repriced from a given day) are
  * applied at lookup time against the current UTC day, so the compiled-in
@@ -493,10 +501,21 @@ static const struct lm_price *entry_price(const struct lm_price_db *db,
 static bool found(struct lm_price_match *m, const struct lm_price_db *db,
                   long i, enum lm_price_source src, int64_t day) {
   const struct lm_price_entry *e = &db->entries[i];
-  size_t n = e->key_len < sizeof m->matched - 1 ? e->key_len
-                                                : sizeof m->matched - 1;
-  memcpy(m->matched, db->keys + e->key_off, n);
+  const char *key = db->keys + e->key_off;
+  size_t len = e->key_len;
+  if (e->flags & LM_PRICE_KEY_HINTED) {
+    /* "gpt-4o" of "azure/gpt-4o": name the key as the file spells it (the
+     * alias is the tail of that key in the NUL-separated pool). */
+    while (key > db->keys && key[-1] != '\0') {
+      key--;
+      len++;
+    }
+  }
+  size_t n = len < sizeof m->matched - 1 ? len : sizeof m->matched - 1;
+  memcpy(m->matched, key, n);
   m->matched[n] = '\0';
+  snprintf(m->provider, sizeof m->provider, "%s",
+           e->provider < db->provider_count ? db->providers[e->provider] : "");
   m->source = src;
   m->price = *entry_price(db, (size_t)i, day);
   return true;
@@ -553,13 +572,10 @@ static bool search_pass(const struct candidates *c,
   return false;
 }
 
-/* The provider a lookup is for: the caller's hint, else the first segment
- * of the name when it names a provider ("azure/gpt-4o", "openai/gpt-4o",
- * "openrouter/anthropic/..."). NULL if neither. */
-static const char *effective_hint(const char *hint, const char *model,
-                                  char *buf, size_t size) {
-  if (hint && *hint)
-    return hint;
+/* The provider a name's first segment names ("azure/gpt-4o",
+ * "openai/gpt-4o", "openrouter/anthropic/..."), for a lookup that names
+ * none; NULL if it names none. */
+static const char *name_provider(const char *model, char *buf, size_t size) {
   const char *slash = model ? strchr(model, '/') : NULL;
   if (!slash || slash == model || (size_t)(slash - model) >= size)
     return NULL;
@@ -568,42 +584,91 @@ static const char *effective_hint(const char *hint, const char *model,
   return lm_price_provider_canonical(buf, (size_t)-1) ? buf : NULL;
 }
 
-bool lm_price_lookup_at(const char *model, const char *provider_hint,
-                        int64_t unix_time, struct lm_price_match *m) {
+/* Stage 0 (lm_price_query): an override entry whose key is exactly the
+ * whole name, whatever characters it has; the hinted provider's own entry
+ * first ("groq/gpt-oss-120b" answers "gpt-oss-120b" at groq), then any
+ * key the file spells exactly so. */
+static bool override_exact_key(const struct candidates *c,
+                               const struct lm_price_db *ovr, const char *hint,
+                               int64_t day, struct lm_price_match *m) {
+  if (!ovr->entry_count)
+    return false;
+  int oh = db_provider_index(ovr, hint);
+  long i = oh > 0 ? find_exact(ovr, c->name, c->len, (struct filter){oh, false})
+                  : -1;
+  if (i < 0)
+    i = find_exact(ovr, c->name, c->len, (struct filter){-1, false});
+  return i >= 0 && found(m, ovr, i, LM_PRICE_OVERRIDE, day);
+}
+
+/* Two hints name the same provider ("xai" and "x-ai"). */
+static bool same_provider(const char *a, const char *b) {
+  const char *ca = lm_price_provider_canonical(a, (size_t)-1);
+  const char *cb = lm_price_provider_canonical(b, (size_t)-1);
+  if (ca && cb)
+    return strcmp(ca, cb) == 0;
+  return strlen(a) == strlen(b) && name_is(a, strlen(a), b);
+}
+
+bool lm_price_lookup_query(const struct lm_price_query *q,
+                           struct lm_price_match *m) {
   if (!m)
     return false;
   memset(m, 0, sizeof *m);
   m->source = LM_PRICE_NONE;
+  if (!q)
+    return false;
   ensure_environment();
 
   const struct lm_price_db emb = embedded_view();
   const struct lm_price_db *ovr = &override_db;
-  int64_t day = unix_time >= 0 ? unix_time / 86400 : -1;
+  int64_t day = q->unix_time >= 0 ? q->unix_time / 86400 : -1;
+  bool own_only = (q->flags & LM_PRICE_Q_OWN_ONLY) != 0;
   struct candidates c;
-  if (model && make_candidates(model, &c)) {
+  if (q->model && make_candidates(q->model, &c)) {
     char seg[64];
-    const char *hint = effective_hint(provider_hint, model, seg, sizeof seg);
-    /* Provider first, as genai-prices does: the hinted provider's own
-     * entries; then first-party entries (and every override); then any. */
-    if (hint) {
-      int oh = db_provider_index(ovr, hint), eh = db_provider_index(&emb, hint);
+    const char *hints[2] = {q->provider && *q->provider ? q->provider : NULL,
+                            q->fallback && *q->fallback ? q->fallback : NULL};
+    if (!hints[0] && !hints[1])
+      hints[0] = name_provider(q->model, seg, sizeof seg);
+    if (!hints[0]) {
+      hints[0] = hints[1];
+      hints[1] = NULL;
+    }
+    if (hints[1] && same_provider(hints[0], hints[1]))
+      hints[1] = NULL;
+    if (override_exact_key(&c, ovr, hints[0], day, m))
+      return true;
+    /* Provider first, as genai-prices does: the billing provider's own
+     * entries, then the API's provider's; then first-party entries (and
+     * every override); then any. */
+    for (int h = 0; h < 2 && hints[h]; h++) {
+      int oh = db_provider_index(ovr, hints[h]);
+      int eh = db_provider_index(&emb, hints[h]);
       struct filter fo = {oh >= 0 ? oh : -2, false};
       struct filter fe = {eh >= 0 ? eh : -2, false};
       if (search_pass(&c, ovr, fo, &emb, fe, day, m))
         return true;
     }
-    struct filter first = {-1, true}, any = {-1, false};
-    if (search_pass(&c, ovr, first, &emb, first, day, m) ||
-        search_pass(&c, ovr, any, &emb, any, day, m))
+    struct filter first = {-1, true}, any = {-1, false}, none = {-2, false};
+    if (search_pass(&c, ovr, first, &emb, own_only ? none : first, day, m))
+      return true;
+    if (!own_only && search_pass(&c, ovr, any, &emb, any, day, m))
       return true;
   }
-  if (default_set) {
+  if (default_set && !(q->flags & LM_PRICE_Q_NO_DEFAULT)) {
     m->source = LM_PRICE_DEFAULT;
     snprintf(m->matched, sizeof m->matched, "%s", "LLMMETER_DEFAULT_PRICE");
     m->price = default_price;
     return true;
   }
   return false;
+}
+
+bool lm_price_lookup_at(const char *model, const char *provider_hint,
+                        int64_t unix_time, struct lm_price_match *m) {
+  struct lm_price_query q = {model, provider_hint, NULL, 0, unix_time};
+  return lm_price_lookup_query(&q, m);
 }
 
 bool lm_price_lookup(const char *model, const char *provider_hint,

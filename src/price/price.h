@@ -46,10 +46,13 @@ struct lm_price_match {
   enum lm_price_source source;
   char matched[96]; /* the table key that matched */
   struct lm_price price;
+  char provider[32]; /* the provider of the entry that matched ("" if none:
+                        a default price, an override without a provider) */
 };
 
-/* Looks a model up: exact, then without a provider prefix or date suffix,
- * then the longest prefix. provider_hint (e.g. "anthropic") may be NULL.
+/* Looks a model up: an override's exact key, then exact, then without a
+ * provider prefix or date suffix, then the longest prefix (see
+ * lm_price_lookup_query). provider_hint (e.g. "anthropic") may be NULL.
  * Returns true if found; otherwise m->source is LM_PRICE_NONE. */
 bool lm_price_lookup(const char *model, const char *provider_hint,
                      struct lm_price_match *m);
@@ -61,6 +64,34 @@ bool lm_price_lookup(const char *model, const char *provider_hint,
  * apply from that date. lm_price_lookup uses time(NULL). */
 bool lm_price_lookup_at(const char *model, const char *provider_hint,
                         int64_t unix_time, struct lm_price_match *m);
+
+/* A lookup for a call whose provider is known (who bills it, from the
+ * host it goes to) with a fallback (the provider of its API's shape).
+ * Stages, the first that finds anything wins:
+ *  0. the user's own key: an LLMMETER_PRICES entry for exactly this name,
+ *     whatever characters it has ("openai/gpt-oss-120b" as written), the
+ *     provider's own first ("groq/gpt-oss-120b" at groq), then any;
+ *  1. the provider's entries, then the fallback's (exact, version suffix,
+ *     prefix, as lm_price_lookup);
+ *  2. first-party entries, then all (not with LM_PRICE_Q_OWN_ONLY);
+ *  3. LLMMETER_DEFAULT_PRICE (not with LM_PRICE_Q_NO_DEFAULT).
+ * With neither provider given, the name's first segment is the provider
+ * when it names one ("azure/gpt-4o"), as in lm_price_lookup. */
+struct lm_price_query {
+  const char *model;
+  const char *provider; /* who bills the call, or NULL */
+  const char *fallback; /* the API's own provider, or NULL */
+  unsigned flags;       /* LM_PRICE_Q_* */
+  int64_t unix_time;    /* for dated price changes */
+};
+#define LM_PRICE_Q_OWN_ONLY \
+  1u                             /* embedded entries only of the providers
+                                    named (a local model must never match
+                                    a cloud price by its name) */
+#define LM_PRICE_Q_NO_DEFAULT 2u /* never LLMMETER_DEFAULT_PRICE */
+
+bool lm_price_lookup_query(const struct lm_price_query *q,
+                           struct lm_price_match *m);
 
 /* Why the LLMMETER_PRICES file or LLMMETER_DEFAULT_PRICE could not be used,
  * fully or in part, as one line; NULL when all is well. Valid after the

@@ -3,7 +3,8 @@
  *
  * Input: [api] body... ; the same bytes are also tried as a URL, and when
  * they contain a LF, what precedes it as LLMMETER_ENDPOINTS patterns.
- * Checks: no crash/UB, results within their bounds.
+ * Checks: no crash/UB, results within their bounds (the host and path a
+ * URL is split into lie inside it; a provider an entry names fits).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,14 +33,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t m = lm_detect_model_from_url(p, n, model, sizeof model);
   if (m >= sizeof model || (m && strlen(model) != m))
     abort();
+  const char *host, *path;
+  size_t hl, pl;
+  if (lm_detect_url_host(p, n, &host, &hl, &path, &pl) &&
+      (hl == 0 || host < p || host + hl > p + n || path < p ||
+       path + pl > p + n))
+    abort();
 
   const char *nl = memchr(p, '\n', n);
   if (nl && (size_t)(nl - p) < 1024) {
     char pats[1024];
     memcpy(pats, p, (size_t)(nl - p));
     pats[nl - p] = '\0';
-    a = lm_detect_api(nl + 1, n - (size_t)(nl - p) - 1, pats);
-    if (a >= LM_API_COUNT)
+    char prov[32];
+    a = lm_detect_route(nl + 1, n - (size_t)(nl - p) - 1, pats, prov,
+                        sizeof prov);
+    if (a >= LM_API_COUNT || !memchr(prov, '\0', sizeof prov))
       abort();
     char why[32];
     (void)lm_detect_patterns_check(pats, why, sizeof why);

@@ -1,6 +1,7 @@
 # test_ledger.sh — LLMMETER_LEDGER: one valid JSON line per call from many
 # processes at once, sums that equal the budget, denials recorded, no
-# secrets; `llmmeter report` sums it by model, agent and day.
+# secrets; `llmmeter report` sums it by model, agent, provider, API and day
+# (test_hosts.sh: by provider across hosts, and ledgers of the old shape).
 . tests/integration/lib.sh
 if [ "${SAN:-0}" = 1 ]; then
   # Only foreign hosts here (curl, python): under SAN=1 they would run the
@@ -37,7 +38,10 @@ expect_eq ledger_tokens_sum_exact \
   "$(python3 -c "import json; r=[json.loads(l)['tokens'] for l in open('$L')]; print(sum(t['input'] for t in r), sum(t['output'] for t in r))")" \
   "72000 1680"
 expect_eq ledger_fields "$(head -1 "$L" | json_get - "sorted(j)")" \
-  "['agent', 'budget', 'cost_pusd', 'cost_usd', 'duration_ms', 'model', 'outcome', 'pid', 'provider', 'reported_model', 'status', 'time', 'tokens', 'unpriced']"
+  "['agent', 'api', 'budget', 'cost_pusd', 'cost_usd', 'duration_ms', 'model', 'outcome', 'pid', 'provider', 'reported_model', 'status', 'time', 'tokens', 'unpriced']"
+# "api" is the request's shape; "provider" who bills it (the mock on
+# 127.0.0.1 is no known host: the API's own provider).
+expect_eq ledger_api_and_provider "$(head -1 "$L" | json_get - "j['api'], j['provider']")" "openai-chat openai"
 check ledger_never_holds_secrets bash -c "! grep -q 'SECRET' '$L'"
 
 "$LM" report "$L" --json >"$T/r.json"
@@ -48,6 +52,8 @@ expect_eq report_by_model "$(json_get "$T/r.json" "sorted((r['key'], r['calls'])
 expect_eq report_by_agent "$("$LM" report "$L" --by agent --json | json_get - "sorted((r['key'], r['calls']) for r in j['rows'])")" \
   "[('agent0', 80), ('agent1', 80)]"
 expect_eq report_by_day "$("$LM" report "$L" --by day --json | json_get - "len(j['rows']), j['rows'][0]['key'] == '$(date -u +%F)' or j['rows'][0]['key'] == '$(date -u -d '1 min ago' +%F)'")" "1 True"
+expect_eq report_by_provider_and_api "$("$LM" report "$L" --by provider --json | json_get - "[(r['key'], r['calls']) for r in j['rows']]") $("$LM" report "$L" --by api --json | json_get - "[(r['key'], r['calls']) for r in j['rows']]")" \
+  "[('openai', 160)] [('openai-chat', 160)]"
 check report_table_has_total grep -q '^total ' <("$LM" report "$L")
 
 # Denials are recorded with their reason; the server never saw them.

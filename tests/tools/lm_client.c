@@ -28,7 +28,9 @@
  *   twice     perform the same handle twice (callbacks after the first)
  *
  * With LM_CLIENT_SECOND_URL set, the same handle then GETs that URL (its
- * body appended to stdout); stderr gets "second=CODE".
+ * body appended to stdout); stderr gets "second=CODE". LM_CLIENT_RESOLVE
+ * ("HOST:PORT:ADDR", as curl --resolve) sends a named host's requests to
+ * ADDR: a provider's host name against the mock.
  */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -37,6 +39,7 @@
 #include "lm_slurp.h"
 
 static FILE *hdr_out;
+static struct curl_slist *resolve; /* LM_CLIENT_RESOLVE */
 static int paused_once;
 
 static size_t wf(char *p, size_t s, size_t n, void *ud) {
@@ -101,6 +104,8 @@ static void common(CURL *h, const char *mode, const char *url) {
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  if (resolve)
+    curl_easy_setopt(h, CURLOPT_RESOLVE, resolve);
   if (body) {
     if (strcmp(mode, "copy") == 0) {
       curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
@@ -178,6 +183,9 @@ int main(int argc, char **argv) {
   }
   for (int i = 4; i < argc; i++)
     headers = curl_slist_append(headers, argv[i]);
+  const char *rv = getenv("LM_CLIENT_RESOLVE");
+  if (rv && *rv)
+    resolve = curl_slist_append(NULL, rv);
   const char *hp = getenv("LM_CLIENT_HEADERS");
   hdr_out = fopen(hp ? hp : "/dev/null", "wb");
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -228,6 +236,7 @@ int main(int argc, char **argv) {
   }
   curl_easy_cleanup(run);
   curl_slist_free_all(headers);
+  curl_slist_free_all(resolve);
   free(body);
   if (hdr_out)
     fclose(hdr_out);

@@ -67,7 +67,8 @@ struct mem_counters {
 
 struct mem_row {
   char name[LM_NAME_MAX];
-  uint64_t flags; /* LM_ROWF_* */
+  char provider[LM_PROVIDER_MAX]; /* model rows: per model and provider */
+  uint64_t flags;                 /* LM_ROWF_* */
   struct mem_counters c;
 };
 
@@ -448,17 +449,21 @@ static void roll_call(struct mem_state *s, int64_t mrow, int64_t arow,
 
 /* ---- rows and rules ------------------------------------------------------ */
 
-/* The row counting `name` (truncated to a row name), made if new; the
- * shared "(other)" row once every named row is taken. */
-static int64_t row_find(struct mem_row *rows, int64_t *n, const char *name) {
-  char key[LM_NAME_MAX] = {0};
+/* The row counting (`name`, `provider`) (truncated to a row's fields),
+ * made if new; the shared "(other)" row once every named row is taken. */
+static int64_t row_find(struct mem_row *rows, int64_t *n, const char *name,
+                        const char *provider) {
+  char key[LM_NAME_MAX] = {0}, prov[LM_PROVIDER_MAX] = {0};
   memcpy(key, name, strnlen(name, LM_NAME_MAX - 1));
+  if (provider)
+    memcpy(prov, provider, strnlen(provider, LM_PROVIDER_MAX - 1));
   for (int64_t i = 0; i < *n; i++)
-    if (strcmp(rows[i].name, key) == 0)
+    if (strcmp(rows[i].name, key) == 0 && strcmp(rows[i].provider, prov) == 0)
       return i;
   if (*n >= LM_ROWS)
     return LM_ROW_OTHER;
   jset(rows[*n].name, key, sizeof(key));
+  jset(rows[*n].provider, prov, sizeof(prov));
   JADD(*n, 1);
   return *n - 1;
 }
@@ -802,8 +807,9 @@ static int mem_admit(struct lm_budget *b, const struct lm_call *call,
   int64_t win = lm_window_start(wk, now);
   bool dollars = !call->zero_priced;
   int64_t est = dollars && call->est_pusd > 0 ? call->est_pusd : 0;
-  l->model_row = (uint32_t)row_find(s->models, &s->n_models, model);
-  l->agent_row = (uint32_t)row_find(s->agents, &s->n_agents, agent);
+  l->model_row = (uint32_t)row_find(s->models, &s->n_models, model,
+                                    call->provider);
+  l->agent_row = (uint32_t)row_find(s->agents, &s->n_agents, agent, NULL);
   l->rule_mask = (uint32_t)rules_matching(s, model, agent);
   l->flags = dollars ? LM_LEASEF_DOLLARS : 0;
   roll_call(s, l->model_row, l->agent_row, l->rule_mask, win);
@@ -1046,6 +1052,7 @@ static int snap_rows(const struct mem_row *rows, int64_t n, int64_t win,
   int k = 0;
   for (int64_t i = 0; i < n; i++, k++) {
     snprintf(out[k].name, sizeof(out[k].name), "%s", rows[i].name);
+    snprintf(out[k].provider, sizeof(out[k].provider), "%s", rows[i].provider);
     out[k].flags = (uint32_t)rows[i].flags;
     snap_counters(&rows[i].c, win, &out[k].c);
   }

@@ -140,6 +140,75 @@ LM_TEST(test_unknown_api_name_in_a_pattern_is_still_metered) {
       lm_detect_patterns_check("/a=openai-chat, /b=none ,/c", why, sizeof why));
 }
 
+LM_TEST(test_endpoints_entry_may_name_the_provider_that_bills) {
+  /* "=api@provider" sets both; "=@provider" leaves the API to the built-in
+   * rules; the first matching entry decides. */
+  const char *pats = "*://localhost:4000/*=@groq, /gw/*=anthropic@Bedrock,"
+                     "*://localhost:*/*=custom";
+  char prov[32] = "junk";
+  const char *a = "http://localhost:4000/v1/chat/completions";
+  CHECK(lm_detect_route(a, strlen(a), pats, prov, sizeof prov) ==
+        LM_API_OPENAI_CHAT);
+  CHECK_STR(prov, "groq");
+  const char *b = "https://gw.corp/gw/claude";
+  CHECK(lm_detect_route(b, strlen(b), pats, prov, sizeof prov) ==
+        LM_API_ANTHROPIC_MESSAGES);
+  CHECK_STR(prov, "Bedrock");
+  const char *c = "http://localhost:9000/v1/chat/completions";
+  CHECK(lm_detect_route(c, strlen(c), pats, prov, sizeof prov) ==
+        LM_API_CUSTOM);
+  CHECK_STR(prov, "");
+  /* "=@provider" on a path no built-in rule knows: not an LLM call. */
+  const char *d = "http://localhost:4000/v1/models";
+  CHECK(lm_detect_route(d, strlen(d), pats, prov, sizeof prov) == LM_API_NONE);
+  /* No entry matches: the built-in rules, no provider. */
+  const char *e = "https://api.groq.com/openai/v1/chat/completions";
+  CHECK(lm_detect_route(e, strlen(e), pats, prov, sizeof prov) ==
+        LM_API_OPENAI_CHAT);
+  CHECK_STR(prov, "");
+  CHECK(lm_detect_api(a, strlen(a), pats) == LM_API_OPENAI_CHAT);
+  char why[64];
+  CHECK(lm_detect_patterns_check(pats, why, sizeof why));
+  CHECK(!lm_detect_patterns_check("/a=@", why, sizeof why));
+  CHECK_STR(why, "/a=@");
+  CHECK(!lm_detect_patterns_check("/a=openai-chat@gr oq", why, sizeof why));
+  CHECK(!lm_detect_patterns_check("/a=@p/q", why, sizeof why));
+  CHECK(!lm_detect_patterns_check("/a=@a-provider-name-longer-than-31-bytes",
+                                  why, sizeof why));
+}
+
+struct host_case {
+  const char *url, *host, *path;
+};
+
+static const struct host_case host_cases[] = {
+    {"https://api.groq.com/openai/v1/chat/completions", "api.groq.com",
+     "/openai/v1/chat/completions"},
+    {"http://api.groq.com:8080/v1/x?y=1#z", "api.groq.com", "/v1/x"},
+    {"https://user:pw@Api.Example.com:443/p", "Api.Example.com", "/p"},
+    {"http://[::1]:11434/api/chat", "[::1]", "/api/chat"},
+    {"https://router.huggingface.co", "router.huggingface.co", ""},
+    {"/v1/chat/completions", NULL, NULL},
+    {"https:///v1/chat/completions", NULL, NULL},
+    {"http://[::1/api/chat", NULL, NULL},
+};
+
+LM_TEST(test_url_host_is_found_without_port_or_user_info) {
+  for (size_t i = 0; i < sizeof host_cases / sizeof host_cases[0]; i++) {
+    const struct host_case *c = &host_cases[i];
+    const char *h = NULL, *p = NULL;
+    size_t hl = 0, pl = 0;
+    bool ok = lm_detect_url_host(c->url, strlen(c->url), &h, &hl, &p, &pl);
+    CHECK(ok == (c->host != NULL));
+    if (!ok || !c->host)
+      continue;
+    CHECK_EQ_U64(hl, strlen(c->host));
+    CHECK(memcmp(h, c->host, hl) == 0);
+    CHECK_EQ_U64(pl, strlen(c->path));
+    CHECK(memcmp(p, c->path, pl) == 0);
+  }
+}
+
 struct model_case {
   const char *url;
   const char *model;
@@ -180,6 +249,8 @@ int main(void) {
   LM_RUN(test_user_patterns_are_checked_first);
   LM_RUN(test_user_pattern_with_scheme_matches_the_whole_url);
   LM_RUN(test_unknown_api_name_in_a_pattern_is_still_metered);
+  LM_RUN(test_endpoints_entry_may_name_the_provider_that_bills);
+  LM_RUN(test_url_host_is_found_without_port_or_user_info);
   LM_RUN(test_model_is_read_from_gemini_and_azure_urls);
   LM_RUN(test_model_that_does_not_fit_is_not_reported);
   LM_TEST_END();

@@ -538,6 +538,116 @@ LM_TEST(test_malformed_override_is_an_error_never_a_crash) {
 
 /* ---- Provider maxima and the table itself ---- */
 
+/* ---- Who bills the call: provider first, the user's exact key first ---- */
+
+static struct lm_price_match query(const char *model, const char *provider,
+                                   const char *fallback, unsigned flags) {
+  struct lm_price_query q = {model, provider, fallback, flags, T_2026_09_01};
+  struct lm_price_match m;
+  lm_price_lookup_query(&q, &m);
+  return m;
+}
+
+LM_TEST(test_the_billing_provider_prices_first_the_api_second) {
+  /* gpt-oss-120b: OpenAI's own entry $0.039/$0.18; Groq lists it as
+   * "openai/gpt-oss-120b" at $0.15/$0.60; Cerebras as "gpt-oss-120b" at
+   * $0.35/$0.75. */
+  struct lm_price_match m = query("openai/gpt-oss-120b", "groq", "openai", 0);
+  CHECK(m.source == LM_PRICE_EMBEDDED);
+  CHECK_STR(m.matched, "openai/gpt-oss-120b");
+  CHECK_STR(m.provider, "groq");
+  CHECK_EQ_I64(m.price.input, 150000);
+  CHECK_EQ_I64(m.price.output, 600000);
+  CHECK_EQ_I64(m.price.cache_read, 75000);
+  /* The API's provider alone (what every OpenAI-compatible call got). */
+  m = query("openai/gpt-oss-120b", "openai", NULL, 0);
+  CHECK_STR(m.provider, "openai");
+  CHECK_EQ_I64(m.price.input, 39000);
+  m = query("gpt-oss-120b", "cerebras", "openai", 0);
+  CHECK_STR(m.provider, "cerebras");
+  CHECK_EQ_I64(m.price.input, 350000);
+  CHECK_EQ_I64(m.price.output, 750000);
+  /* A provider the table does not know: the API's provider's prices. */
+  m = query("gpt-oss-120b", "deepinfra", "openai", 0);
+  CHECK_STR(m.provider, "openai");
+  CHECK_EQ_I64(m.price.input, 39000);
+  /* Aliases name the same provider: "xai" is "x-ai". */
+  m = query("grok-4", "xai", "x-ai", 0);
+  CHECK_STR(m.provider, "x-ai");
+}
+
+LM_TEST(test_the_users_exact_key_wins_whatever_its_characters) {
+  /* A Groq model id with a slash, priced by the user: that price at every
+   * provider and API, before any embedded entry (the bug: the OpenAI hint
+   * found the embedded "gpt-oss-120b" first). */
+  static const char json[] =
+      "{\"openai/gpt-oss-120b\": {\"input_cost_per_token\": 1e-06,"
+      "  \"output_cost_per_token\": 2e-06, \"litellm_provider\": \"groq\"},"
+      " \"groq/llama-3.3-70b-versatile\": {\"input_cost_per_token\": 5e-06,"
+      "  \"output_cost_per_token\": 6e-06},"
+      " \"llama-3.3-70b-versatile\": {\"input_cost_per_token\": 7e-06,"
+      "  \"output_cost_per_token\": 8e-06}}";
+  char path[600];
+  write_temp(json, sizeof json - 1, path, sizeof path);
+  CHECK_EQ_I64(lm_price_load_file(path, NULL, 0), 3);
+  const char *hints[][2] = {{"openai", NULL},
+                            {"groq", "openai"},
+                            {"openrouter", "openai"},
+                            {NULL, NULL}};
+  for (size_t i = 0; i < sizeof hints / sizeof *hints; i++) {
+    struct lm_price_match m = query("openai/gpt-oss-120b", hints[i][0],
+                                    hints[i][1], 0);
+    CHECK(m.source == LM_PRICE_OVERRIDE);
+    CHECK_STR(m.matched, "openai/gpt-oss-120b");
+    CHECK_EQ_I64(m.price.input, 1000000); /* $1 / Mtok */
+    CHECK_EQ_I64(m.price.output, 2000000);
+  }
+  struct lm_price_match m = look("openai/gpt-oss-120b", "openai");
+  CHECK(m.source == LM_PRICE_OVERRIDE);
+  /* The provider's own override before the plain one: "groq/x" at groq. */
+  m = query("llama-3.3-70b-versatile", "groq", "openai", 0);
+  CHECK_STR(m.matched, "groq/llama-3.3-70b-versatile");
+  CHECK_EQ_I64(m.price.input, 5000000);
+  m = query("llama-3.3-70b-versatile", "cerebras", "openai", 0);
+  CHECK_STR(m.matched, "llama-3.3-70b-versatile");
+  CHECK_EQ_I64(m.price.input, 7000000);
+  /* Names the file does not spell so still find the embedded table. */
+  m = query("gpt-oss-120b", "openai", NULL, 0);
+  CHECK(m.source == LM_PRICE_EMBEDDED);
+  lm_price_load_file(NULL, NULL, 0);
+  unlink(path);
+}
+
+LM_TEST(test_own_only_never_prices_a_local_model_as_a_cloud_one) {
+  /* An Ollama model's name ("llama3.3:70b", "gpt-oss:20b") must not find a
+   * cloud provider's price by prefix: only the user's prices and the
+   * named provider's own entries count, and no default price. */
+  char err[200];
+  CHECK_EQ_I64(lm_price_set_default("3,15", err, sizeof err), 0);
+  unsigned own = LM_PRICE_Q_OWN_ONLY | LM_PRICE_Q_NO_DEFAULT;
+  struct lm_price_match m = query("gpt-oss-120b", "ollama", NULL, own);
+  CHECK(m.source == LM_PRICE_NONE);
+  m = query("gpt-oss-120b", "ollama", NULL, 0);
+  CHECK(m.source == LM_PRICE_EMBEDDED); /* without the flags: a cloud price */
+  m = query("gpt-oss-120b", "cerebras", NULL, own); /* its own entry */
+  CHECK_STR(m.provider, "cerebras");
+  m = query("no-such-model", "ollama", NULL, LM_PRICE_Q_OWN_ONLY);
+  CHECK(m.source == LM_PRICE_DEFAULT);
+  static const char json[] = "{\"llama3.2\": {\"input_cost_per_token\": 1e-07,"
+                             " \"output_cost_per_token\": 2e-07}}";
+  char path[600];
+  write_temp(json, sizeof json - 1, path, sizeof path);
+  CHECK_EQ_I64(lm_price_load_file(path, NULL, 0), 1);
+  m = query("llama3.2", "ollama", NULL, own);
+  CHECK(m.source == LM_PRICE_OVERRIDE);
+  CHECK_EQ_I64(m.price.input, 100000);
+  m = query("llama3.2:latest", "ollama", NULL, own); /* the matching rules */
+  CHECK(m.source == LM_PRICE_OVERRIDE);
+  lm_price_load_file(NULL, NULL, 0);
+  lm_price_set_default(NULL, NULL, 0);
+  unlink(path);
+}
+
 LM_TEST(test_provider_max_is_the_highest_input_and_output) {
   struct lm_price p;
   CHECK(lm_price_provider_max("openai", &p));
@@ -613,6 +723,9 @@ int main(void) {
   LM_RUN(test_override_file_takes_precedence_and_is_exact);
   LM_RUN(test_override_model_with_a_bad_price_is_skipped_and_named);
   LM_RUN(test_malformed_override_is_an_error_never_a_crash);
+  LM_RUN(test_the_billing_provider_prices_first_the_api_second);
+  LM_RUN(test_the_users_exact_key_wins_whatever_its_characters);
+  LM_RUN(test_own_only_never_prices_a_local_model_as_a_cloud_one);
   LM_RUN(test_provider_max_is_the_highest_input_and_output);
   LM_RUN(test_embedded_table_is_sorted_lowercase_and_consistent);
   LM_TEST_END();

@@ -1,0 +1,55 @@
+/* provider_host.c — host name to billing provider (see provider_host.h).
+ *
+ * A linear scan of ~50 rules: each costs a length compare, and a memcmp
+ * or two for the few of the right length, on a lower-cased copy of the
+ * host. Cheaper than anything that would need building at load. Runs once
+ * per LLM call, never on other traffic.
+ */
+#include "provider_host.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#define HOST_MAX 255 /* DNS names are at most 253 bytes */
+
+/* The rule's glob matches the lower-case host h[0..len). */
+static bool host_matches(const struct lm_price_host *r, const char *h,
+                         size_t len) {
+  if (r->star == 255)
+    return len == r->host_len && memcmp(h, r->host, len) == 0;
+  size_t head = r->star, tail = (size_t)r->host_len - head - 1;
+  return len > head + tail && memcmp(h, r->host, head) == 0 &&
+         memcmp(h + len - tail, r->host + head + 1, tail) == 0;
+}
+
+/* path[0..len) is the rule's path prefix, or that and then '/' and more. */
+static bool path_matches(const struct lm_price_host *r, const char *path,
+                         size_t len) {
+  size_t n = r->path_len;
+  if (!n)
+    return true;
+  if (!path || len < n || memcmp(path, r->path, n) != 0)
+    return false;
+  return len == n || path[n] == '/' || path[n] == '?';
+}
+
+const char *lm_price_provider_for_host(const char *host, size_t host_len,
+                                       const char *path, size_t path_len) {
+  if (!host || !host_len)
+    return NULL;
+  if (host[host_len - 1] == '.') /* "api.groq.com." is the same host */
+    host_len--;
+  if (!host_len || host_len > HOST_MAX)
+    return NULL;
+  char h[HOST_MAX];
+  for (size_t i = 0; i < host_len; i++) {
+    char c = host[i];
+    h[i] = (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
+  }
+  for (size_t i = 0; i < lm_price_host_count; i++) {
+    const struct lm_price_host *r = &lm_price_hosts[i];
+    if (host_matches(r, h, host_len) && path_matches(r, path, path_len))
+      return r->provider;
+  }
+  return NULL;
+}

@@ -167,6 +167,7 @@ static int usage_check(const struct lm_usage *u, const char *what) {
 
 static int usage_add(const struct lm_usage *a, const struct lm_usage *b,
                      struct lm_usage *sum, const char *what) {
+  *sum = (struct lm_usage){0}; /* the parts the C API has no field for */
   if (__builtin_add_overflow(a->input, b->input, &sum->input) ||
       __builtin_add_overflow(a->output, b->output, &sum->output) ||
       __builtin_add_overflow(a->cache_read, b->cache_read, &sum->cache_read) ||

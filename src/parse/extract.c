@@ -325,7 +325,7 @@ static void commit(struct lm_extract *x) {
     } else {
       x->raw = *c;
     }
-    struct lm_usage u;
+    struct lm_usage u = {0};
     d->normalise(&x->raw, &u);
     if (!x->has_usage || !usage_equal(&u, &x->usage)) {
       x->usage = u;

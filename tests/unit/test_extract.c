@@ -80,6 +80,13 @@ struct expect {
   bool error;
 };
 
+/* The text fields of an expected usage (the parts beyond text are 0). */
+#define U(in, cr, cw, cw1h, out, reas)                             \
+  {                                                                \
+    .input = (in), .cache_read = (cr), .cache_write = (cw),        \
+    .cache_write_1h = (cw1h), .output = (out), .reasoning = (reas) \
+  }
+
 static void check_result(const struct lm_extract *x, const struct expect *e,
                          const char *what) {
   int before = lm_t_cur_failed;
@@ -265,7 +272,7 @@ LM_TEST(test_cohere_billed_units_are_what_is_charged) {
   /* No expected_normalized in meta (two bases): we bill billed_units and
    * report no cache read, because cached_tokens (448) counts raw tokens,
    * not billed ones (12). */
-  struct expect e = {true, {12, 0, 0, 0, 7, 0}, "", false};
+  struct expect e = {true, U(12, 0, 0, 0, 7, 0), "", false};
   check_fixture_with("cohere_chat_nonstream", &e);
 }
 
@@ -340,7 +347,8 @@ LM_TEST(test_gemini_json_array_stream_each_element_is_a_snapshot) {
     lm_extract_init(&x, LM_API_GEMINI_STREAM);
     lm_extract_set_content_type(&x, "application/json", 16);
     feed_split(&x, body, strlen(body), (enum split)how, 7);
-    struct expect e = {true, {18, 0, 0, 0, 115, 35}, "gemini-2.5-flash", false};
+    struct expect e = {true, U(18, 0, 0, 0, 115, 35), "gemini-2.5-flash",
+                       false};
     check_result(&x, &e, "gemini array");
   }
 }
@@ -562,7 +570,7 @@ static void check_both_ways(enum lm_api api, const char *ct, const char *body,
   "\"modelVersion\": \"gemini-2.5-flash\"}"
 
 LM_TEST(test_gemini_held_snapshots_newest_taken) {
-  struct expect e = {true, {7, 0, 0, 0, 40, 0}, "gemini-2.5-flash", false};
+  struct expect e = {true, U(7, 0, 0, 0, 40, 0), "gemini-2.5-flash", false};
   check_both_ways(LM_API_GEMINI_STREAM, "text/event-stream",
                   "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(
                       7, 30) "\n\ndata: " GEM(7, 40) "\n\n",
@@ -577,7 +585,7 @@ LM_TEST(test_gemini_held_snapshot_that_takes_nothing_falls_back) {
   /* The newest snapshot is malformed inside its usage (an SSE event: the
    * next one starts afresh), or has no counter we read: the one before it
    * stands, as when every event is scanned. */
-  struct expect e = {true, {7, 0, 0, 0, 30, 0}, "gemini-2.5-flash", false};
+  struct expect e = {true, U(7, 0, 0, 0, 30, 0), "gemini-2.5-flash", false};
   check_both_ways(
       LM_API_GEMINI_STREAM, "text/event-stream",
       "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(
@@ -595,7 +603,7 @@ LM_TEST(test_gemini_held_snapshot_that_takes_nothing_falls_back) {
 LM_TEST(test_gemini_array_malformed_element_ends_the_body_as_when_scanned) {
   /* In a JSON array an error ends the whole body: the element after the
    * malformed one never counts, so the malformed one must not be crossed. */
-  struct expect e = {true, {7, 0, 0, 0, 20, 0}, "gemini-2.5-flash", false};
+  struct expect e = {true, U(7, 0, 0, 0, 20, 0), "gemini-2.5-flash", false};
   check_both_ways(
       LM_API_GEMINI_STREAM, "application/json",
       "[" GEM(7, 10) "\r\n,\r\n" GEM(
@@ -637,7 +645,7 @@ LM_TEST(test_inert_looking_events_that_count_are_read) {
   snprintf(
       body, sizeof body, "%s%s", chunk,
       "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n");
-  struct expect u = {true, {3, 0, 0, 0, 2, 0}, "gpt-4o", false};
+  struct expect u = {true, U(3, 0, 0, 0, 2, 0), "gpt-4o", false};
   check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &u, "usage");
 }
 

@@ -43,8 +43,7 @@ void lm_pricing_resolve(const char *model, const char *provider,
                    ? cached_lookup(model ? model : "", provider, &out->match)
                    : lm_price_lookup(model ? model : "", NULL, &out->match);
   if (found && out->match.source != LM_PRICE_DEFAULT) {
-    const struct lm_price *p = &out->match.price;
-    out->zero_priced = p->input == 0 && p->output == 0;
+    out->zero_priced = lm_price_is_zero(&out->match.price);
     return;
   }
   out->unpriced = true;

@@ -181,6 +181,26 @@ static void run_fixture(const char *dir, const char *name) {
       CHECK_EQ_U64(S.total.tokens[LM_TOK_OUTPUT],
                    (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(
                        norm, "output_tokens_incl_reasoning")));
+      /* The parts beyond text a fixture names (absent: none). */
+      static const struct {
+        const char *key;
+        int kind;
+      } parts[] = {
+          {"input_audio_tokens", LM_TOK_INPUT_AUDIO},
+          {"output_audio_tokens", LM_TOK_OUTPUT_AUDIO},
+          {"input_image_tokens", LM_TOK_INPUT_IMAGE},
+          {"output_image_tokens", LM_TOK_OUTPUT_IMAGE},
+          {"input_video_tokens", LM_TOK_INPUT_VIDEO},
+          {"output_video_tokens", LM_TOK_OUTPUT_VIDEO},
+          {"citation_tokens", LM_TOK_CITATION},
+          {"separate_reasoning_tokens", LM_TOK_SEPARATE_REASONING},
+          {"web_searches", LM_TOK_WEB_SEARCHES},
+      };
+      for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++) {
+        const cJSON *n = cJSON_GetObjectItem(norm, parts[k].key);
+        CHECK_EQ_U64(S.total.tokens[parts[k].kind],
+                     cJSON_IsNumber(n) ? (uint64_t)n->valuedouble : 0);
+      }
     }
     if (first_cost < 0)
       first_cost = S.total.spent;

@@ -1,8 +1,9 @@
 /* ledger.h — one JSON line per metered call, appended to LLMMETER_LEDGER.
  *
  * Where the money went, call by call: time, pid, budget, agent, API, model,
- * normalised tokens, exact cost, HTTP status, duration, outcome and the
- * denial reason. Never a request or response body, never a header: no API
+ * normalised tokens (with the parts beyond text and the web searches the
+ * call had), exact cost, HTTP status, duration, outcome and the denial
+ * reason. Never a request or response body, never a header: no API
  * key can reach it. Each line is one write(2) on an O_APPEND descriptor, so
  * lines from many processes never interleave. Never prints; a ledger that
  * cannot be opened is reported once through lm_ledger_error().

@@ -209,7 +209,9 @@ LLMMETER_API int llmmeter_release(llmmeter_call *c);
 
 /* The exact cost, in pico-USD, of `usage` for `model` at `provider` (as in
  * llmmeter_admit; NULL: the model's own), at today's price: what a call
- * with that usage is charged. Returns 0 (a table or LLMMETER_PRICES
+ * with that usage is charged, the model's per-call fee included (the
+ * estimate of llmmeter_admit and the first charge of a call include it
+ * too). Returns 0 (a table or LLMMETER_PRICES
  * price), LLMMETER_UNPRICED (no price: the cost is the fallback the call
  * would be charged, see llmmeter_admit), or a negative code. */
 LLMMETER_API int llmmeter_price(const char *model, const char *provider,

@@ -50,8 +50,21 @@ How the feed maps onto the table
   cache_write_1h_mtok. Absent cache prices are LM_PRICE_UNSET (billed at the
   input price). An absent output_mtok (embeddings, legacy completions) is
   billed at the input price: conservative, and an embedding has no output.
-  Audio/image/video/request/web-search prices are not token prices of the
-  normalised basis and are ignored.
+* Part rates, for the parts of usage.h (pico-USD per token, like the text
+  rates): input_audio_mtok, cache_audio_read_mtok, input_image_mtok,
+  cache_image_read_mtok, input_video_mtok, output_audio_mtok,
+  output_image_mtok, output_video_mtok, output_reasoning_mtok (the reasoning
+  part of output, and Perplexity's reasoning billed beside it), and
+  output_citation_mtok (Perplexity's citation tokens, beside input and
+  output). Each present one sets its LM_PRICE_HAS_* bit in the set's
+  `parts`; an absent one leaves a part's tokens at the text rates and the
+  counts beside the totals unbilled (lm_price_cost). The feed tiers none of
+  them; the generator fails if one ever is.
+* Fees per event: requests_kcount and web_searches_kcount are USD per 1,000
+  calls or searches, so pico-USD per event = value x 10^12 / 1000 = value x
+  10^9, exact for every value in the feed (same repair rules as tokens).
+* Any other price key stops the generator: every price the feed carries is
+  either in the table or a deliberate decision here.
 * Tiers {"base":..,"tiers":[{"start":N,"price":..}]}: a cliff; the first
   tier is kept (the feed has no model with more than one tier, nor a model
   whose fields tier at different starts; the generator fails if it ever
@@ -94,6 +107,23 @@ FEED_FIELD = {
     "cache_write": "cache_write_mtok",
     "cache_write_1h": "cache_write_1h_mtok",
 }
+# Part rates: the struct lm_price field, its LM_PRICE_HAS_* bit, the feed key.
+PARTS = (
+    ("input_audio", "LM_PRICE_HAS_INPUT_AUDIO", "input_audio_mtok"),
+    ("cache_audio_read", "LM_PRICE_HAS_CACHE_AUDIO_READ", "cache_audio_read_mtok"),
+    ("input_image", "LM_PRICE_HAS_INPUT_IMAGE", "input_image_mtok"),
+    ("cache_image_read", "LM_PRICE_HAS_CACHE_IMAGE_READ", "cache_image_read_mtok"),
+    ("input_video", "LM_PRICE_HAS_INPUT_VIDEO", "input_video_mtok"),
+    ("citation", "LM_PRICE_HAS_CITATION", "output_citation_mtok"),
+    ("output_audio", "LM_PRICE_HAS_OUTPUT_AUDIO", "output_audio_mtok"),
+    ("output_image", "LM_PRICE_HAS_OUTPUT_IMAGE", "output_image_mtok"),
+    ("output_video", "LM_PRICE_HAS_OUTPUT_VIDEO", "output_video_mtok"),
+    ("output_reasoning", "LM_PRICE_HAS_OUTPUT_REASONING", "output_reasoning_mtok"),
+)
+# Fees per event (USD per 1,000 in the feed): the struct field, the feed key.
+EVENTS = (("request", "requests_kcount"), ("web_search", "web_searches_kcount"))
+KNOWN_KEYS = (set(FEED_FIELD.values()) | {k for _, _, k in PARTS}
+              | {k for _, k in EVENTS})
 CONTAINS_MIN = 4
 MAX_KEY = 255
 
@@ -147,6 +177,14 @@ def pusd(value):
             p = p.to_integral_value(rounding=decimal.ROUND_CEILING)
             REPAIRED.append("%s rounded up to %s" % (value, p / 1000000))
     return int(p)
+
+
+def pusd_per_event(value):
+    """USD per 1,000 events -> exact int of pico-USD per event (x 10^9),
+    with the repair rules of pusd()."""
+    # USD per 1,000 x 10^12 / 1,000 = USD-per-1,000 x 10^9; pusd() scales by
+    # 10^6, so scale the value by 10^3 first.
+    return pusd(decimal.Decimal(str(value)) * 1000)
 
 
 def regex_head(pattern):
@@ -242,7 +280,25 @@ def price_field(prices, name, model_ref):
 
 
 def convert_prices(prices, model_ref):
-    """One feed `prices` map -> dict with FIELDS, tier_start, tier (dict)."""
+    """One feed `prices` map -> dict with FIELDS, tier_start, tier (dict),
+    parts (field -> pUSD/token or None) and events (field -> pUSD/event)."""
+    unknown = sorted(set(prices) - KNOWN_KEYS)
+    if unknown:
+        raise ValueError("%s: price keys the table does not know: %s" %
+                         (model_ref, ", ".join(unknown)))
+    parts = {}
+    for field, _, key in PARTS:
+        v = prices.get(key)
+        if isinstance(v, dict):
+            raise ValueError("%s: %s is tiered; the table tiers text rates only"
+                             % (model_ref, key))
+        parts[field] = None if v is None else pusd(v)
+    events = {}
+    for field, key in EVENTS:
+        v = prices.get(key)
+        if isinstance(v, dict):
+            raise ValueError("%s: %s is tiered" % (model_ref, key))
+        events[field] = 0 if v is None else pusd_per_event(v)
     base = {}
     tier = {}
     start = None
@@ -263,6 +319,8 @@ def convert_prices(prices, model_ref):
     out["tier"] = {f: tier.get(f, base[f]) for f in FIELDS} if start else None
     if start and "output" not in tier and prices.get("output_mtok") is None:
         out["tier"]["output"] = out["tier"]["input"]
+    out["parts"] = parts
+    out["events"] = events
     return out
 
 
@@ -272,6 +330,12 @@ def max_prices(a, b):
     for f in FIELDS:
         va, vb = a[f], b[f]
         out[f] = vb if va is None else va if vb is None else max(va, vb)
+    if "parts" in a:
+        out["parts"] = {}
+        for f, _, _ in PARTS:
+            va, vb = a["parts"][f], b["parts"][f]
+            out["parts"][f] = vb if va is None else va if vb is None else max(va, vb)
+        out["events"] = {f: max(a["events"][f], b["events"][f]) for f, _ in EVENTS}
     if a["tier"] or b["tier"]:
         if a["tier_start"] and b["tier_start"] and a["tier_start"] != b["tier_start"]:
             raise ValueError("time windows tier at different starts")
@@ -321,10 +385,18 @@ def model_prices(model, model_ref):
     return base, changes
 
 
+# A price tuple: the 5 text rates, tier start, the 5 tier rates, then the
+# part rates (PARTS order, None when absent) and the event fees (EVENTS).
+P_PARTS = 2 * len(FIELDS) + 1
+P_EVENTS = P_PARTS + len(PARTS)
+
+
 def price_tuple(ps):
     t = ps["tier"]
-    return tuple(ps[f] for f in FIELDS) + (ps["tier_start"],) + (
-        tuple(t[f] for f in FIELDS) if t else (None,) * len(FIELDS))
+    return (tuple(ps[f] for f in FIELDS) + (ps["tier_start"],) + (
+        tuple(t[f] for f in FIELDS) if t else (None,) * len(FIELDS)) +
+        tuple(ps["parts"][f] for f, _, _ in PARTS) +
+        tuple(ps["events"][f] for f, _ in EVENTS))
 
 
 def c_i64(v):
@@ -334,10 +406,19 @@ def c_i64(v):
 def c_price(pt):
     base = ", ".join(c_i64(v) for v in pt[:5])
     if pt[5]:
-        tier = "{%dULL, %s}" % (pt[5], ", ".join(c_i64(v) for v in pt[6:]))
+        tier = "{%dULL, %s}" % (pt[5], ", ".join(c_i64(v) for v in pt[6:11]))
     else:
         tier = "{0}"
-    return "{%s, %s}" % (base, tier)
+    # The part rates and fees by name (designated, so that a text-only set
+    # stays short and every field is still initialised: parts 0, fees 0).
+    parts = pt[P_PARTS:P_EVENTS]
+    events = pt[P_EVENTS:]
+    bits = " | ".join(bit for (_, bit, _), v in zip(PARTS, parts) if v is not None)
+    extra = [".parts = %s" % (bits or "0")]
+    extra += [".%s = %dLL" % (f, v) for (f, _, _), v in zip(PARTS, parts)
+              if v is not None]
+    extra += [".%s = %dLL" % (f, v) for (f, _), v in zip(EVENTS, events) if v]
+    return "{%s, %s, %s}" % (base, tier, ", ".join(extra))
 
 
 def c_string(s):
@@ -516,7 +597,7 @@ def emit(feed_path, providers, ordered, set_list, stats):
     # Provider maxima over every price the provider's entries can take.
     maxima = []
     for pi in range(len(providers)):
-        mi = mo = 0
+        mi = mo = mreq = mws = 0
         seen = set()
         for e in ordered:
             if e["provider"] != pi:
@@ -529,13 +610,16 @@ def emit(feed_path, providers, ordered, set_list, stats):
             vals_out = [pt[1]] + ([pt[7]] if pt[5] else [])
             mi = max([mi] + [v for v in vals_in if v is not None])
             mo = max([mo] + [v for v in vals_out if v is not None])
-        maxima.append((mi, mo))
+            mreq = max(mreq, pt[P_EVENTS])
+            mws = max(mws, pt[P_EVENTS + 1])
+        maxima.append((mi, mo, mreq, mws))
     w("/* Per provider (same order as lm_price_providers): the highest input")
     w(" * and the highest output price of its models, tiers and dated changes")
-    w(" * included. */")
+    w(" * included, and its highest request and web search fees. */")
     w("const struct lm_price_provider_max lm_price_provider_maxima[] = {")
-    for pi, (mi, mo) in enumerate(maxima):
-        w("    {%dLL, %dLL}, /* %s */" % (mi, mo, providers[pi]))
+    for pi, (mi, mo, mreq, mws) in enumerate(maxima):
+        w("    {%dLL, %dLL, %dLL, %dLL}, /* %s */" % (mi, mo, mreq, mws,
+                                                  providers[pi]))
     w("};")
     return "\n".join(L) + "\n", counts
 

@@ -24,7 +24,11 @@
 #include "usage.h"
 
 #define LM_SEG_MAGIC 0x524554454d4d4c4cULL /* "LLMMETER" little-endian */
-#define LM_SEG_VERSION 1u
+/* 2: the token counters gained the parts of usage.h (audio, image, video,
+ * citation and separate reasoning tokens, web searches): lm_counters 128 ->
+ * 200 bytes, rows and rules 256 -> 320; a model row names its provider. A
+ * version-1 segment is refused, never reinterpreted. */
+#define LM_SEG_VERSION 2u
 #define LM_NAME_MAX 64     /* model / agent / pattern names, NUL included */
 #define LM_PROVIDER_MAX 32 /* a model row's provider, NUL included */
 #define LM_ROWS 256        /* per-model and per-agent rows (+1 "other") */
@@ -55,11 +59,11 @@ enum lm_mode { LM_MODE_OPTIMISTIC = 0, LM_MODE_STRICT = 1 };
  * money and are never reset. */
 struct lm_counters {
   _Atomic int64_t window;
-  _Atomic int64_t spent;              /* pico-USD charged in this window */
-  _Atomic int64_t reserved;           /* pico-USD held by in-flight leases */
-  _Atomic uint64_t requests;          /* settled calls in this window */
-  _Atomic uint64_t reserved_requests; /* admitted, not yet settled */
-  _Atomic uint64_t tokens[LM_TOK_KINDS];
+  _Atomic int64_t spent;                 /* pico-USD charged in this window */
+  _Atomic int64_t reserved;              /* pico-USD held by in-flight leases */
+  _Atomic uint64_t requests;             /* settled calls in this window */
+  _Atomic uint64_t reserved_requests;    /* admitted, not yet settled */
+  _Atomic uint64_t tokens[LM_TOK_KINDS]; /* by enum lm_token_kind */
   _Atomic uint64_t reserved_tokens; /* estimated tokens of in-flight calls */
   _Atomic uint64_t denied;
   _Atomic uint64_t unmetered;     /* calls whose usage could not be read */
@@ -67,7 +71,8 @@ struct lm_counters {
   _Atomic int64_t first_activity; /* epoch seconds, 0 = never */
   _Atomic int64_t last_activity;
 };
-_Static_assert(sizeof(struct lm_counters) == 128, "lm_counters layout");
+_Static_assert(sizeof(struct lm_counters) == 200, "lm_counters layout");
+_Static_assert(LM_TOK_KINDS == 14, "lm_counters holds 14 token kinds");
 
 enum lm_row_state { LM_ROW_FREE = 0, LM_ROW_CLAIMED = 1, LM_ROW_READY = 2 };
 
@@ -83,10 +88,10 @@ struct lm_row {
   char name[LM_NAME_MAX];
   struct lm_counters c;
   char provider[LM_PROVIDER_MAX];
-  char pad[48 - LM_PROVIDER_MAX];
+  char pad[40 - LM_PROVIDER_MAX];
 };
-_Static_assert(sizeof(struct lm_row) == 256, "lm_row layout");
-_Static_assert(offsetof(struct lm_row, provider) == 208,
+_Static_assert(sizeof(struct lm_row) == 320, "lm_row layout");
+_Static_assert(offsetof(struct lm_row, provider) == 280,
                "lm_row.provider is where the padding was");
 #define LM_ROWF_UNPRICED 1u
 
@@ -119,9 +124,9 @@ struct lm_rule {
   char pattern[LM_NAME_MAX];
   struct lm_counters c;
   _Atomic int64_t tat; /* rate rules: the bucket's theoretical arrival time */
-  char pad[40];
+  char pad[32];
 };
-_Static_assert(sizeof(struct lm_rule) == 256, "lm_rule layout");
+_Static_assert(sizeof(struct lm_rule) == 320, "lm_rule layout");
 
 enum lm_lease_state {
   LM_LEASE_FREE = 0,

@@ -41,17 +41,11 @@ void lm_shm_apply_counters(struct lm_counters *c, const struct lm_amounts *a) {
   if (a->reserved_tokens)
     atomic_fetch_add(&c->reserved_tokens, (uint64_t)a->reserved_tokens);
   if (a->tokens) {
-    const struct lm_usage *u = a->tokens;
-    if (u->input)
-      atomic_fetch_add(&c->tokens[LM_TOK_INPUT], u->input);
-    if (u->cache_read)
-      atomic_fetch_add(&c->tokens[LM_TOK_CACHE_READ], u->cache_read);
-    if (u->cache_write)
-      atomic_fetch_add(&c->tokens[LM_TOK_CACHE_WRITE], u->cache_write);
-    if (u->output)
-      atomic_fetch_add(&c->tokens[LM_TOK_OUTPUT], u->output);
-    if (u->reasoning)
-      atomic_fetch_add(&c->tokens[LM_TOK_REASONING], u->reasoning);
+    uint64_t add[LM_TOK_KINDS];
+    lm_usage_kinds(a->tokens, add);
+    for (int k = 0; k < LM_TOK_KINDS; k++)
+      if (add[k]) /* modular: a usage snapshot that went down wraps back */
+        atomic_fetch_add(&c->tokens[k], add[k]);
   }
   if (a->denied)
     atomic_fetch_add(&c->denied, a->denied);

@@ -30,13 +30,20 @@ static const char *usd(int64_t pusd, char *buf, size_t n) {
   return lm_money_format_exact(pusd, buf, n);
 }
 
+/* The token object: the five of the first layout in their order, then the
+ * parts (usage.h), every kind but web searches, which are no tokens: the
+ * caller prints them beside the object. */
 static void json_tokens(FILE *o, const uint64_t *t) {
   fprintf(o,
           "{\"input\":%" PRIu64 ",\"output\":%" PRIu64
           ",\"cache_read\":%" PRIu64 ",\"cache_write\":%" PRIu64
-          ",\"reasoning\":%" PRIu64 "}",
+          ",\"reasoning\":%" PRIu64,
           t[LM_TOK_INPUT], t[LM_TOK_OUTPUT], t[LM_TOK_CACHE_READ],
           t[LM_TOK_CACHE_WRITE], t[LM_TOK_REASONING]);
+  for (int k = LM_TOK_REASONING + 1; k < LM_TOK_KINDS; k++)
+    if (k != LM_TOK_WEB_SEARCHES)
+      fprintf(o, ",\"%s\":%" PRIu64, lm_token_kind_name(k), t[k]);
+  fputc('}', o);
 }
 
 static void json_row(FILE *o, const char *key, const struct lm_snap_row *r) {
@@ -58,7 +65,8 @@ static void json_row(FILE *o, const char *key, const struct lm_snap_row *r) {
           r->c.requests, r->c.reserved_requests, r->c.denied, r->c.unmetered,
           (r->flags & LM_ROWF_UNPRICED) || r->c.unpriced ? "true" : "false");
   json_tokens(o, r->c.tokens);
-  fputc('}', o);
+  fprintf(o, ",\"web_searches\":%" PRIu64 "}",
+          r->c.tokens[LM_TOK_WEB_SEARCHES]);
 }
 
 static void limit_json(FILE *o, int64_t v, int money) {
@@ -99,6 +107,8 @@ static void print_json(FILE *o, const struct lm_snapshot *s) {
           s->total.unmetered, s->total.unpriced);
   fputs(",\"tokens\":", o);
   json_tokens(o, s->total.tokens);
+  fprintf(o, ",\"web_searches\":%" PRIu64,
+          s->total.tokens[LM_TOK_WEB_SEARCHES]);
   fputs(",\"token_limit\":", o);
   limit_json(o, s->tokens_limit, 0);
   fputs(",\"request_limit\":", o);
@@ -223,13 +233,17 @@ static void prom_rows(FILE *o, const struct lm_snapshot *s, const char *label,
             labels, v);
     fprintf(o, "llmmeter_%s_requests_total{budget=\"%s\",%s} %" PRIu64 "\n",
             label, s->name, labels, rows[i].c.requests);
-    const char *kinds[] = {"input", "cache_read", "cache_write", "output",
-                           "reasoning"};
-    for (int t = 0; t < LM_TOK_KINDS; t++)
+    for (int t = 0; t < LM_TOK_KINDS; t++) {
+      if (t == LM_TOK_WEB_SEARCHES)
+        continue;
       fprintf(o,
               "llmmeter_%s_tokens_total{budget=\"%s\",%s,kind=\"%s\"} %" PRIu64
               "\n",
-              label, s->name, labels, kinds[t], rows[i].c.tokens[t]);
+              label, s->name, labels, lm_token_kind_name(t),
+              rows[i].c.tokens[t]);
+    }
+    fprintf(o, "llmmeter_%s_web_searches_total{budget=\"%s\",%s} %" PRIu64 "\n",
+            label, s->name, labels, rows[i].c.tokens[LM_TOK_WEB_SEARCHES]);
   }
 }
 
@@ -264,12 +278,16 @@ static void print_prom(FILE *o, const struct lm_snapshot *s) {
     prom_line(o, cnt[i].m, s->name, NULL, NULL, v);
   }
   fputs("# TYPE llmmeter_tokens_total counter\n", o);
-  const char *kinds[] = {"input", "cache_read", "cache_write", "output",
-                         "reasoning"};
   for (int t = 0; t < LM_TOK_KINDS; t++) {
+    if (t == LM_TOK_WEB_SEARCHES)
+      continue;
     snprintf(v, sizeof(v), "%" PRIu64, s->total.tokens[t]);
-    prom_line(o, "llmmeter_tokens_total", s->name, "kind", kinds[t], v);
+    prom_line(o, "llmmeter_tokens_total", s->name, "kind",
+              lm_token_kind_name(t), v);
   }
+  fputs("# TYPE llmmeter_web_searches_total counter\n", o);
+  snprintf(v, sizeof(v), "%" PRIu64, s->total.tokens[LM_TOK_WEB_SEARCHES]);
+  prom_line(o, "llmmeter_web_searches_total", s->name, NULL, NULL, v);
   if (s->resets_in_s >= 0) {
     snprintf(v, sizeof(v), "%" PRId64, s->resets_in_s);
     fputs("# TYPE llmmeter_window_resets_in_seconds gauge\n", o);
@@ -326,6 +344,24 @@ static void table_rows(FILE *o, const char *title,
   }
 }
 
+/* One line of the parts that are not zero (audio, image, video, citation
+ * tokens; web searches), or nothing for text-only traffic. */
+static void print_parts(FILE *o, const uint64_t *t) {
+  int n = 0;
+  for (int k = LM_TOK_REASONING + 1; k < LM_TOK_KINDS; k++) {
+    if (!t[k])
+      continue;
+    char name[32];
+    snprintf(name, sizeof(name), "%s", lm_token_kind_name(k));
+    for (char *p = name; *p; p++)
+      if (*p == '_')
+        *p = ' ';
+    fprintf(o, "%s%s %" PRIu64, n++ ? ", " : "parts     ", name, t[k]);
+  }
+  if (n)
+    fputc('\n', o);
+}
+
 static void print_table(FILE *o, const struct lm_snapshot *s) {
   char a[40], b[40], c[40], d[48];
   fprintf(o, "budget    %s   mode %s   window %s", s->name,
@@ -374,6 +410,7 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
           s->total.tokens[LM_TOK_INPUT], s->total.tokens[LM_TOK_CACHE_READ],
           s->total.tokens[LM_TOK_CACHE_WRITE], s->total.tokens[LM_TOK_OUTPUT],
           s->total.tokens[LM_TOK_REASONING]);
+  print_parts(o, s->total.tokens);
   if (s->tokens_limit >= 0 || s->requests_limit >= 0 || s->max_call_pusd >= 0 ||
       s->max_call_input_tokens >= 0 || s->max_call_output_tokens >= 0) {
     fputs("limits   ", o);

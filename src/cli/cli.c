@@ -50,16 +50,19 @@ static const char *usage_text =
     "                                run CMD with the library preloaded, creating\n"
     "                                the budget if needed; exits with CMD's code\n"
     "  prices MODEL... [--url URL] [--provider P] [--json]\n"
-    "         [--usage input=N,output=N,cache_read=N,cache_write=N]\n"
+    "         [--usage input=N,output=N,cache_read=N,cache_write=N,\n"
+    "         input_audio=N,output_audio=N,web_searches=N,requests=N,...]\n"
     "                                what a model resolves to in the price table\n"
     "                                (embedded, LLMMETER_PRICES overrides, or\n"
     "                                LLMMETER_DEFAULT_PRICE) and, with --usage,\n"
-    "                                the exact cost of that usage; --url: what a\n"
-    "                                call to URL is charged (its API and provider\n"
-    "                                as the library decides them; MODEL may be\n"
-    "                                left out when the URL names it); --provider:\n"
-    "                                who bills it; MODEL max:PROVIDER shows what an\n"
-    "                                unknown model of PROVIDER costs\n"
+    "                                the exact cost of that usage (one call unless\n"
+    "                                requests=N; audio, image, video and cache\n"
+    "                                counts are parts of input and output); --url:\n"
+    "                                what a call to URL is charged (its API and\n"
+    "                                provider as the library decides them; MODEL\n"
+    "                                may be left out when the URL names it);\n"
+    "                                --provider: who bills it; MODEL max:PROVIDER\n"
+    "                                shows what an unknown model of PROVIDER costs\n"
     "  report [FILE] [--by model|agent|provider|api|day] [--json]\n"
     "                                sum a ledger (LLMMETER_LEDGER) by model, agent,\n"
     "                                provider (who billed it), API or UTC day:\n"
@@ -649,6 +652,8 @@ static int find_library(char *out, size_t size) {
       *slash = 0;
       const char *rel[] = {"/libllmmeter.so", "/../lib/libllmmeter.so"};
       for (size_t i = 0; i < 2; i++) {
+        /* Lengths known: copied, not printed (gcc's -Wformat-truncation
+         * cannot see the check above and fails the SAN=1 build). */
         size_t el = strlen(exe), rl = strlen(rel[i]);
         if (el + rl >= size)
           continue;
@@ -754,9 +759,76 @@ static void print_price_field(const char *name, int64_t v, int json,
   *first = 0;
 }
 
+/* A price per event (a request, a web search): USD and pUSD per event. */
+static void print_price_fee(const char *name, int64_t v, int json, int *first) {
+  char a[40];
+  if (!v)
+    return;
+  lm_money_format_exact(v, a, sizeof(a));
+  if (json)
+    printf("%s\"%s_usd\":%s,\"%s_pusd\":%lld", *first ? "" : ",", name, a, name,
+           (long long)v);
+  else
+    printf("  %-16s $%s each\n", name, a);
+  *first = 0;
+}
+
+/* The part rates a price has (struct lm_price.parts). */
+static void print_price_parts(const struct lm_price *p, int json, int *first) {
+  const struct {
+    const char *name;
+    unsigned bit;
+    int64_t rate;
+  } parts[] = {
+      {"input_audio", LM_PRICE_HAS_INPUT_AUDIO, p->input_audio},
+      {"cache_audio_read", LM_PRICE_HAS_CACHE_AUDIO_READ, p->cache_audio_read},
+      {"input_image", LM_PRICE_HAS_INPUT_IMAGE, p->input_image},
+      {"cache_image_read", LM_PRICE_HAS_CACHE_IMAGE_READ, p->cache_image_read},
+      {"input_video", LM_PRICE_HAS_INPUT_VIDEO, p->input_video},
+      {"citation", LM_PRICE_HAS_CITATION, p->citation},
+      {"output_audio", LM_PRICE_HAS_OUTPUT_AUDIO, p->output_audio},
+      {"output_image", LM_PRICE_HAS_OUTPUT_IMAGE, p->output_image},
+      {"output_video", LM_PRICE_HAS_OUTPUT_VIDEO, p->output_video},
+      {"output_reasoning", LM_PRICE_HAS_OUTPUT_REASONING, p->output_reasoning},
+  };
+  for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+    if (p->parts & parts[i].bit)
+      print_price_field(parts[i].name, parts[i].rate, json, first);
+  print_price_fee("request", p->request, json, first);
+  print_price_fee("web_search", p->web_search, json, first);
+}
+
+/* --usage KEY=N,...: the fields of struct lm_usage by name. requests is 1
+ * unless given: the usage of one call. */
 static int parse_usage(const char *spec, struct lm_usage *u) {
-  char buf[256];
+  const struct {
+    const char *name;
+    uint64_t *field;
+  } keys[] = {
+      {"input", &u->input},
+      {"output", &u->output},
+      {"cache_read", &u->cache_read},
+      {"cache_write", &u->cache_write},
+      {"cache_write_1h", &u->cache_write_1h},
+      {"reasoning", &u->reasoning},
+      {"input_audio", &u->input_audio},
+      {"cache_audio_read", &u->cache_audio_read},
+      {"input_image", &u->input_image},
+      {"cache_image_read", &u->cache_image_read},
+      {"input_video", &u->input_video},
+      {"citation", &u->citation},
+      {"separate_reasoning", &u->separate_reasoning},
+      {"output_audio", &u->output_audio},
+      {"output_image", &u->output_image},
+      {"output_video", &u->output_video},
+      {"web_searches", &u->web_searches},
+      {"requests", &u->requests},
+  };
+  char buf[512];
+  if (strlen(spec) >= sizeof(buf))
+    return -1;
   snprintf(buf, sizeof(buf), "%s", spec);
+  u->requests = 1;
   char *save = NULL;
   for (char *tok = strtok_r(buf, ",", &save); tok;
        tok = strtok_r(NULL, ",", &save)) {
@@ -766,22 +838,14 @@ static int parse_usage(const char *spec, struct lm_usage *u) {
     *eq = 0;
     char *end;
     unsigned long long v = strtoull(eq + 1, &end, 10);
-    if (*end || !eq[1])
+    if (*end || !eq[1] || eq[1] == '-')
       return -1;
-    if (strcmp(tok, "input") == 0)
-      u->input = v;
-    else if (strcmp(tok, "output") == 0)
-      u->output = v;
-    else if (strcmp(tok, "cache_read") == 0)
-      u->cache_read = v;
-    else if (strcmp(tok, "cache_write") == 0)
-      u->cache_write = v;
-    else if (strcmp(tok, "cache_write_1h") == 0)
-      u->cache_write_1h = v;
-    else if (strcmp(tok, "reasoning") == 0)
-      u->reasoning = v;
-    else
+    size_t k = 0;
+    while (k < sizeof(keys) / sizeof(keys[0]) && strcmp(tok, keys[k].name))
+      k++;
+    if (k == sizeof(keys) / sizeof(keys[0]))
       return -1;
+    *keys[k].field = v;
   }
   return 0;
 }
@@ -947,6 +1011,7 @@ static int cmd_prices(int argc, char **argv) {
       print_price_field("cache_write", m->price.cache_write, json, &first);
       print_price_field("cache_write_1h", m->price.cache_write_1h, json,
                         &first);
+      print_price_parts(&m->price, json, &first);
       if (m->price.tier.above_input_tokens) {
         char a[40], b[40];
         if (json)

@@ -5,9 +5,12 @@
  * provider (who billed the call), API or UTC day; it reads ledgers from
  * before lines had an "api" member too (see line_key). Lines that are not
  * ledger records are skipped and counted, never fatal: a ledger being
- * appended to while we read ends mid-line.
+ * appended to while we read ends mid-line. Token parts beyond text and web
+ * searches are summed too; a line without them (older ledgers, text calls)
+ * has none.
  */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -19,15 +22,14 @@
 
 #define REPORT_ROWS_MAX 4096
 
+/* tok[] by enum lm_token_kind: the token kinds of the ledger's "tokens"
+ * object and, at LM_TOK_WEB_SEARCHES, its "web_searches". */
 struct row {
   char key[96];
   uint64_t calls, denied;
   int64_t cost;
-  uint64_t tok[5];
+  uint64_t tok[LM_TOK_KINDS];
 };
-
-static const char *tok_names[5] = {"input", "output", "cache_read",
-                                   "cache_write", "reasoning"};
 
 static int cmp_cost(const void *a, const void *b) {
   const struct row *x = a, *y = b;
@@ -149,8 +151,10 @@ int lm_cli_report(int argc, char **argv) {
       /* A double holds integers exactly up to 2^53 pico-USD ($9,007) per
        * call; each line is one call, so the sum stays exact. */
       r[k]->cost = lm_money_add(r[k]->cost, (int64_t)cost->valuedouble);
-      for (int t = 0; t < 5; t++)
-        r[k]->tok[t] += num(tk, tok_names[t]);
+      for (int t = 0; t < LM_TOK_KINDS; t++)
+        r[k]->tok[t] += t == LM_TOK_WEB_SEARCHES
+                            ? num(o, "web_searches")
+                            : num(tk, lm_token_kind_name(t));
     }
     cJSON_Delete(o);
   }
@@ -177,27 +181,54 @@ int lm_cli_report(int argc, char **argv) {
              ",\"cost_usd\":%s,\"cost_pusd\":%" PRId64 ",\"tokens\":{",
              r->calls, r->denied, lm_money_format_exact(r->cost, a, sizeof(a)),
              r->cost);
+      static const int order[] = {LM_TOK_INPUT, LM_TOK_OUTPUT,
+                                  LM_TOK_CACHE_READ, LM_TOK_CACHE_WRITE,
+                                  LM_TOK_REASONING};
       for (int t = 0; t < 5; t++)
-        printf("%s\"%s\":%" PRIu64, t ? "," : "", tok_names[t], r->tok[t]);
-      printf("}}");
+        printf("%s\"%s\":%" PRIu64, t ? "," : "", lm_token_kind_name(order[t]),
+               r->tok[order[t]]);
+      for (int t = LM_TOK_REASONING + 1; t < LM_TOK_KINDS; t++)
+        if (t != LM_TOK_WEB_SEARCHES)
+          printf(",\"%s\":%" PRIu64, lm_token_kind_name(t), r->tok[t]);
+      printf("},\"web_searches\":%" PRIu64 "}", r->tok[LM_TOK_WEB_SEARCHES]);
     }
     printf(",\"skipped_lines\":%" PRIu64 "}\n", skipped);
   } else {
-    printf("%-36s %8s %7s %14s %12s %12s %12s %12s\n",
+    /* The text columns always; a column for each part that any call had. */
+    int cols[LM_TOK_KINDS], nc = 0;
+    cols[nc++] = LM_TOK_INPUT;
+    cols[nc++] = LM_TOK_OUTPUT;
+    cols[nc++] = LM_TOK_CACHE_READ;
+    cols[nc++] = LM_TOK_REASONING;
+    for (int t = LM_TOK_REASONING + 1; t < LM_TOK_KINDS; t++)
+      if (total.tok[t])
+        cols[nc++] = t;
+    printf("%-36s %8s %7s %14s",
            strcmp(by, "day") == 0        ? "DAY (UTC)"
            : strcmp(by, "model") == 0    ? "MODEL"
            : strcmp(by, "provider") == 0 ? "PROVIDER"
            : strcmp(by, "api") == 0      ? "API"
                                          : "AGENT",
-           "CALLS", "DENIED", "COST USD", "INPUT", "OUTPUT", "CACHE READ",
-           "REASONING");
+           "CALLS", "DENIED", "COST USD");
+    int width[LM_TOK_KINDS];
+    for (int c = 0; c < nc; c++) {
+      char head[32];
+      size_t k = 0;
+      for (const char *p = lm_token_kind_name(cols[c]);
+           *p && k + 1 < sizeof(head); p++)
+        head[k++] = *p == '_' ? ' ' : (char)toupper((unsigned char)*p);
+      head[k] = 0;
+      width[c] = k > 12 ? (int)k : 12;
+      printf(" %*s", width[c], head);
+    }
+    putchar('\n');
     for (int i = 0; i <= n; i++) {
       struct row *r = i < n ? &rows[i] : &total;
-      printf("%-36.36s %8" PRIu64 " %7" PRIu64 " %14s %12" PRIu64 " %12" PRIu64
-             " %12" PRIu64 " %12" PRIu64 "\n",
-             r->key, r->calls, r->denied,
-             lm_money_format(r->cost, 6, a, sizeof(a)), r->tok[0], r->tok[1],
-             r->tok[2], r->tok[4]);
+      printf("%-36.36s %8" PRIu64 " %7" PRIu64 " %14s", r->key, r->calls,
+             r->denied, lm_money_format(r->cost, 6, a, sizeof(a)));
+      for (int c = 0; c < nc; c++)
+        printf(" %*" PRIu64, width[c], r->tok[cols[c]]);
+      putchar('\n');
     }
     if (skipped)
       fprintf(stderr,

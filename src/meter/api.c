@@ -136,11 +136,14 @@ static int usage_in(const struct llmmeter_usage *u, const char *what,
         return fail(LLMMETER_EINVAL,
                     "%s: usage has fields this library does not know", what);
   }
+  /* One call's usage: its request fee (where the model has one) is part of
+   * the estimate, of the first charge and of the price. */
   *out = (struct lm_usage){.input = u->input,
                            .output = u->output,
                            .cache_read = u->cache_read,
                            .cache_write = u->cache_write,
-                           .reasoning = u->reasoning};
+                           .reasoning = u->reasoning,
+                           .requests = 1};
   return 0;
 }
 
@@ -168,6 +171,7 @@ static int usage_check(const struct lm_usage *u, const char *what) {
 
 static int usage_add(const struct lm_usage *a, const struct lm_usage *b,
                      struct lm_usage *sum, const char *what) {
+  *sum = (struct lm_usage){0}; /* the parts the C API has no field for */
   if (__builtin_add_overflow(a->input, b->input, &sum->input) ||
       __builtin_add_overflow(a->output, b->output, &sum->output) ||
       __builtin_add_overflow(a->cache_read, b->cache_read, &sum->cache_read) ||
@@ -176,19 +180,8 @@ static int usage_add(const struct lm_usage *a, const struct lm_usage *b,
       __builtin_add_overflow(a->reasoning, b->reasoning, &sum->reasoning))
     return fail(LLMMETER_EINVAL, "%s: token count out of range", what);
   sum->cache_write_1h = 0;
+  sum->requests = 1; /* still one call */
   return usage_check(sum, what);
-}
-
-/* b - a, field by field; modular, as the budget's token counters are (a
- * total that went down is a refund). */
-static struct lm_usage usage_sub(const struct lm_usage *b,
-                                 const struct lm_usage *a) {
-  return (struct lm_usage){.input = b->input - a->input,
-                           .cache_read = b->cache_read - a->cache_read,
-                           .cache_write = b->cache_write - a->cache_write,
-                           .cache_write_1h = 0,
-                           .output = b->output - a->output,
-                           .reasoning = b->reasoning - a->reasoning};
 }
 
 /* ---- budgets --------------------------------------------------------------- */
@@ -338,7 +331,7 @@ static void check_soft(struct llmmeter_call *k) {
  * (cost of the whole, so a tier is priced as the provider prices it). */
 static void charge_to(struct llmmeter_call *k, const struct lm_usage *total) {
   int64_t cost = lm_price_cost(&k->price.match.price, total);
-  struct lm_usage d = usage_sub(total, &k->charged);
+  struct lm_usage d = lm_usage_sub(total, &k->charged);
   lm_budget_charge(k->budget->b, &k->lease, &d, cost - k->charged_pusd);
   k->charged = *total;
   k->charged_pusd = cost;

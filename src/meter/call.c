@@ -187,6 +187,7 @@ static void estimate(struct lm_meter_call *t, const char *body,
     t->est.output = (uint64_t)(t->req.max_output_tokens > 0
                                    ? t->req.max_output_tokens
                                    : c->default_max_tokens);
+  t->est.requests = 1; /* a per-call fee (Perplexity) is reserved too */
   t->est_pusd = lm_price_cost(&t->price.price, &t->est);
 }
 
@@ -500,18 +501,12 @@ static void charge_latest(struct lm_meter_call *t) {
       t->zero_priced = cp.zero_priced;
     }
   }
-  const struct lm_usage *u = lm_extract_usage(&t->x);
-  int64_t cost = cost_of(t, u);
-  struct lm_usage d = {
-      .input = u->input - t->charged.input,
-      .cache_read = u->cache_read - t->charged.cache_read,
-      .cache_write = u->cache_write - t->charged.cache_write,
-      .cache_write_1h = u->cache_write_1h - t->charged.cache_write_1h,
-      .output = u->output - t->charged.output,
-      .reasoning = u->reasoning - t->charged.reasoning,
-  };
+  struct lm_usage u = *lm_extract_usage(&t->x);
+  u.requests = 1; /* the call's own fee, charged with its first usage */
+  int64_t cost = cost_of(t, &u);
+  struct lm_usage d = lm_usage_sub(&u, &t->charged);
   lm_budget_charge(b, &t->lease, &d, cost - t->charged_pusd);
-  t->charged = *u;
+  t->charged = u;
   t->charged_pusd = cost;
   check_soft(t);
 }

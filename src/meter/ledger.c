@@ -106,10 +106,25 @@ void lm_ledger_write(const struct lm_ledger_rec *r) {
            (unsigned long long)u->input, (unsigned long long)u->output,
            (unsigned long long)u->cache_read);
   add(&b, t);
-  snprintf(t, sizeof(t), "\"cache_write\":%llu,\"reasoning\":%llu}",
+  snprintf(t, sizeof(t), "\"cache_write\":%llu,\"reasoning\":%llu",
            (unsigned long long)u->cache_write,
            (unsigned long long)u->reasoning);
   add(&b, t);
+  /* The parts beyond text (audio, image, video) and the counts beside the
+   * totals (citation, separate reasoning) only where the call had them, so
+   * a text call's line is as it always was; a reader takes a missing one
+   * as 0. */
+  uint64_t kinds[LM_TOK_KINDS];
+  lm_usage_kinds(u, kinds);
+  for (int k = LM_TOK_REASONING + 1; k < LM_TOK_KINDS; k++)
+    if (kinds[k] && k != LM_TOK_WEB_SEARCHES) {
+      snprintf(t, sizeof(t), ",\"%s\":%llu", lm_token_kind_name(k),
+               (unsigned long long)kinds[k]);
+      add(&b, t);
+    }
+  add(&b, "}");
+  if (u->web_searches)
+    add_num(&b, "web_searches", (long long)u->web_searches);
   char money[40];
   add(&b, ",\"cost_usd\":");
   add(&b, lm_money_format_exact(r->cost_pusd, money, sizeof(money)));

@@ -2,8 +2,9 @@
  *
  * Where the money went, call by call: time, pid, budget, agent, API (the
  * request's shape, "api") and provider (who bills it, "provider"), model,
- * normalised tokens, exact cost, HTTP status, duration, outcome and the
- * denial reason. Never a request or response body, never a header: no API
+ * normalised tokens (with the parts beyond text and the web searches the
+ * call had), exact cost, HTTP status, duration, outcome and the denial
+ * reason. Never a request or response body, never a header: no API
  * key can reach it. Each line is one write(2) on an O_APPEND descriptor, so
  * lines from many processes never interleave. Never prints; a ledger that
  * cannot be opened is reported once through lm_ledger_error().

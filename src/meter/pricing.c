@@ -58,8 +58,7 @@ void lm_pricing_resolve_route(const char *model, const struct lm_route *r,
   };
   bool found = cached_lookup(&q, &out->match);
   if (found && out->match.source != LM_PRICE_DEFAULT) {
-    const struct lm_price *p = &out->match.price;
-    out->zero_priced = p->input == 0 && p->output == 0;
+    out->zero_priced = lm_price_is_zero(&out->match.price);
     return;
   }
   if (r->ollama_api) {

@@ -16,6 +16,7 @@
 
 _Static_assert(sizeof(struct lm_extract) <= 16384,
                "per-transfer extraction state must stay within 16 KiB");
+_Static_assert(LM_XF_COUNT <= 32, "a present bit per provider counter");
 
 enum { SLOT_MAIN, SLOT_ALT, SLOT_ITER };
 
@@ -37,6 +38,15 @@ struct field_map {
 #define F(path, slot, field) \
   { path, sizeof(path) - 1, slot, field }
 
+/* Counts by modality in lists of {modality, tokenCount} under one root
+ * (Gemini: usageMetadata.promptTokensDetails[i], ...). */
+enum { MOD_OTHER, MOD_AUDIO, MOD_IMAGE, MOD_VIDEO, MOD_KINDS };
+struct modal_desc {
+  const char *root;
+  const char *const *lists;             /* NULL-terminated */
+  const signed char (*dest)[MOD_KINDS]; /* per list: LM_XF_*, -1: text */
+};
+
 struct api_desc {
   const char *const *roots;         /* first path keys that can hold usage */
   const struct field_map *fields;   /* NULL-path terminated */
@@ -48,6 +58,7 @@ struct api_desc {
   bool snapshots;         /* Gemini: every event's usage replaces the last */
   const char *const *final_types; /* top-level "type"s that close a stream */
   const char *finish_parent;      /* X in X[i].finishReason closing it */
+  const struct modal_desc *modal; /* counts by modality, or NULL */
 };
 
 /* ---- OpenAI chat / completions / embeddings and compatibles ----------- */
@@ -61,7 +72,13 @@ static const char *const openai_roots[] = {"usage", "x_groq", NULL};
         LM_XF_CACHE_WRITE),                                                    \
       F(prefix "completion_tokens_details.reasoning_tokens", slot,             \
         LM_XF_REASONING),                                                      \
-      F(prefix "prompt_cache_hit_tokens", slot, LM_XF_CACHE_HIT)
+      F(prefix "prompt_cache_hit_tokens", slot, LM_XF_CACHE_HIT),              \
+      F(prefix "prompt_tokens_details.audio_tokens", slot, LM_XF_IN_AUDIO),    \
+      F(prefix "completion_tokens_details.audio_tokens", slot,                 \
+        LM_XF_OUT_AUDIO),                                                      \
+      F(prefix "num_search_queries", slot, LM_XF_WEB_SEARCH),                  \
+      F(prefix "citation_tokens", slot, LM_XF_CITATION),                       \
+      F(prefix "reasoning_tokens", slot, LM_XF_REASONING_EXTRA)
 static const struct field_map openai_fields[] = {
     OPENAI_FIELDS("usage.", SLOT_MAIN),
     OPENAI_FIELDS("x_groq.usage.", SLOT_ALT),
@@ -79,16 +96,30 @@ static uint64_t val(const struct lm_extract_counts *c, int f) {
   return (c->present >> f) & 1 ? c->v[f] : 0;
 }
 
+static bool has(const struct lm_extract_counts *c, int f) {
+  return (c->present >> f) & 1;
+}
+
+/* Normalisers fill a zeroed usage: what they do not set is 0. */
 static void normalise_openai(const struct lm_extract_counts *r,
                              struct lm_usage *u) {
   u->input = val(r, LM_XF_IN);
-  uint64_t cr = (r->present >> LM_XF_CACHE_READ) & 1 ? r->v[LM_XF_CACHE_READ]
-                                                     : val(r, LM_XF_CACHE_HIT);
+  uint64_t cr = has(r, LM_XF_CACHE_READ) ? r->v[LM_XF_CACHE_READ]
+                                         : val(r, LM_XF_CACHE_HIT);
   u->cache_read = min_u64(cr, u->input);
   u->cache_write = min_u64(val(r, LM_XF_CACHE_WRITE), u->input - u->cache_read);
-  u->cache_write_1h = 0;
+  u->input_audio = min_u64(val(r, LM_XF_IN_AUDIO), u->input);
   u->output = val(r, LM_XF_OUT);
   u->reasoning = min_u64(val(r, LM_XF_REASONING), u->output);
+  u->output_audio = min_u64(val(r, LM_XF_OUT_AUDIO), u->output);
+  /* Perplexity: beside prompt_tokens and completion_tokens (total_tokens is
+   * their sum). Its top-level reasoning_tokens count only where no
+   * completion_tokens_details.reasoning_tokens (a part of output) does. */
+  u->citation = val(r, LM_XF_CITATION);
+  u->separate_reasoning = has(r, LM_XF_REASONING)
+                              ? 0
+                              : val(r, LM_XF_REASONING_EXTRA);
+  u->web_searches = val(r, LM_XF_WEB_SEARCH);
 }
 
 /* ---- OpenAI Responses --------------------------------------------------- */
@@ -118,7 +149,8 @@ static const char *const anthropic_roots[] = {"usage", "message", NULL};
       F(prefix "cache_read_input_tokens", slot, LM_XF_CACHE_READ),      \
       F(prefix "cache_creation_input_tokens", slot, LM_XF_CACHE_WRITE), \
       F(prefix "cache_creation.ephemeral_1h_input_tokens", slot,        \
-        LM_XF_CACHE_WRITE_1H)
+        LM_XF_CACHE_WRITE_1H),                                          \
+      F(prefix "server_tool_use.web_search_requests", slot, LM_XF_WEB_SEARCH)
 static const struct field_map anthropic_fields[] = {
     ANTHROPIC_FIELDS("usage.", SLOT_MAIN),
     ANTHROPIC_FIELDS("message.usage.", SLOT_MAIN),
@@ -135,6 +167,7 @@ static void normalise_anthropic(const struct lm_extract_counts *r,
   u->input = add_sat(add_sat(val(r, LM_XF_IN), u->cache_read), u->cache_write);
   u->output = val(r, LM_XF_OUT);
   u->reasoning = 0; /* Anthropic does not split out thinking tokens */
+  u->web_searches = val(r, LM_XF_WEB_SEARCH);
 }
 
 /* ---- Gemini ------------------------------------------------------------- */
@@ -148,15 +181,37 @@ static const struct field_map gemini_fields[] = {
     F("usageMetadata.toolUsePromptTokenCount", SLOT_MAIN, LM_XF_TOOL_PROMPT),
     {NULL, 0, 0, 0}};
 static const char *const gemini_models[] = {"modelVersion", NULL};
+static const char *const gemini_lists[] = {
+    "promptTokensDetails", "toolUsePromptTokensDetails", "cacheTokensDetails",
+    "candidatesTokensDetails", NULL};
+static const signed char gemini_dest[][MOD_KINDS] = {
+    {-1, LM_XF_IN_AUDIO, LM_XF_IN_IMAGE, LM_XF_IN_VIDEO},
+    {-1, LM_XF_IN_AUDIO, LM_XF_IN_IMAGE, LM_XF_IN_VIDEO},
+    {-1, LM_XF_CACHE_AUDIO, LM_XF_CACHE_IMAGE, -1},
+    {-1, LM_XF_OUT_AUDIO, LM_XF_OUT_IMAGE, LM_XF_OUT_VIDEO},
+};
+static const struct modal_desc gemini_modal = {"usageMetadata", gemini_lists,
+                                               gemini_dest};
 
 static void normalise_gemini(const struct lm_extract_counts *r,
                              struct lm_usage *u) {
   u->input = add_sat(val(r, LM_XF_IN), val(r, LM_XF_TOOL_PROMPT));
   u->cache_read = min_u64(val(r, LM_XF_CACHE_READ), u->input);
-  u->cache_write = 0;
-  u->cache_write_1h = 0;
   u->reasoning = val(r, LM_XF_REASONING);
   u->output = add_sat(val(r, LM_XF_OUT), u->reasoning);
+  /* Modality counts: prompt and tool-use prompt lists add up, the cache
+   * list is within both cache_read and its modality, candidates within
+   * output (thoughts are text). */
+  u->input_audio = min_u64(val(r, LM_XF_IN_AUDIO), u->input);
+  u->input_image = min_u64(val(r, LM_XF_IN_IMAGE), u->input);
+  u->input_video = min_u64(val(r, LM_XF_IN_VIDEO), u->input);
+  u->cache_audio_read = min_u64(
+      min_u64(val(r, LM_XF_CACHE_AUDIO), u->input_audio), u->cache_read);
+  u->cache_image_read = min_u64(
+      min_u64(val(r, LM_XF_CACHE_IMAGE), u->input_image), u->cache_read);
+  u->output_audio = min_u64(val(r, LM_XF_OUT_AUDIO), u->output);
+  u->output_image = min_u64(val(r, LM_XF_OUT_IMAGE), u->output);
+  u->output_video = min_u64(val(r, LM_XF_OUT_VIDEO), u->output);
 }
 
 /* ---- Ollama ------------------------------------------------------------- */
@@ -198,8 +253,9 @@ static const char *const anthropic_final[] = {"message_delta", NULL};
 static const char *const no_final[] = {NULL};
 
 static const struct api_desc desc_openai = {
-    openai_roots, openai_fields, openai_models, no_parents, normalise_openai,
-    false,        false,         false,         no_final,   NULL};
+    openai_roots,     openai_fields, openai_models, no_parents,
+    normalise_openai, false,         false,         false,
+    no_final,         NULL,          NULL};
 static const struct api_desc desc_responses = {responses_roots,
                                                responses_fields,
                                                openai_models,
@@ -209,6 +265,7 @@ static const struct api_desc desc_responses = {responses_roots,
                                                false,
                                                false,
                                                responses_final,
+                                               NULL,
                                                NULL};
 static const struct api_desc desc_anthropic = {anthropic_roots,
                                                anthropic_fields,
@@ -219,16 +276,20 @@ static const struct api_desc desc_anthropic = {anthropic_roots,
                                                false,
                                                false,
                                                anthropic_final,
+                                               NULL,
                                                NULL};
 static const struct api_desc desc_gemini = {
-    gemini_roots, gemini_fields, gemini_models, no_parents, normalise_gemini,
-    false,        false,         true,          no_final,   "candidates"};
+    gemini_roots,     gemini_fields, gemini_models, no_parents,
+    normalise_gemini, false,         false,         true,
+    no_final,         "candidates",  &gemini_modal};
 static const struct api_desc desc_ollama = {
-    ollama_roots, ollama_fields, openai_models, no_parents, normalise_plain,
-    false,        true,          false,         no_final,   NULL};
+    ollama_roots,    ollama_fields, openai_models, no_parents,
+    normalise_plain, false,         true,          false,
+    no_final,        NULL,          NULL};
 static const struct api_desc desc_cohere = {
-    cohere_roots, cohere_fields, no_models, no_parents, normalise_plain,
-    false,        false,         false,     no_final,   NULL};
+    cohere_roots,    cohere_fields, no_models, no_parents,
+    normalise_plain, false,         false,     false,
+    no_final,        NULL,          NULL};
 
 static const struct api_desc *describe(enum lm_api api) {
   switch (api) {
@@ -259,6 +320,7 @@ static void doc_reset(struct lm_extract *x) {
   memset(&x->doc_main, 0, sizeof x->doc_main);
   memset(&x->doc_alt, 0, sizeof x->doc_alt);
   memset(&x->doc_iter, 0, sizeof x->doc_iter);
+  x->doc_modal.list = -1;
   x->doc_done = false;
   x->doc_final = false;
   x->doc_has_cost = false;
@@ -277,11 +339,11 @@ static bool closes_response(const struct lm_extract *x) {
   }
 }
 
+/* struct lm_usage is all uint64_t: no padding, so bytes compare fields. */
+_Static_assert(sizeof(struct lm_usage) % sizeof(uint64_t) == 0,
+               "lm_usage is uint64_t fields only");
 static bool usage_equal(const struct lm_usage *a, const struct lm_usage *b) {
-  return a->input == b->input && a->cache_read == b->cache_read &&
-         a->cache_write == b->cache_write &&
-         a->cache_write_1h == b->cache_write_1h && a->output == b->output &&
-         a->reasoning == b->reasoning;
+  return memcmp(a, b, sizeof *a) == 0;
 }
 
 static void commit(struct lm_extract *x) {
@@ -308,7 +370,7 @@ static void commit(struct lm_extract *x) {
     for (int f = 0; f < LM_XF_COUNT; f++)
       if ((x->doc_iter.present >> f) & 1) {
         x->doc_main.v[f] = x->doc_iter.v[f];
-        x->doc_main.present |= (uint16_t)(1u << f);
+        x->doc_main.present |= 1u << f;
       }
     c = &x->doc_main;
   }
@@ -320,12 +382,12 @@ static void commit(struct lm_extract *x) {
       for (int f = 0; f < LM_XF_COUNT; f++)
         if ((c->present >> f) & 1) {
           x->raw.v[f] = c->v[f];
-          x->raw.present |= (uint16_t)(1u << f);
+          x->raw.present |= 1u << f;
         }
     } else {
       x->raw = *c;
     }
-    struct lm_usage u;
+    struct lm_usage u = {0};
     d->normalise(&x->raw, &u);
     if (!x->has_usage || !usage_equal(&u, &x->usage)) {
       x->usage = u;
@@ -358,6 +420,64 @@ static bool ends_with_leaf(const char *pat, size_t plen, const char *leaf,
   return true;
 }
 
+/* The modality list of d that the value at s sits in (root.LIST[i].leaf),
+ * with the element's index; -1 if none. */
+static int modal_list(const struct api_desc *d, const struct lm_json_scan *s,
+                      uint32_t *index) {
+  if (lm_json_depth(s) != 4 || !lm_json_key_is(s, 0, d->modal->root) ||
+      !lm_json_level_is_array(s, 2))
+    return -1;
+  size_t n;
+  const char *k = lm_json_key(s, 1, &n);
+  if (!k)
+    return -1;
+  for (int i = 0; d->modal->lists[i]; i++)
+    if (lm_json_key_equals(k, n, d->modal->lists[i])) {
+      *index = lm_json_index(s, 2);
+      return i;
+    }
+  return -1;
+}
+
+/* Half of an element {modality, tokenCount} (modality < 0: not this
+ * half); once both halves of one element are in, its count goes to the
+ * counter the list and modality name. */
+static void modal_note(struct lm_extract *x, const struct api_desc *d, int list,
+                       uint32_t index, int modality, bool has_count,
+                       uint64_t count) {
+  struct lm_extract_modal *m = &x->doc_modal;
+  if (m->list != list || m->index != index) {
+    m->list = (int8_t)list;
+    m->index = index;
+    m->modality = -1;
+    m->has_count = false;
+  }
+  if (modality >= 0)
+    m->modality = (int8_t)modality;
+  if (has_count) {
+    m->has_count = true;
+    m->count = count;
+  }
+  if (m->modality < 0 || !m->has_count)
+    return;
+  int f = d->modal->dest[list][m->modality];
+  if (f >= 0) {
+    x->doc_main.v[f] = add_sat(x->doc_main.v[f], m->count);
+    x->doc_main.present |= 1u << f;
+  }
+  m->list = -1; /* taken */
+}
+
+static int modality_of(const char *t, size_t n) {
+  if (n == 5 && memcmp(t, "AUDIO", 5) == 0)
+    return MOD_AUDIO;
+  if (n == 5 && memcmp(t, "IMAGE", 5) == 0)
+    return MOD_IMAGE;
+  if (n == 5 && memcmp(t, "VIDEO", 5) == 0)
+    return MOD_VIDEO;
+  return MOD_OTHER; /* TEXT, DOCUMENT, MODALITY_UNSPECIFIED: text */
+}
+
 static void on_number(struct lm_extract *x, const struct api_desc *d,
                       const struct lm_json_scan *s, const char *t, size_t n) {
   size_t klen;
@@ -381,6 +501,14 @@ static void on_number(struct lm_extract *x, const struct api_desc *d,
     }
     return;
   }
+  if (d->modal && KEY_IS(leaf, llen, "tokenCount")) {
+    uint32_t index;
+    int list = modal_list(d, s, &index);
+    uint64_t v;
+    if (list >= 0 && lm_json_parse_u64(t, n, &v))
+      modal_note(x, d, list, index, -1, true, v);
+    return;
+  }
   for (const struct field_map *m = d->fields; m->path; m++) {
     if (!ends_with_leaf(m->path, m->len, leaf, llen) ||
         !lm_json_path_is(s, m->path))
@@ -395,7 +523,7 @@ static void on_number(struct lm_extract *x, const struct api_desc *d,
       c->v[m->field] = add_sat(c->v[m->field], v);
     else
       c->v[m->field] = v;
-    c->present |= (uint16_t)(1u << m->field);
+    c->present |= 1u << m->field;
     return;
   }
 }
@@ -408,10 +536,20 @@ static void set_model(struct lm_extract *x, const struct lm_json_scan *s,
   x->model[n] = '\0';
 }
 
-/* Strings matter only at depth 1 (type, error, model) and 2 (X.model). */
+/* Strings matter only at depth 1 (type, error, model) and 2 (X.model), and
+ * for Gemini at 3 (candidates[i].finishReason) and 4 (a modality). */
 static void on_string(struct lm_extract *x, const struct api_desc *d,
                       const struct lm_json_scan *s, const char *t, size_t n) {
   size_t depth = lm_json_depth(s), klen;
+  if (d->modal && depth == 4) { /* usageMetadata.LIST[i].modality */
+    const char *k = lm_json_key(s, 3, &klen);
+    uint32_t index;
+    int list;
+    if (KEY_IS(k, klen, "modality") && !lm_json_value_truncated(s) &&
+        (list = modal_list(d, s, &index)) >= 0)
+      modal_note(x, d, list, index, modality_of(t, n), false, 0);
+    return;
+  }
   if (d->finish_parent && depth == 3) { /* Gemini candidates[i].finishReason */
     size_t plen;
     const char *k = lm_json_key(s, 2, &klen);
@@ -606,16 +744,20 @@ static uint32_t doc_taken(void *ctx) {
 void lm_extract_init(struct lm_extract *x, enum lm_api api) {
   memset(x, 0, sizeof *x);
   x->api = api;
+  x->doc_modal.list = -1;
   bool ollama = api == LM_API_OLLAMA_CHAT || api == LM_API_OLLAMA_GENERATE;
   lm_framer_init(&x->framer, ollama ? LM_FRAME_NDJSON : LM_FRAME_JSON, on_json,
                  on_event, x);
   /* Usage paths are at most 6 keys deep (message.usage.iterations[].
    * cache_creation.ephemeral_1h_input_tokens); the strings we read (model,
-   * type, error) at most 2, and Gemini's candidates[i].finishReason (which
-   * tells the last chunk) 3. Deeper content is skipped unreported. */
+   * type, error) at most 2, Gemini's candidates[i].finishReason (which
+   * tells the last chunk) 3 and its usageMetadata.LIST[i].modality 4.
+   * Deeper content is skipped unreported. */
   const struct api_desc *d = describe(api);
   lm_json_set_depth_limits(&x->framer.json, EXTRACT_KEY_DEPTH,
-                           d && d->finish_parent ? 3 : 2);
+                           d && d->modal           ? 4
+                           : d && d->finish_parent ? 3
+                                                   : 2);
   lm_json_set_skip(&x->framer.json, skip_subtree);
   lm_framer_set_classifier(&x->framer, doc_classify, doc_taken);
 }

@@ -26,8 +26,19 @@
  *    prompt_cache_hit_tokens only stands in for a missing cached_tokens.
  *    Cohere is billed on billed_units (falling back to tokens); its
  *    cached_tokens are on the raw basis, so no cache read is reported.
+ *  - Parts beyond text (usage.h): OpenAI's prompt_tokens_details and
+ *    completion_tokens_details audio_tokens; Gemini's promptTokensDetails,
+ *    toolUsePromptTokensDetails, cacheTokensDetails and
+ *    candidatesTokensDetails lists of {modality, tokenCount} (AUDIO, IMAGE,
+ *    VIDEO; TEXT and DOCUMENT are the text remainder); Anthropic's
+ *    usage.server_tool_use.web_search_requests. Perplexity reports
+ *    citation_tokens, num_search_queries and (deep research) reasoning_tokens
+ *    at the top of usage, the tokens BESIDE prompt_tokens / completion_tokens
+ *    (total_tokens = prompt + completion) and billed apart: they are kept
+ *    beside input and output (usage.h citation, separate_reasoning).
  *  - Derived parts are clamped: cache_read + cache_write <= input,
- *    reasoning <= output, cache_write_1h <= cache_write.
+ *    reasoning <= output, cache_write_1h <= cache_write, each modality part
+ *    <= its total, a cached modality part <= its part and cache_read.
  *  - In-band errors: an SSE `event: error`, a top-level "type" of "error"
  *    or "response.failed", or a non-null top-level "error" object/string.
  *    Usage seen before the error stays (it was charged).
@@ -57,12 +68,35 @@ enum {
   LM_XF_REASONING,
   LM_XF_TOOL_PROMPT,
   LM_XF_CACHE_HIT, /* DeepSeek prompt_cache_hit_tokens */
+  LM_XF_IN_AUDIO, /* parts by modality: OpenAI *_tokens_details.audio_tokens, */
+  LM_XF_IN_IMAGE, /* Gemini *TokensDetails[] by modality */
+  LM_XF_IN_VIDEO,
+  LM_XF_CACHE_AUDIO,
+  LM_XF_CACHE_IMAGE,
+  LM_XF_OUT_AUDIO,
+  LM_XF_OUT_IMAGE,
+  LM_XF_OUT_VIDEO,
+  LM_XF_WEB_SEARCH,      /* Anthropic server_tool_use.web_search_requests,
+                            Perplexity num_search_queries */
+  LM_XF_CITATION,        /* Perplexity citation_tokens (beside prompt) */
+  LM_XF_REASONING_EXTRA, /* Perplexity usage.reasoning_tokens (beside
+                            completion_tokens) */
   LM_XF_COUNT
 };
 
 struct lm_extract_counts {
   uint64_t v[LM_XF_COUNT];
-  uint16_t present; /* bit per LM_XF_* */
+  uint32_t present; /* bit per LM_XF_* */
+};
+
+/* A Gemini modality-count element (usageMetadata.<list>[i]: modality and
+ * tokenCount, in either order) being read. */
+struct lm_extract_modal {
+  int8_t list; /* index into the API's lists, -1: none */
+  int8_t modality;
+  bool has_count;
+  uint32_t index;
+  uint64_t count;
 };
 
 struct lm_extract {
@@ -78,6 +112,7 @@ struct lm_extract {
   struct lm_extract_counts raw; /* running provider counters */
   /* the document being read */
   struct lm_extract_counts doc_main, doc_alt, doc_iter;
+  struct lm_extract_modal doc_modal;
   bool doc_done;
   bool doc_final; /* this document is the one that closes the response */
   bool final;     /* the response's final usage has been taken */

@@ -66,6 +66,47 @@ static int64_t tokens_i64(uint64_t n) {
   return n > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)n;
 }
 
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* Adds n tokens at rate to *cost. */
+static void bill(int64_t *cost, uint64_t n, int64_t rate) {
+  *cost = lm_money_add(*cost, lm_money_mul(tokens_i64(n), rate));
+}
+
+/* One input modality (audio, image, video): its part of input and the part
+ * of that read from the cache. Tokens billed here leave the uncached and
+ * cached buckets the text rates bill. */
+static void bill_input_part(const struct lm_price *p, int64_t *cost,
+                            uint64_t part, uint64_t cached_part, unsigned has,
+                            int64_t rate, unsigned has_cached,
+                            int64_t cached_rate, bool cache_priced,
+                            uint64_t *uncached, uint64_t *cached) {
+  uint64_t c = min_u64(min_u64(cached_part, part), *cached);
+  uint64_t n = min_u64(part - c, *uncached);
+  if (has_cached && (p->parts & has_cached)) {
+    bill(cost, c, cached_rate);
+    *cached -= c;
+  } else if (!cache_priced && (p->parts & has)) {
+    bill(cost, c, rate); /* no cache price at all: at the modality's rate */
+    *cached -= c;
+  } /* else: a cache read like any other */
+  if (p->parts & has) {
+    bill(cost, n, rate);
+    *uncached -= n;
+  }
+}
+
+/* One part of output with a rate of its own. */
+static void bill_output_part(const struct lm_price *p, int64_t *cost,
+                             uint64_t part, unsigned has, int64_t rate,
+                             uint64_t *rest) {
+  if (!(p->parts & has))
+    return;
+  uint64_t n = min_u64(part, *rest);
+  bill(cost, n, rate);
+  *rest -= n;
+}
+
 int64_t lm_price_cost(const struct lm_price *p, const struct lm_usage *u) {
   if (!p || !u)
     return 0;
@@ -78,6 +119,7 @@ int64_t lm_price_cost(const struct lm_price *p, const struct lm_usage *u) {
     cw = p->tier.cache_write;
     cw1h = p->tier.cache_write_1h;
   }
+  bool cache_priced = cr != LM_PRICE_UNSET;
   if (cr == LM_PRICE_UNSET)
     cr = in;
   if (cw == LM_PRICE_UNSET)
@@ -89,16 +131,76 @@ int64_t lm_price_cost(const struct lm_price *p, const struct lm_usage *u) {
   if (cached < u->cache_read) /* wrapped */
     cached = UINT64_MAX;
   uint64_t uncached = u->input > cached ? u->input - cached : 0;
+  uint64_t reads = u->cache_read;
   uint64_t w1h = u->cache_write_1h < u->cache_write ? u->cache_write_1h
                                                     : u->cache_write;
   uint64_t w5m = u->cache_write - w1h;
 
-  int64_t cost = lm_money_mul(tokens_i64(uncached), in);
-  cost = lm_money_add(cost, lm_money_mul(tokens_i64(u->cache_read), cr));
-  cost = lm_money_add(cost, lm_money_mul(tokens_i64(w5m), cw));
-  cost = lm_money_add(cost, lm_money_mul(tokens_i64(w1h), cw1h));
-  cost = lm_money_add(cost, lm_money_mul(tokens_i64(u->output), out));
+  int64_t cost = 0;
+  if (p->parts) {
+    bill_input_part(p, &cost, u->input_audio, u->cache_audio_read,
+                    LM_PRICE_HAS_INPUT_AUDIO, p->input_audio,
+                    LM_PRICE_HAS_CACHE_AUDIO_READ, p->cache_audio_read,
+                    cache_priced, &uncached, &reads);
+    bill_input_part(p, &cost, u->input_image, u->cache_image_read,
+                    LM_PRICE_HAS_INPUT_IMAGE, p->input_image,
+                    LM_PRICE_HAS_CACHE_IMAGE_READ, p->cache_image_read,
+                    cache_priced, &uncached, &reads);
+    bill_input_part(p, &cost, u->input_video, 0, LM_PRICE_HAS_INPUT_VIDEO,
+                    p->input_video, 0, 0, cache_priced, &uncached, &reads);
+  }
+  bill(&cost, uncached, in);
+  bill(&cost, reads, cr);
+  bill(&cost, w5m, cw);
+  bill(&cost, w1h, cw1h);
+
+  uint64_t rest = u->output;
+  if (p->parts) {
+    bill_output_part(p, &cost, u->output_audio, LM_PRICE_HAS_OUTPUT_AUDIO,
+                     p->output_audio, &rest);
+    bill_output_part(p, &cost, u->output_image, LM_PRICE_HAS_OUTPUT_IMAGE,
+                     p->output_image, &rest);
+    bill_output_part(p, &cost, u->output_video, LM_PRICE_HAS_OUTPUT_VIDEO,
+                     p->output_video, &rest);
+    bill_output_part(p, &cost, u->reasoning, LM_PRICE_HAS_OUTPUT_REASONING,
+                     p->output_reasoning, &rest);
+  }
+  bill(&cost, rest, out);
+
+  /* Beside the totals: only at their own rates. */
+  if (p->parts & LM_PRICE_HAS_CITATION)
+    bill(&cost, u->citation, p->citation);
+  if (p->parts & LM_PRICE_HAS_OUTPUT_REASONING)
+    bill(&cost, u->separate_reasoning, p->output_reasoning);
+
+  bill(&cost, u->requests, p->request);
+  bill(&cost, u->web_searches, p->web_search);
   return cost;
+}
+
+bool lm_price_is_zero(const struct lm_price *p) {
+  if (!p || p->input != 0 || p->output != 0 || p->request != 0 ||
+      p->web_search != 0)
+    return false;
+  const struct {
+    unsigned bit;
+    int64_t rate;
+  } parts[] = {
+      {LM_PRICE_HAS_INPUT_AUDIO, p->input_audio},
+      {LM_PRICE_HAS_CACHE_AUDIO_READ, p->cache_audio_read},
+      {LM_PRICE_HAS_INPUT_IMAGE, p->input_image},
+      {LM_PRICE_HAS_CACHE_IMAGE_READ, p->cache_image_read},
+      {LM_PRICE_HAS_INPUT_VIDEO, p->input_video},
+      {LM_PRICE_HAS_CITATION, p->citation},
+      {LM_PRICE_HAS_OUTPUT_AUDIO, p->output_audio},
+      {LM_PRICE_HAS_OUTPUT_IMAGE, p->output_image},
+      {LM_PRICE_HAS_OUTPUT_VIDEO, p->output_video},
+      {LM_PRICE_HAS_OUTPUT_REASONING, p->output_reasoning},
+  };
+  for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+    if ((p->parts & parts[i].bit) && parts[i].rate != 0)
+      return false;
+  return true;
 }
 
 /* ---- Providers ---- */
@@ -686,6 +788,8 @@ bool lm_price_provider_max(const char *provider, struct lm_price *out) {
   memset(out, 0, sizeof *out);
   out->input = lm_price_provider_maxima[i].input;
   out->output = lm_price_provider_maxima[i].output;
+  out->request = lm_price_provider_maxima[i].request;
+  out->web_search = lm_price_provider_maxima[i].web_search;
   out->cache_read = LM_PRICE_UNSET;
   out->cache_write = LM_PRICE_UNSET;
   out->cache_write_1h = LM_PRICE_UNSET;

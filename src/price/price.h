@@ -23,6 +23,18 @@ struct lm_price_tier {
   int64_t input, output, cache_read, cache_write, cache_write_1h;
 };
 
+/* Which part rates of a price are in force (struct lm_price.parts). */
+#define LM_PRICE_HAS_INPUT_AUDIO 0x001u
+#define LM_PRICE_HAS_CACHE_AUDIO_READ 0x002u
+#define LM_PRICE_HAS_INPUT_IMAGE 0x004u
+#define LM_PRICE_HAS_CACHE_IMAGE_READ 0x008u
+#define LM_PRICE_HAS_INPUT_VIDEO 0x010u
+#define LM_PRICE_HAS_CITATION 0x020u
+#define LM_PRICE_HAS_OUTPUT_AUDIO 0x040u
+#define LM_PRICE_HAS_OUTPUT_IMAGE 0x080u
+#define LM_PRICE_HAS_OUTPUT_VIDEO 0x100u
+#define LM_PRICE_HAS_OUTPUT_REASONING 0x200u
+
 struct lm_price {
   int64_t input;             /* pUSD per uncached input token */
   int64_t output;            /* pUSD per output token (reasoning included) */
@@ -30,10 +42,38 @@ struct lm_price {
   int64_t cache_write;       /* 5-minute (or only) cache write price */
   int64_t cache_write_1h;    /* LM_PRICE_UNSET: billed at cache_write */
   struct lm_price_tier tier; /* a cliff: all tokens at the tier price */
+  /* Rates of the parts of usage.h and of the counts beside its totals,
+   * pUSD per token, each in force only when its LM_PRICE_HAS_* bit is in
+   * `parts`. A part without its rate is billed with the rest of its total
+   * (a cached audio token as a cache read, or at the audio rate when the
+   * model has no cache price at all); a count beside the totals without
+   * its rate is not billed. output_reasoning prices both the reasoning part
+   * of output and separate reasoning; citation the citation tokens. Tiers
+   * apply to the text rates above, never to these. parts == 0 (a zeroed
+   * struct) is a text-only price. */
+  uint32_t parts;
+  int64_t input_audio, cache_audio_read, input_image, cache_image_read;
+  int64_t input_video, citation;
+  int64_t output_audio, output_image, output_video, output_reasoning;
+  /* Fees per event, pUSD (0: none): the feed's requests_kcount and
+   * web_searches_kcount, which are USD per 1,000, so $12 per 1,000 calls is
+   * 12,000,000,000 pUSD a call. */
+  int64_t request;    /* per call, charged once whatever its usage */
+  int64_t web_search; /* per search the provider reports */
 };
 
-/* Cost of usage u at price p, in pico-USD; saturates, never wraps. */
+/* Cost of usage u at price p, in pico-USD; saturates, never wraps. Every
+ * token is billed once: a part at its own rate where p has one, the rest
+ * of input and output at the text rates; the counts beside the totals only
+ * at their own rates (citation tokens at `citation`, separate reasoning at
+ * `output_reasoning`; without one they cost nothing, as their provider
+ * bills them); then u->requests request fees and u->web_searches search
+ * fees. */
 int64_t lm_price_cost(const struct lm_price *p, const struct lm_usage *u);
+
+/* Whether every rate and fee of p is zero (a local or free model: dollar
+ * limits do not apply to it). */
+bool lm_price_is_zero(const struct lm_price *p);
 
 enum lm_price_source {
   LM_PRICE_NONE = 0, /* unknown model */
@@ -117,7 +157,8 @@ int lm_price_set_default(const char *spec, char *err, size_t errlen);
 
 /* The highest input and the highest output price (separately, tiers and
  * dated changes included) over the embedded models of a provider ("openai",
- * "anthropic", "xai", "bedrock", ...); cache prices LM_PRICE_UNSET, no tier.
+ * "anthropic", "xai", "bedrock", ...), and its highest request and web
+ * search fees; cache prices LM_PRICE_UNSET, no tier, no part rates.
  * For pricing an unknown model conservatively. False if the provider is
  * unknown. */
 bool lm_price_provider_max(const char *provider, struct lm_price *out);
@@ -154,6 +195,7 @@ struct lm_price_change {
 
 struct lm_price_provider_max {
   int64_t input, output;
+  int64_t request, web_search; /* the highest fees, pUSD per event */
 };
 
 /* Entries sorted by key bytes (shorter first on a common prefix), then

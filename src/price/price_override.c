@@ -19,9 +19,12 @@
  *   cache_creation_input_token_cost_above_1hr        (absent: cache write)
  *   <any of these>_above_<N>k_tokens                 a cliff tier at N*1000
  *     input tokens; one tier per model: the lowest threshold is kept
+ *   input_cost_per_audio_token, output_cost_per_audio_token,
+ *   output_cost_per_reasoning_token                  part rates (price.h:
+ *     the audio part of input and of output, the reasoning part of output;
+ *     absent: billed with the rest at the text rates; never tiered)
  *   litellm_provider                                 the entry's provider
- * output_cost_per_reasoning_token is ignored: reasoning tokens are part of
- * output and billed at the output price. A model with neither an input nor
+ * A model with neither an input nor
  * an output token price (image, audio, rerank models) is ignored. Prices
  * may be JSON numbers or numeric strings; one finer than a pico-USD per
  * token is rounded UP to the next pico-USD (over-count, never under-count;
@@ -55,7 +58,20 @@
 #define PROVIDER_MAX 63
 #define MAX_TIER_VALUES 24
 
-enum field { F_INPUT, F_OUTPUT, F_CACHE_READ, F_CACHE_WRITE, F_CACHE_1H, F_N };
+/* The text rates (F_TEXT_N of them, the ones a tier can change), then the
+ * part rates. */
+enum field {
+  F_INPUT,
+  F_OUTPUT,
+  F_CACHE_READ,
+  F_CACHE_WRITE,
+  F_CACHE_1H,
+  F_TEXT_N,
+  F_INPUT_AUDIO = F_TEXT_N,
+  F_OUTPUT_AUDIO,
+  F_REASONING,
+  F_N
+};
 
 static const char *const field_names[F_N] = {
     "input_cost_per_token",
@@ -63,6 +79,9 @@ static const char *const field_names[F_N] = {
     "cache_read_input_token_cost",
     "cache_creation_input_token_cost",
     "cache_creation_input_token_cost_above_1hr",
+    "input_cost_per_audio_token",
+    "output_cost_per_audio_token",
+    "output_cost_per_reasoning_token",
 };
 
 /* ---- A strict JSON reader over a byte buffer ---- */
@@ -438,7 +457,7 @@ static bool parse_field(const char *key, size_t len, enum field *f,
   for (size_t k = i; k < digits_end; k++)
     n = n * 10 + (uint64_t)(key[k] - '0');
   size_t base_len = i - al;
-  for (int fi = 0; fi < F_N; fi++) {
+  for (int fi = 0; fi < F_TEXT_N; fi++) {
     size_t fl = strlen(field_names[fi]);
     if (base_len == fl && memcmp(key, field_names[fi], fl) == 0) {
       *f = (enum field)fi;
@@ -505,14 +524,26 @@ static struct lm_price model_price(const struct model *m) {
                                          : LM_PRICE_UNSET;
   p.cache_write_1h = m->have[F_CACHE_1H] ? m->value[F_CACHE_1H]
                                          : LM_PRICE_UNSET;
+  if (m->have[F_INPUT_AUDIO]) {
+    p.parts |= LM_PRICE_HAS_INPUT_AUDIO;
+    p.input_audio = m->value[F_INPUT_AUDIO];
+  }
+  if (m->have[F_OUTPUT_AUDIO]) {
+    p.parts |= LM_PRICE_HAS_OUTPUT_AUDIO;
+    p.output_audio = m->value[F_OUTPUT_AUDIO];
+  }
+  if (m->have[F_REASONING]) {
+    p.parts |= LM_PRICE_HAS_OUTPUT_REASONING;
+    p.output_reasoning = m->value[F_REASONING];
+  }
   uint64_t lowest = 0;
   for (int i = 0; i < m->tier_count; i++)
     if (!lowest || m->tiers[i].above < lowest)
       lowest = m->tiers[i].above;
   if (!lowest)
     return p;
-  int64_t tier[F_N] = {p.input, p.output, p.cache_read, p.cache_write,
-                       p.cache_write_1h};
+  int64_t tier[F_TEXT_N] = {p.input, p.output, p.cache_read, p.cache_write,
+                            p.cache_write_1h};
   for (int i = 0; i < m->tier_count; i++)
     if (m->tiers[i].above == lowest)
       tier[m->tiers[i].field] = m->tiers[i].value;

@@ -44,8 +44,19 @@ static void check_invariants(const struct lm_extract *x) {
     abort();
   if (u->cache_write_1h > u->cache_write || u->reasoning > u->output)
     abort();
+  /* Parts within their totals; cached parts within their part and the
+   * cache reads; a call's fee is the meter's, never the extractor's. */
+  if (u->input_audio > u->input || u->input_image > u->input ||
+      u->input_video > u->input || u->output_audio > u->output ||
+      u->output_image > u->output || u->output_video > u->output ||
+      u->cache_audio_read > u->input_audio ||
+      u->cache_audio_read > u->cache_read ||
+      u->cache_image_read > u->input_image ||
+      u->cache_image_read > u->cache_read || u->requests != 0)
+    abort();
   if (!lm_extract_has_usage(x) &&
-      (u->input | u->output | u->cache_read | u->cache_write))
+      (u->input | u->output | u->cache_read | u->cache_write | u->input_audio |
+       u->citation | u->separate_reasoning | u->web_searches))
     abort();
   if (memchr(lm_extract_model(x), '\0', LM_EXTRACT_MODEL_MAX) == NULL)
     abort();

@@ -94,7 +94,7 @@ head -c 100 /dev/zero >"/dev/shm/$C"
 "$LM" status --budget "$C" 2>"$T/short"; rc=$?
 expect_eq cli_truncated_segment_exit1 "$rc" 1
 "$LM" init --budget "$C" --force >/dev/null
-printf '\x02' | dd of="/dev/shm/$C" bs=1 seek=8 conv=notrunc 2>/dev/null
+printf '\xff' | dd of="/dev/shm/$C" bs=1 seek=8 conv=notrunc 2>/dev/null
 "$LM" status --budget "$C" 2>"$T/version"; rc=$?
 expect_eq cli_other_layout_version_exit1 "$rc" 1
 check cli_other_layout_version_message grep -q "another layout version" "$T/version"

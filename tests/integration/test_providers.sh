@@ -6,8 +6,10 @@
 #           (and the same as without the library);
 #   tokens  status --json tokens equal the fixture's expected_normalized
 #           (Cohere: billed units, no cache read);
-#   charge  spent_pusd is the exact price of those tokens for the priced
-#           model (`llmmeter prices MODEL --usage ...`), OpenRouter's own
+#   charge  spent_pusd is the exact price of those tokens (and of the
+#           audio, image and video parts, web searches and the per-call fee
+#           the fixture and the model have) for the priced model
+#           (`llmmeter prices MODEL --usage ...`), OpenRouter's own
 #           usage.cost in pico-USD, $0 for local Ollama models; an HTTP
 #           error without usage is refunded and not counted; a 2xx body
 #           without usage is counted unmetered and charged its estimate.
@@ -90,6 +92,21 @@ for mf in sorted(glob.glob(os.path.join(sys.argv[1], "*.meta.json"))):
     usage = ""
     if tok:
         usage = "input=%d,output=%d,cache_read=%d,cache_write=%d,reasoning=%d" % tuple(tok)
+        # The parts beyond text and the counts beside the totals, priced at
+        # their own rates (absent from a fixture: none).
+        for key, arg in (("input_audio_tokens", "input_audio"),
+                         ("cache_audio_read_tokens", "cache_audio_read"),
+                         ("input_image_tokens", "input_image"),
+                         ("cache_image_read_tokens", "cache_image_read"),
+                         ("input_video_tokens", "input_video"),
+                         ("output_audio_tokens", "output_audio"),
+                         ("output_image_tokens", "output_image"),
+                         ("output_video_tokens", "output_video"),
+                         ("citation_tokens", "citation"),
+                         ("separate_reasoning_tokens", "separate_reasoning"),
+                         ("web_searches", "web_searches")):
+            if en and en.get(key):
+                usage += ",%s=%d" % (arg, en[key])
     print("|".join([case, m["url_path"], kind,
                     json.dumps(tok).replace(" ", "") if tok else "-", model, usage]))
 PY

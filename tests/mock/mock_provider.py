@@ -40,7 +40,8 @@ WORDS = ("the quick brown fox jumps over lazy dog metered tokens flow "
 PATTERN = bytes(range(256)) * 256            # 64 KiB; byte i of /download is i % 256
 ROUTES = (("/v1/messages", "anthropic"), ("/api/chat", "ollama"),
           ("/chat/completions", "openai"))   # matched as path suffixes
-USAGE_KEYS = ("input", "output", "cache_read", "cache_write", "reasoning")
+USAGE_KEYS = ("input", "output", "cache_read", "cache_write", "reasoning",
+              "input_audio", "output_audio", "web_searches")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 SSE = "text/event-stream; charset=utf-8"
 
@@ -120,10 +121,11 @@ def openai_chat(g, stream):
     ptd = {"cached_tokens": u["cache_read"]}
     if u["cache_write"]:
         ptd["cache_write_tokens"] = u["cache_write"]
-    ptd["audio_tokens"] = 0
+    ptd["audio_tokens"] = u["input_audio"]
     usage = {"prompt_tokens": u["input"], "completion_tokens": u["output"],
              "total_tokens": u["input"] + u["output"], "prompt_tokens_details": ptd,
-             "completion_tokens_details": {"reasoning_tokens": u["reasoning"], "audio_tokens": 0,
+             "completion_tokens_details": {"reasoning_tokens": u["reasoning"],
+                                           "audio_tokens": u["output_audio"],
                                            "accepted_prediction_tokens": 0,
                                            "rejected_prediction_tokens": 0}}
     cid, fp = g.rid("chatcmpl-mock", 20), g.rid("fp_", 10).lower()
@@ -166,6 +168,11 @@ def anthropic_messages(g, stream):
     full = {"input_tokens": inp, "cache_creation_input_tokens": cw, "cache_read_input_tokens": cr,
             "cache_creation": {"ephemeral_5m_input_tokens": cw, "ephemeral_1h_input_tokens": 0},
             "output_tokens": out, "service_tier": "standard", "inference_geo": "not_available"}
+    searches = {}
+    if u["web_searches"]:                       # as the API reports server tools
+        searches = {"server_tool_use": {"web_search_requests": u["web_searches"],
+                                        "web_fetch_requests": 0}}
+        full.update(searches)
     if not stream:
         body = {"model": g.model, "id": mid, "type": "message", "role": "assistant",
                 "content": [{"type": "text", "text": "".join(g.texts)}],
@@ -183,6 +190,8 @@ def anthropic_messages(g, stream):
     def events():
         msg = {"model": g.model, "id": mid, "type": "message", "role": "assistant", "content": [],
                "stop_reason": None, "stop_sequence": None, "usage": dict(full, output_tokens=1)}
+        if searches:                            # none have run when the message starts
+            msg["usage"]["server_tool_use"] = {"web_search_requests": 0, "web_fetch_requests": 0}
         yield ev("message_start", {"type": "message_start", "message": msg})
         yield ev("content_block_start", {"type": "content_block_start", "index": 0,
                                          "content_block": {"type": "text", "text": ""}})
@@ -193,8 +202,9 @@ def anthropic_messages(g, stream):
         yield ev("content_block_stop", {"type": "content_block_stop", "index": 0})
         yield ev("message_delta", {"type": "message_delta",
                                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                   "usage": {"input_tokens": inp, "cache_creation_input_tokens": cw,
-                                             "cache_read_input_tokens": cr, "output_tokens": out}})
+                                   "usage": dict({"input_tokens": inp, "cache_creation_input_tokens": cw,
+                                                  "cache_read_input_tokens": cr, "output_tokens": out},
+                                                 **searches)})
         yield ev("message_stop", {"type": "message_stop"})
     return events()
 

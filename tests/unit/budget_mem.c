@@ -397,12 +397,8 @@ static void apply(struct mem_counters *c, const struct mem_delta *d) {
   if (d->reserved_requests)
     JADD(c->reserved_requests, (uint64_t)d->reserved_requests);
   if (d->tokens) {
-    const struct lm_usage *u = d->tokens;
-    const uint64_t add[LM_TOK_KINDS] = {[LM_TOK_INPUT] = u->input,
-                                        [LM_TOK_CACHE_READ] = u->cache_read,
-                                        [LM_TOK_CACHE_WRITE] = u->cache_write,
-                                        [LM_TOK_OUTPUT] = u->output,
-                                        [LM_TOK_REASONING] = u->reasoning};
+    uint64_t add[LM_TOK_KINDS];
+    lm_usage_kinds(d->tokens, add);
     for (int k = 0; k < LM_TOK_KINDS; k++)
       if (add[k]) /* modular: a usage snapshot that went down wraps back */
         JADD(c->w.tokens[k], add[k]);

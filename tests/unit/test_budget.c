@@ -762,6 +762,63 @@ LM_TEST(test_snapshot_that_goes_down_is_refunded_not_charged_twice) {
   done(b);
 }
 
+LM_TEST(test_parts_and_searches_are_counted_per_kind_and_row) {
+  /* Audio, image, video, the counts beside the totals and web searches go
+   * to their own counters, in the total and in the model and agent rows;
+   * a snapshot that goes down takes them back; cached parts and requests
+   * have no counter of their own. */
+  struct lm_budget *b = fresh(USD(10), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("gpt-audio", USD(1));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == 0);
+  struct lm_usage u = {.input = 1000,
+                       .input_audio = 800,
+                       .cache_audio_read = 100,
+                       .cache_read = 100,
+                       .input_image = 50,
+                       .input_video = 20,
+                       .output = 100,
+                       .output_audio = 60,
+                       .output_image = 7,
+                       .output_video = 3,
+                       .citation = 11,
+                       .separate_reasoning = 13,
+                       .web_searches = 2,
+                       .requests = 1};
+  lm_budget_charge(b, &l, &u, USD(0.03));
+  struct lm_usage down = {.web_searches = (uint64_t)-1,
+                          .output_audio = (uint64_t)-10};
+  lm_budget_charge(b, &l, &down, 0);
+  lm_budget_settle(b, &l, 0);
+  snap(b, &S);
+  const struct {
+    int kind;
+    uint64_t want;
+  } want[] = {
+      {LM_TOK_INPUT, 1000},
+      {LM_TOK_CACHE_READ, 100},
+      {LM_TOK_OUTPUT, 100},
+      {LM_TOK_INPUT_AUDIO, 800},
+      {LM_TOK_OUTPUT_AUDIO, 50},
+      {LM_TOK_INPUT_IMAGE, 50},
+      {LM_TOK_OUTPUT_IMAGE, 7},
+      {LM_TOK_INPUT_VIDEO, 20},
+      {LM_TOK_OUTPUT_VIDEO, 3},
+      {LM_TOK_CITATION, 11},
+      {LM_TOK_SEPARATE_REASONING, 13},
+      {LM_TOK_WEB_SEARCHES, 1},
+  };
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+    CHECK_EQ_U64(S.total.tokens[want[i].kind], want[i].want);
+    CHECK_EQ_U64(S.models[0].c.tokens[want[i].kind], want[i].want);
+    CHECK_EQ_U64(S.agents[0].c.tokens[want[i].kind], want[i].want);
+  }
+  CHECK_EQ_U64(S.total.requests, 1); /* the call, not usage.requests */
+  CHECK_EQ_I64(S.total.spent, USD(0.03));
+  done(b);
+}
+
 /* ---- the ops no test above asks about -------------------------------------
  * Rates, time, the soft limit, downgrade, mid-stream cuts and opening by
  * name were covered only by the integration scripts, which run on shared
@@ -1101,6 +1158,7 @@ static void all_tests(void) {
   LM_RUN(test_limit_really_reached_denies_without_waiting);
   LM_RUN(test_per_call_caps_deny_before_and_cut_during);
   LM_RUN(test_snapshot_that_goes_down_is_refunded_not_charged_twice);
+  LM_RUN(test_parts_and_searches_are_counted_per_kind_and_row);
   LM_RUN(test_open_by_name_finds_the_same_budget_in_every_process);
   LM_RUN(test_rpm_counts_requests_even_refunded_ones);
   LM_RUN(test_tpm_takes_the_estimate_and_correction_gives_it_back);

@@ -80,6 +80,13 @@ struct expect {
   bool error;
 };
 
+/* The text fields of an expected usage (the parts beyond text are 0). */
+#define U(in, cr, cw, cw1h, out, reas)                             \
+  {                                                                \
+    .input = (in), .cache_read = (cr), .cache_write = (cw),        \
+    .cache_write_1h = (cw1h), .output = (out), .reasoning = (reas) \
+  }
+
 static void check_result(const struct lm_extract *x, const struct expect *e,
                          const char *what) {
   int before = lm_t_cur_failed;
@@ -92,6 +99,18 @@ static void check_result(const struct lm_extract *x, const struct expect *e,
   CHECK_EQ_U64(u->cache_write_1h, e->u.cache_write_1h);
   CHECK_EQ_U64(u->output, e->u.output);
   CHECK_EQ_U64(u->reasoning, e->u.reasoning);
+  CHECK_EQ_U64(u->input_audio, e->u.input_audio);
+  CHECK_EQ_U64(u->cache_audio_read, e->u.cache_audio_read);
+  CHECK_EQ_U64(u->input_image, e->u.input_image);
+  CHECK_EQ_U64(u->cache_image_read, e->u.cache_image_read);
+  CHECK_EQ_U64(u->input_video, e->u.input_video);
+  CHECK_EQ_U64(u->citation, e->u.citation);
+  CHECK_EQ_U64(u->separate_reasoning, e->u.separate_reasoning);
+  CHECK_EQ_U64(u->output_audio, e->u.output_audio);
+  CHECK_EQ_U64(u->output_image, e->u.output_image);
+  CHECK_EQ_U64(u->output_video, e->u.output_video);
+  CHECK_EQ_U64(u->web_searches, e->u.web_searches);
+  CHECK_EQ_U64(u->requests, 0); /* a call's fee is the meter's to add */
   CHECK_STR(lm_extract_model(x), e->model);
   CHECK(lm_extract_inband_error(x) == e->error);
   if (lm_t_cur_failed)
@@ -139,6 +158,18 @@ static bool load_expect(const char *name, struct expect *e, enum lm_api *api,
     e->u.reasoning = jnum(en, "reasoning_tokens");
     if (!cJSON_GetObjectItemCaseSensitive(en, "reasoning_tokens"))
       e->u.reasoning = jnum(eu, "reasoning_tokens");
+    /* The parts beyond text, where a fixture has them (absent: 0). */
+    e->u.input_audio = jnum(en, "input_audio_tokens");
+    e->u.cache_audio_read = jnum(en, "cache_audio_read_tokens");
+    e->u.input_image = jnum(en, "input_image_tokens");
+    e->u.cache_image_read = jnum(en, "cache_image_read_tokens");
+    e->u.input_video = jnum(en, "input_video_tokens");
+    e->u.citation = jnum(en, "citation_tokens");
+    e->u.separate_reasoning = jnum(en, "separate_reasoning_tokens");
+    e->u.output_audio = jnum(en, "output_audio_tokens");
+    e->u.output_image = jnum(en, "output_image_tokens");
+    e->u.output_video = jnum(en, "output_video_tokens");
+    e->u.web_searches = jnum(en, "web_searches");
   }
   const cJSON *err = cJSON_GetObjectItemCaseSensitive(m, "expected_error");
   const cJSON *status = cJSON_GetObjectItemCaseSensitive(m, "http_status");
@@ -265,7 +296,7 @@ LM_TEST(test_cohere_billed_units_are_what_is_charged) {
   /* No expected_normalized in meta (two bases): we bill billed_units and
    * report no cache read, because cached_tokens (448) counts raw tokens,
    * not billed ones (12). */
-  struct expect e = {true, {12, 0, 0, 0, 7, 0}, "", false};
+  struct expect e = {true, U(12, 0, 0, 0, 7, 0), "", false};
   check_fixture_with("cohere_chat_nonstream", &e);
 }
 
@@ -340,7 +371,8 @@ LM_TEST(test_gemini_json_array_stream_each_element_is_a_snapshot) {
     lm_extract_init(&x, LM_API_GEMINI_STREAM);
     lm_extract_set_content_type(&x, "application/json", 16);
     feed_split(&x, body, strlen(body), (enum split)how, 7);
-    struct expect e = {true, {18, 0, 0, 0, 115, 35}, "gemini-2.5-flash", false};
+    struct expect e = {true, U(18, 0, 0, 0, 115, 35), "gemini-2.5-flash",
+                       false};
     check_result(&x, &e, "gemini array");
   }
 }
@@ -562,7 +594,7 @@ static void check_both_ways(enum lm_api api, const char *ct, const char *body,
   "\"modelVersion\": \"gemini-2.5-flash\"}"
 
 LM_TEST(test_gemini_held_snapshots_newest_taken) {
-  struct expect e = {true, {7, 0, 0, 0, 40, 0}, "gemini-2.5-flash", false};
+  struct expect e = {true, U(7, 0, 0, 0, 40, 0), "gemini-2.5-flash", false};
   check_both_ways(LM_API_GEMINI_STREAM, "text/event-stream",
                   "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(
                       7, 30) "\n\ndata: " GEM(7, 40) "\n\n",
@@ -577,7 +609,7 @@ LM_TEST(test_gemini_held_snapshot_that_takes_nothing_falls_back) {
   /* The newest snapshot is malformed inside its usage (an SSE event: the
    * next one starts afresh), or has no counter we read: the one before it
    * stands, as when every event is scanned. */
-  struct expect e = {true, {7, 0, 0, 0, 30, 0}, "gemini-2.5-flash", false};
+  struct expect e = {true, U(7, 0, 0, 0, 30, 0), "gemini-2.5-flash", false};
   check_both_ways(
       LM_API_GEMINI_STREAM, "text/event-stream",
       "data: " GEM(7, 10) "\n\ndata: " GEM(7, 20) "\n\ndata: " GEM(
@@ -595,7 +627,7 @@ LM_TEST(test_gemini_held_snapshot_that_takes_nothing_falls_back) {
 LM_TEST(test_gemini_array_malformed_element_ends_the_body_as_when_scanned) {
   /* In a JSON array an error ends the whole body: the element after the
    * malformed one never counts, so the malformed one must not be crossed. */
-  struct expect e = {true, {7, 0, 0, 0, 20, 0}, "gemini-2.5-flash", false};
+  struct expect e = {true, U(7, 0, 0, 0, 20, 0), "gemini-2.5-flash", false};
   check_both_ways(
       LM_API_GEMINI_STREAM, "application/json",
       "[" GEM(7, 10) "\r\n,\r\n" GEM(
@@ -637,8 +669,213 @@ LM_TEST(test_inert_looking_events_that_count_are_read) {
   snprintf(
       body, sizeof body, "%s%s", chunk,
       "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n");
-  struct expect u = {true, {3, 0, 0, 0, 2, 0}, "gpt-4o", false};
+  struct expect u = {true, U(3, 0, 0, 0, 2, 0), "gpt-4o", false};
   check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &u, "usage");
+}
+
+/* ---- every price the feed carries: the usage that prices them ---------- */
+
+/* Fed whole, byte by byte and at random cuts, with the fast paths and with
+ * every document scanned: the same usage each time. */
+static void check_splits(enum lm_api api, const char *ct, const char *body,
+                         const struct expect *e, const char *what) {
+  static struct lm_extract x;
+  for (int scan_all = 0; scan_all < 2; scan_all++)
+    for (int how = WHOLE; how <= RANDOM; how++) {
+      lm_extract_init(&x, api);
+      if (scan_all)
+        lm_framer_set_classifier(&x.framer, NULL, NULL);
+      lm_extract_set_content_type(&x, ct, strlen(ct));
+      feed_split(&x, body, strlen(body), (enum split)how, 5);
+      check_result(&x, e, what);
+    }
+}
+
+LM_TEST(test_anthropic_stream_web_search_requests_come_with_message_delta) {
+  /* Anthropic's documented streaming example with the web search tool:
+   * message_start says 2,679 in; message_delta 10,682 in, 510 out and
+   * server_tool_use.web_search_requests 1. */
+  check_fixture("anthropic_messages_stream_web_search");
+}
+
+LM_TEST(test_anthropic_web_searches_replace_and_null_means_none) {
+  static struct lm_extract x;
+  /* Non-stream: the count is read where it is. */
+  struct expect e = {true, U(20, 0, 0, 0, 9, 0), "claude-x", false};
+  e.u.web_searches = 3;
+  check_splits(LM_API_ANTHROPIC_MESSAGES, "application/json",
+               "{\"type\":\"message\",\"model\":\"claude-x\",\"usage\":"
+               "{\"input_tokens\":20,\"output_tokens\":9,\"server_tool_use\":"
+               "{\"web_search_requests\":3,\"web_fetch_requests\":2}}}",
+               &e, "non-stream");
+  /* "server_tool_use": null (gateways): no searches. */
+  e.u.web_searches = 0;
+  check_splits(LM_API_ANTHROPIC_MESSAGES, "application/json",
+               "{\"type\":\"message\",\"model\":\"claude-x\",\"usage\":"
+               "{\"input_tokens\":20,\"output_tokens\":9,"
+               "\"server_tool_use\":null}}",
+               &e, "null");
+  /* Stream: message_start's 0 is replaced by message_delta's 2, never
+   * added to; a delta without the field keeps the count. */
+  run_text(&x, LM_API_ANTHROPIC_MESSAGES, "text/event-stream",
+           "event: message_start\n"
+           "data: {\"type\":\"message_start\",\"message\":{\"model\":"
+           "\"claude-x\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1,"
+           "\"server_tool_use\":{\"web_search_requests\":0}}}}\n\n"
+           "event: message_delta\n"
+           "data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":7,"
+           "\"server_tool_use\":{\"web_search_requests\":2}}}\n\n"
+           "event: message_delta\n"
+           "data: {\"type\":\"message_delta\",\"usage\":"
+           "{\"output_tokens\":8}}\n\n");
+  CHECK_EQ_U64(lm_extract_usage(&x)->web_searches, 2);
+  CHECK_EQ_U64(lm_extract_usage(&x)->output, 8);
+}
+
+LM_TEST(test_openai_audio_tokens_are_parts_of_prompt_and_completion) {
+  /* A gpt-4o-audio-preview completion: 28 prompt tokens of which 17
+   * audio, 97 completion tokens of which 74 audio. */
+  check_fixture("openai_chat_nonstream_audio");
+}
+
+LM_TEST(test_openai_stream_usage_chunk_carries_audio_tokens) {
+  /* gpt-audio, 1,000 prompt tokens of which 800 audio, 100 completion
+   * tokens of which 60 audio, in the include_usage chunk. */
+  struct expect e = {true, U(1000, 0, 0, 0, 100, 0), "gpt-audio", false};
+  e.u.input_audio = 800;
+  e.u.output_audio = 60;
+  check_splits(
+      LM_API_OPENAI_CHAT, "text/event-stream",
+      "data: {\"id\":\"c\",\"model\":\"gpt-audio\",\"choices\":[{\"delta\":"
+      "{\"audio\":{\"transcript\":\"hi\"}}}],\"usage\":null}\n\n"
+      "data: {\"id\":\"c\",\"model\":\"gpt-audio\",\"choices\":[],\"usage\":"
+      "{\"prompt_tokens\":1000,\"completion_tokens\":100,"
+      "\"total_tokens\":1100,\"prompt_tokens_details\":{\"cached_tokens\":0,"
+      "\"audio_tokens\":800},\"completion_tokens_details\":"
+      "{\"reasoning_tokens\":0,\"audio_tokens\":60,"
+      "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}"
+      "\n\ndata: [DONE]\n\n",
+      &e, "openai audio stream");
+  /* More audio than prompt (a broken report): clamped to the total. */
+  struct expect c = {true, U(10, 0, 0, 0, 0, 0), "gpt-audio", false};
+  c.u.input_audio = 10;
+  check_splits(LM_API_OPENAI_CHAT, "application/json",
+               "{\"model\":\"gpt-audio\",\"usage\":{\"prompt_tokens\":10,"
+               "\"prompt_tokens_details\":{\"audio_tokens\":99}}}",
+               &c, "clamped");
+}
+
+LM_TEST(test_perplexity_sonar_usage_is_tokens_only) {
+  /* A recorded sonar response: 14 in, 181 out, nothing beside them (its
+   * request fee is per call, not in the usage). */
+  check_fixture("perplexity_chat_nonstream_sonar");
+}
+
+LM_TEST(test_perplexity_citations_reasoning_searches_beside_the_totals) {
+  /* Deep research: citation 8,014 and reasoning 92,431 beside prompt 1,188
+   * and completion 4,240 (total_tokens 5,428), 54 searches; usage.cost is
+   * Perplexity's object and never read as OpenRouter's number. */
+  check_fixture("perplexity_chat_nonstream_deep_research");
+  static struct lm_extract x;
+  run_text(&x, LM_API_OPENAI_CHAT, "application/json",
+           "{\"model\":\"sonar-deep-research\",\"usage\":{\"prompt_tokens\":1,"
+           "\"completion_tokens\":2,\"cost\":{\"total_cost\":0.5}}}");
+  int64_t pusd;
+  CHECK(!lm_extract_provider_cost(&x, &pusd));
+  /* Where completion_tokens_details.reasoning_tokens (a part of output) is
+   * reported, a top-level reasoning_tokens is not counted again. */
+  struct expect e = {true, U(3, 0, 0, 0, 10, 4), "m", false};
+  check_splits(LM_API_OPENAI_CHAT, "application/json",
+               "{\"model\":\"m\",\"usage\":{\"prompt_tokens\":3,"
+               "\"completion_tokens\":10,\"reasoning_tokens\":4,"
+               "\"completion_tokens_details\":{\"reasoning_tokens\":4}}}",
+               &e, "details win");
+}
+
+LM_TEST(test_gemini_counts_by_modality_in_any_order_and_split) {
+  /* Gemini's UsageMetadata: promptTokensDetails, cacheTokensDetails,
+   * candidatesTokensDetails and toolUsePromptTokensDetails are lists of
+   * {modality, tokenCount}; the order of the two keys is not fixed here.
+   * 1,300 prompt (400 audio, 250 image, 50 video) + 20 tool-use prompt
+   * (10 audio); 600 of the prompt cached (300 audio, 100 image); output
+   * 1,290 image + 10 text + 5 thoughts. */
+  const char *body =
+      "{\"candidates\": [{\"content\": {\"parts\": [{\"inlineData\": "
+      "{\"mimeType\": \"image/png\", \"data\": \"AAAA\"}}]}, "
+      "\"finishReason\": \"STOP\"}],\n"
+      "\"usageMetadata\": {\"promptTokenCount\": 1300, "
+      "\"candidatesTokenCount\": 1300, \"cachedContentTokenCount\": 600, "
+      "\"thoughtsTokenCount\": 5, \"toolUsePromptTokenCount\": 20, "
+      "\"promptTokensDetails\": [{\"modality\": \"TEXT\", \"tokenCount\": "
+      "600}, {\"tokenCount\": 400, \"modality\": \"AUDIO\"}, {\"modality\": "
+      "\"IMAGE\", \"tokenCount\": 250}, {\"modality\": \"VIDEO\", "
+      "\"tokenCount\": 50}], \"toolUsePromptTokensDetails\": [{\"modality\": "
+      "\"AUDIO\", \"tokenCount\": 10}, {\"modality\": \"TEXT\", "
+      "\"tokenCount\": 10}], \"cacheTokensDetails\": [{\"modality\": "
+      "\"AUDIO\", \"tokenCount\": 300}, {\"tokenCount\": 100, \"modality\": "
+      "\"IMAGE\"}, {\"modality\": \"TEXT\", \"tokenCount\": 200}], "
+      "\"candidatesTokensDetails\": [{\"modality\": \"IMAGE\", "
+      "\"tokenCount\": 1290}, {\"modality\": \"TEXT\", \"tokenCount\": "
+      "10}]},\n\"modelVersion\": \"gemini-2.5-flash-image\"}";
+  struct expect e = {true, U(1320, 600, 0, 0, 1305, 5),
+                     "gemini-2.5-flash-image", false};
+  e.u.input_audio = 410;
+  e.u.input_image = 250;
+  e.u.input_video = 50;
+  e.u.cache_audio_read = 300;
+  e.u.cache_image_read = 100;
+  e.u.output_image = 1290;
+  check_splits(LM_API_GEMINI_GENERATE, "application/json", body, &e,
+               "gemini modalities");
+}
+
+LM_TEST(test_gemini_modality_counts_are_replaced_with_the_snapshot) {
+  /* Running snapshots: each chunk's lists replace the last chunk's, like
+   * its counts; a chunk without a list has none of that part. */
+  struct expect e = {true, U(30, 0, 0, 0, 9, 0), "gemini-2.5-flash", false};
+  e.u.input_audio = 25;
+  check_splits(
+      LM_API_GEMINI_STREAM, "text/event-stream",
+      "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"a\"}]}}"
+      "], \"usageMetadata\": {\"promptTokenCount\": 30, "
+      "\"candidatesTokenCount\": 4, \"promptTokensDetails\": [{\"modality\":"
+      " \"AUDIO\", \"tokenCount\": 28}, {\"modality\": \"TEXT\", "
+      "\"tokenCount\": 2}]}, \"modelVersion\": \"gemini-2.5-flash\"}\r\n\r\n"
+      "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"b\"}]},"
+      " \"finishReason\": \"STOP\"}], \"usageMetadata\": {\"promptTokenCount\""
+      ": 30, \"candidatesTokenCount\": 9, \"promptTokensDetails\": "
+      "[{\"modality\": \"AUDIO\", \"tokenCount\": 25}, {\"modality\": "
+      "\"TEXT\", \"tokenCount\": 5}]}, \"modelVersion\": "
+      "\"gemini-2.5-flash\"}\r\n\r\n",
+      &e, "gemini snapshots");
+  e.u.input_audio = 0;
+  check_splits(
+      LM_API_GEMINI_STREAM, "text/event-stream",
+      "data: {\"usageMetadata\": {\"promptTokenCount\": 30, "
+      "\"candidatesTokenCount\": 4, \"promptTokensDetails\": [{\"modality\":"
+      " \"AUDIO\", \"tokenCount\": 28}]}, \"modelVersion\": "
+      "\"gemini-2.5-flash\"}\r\n\r\n"
+      "data: {\"usageMetadata\": {\"promptTokenCount\": 30, "
+      "\"candidatesTokenCount\": 9}, \"modelVersion\": "
+      "\"gemini-2.5-flash\"}\r\n\r\n",
+      &e, "gemini list gone");
+}
+
+LM_TEST(test_modality_elsewhere_is_never_a_count) {
+  /* A "modality" or "tokenCount" outside usageMetadata's lists (generated
+   * content, another root, a nested list) counts nothing. */
+  struct expect e = {true, U(8, 0, 0, 0, 2, 0), "gemini-2.5-flash", false};
+  check_splits(
+      LM_API_GEMINI_GENERATE, "application/json",
+      "{\"candidates\": [{\"modality\": \"AUDIO\", \"tokenCount\": 5, "
+      "\"content\": {\"parts\": [{\"text\": \"{\\\"modality\\\": "
+      "\\\"AUDIO\\\"}\"}]}}], \"promptFeedback\": {\"promptTokensDetails\": "
+      "[{\"modality\": \"AUDIO\", \"tokenCount\": 7}]}, \"usageMetadata\": "
+      "{\"promptTokenCount\": 8, \"candidatesTokenCount\": 2, "
+      "\"promptTokensDetails\": [{\"modality\": \"AUDIO\", \"extra\": "
+      "{\"tokenCount\": 6}}, [{\"modality\": \"AUDIO\", \"tokenCount\": 6}]"
+      "]}, \"modelVersion\": \"gemini-2.5-flash\"}",
+      &e, "elsewhere");
 }
 
 LM_TEST(test_ndjson_line_recovery_is_the_same_with_documents_crossed) {
@@ -911,6 +1148,15 @@ int main(void) {
   LM_RUN(test_gemini_held_snapshot_that_takes_nothing_falls_back);
   LM_RUN(test_gemini_array_malformed_element_ends_the_body_as_when_scanned);
   LM_RUN(test_inert_looking_events_that_count_are_read);
+  LM_RUN(test_anthropic_stream_web_search_requests_come_with_message_delta);
+  LM_RUN(test_anthropic_web_searches_replace_and_null_means_none);
+  LM_RUN(test_openai_audio_tokens_are_parts_of_prompt_and_completion);
+  LM_RUN(test_openai_stream_usage_chunk_carries_audio_tokens);
+  LM_RUN(test_perplexity_sonar_usage_is_tokens_only);
+  LM_RUN(test_perplexity_citations_reasoning_searches_beside_the_totals);
+  LM_RUN(test_gemini_counts_by_modality_in_any_order_and_split);
+  LM_RUN(test_gemini_modality_counts_are_replaced_with_the_snapshot);
+  LM_RUN(test_modality_elsewhere_is_never_a_count);
   LM_RUN(test_ndjson_line_recovery_is_the_same_with_documents_crossed);
   LM_RUN(test_final_usage_is_known_before_the_stream_ends_and_never_rises);
   LM_RUN(test_gemini_snapshots_before_finish_reason_are_not_final);

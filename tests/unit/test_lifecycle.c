@@ -181,6 +181,26 @@ static void run_fixture(const char *dir, const char *name) {
       CHECK_EQ_U64(S.total.tokens[LM_TOK_OUTPUT],
                    (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(
                        norm, "output_tokens_incl_reasoning")));
+      /* The parts beyond text a fixture names (absent: none). */
+      static const struct {
+        const char *key;
+        int kind;
+      } parts[] = {
+          {"input_audio_tokens", LM_TOK_INPUT_AUDIO},
+          {"output_audio_tokens", LM_TOK_OUTPUT_AUDIO},
+          {"input_image_tokens", LM_TOK_INPUT_IMAGE},
+          {"output_image_tokens", LM_TOK_OUTPUT_IMAGE},
+          {"input_video_tokens", LM_TOK_INPUT_VIDEO},
+          {"output_video_tokens", LM_TOK_OUTPUT_VIDEO},
+          {"citation_tokens", LM_TOK_CITATION},
+          {"separate_reasoning_tokens", LM_TOK_SEPARATE_REASONING},
+          {"web_searches", LM_TOK_WEB_SEARCHES},
+      };
+      for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++) {
+        const cJSON *n = cJSON_GetObjectItem(norm, parts[k].key);
+        CHECK_EQ_U64(S.total.tokens[parts[k].kind],
+                     cJSON_IsNumber(n) ? (uint64_t)n->valuedouble : 0);
+      }
     }
     if (first_cost < 0)
       first_cost = S.total.spent;
@@ -353,6 +373,93 @@ LM_TEST(test_failed_end_without_usage_is_refunded) {
   lm_meter_free(c);
 }
 
+static const char sonar_req[] =
+    "{\"model\":\"sonar\",\"max_tokens\":50,\"messages\":[{\"role\":"
+    "\"user\",\"content\":\"hello\"}]}";
+
+static struct lm_meter_request sonar_request(void) {
+  return (struct lm_meter_request){.url = "http://127.0.0.1:9/chat/completions",
+                                   .body = sonar_req,
+                                   .body_len = sizeof(sonar_req) - 1};
+}
+
+LM_TEST(test_request_fee_is_reserved_at_admission_and_charged_once) {
+  /* Perplexity sonar: $1 / $1 per Mtok and $12 per 1,000 calls. The
+   * reservation holds the fee with the estimated tokens; the call pays it
+   * once, however many usage snapshots its stream carries. */
+  limits(-1, -1);
+  struct lm_meter_call *c = NULL;
+  struct lm_verdict v;
+  struct lm_meter_request r = sonar_request();
+  CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_METER);
+  CHECK_EQ_I64(c->price.price.request, 12000000000LL);
+  CHECK_EQ_U64(c->est.requests, 1);
+  CHECK_EQ_I64(c->est_pusd,
+               12000000000LL +
+                   (int64_t)(c->est.input + c->est.output) * 1000000);
+  snap();
+  CHECK_EQ_I64(S.total.reserved, c->est_pusd);
+  /* Two chunks report a growing usage: 14 + 5, then 14 + 181. */
+  const char stream[] =
+      "data: {\"id\":\"p\",\"model\":\"sonar\",\"choices\":[{\"delta\":"
+      "{\"content\":\"a\"}}],\"usage\":{\"prompt_tokens\":14,"
+      "\"completion_tokens\":5,\"total_tokens\":19}}\n\n"
+      "data: {\"id\":\"p\",\"model\":\"sonar\",\"choices\":[{\"delta\":"
+      "{\"content\":\"b\"},\"finish_reason\":\"stop\"}],\"usage\":"
+      "{\"prompt_tokens\":14,\"completion_tokens\":181,\"total_tokens\":195}}"
+      "\n\ndata: [DONE]\n\n";
+  CHECK(!respond(c, 200, "text/event-stream", stream, sizeof(stream) - 1, 9));
+  lm_meter_end(c, true);
+  snap();
+  /* 14 x 1,000,000 + 181 x 1,000,000 + 12,000,000,000 */
+  CHECK_EQ_I64(S.total.spent, 12195000000LL);
+  CHECK_EQ_I64(S.total.reserved, 0);
+  CHECK_EQ_U64(S.total.tokens[LM_TOK_INPUT], 14);
+  CHECK_EQ_U64(S.total.tokens[LM_TOK_OUTPUT], 181);
+  CHECK(!c->zero_priced);
+
+  /* A 2xx body without usage: charged its estimate, fee included. */
+  limits(-1, -1);
+  CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_METER);
+  int64_t est = c->est_pusd;
+  CHECK(!respond(c, 200, "application/json", "{\"id\":\"p\"}", 10, 4));
+  lm_meter_end(c, true);
+  snap();
+  CHECK_EQ_I64(S.total.spent, est);
+  CHECK_EQ_U64(S.total.unmetered, 1);
+
+  /* A failed call without usage is refunded: no fee. */
+  limits(-1, -1);
+  CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_METER);
+  lm_meter_end(c, false);
+  snap();
+  CHECK_EQ_I64(S.total.spent, 0);
+  CHECK_EQ_I64(S.total.reserved, 0);
+  lm_meter_free(c);
+}
+
+LM_TEST(test_a_request_fee_alone_crosses_a_limit_below_it) {
+  /* Strict: a limit below the fee refuses the call before it leaves, even
+   * with no tokens estimated to speak of. */
+  struct lm_limit_config cfg = LM_LIMITS_NONE;
+  cfg.hard_pusd = 11000000000LL; /* $0.011 < $0.012 */
+  cfg.mode = LM_MODE_STRICT;
+  cfg.on_soft = "";
+  cfg.downgrade = "";
+  lm_budget_configure(B, &cfg);
+  lm_budget_reset(B);
+  struct lm_meter_call *c = NULL;
+  struct lm_verdict v;
+  struct lm_meter_request r = sonar_request();
+  CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_DENY);
+  snap();
+  CHECK_EQ_I64(S.total.spent, 0);
+  CHECK_EQ_U64(S.total.denied, 1);
+  lm_meter_free(c);
+  cfg.mode = LM_MODE_OPTIMISTIC;
+  lm_budget_configure(B, &cfg);
+}
+
 LM_TEST(test_downgrade_and_injection_scan_the_body_once) {
   struct lm_limit_config cfg = LM_LIMITS_NONE;
   cfg.hard_pusd = 1000000000000LL;
@@ -469,6 +576,8 @@ int main(void) {
   LM_RUN(test_stream_crossing_the_limit_is_cut_and_what_arrived_charged);
   LM_RUN(test_failed_end_without_usage_is_refunded);
   LM_RUN(test_a_response_whose_final_usage_crosses_the_limit_is_delivered);
+  LM_RUN(test_request_fee_is_reserved_at_admission_and_charged_once);
+  LM_RUN(test_a_request_fee_alone_crosses_a_limit_below_it);
   LM_RUN(test_downgrade_and_injection_scan_the_body_once);
   lm_budget_close(B);
   lm_segment_remove(bname, NULL, 0);

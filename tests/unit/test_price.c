@@ -249,6 +249,226 @@ LM_TEST(test_cost_saturates_and_clamps_inconsistent_usage) {
   CHECK_EQ_I64(lm_price_cost(NULL, &USAGE(.input = 1)), 0);
 }
 
+/* ---- Every price the feed carries: parts and fees ---- */
+
+LM_TEST(test_perplexity_sonar_request_fee_is_charged_once_per_call) {
+  /* sonar: $1 in, $1 out per Mtok and requests_kcount 12: $12 per 1,000
+   * calls = 12 x 10^12 / 1,000 = 12,000,000,000 pUSD a call, exactly. */
+  struct lm_price_match m = look("sonar", "perplexity");
+  CHECK(m.source == LM_PRICE_EMBEDDED);
+  CHECK_EQ_I64(m.price.request, 12000000000LL);
+  CHECK_EQ_I64(m.price.web_search, 0);
+  /* No tokens, one call: $0.012. */
+  CHECK_EQ_I64(lm_price_cost(&m.price, &USAGE(.requests = 1)), 12000000000LL);
+  /* 1,000 in + 500 out: 1,000 x 1,000,000 + 500 x 1,000,000 + the fee
+   *   = 1,500,000,000 + 12,000,000,000 = 13,500,000,000 */
+  CHECK_EQ_I64(lm_price_cost(&m.price, &USAGE(.input = 1000, .output = 500,
+                                              .requests = 1)),
+               13500000000LL);
+  /* The fee is per call: a usage of no call has none; 1,000 calls $12. */
+  CHECK_EQ_I64(lm_price_cost(&m.price, &USAGE(.input = 1000)), 1000000000);
+  CHECK_EQ_I64(lm_price_cost(&m.price, &USAGE(.requests = 1000)),
+               12000000000000LL);
+  /* The prefixed name resolves to Perplexity's own price. */
+  m = look("perplexity/sonar", NULL);
+  CHECK_EQ_I64(m.price.request, 12000000000LL);
+  CHECK(!lm_price_is_zero(&m.price));
+}
+
+LM_TEST(test_claude_web_searches_cost_10_usd_per_1000) {
+  /* Claude Sonnet 4.5 with 1,000 input, 100 output and 2 web searches:
+   *   1,000 x  3,000,000 =  3,000,000,000
+   *     100 x 15,000,000 =  1,500,000,000
+   *       2 x 10,000,000,000 = 20,000,000,000  (web_searches_kcount 10)
+   *   total                 24,500,000,000 pUSD = $0.0245 */
+  struct lm_price_match m = look("claude-sonnet-4-5", "anthropic");
+  CHECK_EQ_I64(m.price.web_search, 10000000000LL);
+  CHECK_EQ_I64(m.price.request, 0);
+  CHECK_EQ_I64(
+      lm_price_cost(&m.price, &USAGE(.input = 1000, .output = 100,
+                                     .web_searches = 2, .requests = 1)),
+      24500000000LL);
+  /* Every Claude model the feed prices searches for, the same $10. */
+  const char *claude[] = {"claude-haiku-4-5", "claude-opus-4-1",
+                          "claude-3-7-sonnet-latest", "claude-opus-4-5"};
+  for (size_t i = 0; i < sizeof claude / sizeof *claude; i++)
+    CHECK_EQ_I64(look(claude[i], "anthropic").price.web_search, 10000000000LL);
+  /* The fee is no token price: above the 200k tier it stays $0.01.
+   *   200,001 x 6,000,000 + 1 x 10,000,000,000 = 1,210,006,000,000 */
+  CHECK_EQ_I64(
+      lm_price_cost(&m.price, &USAGE(.input = 200001, .web_searches = 1)),
+      1210006000000LL);
+}
+
+LM_TEST(test_gpt_audio_audio_tokens_at_audio_prices_rest_at_text) {
+  /* gpt-audio: text $2.50 in / $10 out, audio $32 in / $64 out per Mtok. */
+  struct lm_price_match m = look("gpt-audio", "openai");
+  CHECK(m.price.parts ==
+        (LM_PRICE_HAS_INPUT_AUDIO | LM_PRICE_HAS_OUTPUT_AUDIO));
+  CHECK_EQ_I64(m.price.input_audio, 32000000);
+  CHECK_EQ_I64(m.price.output_audio, 64000000);
+  /* 1,000 input of which 800 audio, 100 output (text):
+   *     200 x  2,500,000 =    500,000,000
+   *     800 x 32,000,000 = 25,600,000,000
+   *     100 x 10,000,000 =  1,000,000,000
+   *   total                 27,100,000,000 pUSD = $0.0271 */
+  CHECK_EQ_I64(lm_price_cost(&m.price, &USAGE(.input = 1000, .input_audio = 800,
+                                              .output = 100, .requests = 1)),
+               27100000000LL);
+  /* 100 output of which 60 audio: 40 x 10,000,000 + 60 x 64,000,000
+   *   = 400,000,000 + 3,840,000,000 = 4,240,000,000 */
+  CHECK_EQ_I64(
+      lm_price_cost(&m.price, &USAGE(.output = 100, .output_audio = 60)),
+      4240000000LL);
+  /* No cache price at all: a cached audio token is still an audio token.
+   * 1,000 in, 800 audio (all of them cached), 100 text cached:
+   *   100 x 2,500,000 (cache reads bill at input) + 800 x 32,000,000 +
+   *   100 x 2,500,000 = 25,600,000,000 + 500,000,000 */
+  CHECK_EQ_I64(lm_price_cost(&m.price, &USAGE(.input = 1000, .cache_read = 900,
+                                              .input_audio = 800,
+                                              .cache_audio_read = 800)),
+               26100000000LL);
+}
+
+LM_TEST(test_gemini_cached_audio_has_its_own_cache_price) {
+  /* gemini-2.5-flash: text $0.30 in, cache read $0.03, out $2.50; audio
+   * $1 in, cached audio $0.10 per Mtok. The usage of the recorded fixture
+   * gemini_generate_content_nonstream: 17,713 prompt tokens, 17,379 of them
+   * cached; audio 1,917 of which 1,881 cached; video 15,780 (no price of
+   * its own: text); output 68 + 821 thoughts.
+   *   cached audio   1,881 x   100,000 =   188,100,000
+   *   audio            36 x 1,000,000 =    36,000,000
+   *   cached rest  15,498 x    30,000 =   464,940,000
+   *   text            298 x   300,000 =    89,400,000
+   *   output          889 x 2,500,000 = 2,222,500,000
+   *   total                             3,000,940,000 pUSD */
+  struct lm_price_match m = look("gemini-2.5-flash", "google");
+  CHECK(m.price.parts ==
+        (LM_PRICE_HAS_INPUT_AUDIO | LM_PRICE_HAS_CACHE_AUDIO_READ));
+  struct lm_usage u = USAGE(.input = 17713, .cache_read = 17379,
+                            .input_audio = 1917, .cache_audio_read = 1881,
+                            .input_video = 15780, .output = 889,
+                            .reasoning = 821, .requests = 1);
+  CHECK_EQ_I64(lm_price_cost(&m.price, &u), 3000940000LL);
+  /* The same tokens as text only (what was charged before): 334 x 300,000
+   * + 17,379 x 30,000 + 889 x 2,500,000 = 2,844,070,000 */
+  u.input_audio = u.cache_audio_read = 0;
+  CHECK_EQ_I64(lm_price_cost(&m.price, &u), 2844070000LL);
+}
+
+LM_TEST(test_gemini_image_output_at_the_image_price) {
+  /* gemini-2.5-flash-image: output text $2.50, output image $30 per Mtok.
+   * 1,290 image tokens + 10 text tokens out, 20 in:
+   *   20 x 300,000 + 10 x 2,500,000 + 1,290 x 30,000,000
+   *   = 6,000,000 + 25,000,000 + 38,700,000,000 = 38,731,000,000 */
+  struct lm_price_match m = look("gemini-2.5-flash-image", "google");
+  CHECK(m.price.parts == LM_PRICE_HAS_OUTPUT_IMAGE);
+  CHECK_EQ_I64(lm_price_cost(&m.price, &USAGE(.input = 20, .output = 1300,
+                                              .output_image = 1290)),
+               38731000000LL);
+}
+
+LM_TEST(test_deep_research_reasoning_citations_and_searches) {
+  /* sonar-deep-research: in $2, out $8, reasoning $3, citation $2 per
+   * Mtok, searches $5 per 1,000. A recorded usage: prompt 1,188, citation
+   * 8,014, completion 4,240, reasoning 92,431 (both beside prompt and
+   * completion: total_tokens was 5,428), 54 searches. Perplexity's own
+   * breakdown of that call: 0.00238 + 0.03392 + 0.01603 + 0.27729 + 0.27
+   * = $0.59962.
+   *   prompt      1,188 x 2,000,000 =   2,376,000,000
+   *   citation    8,014 x 2,000,000 =  16,028,000,000
+   *   completion  4,240 x 8,000,000 =  33,920,000,000
+   *   reasoning  92,431 x 3,000,000 = 277,293,000,000
+   *   searches       54 x 5,000,000,000 = 270,000,000,000
+   *   total                            599,617,000,000 pUSD */
+  struct lm_price_match m = look("sonar-deep-research", "perplexity");
+  CHECK(m.price.parts ==
+        (LM_PRICE_HAS_CITATION | LM_PRICE_HAS_OUTPUT_REASONING));
+  CHECK_EQ_I64(m.price.output_reasoning, 3000000);
+  CHECK_EQ_I64(m.price.web_search, 5000000000LL);
+  CHECK_EQ_I64(lm_price_cost(&m.price,
+                             &USAGE(.input = 1188, .citation = 8014,
+                                    .output = 4240, .separate_reasoning = 92431,
+                                    .web_searches = 54, .requests = 1)),
+               599617000000LL);
+  /* Sonar Reasoning Pro has no reasoning, citation or search price: the
+   * counts beside the totals cost nothing there (Perplexity bills them for
+   * Deep Research only); the call pays its tokens and its $14 / 1,000.
+   *   1,000 x 2,000,000 + 100 x 8,000,000 + 14,000,000,000 */
+  m = look("sonar-reasoning-pro", "perplexity");
+  CHECK(m.price.parts == 0);
+  CHECK_EQ_I64(
+      lm_price_cost(&m.price,
+                    &USAGE(.input = 1000, .output = 100, .citation = 500,
+                           .separate_reasoning = 90000, .web_searches = 20,
+                           .requests = 1)),
+      16800000000LL);
+}
+
+LM_TEST(test_parts_without_a_rate_bill_at_the_text_rates) {
+  /* claude-haiku-4-5 has no audio or image rates: its parts are text.
+   * 1,000 in (300 "audio") + 100 out (50 "image"): 1,000 x 1,000,000 +
+   * 100 x 5,000,000 = 1,500,000,000 */
+  struct lm_price_match m = look("claude-haiku-4-5", "anthropic");
+  CHECK(m.price.parts == 0);
+  CHECK_EQ_I64(lm_price_cost(&m.price, &USAGE(.input = 1000, .output = 100)),
+               1500000000LL);
+  CHECK_EQ_I64(
+      lm_price_cost(&m.price, &USAGE(.input = 1000, .output = 100,
+                                     .input_audio = 300, .output_image = 50)),
+      1500000000LL);
+  /* A zeroed price is text only and free. */
+  struct lm_price zero = {0};
+  CHECK(lm_price_is_zero(&zero));
+  CHECK_EQ_I64(lm_price_cost(&zero, &USAGE(.input = 5, .input_audio = 5,
+                                           .web_searches = 3, .requests = 1)),
+               0);
+}
+
+LM_TEST(test_parts_never_bill_more_tokens_than_their_totals) {
+  struct lm_price p = {.input = 1,
+                       .output = 2,
+                       .cache_read = LM_PRICE_UNSET,
+                       .cache_write = LM_PRICE_UNSET,
+                       .cache_write_1h = LM_PRICE_UNSET,
+                       .parts = LM_PRICE_HAS_INPUT_AUDIO |
+                                LM_PRICE_HAS_OUTPUT_AUDIO |
+                                LM_PRICE_HAS_OUTPUT_REASONING,
+                       .input_audio = 100,
+                       .output_audio = 1000,
+                       .output_reasoning = 10000};
+  /* audio 50 of an input of 10: the 10 at the audio rate, none at text */
+  CHECK_EQ_I64(lm_price_cost(&p, &USAGE(.input = 10, .input_audio = 50)), 1000);
+  /* output 10 = 4 audio + 6 reasoning (of 9 claimed): 4 x 1,000 +
+   * 6 x 10,000, and no text left */
+  CHECK_EQ_I64(lm_price_cost(
+                   &p, &USAGE(.output = 10, .output_audio = 4, .reasoning = 9)),
+               64000);
+  CHECK_EQ_I64(lm_price_cost(&p, &USAGE(.input_audio = UINT64_MAX)), 0);
+  struct lm_price fee = {.input = 0, .output = 0, .request = INT64_MAX};
+  CHECK_EQ_I64(lm_price_cost(&fee, &USAGE(.requests = 2)), INT64_MAX);
+  CHECK(!lm_price_is_zero(&fee));
+}
+
+LM_TEST(test_every_feed_fee_is_a_whole_number_of_pusd) {
+  /* requests_kcount and web_searches_kcount (USD per 1,000) x 10^9: every
+   * fee the generator wrote is a positive multiple of 10^6 pUSD (the feed
+   * has at most 3 decimals of USD per 1,000 in these two keys), and every
+   * set with a part rate names it in `parts`. */
+  size_t fees = 0;
+  for (size_t i = 0; i < lm_price_set_count; i++) {
+    const struct lm_price *p = &lm_price_sets[i];
+    CHECK(p->request >= 0 && p->web_search >= 0);
+    CHECK(p->request % 1000000 == 0 && p->web_search % 1000000 == 0);
+    fees += p->request > 0 || p->web_search > 0;
+    if (!(p->parts & LM_PRICE_HAS_INPUT_AUDIO))
+      CHECK_EQ_I64(p->input_audio, 0);
+    if (!(p->parts & LM_PRICE_HAS_OUTPUT_REASONING))
+      CHECK_EQ_I64(p->output_reasoning, 0);
+  }
+  CHECK(fees >= 10); /* Claude's searches, Perplexity's calls */
+}
+
 /* ---- Matching ---- */
 
 LM_TEST(test_lookup_exact_key_and_case) {
@@ -427,12 +647,15 @@ LM_TEST(test_override_file_takes_precedence_and_is_exact) {
   CHECK_EQ_I64(m.price.tier.input, 2000000);
   CHECK_EQ_I64(m.price.tier.output, 4000000);
   CHECK_EQ_I64(m.price.tier.cache_read, 100000); /* no tier: base */
-  /* Above 200k: 200,001 x 2,000,000 + 10 x 4,000,000 (reasoning is output
-   * at the output price, never output_cost_per_reasoning_token)
-   *   = 400,002,000,000 + 40,000,000 = 400,042,000,000 */
+  /* output_cost_per_reasoning_token prices the reasoning part of output,
+   * untiered. Above 200k: 200,001 x 2,000,000 + 5 x 4,000,000 (the rest of
+   * output, at the tier) + 5 x 9,000,000 (reasoning)
+   *   = 400,002,000,000 + 20,000,000 + 45,000,000 = 400,067,000,000 */
+  CHECK(m.price.parts == LM_PRICE_HAS_OUTPUT_REASONING);
+  CHECK_EQ_I64(m.price.output_reasoning, 9000000);
   CHECK_EQ_I64(lm_price_cost(&m.price, &USAGE(.input = 200001, .output = 10,
                                               .reasoning = 5)),
-               400042000000LL);
+               400067000000LL);
   m = look("my-custom-model-v2", NULL); /* the matching rules apply */
   CHECK(m.source == LM_PRICE_OVERRIDE);
   CHECK_STR(m.matched, "my-custom-model");
@@ -656,8 +879,12 @@ LM_TEST(test_provider_max_is_the_highest_input_and_output) {
   CHECK_EQ_I64(p.cache_read, LM_PRICE_UNSET);
   CHECK_EQ_U64(p.tier.above_input_tokens, 0);
   CHECK(lm_price_provider_max("anthropic", &p));
-  CHECK_EQ_I64(p.input, 15000000);             /* Claude Opus 4 / 4.1 $15 */
-  CHECK_EQ_I64(p.output, 75000000);            /* $75 */
+  CHECK_EQ_I64(p.input, 15000000);           /* Claude Opus 4 / 4.1 $15 */
+  CHECK_EQ_I64(p.output, 75000000);          /* $75 */
+  CHECK_EQ_I64(p.web_search, 10000000000LL); /* $10 per 1,000 searches */
+  CHECK(lm_price_provider_max("perplexity", &p));
+  CHECK_EQ_I64(p.request, 14000000000LL);      /* sonar-pro: $14 / 1,000 */
+  CHECK_EQ_I64(p.web_search, 5000000000LL);    /* deep research: $5 */
   CHECK(lm_price_provider_max("xai", &p));     /* alias of x-ai */
   CHECK(lm_price_provider_max("Bedrock", &p)); /* alias of aws */
   CHECK(!lm_price_provider_max("no-such-provider", &p));
@@ -711,6 +938,15 @@ int main(void) {
   LM_RUN(test_sonnet_4_5_tier_is_a_cliff_above_200k_input_tokens);
   LM_RUN(test_cache_tokens_without_a_cache_price_bill_at_input);
   LM_RUN(test_cost_saturates_and_clamps_inconsistent_usage);
+  LM_RUN(test_perplexity_sonar_request_fee_is_charged_once_per_call);
+  LM_RUN(test_claude_web_searches_cost_10_usd_per_1000);
+  LM_RUN(test_gpt_audio_audio_tokens_at_audio_prices_rest_at_text);
+  LM_RUN(test_gemini_cached_audio_has_its_own_cache_price);
+  LM_RUN(test_gemini_image_output_at_the_image_price);
+  LM_RUN(test_deep_research_reasoning_citations_and_searches);
+  LM_RUN(test_parts_without_a_rate_bill_at_the_text_rates);
+  LM_RUN(test_parts_never_bill_more_tokens_than_their_totals);
+  LM_RUN(test_every_feed_fee_is_a_whole_number_of_pusd);
   LM_RUN(test_lookup_exact_key_and_case);
   LM_RUN(test_lookup_strips_a_provider_prefix);
   LM_RUN(test_lookup_strips_a_date_or_version_suffix);

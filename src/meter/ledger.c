@@ -122,6 +122,20 @@ void lm_ledger_write(const struct lm_ledger_rec *r) {
                (unsigned long long)kinds[k]);
       add(&b, t);
     }
+  /* Parts priced apart that status does not count as kinds: with them a
+   * line can be priced again exactly (`llmmeter prices --usage`). */
+  const struct {
+    const char *name;
+    uint64_t v;
+  } extra[] = {{"cache_write_1h", u->cache_write_1h},
+               {"cache_audio_read", u->cache_audio_read},
+               {"cache_image_read", u->cache_image_read}};
+  for (size_t k = 0; k < sizeof(extra) / sizeof(extra[0]); k++)
+    if (extra[k].v) {
+      snprintf(t, sizeof(t), ",\"%s\":%llu", extra[k].name,
+               (unsigned long long)extra[k].v);
+      add(&b, t);
+    }
   add(&b, "}");
   if (u->web_searches)
     add_num(&b, "web_searches", (long long)u->web_searches);

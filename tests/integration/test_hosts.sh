@@ -228,7 +228,9 @@ while IFS='|' read -r case host path want_provider model reported; do
     'Content-Type: application/json'
   unset LLMMETER_LEDGER
   check "${case}_one_ledger_line" test "$(wc -l <"$LEDGER")" = 1
-  got=$(last_ledger "'%s|%s|%d|input=%d,output=%d,cache_read=%d,cache_write=%d,reasoning=%d' % ((j.get('provider'), j['outcome'], j['cost_pusd']) + tuple(j['tokens'][k] for k in ('input','output','cache_read','cache_write','reasoning')))")
+  # every part the ledger recorded (audio, images, web searches, ...) goes
+  # into --usage, under the same names
+  got=$(last_ledger "'%s|%s|%d|%s' % (j.get('provider'), j['outcome'], j['cost_pusd'], ','.join(['%s=%d' % kv for kv in j['tokens'].items()] + (['web_searches=%d' % j['web_searches']] if j.get('web_searches') else [])))")
   IFS='|' read -r gprov goutcome gcost gusage <<<"$got"
   expect_eq "${case}_ledger_names_who_bills" "$gprov" "$want_provider"
   if [ "$reported" != - ] && [ "$goutcome" != failed ]; then

@@ -79,6 +79,20 @@ int lm_budget_create(const char *name, bool force,
   return rc;
 }
 
+void lm_denial_fill(struct lm_denial *why, enum lm_deny_kind kind,
+                    const char *subject, int64_t limit, int64_t used, int wk,
+                    int64_t now) {
+  memset(why, 0, sizeof(*why));
+  why->kind = kind;
+  if (subject)
+    snprintf(why->subject, sizeof(why->subject), "%s", subject);
+  why->limit = limit;
+  why->used = used;
+  why->window = (enum lm_window_kind)wk;
+  why->retry_after_s = wk == LM_WINDOW_NONE ? -1
+                                            : lm_window_next(wk, now) - now;
+}
+
 /* ---- dispatch ---------------------------------------------------------- */
 
 int lm_budget_admit(struct lm_budget *b, const struct lm_call *c,

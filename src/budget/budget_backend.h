@@ -37,6 +37,13 @@ void lm_budget_init_base(struct lm_budget *b, const struct lm_budget_ops *ops,
 /* The handle's clock: the test clock if set, else time(NULL). */
 int64_t lm_budget_now(const struct lm_budget *b);
 
+/* Fills a denial as every backend reports one: kind, subject (a rule's
+ * pattern, or NULL), limit and use, and the seconds until window wk (an
+ * enum lm_window_kind) turns after `now` (-1 with no window). */
+void lm_denial_fill(struct lm_denial *why, enum lm_deny_kind kind,
+                    const char *subject, int64_t limit, int64_t used, int wk,
+                    int64_t now);
+
 extern const struct lm_budget_backend lm_budget_backend_shm;
 
 /* Tests: open and create through this backend instead of the one the name

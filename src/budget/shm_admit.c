@@ -240,20 +240,6 @@ static int reserve_request(struct lm_counters *c, int64_t limit,
   }
 }
 
-static void fill_denial(struct lm_denial *why, enum lm_deny_kind kind,
-                        const char *subject, int64_t limit, int64_t used,
-                        int wk, int64_t now) {
-  memset(why, 0, sizeof(*why));
-  why->kind = kind;
-  if (subject)
-    snprintf(why->subject, sizeof(why->subject), "%s", subject);
-  why->limit = limit;
-  why->used = used;
-  why->window = (enum lm_window_kind)wk;
-  why->retry_after_s = wk == LM_WINDOW_NONE ? -1
-                                            : lm_window_next(wk, now) - now;
-}
-
 /* Reserves est on every spend rule the lease matched; all or none (a
  * refusal undoes the rules reserved before it). Returns as reserve_money. */
 static int reserve_rules(struct lm_segment *s, uint32_t rule_mask, int64_t est,
@@ -272,10 +258,11 @@ static int reserve_rules(struct lm_segment *s, uint32_t rule_mask, int64_t est,
       char pat[LM_NAME_MAX];
       memcpy(pat, rule->pattern, LM_NAME_MAX);
       pat[LM_NAME_MAX - 1] = 0;
-      fill_denial(why,
-                  LM_RULE_TARGET(rule->kind) == LM_RULE_AGENT ? LM_DENY_AGENT
-                                                              : LM_DENY_MODEL,
-                  pat, lim, used, wk, now);
+      lm_denial_fill(why,
+                     LM_RULE_TARGET(rule->kind) == LM_RULE_AGENT
+                         ? LM_DENY_AGENT
+                         : LM_DENY_MODEL,
+                     pat, lim, used, wk, now);
       why->spent = spent;
       for (int u = 0; u < r; u++)
         if (done & (1u << u))
@@ -301,15 +288,15 @@ static int reserve_all(struct lm_budget *b, const struct lm_lease *l, int wk,
   int rc;
 
   if (reserve_request(&s->total, atomic_load(&s->limits.requests), &used)) {
-    fill_denial(why, LM_DENY_REQUESTS, NULL, atomic_load(&s->limits.requests),
-                used, wk, now);
+    lm_denial_fill(why, LM_DENY_REQUESTS, NULL,
+                   atomic_load(&s->limits.requests), used, wk, now);
     return -1; /* a request is a request: nothing to wait for */
   }
   rc = reserve_tokens(&s->total, atomic_load(&s->limits.tokens), est_tokens,
                       strict, &used, &spent);
   if (rc) {
-    fill_denial(why, LM_DENY_TOKENS, NULL, atomic_load(&s->limits.tokens), used,
-                wk, now);
+    lm_denial_fill(why, LM_DENY_TOKENS, NULL, atomic_load(&s->limits.tokens),
+                   used, wk, now);
     why->spent = spent;
     goto undo_request;
   }
@@ -317,7 +304,7 @@ static int reserve_all(struct lm_budget *b, const struct lm_lease *l, int wk,
     int64_t hard = atomic_load(&s->limits.hard_pusd);
     rc = reserve_money(&s->total, hard, est, strict, &used, &spent);
     if (rc) {
-      fill_denial(why, LM_DENY_HARD, NULL, hard, used, wk, now);
+      lm_denial_fill(why, LM_DENY_HARD, NULL, hard, used, wk, now);
       why->spent = spent;
       goto undo_tokens;
     }
@@ -449,8 +436,8 @@ static struct lm_lease_slot *admit_slot(struct lm_budget *b, uint32_t me,
   if (lm_shm_lease_claim(s, me, l, now, idx) != 0) {
     lm_budget_reclaim(b);
     if (lm_shm_lease_claim(s, me, l, now, idx) != 0) {
-      fill_denial(why, LM_DENY_BUSY, NULL, LM_LEASES, LM_LEASES, LM_WINDOW_NONE,
-                  now);
+      lm_denial_fill(why, LM_DENY_BUSY, NULL, LM_LEASES, LM_LEASES,
+                     LM_WINDOW_NONE, now);
       why->retry_after_s = 1;
       return NULL;
     }

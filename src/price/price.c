@@ -626,6 +626,20 @@ static bool found(struct lm_price_match *m, const struct lm_price_db *db,
 /* One search pass over both tables: exact, then without a version suffix,
  * then the longest prefix; an override beats an embedded entry within each
  * stage (and on equal prefix length). */
+/* The user's table first, then the embedded one, for one exact key. */
+static bool probe_exact(const struct lm_price_db *ovr, struct filter fo,
+                        const struct lm_price_db *emb, struct filter fe,
+                        const char *s, size_t len, int64_t day,
+                        struct lm_price_match *m) {
+  long i = fo.provider == -2 ? -1 : find_exact(ovr, s, len, fo);
+  if (i >= 0)
+    return found(m, ovr, i, LM_PRICE_OVERRIDE, day);
+  i = fe.provider == -2 ? -1 : find_exact(emb, s, len, fe);
+  if (i >= 0)
+    return found(m, emb, i, LM_PRICE_EMBEDDED, day);
+  return false;
+}
+
 static bool search_pass(const struct candidates *c,
                         const struct lm_price_db *ovr, struct filter fo,
                         const struct lm_price_db *emb, struct filter fe,
@@ -636,12 +650,8 @@ static bool search_pass(const struct candidates *c,
   for (size_t k = 0; k < c->count; k++) {
     const char *s = c->name + c->off[k];
     size_t len = c->len - c->off[k];
-    long i = fo.provider == -2 ? -1 : find_exact(ovr, s, len, fo);
-    if (i >= 0)
-      return found(m, ovr, i, LM_PRICE_OVERRIDE, day);
-    i = fe.provider == -2 ? -1 : find_exact(emb, s, len, fe);
-    if (i >= 0)
-      return found(m, emb, i, LM_PRICE_EMBEDDED, day);
+    if (probe_exact(ovr, fo, emb, fe, s, len, day, m))
+      return true;
   }
   /* 2. without a version suffix */
   for (size_t k = 0; k < c->count; k++) {
@@ -652,12 +662,8 @@ static bool search_pass(const struct candidates *c,
       if (n == len)
         break;
       len = n;
-      long i = fo.provider == -2 ? -1 : find_exact(ovr, s, len, fo);
-      if (i >= 0)
-        return found(m, ovr, i, LM_PRICE_OVERRIDE, day);
-      i = fe.provider == -2 ? -1 : find_exact(emb, s, len, fe);
-      if (i >= 0)
-        return found(m, emb, i, LM_PRICE_EMBEDDED, day);
+      if (probe_exact(ovr, fo, emb, fe, s, len, day, m))
+        return true;
     }
   }
   /* 3. longest prefix */

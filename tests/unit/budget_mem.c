@@ -484,15 +484,7 @@ static int64_t rules_matching(const struct mem_state *s, const char *model,
 static void deny(struct lm_denial *why, enum lm_deny_kind kind,
                  const char *subject, int64_t limit, int64_t used, int wk,
                  int64_t now) {
-  memset(why, 0, sizeof(*why));
-  why->kind = kind;
-  if (subject)
-    snprintf(why->subject, sizeof(why->subject), "%s", subject);
-  why->limit = limit;
-  why->used = used;
-  why->window = (enum lm_window_kind)wk;
-  why->retry_after_s = wk == LM_WINDOW_NONE ? -1
-                                            : lm_window_next(wk, now) - now;
+  lm_denial_fill(why, kind, subject, limit, used, wk, now);
 }
 
 /* The call's per-call caps: the tightest of the budget's, the call's own

@@ -173,6 +173,40 @@ static void warn_unpriced(const struct lm_meter_call *t) {
                "LLMMETER_DEFAULT_PRICE=IN,OUT (USD per million tokens)");
 }
 
+/* An estimate must be an upper bound (strict mode admits on it): any
+ * estimated input token may turn out to be audio, image or video and any
+ * output token audio, image, video or reasoning, each with its own rate, so
+ * the estimate prices every token at the highest rate its total can have. */
+static int64_t worst_rate(int64_t base, const struct lm_price *p,
+                          const uint32_t *bits, const int64_t *rates, int n) {
+  int64_t r = base;
+  for (int k = 0; k < n; k++)
+    if ((p->parts & bits[k]) && rates[k] > r)
+      r = rates[k];
+  return r;
+}
+
+static int64_t estimate_cost(const struct lm_price *p,
+                             const struct lm_usage *est) {
+  struct lm_price w = *p;
+  const uint32_t in_bits[] = {LM_PRICE_HAS_INPUT_AUDIO,
+                              LM_PRICE_HAS_INPUT_IMAGE,
+                              LM_PRICE_HAS_INPUT_VIDEO};
+  const int64_t in_rates[] = {p->input_audio, p->input_image, p->input_video};
+  const uint32_t out_bits[] = {
+      LM_PRICE_HAS_OUTPUT_AUDIO, LM_PRICE_HAS_OUTPUT_IMAGE,
+      LM_PRICE_HAS_OUTPUT_VIDEO, LM_PRICE_HAS_OUTPUT_REASONING};
+  const int64_t out_rates[] = {p->output_audio, p->output_image,
+                               p->output_video, p->output_reasoning};
+  w.input = worst_rate(p->input, p, in_bits, in_rates, 3);
+  w.output = worst_rate(p->output, p, out_bits, out_rates, 4);
+  if (w.tier.above_input_tokens) {
+    w.tier.input = worst_rate(p->tier.input, p, in_bits, in_rates, 3);
+    w.tier.output = worst_rate(p->tier.output, p, out_bits, out_rates, 4);
+  }
+  return lm_price_cost(&w, est);
+}
+
 static void estimate(struct lm_meter_call *t, const char *body,
                      size_t body_len) {
   const struct lm_config *c = lm_config_get();
@@ -188,7 +222,7 @@ static void estimate(struct lm_meter_call *t, const char *body,
                                    ? t->req.max_output_tokens
                                    : c->default_max_tokens);
   t->est.requests = 1; /* a per-call fee (Perplexity) is reserved too */
-  t->est_pusd = lm_price_cost(&t->price.price, &t->est);
+  t->est_pusd = estimate_cost(&t->price.price, &t->est);
 }
 
 /* ---- begin ----------------------------------------------------------------- */

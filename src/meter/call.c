@@ -395,6 +395,18 @@ static void say_settings_once(void) {
                  lm_price_load_error(), "; using the embedded table");
 }
 
+bool lm_meter_wants(const struct lm_meter_request *r) {
+  const struct lm_config *c = lm_config_get();
+  if (c->disabled || !(r->has_body || r->body) ||
+      (r->method && strcmp(r->method, "POST") != 0))
+    return false;
+  char ubuf[2304];
+  size_t ulen = 0;
+  const char *url = request_url(r, ubuf, sizeof(ubuf), &ulen);
+  struct lm_route route;
+  return url && lm_route_url(url, ulen, c->endpoints, &route);
+}
+
 enum lm_verdict_kind lm_meter_begin(struct lm_meter_call **slot,
                                     const struct lm_meter_request *r,
                                     struct lm_verdict *v) {

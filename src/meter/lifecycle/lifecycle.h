@@ -94,6 +94,12 @@ void lm_meter_set_printer(lm_meter_printer say);
  * printed through the printer unless the user asked for quiet. */
 void lm_meter_notice(const char *a, const char *b, const char *c);
 
+/* Whether lm_meter_begin would look at this request (an LLM call that is
+ * not disabled): what a transport that sees a request's head before its
+ * body asks, to hold only the bodies that must be decided on and let every
+ * other request stream through. Reads no body; cheap. */
+bool lm_meter_wants(const struct lm_meter_request *req);
+
 /* Decides about a request. *slot is the transport's call object for this
  * handle (NULL at first: allocated here, and kept for later calls). A call
  * still running on *slot is left alone (PASS). Fills v. */

@@ -1,0 +1,314 @@
+/* tls_hook.c — the OpenSSL transport's entry points: the exported SSL_*
+ * hooks.
+ *
+ * Translates OpenSSL's API to a tls_stream per connection and nothing
+ * more: which SSL objects are ours, where their state lives, what the
+ * program's call returns. Everything HTTP is tls_stream.c's, everything
+ * about money the meter's.
+ *
+ * Per-connection state hangs off the SSL object as OpenSSL ex_data, with a
+ * free callback, so it dies with the SSL (SSL_free), whatever the program
+ * does; the SSL* is the only key that works for every client (the fd is -1
+ * under the memory BIOs of asyncio and Node).
+ *
+ * Which connections are ours: client-side SSL objects not driven by
+ * libcurl. A connection first seen from inside libcurl (the caller's
+ * return address lies in a libcurl object) is metered by the libcurl
+ * transport, which sees the same call one layer up: the TLS layer stands
+ * aside for it, so no call is counted twice. Server-side objects are never
+ * ours.
+ *
+ * Results the program sees: a write either took everything or returns the
+ * real write's own failure, so SSL_get_error (the real one) tells the truth
+ * about it. When the stream answers a read itself — a refused call's
+ * response and then its EOF, or the reset after a cut — SSL_get_error is
+ * answered for that result (ZERO_RETURN, or SYSCALL with errno ECONNRESET),
+ * once, per thread.
+ *
+ * Never: anything at load (the real functions and the ex_data index are
+ * found at the first hooked call), a lock on the I/O path, printing.
+ */
+#include <openssl/ssl.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tls_real.h"
+#include "tls_stream.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define RET __builtin_return_address(0)
+
+/* What ex_data holds for a connection we stand aside from. */
+static char aside_mark;
+#define ASIDE ((struct lm_tls_stream *)(void *)&aside_mark)
+
+static atomic_int ex_index = -1;
+static pthread_once_t index_once = PTHREAD_ONCE_INIT;
+
+/* A result the stream made up, for the SSL_get_error that follows it. */
+static __thread SSL *synth_ssl __attribute__((tls_model("initial-exec")));
+static __thread int synth_err __attribute__((tls_model("initial-exec")));
+
+static void free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+                    long argl, void *argp) {
+  (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+  if (ptr && ptr != ASIDE)
+    lm_tls_stream_free(ptr);
+}
+
+static const struct lm_tls_real *real_for_index;
+
+static void make_index(void) {
+  const struct lm_tls_real *r = real_for_index;
+  if (!r->get_ex_new_index || !r->get_ex_data || !r->set_ex_data)
+    return;
+  int i = r->get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL,
+                              free_cb);
+  atomic_store(&ex_index, i);
+}
+
+/* Whether code at addr belongs to a libcurl (the libcurl transport meters
+ * what it drives). Asked once per connection. */
+static bool from_libcurl(const void *addr) {
+  Dl_info di;
+  if (!addr || !dladdr(addr, &di) || !di.dli_fname)
+    return false;
+  const char *base = strrchr(di.dli_fname, '/');
+  base = base ? base + 1 : di.dli_fname;
+  return strncmp(base, "libcurl", 7) == 0;
+}
+
+static int peer_port(int fd) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+    return 0;
+  if (ss.ss_family == AF_INET)
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  if (ss.ss_family == AF_INET6)
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  return 0;
+}
+
+static struct lm_tls_stream *create(SSL *ssl, const struct lm_tls_real *r,
+                                    int idx, const void *caller) {
+  struct lm_tls_stream *s = ASIDE;
+  if (!(r->is_server && r->is_server(ssl)) && !from_libcurl(caller)) {
+    const char *host =
+        r->get_servername ? r->get_servername(ssl, TLSEXT_NAMETYPE_host_name)
+                          : NULL;
+    int fd = r->get_fd ? r->get_fd(ssl) : -1;
+    s = lm_tls_stream_new(host, peer_port(fd));
+    if (!s)
+      s = ASIDE; /* out of memory: never fail the program's I/O */
+  }
+  if (!r->set_ex_data(ssl, idx, s)) {
+    if (s != ASIDE)
+      lm_tls_stream_free(s);
+    return NULL;
+  }
+  return s == ASIDE ? NULL : s;
+}
+
+/* The stream of a connection we meter, or NULL (stand aside). */
+static struct lm_tls_stream *stream_of(SSL *ssl, const struct lm_tls_real *r,
+                                       const void *caller) {
+  int idx = atomic_load_explicit(&ex_index, memory_order_acquire);
+  if (idx < 0) {
+    real_for_index = r;
+    pthread_once(&index_once, make_index);
+    if ((idx = atomic_load(&ex_index)) < 0)
+      return NULL;
+  }
+  struct lm_tls_stream *s = r->get_ex_data(ssl, idx);
+  if (s == ASIDE)
+    return NULL;
+  if (!s)
+    return create(ssl, r, idx, caller);
+  return s;
+}
+
+static const struct lm_tls_real *real_or_fail(void) {
+  return lm_tls_real();
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+struct sender {
+  SSL *ssl;
+  const struct lm_tls_real *r;
+};
+
+static long send_real(void *ctx, const char *p, size_t n) {
+  struct sender *w = ctx;
+  int k = n > INT_MAX ? INT_MAX : (int)n;
+  return w->r->write(w->ssl, p, k);
+}
+
+static long write_common(SSL *ssl, const void *buf, size_t num,
+                         const struct lm_tls_real *r, const void *caller) {
+  synth_ssl = NULL;
+  struct lm_tls_stream *s = stream_of(ssl, r, caller);
+  if (!s)
+    return -2; /* not ours */
+  struct sender w = {ssl, r};
+  return lm_tls_stream_write(s, buf, num, send_real, &w);
+}
+
+EXPORT int SSL_write(SSL *ssl, const void *buf, int num) {
+  const struct lm_tls_real *r = real_or_fail();
+  if (!r)
+    return -1;
+  if (num <= 0)
+    return r->write(ssl, buf, num);
+  long k = write_common(ssl, buf, (size_t)num, r, RET);
+  if (k == -2)
+    return r->write(ssl, buf, num);
+  return (int)k;
+}
+
+EXPORT int SSL_write_ex(SSL *ssl, const void *buf, size_t num,
+                        size_t *written) {
+  const struct lm_tls_real *r = real_or_fail();
+  if (!r)
+    return 0;
+  if (num == 0)
+    return r->write_ex(ssl, buf, num, written);
+  long k = write_common(ssl, buf, num, r, RET);
+  if (k == -2)
+    return r->write_ex(ssl, buf, num, written);
+  if (k > 0) {
+    *written = (size_t)k;
+    return 1;
+  }
+  *written = 0;
+  return 0;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* The stream's own answer to a read, as OpenSSL would give it: >0 bytes,
+ * 0 (EOF), -1 (reset), or -2: not ours, do the real read. */
+static int answer(SSL *ssl, struct lm_tls_stream *s, void *buf, size_t cap,
+                  size_t *got, bool peek) {
+  switch (lm_tls_stream_pre_read(s, buf, cap, got, peek)) {
+  case LM_TLS_READ_DATA:
+    return 1;
+  case LM_TLS_READ_EOF:
+    synth_ssl = ssl;
+    synth_err = SSL_ERROR_ZERO_RETURN;
+    return 0;
+  case LM_TLS_READ_RESET:
+    synth_ssl = ssl;
+    synth_err = SSL_ERROR_SYSCALL;
+    errno = ECONNRESET;
+    return -1;
+  case LM_TLS_READ_REAL:
+    break;
+  }
+  return -2;
+}
+
+/* After a real read that returned ret (bytes, or <= 0). */
+static void after_read(SSL *ssl, const struct lm_tls_real *r,
+                       struct lm_tls_stream *s, const void *buf, long ret) {
+  if (ret > 0) {
+    if (lm_tls_stream_received(s, buf, (size_t)ret)) {
+      /* Cut: the provider should stop generating, now. */
+      int fd = r->get_fd ? r->get_fd(ssl) : -1;
+      if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+    }
+    return;
+  }
+  int e = r->get_error(ssl, (int)ret);
+  if (e == SSL_ERROR_ZERO_RETURN)
+    lm_tls_stream_closed(s, true);
+  else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_SSL)
+    lm_tls_stream_closed(s, false);
+}
+
+EXPORT int SSL_read(SSL *ssl, void *buf, int num) {
+  const struct lm_tls_real *r = real_or_fail();
+  if (!r)
+    return -1;
+  synth_ssl = NULL;
+  struct lm_tls_stream *s = num > 0 ? stream_of(ssl, r, RET) : NULL;
+  if (!s)
+    return r->read(ssl, buf, num);
+  size_t got = 0;
+  int a = answer(ssl, s, buf, (size_t)num, &got, false);
+  if (a != -2)
+    return a > 0 ? (int)got : a;
+  int ret = r->read(ssl, buf, num);
+  after_read(ssl, r, s, buf, ret);
+  return ret;
+}
+
+EXPORT int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes) {
+  const struct lm_tls_real *r = real_or_fail();
+  if (!r)
+    return 0;
+  synth_ssl = NULL;
+  struct lm_tls_stream *s = num > 0 ? stream_of(ssl, r, RET) : NULL;
+  if (!s)
+    return r->read_ex(ssl, buf, num, readbytes);
+  size_t got = 0;
+  int a = answer(ssl, s, buf, num, &got, false);
+  if (a != -2) {
+    *readbytes = a > 0 ? got : 0;
+    return a > 0;
+  }
+  int ok = r->read_ex(ssl, buf, num, readbytes);
+  after_read(ssl, r, s, buf, ok ? (long)*readbytes : 0);
+  return ok;
+}
+
+/* Peeking never feeds the meter (the bytes are metered when read), but a
+ * refused call's response is what a peek must show too. */
+EXPORT int SSL_peek(SSL *ssl, void *buf, int num) {
+  const struct lm_tls_real *r = real_or_fail();
+  if (!r)
+    return -1;
+  synth_ssl = NULL;
+  struct lm_tls_stream *s = num > 0 ? stream_of(ssl, r, RET) : NULL;
+  if (s) {
+    size_t got = 0;
+    int a = answer(ssl, s, buf, (size_t)num, &got, true);
+    if (a != -2)
+      return a > 0 ? (int)got : a;
+  }
+  return r->peek(ssl, buf, num);
+}
+
+EXPORT int SSL_peek_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes) {
+  const struct lm_tls_real *r = real_or_fail();
+  if (!r)
+    return 0;
+  synth_ssl = NULL;
+  struct lm_tls_stream *s = num > 0 ? stream_of(ssl, r, RET) : NULL;
+  if (s) {
+    size_t got = 0;
+    int a = answer(ssl, s, buf, num, &got, true);
+    if (a != -2) {
+      *readbytes = a > 0 ? got : 0;
+      return a > 0;
+    }
+  }
+  return r->peek_ex(ssl, buf, num, readbytes);
+}
+
+EXPORT int SSL_get_error(const SSL *ssl, int ret) {
+  if (synth_ssl && synth_ssl == ssl && ret <= 0)
+    return synth_err;
+  const struct lm_tls_real *r = real_or_fail();
+  return r ? r->get_error(ssl, ret) : SSL_ERROR_SSL;
+}

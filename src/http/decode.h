@@ -20,7 +20,7 @@
  * larger window), never per feed or per output; brotli also takes and
  * gives back each metablock's tables as it reads them, so its count of
  * allocations grows with the compressed input while what it holds stays
- * under the same peak. Per decoder, beyond the ~16.4 KiB struct
+ * under the same peak. Per decoder, beyond the ~16.3 KiB struct
  * (measured on Debian 12's libraries): gzip/deflate ~40 KiB (zlib's 7 KiB
  * state, then its 32 KiB window); zstd ~8.5 MiB at most (window capped at
  * 2^23 by ZSTD_d_windowLogMax 23, the 8 MB that RFC 9659 sets for the

@@ -212,6 +212,13 @@ static int cb_headers_complete(llhttp_t *l) {
       l->upgrade = 1;
       l->flags |= F_SKIPBODY;
     }
+    /* A 101 switches protocols after its head, whatever headers it has
+     * (llhttp wants Upgrade and Connection: upgrade first, and would read
+     * the other protocol's bytes as the next response otherwise). */
+    if (h->status == 101) {
+      l->upgrade = 1;
+      l->flags |= F_SKIPBODY;
+    }
   }
   h->http_major = l->http_major;
   h->http_minor = l->http_minor;

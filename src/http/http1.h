@@ -19,7 +19,7 @@
  *
  * Knows nothing of TLS, sockets or libcurl; never changes, copies or
  * holds on to a body byte; never allocates (the whole state is the struct
- * below, about 17.5 KiB, owned by the caller); never prints.
+ * below, about 17.3 KiB, owned by the caller); never prints.
  */
 #ifndef LM_HTTP1_H
 #define LM_HTTP1_H
@@ -47,7 +47,10 @@ enum lm_http1_status {
   LM_HTTP1_UPGRADED, /* the connection left HTTP/1 after a message (101
                         Switching Protocols, CONNECT): *used is its end;
                         later bytes are not HTTP and every feed returns
-                        this again, consuming nothing */
+                        this again, consuming nothing. A request asking
+                        to upgrade ends the request side at its end even
+                        if the server then declines: the transport stands
+                        aside from such a connection. */
   LM_HTTP1_ERROR,    /* framing error, sticky: lm_http1_error says why */
 };
 

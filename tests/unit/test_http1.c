@@ -480,6 +480,44 @@ LM_TEST(test_101_switching_protocols_ends_http) {
   CHECK_EQ_U64(used, 0);
 }
 
+LM_TEST(test_101_without_upgrade_headers_still_ends_http) {
+  rec_init(&R, &P, LM_HTTP1_RESPONSE);
+  size_t used = 0;
+  const char in[] = "HTTP/1.1 101 Switching Protocols\r\n\r\nHTTP/1.1 200 OK";
+  CHECK(lm_http1_feed(&P, S(in), &used) == LM_HTTP1_UPGRADED);
+  CHECK_EQ_U64(used, sizeof in - 1 - strlen("HTTP/1.1 200 OK"));
+  CHECK_STR(R.out, "<101 none>$");
+}
+
+LM_TEST(test_a_request_asking_to_upgrade_ends_the_request_side) {
+  rec_init(&R, &P, LM_HTTP1_REQUEST);
+  size_t used = 0;
+  const char in[] = "GET /v1/realtime HTTP/1.1\r\nHost: h\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                    "\x81\x85xxxx";
+  CHECK(lm_http1_feed(&P, S(in), &used) == LM_HTTP1_UPGRADED);
+  CHECK_EQ_U64(used, sizeof in - 1 - 6);
+  CHECK(R.last.upgrade);
+  CHECK(!R.last.keep_alive);
+}
+
+LM_TEST(test_keep_alive_follows_the_version_and_connection_header) {
+  rec_init(&R, &P, LM_HTTP1_RESPONSE);
+  CHECK(feed(&R, S("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+                   "Content-Length: 1\r\n\r\nx")) == LM_HTTP1_OK);
+  CHECK(R.last.keep_alive);
+  CHECK_EQ_I64(R.last.http_minor, 0);
+  rec_init(&R, &P, LM_HTTP1_RESPONSE);
+  CHECK(feed(&R, S("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx")) ==
+        LM_HTTP1_OK);
+  CHECK(!R.last.keep_alive);
+  rec_init(&R, &P, LM_HTTP1_RESPONSE);
+  CHECK(feed(&R, S("HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                   "Content-Length: 1\r\n\r\nx")) == LM_HTTP1_OK);
+  CHECK(!R.last.keep_alive);
+  CHECK_STR(R.out, "<200 len>x$");
+}
+
 LM_TEST(test_connect_2xx_opens_a_tunnel_but_a_refusal_does_not) {
   rec_init(&R, &P, LM_HTTP1_RESPONSE);
   CHECK(lm_http1_expect(&P, "CONNECT") == 0);
@@ -825,6 +863,9 @@ int main(void) {
   LM_RUN(test_close_delimited_body_ends_at_finish);
   LM_RUN(test_finish_inside_a_message_is_an_error);
   LM_RUN(test_101_switching_protocols_ends_http);
+  LM_RUN(test_101_without_upgrade_headers_still_ends_http);
+  LM_RUN(test_a_request_asking_to_upgrade_ends_the_request_side);
+  LM_RUN(test_keep_alive_follows_the_version_and_connection_header);
   LM_RUN(test_connect_2xx_opens_a_tunnel_but_a_refusal_does_not);
   LM_RUN(test_chunk_size_overflow_is_an_error);
   LM_RUN(test_bad_content_length_is_an_error);

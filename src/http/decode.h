@@ -97,7 +97,9 @@ struct lm_decode {
 
 /* A decoder for coding, delivering to out. Returns 0, or -1 with
  * lm_decode_error(d) set (unsupported coding, library missing, out of
- * memory): lm_decode_free is still safe. IDENTITY passes input through. */
+ * memory): lm_decode_free is still safe. IDENTITY passes input through.
+ * d must not move while in use (the library's allocator points at it);
+ * a decoder in use is freed before d is initialised again. */
 int lm_decode_init(struct lm_decode *d, enum lm_http_coding coding,
                    lm_decode_out_fn out, void *ctx);
 enum lm_decode_status lm_decode_feed(struct lm_decode *d, const char *p,

@@ -51,7 +51,8 @@ _Static_assert(_Alignof(llhttp_t) <= _Alignof(uint64_t),
                "llhttp_t must be aligned in struct lm_http1's ll");
 _Static_assert(LM_HTTP1_PENDING_MAX <= 255, "pending counters are uint8_t");
 
-enum { ST_RUNNING, ST_UPGRADED, ST_ERROR };
+/* ENDED: lm_http1_finish was called and the stream was whole. */
+enum { ST_RUNNING, ST_UPGRADED, ST_ENDED, ST_ERROR };
 /* IDLE: between messages (bytes seen here are the next head's);
  * HEAD: a message began; BODY: its head is complete. */
 enum { PH_IDLE, PH_HEAD, PH_BODY };
@@ -376,6 +377,10 @@ enum lm_http1_status lm_http1_feed(struct lm_http1 *p, const char *buf,
     return LM_HTTP1_ERROR;
   if (p->state == ST_UPGRADED)
     return LM_HTTP1_UPGRADED;
+  if (p->state == ST_ENDED)
+    return set_error(p, p->stream_off, "HTTP stream fed after its end", NULL);
+  if (!buf)
+    buf = ""; /* n is 0: llhttp still gets a pointer it may offset */
   llhttp_t *l = ll_of(p);
   size_t off = 0;
   p->feed_base = buf;
@@ -463,13 +468,18 @@ enum lm_http1_status lm_http1_finish(struct lm_http1 *p) {
     return LM_HTTP1_ERROR;
   if (p->state == ST_UPGRADED)
     return LM_HTTP1_UPGRADED;
+  if (p->state == ST_ENDED)
+    return LM_HTTP1_OK;
   llhttp_t *l = ll_of(p);
   uint8_t phase = p->phase;
   p->in_finish = 1;
   llhttp_errno_t e = llhttp_finish(l);
   p->in_finish = 0;
-  if (e == HPE_OK)
+  if (e == HPE_OK) {
+    /* llhttp would take more bytes as more of a body read to close. */
+    p->state = ST_ENDED;
     return LM_HTTP1_OK;
+  }
   return set_error(p, p->stream_off, "HTTP connection closed inside a message",
                    phase == PH_BODY ? "in its body" : "in its head");
 }

@@ -157,7 +157,8 @@ enum lm_http1_status lm_http1_feed(struct lm_http1 *p, const char *buf,
 /* The stream ended (the peer closed or the transport gave up on it). A
  * body read until close (LM_HTTP1_BODY_EOF) completes now, with on_done;
  * between messages this is OK; inside any other message it is an error
- * ("connection closed inside a message"): the message was cut short. */
+ * ("connection closed inside a message"): the message was cut short.
+ * The stream is over either way: a later feed is an error. */
 enum lm_http1_status lm_http1_finish(struct lm_http1 *p);
 
 /* Response parsers: a request with this method was sent; its response

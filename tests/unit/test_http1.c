@@ -463,6 +463,16 @@ LM_TEST(test_finish_inside_a_message_is_an_error) {
         LM_HTTP1_OK);
   CHECK(lm_http1_finish(&P) == LM_HTTP1_OK);
   CHECK(lm_http1_error(&P) == NULL);
+  CHECK(lm_http1_finish(&P) == LM_HTTP1_OK);
+  /* The stream is over: nothing more is a body read to its close. */
+  rec_init(&R, &P, LM_HTTP1_RESPONSE);
+  CHECK(feed(&R, S("HTTP/1.1 200 OK\r\n\r\nab")) == LM_HTTP1_OK);
+  CHECK(lm_http1_finish(&P) == LM_HTTP1_OK);
+  CHECK(feed(&R, S("cd")) == LM_HTTP1_ERROR);
+  CHECK_STR(R.out, "<200 eof>ab$");
+  CHECK(lm_http1_feed(&P, NULL, 0, NULL) == LM_HTTP1_ERROR);
+  rec_init(&R, &P, LM_HTTP1_REQUEST);
+  CHECK(lm_http1_feed(&P, NULL, 0, NULL) == LM_HTTP1_OK);
 }
 
 /* ---- leaving HTTP/1 ------------------------------------------------------ */

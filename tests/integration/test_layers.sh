@@ -31,6 +31,9 @@ expect_eq layers_http_includes_only_its_own_and_llhttp \
   "$inc" '#include "decode.h" #include "http1.h" #include "llhttp.h" '
 sys=$(grep -hoE '#include <(curl|openssl)/[^>]*>' src/http/*.c src/http/*.h | tr '\n' ' ')
 expect_eq layers_http_includes_no_tls_or_curl "$sys" ""
+# The framing's state is the caller's struct: it never allocates.
+alloc=$(grep -lE '\b(malloc|calloc|realloc|llhttp_alloc)\(' src/http/http1.c | tr '\n' ' ')
+expect_eq layers_http1_never_allocates "$alloc" ""
 # The libraries it decodes with are loaded when first needed, never linked.
 needed=$(readelf -d "$LIB" 2>/dev/null | grep -oE 'lib(z|brotli[a-z]*|zstd)\.so[.0-9]*' | tr '\n' ' ')
 expect_eq layers_library_links_no_decompressor "$needed" ""

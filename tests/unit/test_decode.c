@@ -13,6 +13,7 @@
 #include "decode.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <zlib.h>
@@ -192,6 +193,55 @@ static const enum lm_http_coding codings[] = {LM_CODING_IDENTITY,
                                               LM_CODING_BR, LM_CODING_ZSTD};
 
 static struct lm_decode D;
+
+/* ---- loading the libraries ---------------------------------------------- */
+
+struct racer {
+  struct buf z[5];
+  int ok;
+};
+
+static void *race_one(void *arg) {
+  struct racer *r = arg;
+  static const char text[] = "the same text in every coding";
+  struct lm_decode *d = malloc(sizeof *d);
+  for (int c = 4; c >= 0; c--) {
+    struct sink s = {.keep = true};
+    if (lm_decode_init(d, codings[c], sink_out, &s) == 0 &&
+        lm_decode_feed(d, (const char *)r->z[c].b, r->z[c].len) !=
+            LM_DECODE_ERROR &&
+        lm_decode_finish(d) == LM_DECODE_DONE && s.got.len == sizeof text - 1 &&
+        memcmp(s.got.b, text, sizeof text - 1) == 0)
+      r->ok++;
+    lm_decode_free(d);
+    free(s.got.b);
+  }
+  free(d);
+  return NULL;
+}
+
+/* Run first, so that the first decoder of each kind is made by eight
+ * threads at once: each library's table is filled once, and every thread
+ * finds it whole. (This binary links the libraries, so dlopen finds them
+ * loaded; the fuzz target, which does not, loads them for real.) */
+LM_TEST(test_threads_starting_decoders_at_once_all_get_the_libraries) {
+  static const char text[] = "the same text in every coding";
+  struct racer r[8];
+  pthread_t t[8];
+  for (int i = 0; i < 8; i++) {
+    r[i].ok = 0;
+    for (int c = 0; c < 5; c++)
+      r[i].z[c] = encode(codings[c], text, sizeof text - 1);
+  }
+  for (int i = 0; i < 8; i++)
+    CHECK(pthread_create(&t[i], NULL, race_one, &r[i]) == 0);
+  for (int i = 0; i < 8; i++) {
+    pthread_join(t[i], NULL);
+    CHECK_EQ_I64(r[i].ok, 5);
+    for (int c = 0; c < 5; c++)
+      free(r[i].z[c].b);
+  }
+}
 
 /* ---- round trips ---------------------------------------------------------- */
 
@@ -535,6 +585,7 @@ LM_TEST(test_a_100_mb_bomb_streams_in_fixed_memory) {
 }
 
 int main(void) {
+  LM_RUN(test_threads_starting_decoders_at_once_all_get_the_libraries);
   LM_RUN(test_every_coding_round_trips_at_random_splits);
   LM_RUN(test_deflate_is_decoded_zlib_wrapped_and_raw);
   LM_RUN(test_gzip_members_back_to_back_are_one_body);

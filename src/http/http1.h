@@ -67,7 +67,8 @@ struct lm_http1_head {
   const char *method; /* request: "POST"...; response: NULL */
   const char *target; /* request: target as sent, NUL-terminated */
   size_t target_len;
-  int status;     /* response: status code; request: 0 */
+  int status;     /* response: status code (the reason phrase is not
+                     kept); request: 0 */
   int http_major; /* 1 */
   int http_minor; /* 0 or 1 */
   /* "Name: value" lines in order, each NUL-terminated, value without its
@@ -118,11 +119,11 @@ struct lm_http1 {
   } ll;
   const struct lm_http1_events *ev;
   void *ctx;
-  uint8_t kind;  /* enum lm_http1_kind */
-  uint8_t state; /* http1.c: running, upgraded, error */
-  uint8_t phase; /* http1.c: in a head, in a body */
-  uint8_t pause; /* http1.c: why llhttp was paused */
-  uint8_t in_finish;
+  uint8_t kind;          /* enum lm_http1_kind */
+  uint8_t state;         /* http1.c: running, upgraded, ended, error */
+  uint8_t phase;         /* http1.c: between messages, in a head, in a body */
+  uint8_t pause;         /* http1.c: why llhttp was paused */
+  uint8_t in_finish;     /* inside lm_http1_finish */
   uint8_t field_state;   /* http1.c: where in the current header line */
   uint8_t pending_n;     /* requests waiting (lm_http1_expect) */
   uint8_t pending_first; /* ring index of the oldest */

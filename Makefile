@@ -8,13 +8,16 @@
 #   parse/   JSON scanner, SSE/NDJSON/JSON-array framers, extractors  (base)
 #   price/   price lookup, overrides, the generated table             (base)
 #   budget/  the engine interface and the shared-memory backend       (base)
+#   http/    HTTP/1.1 framing (llhttp) and content decoding for
+#            transports that see raw bytes (TLS)                       (base)
 #   meter/   the transport-neutral call lifecycle and its policy      (all above)
 #   hook/    the libcurl transport: only meter/lifecycle/ of the above
 #   cli/     the llmmeter command                                     (meter and below)
 #
 # base..meter are built once as a static archive of PIC objects (the core)
 # and linked into libllmmeter.so (with hook/), the llmmeter binary (with
-# cli/) and the tests.
+# cli/) and the tests. The core also holds llhttp, compiled from Debian's
+# node-llhttp sources in place (/usr/share/llhttp, never copied here).
 #
 #   make                 build/libllmmeter.so and build/llmmeter
 #   make test            build and run every test (unit + integration)
@@ -50,14 +53,29 @@ INC_base   = -Isrc/base
 INC_parse  = -Isrc/parse -Isrc/base
 INC_price  = -Isrc/price -Isrc/base
 INC_budget = -Isrc/budget -Isrc/base
+INC_http   = -Isrc/http -Isrc/base -I$(LLHTTP_INC)
 INC_meter  = -Isrc/meter -Isrc/meter/lifecycle -Isrc/parse -Isrc/price \
-             -Isrc/budget -Isrc/base -Iinclude
+             -Isrc/budget -Isrc/http -Isrc/base -Iinclude
 INC_hook   = -Isrc/hook -Isrc/meter/lifecycle
 INC_cli    = -Isrc/cli -Isrc/meter -Isrc/budget -Isrc/price -Isrc/base
 # Tests see every layer.
-INC_TESTS  = -Itests -Iinclude -Isrc/hook $(INC_meter)
+INC_TESTS  = -Itests -Iinclude -Isrc/hook -Isrc/http $(INC_meter)
 
-CORE_LAYERS = base parse price budget meter
+# llhttp (HTTP/1.x parser) from Debian's node-llhttp, compiled where it is
+# installed. Strict mode: a CR must be followed by LF, chunk data by CRLF,
+# and nothing may follow `Connection: close` (see src/http/http1.c for why).
+# Its sources are not written to our warning set (unused parameters, no
+# prototypes for generated functions): those two warnings are off and no
+# warning is an error for these three files only.
+LLHTTP_DIR = /usr/share/llhttp
+LLHTTP_INC = /usr/share/include/llhttp
+LLHTTP_SRC = $(LLHTTP_DIR)/llhttp.c $(LLHTTP_DIR)/api.c $(LLHTTP_DIR)/http.c
+LLHTTP_CFLAGS = $(CSTD) -Wall -Wextra -Wno-unused-parameter \
+                -Wno-missing-prototypes $(OPT) -fPIC -fvisibility=hidden \
+                -MMD -MP -DLLHTTP_STRICT_MODE=1 -I$(LLHTTP_INC) $(SANFLAGS)
+LLHTTP_OBJ = $(patsubst $(LLHTTP_DIR)/%.c,$(BUILD)/obj/llhttp/%.o,$(LLHTTP_SRC))
+
+CORE_LAYERS = base parse price budget http meter
 CORE_SRC = $(foreach l,$(CORE_LAYERS),$(wildcard src/$(l)/*.c))
 LIB_SRC  = $(wildcard src/hook/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
@@ -67,7 +85,7 @@ LIB_MAP  = src/hook/libllmmeter.map
 CORE_OBJ = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 LIB_OBJ  = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 CLI_OBJ  = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CLI_SRC))
-ALL_OBJ  = $(CORE_OBJ) $(LIB_OBJ) $(CLI_OBJ)
+ALL_OBJ  = $(CORE_OBJ) $(LIB_OBJ) $(CLI_OBJ) $(LLHTTP_OBJ)
 
 CORE_A   = $(BUILD)/libllmmeter_core.a
 SO       = $(BUILD)/libllmmeter.so
@@ -95,12 +113,17 @@ $(BUILD)/obj/%.o: src/%.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) $(INC_$(firstword $(subst /, ,$*))) -c -o $@ $<
 
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(LLHTTP_CFLAGS) -c -o $@ $<
+
 -include $(ALL_OBJ:.o=.d) $(UNIT_BIN:=.d) $(TOOL_BIN:=.d)
 
 $(BUILD)/tests:
 	mkdir -p $@
 
-$(CORE_A): $(CORE_OBJ)
+$(CORE_A): $(CORE_OBJ) $(LLHTTP_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # The public API (include/llmmeter.h) is linked as an object, not left to

@@ -33,7 +33,7 @@ CLANG_FORMAT=${CLANG_FORMAT:-clang-format}
 CPPCHECK=${CPPCHECK:-cppcheck}
 LINT_FORMAT=${LINT_FORMAT:-1}
 GENERATED="src/price/price_table.c src/price/provider_host_table.c"
-LAYERS="base parse price budget meter hook cli"
+LAYERS="base parse price budget http meter hook cli"
 
 # --- cppcheck policy --------------------------------------------------------
 # warning, portability and performance in full; style too, less the ids

@@ -4,14 +4,14 @@
 # lines tests/run.sh counts). A failing target leaves its crash input and
 # log in $BUILD/fuzz/ and the log tail is shown.
 #
-# Usage: run_fuzz.sh [target...]   (default: all four)
+# Usage: run_fuzz.sh [target...]   (default: all five)
 # Environment: BUILD (build), FUZZ_SECONDS (60), FUZZ_JOBS (1).
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 secs=${FUZZ_SECONDS:-60}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_sse fuzz_extract fuzz_json_scan fuzz_reqscan)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_sse fuzz_extract fuzz_json_scan fuzz_reqscan fuzz_http1)
 rc=0
 for t in "${targets[@]}"; do
   bin="$BUILD/fuzz/$t"

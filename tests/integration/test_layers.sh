@@ -10,7 +10,7 @@
 check layers_public_header_exists test -f include/llmmeter.h
 loose=$(find src -maxdepth 1 -name '*.c' -o -maxdepth 1 -name '*.h' | tr '\n' ' ')
 expect_eq layers_no_source_file_directly_in_src "$loose" ""
-for d in base parse price budget meter meter/lifecycle hook cli; do
+for d in base parse price budget http meter meter/lifecycle hook cli; do
   check "layers_folder_${d//\//_}_exists" test -d "src/$d"
 done
 
@@ -24,6 +24,20 @@ expect_eq layers_hook_includes_only_lifecycle_and_its_own \
 calls=$(grep -hoE '\blm_(json|sse|framer|extract|reqscan|detect|price|budget|segment|status|money|window|inject|ledger|notify|config|transfer|deny)_[a-z_]*' \
   src/hook/*.c | sort -u | tr '\n' ' ')
 expect_eq layers_hook_calls_nothing_below_the_lifecycle "$calls" ""
+# HTTP framing sees base/ and llhttp only: nothing of TLS, libcurl or the
+# meter (the OpenSSL transport uses it; it uses no transport).
+inc=$(grep -ho '#include "[^"]*"' src/http/*.c src/http/*.h | sort -u | tr '\n' ' ')
+expect_eq layers_http_includes_only_its_own_and_llhttp \
+  "$inc" '#include "decode.h" #include "http1.h" #include "llhttp.h" '
+sys=$(grep -hoE '#include <(curl|openssl)/[^>]*>' src/http/*.c src/http/*.h | tr '\n' ' ')
+expect_eq layers_http_includes_no_tls_or_curl "$sys" ""
+# The framing's state is the caller's struct: it never allocates.
+alloc=$(grep -lE '\b(malloc|calloc|realloc|llhttp_alloc)\(' src/http/http1.c | tr '\n' ' ')
+expect_eq layers_http1_never_allocates "$alloc" ""
+# The libraries it decodes with are loaded when first needed, never linked.
+needed=$(readelf -d "$LIB" 2>/dev/null | grep -oE 'lib(z|brotli[a-z]*|zstd)\.so[.0-9]*' | tr '\n' ' ')
+expect_eq layers_library_links_no_decompressor "$needed" ""
+
 # The lifecycle header stands alone: a transport reaches nothing through it.
 inc=$(grep -ho '#include "[^"]*"' src/meter/lifecycle/lifecycle.h | tr '\n' ' ')
 expect_eq layers_lifecycle_header_includes_no_llmmeter_header "$inc" ""

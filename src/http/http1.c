@@ -1,0 +1,511 @@
+/* http1.c — HTTP/1.1 framing over llhttp (see http1.h).
+ *
+ * How the pieces fit: llhttp does the framing (start line, header syntax,
+ * Content-Length, chunked, keep-alive); this file keeps the head, decides
+ * what llhttp cannot know (a response to HEAD or to CONNECT), bounds the
+ * head, and turns llhttp's callbacks into the three events with offsets.
+ * llhttp's callbacks get no position, so the two events that need one
+ * pause it: on_headers_complete and on_message_complete return HPE_PAUSED,
+ * llhttp_execute returns at that exact byte (llhttp_get_error_pos), the
+ * event is delivered from lm_http1_feed with its offset, and llhttp is
+ * resumed. A callback's stop is the same pause, not resumed until the
+ * next feed — so every stop leaves a parser that can carry on.
+ *
+ * What llhttp accepts, decided here on purpose. We observe a conversation
+ * between a real client and a real server; when our framing and theirs
+ * could differ we would meter the wrong bytes, so a doubtful message is
+ * one to stand aside from (the meter then reports it unreadable), never
+ * one to guess at:
+ *   - Strict mode (LLHTTP_STRICT_MODE=1, set in the Makefile): a CR must
+ *     be followed by LF (loose mode takes any byte after a CR as the line
+ *     end), chunk data must be followed by CRLF (loose mode skips two
+ *     bytes blindly, so a lying chunk size slides the framing), and bytes
+ *     after a `Connection: close` message are an error (loose mode drops
+ *     them silently). Its cost: bytes >= 0x80 or a TAB in a request target
+ *     are rejected; LLM API clients percent-encode their paths.
+ *   - No leniency flag: LENIENT_HEADERS off so control bytes and NULs in
+ *     header values are errors; LENIENT_CHUNKED_LENGTH off because
+ *     Content-Length beside Transfer-Encoding is the request-smuggling
+ *     signature (each side may pick a different one); LENIENT_KEEP_ALIVE
+ *     off (see strict mode above); LENIENT_TRANSFER_ENCODING off so a
+ *     request whose last coding is not chunked is an error (RFC 9112
+ *     6.3: its length cannot be known; a response's is read to close);
+ *     LENIENT_VERSION off: HTTP/1.0 and 1.1 only.
+ *   - llhttp itself refuses duplicate Content-Length headers (even equal
+ *     ones), a list value ("5, 5"), signs, overflow past 2^64, chunk sizes
+ *     past 2^64, and bare LF line ends. It also refuses, wrongly, a chunk
+ *     extension after an unquoted one ("1;a=b;c=d"; llhttp 8.1): servers
+ *     do not send chunk extensions, and such a body is stood aside from.
+ */
+#include "http1.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "llhttp.h"
+
+_Static_assert(sizeof(llhttp_t) <= sizeof(((struct lm_http1 *)0)->ll),
+               "llhttp_t must fit struct lm_http1's ll");
+_Static_assert(_Alignof(llhttp_t) <= _Alignof(uint64_t),
+               "llhttp_t must be aligned in struct lm_http1's ll");
+_Static_assert(LM_HTTP1_PENDING_MAX <= 255, "pending counters are uint8_t");
+
+/* ENDED: lm_http1_finish was called and the stream was whole. */
+enum { ST_RUNNING, ST_UPGRADED, ST_ENDED, ST_ERROR };
+/* IDLE: between messages (bytes seen here are the next head's);
+ * HEAD: a message began; BODY: its head is complete. */
+enum { PH_IDLE, PH_HEAD, PH_BODY };
+enum { PAUSE_NONE, PAUSE_HEAD, PAUSE_STOP, PAUSE_DONE };
+/* Where the current header line is: nowhere yet, in its name, its value. */
+enum { FS_NONE, FS_FIELD, FS_VALUE };
+/* The request a response answers, as far as framing cares. */
+enum { M_OTHER, M_HEAD, M_CONNECT };
+
+static llhttp_t *ll_of(struct lm_http1 *p) { return (llhttp_t *)p->ll.bytes; }
+static struct lm_http1 *of_ll(llhttp_t *l) { return l->data; }
+
+static void reason_add(char *r, size_t cap, const char *s);
+
+/* A callback's own error: the reason is ours, llhttp just stops. */
+static int cb_error(struct lm_http1 *p, const char *reason) {
+  p->reason[0] = '\0';
+  reason_add(p->reason, sizeof p->reason, reason);
+  return HPE_USER;
+}
+
+static int append(struct lm_http1 *p, const char *s, size_t n) {
+  /* Cannot happen while the wire cap holds (see text[] in http1.h); kept
+   * so that no input can write past the buffer whatever the cap. */
+  if (n > sizeof p->text - 1 - p->text_len)
+    return cb_error(p, "HTTP head does not fit its buffer");
+  memcpy(p->text + p->text_len, s, n);
+  p->text_len += n;
+  return 0;
+}
+
+/* ---- llhttp callbacks ------------------------------------------------- */
+
+static int cb_message_begin(llhttp_t *l) {
+  struct lm_http1 *p = of_ll(l);
+  p->phase = PH_HEAD;
+  p->text_len = 0;
+  p->field_state = FS_NONE;
+  memset(&p->head, 0, sizeof p->head);
+  p->head.content_length = -1;
+  p->head.headers = p->lines;
+  return 0;
+}
+
+static int cb_url(llhttp_t *l, const char *at, size_t n) {
+  return append(of_ll(l), at, n);
+}
+
+static int cb_url_complete(llhttp_t *l) {
+  struct lm_http1 *p = of_ll(l);
+  p->head.target_len = p->text_len;
+  return append(p, "", 1);
+}
+
+static int cb_header_field(llhttp_t *l, const char *at, size_t n) {
+  struct lm_http1 *p = of_ll(l);
+  if (p->phase == PH_BODY)
+    return 0; /* a trailer line: not kept */
+  if (p->field_state != FS_FIELD) {
+    if (p->head.n_headers == LM_HTTP1_HEADERS_MAX)
+      return cb_error(p, "HTTP head has over 100 header lines");
+    p->line_start = p->text_len;
+    p->field_state = FS_FIELD;
+  }
+  return append(p, at, n);
+}
+
+static int cb_header_field_complete(llhttp_t *l) {
+  struct lm_http1 *p = of_ll(l);
+  if (p->phase == PH_BODY)
+    return 0;
+  if (p->field_state != FS_FIELD) /* an empty name is an llhttp error */
+    return cb_error(p, "HTTP header line without a name");
+  p->name_len = p->text_len - p->line_start;
+  p->field_state = FS_VALUE;
+  return append(p, ": ", 2);
+}
+
+static int cb_header_value(llhttp_t *l, const char *at, size_t n) {
+  struct lm_http1 *p = of_ll(l);
+  if (p->phase == PH_BODY)
+    return 0;
+  size_t from = p->text_len;
+  int rc = append(p, at, n);
+  /* An obs-fold reaches us as its CRLF and whitespace: RFC 9112 5.2 has a
+   * recipient replace it with spaces, and our lines must stay lines. */
+  for (size_t i = from; rc == 0 && i < p->text_len; i++)
+    if (p->text[i] == '\r' || p->text[i] == '\n')
+      p->text[i] = ' ';
+  return rc;
+}
+
+static bool name_is(const struct lm_http1 *p, const char *name) {
+  return strlen(name) == p->name_len &&
+         strncasecmp(p->text + p->line_start, name, p->name_len) == 0;
+}
+
+static int cb_header_value_complete(llhttp_t *l) {
+  struct lm_http1 *p = of_ll(l);
+  if (p->phase == PH_BODY)
+    return 0;
+  if (p->field_state != FS_VALUE)
+    return cb_error(p, "HTTP header value without a name");
+  size_t value = p->line_start + p->name_len + 2;
+  while (p->text_len > value &&
+         (p->text[p->text_len - 1] == ' ' || p->text[p->text_len - 1] == '\t'))
+    p->text_len--;
+  int rc = append(p, "", 1);
+  if (rc)
+    return rc;
+  struct lm_http1_head *h = &p->head;
+  const char *v = p->text + value;
+  p->lines[h->n_headers++] = p->text + p->line_start;
+  if (name_is(p, "content-encoding"))
+    h->content_encoding = lm_http_coding_add(h->content_encoding, v,
+                                             p->text_len - 1 - value);
+  else if (name_is(p, "content-type") && !h->content_type)
+    h->content_type = v;
+  p->field_state = FS_NONE;
+  return 0;
+}
+
+/* The request the next final response answers (GET when none was told). */
+static uint8_t pop_pending(struct lm_http1 *p) {
+  if (p->pending_n == 0)
+    return M_OTHER;
+  uint8_t m = p->pending[p->pending_first];
+  p->pending_first = (uint8_t)((p->pending_first + 1) % LM_HTTP1_PENDING_MAX);
+  p->pending_n--;
+  return m;
+}
+
+static int cb_headers_complete(llhttp_t *l) {
+  struct lm_http1 *p = of_ll(l);
+  struct lm_http1_head *h = &p->head;
+  bool response = p->kind == LM_HTTP1_RESPONSE;
+  /* llhttp refuses this request only after its head: refuse it before
+   * on_head, so that no event announces a message that cannot be framed. */
+  if (!response && (l->flags & F_TRANSFER_ENCODING) && !(l->flags & F_CHUNKED))
+    return cb_error(p, "HTTP request: Transfer-Encoding does not end in "
+                       "chunked (its length cannot be known)");
+  if (!response) {
+    h->method = llhttp_method_name((llhttp_method_t)l->method);
+    h->target = p->text;
+  } else {
+    h->status = l->status_code;
+    h->informational = h->status / 100 == 1 && h->status != 101;
+    if (!h->informational)
+      p->answering = pop_pending(p);
+    /* What llhttp cannot know: the method. A response to HEAD has no body
+     * whatever its headers say; a 2xx to CONNECT turns the connection
+     * into a tunnel. Flags set before the pause are the ones llhttp's
+     * after_headers_complete reads (as its "return 1/2" would set them). */
+    if (!h->informational && p->answering == M_HEAD)
+      l->flags |= F_SKIPBODY;
+    if (!h->informational && p->answering == M_CONNECT &&
+        h->status / 100 == 2) {
+      l->upgrade = 1;
+      l->flags |= F_SKIPBODY;
+    }
+    /* A 101 switches protocols after its head, whatever headers it has
+     * (llhttp wants Upgrade and Connection: upgrade first, and would read
+     * the other protocol's bytes as the next response otherwise). */
+    if (h->status == 101) {
+      l->upgrade = 1;
+      l->flags |= F_SKIPBODY;
+    }
+  }
+  h->http_major = l->http_major;
+  h->http_minor = l->http_minor;
+  h->chunked = (l->flags & F_CHUNKED) != 0;
+  if (l->flags & F_CONTENT_LENGTH)
+    h->content_length = (int64_t)l->content_length;
+  h->upgrade = l->upgrade != 0;
+  bool no_body = (l->flags & F_SKIPBODY) ||
+                 (response && (h->status / 100 == 1 || h->status == 204 ||
+                               h->status == 304));
+  if (no_body)
+    h->body = LM_HTTP1_BODY_NONE;
+  else if (h->chunked)
+    h->body = LM_HTTP1_BODY_CHUNKED;
+  else if (llhttp_message_needs_eof(l))
+    h->body = LM_HTTP1_BODY_EOF;
+  else if (h->content_length > 0)
+    h->body = LM_HTTP1_BODY_LENGTH;
+  else
+    h->body = LM_HTTP1_BODY_NONE;
+  if (h->upgrade && h->body != LM_HTTP1_BODY_LENGTH &&
+      h->body != LM_HTTP1_BODY_CHUNKED)
+    h->body = LM_HTTP1_BODY_NONE; /* the rest is another protocol */
+  h->keep_alive = llhttp_should_keep_alive(l) != 0 && !h->upgrade;
+  p->phase = PH_BODY;
+  p->pause = PAUSE_HEAD;
+  return HPE_PAUSED;
+}
+
+static int cb_body(llhttp_t *l, const char *at, size_t n) {
+  struct lm_http1 *p = of_ll(l);
+  if (n == 0 || !p->ev->on_body)
+    return 0;
+  if (p->ev->on_body(p->ctx, at, n) != 0) {
+    /* llhttp resumes a span callback's pause after the span (llparse
+     * keeps the next state in _current, as for any pause). */
+    p->stop_off = (size_t)(at + n - p->feed_base);
+    p->pause = PAUSE_STOP;
+    return HPE_PAUSED;
+  }
+  return 0;
+}
+
+static int cb_message_complete(llhttp_t *l) {
+  struct lm_http1 *p = of_ll(l);
+  if (p->in_finish) {
+    /* From llhttp_finish: no position to report and none needed. */
+    p->phase = PH_IDLE;
+    p->head_wire = 0;
+    if (p->ev->on_done)
+      (void)p->ev->on_done(p->ctx, 0);
+    return 0;
+  }
+  p->pause = PAUSE_DONE;
+  return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = cb_message_begin,
+    .on_url = cb_url,
+    .on_url_complete = cb_url_complete,
+    .on_header_field = cb_header_field,
+    .on_header_field_complete = cb_header_field_complete,
+    .on_header_value = cb_header_value,
+    .on_header_value_complete = cb_header_value_complete,
+    .on_headers_complete = cb_headers_complete,
+    .on_body = cb_body,
+    .on_message_complete = cb_message_complete,
+};
+
+/* ---- the API ---------------------------------------------------------- */
+
+void lm_http1_init(struct lm_http1 *p, enum lm_http1_kind kind,
+                   const struct lm_http1_events *ev, void *ctx) {
+  static const struct lm_http1_events none = {NULL, NULL, NULL};
+  memset(p, 0, offsetof(struct lm_http1, lines));
+  p->reason[0] = '\0';
+  p->ev = ev ? ev : &none;
+  p->ctx = ctx;
+  p->kind = (uint8_t)kind;
+  p->state = ST_RUNNING;
+  p->phase = PH_IDLE;
+  llhttp_t *l = ll_of(p);
+  llhttp_init(l, kind == LM_HTTP1_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE,
+              &settings);
+  l->data = p;
+}
+
+/* Appends s to the reason, cut at its end (a reason is one line, and a
+ * cut one still says what went wrong first). */
+static void reason_add(char *r, size_t cap, const char *s) {
+  size_t len = strlen(r);
+  size_t n = strlen(s);
+  if (n > cap - 1 - len)
+    n = cap - 1 - len;
+  memcpy(r + len, s, n);
+  r[len + n] = '\0';
+}
+
+/* The error state: "what: detail (stream byte N)". what may be reason. */
+static enum lm_http1_status set_error(struct lm_http1 *p, uint64_t at,
+                                      const char *what, const char *detail) {
+  char r[sizeof p->reason];
+  char where[48];
+  r[0] = '\0';
+  reason_add(r, sizeof r, what);
+  if (detail) {
+    reason_add(r, sizeof r, ": ");
+    reason_add(r, sizeof r, detail);
+  }
+  snprintf(where, sizeof where, " (stream byte %llu)", (unsigned long long)at);
+  reason_add(r, sizeof r, where);
+  memcpy(p->reason, r, sizeof r);
+  p->state = ST_ERROR;
+  return LM_HTTP1_ERROR;
+}
+
+static enum lm_http1_status llhttp_failed(struct lm_http1 *p, llhttp_errno_t e,
+                                          size_t at) {
+  uint64_t where = p->stream_off + at;
+  llhttp_t *l = ll_of(p);
+  const char *dir = p->kind == LM_HTTP1_REQUEST ? "HTTP request"
+                                                : "HTTP response";
+  char detail[96];
+  /* A reason set by one of our callbacks (cb_error) is the cause;
+   * llhttp reports it as HPE_USER or as that callback's failure. */
+  if (p->reason[0])
+    return set_error(p, where, p->reason, NULL);
+  switch (e) {
+  case HPE_PAUSED_H2_UPGRADE:
+    return set_error(p, where, dir, "HTTP/2 connection preface, not HTTP/1");
+  default:
+    detail[0] = '\0';
+    reason_add(detail, sizeof detail, llhttp_get_error_reason(l));
+    reason_add(detail, sizeof detail, " (");
+    reason_add(detail, sizeof detail, llhttp_errno_name(e));
+    reason_add(detail, sizeof detail, ")");
+    return set_error(p, where, dir, detail);
+  }
+}
+
+static enum lm_http1_status ended(struct lm_http1 *p, enum lm_http1_status s,
+                                  size_t at, size_t *used) {
+  p->stream_off += at;
+  if (used)
+    *used = at;
+  return s;
+}
+
+enum lm_http1_status lm_http1_feed(struct lm_http1 *p, const char *buf,
+                                   size_t n, size_t *used) {
+  if (used)
+    *used = 0;
+  if (p->state == ST_ERROR)
+    return LM_HTTP1_ERROR;
+  if (p->state == ST_UPGRADED)
+    return LM_HTTP1_UPGRADED;
+  if (p->state == ST_ENDED)
+    return set_error(p, p->stream_off, "HTTP stream fed after its end", NULL);
+  if (!buf)
+    buf = ""; /* n is 0: llhttp still gets a pointer it may offset */
+  llhttp_t *l = ll_of(p);
+  size_t off = 0;
+  p->feed_base = buf;
+  /* llhttp runs at least once, and once more after each pause, even with
+   * no byte left: what follows a head or a message without consuming
+   * input (the end of a message with no body) must happen in the feed
+   * whose byte caused it — or, after a stop, in the feed that resumes. */
+  bool again = true;
+  while (off < n || again) {
+    again = false;
+    size_t step = n - off;
+    bool in_head = p->phase != PH_BODY;
+    if (in_head && step > 0) {
+      /* Give llhttp no more than the head may still grow by: the cap is
+       * exact, and a flood of header bytes is never parsed past it. */
+      size_t room = LM_HTTP1_HEAD_MAX - p->head_wire;
+      if (room == 0) {
+        set_error(p, p->stream_off + off, "HTTP head over 16384 bytes", NULL);
+        return ended(p, LM_HTTP1_ERROR, off, used);
+      }
+      if (step > room)
+        step = room;
+    }
+    llhttp_errno_t e = llhttp_execute(l, buf + off, step);
+    if (e == HPE_OK) {
+      if (in_head)
+        p->head_wire += step;
+      off += step;
+      continue;
+    }
+    const char *pos = llhttp_get_error_pos(l);
+    size_t at = pos && pos >= buf + off && pos <= buf + off + step
+                    ? (size_t)(pos - buf)
+                    : off;
+    if (e != HPE_PAUSED) {
+      llhttp_failed(p, e, at);
+      return ended(p, LM_HTTP1_ERROR, at, used);
+    }
+    if (in_head)
+      p->head_wire += at - off;
+    off = at;
+    uint8_t why = p->pause;
+    p->pause = PAUSE_NONE;
+    llhttp_resume(l);
+    again = true;
+    switch (why) {
+    case PAUSE_HEAD:
+      p->head.head_len = p->head_wire;
+      p->head.head_end_off = at;
+      p->head_wire = 0;
+      if (p->ev->on_head && p->ev->on_head(p->ctx, &p->head) != 0)
+        return ended(p, LM_HTTP1_STOPPED, at, used);
+      break;
+    case PAUSE_STOP:
+      return ended(p, LM_HTTP1_STOPPED, p->stop_off, used);
+    case PAUSE_DONE: {
+      bool upgrade = p->head.upgrade;
+      p->phase = PH_IDLE;
+      p->head_wire = 0;
+      int stop = p->ev->on_done ? p->ev->on_done(p->ctx, at) : 0;
+      if (upgrade) {
+        /* The bytes after this message are another protocol's. */
+        p->state = ST_UPGRADED;
+        return ended(p, LM_HTTP1_UPGRADED, at, used);
+      }
+      if (stop)
+        return ended(p, LM_HTTP1_STOPPED, at, used);
+      break;
+    }
+    default:
+      set_error(p, p->stream_off + at, "HTTP parser paused for no reason",
+                NULL);
+      return ended(p, LM_HTTP1_ERROR, at, used);
+    }
+  }
+  if (p->phase != PH_BODY && p->head_wire >= LM_HTTP1_HEAD_MAX) {
+    set_error(p, p->stream_off + off, "HTTP head over 16384 bytes", NULL);
+    return ended(p, LM_HTTP1_ERROR, off, used);
+  }
+  return ended(p, LM_HTTP1_OK, n, used);
+}
+
+enum lm_http1_status lm_http1_finish(struct lm_http1 *p) {
+  if (p->state == ST_ERROR)
+    return LM_HTTP1_ERROR;
+  if (p->state == ST_UPGRADED)
+    return LM_HTTP1_UPGRADED;
+  if (p->state == ST_ENDED)
+    return LM_HTTP1_OK;
+  llhttp_t *l = ll_of(p);
+  uint8_t phase = p->phase;
+  p->in_finish = 1;
+  llhttp_errno_t e = llhttp_finish(l);
+  p->in_finish = 0;
+  if (e == HPE_OK) {
+    /* llhttp would take more bytes as more of a body read to close. */
+    p->state = ST_ENDED;
+    return LM_HTTP1_OK;
+  }
+  return set_error(p, p->stream_off, "HTTP connection closed inside a message",
+                   phase == PH_BODY ? "in its body" : "in its head");
+}
+
+int lm_http1_expect(struct lm_http1 *p, const char *method) {
+  if (p->kind != LM_HTTP1_RESPONSE || p->state != ST_RUNNING)
+    return 0;
+  if (p->pending_n == LM_HTTP1_PENDING_MAX) {
+    set_error(p, p->stream_off, "HTTP pipelining too deep",
+              "over 16 requests await their responses");
+    return -1;
+  }
+  uint8_t m = M_OTHER;
+  if (method && strcasecmp(method, "HEAD") == 0)
+    m = M_HEAD;
+  else if (method && strcasecmp(method, "CONNECT") == 0)
+    m = M_CONNECT;
+  p->pending[(p->pending_first + p->pending_n) % LM_HTTP1_PENDING_MAX] = m;
+  p->pending_n++;
+  return 0;
+}
+
+const char *lm_http1_error(const struct lm_http1 *p) {
+  return p->state == ST_ERROR ? p->reason : NULL;
+}
+
+bool lm_http1_idle(const struct lm_http1 *p) {
+  return p->state == ST_RUNNING && p->phase == PH_IDLE && p->head_wire == 0;
+}

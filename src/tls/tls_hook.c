@@ -102,9 +102,9 @@ static struct lm_tls_stream *create(SSL *ssl, const struct lm_tls_real *r,
                                     int idx, const void *caller) {
   struct lm_tls_stream *s = ASIDE;
   if (!(r->is_server && r->is_server(ssl)) && !from_libcurl(caller)) {
-    const char *host =
-        r->get_servername ? r->get_servername(ssl, TLSEXT_NAMETYPE_host_name)
-                          : NULL;
+    const char *host = r->get_servername
+                           ? r->get_servername(ssl, TLSEXT_NAMETYPE_host_name)
+                           : NULL;
     int fd = r->get_fd ? r->get_fd(ssl) : -1;
     s = lm_tls_stream_new(host, peer_port(fd));
     if (!s)
@@ -136,9 +136,7 @@ static struct lm_tls_stream *stream_of(SSL *ssl, const struct lm_tls_real *r,
   return s;
 }
 
-static const struct lm_tls_real *real_or_fail(void) {
-  return lm_tls_real();
-}
+static const struct lm_tls_real *real_or_fail(void) { return lm_tls_real(); }
 
 /* ---- writing ---------------------------------------------------------- */
 

@@ -81,8 +81,8 @@ static int fill(struct lm_tls_real *t, void *h) {
 }
 
 const struct lm_tls_real *lm_tls_real(void) {
-  const struct lm_tls_real *t =
-      atomic_load_explicit(&published, memory_order_acquire);
+  const struct lm_tls_real *t = atomic_load_explicit(&published,
+                                                     memory_order_acquire);
   if (t)
     return t;
   pthread_mutex_lock(&lock);
@@ -98,10 +98,10 @@ const struct lm_tls_real *lm_tls_real(void) {
     if (!h)
       atomic_store(&last_error, "the loaded libssl could not be opened again");
     else if (!fill(&table, h))
-      atomic_store(&last_error,
-                   f.path[0] ? "the loaded libssl lacks SSL_read_ex or "
-                               "SSL_write_ex (OpenSSL older than 1.1.1)"
-                             : "no libssl.so is loaded in this process");
+      atomic_store(&last_error, f.path[0]
+                                    ? "the loaded libssl lacks SSL_read_ex or "
+                                      "SSL_write_ex (OpenSSL older than 1.1.1)"
+                                    : "no libssl.so is loaded in this process");
     else {
       t = &table;
       atomic_store_explicit(&published, t, memory_order_release);

@@ -61,8 +61,7 @@ enum lm_tls_read lm_tls_stream_pre_read(struct lm_tls_stream *s, char *buf,
 /* The real read gave the program buf[0..n): meters it. Returns true when
  * the call was cut now (the bytes still go to the program; its next read
  * fails as a reset; the caller may shut the socket down). */
-bool lm_tls_stream_received(struct lm_tls_stream *s, const char *buf,
-                            size_t n);
+bool lm_tls_stream_received(struct lm_tls_stream *s, const char *buf, size_t n);
 
 /* The real read reported the end of the connection: clean (close_notify
  * or an orderly EOF) or not. A response delimited by the close ends here. */

@@ -36,7 +36,7 @@
 #define LM_ROWS 256        /* per-model and per-agent rows (+1 "other") */
 #define LM_ROW_OTHER LM_ROWS
 #define LM_ROW_NONE 0xffffffffu
-#define LM_RULES 32    /* per-model / per-agent limit rules */
+#define LM_RULES 32 /* per-model / per-agent limit rules */
 /* Concurrent in-flight calls across every process of a budget. Sized, not
  * waited for: a call refused "busy" fails at once and an SDK's retry
  * storms; 64 B a slot, claimed by a hashed linear probe (O(1) while the

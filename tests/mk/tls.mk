@@ -1,0 +1,15 @@
+# tests/mk/tls.mk — the OpenSSL transport's stream in a unit test (included
+# by Makefile).
+#
+# tls_stream.c belongs to the library, not the core archive; this explicit
+# rule replaces the pattern rule for $(BUILD)/tests/test_tls_stream only to
+# link that one object beside the core (it needs no OpenSSL: the real write
+# is a function it is handed). zlib makes the test's gzip bodies.
+
+TLS_STREAM_OBJ = $(BUILD)/obj/tls/tls_stream.o
+
+$(BUILD)/tests/test_tls_stream: tests/unit/test_tls_stream.c tests/lm_test.h \
+                                $(TLS_STREAM_OBJ) $(CORE_A) | $(BUILD)/tests
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) $(INC_TESTS) -o $@ $< $(TLS_STREAM_OBJ) \
+	  $(CORE_A) $(LDFLAGS) $(LIBS_CORE) -lrt -ldl -lz

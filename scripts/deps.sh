@@ -11,7 +11,7 @@
 #           clang + libclang-rt-14-dev (libFuzzer, sanitizers), valgrind
 #   lint:   clang-format (14, as .clang-format expects), cppcheck
 set -eu
-pkgs="gcc make libc6-dev libcurl4-openssl-dev libcjson-dev node-llhttp
+pkgs="gcc make libc6-dev libcurl4-openssl-dev libssl-dev libcjson-dev node-llhttp
       zlib1g-dev libbrotli-dev libzstd-dev curl ca-certificates
       python3 python3-pycurl php-cli php-curl libwww-curl-perl libcurl3-gnutls
       clang libclang-rt-14-dev valgrind bc clang-format cppcheck"

@@ -161,6 +161,22 @@ $PYGAI" api.openai.com
 check leak_guard_python_with_ssl_passes not_ours "$(out py_ssl)"
 expect_eq leak_guard_python_with_ssl_says_nothing "$(lines py_ssl)" 0
 
+# A fork()ed child is a process of its own: warned (and counted) again.
+new_budget F
+run py_fork LLMMETER_BUDGET="$F" -- "$PY" -c 'import os, socket
+def gai():
+    try: socket.getaddrinfo("api.openai.com", 443)
+    except socket.gaierror: pass
+gai(); gai()
+pid = os.fork()
+if pid == 0:
+    gai(); os._exit(0)
+os.waitpid(pid, 0)'
+expect_eq leak_guard_forked_child_warned_once_more \
+  "$(lines py_fork) $(grep -o '^llmmeter: warning: python3\[[0-9]*\]' "$T/py_fork.err" | sort -u | wc -l)" "2 2"
+expect_eq leak_guard_forked_child_counted \
+  "$("$LM" status --budget "$F" --json | json_get - "j['unmetered_processes']['warned']")" 2
+
 # --- node with OpenSSL linked in statically --------------------------------------
 NODE=/usr/bin/node
 FETCH='fetch("https://api.openai.com/v1/models").then(

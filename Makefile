@@ -13,6 +13,7 @@
 #   meter/   the transport-neutral call lifecycle and its policy      (all above)
 #   hook/    the libcurl transport: only meter/lifecycle/ of the above
 #   tls/     the OpenSSL transport: meter/lifecycle/ and http/ only
+#   resolve/ the leak guard's getaddrinfo: only meter/lifecycle/
 #   cli/     the llmmeter command                                     (meter and below)
 #
 # base..meter are built once as a static archive of PIC objects (the core)
@@ -59,6 +60,7 @@ INC_meter  = -Isrc/meter -Isrc/meter/lifecycle -Isrc/parse -Isrc/price \
              -Isrc/budget -Isrc/http -Isrc/base -Iinclude
 INC_hook   = -Isrc/hook -Isrc/meter/lifecycle
 INC_tls    = -Isrc/tls -Isrc/meter/lifecycle -Isrc/http
+INC_resolve = -Isrc/resolve -Isrc/meter/lifecycle
 INC_cli    = -Isrc/cli -Isrc/meter -Isrc/budget -Isrc/price -Isrc/base
 # Tests see every layer.
 INC_TESTS  = -Itests -Iinclude -Isrc/hook -Isrc/http -Isrc/tls $(INC_meter)
@@ -80,6 +82,7 @@ LLHTTP_OBJ = $(patsubst $(LLHTTP_DIR)/%.c,$(BUILD)/obj/llhttp/%.o,$(LLHTTP_SRC))
 CORE_LAYERS = base parse price budget http meter
 CORE_SRC = $(foreach l,$(CORE_LAYERS),$(wildcard src/$(l)/*.c))
 LIB_SRC  = $(wildcard src/hook/*.c) $(wildcard src/tls/*.c)
+LIB_SRC += $(wildcard src/resolve/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 ALL_SRC  = $(CORE_SRC) $(LIB_SRC) $(CLI_SRC)
 LIB_MAP  = src/hook/libllmmeter.map

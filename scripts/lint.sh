@@ -34,6 +34,7 @@ CPPCHECK=${CPPCHECK:-cppcheck}
 LINT_FORMAT=${LINT_FORMAT:-1}
 GENERATED="src/price/price_table.c src/price/provider_host_table.c"
 LAYERS="base parse price budget http meter hook cli"
+LAYERS="$LAYERS resolve" # the leak guard (src/resolve/)
 
 # --- cppcheck policy --------------------------------------------------------
 # warning, portability and performance in full; style too, less the ids

@@ -152,6 +152,10 @@ bool lm_budget_downgrade(struct lm_budget *b, const char *model, char *out,
                          size_t outlen) {
   return b->ops->downgrade(b, model, out, outlen);
 }
+bool lm_budget_hard_limit(struct lm_budget *b) { return b->ops->hard_limit(b); }
+void lm_budget_count_unmetered(struct lm_budget *b, bool denied) {
+  b->ops->count_unmetered(b, denied);
+}
 const char *lm_budget_name(const struct lm_budget *b) { return b->name; }
 
 void lm_budget_set_clock(struct lm_budget *b, int64_t (*now)(void *),

@@ -182,6 +182,9 @@ struct lm_snapshot {
   uint32_t active_leases;
   uint32_t waiters; /* calls waiting for in-flight calls to settle */
   uint64_t reclaimed, reconciles;
+  /* Processes the leak guard refused / warned about (lm_budget_count_
+   * unmetered). */
+  uint64_t unmetered_denied, unmetered_warned;
 };
 
 /* The backend interface: every question the meter and the CLI ask of a
@@ -212,6 +215,8 @@ struct lm_budget_ops {
   bool (*soft_crossed)(struct lm_budget *, char *cmd, size_t cmdlen);
   bool (*downgrade)(struct lm_budget *, const char *model, char *out,
                     size_t outlen);
+  bool (*hard_limit)(struct lm_budget *);
+  void (*count_unmetered)(struct lm_budget *, bool denied);
 };
 
 /* Opens the budget NAME (NULL or "": this user's default, llmmeter-<uid>)
@@ -274,6 +279,14 @@ bool lm_budget_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen);
 bool lm_budget_downgrade(struct lm_budget *b, const char *model, char *out,
                          size_t outlen);
 const char *lm_budget_name(const struct lm_budget *b);
+
+/* Whether the budget refuses calls past a spending limit: its hard USD
+ * limit or an active per-model / per-agent spend rule. What the leak guard
+ * asks before it refuses a process it cannot meter. */
+bool lm_budget_hard_limit(struct lm_budget *b);
+/* Counts one process that resolved an LLM API host with no TLS library
+ * llmmeter can see: refused (denied) or let through with a warning. */
+void lm_budget_count_unmetered(struct lm_budget *b, bool denied);
 
 /* Test hook: a clock other than time(NULL) (NULL restores it). */
 void lm_budget_set_clock(struct lm_budget *b, int64_t (*now)(void *),

@@ -43,6 +43,8 @@ static const struct lm_budget_ops shm_ops = {
     .rate_correct = lm_shm_rate_correct,
     .soft_crossed = lm_shm_soft_crossed,
     .downgrade = lm_shm_downgrade,
+    .hard_limit = lm_shm_hard_limit,
+    .count_unmetered = lm_shm_count_unmetered,
 };
 
 /* ---- opening ----------------------------------------------------------- */

@@ -29,8 +29,12 @@
  * 200 bytes, rows and rules 256 -> 320; a model row names its provider. A
  * version-1 segment is refused, never reinterpreted.
  * 3: 16,384 lease slots (was 1,024): asyncio agents hold hundreds of
- * streams each, and a swarm of them thousands (1 MiB of slots). */
-#define LM_SEG_VERSION 3u
+ * streams each, and a swarm of them thousands (1 MiB of slots).
+ * 4: the header counts the processes the leak guard refused or warned about
+ * (unmetered_denied, unmetered_warned: programs that resolved an LLM host
+ * with no TLS library llmmeter can see); the counters after it moved. A
+ * version-3 segment is refused as every older one is. */
+#define LM_SEG_VERSION 4u
 #define LM_NAME_MAX 64     /* model / agent / pattern names, NUL included */
 #define LM_PROVIDER_MAX 32 /* a model row's provider, NUL included */
 #define LM_ROWS 256        /* per-model and per-agent rows (+1 "other") */
@@ -203,6 +207,11 @@ struct lm_segment {
   uint32_t gate_pad2;
   _Atomic uint64_t reclaimed; /* leases reclaimed from dead processes */
   _Atomic uint64_t reconciles;
+  /* Processes that resolved an LLM API host while no TLS library llmmeter
+   * can see was loaded (src/resolve/): refused, or let through with a
+   * warning. Lifetime counts (not windowed); `llmmeter reset` zeroes them. */
+  _Atomic uint64_t unmetered_denied;
+  _Atomic uint64_t unmetered_warned;
   _Atomic int64_t reset_at; /* last `llmmeter reset`, epoch seconds */
   /* Rate buckets (GCRA): theoretical arrival times, CLOCK_MONOTONIC ns. */
   _Atomic int64_t rpm_tat, tpm_tat, itpm_tat, otpm_tat;

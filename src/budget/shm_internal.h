@@ -65,6 +65,8 @@ void lm_shm_add_llm_time(struct lm_budget *b, int64_t ns);
 bool lm_shm_over_time(struct lm_budget *b, int64_t inflight_ns,
                       struct lm_denial *why);
 bool lm_shm_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen);
+bool lm_shm_hard_limit(struct lm_budget *b);
+void lm_shm_count_unmetered(struct lm_budget *b, bool denied);
 bool lm_shm_downgrade(struct lm_budget *b, const char *model, char *out,
                       size_t outlen);
 

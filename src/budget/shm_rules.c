@@ -139,6 +139,8 @@ int lm_shm_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   o->waiters = atomic_load(&s->waiters);
   o->reclaimed = atomic_load(&s->reclaimed);
   o->reconciles = atomic_load(&s->reconciles);
+  o->unmetered_denied = atomic_load(&s->unmetered_denied);
+  o->unmetered_warned = atomic_load(&s->unmetered_warned);
   return 0;
 }
 
@@ -271,9 +273,30 @@ int lm_shm_reset(struct lm_budget *b) {
   atomic_store(&s->reset_at, lm_budget_now(b));
   atomic_store(&s->soft_window, 0);
   atomic_store(&s->llm_ns, 0);
+  atomic_store(&s->unmetered_denied, 0);
+  atomic_store(&s->unmetered_warned, 0);
   lm_segment_unlock(s);
   lm_shm_wake_waiters(s);
   return 0;
+}
+
+/* ---- the leak guard's questions ----------------------------------------- */
+
+bool lm_shm_hard_limit(struct lm_budget *b) {
+  struct lm_segment *s = SEG(b);
+  if (atomic_load(&s->limits.hard_pusd) >= 0)
+    return true;
+  for (int r = 0; r < LM_RULES; r++)
+    if (atomic_load(&s->rules[r].state) == LM_RULE_ACTIVE &&
+        LM_RULE_MEASURE(s->rules[r].kind) == LM_RULE_SPEND &&
+        atomic_load(&s->rules[r].limit_pusd) >= 0)
+      return true;
+  return false;
+}
+
+void lm_shm_count_unmetered(struct lm_budget *b, bool denied) {
+  struct lm_segment *s = SEG(b);
+  atomic_fetch_add(denied ? &s->unmetered_denied : &s->unmetered_warned, 1);
 }
 
 /* ---- between admission and settlement ---------------------------------- */

@@ -191,8 +191,12 @@ static void print_json(FILE *o, const struct lm_snapshot *s) {
               m == LM_RULE_CALL_INPUT ? "input" : "output",
               (long long)r->limit_pusd);
   }
-  fprintf(o, "],\"in_flight_leases\":%u,\"reclaimed\":%" PRIu64 "}\n",
+  fprintf(o, "],\"in_flight_leases\":%u,\"reclaimed\":%" PRIu64,
           s->active_leases, s->reclaimed);
+  fprintf(o,
+          ",\"unmetered_processes\":{\"refused\":%" PRIu64
+          ",\"warned\":%" PRIu64 "}}\n",
+          s->unmetered_denied, s->unmetered_warned);
 }
 
 static void prom_line(FILE *o, const char *metric, const char *budget,
@@ -277,6 +281,14 @@ static void print_prom(FILE *o, const struct lm_snapshot *s) {
     snprintf(v, sizeof(v), "%" PRIu64, cnt[i].v);
     prom_line(o, cnt[i].m, s->name, NULL, NULL, v);
   }
+  /* The leak guard's processes (src/resolve/): what was not metered. */
+  fputs("# TYPE llmmeter_unmetered_processes_total counter\n", o);
+  snprintf(v, sizeof(v), "%" PRIu64, s->unmetered_denied);
+  prom_line(o, "llmmeter_unmetered_processes_total", s->name, "verdict",
+            "refused", v);
+  snprintf(v, sizeof(v), "%" PRIu64, s->unmetered_warned);
+  prom_line(o, "llmmeter_unmetered_processes_total", s->name, "verdict",
+            "warned", v);
   fputs("# TYPE llmmeter_tokens_total counter\n", o);
   for (int t = 0; t < LM_TOK_KINDS; t++) {
     if (t == LM_TOK_WEB_SEARCHES)
@@ -403,6 +415,12 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
           "   in flight %" PRIu64 "\n",
           s->total.requests, s->total.denied, s->total.unmetered,
           s->total.reserved_requests);
+  if (s->unmetered_denied || s->unmetered_warned)
+    fprintf(o,
+            "unseen    %" PRIu64 " process(es) refused, %" PRIu64
+            " warned: they resolved an LLM host with no TLS library "
+            "llmmeter can see\n",
+            s->unmetered_denied, s->unmetered_warned);
   fprintf(o,
           "tokens    input %" PRIu64 " (cache read %" PRIu64
           ", cache write %" PRIu64 ")   output %" PRIu64 " (reasoning %" PRIu64

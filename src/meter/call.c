@@ -38,13 +38,16 @@
 
 /* ---- printing through the transport ----------------------------------- */
 
-static lm_meter_printer printer;
+/* Atomic: two transports (the libcurl hooks, the resolver hook) may each
+ * install theirs from their own first call, on different threads. */
+static _Atomic(lm_meter_printer) printer;
 static atomic_int said_config, said_budget, said_prices;
 
-void lm_meter_set_printer(lm_meter_printer say) { printer = say; }
+void lm_meter_set_printer(lm_meter_printer say) { atomic_store(&printer, say); }
 
 void lm_meter_say(const char *a, const char *b, const char *c) {
-  if (!printer || lm_config_get()->quiet)
+  lm_meter_printer say = atomic_load(&printer);
+  if (!say || lm_config_get()->quiet)
     return;
   char line[640];
   size_t k = 0;
@@ -53,7 +56,7 @@ void lm_meter_say(const char *a, const char *b, const char *c) {
     for (const char *p = parts[i]; p && *p && k + 1 < sizeof(line); p++)
       line[k++] = *p;
   line[k] = 0;
-  printer(line, k);
+  say(line, k);
 }
 
 void lm_meter_notice(const char *a, const char *b, const char *c) {
@@ -102,6 +105,13 @@ static struct lm_budget *get_budget(void) {
 }
 
 const char *lm_meter_budget_name(void) { return budget_name; }
+
+struct lm_budget *lm_meter_budget(const char **err) {
+  struct lm_budget *b = get_budget();
+  if (err)
+    *err = b ? "" : budget_err;
+  return b;
+}
 
 static int64_t now_ns(void) {
   struct timespec ts;
@@ -385,7 +395,7 @@ static enum lm_verdict_kind admit(struct lm_meter_call *t, struct lm_budget *b,
   return LM_VERDICT_METER;
 }
 
-static void say_settings_once(void) {
+void lm_meter_say_settings(void) {
   const struct lm_config *c = lm_config_get();
   if (c->errors[0] && !atomic_exchange(&said_config, 1))
     lm_meter_say("llmmeter: ignoring bad settings: ", c->errors, NULL);
@@ -426,7 +436,7 @@ enum lm_verdict_kind lm_meter_begin(struct lm_meter_call **slot,
   if (!lm_route_url(url, ulen, c->endpoints, &route))
     return LM_VERDICT_PASS;
   enum lm_api api = route.api;
-  say_settings_once();
+  lm_meter_say_settings();
   if (*slot && (*slot)->state == LM_CALL_ADMITTED)
     return LM_VERDICT_PASS; /* already running: a second start passes */
   if (!*slot && !(*slot = calloc(1, sizeof(**slot))))

@@ -68,6 +68,12 @@ uint64_t lm_meter_scan_count(void);
 /* Ledger line for a call, and the process's budget name (for messages). */
 void lm_meter_record(struct lm_meter_call *t, const char *outcome);
 const char *lm_meter_budget_name(void);
+/* The process's budget, opened (or created) on first use as for an LLM
+ * call; NULL when it cannot be used, with *err (if given) the one-line
+ * reason. Thread-safe. */
+struct lm_budget *lm_meter_budget(const char **err);
+/* Says once per process which settings were malformed and ignored. */
+void lm_meter_say_settings(void);
 
 /* Writes a line through the transport's printer (unless LLMMETER_QUIET);
  * the pieces are concatenated, NULLs skipped. */

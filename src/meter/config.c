@@ -111,6 +111,18 @@ static void load(void) {
       note("LLMMETER_UNPRICED", v,
            "is not charge-max, deny or free; using charge-max");
   }
+  if ((v = getenv("LLMMETER_UNMETERED")) && *v) {
+    if (strcmp(v, "allow") == 0)
+      cfg.unmetered = LM_UNMETERED_ALLOW;
+    else if (strcmp(v, "warn") == 0)
+      cfg.unmetered = LM_UNMETERED_WARN;
+    else if (strcmp(v, "deny") == 0)
+      cfg.unmetered = LM_UNMETERED_DENY;
+    else
+      note("LLMMETER_UNMETERED", v,
+           "is not allow, warn or deny; refusing under a hard limit, "
+           "else warning");
+  }
   cfg.max_call_pusd = -1;
   cfg.max_call_input_tokens = -1;
   cfg.max_call_output_tokens = -1;

@@ -18,6 +18,16 @@ enum lm_unpriced {
   LM_UNPRICED_FREE
 };
 
+/* What the leak guard does with a process that resolves an LLM host while
+ * no TLS library llmmeter can see is loaded (src/meter/unmetered.c). */
+enum lm_unmetered_mode {
+  LM_UNMETERED_DEFAULT = 0, /* refuse under a hard limit failing closed,
+                               else warn once */
+  LM_UNMETERED_ALLOW,       /* say nothing, refuse nothing */
+  LM_UNMETERED_WARN,        /* warn once, never refuse */
+  LM_UNMETERED_DENY,        /* refuse even without a hard limit */
+};
+
 struct lm_config {
   bool quiet;                 /* LLMMETER_QUIET=1: no stderr lines */
   enum lm_deny_style deny;    /* LLMMETER_DENY=error|http */
@@ -41,9 +51,10 @@ struct lm_config {
                                  calls when only their reservations block */
   enum lm_unpriced unpriced; /* LLMMETER_UNPRICED=charge-max|deny|free */
   int64_t max_call_pusd;     /* LLMMETER_MAX_CALL_USD (-1 none) */
-  int64_t max_call_input_tokens;  /* LLMMETER_MAX_CALL_INPUT_TOKENS */
-  int64_t max_call_output_tokens; /* LLMMETER_MAX_CALL_OUTPUT_TOKENS */
-  char errors[512];               /* one line per malformed variable */
+  int64_t max_call_input_tokens;    /* LLMMETER_MAX_CALL_INPUT_TOKENS */
+  int64_t max_call_output_tokens;   /* LLMMETER_MAX_CALL_OUTPUT_TOKENS */
+  enum lm_unmetered_mode unmetered; /* LLMMETER_UNMETERED=allow|warn|deny */
+  char errors[512];                 /* one line per malformed variable */
 };
 
 /* The process-wide configuration, read on first use (thread-safe). */

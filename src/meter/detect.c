@@ -381,6 +381,55 @@ size_t lm_detect_model_from_url(const char *url, size_t url_len, char *out,
   return name_len;
 }
 
+/* The host part of a whole-URL glob ("https://llm.corp:8000/v1/..." gives
+ * "llm.corp"), into out; false when the glob has no authority, or its host
+ * is wildcards alone (it would name every host). */
+static bool glob_host(const char *glob, char *out, size_t size) {
+  const char *a = strstr(glob, "://");
+  if (!a)
+    return false;
+  a += 3;
+  const char *e = a + strcspn(a, "/");
+  const char *at = memrchr(a, '@', (size_t)(e - a));
+  if (at)
+    a = at + 1;
+  const char *colon = memchr(a, ':', (size_t)(e - a));
+  if (colon && *a != '[')
+    e = colon;
+  size_t n = (size_t)(e - a);
+  if (!n || n >= size || strspn(a, "*?") >= n)
+    return false;
+  memcpy(out, a, n);
+  out[n] = '\0';
+  return true;
+}
+
+bool lm_detect_patterns_name_host(const char *patterns, const char *name) {
+  if (!patterns || !*patterns || !name || !*name)
+    return false;
+  char glob[PATTERN_MAX], host[PATTERN_MAX], nm[PATTERN_MAX];
+  size_t nl = strlen(name);
+  if (name[nl - 1] == '.') /* "llm.corp." is the same host */
+    nl--;
+  if (!nl || nl >= sizeof nm)
+    return false;
+  memcpy(nm, name, nl);
+  nm[nl] = '\0';
+  const char *s = patterns;
+  while (*s) {
+    const char *e = strchr(s, ',');
+    if (!e)
+      e = s + strlen(s);
+    struct entry en;
+    if (parse_entry(s, e, glob, &en) && en.api != LM_API_NONE &&
+        glob_host(glob, host, sizeof host) &&
+        fnmatch(host, nm, FNM_CASEFOLD) == 0)
+      return true;
+    s = *e ? e + 1 : e;
+  }
+  return false;
+}
+
 bool lm_detect_patterns_check(const char *patterns, char *why,
                               size_t why_size) {
   if (!patterns)

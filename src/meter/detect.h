@@ -88,6 +88,14 @@ size_t lm_detect_model_from_url(const char *url, size_t url_len, char *out,
  * unknown api. */
 bool lm_detect_patterns_check(const char *patterns, char *why, size_t why_size);
 
+/* Whether an LLMMETER_ENDPOINTS entry names the host `name` (a DNS name,
+ * as getaddrinfo or SNI sees it): an entry whose glob has "://" and whose
+ * authority's host part (port and user info dropped) matches name with
+ * fnmatch, ASCII case ignored. Entries that say "=none", path-only globs
+ * and host globs made of wildcards alone ("*://x/..." with "*" as host:
+ * every host) name no host. No allocation; bounded stack copies. */
+bool lm_detect_patterns_name_host(const char *patterns, const char *name);
+
 /* "openai-chat" etc. for an api (the names the patterns use). */
 const char *lm_api_name(enum lm_api api);
 

@@ -33,19 +33,41 @@ static bool path_matches(const struct lm_price_host *r, const char *path,
   return len == n || path[n] == '/' || path[n] == '?';
 }
 
-const char *lm_price_provider_for_host(const char *host, size_t host_len,
-                                       const char *path, size_t path_len) {
+/* Lower-cases host into h (HOST_MAX bytes) without a trailing '.';
+ * returns its length, 0 if it is empty or too long for a DNS name. */
+static size_t host_lower(const char *host, size_t host_len, char *h) {
   if (!host || !host_len)
-    return NULL;
+    return 0;
   if (host[host_len - 1] == '.') /* "api.groq.com." is the same host */
     host_len--;
   if (!host_len || host_len > HOST_MAX)
-    return NULL;
-  char h[HOST_MAX];
+    return 0;
   for (size_t i = 0; i < host_len; i++) {
     char c = host[i];
     h[i] = (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
   }
+  return host_len;
+}
+
+bool lm_price_host_named(const char *host, size_t host_len) {
+  char h[HOST_MAX];
+  size_t n = host_lower(host, host_len, h);
+  if (!n)
+    return false;
+  for (size_t i = 0; i < lm_price_host_count; i++) {
+    const struct lm_price_host *r = &lm_price_hosts[i];
+    if (r->star == 255 && n == r->host_len && memcmp(h, r->host, n) == 0)
+      return true;
+  }
+  return false;
+}
+
+const char *lm_price_provider_for_host(const char *host, size_t host_len,
+                                       const char *path, size_t path_len) {
+  char h[HOST_MAX];
+  host_len = host_lower(host, host_len, h);
+  if (!host_len)
+    return NULL;
   for (size_t i = 0; i < lm_price_host_count; i++) {
     const struct lm_price_host *r = &lm_price_hosts[i];
     if (host_matches(r, h, host_len) && path_matches(r, path, path_len))

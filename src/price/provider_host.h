@@ -15,6 +15,7 @@
 #ifndef LM_PROVIDER_HOST_H
 #define LM_PROVIDER_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* One rule: a lower-case host glob with at most one '*' (one or more
@@ -40,5 +41,12 @@ extern const size_t lm_price_host_count;
  * unknown host (a local server, a gateway), for which the API decides. */
 const char *lm_price_provider_for_host(const char *host, size_t host_len,
                                        const char *path, size_t path_len);
+
+/* Whether host[0..host_len) is named exactly by a rule (no '*' in it;
+ * ASCII case and one trailing '.' ignored): a known LLM API host, for the
+ * leak guard and the TLS transport, which see a name before any URL. Glob
+ * rules are left out on purpose: "*.googleapis.com" also names storage and
+ * every other Google API, which are not LLM calls. */
+bool lm_price_host_named(const char *host, size_t host_len);
 
 #endif

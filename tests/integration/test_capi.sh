@@ -180,7 +180,7 @@ check capi_missing_budget_enoent grep -q "^open -3 " "$T/n.out"
 HOOKS="curl_easy_cleanup curl_easy_duphandle curl_easy_getinfo curl_easy_init
 curl_easy_perform curl_easy_reset curl_easy_setopt curl_multi_add_handle
 curl_multi_cleanup curl_multi_info_read curl_multi_init curl_multi_perform
-curl_multi_remove_handle curl_multi_socket_action dlopen"
+curl_multi_remove_handle curl_multi_socket_action dlopen getaddrinfo"
 API="llmmeter_admit llmmeter_budget_name llmmeter_charge llmmeter_close
 llmmeter_format_usd llmmeter_free llmmeter_last_error llmmeter_open
 llmmeter_price llmmeter_release llmmeter_settle llmmeter_status_json

@@ -38,6 +38,19 @@ expect_eq layers_http1_never_allocates "$alloc" ""
 needed=$(readelf -d "$LIB" 2>/dev/null | grep -oE 'lib(z|brotli[a-z]*|zstd)\.so[.0-9]*' | tr '\n' ' ')
 expect_eq layers_library_links_no_decompressor "$needed" ""
 
+# The leak guard's resolver hook is a transport too: its own header, the
+# lifecycle headers (lifecycle.h for the printer, resolve.h for the
+# verdict), and nothing of the meter's modules.
+check layers_folder_resolve_exists test -d src/resolve
+inc=$(grep -ho '#include "[^"]*"' src/resolve/*.c src/resolve/*.h | sort -u | tr '\n' ' ')
+expect_eq layers_resolve_includes_only_lifecycle_and_its_own \
+  "$inc" '#include "lifecycle.h" #include "resolve.h" #include "tls_seen.h" '
+calls=$(grep -hoE '\blm_(json|sse|framer|extract|reqscan|detect|price|budget|segment|status|money|window|inject|ledger|notify|config|transfer|deny)_[a-z_]*' \
+  src/resolve/*.c | sort -u | tr '\n' ' ')
+expect_eq layers_resolve_calls_nothing_below_the_lifecycle "$calls" ""
+inc=$(grep -ho '#include "[^"]*"' src/meter/lifecycle/resolve.h | tr '\n' ' ')
+expect_eq layers_resolve_header_includes_no_llmmeter_header "$inc" ""
+
 # The lifecycle header stands alone: a transport reaches nothing through it.
 inc=$(grep -ho '#include "[^"]*"' src/meter/lifecycle/lifecycle.h | tr '\n' ' ')
 expect_eq layers_lifecycle_header_includes_no_llmmeter_header "$inc" ""

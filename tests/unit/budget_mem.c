@@ -116,6 +116,7 @@ struct mem_state {
   int64_t soft_window; /* 1 + start of the window the soft limit was
                           crossed in; 0: not yet */
   int64_t waiters, reclaimed, last_lease_id;
+  int64_t unmetered_denied, unmetered_warned; /* the leak guard's counts */
   struct mem_counters total;
   int64_t n_models, n_agents; /* named rows; [LM_ROW_OTHER] holds the rest */
   struct mem_row models[LM_ROWS + 1];
@@ -1114,6 +1115,8 @@ static int mem_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   o->waiters = (uint32_t)s->waiters;
   o->reclaimed = (uint64_t)s->reclaimed;
   o->reconciles = 0; /* nothing to reconcile under one mutex */
+  o->unmetered_denied = (uint64_t)s->unmetered_denied;
+  o->unmetered_warned = (uint64_t)s->unmetered_warned;
   unlock_budget();
   return 0;
 }
@@ -1244,6 +1247,8 @@ static int mem_reset(struct lm_budget *b) {
   JSET(s->reset_at, lm_budget_now(b));
   JSET(s->soft_window, 0);
   JSET(s->llm_ns, 0);
+  JSET(s->unmetered_denied, 0);
+  JSET(s->unmetered_warned, 0);
   wake_waiters();
   unlock_budget();
   return 0;
@@ -1368,6 +1373,28 @@ static bool mem_downgrade(struct lm_budget *b, const char *model, char *out,
   return false;
 }
 
+static bool mem_hard_limit(struct lm_budget *b) {
+  struct mem_state *s = lock_budget(b);
+  if (!s)
+    return false;
+  bool hard = s->lim.hard_pusd >= 0;
+  for (int r = 0; r < LM_RULES && !hard; r++)
+    hard = is_spend_rule(&s->rules[r]) && s->rules[r].limit >= 0;
+  unlock_budget();
+  return hard;
+}
+
+static void mem_count_unmetered(struct lm_budget *b, bool denied) {
+  struct mem_state *s = lock_budget(b);
+  if (!s)
+    return;
+  if (denied)
+    JADD(s->unmetered_denied, 1);
+  else
+    JADD(s->unmetered_warned, 1);
+  unlock_budget();
+}
+
 static const struct lm_budget_ops mem_ops = {
     .admit = mem_admit,
     .charge = mem_charge,
@@ -1386,6 +1413,8 @@ static const struct lm_budget_ops mem_ops = {
     .rate_correct = mem_rate_correct,
     .soft_crossed = mem_soft_crossed,
     .downgrade = mem_downgrade,
+    .hard_limit = mem_hard_limit,
+    .count_unmetered = mem_count_unmetered,
 };
 
 /* ---- the registry: opening, creating, removing --------------------------- */

@@ -557,6 +557,38 @@ LM_TEST(test_reset_zeroes_spend_keeps_limits) {
   done(b);
 }
 
+/* The leak guard's two questions: is there a limit that refuses calls
+ * (the hard limit or a spend rule; caps and rates are not), and its counts
+ * of unmetered processes, which reset zeroes. */
+LM_TEST(test_hard_limit_and_unmetered_process_counts) {
+  struct lm_budget *b = fresh(-1, LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
+  char err[128];
+  CHECK(!lm_budget_hard_limit(b));
+  CHECK(lm_budget_add_rule(b, LM_RULE_MODEL | LM_RULE_CALL_USD, "gpt-*", USD(1),
+                           err, sizeof(err)) == 0);
+  CHECK(!lm_budget_hard_limit(b)); /* a per-call cap stops no bill */
+  CHECK(lm_budget_add_rule(b, LM_RULE_AGENT, "planner", USD(1), err,
+                           sizeof(err)) == 0);
+  CHECK(lm_budget_hard_limit(b));
+  CHECK(lm_budget_add_rule(b, LM_RULE_AGENT, "planner", -1, err, sizeof(err)) ==
+        0);
+  CHECK(!lm_budget_hard_limit(b));
+  struct lm_limit_config c = LM_LIMITS_KEEP;
+  c.hard_pusd = USD(5);
+  CHECK(lm_budget_configure(b, &c) == 0);
+  CHECK(lm_budget_hard_limit(b));
+  lm_budget_count_unmetered(b, true);
+  lm_budget_count_unmetered(b, false);
+  lm_budget_count_unmetered(b, false);
+  snap(b, &S);
+  CHECK_EQ_U64(S.unmetered_denied, 1);
+  CHECK_EQ_U64(S.unmetered_warned, 2);
+  CHECK(lm_budget_reset(b) == 0);
+  snap(b, &S);
+  CHECK_EQ_U64(S.unmetered_denied + S.unmetered_warned, 0);
+  done(b);
+}
+
 LM_TEST(test_exact_pico_usd_money_arithmetic) {
   int64_t v;
   CHECK(lm_money_parse("0.0375", (size_t)-1, 6, 0, &v) == 0);
@@ -1152,6 +1184,7 @@ static void all_tests(void) {
   LM_RUN(test_kill9_storm_leaves_no_reserved_residue);
   LM_RUN(test_dead_lease_is_reclaimed_by_admission_that_needs_room);
   LM_RUN(test_reset_zeroes_spend_keeps_limits);
+  LM_RUN(test_hard_limit_and_unmetered_process_counts);
   LM_RUN(test_exact_pico_usd_money_arithmetic);
   LM_RUN(test_call_blocked_by_reservations_waits_and_is_admitted);
   LM_RUN(test_wait_is_bounded_and_the_reason_says_so);

@@ -399,7 +399,7 @@ void lm_status_print_prom(FILE *o, const struct lm_snapshot *const *ss, int n) {
     }
 }
 
-static void human_duration(int64_t s, char *buf, size_t n) {
+void lm_status_duration(int64_t s, char *buf, size_t n) {
   if (s >= 86400)
     snprintf(buf, n, "%" PRId64 "d %" PRId64 "h", s / 86400, s % 86400 / 3600);
   else if (s >= 3600)
@@ -459,7 +459,7 @@ static void print_table(FILE *o, const struct lm_snapshot *s,
   fprintf(o, "budget    %s   mode %s   window %s", s->name,
           s->mode ? "strict" : "optimistic", lm_window_name(s->window));
   if (s->resets_in_s >= 0) {
-    human_duration(s->resets_in_s, d, sizeof(d));
+    lm_status_duration(s->resets_in_s, d, sizeof(d));
     fprintf(o, " (resets in %s)", d);
   }
   fputc('\n', o);
@@ -537,7 +537,7 @@ static void print_table(FILE *o, const struct lm_snapshot *s,
     gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     int64_t left = s->deadline - s->now;
-    human_duration(left > 0 ? left : 0, d, sizeof(d));
+    lm_status_duration(left > 0 ? left : 0, d, sizeof(d));
     fprintf(o, "deadline  %s (%s%s)\n", when, left > 0 ? "in " : "passed",
             left > 0 ? d : "");
   }

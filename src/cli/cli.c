@@ -19,6 +19,7 @@
 #include "config.h"
 #include "detect.h"
 #include "money.h"
+#include "pace.h"
 #include "price.h"
 #include "pricing.h"
 #include "route.h"
@@ -553,10 +554,11 @@ static int cmd_status(const struct opts *o) {
   lm_budget_reclaim(b); /* refund leases of dead processes before showing */
   lm_budget_snapshot(b, &snap);
   lm_budget_close(b);
-  lm_status_print(stdout, &snap,
-                  o->json   ? LM_FMT_JSON
-                  : o->prom ? LM_FMT_PROM
-                            : LM_FMT_TABLE);
+  lm_pace_print_status(stdout, &snap,
+                       o->json   ? LM_FMT_JSON
+                       : o->prom ? LM_FMT_PROM
+                                 : LM_FMT_TABLE,
+                       NULL);
   if (o->check && snap.hard_pusd >= 0 && snap.total.spent >= snap.hard_pusd)
     return LM_EXIT_OVER;
   return 0;
@@ -568,6 +570,7 @@ static int cmd_watch(const struct opts *o) {
   if (rc)
     return rc;
   int tty = isatty(STDOUT_FILENO);
+  static struct lm_pace_samples samples; /* 64 KiB: off the stack */
   for (long n = 0; o->count < 0 || n < o->count; n++) {
     if (n) {
       struct timespec ts = {(time_t)o->interval,
@@ -576,9 +579,13 @@ static int cmd_watch(const struct opts *o) {
     }
     lm_budget_reclaim(b);
     lm_budget_snapshot(b, &snap);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    lm_pace_sample(&samples, now.tv_sec * 1000LL + now.tv_nsec / 1000000,
+                   snap.total.spent);
     if (tty)
       fputs("\033[H\033[2J", stdout);
-    lm_status_print(stdout, &snap, LM_FMT_TABLE);
+    lm_pace_print_status(stdout, &snap, LM_FMT_TABLE, &samples);
     if (!tty)
       fputs("\n", stdout);
     fflush(stdout);

@@ -23,6 +23,7 @@
 #include "price.h"
 #include "pricing.h"
 #include "route.h"
+#include "serve.h"
 #include "window.h"
 
 #ifndef LM_LIBDIR
@@ -68,6 +69,14 @@ static const char *usage_text =
     "                                sum a ledger (LLMMETER_LEDGER) by model, agent,\n"
     "                                provider (who billed it), API or UTC day:\n"
     "                                calls, denials, exact cost, tokens\n"
+    "  report [FILE] --html OUT [--budget NAME]\n"
+    "                                the ledger as one self-contained page: spend\n"
+    "                                over time by model and agent, cumulative spend\n"
+    "                                against NAME's limits, denials and cuts\n"
+    "  serve [--listen HOST:PORT] [--budget NAME]...\n"
+    "                                serve /metrics (Prometheus) and /status.json\n"
+    "                                for every budget of this user (or those named);\n"
+    "                                read only; default 127.0.0.1:9464\n"
     "  help                          this text\n"
     "\n"
     "LIMITS (init, set, run):\n"
@@ -1079,6 +1088,8 @@ int main(int argc, char **argv) {
     return cmd_prices(argc, argv);
   if (strcmp(cmd, "report") == 0)
     return lm_cli_report(argc, argv);
+  if (strcmp(cmd, "serve") == 0)
+    return lm_cli_serve(argc, argv);
   for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
     if (strcmp(cmd, cmds[i].name) == 0) {
       parse_opts(argc, argv, 2, cmds[i].allowed, &o);

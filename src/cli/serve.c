@@ -298,10 +298,17 @@ static void conn_read(const struct server *sv, struct conn *c) {
   c->head[c->len] = 0;
   if (strstr(c->head, "\r\n\r\n") || strstr(c->head, "\n\n"))
     handle(sv, c);
-  else if (c->len == HEAD_MAX - 1)
+  else if (c->len == HEAD_MAX - 1) {
     simple(c->fd, 431, "Request Header Fields Too Large",
            mono_ms() + DEADLINE_MS);
-  else
+    /* Closing with the rest of the head unread would reset the
+     * connection, and the client could lose the answer: end our side and
+     * drop what has already arrived (bounded, never waiting). */
+    shutdown(c->fd, SHUT_WR);
+    char sink[4096];
+    for (int i = 0; i < 16 && recv(c->fd, sink, sizeof(sink), 0) > 0; i++)
+      ;
+  } else
     return;
   conn_close(c);
 }

@@ -313,20 +313,18 @@ static void conn_read(const struct server *sv, struct conn *c) {
   conn_close(c);
 }
 
+/* Accepts while there are free slots; the rest wait in the backlog. */
 static void conn_accept(struct server *sv) {
-  for (;;) {
-    int fd = accept4(sv->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0)
+  for (int i = 0; i < CONN_MAX; i++) {
+    struct conn *c = &sv->conns[i];
+    if (c->fd >= 0)
+      continue;
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof(peer);
+    c->fd = accept4(sv->lfd, (struct sockaddr *)&peer, &pl,
+                    SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (c->fd < 0)
       return;
-    struct conn *c = NULL;
-    for (int i = 0; i < CONN_MAX && !c; i++)
-      if (sv->conns[i].fd < 0)
-        c = &sv->conns[i];
-    if (!c) { /* cannot happen: the listener is polled only with a slot */
-      close(fd);
-      return;
-    }
-    c->fd = fd;
     c->len = 0;
     c->deadline_ms = mono_ms() + DEADLINE_MS;
   }

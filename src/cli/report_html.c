@@ -603,8 +603,15 @@ static void page(FILE *o, const char *ledger, struct agg *g,
     struct tm tm;
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M", gmtime_r(&t0, &tm));
     strftime(until, sizeof(until), "%Y-%m-%d %H:%M", gmtime_r(&t1, &tm));
-    fprintf(o, " &middot; %s to %s UTC &middot; bars of %" PRId64 " min", when,
-            until, d->width);
+    int64_t w = d->width;
+    fprintf(o, " &middot; %s to %s UTC &middot; bars of %" PRId64 " %s", when,
+            until,
+            w % 1440 == 0 ? w / 1440
+            : w % 60 == 0 ? w / 60
+                          : w,
+            w % 1440 == 0 ? (w == 1440 ? "day" : "days")
+            : w % 60 == 0 ? "h"
+                          : "min");
   }
   if (snap) {
     fputs(" &middot; budget ", o);

@@ -3,7 +3,7 @@
 #
 # Three unmodified "agents" (shell loops of curl calls to the bundled mock
 # provider's OpenAI and Anthropic APIs, streamed and not) run under one
-# budget with a $1.20 hard limit for about MINUTES minutes (4), with
+# budget with a $3.50 hard limit for about MINUTES minutes (4), with
 # LLMMETER_LEDGER set; then `llmmeter report --html` makes the page and
 # headless Chromium takes its screenshot (docs/report-demo.png).
 #
@@ -21,7 +21,7 @@ trap 'kill $mock 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 1 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 URL=http://127.0.0.1:$(cat "$tmp/port")
 "$LM" rm --budget report-demo 2>/dev/null
-"$LM" init --budget report-demo --limit 1.20 --soft 0.90 >/dev/null
+"$LM" init --budget report-demo --limit 3.50 --soft 2.50 >/dev/null
 export LLMMETER_LEDGER=$tmp/ledger.jsonl LLMMETER_QUIET=1
 end=$(($(date +%s) + ${MINUTES:-4} * 60))
 agent() { # agent NAME MODEL... : one call after another, a pause between
@@ -40,11 +40,13 @@ agent() { # agent NAME MODEL... : one call after another, a pause between
 }
 export -f agent
 export URL end
+pids=()
 for a in "planner gpt-4o claude-sonnet-4-5" "coder gpt-4o-mini claude-sonnet-4-5 gpt-4o" \
   "reviewer claude-haiku-4-5 gpt-4o-mini"; do
   LLMMETER_AGENT=${a%% *} "$LM" run --budget report-demo --quiet -- bash -c "agent $a" &
+  pids+=($!)
 done
-wait
+wait "${pids[@]}" # not the mock
 "$LM" status --budget report-demo | head -7
 "$LM" report "$LLMMETER_LEDGER" --html "$tmp/report.html" --budget report-demo
 chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars \

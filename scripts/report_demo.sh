@@ -3,7 +3,7 @@
 #
 # Three unmodified "agents" (shell loops of curl calls to the bundled mock
 # provider's OpenAI and Anthropic APIs, streamed and not) run under one
-# budget with a $3.50 hard limit for about MINUTES minutes (4), with
+# budget with a $5.50 hard limit for about MINUTES minutes (4), with
 # LLMMETER_LEDGER set; then `llmmeter report --html` makes the page and
 # headless Chromium takes its screenshot (docs/report-demo.png).
 #
@@ -21,7 +21,7 @@ trap 'kill $mock 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 1 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 URL=http://127.0.0.1:$(cat "$tmp/port")
 "$LM" rm --budget report-demo 2>/dev/null
-"$LM" init --budget report-demo --limit 3.50 --soft 2.50 >/dev/null
+"$LM" init --budget report-demo --limit 5.50 --soft 4.00 >/dev/null
 export LLMMETER_LEDGER=$tmp/ledger.jsonl LLMMETER_QUIET=1
 end=$(($(date +%s) + ${MINUTES:-4} * 60))
 agent() { # agent NAME MODEL... : one call after another, a pause between

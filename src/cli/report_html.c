@@ -648,6 +648,7 @@ static void page(FILE *o, const char *ledger, struct agg *g,
           "time: nothing to draw over time.</p></section>\n",
           o);
   }
+  /* The tables sort the rows: after the charts, which name rows by index. */
   table(o, "models", "Top models", "model", &g->models);
   table(o, "agents", "Top agents", "agent", &g->agents);
   fputs("</main>\n<footer>", o);

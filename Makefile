@@ -171,10 +171,14 @@ bench-quick: all $(TOOL_BIN)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin \
-	  $(DESTDIR)$(PREFIX)/include
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man3
 	install -m 0755 $(SO) $(DESTDIR)$(PREFIX)/lib/libllmmeter.so
 	install -m 0755 $(CLI) $(DESTDIR)$(PREFIX)/bin/llmmeter
 	install -m 0644 include/llmmeter.h $(DESTDIR)$(PREFIX)/include/llmmeter.h
+	install -m 0644 docs/llmmeter.1 $(DESTDIR)$(PREFIX)/share/man/man1/llmmeter.1
+	install -m 0644 docs/libllmmeter.3 \
+	  $(DESTDIR)$(PREFIX)/share/man/man3/libllmmeter.3
 
 clean:
 	rm -rf build build-san

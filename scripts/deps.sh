@@ -8,13 +8,17 @@
 #           dlopens them; the unit tests link them to compress)
 #   tests:  curl (CLI client), python3 + python3-pycurl, php-cli + php-curl,
 #           perl WWW::Curl (a second RTLD_LOCAL host), bc,
-#           clang + libclang-rt-14-dev (libFuzzer, sanitizers), valgrind
+#           clang + libclang-rt-14-dev (libFuzzer, sanitizers), valgrind,
+#           chromium (renders report --html), prometheus (promtool checks
+#           serve's /metrics), tmux (drives watch), groff-base + man-db
+#           (render the man pages)
 #   lint:   clang-format (14, as .clang-format expects), cppcheck
 set -eu
 pkgs="gcc make libc6-dev libcurl4-openssl-dev libssl-dev libcjson-dev node-llhttp
       zlib1g-dev libbrotli-dev libzstd-dev curl ca-certificates
       python3 python3-pycurl php-cli php-curl libwww-curl-perl libcurl3-gnutls
-      clang libclang-rt-14-dev valgrind bc clang-format cppcheck"
+      clang libclang-rt-14-dev valgrind bc clang-format cppcheck
+      chromium prometheus tmux groff-base man-db"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -5,6 +5,7 @@
  * pico-USD), never through a double.
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
@@ -79,7 +80,8 @@ static void limit_json(FILE *o, int64_t v, int money) {
     fprintf(o, "%" PRId64, v);
 }
 
-static void print_json(FILE *o, const struct lm_snapshot *s) {
+static void print_json(FILE *o, const struct lm_snapshot *s,
+                       const char *extra) {
   char a[40];
   int64_t rem = s->hard_pusd < 0
                     ? -1
@@ -195,8 +197,16 @@ static void print_json(FILE *o, const struct lm_snapshot *s) {
           s->active_leases, s->reclaimed);
   fprintf(o,
           ",\"unmetered_processes\":{\"refused\":%" PRIu64
-          ",\"warned\":%" PRIu64 "}}\n",
-          s->unmetered_denied, s->unmetered_warned);
+          ",\"warned\":%" PRIu64 "}%s}\n",
+          s->unmetered_denied, s->unmetered_warned, extra ? extra : "");
+}
+
+/* Prometheus text format (0.0.4) for any number of budgets: each metric
+ * family is one HELP and TYPE line and then its samples for every budget,
+ * since a family may appear only once in an exposition. */
+static void prom_family(FILE *o, const char *name, const char *type,
+                        const char *help) {
+  fprintf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static void prom_line(FILE *o, const char *metric, const char *budget,
@@ -207,120 +217,205 @@ static void prom_line(FILE *o, const char *metric, const char *budget,
   fprintf(o, "} %s\n", value);
 }
 
-/* Copies s into out as a Prometheus label value (\ and " escaped). */
+/* Copies s into out as a Prometheus label value (\, " and newline
+ * escaped: names come from shared memory and may hold anything). */
 static void prom_escape(const char *s, char *out, size_t size) {
   size_t k = 0;
   for (const char *p = s; *p && k + 2 < size; p++) {
-    if (*p == '"' || *p == '\\')
+    if (*p == '"' || *p == '\\' || *p == '\n')
       out[k++] = '\\';
-    out[k++] = *p;
+    out[k++] = *p == '\n' ? 'n' : *p;
   }
   out[k] = 0;
 }
 
-static void prom_rows(FILE *o, const struct lm_snapshot *s, const char *label,
-                      const struct lm_snap_row *rows, int n) {
+/* The samples of one per-row family (what: 0 spent, 1 requests, 2 tokens
+ * by kind, 3 web searches) for the model or agent rows of every budget. */
+static void prom_rows(FILE *o, const struct lm_snapshot *const *ss, int n,
+                      const char *label, int what) {
   char v[48];
-  for (int i = 0; i < n; i++) {
-    char name[LM_NAME_MAX * 2], prov[LM_PROVIDER_MAX * 2];
-    char labels[sizeof(name) + sizeof(prov) + 32];
-    prom_escape(rows[i].name, name, sizeof(name));
-    prom_escape(rows[i].provider, prov, sizeof(prov));
-    /* A model's rows are per provider: the label tells them apart. */
-    if (prov[0])
-      snprintf(labels, sizeof(labels), "%s=\"%s\",provider=\"%s\"", label, name,
-               prov);
-    else
-      snprintf(labels, sizeof(labels), "%s=\"%s\"", label, name);
-    usd(rows[i].c.spent, v, sizeof(v));
-    fprintf(o, "llmmeter_%s_spent_usd{budget=\"%s\",%s} %s\n", label, s->name,
-            labels, v);
-    fprintf(o, "llmmeter_%s_requests_total{budget=\"%s\",%s} %" PRIu64 "\n",
-            label, s->name, labels, rows[i].c.requests);
+  for (int b = 0; b < n; b++) {
+    const struct lm_snapshot *s = ss[b];
+    bool models = strcmp(label, "model") == 0;
+    const struct lm_snap_row *rows = models ? s->models : s->agents;
+    int nr = models ? s->n_models : s->n_agents;
+    for (int i = 0; i < nr; i++) {
+      char name[LM_NAME_MAX * 2], prov[LM_PROVIDER_MAX * 2];
+      char labels[sizeof(name) + sizeof(prov) + 32];
+      prom_escape(rows[i].name, name, sizeof(name));
+      prom_escape(rows[i].provider, prov, sizeof(prov));
+      /* A model's rows are per provider: the label tells them apart. */
+      if (prov[0])
+        snprintf(labels, sizeof(labels), "%s=\"%s\",provider=\"%s\"", label,
+                 name, prov);
+      else
+        snprintf(labels, sizeof(labels), "%s=\"%s\"", label, name);
+      if (what == 0)
+        fprintf(o, "llmmeter_%s_spent_usd{budget=\"%s\",%s} %s\n", label,
+                s->name, labels, usd(rows[i].c.spent, v, sizeof(v)));
+      else if (what == 1)
+        fprintf(o, "llmmeter_%s_requests_total{budget=\"%s\",%s} %" PRIu64 "\n",
+                label, s->name, labels, rows[i].c.requests);
+      else if (what == 3)
+        fprintf(
+            o, "llmmeter_%s_web_searches_total{budget=\"%s\",%s} %" PRIu64 "\n",
+            label, s->name, labels, rows[i].c.tokens[LM_TOK_WEB_SEARCHES]);
+      else
+        for (int t = 0; t < LM_TOK_KINDS; t++)
+          if (t != LM_TOK_WEB_SEARCHES)
+            fprintf(o,
+                    "llmmeter_%s_tokens_total{budget=\"%s\",%s,kind=\"%s\"} "
+                    "%" PRIu64 "\n",
+                    label, s->name, labels, lm_token_kind_name(t),
+                    rows[i].c.tokens[t]);
+    }
+  }
+}
+
+void lm_status_print_prom(FILE *o, const struct lm_snapshot *const *ss, int n) {
+  char v[48];
+  prom_family(o, "llmmeter_spent_usd", "gauge",
+              "Money charged in the current window (USD).");
+  for (int b = 0; b < n; b++)
+    prom_line(o, "llmmeter_spent_usd", ss[b]->name, NULL, NULL,
+              usd(ss[b]->total.spent, v, sizeof(v)));
+  prom_family(o, "llmmeter_reserved_usd", "gauge",
+              "Money held by calls in flight (USD).");
+  for (int b = 0; b < n; b++)
+    prom_line(o, "llmmeter_reserved_usd", ss[b]->name, NULL, NULL,
+              usd(ss[b]->total.reserved, v, sizeof(v)));
+  const struct {
+    const char *m, *help;
+    size_t off;
+  } lims[] = {
+      {"llmmeter_limit_usd", "The hard limit (USD); absent: none.",
+       offsetof(struct lm_snapshot, hard_pusd)},
+      {"llmmeter_soft_limit_usd", "The soft limit (USD); absent: none.",
+       offsetof(struct lm_snapshot, soft_pusd)},
+  };
+  for (size_t k = 0; k < sizeof(lims) / sizeof(lims[0]); k++) {
+    bool any = false;
+    for (int b = 0; b < n; b++) {
+      int64_t lim = *(const int64_t *)((const char *)ss[b] + lims[k].off);
+      if (lim < 0)
+        continue;
+      if (!any)
+        prom_family(o, lims[k].m, "gauge", lims[k].help);
+      any = true;
+      prom_line(o, lims[k].m, ss[b]->name, NULL, NULL, usd(lim, v, sizeof(v)));
+    }
+  }
+  const struct {
+    const char *m, *type, *help;
+    size_t off;
+  } cnt[] = {
+      {"llmmeter_requests_total", "counter", "Settled LLM calls.",
+       offsetof(struct lm_snap_counters, requests)},
+      {"llmmeter_denied_total", "counter", "LLM calls refused by the budget.",
+       offsetof(struct lm_snap_counters, denied)},
+      {"llmmeter_unmetered_total", "counter",
+       "Calls whose usage could not be read (charged at their estimate).",
+       offsetof(struct lm_snap_counters, unmetered)},
+      {"llmmeter_in_flight", "gauge", "LLM calls admitted and not settled.",
+       offsetof(struct lm_snap_counters, reserved_requests)},
+  };
+  for (size_t k = 0; k < sizeof(cnt) / sizeof(cnt[0]); k++) {
+    prom_family(o, cnt[k].m, cnt[k].type, cnt[k].help);
+    for (int b = 0; b < n; b++) {
+      snprintf(v, sizeof(v), "%" PRIu64,
+               *(const uint64_t *)((const char *)&ss[b]->total + cnt[k].off));
+      prom_line(o, cnt[k].m, ss[b]->name, NULL, NULL, v);
+    }
+  }
+  /* The leak guard's processes (src/resolve/): what was not metered. */
+  prom_family(o, "llmmeter_unmetered_processes_total", "counter",
+              "Processes that resolved an LLM host with no TLS library "
+              "llmmeter can see, by what was done.");
+  for (int b = 0; b < n; b++) {
+    snprintf(v, sizeof(v), "%" PRIu64, ss[b]->unmetered_denied);
+    prom_line(o, "llmmeter_unmetered_processes_total", ss[b]->name, "verdict",
+              "refused", v);
+    snprintf(v, sizeof(v), "%" PRIu64, ss[b]->unmetered_warned);
+    prom_line(o, "llmmeter_unmetered_processes_total", ss[b]->name, "verdict",
+              "warned", v);
+  }
+  prom_family(o, "llmmeter_tokens_total", "counter",
+              "Tokens charged, by kind (the parts are parts of input and "
+              "output).");
+  for (int b = 0; b < n; b++)
     for (int t = 0; t < LM_TOK_KINDS; t++) {
       if (t == LM_TOK_WEB_SEARCHES)
         continue;
-      fprintf(o,
-              "llmmeter_%s_tokens_total{budget=\"%s\",%s,kind=\"%s\"} %" PRIu64
-              "\n",
-              label, s->name, labels, lm_token_kind_name(t),
-              rows[i].c.tokens[t]);
+      snprintf(v, sizeof(v), "%" PRIu64, ss[b]->total.tokens[t]);
+      prom_line(o, "llmmeter_tokens_total", ss[b]->name, "kind",
+                lm_token_kind_name(t), v);
     }
-    fprintf(o, "llmmeter_%s_web_searches_total{budget=\"%s\",%s} %" PRIu64 "\n",
-            label, s->name, labels, rows[i].c.tokens[LM_TOK_WEB_SEARCHES]);
+  prom_family(o, "llmmeter_web_searches_total", "counter",
+              "Server-side web searches the providers reported.");
+  for (int b = 0; b < n; b++) {
+    snprintf(v, sizeof(v), "%" PRIu64,
+             ss[b]->total.tokens[LM_TOK_WEB_SEARCHES]);
+    prom_line(o, "llmmeter_web_searches_total", ss[b]->name, NULL, NULL, v);
   }
-}
-
-static void print_prom(FILE *o, const struct lm_snapshot *s) {
-  char v[48];
-  fputs("# HELP llmmeter_spent_usd Money charged in the current window.\n"
-        "# TYPE llmmeter_spent_usd gauge\n",
-        o);
-  prom_line(o, "llmmeter_spent_usd", s->name, NULL, NULL,
-            usd(s->total.spent, v, sizeof(v)));
-  fputs("# TYPE llmmeter_reserved_usd gauge\n", o);
-  prom_line(o, "llmmeter_reserved_usd", s->name, NULL, NULL,
-            usd(s->total.reserved, v, sizeof(v)));
-  if (s->hard_pusd >= 0) {
-    fputs("# TYPE llmmeter_limit_usd gauge\n", o);
-    prom_line(o, "llmmeter_limit_usd", s->name, NULL, NULL,
-              usd(s->hard_pusd, v, sizeof(v)));
-  }
-  struct {
-    const char *m;
-    uint64_t v;
-  } cnt[] = {
-      {"llmmeter_requests_total", s->total.requests},
-      {"llmmeter_denied_total", s->total.denied},
-      {"llmmeter_unmetered_total", s->total.unmetered},
-      {"llmmeter_in_flight", s->total.reserved_requests},
-  };
-  for (size_t i = 0; i < sizeof(cnt) / sizeof(cnt[0]); i++) {
-    fprintf(o, "# TYPE %s %s\n", cnt[i].m,
-            strstr(cnt[i].m, "_total") ? "counter" : "gauge");
-    snprintf(v, sizeof(v), "%" PRIu64, cnt[i].v);
-    prom_line(o, cnt[i].m, s->name, NULL, NULL, v);
-  }
-  /* The leak guard's processes (src/resolve/): what was not metered. */
-  fputs("# TYPE llmmeter_unmetered_processes_total counter\n", o);
-  snprintf(v, sizeof(v), "%" PRIu64, s->unmetered_denied);
-  prom_line(o, "llmmeter_unmetered_processes_total", s->name, "verdict",
-            "refused", v);
-  snprintf(v, sizeof(v), "%" PRIu64, s->unmetered_warned);
-  prom_line(o, "llmmeter_unmetered_processes_total", s->name, "verdict",
-            "warned", v);
-  fputs("# TYPE llmmeter_tokens_total counter\n", o);
-  for (int t = 0; t < LM_TOK_KINDS; t++) {
-    if (t == LM_TOK_WEB_SEARCHES)
+  bool any = false;
+  for (int b = 0; b < n; b++) {
+    if (ss[b]->resets_in_s < 0)
       continue;
-    snprintf(v, sizeof(v), "%" PRIu64, s->total.tokens[t]);
-    prom_line(o, "llmmeter_tokens_total", s->name, "kind",
-              lm_token_kind_name(t), v);
-  }
-  fputs("# TYPE llmmeter_web_searches_total counter\n", o);
-  snprintf(v, sizeof(v), "%" PRIu64, s->total.tokens[LM_TOK_WEB_SEARCHES]);
-  prom_line(o, "llmmeter_web_searches_total", s->name, NULL, NULL, v);
-  if (s->resets_in_s >= 0) {
-    snprintf(v, sizeof(v), "%" PRId64, s->resets_in_s);
-    fputs("# TYPE llmmeter_window_resets_in_seconds gauge\n", o);
-    prom_line(o, "llmmeter_window_resets_in_seconds", s->name, NULL, NULL, v);
+    if (!any)
+      prom_family(o, "llmmeter_window_resets_in_seconds", "gauge",
+                  "Seconds until the budget's window resets.");
+    any = true;
+    snprintf(v, sizeof(v), "%" PRId64, ss[b]->resets_in_s);
+    prom_line(o, "llmmeter_window_resets_in_seconds", ss[b]->name, NULL, NULL,
+              v);
   }
   const char *rk[4] = {"rpm", "tpm", "input_tpm", "output_tpm"};
-  int64_t rlim[4] = {s->rpm, s->tpm, s->itpm, s->otpm};
-  int64_t ruse[4] = {s->rpm_used, s->tpm_used, s->itpm_used, s->otpm_used};
-  for (int i = 0; i < 4; i++) {
-    if (rlim[i] < 0)
-      continue;
-    snprintf(v, sizeof(v), "%" PRId64, ruse[i]);
-    prom_line(o, "llmmeter_rate_used_per_minute", s->name, "kind", rk[i], v);
-    snprintf(v, sizeof(v), "%" PRId64, rlim[i]);
-    prom_line(o, "llmmeter_rate_limit_per_minute", s->name, "kind", rk[i], v);
+  for (int used = 1; used >= 0; used--) {
+    const char *m = used ? "llmmeter_rate_used_per_minute"
+                         : "llmmeter_rate_limit_per_minute";
+    any = false;
+    for (int b = 0; b < n; b++) {
+      const struct lm_snapshot *s = ss[b];
+      int64_t rlim[4] = {s->rpm, s->tpm, s->itpm, s->otpm};
+      int64_t ruse[4] = {s->rpm_used, s->tpm_used, s->itpm_used, s->otpm_used};
+      for (int i = 0; i < 4; i++) {
+        if (rlim[i] < 0)
+          continue;
+        if (!any)
+          prom_family(o, m, "gauge",
+                      used ? "Current use of a rate limit, per minute."
+                           : "A rate limit, per minute.");
+        any = true;
+        snprintf(v, sizeof(v), "%" PRId64, used ? ruse[i] : rlim[i]);
+        prom_line(o, m, s->name, "kind", rk[i], v);
+      }
+    }
   }
-  prom_rows(o, s, "model", s->models, s->n_models);
-  prom_rows(o, s, "agent", s->agents, s->n_agents);
+  static const struct {
+    const char *suffix, *type, *help;
+  } rf[] = {
+      {"spent_usd", "gauge", "Money charged in the current window (USD)."},
+      {"requests_total", "counter", "Settled LLM calls."},
+      {"tokens_total", "counter", "Tokens charged, by kind."},
+      {"web_searches_total", "counter", "Server-side web searches."},
+  };
+  for (int label = 0; label < 2; label++)
+    for (int w = 0; w < 4; w++) {
+      const char *l = label ? "agent" : "model";
+      int rows = 0;
+      for (int b = 0; b < n; b++)
+        rows += label ? ss[b]->n_agents : ss[b]->n_models;
+      if (!rows)
+        continue;
+      char name[64], help[96];
+      snprintf(name, sizeof(name), "llmmeter_%s_%s", l, rf[w].suffix);
+      snprintf(help, sizeof(help), "Per %s: %s", l, rf[w].help);
+      prom_family(o, name, rf[w].type, help);
+      prom_rows(o, ss, n, l, w);
+    }
 }
 
-static void human_duration(int64_t s, char *buf, size_t n) {
+void lm_status_duration(int64_t s, char *buf, size_t n) {
   if (s >= 86400)
     snprintf(buf, n, "%" PRId64 "d %" PRId64 "h", s / 86400, s % 86400 / 3600);
   else if (s >= 3600)
@@ -374,12 +469,13 @@ static void print_parts(FILE *o, const uint64_t *t) {
     fputc('\n', o);
 }
 
-static void print_table(FILE *o, const struct lm_snapshot *s) {
+static void print_table(FILE *o, const struct lm_snapshot *s,
+                        const char *extra) {
   char a[40], b[40], c[40], d[48];
   fprintf(o, "budget    %s   mode %s   window %s", s->name,
           s->mode ? "strict" : "optimistic", lm_window_name(s->window));
   if (s->resets_in_s >= 0) {
-    human_duration(s->resets_in_s, d, sizeof(d));
+    lm_status_duration(s->resets_in_s, d, sizeof(d));
     fprintf(o, " (resets in %s)", d);
   }
   fputc('\n', o);
@@ -421,6 +517,8 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
             " warned: they resolved an LLM host with no TLS library "
             "llmmeter can see\n",
             s->unmetered_denied, s->unmetered_warned);
+  if (extra)
+    fputs(extra, o);
   fprintf(o,
           "tokens    input %" PRIu64 " (cache read %" PRIu64
           ", cache write %" PRIu64 ")   output %" PRIu64 " (reasoning %" PRIu64
@@ -461,7 +559,7 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
     gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     int64_t left = s->deadline - s->now;
-    human_duration(left > 0 ? left : 0, d, sizeof(d));
+    lm_status_duration(left > 0 ? left : 0, d, sizeof(d));
     fprintf(o, "deadline  %s (%s%s)\n", when, left > 0 ? "in " : "passed",
             left > 0 ? d : "");
   }
@@ -505,16 +603,22 @@ static void print_table(FILE *o, const struct lm_snapshot *s) {
   table_rows(o, "AGENT", s->agents, s->n_agents, false);
 }
 
-void lm_status_print(FILE *out, const struct lm_snapshot *s,
-                     enum lm_status_format fmt) {
+void lm_status_print_extra(FILE *out, const struct lm_snapshot *s,
+                           enum lm_status_format fmt,
+                           const struct lm_status_extra *x) {
   switch (fmt) {
   case LM_FMT_JSON:
-    print_json(out, s);
+    print_json(out, s, x ? x->json : NULL);
     break;
   case LM_FMT_PROM:
-    print_prom(out, s);
+    lm_status_print_prom(out, &s, 1);
     break;
   default:
-    print_table(out, s);
+    print_table(out, s, x ? x->table : NULL);
   }
+}
+
+void lm_status_print(FILE *out, const struct lm_snapshot *s,
+                     enum lm_status_format fmt) {
+  lm_status_print_extra(out, s, fmt, NULL);
 }

@@ -19,9 +19,11 @@
 #include "config.h"
 #include "detect.h"
 #include "money.h"
+#include "pace.h"
 #include "price.h"
 #include "pricing.h"
 #include "route.h"
+#include "serve.h"
 #include "window.h"
 
 #ifndef LM_LIBDIR
@@ -67,6 +69,14 @@ static const char *usage_text =
     "                                sum a ledger (LLMMETER_LEDGER) by model, agent,\n"
     "                                provider (who billed it), API or UTC day:\n"
     "                                calls, denials, exact cost, tokens\n"
+    "  report [FILE] --html OUT [--budget NAME]\n"
+    "                                the ledger as one self-contained page: spend\n"
+    "                                over time by model and agent, cumulative spend\n"
+    "                                against NAME's limits, denials and cuts\n"
+    "  serve [--listen HOST:PORT] [--budget NAME]...\n"
+    "                                serve /metrics (Prometheus) and /status.json\n"
+    "                                for every budget of this user (or those named);\n"
+    "                                read only; default 127.0.0.1:9464\n"
     "  help                          this text\n"
     "\n"
     "LIMITS (init, set, run):\n"
@@ -553,10 +563,11 @@ static int cmd_status(const struct opts *o) {
   lm_budget_reclaim(b); /* refund leases of dead processes before showing */
   lm_budget_snapshot(b, &snap);
   lm_budget_close(b);
-  lm_status_print(stdout, &snap,
-                  o->json   ? LM_FMT_JSON
-                  : o->prom ? LM_FMT_PROM
-                            : LM_FMT_TABLE);
+  lm_pace_print_status(stdout, &snap,
+                       o->json   ? LM_FMT_JSON
+                       : o->prom ? LM_FMT_PROM
+                                 : LM_FMT_TABLE,
+                       NULL);
   if (o->check && snap.hard_pusd >= 0 && snap.total.spent >= snap.hard_pusd)
     return LM_EXIT_OVER;
   return 0;
@@ -568,6 +579,7 @@ static int cmd_watch(const struct opts *o) {
   if (rc)
     return rc;
   int tty = isatty(STDOUT_FILENO);
+  static struct lm_pace_samples samples; /* 64 KiB: off the stack */
   for (long n = 0; o->count < 0 || n < o->count; n++) {
     if (n) {
       struct timespec ts = {(time_t)o->interval,
@@ -576,9 +588,13 @@ static int cmd_watch(const struct opts *o) {
     }
     lm_budget_reclaim(b);
     lm_budget_snapshot(b, &snap);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    lm_pace_sample(&samples, now.tv_sec * 1000LL + now.tv_nsec / 1000000,
+                   snap.total.spent);
     if (tty)
       fputs("\033[H\033[2J", stdout);
-    lm_status_print(stdout, &snap, LM_FMT_TABLE);
+    lm_pace_print_status(stdout, &snap, LM_FMT_TABLE, &samples);
     if (!tty)
       fputs("\n", stdout);
     fflush(stdout);
@@ -1072,6 +1088,8 @@ int main(int argc, char **argv) {
     return cmd_prices(argc, argv);
   if (strcmp(cmd, "report") == 0)
     return lm_cli_report(argc, argv);
+  if (strcmp(cmd, "serve") == 0)
+    return lm_cli_serve(argc, argv);
   for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
     if (strcmp(cmd, cmds[i].name) == 0) {
       parse_opts(argc, argv, 2, cmds[i].allowed, &o);

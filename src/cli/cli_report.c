@@ -2,14 +2,14 @@
  *
  * Reads LLMMETER_LEDGER's JSON lines and sums calls, denials, exact cost
  * (integer pico-USD from each line's cost_pusd) and tokens by model, agent,
- * provider (who billed the call), API or UTC day; it reads ledgers from
- * before lines had an "api" member too (see line_key). Lines that are not
+ * provider (who billed the call), API or UTC day, through ledger_sum.h (which
+ * reads ledgers from before lines had an "api" member too); --html FILE
+ * writes the same sums as a page instead (report_html.c). Lines that are not
  * ledger records are skipped and counted, never fatal: a ledger being
  * appended to while we read ends mid-line. Token parts beyond text and web
  * searches are summed too; a line without them (older ledgers, text calls)
  * has none.
  */
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -18,54 +18,22 @@
 
 #include "cli.h"
 #include "config.h"
+#include "ledger_sum.h"
 #include "money.h"
-
-#define REPORT_ROWS_MAX 4096
-
-/* tok[] by enum lm_token_kind: the token kinds of the ledger's "tokens"
- * object and, at LM_TOK_WEB_SEARCHES, its "web_searches". */
-struct row {
-  char key[96];
-  uint64_t calls, denied;
-  int64_t cost;
-  uint64_t tok[LM_TOK_KINDS];
-};
-
-static int cmp_cost(const void *a, const void *b) {
-  const struct row *x = a, *y = b;
-  if (x->cost != y->cost)
-    return x->cost < y->cost ? 1 : -1;
-  return strcmp(x->key, y->key);
-}
-
-static uint64_t num(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
-}
-
-/* A line's value for --by (model, agent, provider, api). Ledgers written
- * before lines had an "api" member kept the API in "provider" and did not
- * record who billed the call: for those, "api" is their "provider" and the
- * provider is unknown. "?" when the line has no such member. */
-static const char *line_key(const cJSON *o, const char *by) {
-  const cJSON *api = cJSON_GetObjectItemCaseSensitive(o, "api");
-  bool old = !cJSON_IsString(api);
-  if (old && strcmp(by, "api") == 0)
-    by = "provider";
-  else if (old && strcmp(by, "provider") == 0)
-    return "?";
-  const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, by);
-  return cJSON_IsString(k) ? k->valuestring : "?";
-}
+#include "report_html.h"
 
 int lm_cli_report(int argc, char **argv) {
-  const char *path = NULL, *by = "model";
+  const char *path = NULL, *by = "model", *html = NULL, *budget = NULL;
   int json = 0;
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--json") == 0)
       json = 1;
     else if (strcmp(argv[i], "--by") == 0 && i + 1 < argc)
       by = argv[++i];
+    else if (strcmp(argv[i], "--html") == 0 && i + 1 < argc)
+      html = argv[++i];
+    else if (strcmp(argv[i], "--budget") == 0 && i + 1 < argc)
+      budget = argv[++i];
     else if (argv[i][0] == '-' && argv[i][1]) {
       fprintf(stderr, "llmmeter: unknown option '%s' (see 'llmmeter --help')\n",
               argv[i]);
@@ -77,12 +45,15 @@ int lm_cli_report(int argc, char **argv) {
       return LM_EXIT_USAGE;
     }
   }
-  if (strcmp(by, "model") && strcmp(by, "agent") && strcmp(by, "day") &&
-      strcmp(by, "provider") && strcmp(by, "api")) {
+  if (!lm_ledger_key_valid(by)) {
     fprintf(stderr,
             "llmmeter: --by needs model, agent, provider, api or day (got "
             "'%s')\n",
             by);
+    return LM_EXIT_USAGE;
+  }
+  if (html && json) {
+    fprintf(stderr, "llmmeter: --html and --json are exclusive\n");
     return LM_EXIT_USAGE;
   }
   if (!path)
@@ -97,76 +68,41 @@ int lm_cli_report(int argc, char **argv) {
     fprintf(stderr, "llmmeter: cannot read ledger %s\n", path);
     return LM_EXIT_ERROR;
   }
-  struct row *rows = calloc(REPORT_ROWS_MAX + 1, sizeof(*rows));
-  if (!rows) {
-    fclose(f);
+  if (html) {
+    int rc = lm_report_html(f, path, html, budget);
+    if (f != stdin)
+      fclose(f);
+    return rc;
+  }
+  struct lm_report_rows rr;
+  if (lm_report_rows_init(&rr) != 0) {
+    if (f != stdin)
+      fclose(f);
     return LM_EXIT_ERROR;
   }
-  int n = 0;
   uint64_t skipped = 0;
-  struct row total = {.key = "total"};
   char *line = NULL;
   size_t cap = 0;
   ssize_t len;
   while ((len = getline(&line, &cap, f)) > 0) {
-    cJSON *o = cJSON_ParseWithLength(line, (size_t)len);
-    const cJSON *outcome = cJSON_GetObjectItemCaseSensitive(o, "outcome");
-    const cJSON *cost = cJSON_GetObjectItemCaseSensitive(o, "cost_pusd");
-    if (!cJSON_IsObject(o) || !cJSON_IsString(outcome) ||
-        !cJSON_IsNumber(cost)) {
+    struct lm_ledger_line l;
+    if (lm_ledger_line_parse(line, (size_t)len, &l) != 0)
       skipped++;
-      cJSON_Delete(o);
-      continue;
-    }
-    if (strcmp(outcome->valuestring, "soft_limit") == 0) {
-      cJSON_Delete(o); /* an event, not a call */
-      continue;
-    }
-    char key[96] = "";
-    if (strcmp(by, "day") == 0) {
-      const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "time");
-      snprintf(key, sizeof(key), "%.10s",
-               cJSON_IsString(t) ? t->valuestring : "?");
-    } else {
-      snprintf(key, sizeof(key), "%s", line_key(o, by));
-    }
-    int i = 0;
-    while (i < n && strcmp(rows[i].key, key) != 0)
-      i++;
-    if (i == n) {
-      if (n == REPORT_ROWS_MAX)
-        i = n; /* the overflow row */
-      else
-        n++;
-      if (!rows[i].key[0])
-        snprintf(rows[i].key, sizeof(rows[i].key), "%s",
-                 i == REPORT_ROWS_MAX ? "(other)" : key);
-    }
-    struct row *r[2] = {&rows[i], &total};
-    int denied = strcmp(outcome->valuestring, "denied") == 0;
-    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "tokens");
-    for (int k = 0; k < 2; k++) {
-      r[k]->calls += !denied;
-      r[k]->denied += denied;
-      /* A double holds integers exactly up to 2^53 pico-USD ($9,007) per
-       * call; each line is one call, so the sum stays exact. */
-      r[k]->cost = lm_money_add(r[k]->cost, (int64_t)cost->valuedouble);
-      for (int t = 0; t < LM_TOK_KINDS; t++)
-        r[k]->tok[t] += t == LM_TOK_WEB_SEARCHES
-                            ? num(o, "web_searches")
-                            : num(tk, lm_token_kind_name(t));
-    }
-    cJSON_Delete(o);
+    else if (l.outcome != LM_LEDGER_SOFT) /* an event, not a call */
+      lm_report_rows_add(&rr, lm_ledger_line_key(&l, by), &l);
+    lm_ledger_line_free(&l);
   }
   free(line);
   if (f != stdin)
     fclose(f);
-  qsort(rows, (size_t)n, sizeof(*rows), cmp_cost);
+  lm_report_rows_sort(&rr);
+  struct lm_report_row *rows = rr.rows, total = rr.total;
+  int n = rr.n;
   char a[40];
   if (json) {
     printf("{\"by\":\"%s\",\"rows\":[", by);
     for (int i = 0; i <= n; i++) {
-      struct row *r = i < n ? &rows[i] : &total;
+      struct lm_report_row *r = i < n ? &rows[i] : &total;
       if (i == n)
         printf("],\"total\":");
       else if (i)
@@ -177,10 +113,10 @@ int lm_cli_report(int argc, char **argv) {
           printf("\\%c", *p);
         else if ((unsigned char)*p >= 0x20)
           putchar(*p);
-      printf("\",\"calls\":%" PRIu64 ",\"denied\":%" PRIu64
+      printf("\",\"calls\":%" PRIu64 ",\"denied\":%" PRIu64 ",\"cut\":%" PRIu64
              ",\"cost_usd\":%s,\"cost_pusd\":%" PRId64 ",\"tokens\":{",
-             r->calls, r->denied, lm_money_format_exact(r->cost, a, sizeof(a)),
-             r->cost);
+             r->calls, r->denied, r->cut,
+             lm_money_format_exact(r->cost, a, sizeof(a)), r->cost);
       static const int order[] = {LM_TOK_INPUT, LM_TOK_OUTPUT,
                                   LM_TOK_CACHE_READ, LM_TOK_CACHE_WRITE,
                                   LM_TOK_REASONING};
@@ -223,7 +159,7 @@ int lm_cli_report(int argc, char **argv) {
     }
     putchar('\n');
     for (int i = 0; i <= n; i++) {
-      struct row *r = i < n ? &rows[i] : &total;
+      struct lm_report_row *r = i < n ? &rows[i] : &total;
       printf("%-36.36s %8" PRIu64 " %7" PRIu64 " %14s", r->key, r->calls,
              r->denied, lm_money_format(r->cost, 6, a, sizeof(a)));
       for (int c = 0; c < nc; c++)
@@ -236,6 +172,6 @@ int lm_cli_report(int argc, char **argv) {
               " lines that are not ledger records\n",
               skipped);
   }
-  free(rows);
+  lm_report_rows_free(&rr);
   return 0;
 }

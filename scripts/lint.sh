@@ -35,6 +35,7 @@ LINT_FORMAT=${LINT_FORMAT:-1}
 GENERATED="src/price/price_table.c src/price/provider_host_table.c"
 LAYERS="base parse price budget http meter hook cli"
 LAYERS="$LAYERS resolve" # the leak guard (src/resolve/)
+LAYERS="$LAYERS tls"     # the OpenSSL transport (src/tls/)
 
 # --- cppcheck policy --------------------------------------------------------
 # warning, portability and performance in full; style too, less the ids

@@ -53,6 +53,7 @@ SSE = "text/event-stream; charset=utf-8"
 TLS_CTX = None
 RECORD_DIR = None
 RECORD_SEQ = itertools.count(1)
+CONN_SEQ = itertools.count(1)
 ENCODINGS = ("gzip", "deflate", "br", "zstd", "identity")
 
 
@@ -331,7 +332,7 @@ class Handler(BaseHTTPRequestHandler):
         """TLS: the handshake runs here, in the connection's thread, so a
         slow or failing client never holds up accept(). A failed handshake
         is no request: it goes to stderr, not to --log."""
-        self.tls = None
+        self.tls, self.conn_id = None, next(CONN_SEQ)
         if TLS_CTX is not None:
             raw = self.request
             raw.settimeout(30)
@@ -364,7 +365,7 @@ class Handler(BaseHTTPRequestHandler):
     # ---- plumbing -----------------------------------------------------------
     def dispatch(self):
         self.t0, self.kind, self.sent_headers, self.chunked = time.time(), None, False, False
-        self.rec = {"served": None, "status": None, "bytes_sent": 0}
+        self.rec = {"served": None, "status": None, "bytes_sent": 0, "conn": self.conn_id}
         self.sent_hash, self.identity_hash = hashlib.sha256(), hashlib.sha256()
         self.record = None
         if self.tls is not None:
@@ -520,6 +521,10 @@ class Handler(BaseHTTPRequestHandler):
             split = self.hint("X-Mock-Split-Max", 64, 1)
             self.start(status, ctype, encoding=enc)
             self.write_stream([data], split)
+        elif allow_chunked and self.headers.get("X-Mock-Split-Max") is not None:
+            split = self.hint("X-Mock-Split-Max", 64, 1)   # Content-Length, written in
+            self.start(status, ctype, len(data), enc)        # random pieces (one TLS
+            self.write_stream([data], split)                 # record each over HTTPS)
         else:
             self.start(status, ctype, len(data), enc)
             self.write(data)

@@ -9,6 +9,9 @@ request and streams the body it received, undecoded, into a sink.
                       makes the request a POST (else GET, or --method)
   --header K:V        a request header (repeatable)
   --cafile F          the CA to trust (the suite's test CA)
+  --alpn P,P          ALPN protocols to offer (http.client and urllib;
+                      httpx and aiohttp set their own), e.g. h2,http/1.1
+                      to see that the transport takes h2 out of the offer
   --out F             every response body received, byte for byte,
                       appended in order (a cut stream keeps its prefix)
   --repeat N          N requests, on one connection where the library
@@ -29,6 +32,7 @@ def parse(argv=None):
     ap.add_argument("--method")
     ap.add_argument("--header", action="append", default=[])
     ap.add_argument("--cafile")
+    ap.add_argument("--alpn")
     ap.add_argument("--out")
     ap.add_argument("--repeat", type=int, default=1)
     a = ap.parse_args(argv)
@@ -37,6 +41,8 @@ def parse(argv=None):
             a.body = f.read()
     elif a.body is not None:
         a.body = a.body.encode()
+    global ALPN
+    ALPN = a.alpn
     a.method = a.method or ("POST" if a.body is not None else "GET")
     a.headers = []
     for h in a.header:
@@ -49,9 +55,15 @@ def parse(argv=None):
     return a
 
 
+ALPN = None
+
+
 def ssl_context(cafile):
     import ssl
-    return ssl.create_default_context(cafile=cafile)
+    ctx = ssl.create_default_context(cafile=cafile)
+    if ALPN:
+        ctx.set_alpn_protocols(ALPN.split(","))
+    return ctx
 
 
 class Sink:

@@ -61,6 +61,7 @@ if [ "$(cat .deps/node18/.version 2>/dev/null)" != "$NODE18_VERSION" ]; then
   updated=1
   rm -rf .deps/node18 .deps/debs
   mkdir -p .deps/debs .deps/node18
+  chmod 0777 .deps/debs # apt-get download fetches as the _apt user
   (cd .deps/debs && apt-get download -qq "nodejs=$NODE18_VERSION" "libnode108=$NODE18_VERSION")
   for d in .deps/debs/*.deb; do dpkg -x "$d" .deps/node18; done
   rm -rf .deps/debs
@@ -76,7 +77,9 @@ if [ "$(cat .deps/venv/.sdks 2>/dev/null)" != "$PY_SDKS" ]; then
   echo "$PY_SDKS" >.deps/venv/.sdks
 fi
 # the npm SDKs, for node 18 (npm itself runs on the installed node)
-if [ "$(cat .deps/node_modules/.sdks 2>/dev/null)" != "$NPM_SDKS" ]; then
+if ! command -v npm >/dev/null; then
+  echo "deps.sh: no npm here: the node 18 SDK tests will say they are skipped"
+elif [ "$(cat .deps/node_modules/.sdks 2>/dev/null)" != "$NPM_SDKS" ]; then
   echo "deps.sh: installing $NPM_SDKS into .deps/node_modules"
   rm -rf .deps/node_modules .deps/package.json .deps/package-lock.json
   (cd .deps && echo '{"name":"llmmeter-test-deps","private":true}' >package.json &&

@@ -54,6 +54,7 @@ TLS_CTX = None
 RECORD_DIR = None
 RECORD_SEQ = itertools.count(1)
 CONN_SEQ = itertools.count(1)
+ACTIVE = [0]                                  # requests being handled now
 ENCODINGS = ("gzip", "deflate", "br", "zstd", "identity")
 
 
@@ -371,6 +372,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.tls is not None:
             self.rec["tls"] = self.tls
         body = b""
+        with LOG_LOCK:
+            ACTIVE[0] += 1
+            self.rec["in_flight"] = ACTIVE[0]
         try:
             body = self.read_body()
             self.route(body)
@@ -383,6 +387,8 @@ class Handler(BaseHTTPRequestHandler):
             self.rec["error"] = "internal: %r" % e
             self.fail(500, "mock internal error", "error:500")
         finally:
+            with LOG_LOCK:
+                ACTIVE[0] -= 1
             self.write_log(body)
 
     def fail(self, code, msg, served):

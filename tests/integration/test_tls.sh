@@ -21,7 +21,8 @@
 #             call past it reaches the mock; 200 concurrent asyncio streams
 #             in one process, and 8 such processes (1,600 in flight, past
 #             the 1,024 lease slots): all complete, exact, none refused
-#   secrets   the API keys never reach any output
+#   secrets   the API keys never reach any output (the SDK refusals run
+#             with the library's stderr on, LLMMETER_QUIET=0)
 # Until the transport is built (no SSL_read exported) the test says so and
 # counts nothing. LM_TLS_FORCE=1 runs it anyway (to work on the test).
 . tests/integration/lib.sh
@@ -60,7 +61,7 @@ fresh() { # fresh VAR LIMIT_USD
   "$LM" init --budget "${!1}" --limit "$2" >/dev/null
 }
 # metered CLIENT BUDGET ARGS...: the client with the library preloaded
-metered() {
+metered() { # (a VAR=value after BUDGET goes to the client too)
   local c=$1 b=$2
   shift 2
   tls_client "$c" LD_PRELOAD="$PRE" LLMMETER_BUDGET="$b" "$@"
@@ -238,9 +239,12 @@ for c in $SDK_CLIENTS; do
     # the second is refused before it leaves
     fresh B "$(python3 -c "print($one / 2 / 10**12)")"
     n0=$(mock_requests)
-    metered "$c" "$B" --base-url "$base" --mode "$m" --model "$model" --repeat 2 \
-      --header "$U" --header X-Mock-Encoding:accept --out "$T/$t.text" >"$T/$t.txt" 2>"$T/$t.err"
+    rm -f "$T/$t.ledger"
+    metered "$c" "$B" LLMMETER_LEDGER="$T/$t.ledger" LLMMETER_QUIET=0 --base-url "$base" --mode "$m" \
+      --model "$model" --repeat 2 --header "$U" --header X-Mock-Encoding:accept --out "$T/$t.text" \
+      >"$T/$t.txt" 2>"$T/$t.err"
     expect_eq "${t}_refused_exit_3" "$?" 3
+    expect_eq "${t}_ledger_ok_then_denied" "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["outcome"] for l in open(sys.argv[1]) if json.loads(l)["outcome"] != "soft_limit"))' "$T/$t.ledger" 2>/dev/null)" "ok denied"
     check "${t}_first_call_usage" grep -q '^ok usage=1000/500$' "$T/$t.txt"
     check "${t}_402_names_the_budget" grep -q "^api_error=402: .*budget '$B'" "$T/$t.txt"
     check "${t}_no_retry" grep -q '^retries=0$' "$T/$t.txt"

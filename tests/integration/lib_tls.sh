@@ -168,6 +168,7 @@ tls_client() {
       cmd=(/usr/bin/python3 "$TLS_CLIENTS/$name.py") ;;
     py_openai | py_anthropic) cmd=("$VENV_PY" "$TLS_CLIENTS/$name.py") ;;
     node_fetch) cmd=("$NODE18" "$TLS_CLIENTS/node_fetch.js") ;;
+    node_static_fetch) cmd=(/usr/bin/node "$TLS_CLIENTS/node_fetch.js") ;; # the installed node: static OpenSSL
     node_openai) cmd=("$NODE18" "$TLS_CLIENTS/node_sdk.js" openai) ;;
     node_anthropic) cmd=("$NODE18" "$TLS_CLIENTS/node_sdk.js" anthropic) ;;
     ruby_net_http) cmd=(ruby "$TLS_CLIENTS/ruby_net_http.rb") ;;

@@ -17,6 +17,9 @@
 #             a reset (exit 4), holds a prefix, and what arrived is charged
 #   h2        an LLM host's ALPN offer loses h2; another host's keeps it
 #   once      the curl CLI over https is metered once (by the libcurl layer)
+#   leak      the installed node (static OpenSSL) is refused at
+#             getaddrinfo under LLMMETER_UNMETERED=deny, warned once under
+#             warn (when the library hooks getaddrinfo)
 #   load      16 processes x 30 calls: exact totals; under a limit, no
 #             call past it reaches the mock; 200 concurrent asyncio streams
 #             in one process, and 8 such processes (1,600 in flight, past
@@ -358,5 +361,30 @@ if ! tls_skipped py_aiohttp; then
     python3 -c 'import json,sys; print(max(json.loads(l).get("in_flight", 0) for l in sys.stdin))')" -gt 1024
 fi
 
-# --- 10. no output holds an API key -------------------------------------------
+# --- 10. the leak guard: a TLS stack llmmeter cannot see ------------------
+# The installed node (nodesource, OpenSSL linked in statically) resolves an
+# LLM host: with LLMMETER_UNMETERED=deny the resolution fails (one stderr
+# line naming the program and the host) and nothing reaches the mock; with
+# warn the call passes with one warning.
+if ! nm -D "$PRE" | grep -q ' T getaddrinfo'; then
+  echo "test_tls: leak guard skipped: the library does not hook getaddrinfo"
+elif [ -x /usr/bin/node ] && ! nm -D /usr/bin/node 2>/dev/null | grep -q ' U SSL_read'; then
+  LG=(--url "$(raw_url $OAI /v1/chat/completions)" --body "$JREQ" --header "$U" --cafile "$TLS_CA/ca.pem")
+  fresh B 1
+  n0=$(mock_requests)
+  metered node_static_fetch "$B" LLMMETER_QUIET=0 LLMMETER_UNMETERED=deny "${LG[@]}" >"$T/lg.deny.txt" 2>"$T/lg.deny.err"
+  expect_eq tls_leak_guard_deny_fails_the_call "$?" 4
+  expect_eq tls_leak_guard_deny_never_reached_the_mock "$(($(mock_requests) - n0))" 0
+  expect_eq tls_leak_guard_deny_one_line "$(grep -c . "$T/lg.deny.err")" 1
+  check tls_leak_guard_deny_names_host_and_program grep -q "$OAI.*node\|node.*$OAI" "$T/lg.deny.err"
+  n0=$(mock_requests)
+  metered node_static_fetch "$B" LLMMETER_QUIET=0 LLMMETER_UNMETERED=warn "${LG[@]}" --repeat 2 >"$T/lg.warn.txt" 2>"$T/lg.warn.err"
+  expect_eq tls_leak_guard_warn_passes "$?" 0
+  expect_eq tls_leak_guard_warn_reached_the_mock "$(($(mock_requests) - n0))" 2
+  expect_eq tls_leak_guard_warn_once_per_process "$(grep -c "$OAI" "$T/lg.warn.err")" 1
+else
+  echo "test_tls: leak guard skipped: no statically linked node at /usr/bin/node"
+fi
+
+# --- 11. no output holds an API key -------------------------------------------
 check tls_api_keys_never_printed eval "! cat '$T'/*.txt '$T'/*.err 2>/dev/null | grep -qF -e '$TLS_SECRET_OPENAI' -e '$TLS_SECRET_ANTHROPIC'"

@@ -117,6 +117,17 @@ start_tls_mock() {
   MOCK_PORT=$(cat "$T/mock.port" 2>/dev/null)
   [ -n "$MOCK_PORT" ]
 }
+# wait_mock_requests N: waits (up to 5 s) until the mock has logged N
+# requests; a request is logged when its response ended or failed, which
+# for a client that gave up can be after the client has exited
+wait_mock_requests() {
+  local i
+  for i in $(seq 1 100); do
+    [ "$(mock_requests)" -ge "$1" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
 # mock_last K: field K of the mock's last log line (a python expression on j)
 mock_last() { tail -n 1 "$MOCK_LOG" | json_get - "$1"; }
 # sent_bodies FIRST LAST: the bodies the mock sent for requests FIRST..LAST

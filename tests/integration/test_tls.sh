@@ -262,22 +262,27 @@ for c in $SDK_CLIENTS; do
 done
 
 # --- 4. a stream cut when its running total crosses ------------------------
-# message_start's input alone ($0.10) crosses the $0.05 limit
+# message_start's input alone ($0.10) crosses the $0.05 limit. The stream
+# is long (200 events, 5 ms apart), so the mock is still sending when the
+# cut comes: the connection must be dropped, and the provider stops.
 CU='X-Mock-Usage:input=100000,output=5000'
+raw_args $ANT /v1/messages "$AREQ" "$CU" X-Mock-Output-Chunks:200 X-Mock-Split-Max:30 X-Mock-Delay-Ms:5
+tls_client py_httpclient "${RAW[@]}" --out "$T/cut.plain" >/dev/null 2>&1 # the same bytes for every client
 for c in $RAW_CLIENTS; do
   tls_skipped "$c" && continue
-  raw_args $ANT /v1/messages "$AREQ" "$CU" X-Mock-Output-Chunks:40 X-Mock-Split-Max:30
   t=${c}_stream_cut
-  tls_client "$c" "${RAW[@]}" --out "$T/$t.plain" >/dev/null 2>&1
   fresh B 0.05
+  n0=$(mock_requests)
   metered "$c" "$B" "${RAW[@]}" --out "$T/$t.out" >"$T/$t.txt" 2>"$T/$t.err"
   rc=$?
   # PHP's stream wrapper reports no reset: a short read is its EOF
   [ "$c" = php_stream ] || expect_eq "${t}_client_sees_a_reset" "$rc" 4
   sz=$(stat -c %s "$T/$t.out")
-  check "${t}_is_a_prefix" cmp -s "$T/$t.out" <(head -c "$sz" "$T/$t.plain")
-  check "${t}_before_the_end" test "$sz" -lt "$(stat -c %s "$T/$t.plain")"
+  check "${t}_is_a_prefix" cmp -s "$T/$t.out" <(head -c "$sz" "$T/cut.plain")
+  check "${t}_before_the_end" test "$sz" -lt "$(stat -c %s "$T/cut.plain")"
   expect_eq "${t}_charges_what_arrived" "$(charged "$B" | cut -d' ' -f1)" "$(cost claude-haiku-4-5 input=100000,output=1)"
+  wait_mock_requests $((n0 + 1))
+  check "${t}_provider_stops_sending" grep -q '"error":"client disconnected' <(tail -n 1 "$MOCK_LOG")
 done
 
 # --- 5. ALPN: h2 leaves an LLM host's offer, and only there -----------------

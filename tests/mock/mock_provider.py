@@ -380,7 +380,7 @@ class Handler(BaseHTTPRequestHandler):
             self.route(body)
         except BadRequest as e:
             self.fail(400, str(e), "error:400")
-        except (ConnectionError, TimeoutError, socket.timeout) as e:
+        except (ConnectionError, TimeoutError, socket.timeout, ssl.SSLError) as e:
             self.rec["error"] = "client disconnected: %s" % type(e).__name__
             self.close_connection = True
         except Exception as e:              # never let one request kill the server
@@ -684,7 +684,7 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024             # the TLS load tests open 1,600 at once
 
     def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
             super().handle_error(request, client_address)
 
 

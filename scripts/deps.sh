@@ -36,7 +36,7 @@ pkgs="gcc make libc6-dev libcurl4-openssl-dev libcjson-dev node-llhttp
       node-undici node-acorn node-cjs-module-lexer libc-ares2"
 NODE18_VERSION=18.20.4+dfsg-1~deb12u3
 PY_SDKS="openai==3.51.0 anthropic==2.10.0"
-NPM_SDKS="openai@6.10.0 @anthropic-ai/sdk@0.71.0"
+NPM_SDKS="openai@6.49.0 @anthropic-ai/sdk@1.16.0" # the newest for node 18: openai 7 wants node >= 22
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=""

@@ -12,6 +12,7 @@
 #            transports that see raw bytes (TLS)                       (base)
 #   meter/   the transport-neutral call lifecycle and its policy      (all above)
 #   hook/    the libcurl transport: only meter/lifecycle/ of the above
+#   tls/     the OpenSSL transport: meter/lifecycle/ and http/ only
 #   cli/     the llmmeter command                                     (meter and below)
 #
 # base..meter are built once as a static archive of PIC objects (the core)
@@ -57,9 +58,10 @@ INC_http   = -Isrc/http -Isrc/base -I$(LLHTTP_INC)
 INC_meter  = -Isrc/meter -Isrc/meter/lifecycle -Isrc/parse -Isrc/price \
              -Isrc/budget -Isrc/http -Isrc/base -Iinclude
 INC_hook   = -Isrc/hook -Isrc/meter/lifecycle
+INC_tls    = -Isrc/tls -Isrc/meter/lifecycle -Isrc/http
 INC_cli    = -Isrc/cli -Isrc/meter -Isrc/budget -Isrc/price -Isrc/base
 # Tests see every layer.
-INC_TESTS  = -Itests -Iinclude -Isrc/hook -Isrc/http $(INC_meter)
+INC_TESTS  = -Itests -Iinclude -Isrc/hook -Isrc/http -Isrc/tls $(INC_meter)
 
 # llhttp (HTTP/1.x parser) from Debian's node-llhttp, compiled where it is
 # installed. Strict mode: a CR must be followed by LF, chunk data by CRLF,
@@ -77,7 +79,7 @@ LLHTTP_OBJ = $(patsubst $(LLHTTP_DIR)/%.c,$(BUILD)/obj/llhttp/%.o,$(LLHTTP_SRC))
 
 CORE_LAYERS = base parse price budget http meter
 CORE_SRC = $(foreach l,$(CORE_LAYERS),$(wildcard src/$(l)/*.c))
-LIB_SRC  = $(wildcard src/hook/*.c)
+LIB_SRC  = $(wildcard src/hook/*.c) $(wildcard src/tls/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 ALL_SRC  = $(CORE_SRC) $(LIB_SRC) $(CLI_SRC)
 LIB_MAP  = src/hook/libllmmeter.map

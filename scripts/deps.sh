@@ -27,7 +27,7 @@
 #     .deps/node_modules  the npm SDKs for node 18, pinned (NPM_SDKS)
 set -eu
 cd "$(dirname "$0")/.."
-pkgs="gcc make libc6-dev libcurl4-openssl-dev libcjson-dev node-llhttp
+pkgs="gcc make libc6-dev libcurl4-openssl-dev libssl-dev libcjson-dev node-llhttp
       zlib1g-dev libbrotli-dev libzstd-dev curl ca-certificates
       python3 python3-pycurl php-cli php-curl libwww-curl-perl libcurl3-gnutls
       clang libclang-rt-14-dev valgrind bc clang-format cppcheck

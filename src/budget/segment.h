@@ -27,15 +27,22 @@
 /* 2: the token counters gained the parts of usage.h (audio, image, video,
  * citation and separate reasoning tokens, web searches): lm_counters 128 ->
  * 200 bytes, rows and rules 256 -> 320; a model row names its provider. A
- * version-1 segment is refused, never reinterpreted. */
-#define LM_SEG_VERSION 2u
+ * version-1 segment is refused, never reinterpreted.
+ * 3: 16,384 lease slots (was 1,024): asyncio agents hold hundreds of
+ * streams each, and a swarm of them thousands (1 MiB of slots). */
+#define LM_SEG_VERSION 3u
 #define LM_NAME_MAX 64     /* model / agent / pattern names, NUL included */
 #define LM_PROVIDER_MAX 32 /* a model row's provider, NUL included */
 #define LM_ROWS 256        /* per-model and per-agent rows (+1 "other") */
 #define LM_ROW_OTHER LM_ROWS
 #define LM_ROW_NONE 0xffffffffu
 #define LM_RULES 32    /* per-model / per-agent limit rules */
-#define LM_LEASES 1024 /* concurrent in-flight calls */
+/* Concurrent in-flight calls across every process of a budget. Sized, not
+ * waited for: a call refused "busy" fails at once and an SDK's retry
+ * storms; 64 B a slot, claimed by a hashed linear probe (O(1) while the
+ * table is not nearly full), scanned whole only by reclaim and reconcile
+ * (when full, or after a death). */
+#define LM_LEASES 16384
 #define LM_BUDGET_NAME_MAX 64
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");

@@ -40,6 +40,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lifecycle.h"
 #include "tls_real.h"
 #include "tls_stream.h"
 
@@ -66,8 +67,20 @@ static void free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 
 static const struct lm_tls_real *real_for_index;
 
+/* The meter's lines for the user: one write, so that lines of processes
+ * sharing a terminal do not interleave. */
+static void print_line(const char *line, size_t len) {
+  char buf[700];
+  if (len > sizeof(buf) - 1)
+    len = sizeof(buf) - 1;
+  memcpy(buf, line, len);
+  buf[len++] = '\n';
+  (void)!write(STDERR_FILENO, buf, len);
+}
+
 static void make_index(void) {
   const struct lm_tls_real *r = real_for_index;
+  lm_meter_set_printer(print_line);
   if (!r->get_ex_new_index || !r->get_ex_data || !r->set_ex_data)
     return;
   int i = r->get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL,
@@ -215,23 +228,53 @@ static int answer(SSL *ssl, struct lm_tls_stream *s, void *buf, size_t cap,
   return -2;
 }
 
-/* After a real read that returned ret (bytes, or <= 0). */
-static void after_read(SSL *ssl, const struct lm_tls_real *r,
-                       struct lm_tls_stream *s, const void *buf, long ret) {
-  if (ret > 0) {
-    if (lm_tls_stream_received(s, buf, (size_t)ret)) {
-      /* Cut: the provider should stop generating, now. */
+/* One read of the program's: the stream's own answer, or the real read's
+ * bytes as metered (a filtered response may yield none yet: read again).
+ * Returns > 0 bytes, or a result <= 0 for SSL_get_error (ours when made
+ * up, else the real read's). ex: the _ex form (failure is 0). */
+static long read_metered(SSL *ssl, const struct lm_tls_real *r,
+                         struct lm_tls_stream *s, void *buf, size_t num,
+                         bool ex) {
+  for (;;) {
+    size_t got = 0;
+    int a = answer(ssl, s, buf, num, &got, false);
+    if (a > 0)
+      return (long)got;
+    if (a != -2)
+      return a;
+    long ret;
+    if (ex) {
+      size_t rb = 0;
+      ret = r->read_ex(ssl, buf, num, &rb) ? (long)rb : 0;
+    } else {
+      ret = r->read(ssl, buf, num > INT_MAX ? INT_MAX : (int)num);
+    }
+    if (ret <= 0) {
+      int saved = errno;
+      int e = r->get_error(ssl, (int)ret);
+      if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ||
+          e == SSL_ERROR_SSL) {
+        lm_tls_stream_closed(s, e == SSL_ERROR_ZERO_RETURN);
+        /* A filtered body that ended with the connection: its last
+         * bytes first, the end on the next read. */
+        if (lm_tls_stream_pre_read(s, buf, num, &got, false) ==
+            LM_TLS_READ_DATA)
+          return (long)got;
+      }
+      errno = saved;
+      return ret;
+    }
+    bool cut = false;
+    size_t k = lm_tls_stream_received(s, buf, (size_t)ret, num, &cut);
+    if (cut) {
+      /* The provider should stop generating, now. */
       int fd = r->get_fd ? r->get_fd(ssl) : -1;
       if (fd >= 0)
         shutdown(fd, SHUT_RDWR);
     }
-    return;
+    if (k > 0)
+      return (long)k;
   }
-  int e = r->get_error(ssl, (int)ret);
-  if (e == SSL_ERROR_ZERO_RETURN)
-    lm_tls_stream_closed(s, true);
-  else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_SSL)
-    lm_tls_stream_closed(s, false);
 }
 
 EXPORT int SSL_read(SSL *ssl, void *buf, int num) {
@@ -242,13 +285,7 @@ EXPORT int SSL_read(SSL *ssl, void *buf, int num) {
   struct lm_tls_stream *s = num > 0 ? stream_of(ssl, r, RET) : NULL;
   if (!s)
     return r->read(ssl, buf, num);
-  size_t got = 0;
-  int a = answer(ssl, s, buf, (size_t)num, &got, false);
-  if (a != -2)
-    return a > 0 ? (int)got : a;
-  int ret = r->read(ssl, buf, num);
-  after_read(ssl, r, s, buf, ret);
-  return ret;
+  return (int)read_metered(ssl, r, s, buf, (size_t)num, false);
 }
 
 EXPORT int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes) {
@@ -259,15 +296,9 @@ EXPORT int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes) {
   struct lm_tls_stream *s = num > 0 ? stream_of(ssl, r, RET) : NULL;
   if (!s)
     return r->read_ex(ssl, buf, num, readbytes);
-  size_t got = 0;
-  int a = answer(ssl, s, buf, num, &got, false);
-  if (a != -2) {
-    *readbytes = a > 0 ? got : 0;
-    return a > 0;
-  }
-  int ok = r->read_ex(ssl, buf, num, readbytes);
-  after_read(ssl, r, s, buf, ok ? (long)*readbytes : 0);
-  return ok;
+  long k = read_metered(ssl, r, s, buf, num, true);
+  *readbytes = k > 0 ? (size_t)k : 0;
+  return k > 0;
 }
 
 /* Peeking never feeds the meter (the bytes are metered when read), but a

@@ -58,10 +58,14 @@ enum lm_tls_read {
 enum lm_tls_read lm_tls_stream_pre_read(struct lm_tls_stream *s, char *buf,
                                         size_t cap, size_t *got, bool peek);
 
-/* The real read gave the program buf[0..n): meters it. Returns true when
- * the call was cut now (the bytes still go to the program; its next read
- * fails as a reset; the caller may shut the socket down). */
-bool lm_tls_stream_received(struct lm_tls_stream *s, const char *buf, size_t n);
+/* The real read put buf[0..n) (of cap) in the program's buffer: meters
+ * it. Returns how many bytes the program gets now — n, untouched, unless
+ * the meter filters the response: then buf holds what the filter let
+ * through (0: nothing yet, read again). *cut is set when the call was cut
+ * now (the bytes still go to the program; its next read fails as a reset;
+ * the caller may shut the socket down). */
+size_t lm_tls_stream_received(struct lm_tls_stream *s, char *buf, size_t n,
+                              size_t cap, bool *cut);
 
 /* The real read reported the end of the connection: clean (close_notify
  * or an orderly EOF) or not. A response delimited by the close ends here. */

@@ -2,7 +2,7 @@
 # deps.sh — installs llmmeter's Debian build and test dependencies when
 # they are missing. Safe to run again; does nothing when all are present.
 #
-#   build:  gcc make libcurl4-openssl-dev libcjson-dev, node-llhttp (the
+#   build:  gcc make libcurl4-openssl-dev libssl-dev libcjson-dev, node-llhttp (the
 #           llhttp sources src/http/ compiles in), and zlib1g-dev,
 #           libbrotli-dev, libzstd-dev (headers only for the library: it
 #           dlopens them; the unit tests link them to compress)

@@ -7,8 +7,12 @@ fixtures in tests/fixtures/ byte for byte (X-Mock-Fixture), (b) synthesises
 OpenAI chat / Anthropic messages / Ollama chat responses with chosen usage
 numbers (dynamic mode), and (c) serves plain non-LLM endpoints (/download,
 /hello, /__health).  Every request gets one JSON line in --log.
+With --tls-cert/--tls-key it speaks HTTPS (Python's ssl, the handshake in
+the connection's own thread), and X-Mock-Encoding compresses what it sends.
 All options and X-Mock-* headers are documented in tests/mock/README.md.
-Python 3 standard library only.
+Python 3 standard library only; br and zstd bodies need the brotli and
+zstandard modules (Debian's python3-brotli, python3-zstandard), imported
+only when a request asks for them.
 """
 import argparse
 import base64
@@ -20,10 +24,12 @@ import random
 import re
 import signal
 import socket
+import ssl
 import string
 import sys
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -44,6 +50,12 @@ USAGE_KEYS = ("input", "output", "cache_read", "cache_write", "reasoning",
               "input_audio", "output_audio", "web_searches")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 SSE = "text/event-stream; charset=utf-8"
+TLS_CTX = None
+RECORD_DIR = None
+RECORD_SEQ = itertools.count(1)
+CONN_SEQ = itertools.count(1)
+ACTIVE = [0]                                  # requests being handled now
+ENCODINGS = ("gzip", "deflate", "br", "zstd", "identity")
 
 
 
@@ -62,6 +74,59 @@ def content_hash(body):
 
 class BadRequest(Exception):
     pass
+
+
+class Encoder:
+    """Content-Encoding of one response body, fed piece by piece: every
+    piece is flushed (Z_SYNC_FLUSH, brotli flush, a zstd block), as servers
+    that compress SSE do, so a stream stays a stream."""
+
+    def __init__(self, name):
+        self.name = name
+        if name in ("gzip", "deflate"):     # HTTP's deflate is the zlib format
+            c = zlib.compressobj(6, zlib.DEFLATED, 31 if name == "gzip" else 15)
+            self.piece = lambda b: c.compress(b) + c.flush(zlib.Z_SYNC_FLUSH)
+            self.end = c.flush
+        elif name == "br":
+            try:
+                import brotli
+            except ImportError:
+                raise BadRequest("X-Mock-Encoding: br needs the brotli module")
+            c = brotli.Compressor()
+            self.piece = lambda b: c.process(b) + c.flush()
+            self.end = c.finish
+        elif name == "zstd":
+            try:
+                import zstandard
+            except ImportError:
+                raise BadRequest("X-Mock-Encoding: zstd needs the zstandard module")
+            c = zstandard.ZstdCompressor().compressobj()
+            self.piece = lambda b: c.compress(b) + c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+            self.end = c.flush
+        else:
+            self.piece, self.end = (lambda b: b), (lambda: b"")
+
+    def stream(self, it):
+        for b in it:
+            out = self.piece(b)
+            if out:
+                yield out
+        out = self.end()
+        if out:
+            yield out
+
+    def whole(self, data):
+        return b"".join(self.stream([data]))
+
+
+def flush_points(data):
+    """A fixture's bytes cut where a server would flush: after each SSE
+    event (blank line) or NDJSON line."""
+    if b"\n\n" in data or b"\r\n\r\n" in data:
+        parts = re.split(rb"(?<=\n\n)|(?<=\r\n\r\n)", data)
+    else:
+        parts = re.split(rb"(?<=\n)", data)
+    return [p for p in parts if p]
 
 
 def compact(obj):
@@ -264,6 +329,36 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):           # silence stderr; we have our own log
         pass
 
+    def setup(self):
+        """TLS: the handshake runs here, in the connection's thread, so a
+        slow or failing client never holds up accept(). A failed handshake
+        is no request: it goes to stderr, not to --log."""
+        self.tls, self.conn_id = None, next(CONN_SEQ)
+        if TLS_CTX is not None:
+            raw = self.request
+            raw.settimeout(30)
+            try:
+                self.request = TLS_CTX.wrap_socket(raw, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                print("mock_provider: TLS handshake failed: %s" % e, file=sys.stderr, flush=True)
+                raw.close()
+                raise ConnectionAbortedError("TLS handshake failed")
+            self.request.settimeout(None)
+            self.tls = {"version": self.request.version(),
+                        "alpn": self.request.selected_alpn_protocol(),
+                        "sni": getattr(self.request, "lm_sni", None)}
+        super().setup()
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            if self.tls is not None:
+                try:
+                    self.request.close()
+                except OSError:
+                    pass
+
     def do_GET(self):
         self.dispatch()
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
@@ -271,20 +366,29 @@ class Handler(BaseHTTPRequestHandler):
     # ---- plumbing -----------------------------------------------------------
     def dispatch(self):
         self.t0, self.kind, self.sent_headers, self.chunked = time.time(), None, False, False
-        self.rec = {"served": None, "status": None, "bytes_sent": 0}
+        self.rec = {"served": None, "status": None, "bytes_sent": 0, "conn": self.conn_id}
+        self.sent_hash, self.identity_hash = hashlib.sha256(), hashlib.sha256()
+        self.record = None
+        if self.tls is not None:
+            self.rec["tls"] = self.tls
         body = b""
+        with LOG_LOCK:
+            ACTIVE[0] += 1
+            self.rec["in_flight"] = ACTIVE[0]
         try:
             body = self.read_body()
             self.route(body)
         except BadRequest as e:
             self.fail(400, str(e), "error:400")
-        except (ConnectionError, TimeoutError, socket.timeout) as e:
+        except (ConnectionError, TimeoutError, socket.timeout, ssl.SSLError) as e:
             self.rec["error"] = "client disconnected: %s" % type(e).__name__
             self.close_connection = True
         except Exception as e:              # never let one request kill the server
             self.rec["error"] = "internal: %r" % e
             self.fail(500, "mock internal error", "error:500")
         finally:
+            with LOG_LOCK:
+                ACTIVE[0] -= 1
             self.write_log(body)
 
     def fail(self, code, msg, served):
@@ -333,9 +437,32 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest("bad %s header %r" % (name, v))
         return int(v)
 
-    def start(self, status, ctype, length=None):
+    def encoding(self):
+        """X-Mock-Encoding: gzip|deflate|br|zstd|identity, or `accept`: the
+        first of those the request's Accept-Encoding names (q=0 excluded)."""
+        v = (self.headers.get("X-Mock-Encoding") or "identity").strip().lower()
+        if v == "accept":
+            offered = []
+            for part in (self.headers.get("Accept-Encoding") or "").split(","):
+                name, _, params = part.strip().lower().partition(";")
+                if params.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
+                    continue
+                offered.append(name.strip())
+            v = next((e for e in offered if e in ENCODINGS), "identity")
+        if v not in ENCODINGS:
+            raise BadRequest("bad X-Mock-Encoding %r" % v)
+        return v
+
+    def start(self, status, ctype, length=None, encoding="identity"):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
+        if encoding != "identity":
+            self.send_header("Content-Encoding", encoding)
+            self.rec["encoding"] = encoding
+        if RECORD_DIR:
+            seq = next(RECORD_SEQ)
+            self.rec["record"] = "%d.body" % seq
+            self.record = open(os.path.join(RECORD_DIR, "%d.body" % seq), "wb")
         if length is not None:
             self.send_header("Content-Length", str(length))
         elif self.request_version == "HTTP/1.1":
@@ -352,6 +479,9 @@ class Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
             self.rec["bytes_sent"] += len(data)
+            self.sent_hash.update(data)
+            if self.record:
+                self.record.write(data)
 
     def write_stream(self, it, split_max=None):
         """One HTTP chunk per item, or (split_max) random sizes 1..split_max across items."""
@@ -387,13 +517,35 @@ class Handler(BaseHTTPRequestHandler):
         self.rec["served"] = served
         if status in (204, 304):
             data = b""
+        enc = self.encoding() if allow_chunked else "identity"
+        self.identity_hash.update(data)
+        if enc != "identity" and data:
+            data = Encoder(enc).whole(data)
+        else:
+            enc = "identity"
         if allow_chunked and self.headers.get("X-Mock-Chunked") == "1":
             split = self.hint("X-Mock-Split-Max", 64, 1)
-            self.start(status, ctype)
+            self.start(status, ctype, encoding=enc)
             self.write_stream([data], split)
+        elif allow_chunked and self.headers.get("X-Mock-Split-Max") is not None:
+            split = self.hint("X-Mock-Split-Max", 64, 1)   # Content-Length, written in
+            self.start(status, ctype, len(data), enc)        # random pieces (one TLS
+            self.write_stream([data], split)                 # record each over HTTPS)
         else:
-            self.start(status, ctype, len(data))
+            self.start(status, ctype, len(data), enc)
             self.write(data)
+
+    def send_stream(self, status, ctype, pieces, split):
+        """A streamed body: each piece (an event, a line) is hashed as the
+        identity body, encoded and flushed, then split into chunks."""
+        enc = self.encoding()
+
+        def hashed(it):
+            for b in it:
+                self.identity_hash.update(b)
+                yield b
+        self.start(status, ctype, encoding=enc)
+        self.write_stream(Encoder(enc).stream(hashed(pieces)), split)
 
     # ---- routing ------------------------------------------------------------
     def route(self, body):
@@ -451,8 +603,7 @@ class Handler(BaseHTTPRequestHandler):
         if meta.get("streamed"):
             self.rec["served"] = served
             split = self.hint("X-Mock-Split-Max", 64, 1)
-            self.start(status, ctype)
-            self.write_stream([data], split)
+            self.send_stream(status, ctype, flush_points(data), split)
         else:
             self.send_body(status, ctype, data, served)
 
@@ -487,8 +638,7 @@ class Handler(BaseHTTPRequestHandler):
         split = self.hint("X-Mock-Split-Max", 0, 1) or None
         events = g.counted(fn(g, True))
         next_ev = next(events)               # build the first event before committing to 200
-        self.start(200, stream_ct)
-        self.write_stream(itertools.chain((next_ev,), events), split)
+        self.send_stream(200, stream_ct, itertools.chain((next_ev,), events), split)
 
     # ---- logging ------------------------------------------------------------
     def send_error(self, code, message=None, explain=None):
@@ -516,6 +666,12 @@ class Handler(BaseHTTPRequestHandler):
                "path": getattr(self, "path", None) or getattr(self, "requestline", None),
                "headers": hdrs, "body": text, "body_encoding": enc, "body_len": len(body)}
         rec.update(self.rec)
+        if hasattr(self, "sent_hash") and rec.get("bytes_sent") is not None:
+            rec["body_sha256"] = self.sent_hash.hexdigest()
+            rec["identity_sha256"] = self.identity_hash.hexdigest()
+        if getattr(self, "record", None):
+            self.record.close()
+            self.record = None
         rec["duration_ms"] = round((now - self.t0) * 1000, 3)
         line = (compact(rec) + "\n").encode("utf-8", "replace")
         with LOG_LOCK:
@@ -525,15 +681,15 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    request_queue_size = 1024             # the TLS load tests open 1,600 at once
 
     def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
             super().handle_error(request, client_address)
 
 
 def main():
-    global SEED, FIXTURES, LOG_FD
+    global SEED, FIXTURES, LOG_FD, RECORD_DIR, TLS_CTX
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description="Mock LLM provider for llmmeter tests.")
     ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free)")
@@ -541,8 +697,27 @@ def main():
     ap.add_argument("--log", help="append one JSON line per request to this file")
     ap.add_argument("--seed", type=int, default=0, help="seed for ids, text and chunk splitting")
     ap.add_argument("--fixtures", default=os.path.normpath(os.path.join(here, "..", "fixtures")))
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM, chain allowed)")
+    ap.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    ap.add_argument("--alpn", help="ALPN protocols to accept, in preference order, e.g. h2,http/1.1 "
+                    "(the mock speaks HTTP/1.1 whatever is chosen)")
+    ap.add_argument("--record-dir", help="write each response body, as sent, to DIR/<n>.body")
     a = ap.parse_args()
-    SEED, FIXTURES = a.seed, a.fixtures
+    SEED, FIXTURES, RECORD_DIR = a.seed, a.fixtures, a.record_dir
+    if bool(a.tls_cert) != bool(a.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
+    if a.alpn and not a.tls_cert:
+        ap.error("--alpn needs --tls-cert")
+    if a.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        if a.alpn:
+            ctx.set_alpn_protocols(a.alpn.split(","))
+
+        def on_sni(sock, name, _ctx):
+            sock.lm_sni = name
+        ctx.sni_callback = on_sni
+        TLS_CTX = ctx
     if a.log:
         LOG_FD = os.open(a.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
@@ -556,7 +731,8 @@ def main():
         with open(tmp, "w") as f:
             f.write("%d\n" % port)
         os.replace(tmp, a.port_file)
-    print("mock_provider listening on 127.0.0.1:%d" % port, flush=True)
+    print("mock_provider listening on %s127.0.0.1:%d" % ("https://" if TLS_CTX else "", port),
+          flush=True)
     try:
         srv.serve_forever(poll_interval=0.2)
     except (SystemExit, KeyboardInterrupt):

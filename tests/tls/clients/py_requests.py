@@ -6,6 +6,7 @@ so --out holds the bytes as sent. Flags: rawcli.py."""
 import sys
 
 import requests
+import urllib3
 
 import rawcli
 
@@ -23,4 +24,6 @@ def one(a, sink, state):
 
 
 if __name__ == "__main__":
-    sys.exit(rawcli.run(one, (requests.exceptions.RequestException, OSError)))
+    # reading r.raw directly, a broken body surfaces as urllib3's own error
+    sys.exit(rawcli.run(one, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
+                              OSError)))

@@ -171,7 +171,16 @@ static long write_common(SSL *ssl, const void *buf, size_t num,
   if (!s)
     return -2; /* not ours */
   struct sender w = {ssl, r};
-  return lm_tls_stream_write(s, buf, num, send_real, &w);
+  long k = lm_tls_stream_write(s, buf, num, send_real, &w);
+  if (k > 0 && lm_tls_stream_take_close(s) && r->shutdown) {
+    /* Refused: nothing was sent; a close_notify makes the server answer,
+     * which is what an event loop waits for before it reads. What the
+     * program then reads is the refusal (lm_tls_stream_pre_read). */
+    int saved = errno;
+    (void)r->shutdown(ssl);
+    errno = saved;
+  }
+  return k;
 }
 
 EXPORT int SSL_write(SSL *ssl, const void *buf, int num) {

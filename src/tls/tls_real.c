@@ -64,6 +64,7 @@ static int fill(struct lm_tls_real *t, void *h) {
   GET(get_error, "SSL_get_error");
   GET(do_handshake, "SSL_do_handshake");
   GET(connect, "SSL_connect");
+  GET(shutdown, "SSL_shutdown");
   GET(get_ex_data, "SSL_get_ex_data");
   GET(set_ex_data, "SSL_set_ex_data");
   GET(get_ex_new_index, "CRYPTO_get_ex_new_index");

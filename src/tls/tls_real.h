@@ -26,6 +26,7 @@ struct lm_tls_real {
   int (*do_handshake)(SSL *);
   int (*connect)(SSL *);
   /* Optional (NULL: that feature stands down). */
+  int (*shutdown)(SSL *);
   void *(*get_ex_data)(const SSL *, int);
   int (*set_ex_data)(SSL *, int, void *);
   int (*get_ex_new_index)(int, long, void *, CRYPTO_EX_new *, CRYPTO_EX_dup *,

@@ -115,6 +115,7 @@ struct lm_tls_stream {
   /* a refused call's response, served once the responses before it end */
   char *deny;
   size_t deny_len, deny_off;
+  bool close_said; /* lm_tls_stream_take_close answered true */
 };
 
 /* ---- calls ------------------------------------------------------------ */
@@ -671,6 +672,13 @@ struct lm_tls_stream *lm_tls_stream_new(const char *host, int port) {
   lm_http1_init(&s->resp, LM_HTTP1_RESPONSE, &resp_events, s);
   s->w_mode = W_HEAD;
   return s;
+}
+
+bool lm_tls_stream_take_close(struct lm_tls_stream *s) {
+  if (s->w_mode != W_DENIED || s->close_said)
+    return false;
+  s->close_said = true;
+  return true;
 }
 
 bool lm_tls_stream_aside(const struct lm_tls_stream *s) {

@@ -71,6 +71,14 @@ size_t lm_tls_stream_received(struct lm_tls_stream *s, char *buf, size_t n,
  * or an orderly EOF) or not. A response delimited by the close ends here. */
 void lm_tls_stream_closed(struct lm_tls_stream *s, bool clean);
 
+/* Once, right after the write that a refusal swallowed: true when the
+ * caller should close the TLS session's sending side (close_notify). An
+ * event-loop client (asyncio, Node: memory BIOs) reads only when bytes
+ * arrive from the network, and a refused request sends none: the server's
+ * answer to the close is what wakes its read, which then gets the
+ * refusal's response. */
+bool lm_tls_stream_take_close(struct lm_tls_stream *s);
+
 /* Whether the stream stands aside for good (not HTTP/1.1, or an upgrade):
  * the caller may stop calling it. */
 bool lm_tls_stream_aside(const struct lm_tls_stream *s);

@@ -174,15 +174,10 @@ static const char chat_resp[] =
     "\"choices\":[],\"usage\":{\"prompt_tokens\":1000,\"completion_tokens\":"
     "100,\"total_tokens\":1100}}";
 
-static void request(struct str *r, const char *method, const char *target,
-                    const char *body, size_t len, bool chunked) {
-  str_fmt(r, "%s %s HTTP/1.1\r\nHost: api.openai.com\r\n", method, target);
-  str_fmt(r, "Authorization: Bearer sk-test-secret\r\n");
-  if (!body) {
-    str_fmt(r, "\r\n");
-    return;
-  }
-  str_fmt(r, "Content-Type: application/json\r\n");
+/* The end of a head and its body: by Content-Length, or chunked in random
+ * chunk sizes of 1..max bytes. */
+static void framed_body(struct str *r, const char *body, size_t len,
+                        bool chunked, size_t max) {
   if (!chunked) {
     str_fmt(r, "Content-Length: %zu\r\n\r\n", len);
     str_add(r, body, len);
@@ -190,7 +185,7 @@ static void request(struct str *r, const char *method, const char *target,
   }
   str_fmt(r, "Transfer-Encoding: chunked\r\n\r\n");
   for (size_t off = 0; off < len;) {
-    size_t k = 1 + (size_t)(next_rand() % 40);
+    size_t k = 1 + (size_t)(next_rand() % max);
     if (k > len - off)
       k = len - off;
     str_fmt(r, "%zx\r\n", k);
@@ -201,6 +196,18 @@ static void request(struct str *r, const char *method, const char *target,
   str_fmt(r, "0\r\n\r\n");
 }
 
+static void request(struct str *r, const char *method, const char *target,
+                    const char *body, size_t len, bool chunked) {
+  str_fmt(r, "%s %s HTTP/1.1\r\nHost: api.openai.com\r\n", method, target);
+  str_fmt(r, "Authorization: Bearer sk-test-secret\r\n");
+  if (!body) {
+    str_fmt(r, "\r\n");
+    return;
+  }
+  str_fmt(r, "Content-Type: application/json\r\n");
+  framed_body(r, body, len, chunked, 40);
+}
+
 /* A response; chunked bodies in random chunk sizes. */
 static void response(struct str *r, int status, const char *ctype,
                      const char *enc, const char *body, size_t len,
@@ -208,22 +215,7 @@ static void response(struct str *r, int status, const char *ctype,
   str_fmt(r, "HTTP/1.1 %d X\r\nContent-Type: %s\r\n", status, ctype);
   if (enc)
     str_fmt(r, "Content-Encoding: %s\r\n", enc);
-  if (!chunked) {
-    str_fmt(r, "Content-Length: %zu\r\n\r\n", len);
-    str_add(r, body, len);
-    return;
-  }
-  str_fmt(r, "Transfer-Encoding: chunked\r\n\r\n");
-  for (size_t off = 0; off < len;) {
-    size_t k = 1 + (size_t)(next_rand() % 100);
-    if (k > len - off)
-      k = len - off;
-    str_fmt(r, "%zx\r\n", k);
-    str_add(r, body + off, k);
-    str_fmt(r, "\r\n");
-    off += k;
-  }
-  str_fmt(r, "0\r\n\r\n");
+  framed_body(r, body, len, chunked, 100);
 }
 
 static void gzip_of(const char *p, size_t n, struct str *out) {

@@ -36,11 +36,14 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "lifecycle.h"
+#include "resolve.h"
+#include "tls_alpn.h"
 #include "tls_real.h"
 #include "tls_stream.h"
 
@@ -111,9 +114,31 @@ static int peer_port(int fd) {
   return 0;
 }
 
+/* Before a client connection's first flight (the hooks of the handshake,
+ * and the first read or write, which start it implicitly — Node does): an
+ * LLM host's ALPN offer loses h2 (tls_alpn.h). Past the first flight this
+ * is one call (SSL_in_before). */
+static void before_first_flight(SSL *ssl, const struct lm_tls_real *r,
+                                const void *caller) {
+  if (!r->in_before || !r->in_before(ssl) || !r->set_alpn_protos ||
+      (r->is_server && r->is_server(ssl)))
+    return;
+  unsigned n = 0;
+  unsigned char *offer = lm_tls_alpn_take_h2(r, ssl, &n);
+  if (!offer)
+    return;
+  const char *host = r->get_servername
+                         ? r->get_servername(ssl, TLSEXT_NAMETYPE_host_name)
+                         : NULL;
+  if (host && lm_meter_llm_host(host) && !from_libcurl(caller))
+    (void)r->set_alpn_protos(ssl, offer, n);
+  free(offer);
+}
+
 static struct lm_tls_stream *create(SSL *ssl, const struct lm_tls_real *r,
                                     int idx, const void *caller) {
   struct lm_tls_stream *s = ASIDE;
+  before_first_flight(ssl, r, caller);
   if (!(r->is_server && r->is_server(ssl)) && !from_libcurl(caller)) {
     const char *host = r->get_servername
                            ? r->get_servername(ssl, TLSEXT_NAMETYPE_host_name)
@@ -349,4 +374,90 @@ EXPORT int SSL_get_error(const SSL *ssl, int ret) {
     return synth_err;
   const struct lm_tls_real *r = real_or_fail();
   return r ? r->get_error(ssl, ret) : SSL_ERROR_SSL;
+}
+
+/* ---- the handshake and its offer -------------------------------------- */
+
+/* Where no complete table could be had (an OpenSSL without SSL_read_ex),
+ * these hooks still forward: the program's handshake never depends on the
+ * meter. */
+static void *next_fn(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const unsigned char *p,
+                                   unsigned int n) {
+  const struct lm_tls_real *r = real_or_fail();
+  int (*f)(
+      SSL_CTX *, const unsigned char *,
+      unsigned) = r && r->ctx_set_alpn_protos
+                      ? r->ctx_set_alpn_protos
+                      : (int (*)(SSL_CTX *, const unsigned char *,
+                                 unsigned))next_fn("SSL_CTX_set_alpn_protos");
+  if (!f)
+    return 1;
+  int rc = f(ctx, p, n);
+  if (rc == 0 && r)
+    lm_tls_alpn_ctx_set(r, ctx, p, n);
+  return rc;
+}
+
+EXPORT int SSL_set_alpn_protos(SSL *ssl, const unsigned char *p,
+                               unsigned int n) {
+  const struct lm_tls_real *r = real_or_fail();
+  int (*f)(SSL *, const unsigned char *,
+           unsigned) = r && r->set_alpn_protos
+                           ? r->set_alpn_protos
+                           : (int (*)(SSL *, const unsigned char *,
+                                      unsigned))next_fn("SSL_set_alpn_protos");
+  if (!f)
+    return 1;
+  int rc = f(ssl, p, n);
+  if (rc == 0 && r)
+    lm_tls_alpn_ssl_set(r, ssl, p, n);
+  return rc;
+}
+
+EXPORT int SSL_connect(SSL *ssl) {
+  const struct lm_tls_real *r = real_or_fail();
+  if (!r) {
+    int (*f)(SSL *) = (int (*)(SSL *))next_fn("SSL_connect");
+    return f ? f(ssl) : -1;
+  }
+  before_first_flight(ssl, r, RET);
+  return r->connect(ssl);
+}
+
+EXPORT int SSL_do_handshake(SSL *ssl) {
+  const struct lm_tls_real *r = real_or_fail();
+  if (!r) {
+    int (*f)(SSL *) = (int (*)(SSL *))next_fn("SSL_do_handshake");
+    return f ? f(ssl) : -1;
+  }
+  before_first_flight(ssl, r, RET);
+  return r->do_handshake(ssl);
+}
+
+/* After a refusal the stream closed the session's sending side itself and
+ * then ended the program's reads: the program sees the session as the
+ * peer's close would leave it (Python's read takes a 0 as a clean EOF only
+ * when this says exactly SSL_RECEIVED_SHUTDOWN; Node ends the stream on
+ * that bit), not as a close it never asked for. */
+EXPORT int SSL_get_shutdown(const SSL *ssl) {
+  const struct lm_tls_real *r = real_or_fail();
+  int (*f)(const SSL *) = r && r->get_shutdown ? r->get_shutdown
+                                               : (int (*)(const SSL *))next_fn(
+                                                     "SSL_get_shutdown");
+  int flags = f ? f(ssl) : 0;
+  int idx = atomic_load_explicit(&ex_index, memory_order_acquire);
+  if (!r || idx < 0 || !ssl)
+    return flags;
+  struct lm_tls_stream *s = r->get_ex_data(ssl, idx);
+  if (!s || s == ASIDE)
+    return flags;
+  bool closed = false, ended = false;
+  lm_tls_stream_refusal_state(s, &closed, &ended);
+  if (closed)
+    flags &= ~SSL_SENT_SHUTDOWN;
+  if (ended)
+    flags |= SSL_RECEIVED_SHUTDOWN;
+  return flags;
 }

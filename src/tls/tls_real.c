@@ -72,6 +72,8 @@ static int fill(struct lm_tls_real *t, void *h) {
   GET(get_fd, "SSL_get_fd");
   GET(is_server, "SSL_is_server");
   GET(in_init, "SSL_in_init");
+  GET(in_before, "SSL_in_before");
+  GET(get_shutdown, "SSL_get_shutdown");
   GET(set_alpn_protos, "SSL_set_alpn_protos");
   GET(ctx_set_alpn_protos, "SSL_CTX_set_alpn_protos");
   GET(get_ssl_ctx, "SSL_get_SSL_CTX");

@@ -35,6 +35,8 @@ struct lm_tls_real {
   int (*get_fd)(const SSL *);
   int (*is_server)(const SSL *);
   int (*in_init)(const SSL *);
+  int (*in_before)(const SSL *);
+  int (*get_shutdown)(const SSL *);
   int (*set_alpn_protos)(SSL *, const unsigned char *, unsigned int);
   int (*ctx_set_alpn_protos)(SSL_CTX *, const unsigned char *, unsigned int);
   SSL_CTX *(*get_ssl_ctx)(const SSL *);

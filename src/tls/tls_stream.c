@@ -116,6 +116,7 @@ struct lm_tls_stream {
   char *deny;
   size_t deny_len, deny_off;
   bool close_said; /* lm_tls_stream_take_close answered true */
+  bool eof_said;   /* a read was answered with the refusal's EOF */
 };
 
 /* ---- calls ------------------------------------------------------------ */
@@ -646,8 +647,11 @@ enum lm_tls_read lm_tls_stream_pre_read(struct lm_tls_stream *s, char *buf,
     return LM_TLS_READ_RESET;
   }
   if (s->w_mode == W_DENIED && !s->n_slots) {
-    if (s->deny_off >= s->deny_len)
+    if (s->deny_off >= s->deny_len) {
+      if (!peek)
+        s->eof_said = true;
       return LM_TLS_READ_EOF;
+    }
     size_t left = s->deny_len - s->deny_off;
     size_t k = left < cap ? left : cap;
     memcpy(buf, s->deny + s->deny_off, k);
@@ -679,6 +683,12 @@ bool lm_tls_stream_take_close(struct lm_tls_stream *s) {
     return false;
   s->close_said = true;
   return true;
+}
+
+void lm_tls_stream_refusal_state(const struct lm_tls_stream *s, bool *closed,
+                                 bool *ended) {
+  *closed = s->close_said;
+  *ended = s->eof_said;
 }
 
 bool lm_tls_stream_aside(const struct lm_tls_stream *s) {

@@ -79,6 +79,13 @@ void lm_tls_stream_closed(struct lm_tls_stream *s, bool clean);
  * refusal's response. */
 bool lm_tls_stream_take_close(struct lm_tls_stream *s);
 
+/* After a refusal, for SSL_get_shutdown: *closed says the stream itself
+ * sent the close_notify (the program never asked for it), *ended that the
+ * program has read the refusal to its end: for the program the session is
+ * over, as if the peer had closed it. Both false for any other stream. */
+void lm_tls_stream_refusal_state(const struct lm_tls_stream *s, bool *closed,
+                                 bool *ended);
+
 /* Whether the stream stands aside for good (not HTTP/1.1, or an upgrade):
  * the caller may stop calling it. */
 bool lm_tls_stream_aside(const struct lm_tls_stream *s);

@@ -39,8 +39,9 @@ TLS_HOSTS=$TLS_CA/hosts
 VENV_PY=$PWD/.deps/venv/bin/python
 NODE18=$PWD/tests/tls/node18
 TLS_CLIENTS=$PWD/tests/tls/clients
-RAW_CLIENTS="py_httpclient py_urllib py_requests py_httpx py_httpx_async py_aiohttp node_fetch ruby_net_http php_stream"
-SDK_CLIENTS="py_openai py_anthropic node_openai node_anthropic"
+# LM_TLS_RAW / LM_TLS_SDK narrow the lists (to work on one client)
+RAW_CLIENTS=${LM_TLS_RAW-"py_httpclient py_urllib py_requests py_httpx py_httpx_async py_aiohttp node_fetch ruby_net_http php_stream"}
+SDK_CLIENTS=${LM_TLS_SDK-"py_openai py_anthropic node_openai node_anthropic"}
 TLS_SECRET_OPENAI=sk-lmtls-OPENAI-$$-do-not-print
 TLS_SECRET_ANTHROPIC=sk-ant-lmtls-$$-do-not-print
 TLS_MAP=ns

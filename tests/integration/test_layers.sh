@@ -51,13 +51,14 @@ expect_eq layers_resolve_calls_nothing_below_the_lifecycle "$calls" ""
 inc=$(grep -ho '#include "[^"]*"' src/meter/lifecycle/resolve.h | tr '\n' ' ')
 expect_eq layers_resolve_header_includes_no_llmmeter_header "$inc" ""
 
-# The OpenSSL transport: its own headers, the lifecycle and the HTTP
-# framing (http1.h, decode.h), and nothing of the meter's modules; the
+# The OpenSSL transport: its own headers, the lifecycle (lifecycle.h;
+# resolve.h for lm_meter_llm_host, the ALPN filter's question) and the
+# HTTP framing (http1.h, decode.h), and nothing of the meter's modules; the
 # unit of money and policy stays below the lifecycle.
 check layers_folder_tls_exists test -d src/tls
 inc=$(grep -ho '#include "[^"]*"' src/tls/*.c src/tls/*.h | sort -u | tr '\n' ' ')
 expect_eq layers_tls_includes_only_lifecycle_http_and_its_own \
-  "$inc" '#include "decode.h" #include "http1.h" #include "lifecycle.h" #include "tls_real.h" #include "tls_stream.h" '
+  "$inc" '#include "decode.h" #include "http1.h" #include "lifecycle.h" #include "resolve.h" #include "tls_alpn.h" #include "tls_real.h" #include "tls_stream.h" '
 calls=$(grep -hoE '\blm_(json|sse|framer|extract|reqscan|detect|price|budget|segment|status|money|window|inject|ledger|notify|config|transfer|deny)_[a-z_]*' \
   src/tls/*.c | sort -u | tr '\n' ' ')
 expect_eq layers_tls_calls_nothing_below_the_lifecycle "$calls" ""

@@ -1,4 +1,4 @@
-# tests/mk/tls.mk — the OpenSSL transport's stream in a unit test (included
+# tests/mk/tls.mk — the OpenSSL transport's stream and ALPN filter in unit tests (included
 # by Makefile).
 #
 # tls_stream.c belongs to the library, not the core archive; this explicit
@@ -13,3 +13,11 @@ $(BUILD)/tests/test_tls_stream: tests/unit/test_tls_stream.c tests/lm_test.h \
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) $(INC_TESTS) -o $@ $< $(TLS_STREAM_OBJ) \
 	  $(CORE_A) $(LDFLAGS) $(LIBS_CORE) -lrt -ldl -lz
+
+# tls_alpn.c over a fake OpenSSL table (no libssl either).
+TLS_ALPN_OBJ = $(BUILD)/obj/tls/tls_alpn.o
+
+$(BUILD)/tests/test_tls_alpn: tests/unit/test_tls_alpn.c tests/lm_test.h \
+                              $(TLS_ALPN_OBJ) | $(BUILD)/tests
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) $(INC_TESTS) -o $@ $< $(TLS_ALPN_OBJ) $(LDFLAGS) -lpthread

@@ -648,6 +648,7 @@ void lm_meter_end(struct lm_meter_call *t, bool transport_ok) {
     return;
   }
   struct lm_budget *b = budget;
+  bool final = lm_extract_final(&t->x); /* before finish, which ends it */
   lm_extract_finish(&t->x);
   charge_latest(t);
   unsigned flags = t->unpriced ? LM_SETTLE_UNPRICED : 0;
@@ -655,7 +656,10 @@ void lm_meter_end(struct lm_meter_call *t, bool transport_ok) {
   const char *outcome;
   if (lm_extract_has_usage(&t->x)) {
     lm_budget_settle(b, &t->lease, flags);
-    outcome = t->cut ? "cut" : transport_ok ? "ok" : "failed";
+    /* A program may close a stream once its final usage is in (an SDK
+     * that stops at [DONE] and drops the connection): it got what it was
+     * billed for, so that is no failure. */
+    outcome = t->cut ? "cut" : transport_ok || final ? "ok" : "failed";
   } else if ((transport_ok || t->cut) && ok_status) {
     /* A successful response we could not read, or one we cut before its
      * usage arrived (the provider bills it all the same): charged at the

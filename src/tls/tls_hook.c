@@ -21,9 +21,9 @@
  * Results the program sees: a write either took everything or returns the
  * real write's own failure, so SSL_get_error (the real one) tells the truth
  * about it. When the stream answers a read itself — a refused call's
- * response and then its EOF, or the reset after a cut — SSL_get_error is
- * answered for that result (ZERO_RETURN, or SYSCALL with errno ECONNRESET),
- * once, per thread.
+ * response and then its EOF, or the reset after a cut (an EOF where there
+ * is no socket: tls_stream.h) — SSL_get_error is answered for that result
+ * (ZERO_RETURN, or SYSCALL with errno ECONNRESET), once, per thread.
  *
  * Never: anything at load (the real functions and the ex_data index are
  * found at the first hooked call), a lock on the I/O path, printing.
@@ -147,6 +147,8 @@ static struct lm_tls_stream *create(SSL *ssl, const struct lm_tls_real *r,
     s = lm_tls_stream_new(host, peer_port(fd));
     if (!s)
       s = ASIDE; /* out of memory: never fail the program's I/O */
+    else if (fd < 0)
+      lm_tls_stream_set_socketless(s);
   }
   if (!r->set_ex_data(ssl, idx, s)) {
     if (s != ASIDE)

@@ -116,7 +116,8 @@ struct lm_tls_stream {
   char *deny;
   size_t deny_len, deny_off;
   bool close_said; /* lm_tls_stream_take_close answered true */
-  bool eof_said;   /* a read was answered with the refusal's EOF */
+  bool eof_said;   /* a read was answered with our EOF */
+  bool socketless; /* lm_tls_stream_set_socketless */
 };
 
 /* ---- calls ------------------------------------------------------------ */
@@ -643,6 +644,11 @@ enum lm_tls_read lm_tls_stream_pre_read(struct lm_tls_stream *s, char *buf,
     return LM_TLS_READ_DATA;
   }
   if (s->cut) {
+    if (s->socketless) {
+      if (!peek)
+        s->eof_said = true;
+      return LM_TLS_READ_EOF;
+    }
     s->reset = true;
     return LM_TLS_READ_RESET;
   }
@@ -683,6 +689,10 @@ bool lm_tls_stream_take_close(struct lm_tls_stream *s) {
     return false;
   s->close_said = true;
   return true;
+}
+
+void lm_tls_stream_set_socketless(struct lm_tls_stream *s) {
+  s->socketless = true;
 }
 
 void lm_tls_stream_refusal_state(const struct lm_tls_stream *s, bool *closed,

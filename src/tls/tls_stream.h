@@ -79,10 +79,19 @@ void lm_tls_stream_closed(struct lm_tls_stream *s, bool clean);
  * refusal's response. */
 bool lm_tls_stream_take_close(struct lm_tls_stream *s);
 
+/* The connection has no socket the caller could shut down (memory BIOs:
+ * asyncio, Node). A cut then ends the program's reads with an EOF rather
+ * than a reset: the connection ends under it mid-message, which every HTTP
+ * client takes as a failure and answers by closing its transport — the
+ * close the provider must see. (Node takes a reset without a socket error
+ * for nothing and waits on a connection the server keeps open.) */
+void lm_tls_stream_set_socketless(struct lm_tls_stream *s);
+
 /* After a refusal, for SSL_get_shutdown: *closed says the stream itself
  * sent the close_notify (the program never asked for it), *ended that the
- * program has read the refusal to its end: for the program the session is
- * over, as if the peer had closed it. Both false for any other stream. */
+ * program has read the refusal to its end (or a socketless cut's EOF): for
+ * the program the session is over, as if the peer had closed it. Both
+ * false for any other stream. */
 void lm_tls_stream_refusal_state(const struct lm_tls_stream *s, bool *closed,
                                  bool *ended);
 

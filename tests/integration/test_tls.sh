@@ -14,7 +14,9 @@
 #             mock, on a kept-alive connection too; each SDK raises its API
 #             error naming the budget and does not retry
 #   cut       a stream whose running total crosses is cut: the client sees
-#             a reset (exit 4), holds a prefix, and what arrived is charged
+#             a reset (exit 4; where it reads through memory BIOs, the
+#             connection's end mid-message), holds a prefix, what arrived
+#             is charged, and the provider sees the client go
 #   h2        an LLM host's ALPN offer loses h2; another host's keeps it
 #   once      the curl CLI over https is metered once (by the libcurl layer)
 #   leak      the installed node (static OpenSSL) is refused at
@@ -38,14 +40,6 @@ if [ "${SAN:-0}" = 1 ]; then
   exit 0
 fi
 PRE=$LIB
-# Opt-in until the transport's known gaps are closed (issue 16's note):
-# refusals on event-loop clients (aiohttp, node) and node's stream cut hang
-# to the client's timeout, ALPN h2 is not yet stripped. Run it with
-# LLMMETER_TLS_TESTS=1.
-if [ "${LLMMETER_TLS_TESTS:-0}" != 1 ]; then
-  echo "test_tls: skipped: opt-in (LLMMETER_TLS_TESTS=1) while the OpenSSL transport has known gaps"
-  exit 0
-fi
 if ! nm -D "$PRE" 2>/dev/null | grep -q ' T SSL_read' && [ "${LM_TLS_FORCE:-0}" != 1 ]; then
   echo "test_tls: skipped: the OpenSSL transport is not built"
   exit 0

@@ -373,6 +373,71 @@ LM_TEST(test_failed_end_without_usage_is_refunded) {
   lm_meter_free(c);
 }
 
+/* An SDK may close a stream as soon as its final usage is in: the call is
+ * "ok" in the ledger (it got all it was billed for); a stream dropped
+ * before its final usage is "failed", charged what arrived. */
+static const char stream_req[] =
+    "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream_options\":{"
+    "\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":"
+    "\"hi\"}]}";
+static const char stream_final[] =
+    "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n"
+    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1000,"
+    "\"completion_tokens\":100}}\n\n";
+static const char anth_req[] =
+    "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":64,\"stream\":true,"
+    "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+static const char anth_start[] =
+    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{"
+    "\"model\":\"claude-haiku-4-5\",\"usage\":{\"input_tokens\":1000,"
+    "\"output_tokens\":1}}}\n\n";
+
+LM_TEST(test_a_stream_closed_after_its_final_usage_is_ok_not_failed) {
+  char path[96];
+  snprintf(path, sizeof(path), "/tmp/lmtest-lifecycle-%d.ledger",
+           (int)getpid());
+  unlink(path);
+  setenv("LLMMETER_LEDGER", path, 1);
+  lm_config_reload();
+  limits(-1, -1);
+  struct lm_meter_call *c = NULL;
+  struct lm_verdict v;
+  struct lm_meter_request r = {
+      .url = "https://api.openai.com/v1/chat/completions",
+      .body = stream_req,
+      .body_len = sizeof(stream_req) - 1};
+  CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_METER);
+  CHECK(!respond(c, 200, "text/event-stream", stream_final,
+                 sizeof(stream_final) - 1, 17));
+  lm_meter_end(c, false); /* the program closed it before the [DONE] */
+  lm_meter_free(c);
+  c = NULL;
+  struct lm_meter_request a = {.url = "https://api.anthropic.com/v1/messages",
+                               .body = anth_req,
+                               .body_len = sizeof(anth_req) - 1};
+  CHECK(lm_meter_begin(&c, &a, &v) == LM_VERDICT_METER);
+  CHECK(!respond(c, 200, "text/event-stream", anth_start,
+                 sizeof(anth_start) - 1, 13));
+  lm_meter_end(c, false); /* dropped before message_delta */
+  lm_meter_free(c);
+  snap();
+  CHECK_EQ_I64(S.total.reserved, 0);
+  CHECK_EQ_U64(S.active_leases, 0);
+  size_t len = 0;
+  char *led = lm_slurp(path, &len);
+  CHECK(led != NULL);
+  if (led) {
+    char *first = strstr(led, "\"outcome\":");
+    char *second = first ? strstr(first + 1, "\"outcome\":") : NULL;
+    CHECK(first && strncmp(first, "\"outcome\":\"ok\"", 14) == 0);
+    CHECK(second && strncmp(second, "\"outcome\":\"failed\"", 18) == 0);
+  }
+  free(led);
+  unlink(path);
+  unsetenv("LLMMETER_LEDGER");
+  lm_config_reload();
+}
+
 static const char sonar_req[] =
     "{\"model\":\"sonar\",\"max_tokens\":50,\"messages\":[{\"role\":"
     "\"user\",\"content\":\"hello\"}]}";
@@ -575,6 +640,7 @@ int main(void) {
   LM_RUN(test_rate_denial_is_429_with_retry_after);
   LM_RUN(test_stream_crossing_the_limit_is_cut_and_what_arrived_charged);
   LM_RUN(test_failed_end_without_usage_is_refunded);
+  LM_RUN(test_a_stream_closed_after_its_final_usage_is_ok_not_failed);
   LM_RUN(test_a_response_whose_final_usage_crosses_the_limit_is_delivered);
   LM_RUN(test_request_fee_is_reserved_at_admission_and_charged_once);
   LM_RUN(test_a_request_fee_alone_crosses_a_limit_below_it);

@@ -424,14 +424,24 @@ LM_TEST(test_a_refused_call_never_leaves_and_reads_as_the_providers_402) {
   memset(&sv, 0, sizeof(sv));
   memset(&got, 0, sizeof(got));
   /* the next call on the same connection is refused */
+  bool closed = false, ended = false;
+  lm_tls_stream_refusal_state(s, &closed, &ended);
+  CHECK(!closed && !ended);
   CHECK(program_writes(s, &sv, req.p, req.len));
   CHECK_EQ_U64(sv.got.len, 0); /* nothing reached the server */
+  /* the caller closes the sending side, once (event loops wake on it) */
+  CHECK(lm_tls_stream_take_close(s));
+  CHECK(!lm_tls_stream_take_close(s));
   /* later writes on the connection are swallowed too */
   CHECK(lm_tls_stream_write(s, "GET / HTTP/1.1\r\n\r\n", 18, fake_send, &sv) ==
         18);
   CHECK_EQ_U64(sv.got.len, 0);
   program_reads(s, "", 0, false, &got, &reset);
   CHECK(!reset);
+  /* read to its EOF: the session reads as closed by the peer, and the
+   * close_notify the program never sent is the stream's */
+  lm_tls_stream_refusal_state(s, &closed, &ended);
+  CHECK(closed && ended);
   struct dechunk d;
   CHECK(got.p && dechunked(&got, "POST", &d));
   CHECK(d.status == 402);
@@ -453,11 +463,15 @@ static const char anth_req[] =
     "{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":1000,\"stream\":true,"
     "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
 
-LM_TEST(test_a_stream_crossing_the_limit_is_cut_and_then_reads_reset) {
-  /* $0.002: message_start's 1,000 input tokens ($0.003, $3/M) and first
-   * output token ($0.000015) cross it while the text is still coming. */
+/* $0.002: message_start's 1,000 input tokens ($0.003, $3/M) and first
+ * output token ($0.000015) cross it while the text is still coming. With a
+ * socket the next read fails as a reset; without one (memory BIOs) it is
+ * the connection's end, mid-message, and the session reads as closed. */
+static void cut_case(bool socketless) {
   limits(2000000000LL);
   struct lm_tls_stream *s = lm_tls_stream_new("api.anthropic.com", 443);
+  if (socketless)
+    lm_tls_stream_set_socketless(s);
   struct server sv = {0};
   struct str req = {0}, body = {0}, resp = {0}, got = {0};
   str_fmt(&req,
@@ -479,8 +493,16 @@ LM_TEST(test_a_stream_crossing_the_limit_is_cut_and_then_reads_reset) {
   response(&resp, 200, "text/event-stream", NULL, body.p, body.len, true);
   bool reset;
   program_reads(s, resp.p, resp.len, false, &got, &reset);
-  CHECK(reset);
+  CHECK(reset == !socketless);
   CHECK(got.len < resp.len && memcmp(got.p, resp.p, got.len) == 0);
+  char one[8];
+  size_t n = 0;
+  CHECK(lm_tls_stream_pre_read(s, one, sizeof(one), &n, false) ==
+        (socketless ? LM_TLS_READ_EOF : LM_TLS_READ_RESET));
+  bool closed = true, ended = !socketless;
+  lm_tls_stream_refusal_state(s, &closed, &ended);
+  CHECK(!closed);
+  CHECK(ended == socketless);
   snap();
   CHECK_EQ_U64(S.total.requests, 1);
   CHECK_EQ_I64(S.total.spent, 3000000000LL + 15000000LL);
@@ -488,6 +510,14 @@ LM_TEST(test_a_stream_crossing_the_limit_is_cut_and_then_reads_reset) {
   CHECK(strstr(said, "cut") != NULL);
   lm_tls_stream_free(s);
   free(req.p), free(body.p), free(resp.p), free(got.p), free(sv.got.p);
+}
+
+LM_TEST(test_a_stream_crossing_the_limit_is_cut_and_then_reads_reset) {
+  cut_case(false);
+}
+
+LM_TEST(test_a_socketless_cut_ends_the_reads_as_the_connections_end) {
+  cut_case(true);
 }
 
 LM_TEST(test_a_connection_lost_before_any_usage_is_refunded) {
@@ -661,6 +691,7 @@ int main(void) {
       test_an_openai_stream_gets_include_usage_and_the_program_never_sees_it);
   LM_RUN(test_a_refused_call_never_leaves_and_reads_as_the_providers_402);
   LM_RUN(test_a_stream_crossing_the_limit_is_cut_and_then_reads_reset);
+  LM_RUN(test_a_socketless_cut_ends_the_reads_as_the_connections_end);
   LM_RUN(test_a_connection_lost_before_any_usage_is_refunded);
   LM_RUN(test_garbage_and_upgrades_pass_through_untouched);
   LM_RUN(test_every_fixture_over_tls_is_delivered_and_charged_exactly);

@@ -56,12 +56,19 @@ bool lm_meter_llm_host(const char *name) {
   return ep && *ep && lm_detect_patterns_name_host(ep, name);
 }
 
-/* The pid that was last warned / refused and counted (0: none). */
-static atomic_int warned_pid, denied_pid;
+/* The pid that was last warned / refused (0: none), per cause for the
+ * line, and once per process for the count in the budget. */
+static atomic_int warned_pid, denied_pid;       /* resolutions */
+static atomic_int unseen_warned, unseen_denied; /* connections */
+static atomic_int counted_warned, counted_denied;
 
 void lm_meter_unmetered_forget(void) {
   atomic_store(&warned_pid, 0);
   atomic_store(&denied_pid, 0);
+  atomic_store(&unseen_warned, 0);
+  atomic_store(&unseen_denied, 0);
+  atomic_store(&counted_warned, 0);
+  atomic_store(&counted_denied, 0);
 }
 
 /* A name for the line: printable ASCII only (a glob in LLMMETER_ENDPOINTS
@@ -73,19 +80,74 @@ static void printable(const char *s, char *out, size_t size) {
   out[k] = '\0';
 }
 
+/* The policy (see the top of this file): whether to refuse, and why, in a
+ * clause for the line. */
+static bool policy(struct lm_budget **bp, char *why, size_t size) {
+  const struct lm_config *c = lm_config_get();
+  lm_meter_say_settings();
+  const char *err = "";
+  struct lm_budget *b = lm_meter_budget(&err);
+  const char *budget = lm_meter_budget_name();
+  bool deny;
+  *bp = b;
+  if (c->unmetered == LM_UNMETERED_DENY) {
+    deny = true;
+    snprintf(why, size, "LLMMETER_UNMETERED=deny refuses it");
+  } else if (c->unmetered == LM_UNMETERED_WARN) {
+    deny = false;
+    snprintf(why, size, "LLMMETER_UNMETERED=warn lets it through");
+  } else {
+    bool hard = c->limit_pusd >= 0 || (b && lm_budget_hard_limit(b));
+    bool closed = c->on_error == 1 || (c->on_error < 0 && hard);
+    deny = closed && (hard || !b);
+    if (deny && !b)
+      snprintf(why, size,
+               "budget '%.64s' cannot be used (%.160s) and fails closed "
+               "(LLMMETER_UNMETERED=allow lets it through)",
+               budget, err);
+    else if (deny)
+      snprintf(why, size,
+               "budget '%.64s' has a hard limit (LLMMETER_UNMETERED=allow "
+               "or warn lets it through)",
+               budget);
+    else
+      snprintf(why, size,
+               "with a hard limit it would be refused "
+               "(LLMMETER_UNMETERED=deny refuses it now)");
+  }
+  return deny;
+}
+
+/* The line, once per process for its cause; the count, once per process
+ * for its verdict. */
 static void say_once(atomic_int *said, struct lm_budget *b, bool denied,
-                     const char *name, const char *why) {
+                     const char *line) {
   int me = (int)getpid();
   if (atomic_exchange(said, me) == me)
     return;
-  if (b)
+  if (b &&
+      atomic_exchange(denied ? &counted_denied : &counted_warned, me) != me)
     lm_budget_count_unmetered(b, denied);
+  lm_meter_say(line, NULL, NULL);
+}
+
+static void program(char *prog, size_t size) {
   extern char *program_invocation_short_name;
-  char host[128], prog[64], line[600];
-  printable(name, host, sizeof(host));
   printable(program_invocation_short_name ? program_invocation_short_name : "?",
-            prog, sizeof(prog));
-  if (denied)
+            prog, size);
+}
+
+enum lm_resolve_verdict lm_meter_resolve(const char *name, bool visible_tls) {
+  const struct lm_config *c = lm_config_get();
+  if (c->disabled || visible_tls || c->unmetered == LM_UNMETERED_ALLOW)
+    return LM_RESOLVE_PASS;
+  struct lm_budget *b;
+  char why[320], host[128], prog[64], line[800];
+  bool deny = policy(&b, why, sizeof(why));
+  printable(name, host, sizeof(host));
+  program(prog, sizeof(prog));
+  int me = (int)getpid();
+  if (deny)
     snprintf(line, sizeof(line),
              "llmmeter: refused to resolve %s for %s[%d]: no TLS library "
              "llmmeter can see is loaded (static TLS?), so its LLM calls "
@@ -97,48 +159,30 @@ static void say_once(atomic_int *said, struct lm_budget *b, bool denied,
              "llmmeter can see (static TLS?): its LLM calls are NOT metered; "
              "%s",
              prog, me, host, why);
-  lm_meter_say(line, NULL, NULL);
+  say_once(deny ? &denied_pid : &warned_pid, b, deny, line);
+  return deny ? LM_RESOLVE_DENY : LM_RESOLVE_WARN;
 }
 
-enum lm_resolve_verdict lm_meter_resolve(const char *name, bool visible_tls) {
+enum lm_resolve_verdict lm_meter_unseen(const char *host, const char *what) {
   const struct lm_config *c = lm_config_get();
-  if (c->disabled || visible_tls || c->unmetered == LM_UNMETERED_ALLOW)
+  if (c->disabled || c->unmetered == LM_UNMETERED_ALLOW)
     return LM_RESOLVE_PASS;
-  lm_meter_say_settings();
-  const char *err = "";
-  struct lm_budget *b = lm_meter_budget(&err);
-  const char *budget = lm_meter_budget_name();
-  char why[320];
-  bool deny;
-  if (c->unmetered == LM_UNMETERED_DENY) {
-    deny = true;
-    snprintf(why, sizeof(why), "LLMMETER_UNMETERED=deny refuses it");
-  } else if (c->unmetered == LM_UNMETERED_WARN) {
-    deny = false;
-    snprintf(why, sizeof(why), "LLMMETER_UNMETERED=warn lets it through");
-  } else {
-    bool hard = c->limit_pusd >= 0 || (b && lm_budget_hard_limit(b));
-    bool closed = c->on_error == 1 || (c->on_error < 0 && hard);
-    deny = closed && (hard || !b);
-    if (deny && !b)
-      snprintf(why, sizeof(why),
-               "budget '%.64s' cannot be used (%.160s) and fails closed "
-               "(LLMMETER_UNMETERED=allow lets it through)",
-               budget, err);
-    else if (deny)
-      snprintf(why, sizeof(why),
-               "budget '%.64s' has a hard limit (LLMMETER_UNMETERED=allow "
-               "or warn lets it through)",
-               budget);
-    else
-      snprintf(why, sizeof(why),
-               "with a hard limit it would be refused "
-               "(LLMMETER_UNMETERED=deny refuses it now)");
-  }
-  if (deny) {
-    say_once(&denied_pid, b, true, name, why);
-    return LM_RESOLVE_DENY;
-  }
-  say_once(&warned_pid, b, false, name, why);
-  return LM_RESOLVE_WARN;
+  struct lm_budget *b;
+  char why[320], h[128], w[96], prog[64], line[800];
+  bool deny = policy(&b, why, sizeof(why));
+  printable(host, h, sizeof(h));
+  printable(what, w, sizeof(w));
+  program(prog, sizeof(prog));
+  int me = (int)getpid();
+  if (deny)
+    snprintf(line, sizeof(line),
+             "llmmeter: refused a connection to %s for %s[%d]: it carries %s, "
+             "which llmmeter cannot meter; %s",
+             h, prog, me, w, why);
+  else
+    snprintf(line, sizeof(line),
+             "llmmeter: warning: %s[%d] sends %s to %s: NOT metered; %s", prog,
+             me, w, h, why);
+  say_once(deny ? &unseen_denied : &unseen_warned, b, deny, line);
+  return deny ? LM_RESOLVE_DENY : LM_RESOLVE_WARN;
 }

@@ -199,6 +199,14 @@ static long write_common(SSL *ssl, const void *buf, size_t num,
     return -2; /* not ours */
   struct sender w = {ssl, r};
   long k = lm_tls_stream_write(s, buf, num, send_real, &w);
+  if (k == LM_TLS_BLOCKED) {
+    /* refused as a whole (tls_stream.h): a connection error, as a
+     * firewall's refusal would read */
+    synth_ssl = ssl;
+    synth_err = SSL_ERROR_SYSCALL;
+    errno = EPERM;
+    return -1;
+  }
   if (k > 0 && lm_tls_stream_take_close(s) && r->shutdown) {
     /* Refused: nothing was sent; a close_notify makes the server answer,
      * which is what an event loop waits for before it reads. What the

@@ -27,6 +27,7 @@
 #include "decode.h"
 #include "http1.h"
 #include "lifecycle.h"
+#include "resolve.h"
 
 /* A growable byte buffer; grows geometrically, never shrinks until freed
  * (one connection's buffers stay as large as its largest message). */
@@ -64,11 +65,12 @@ static size_t buf_left(const struct buf *b) { return b->len - b->off; }
 
 /* Request side. */
 enum w_mode {
-  W_HEAD,   /* a request head arriving: held */
-  W_HOLD,   /* an LLM request's body arriving: held */
-  W_PASS,   /* a request we do not hold: sent as it comes */
-  W_DENIED, /* a call was refused: nothing more leaves */
-  W_ASIDE,  /* not HTTP/1.1 we follow: everything passes */
+  W_HEAD,    /* a request head arriving: held */
+  W_HOLD,    /* an LLM request's body arriving: held */
+  W_PASS,    /* a request we do not hold: sent as it comes */
+  W_DENIED,  /* a call was refused: nothing more leaves */
+  W_ASIDE,   /* not HTTP/1.1 we follow: everything passes */
+  W_BLOCKED, /* not followable, to an LLM host, refused: nothing passes */
 };
 
 /* A request whose response has not ended, in order. */
@@ -284,9 +286,38 @@ static bool decide(struct lm_tls_stream *s, bool whole) {
   return ok;
 }
 
+/* What the request side could not follow, for the policy's line: p[0..n)
+ * are the bytes the parser refused (after what it held). */
+static const char *unfollowed(const struct lm_tls_stream *s, bool upgrade,
+                              const char *p, size_t n) {
+  static const char preface[] = "PRI * HTTP/2.0";
+  if (upgrade)
+    return "a WebSocket or other protocol upgrade";
+  if (s->n_slots == SLOTS)
+    return "more pipelined requests than llmmeter follows";
+  const char *q = s->hold.len ? s->hold.p : p;
+  size_t k = s->hold.len ? s->hold.len : n;
+  if (k > sizeof(preface) - 1)
+    k = sizeof(preface) - 1;
+  if (q && k >= 3 && memcmp(q, preface, k) == 0)
+    return "HTTP/2";
+  return "bytes that are not HTTP/1.1";
+}
+
 /* The request parser went somewhere we cannot follow: everything held is
- * sent as written and the request side passes from now on. */
-static bool go_aside(struct lm_tls_stream *s) {
+ * sent as written and the request side passes from now on — unless the
+ * connection goes to an LLM API host and the policy refuses unmetered LLM
+ * traffic there: then nothing of it leaves (W_BLOCKED). */
+static bool go_aside(struct lm_tls_stream *s, bool upgrade, const char *p,
+                     size_t n) {
+  if (lm_meter_llm_host(s->host) &&
+      lm_meter_unseen(s->host, unfollowed(s, upgrade, p, n)) ==
+          LM_RESOLVE_DENY) {
+    buf_clear(&s->hold);
+    buf_clear(&s->body);
+    s->w_mode = W_BLOCKED;
+    return true;
+  }
   bool ok = buf_add(&s->out, s->hold.p, s->hold.len);
   buf_clear(&s->hold);
   buf_clear(&s->body);
@@ -301,7 +332,7 @@ static bool on_request_head(struct lm_tls_stream *s) {
       lm_http1_expect(&s->resp, h->method) != 0) {
     if (!s->n_slots)
       s->r_aside = true; /* no response of ours is still to come */
-    return go_aside(s);
+    return go_aside(s, h->upgrade, NULL, 0);
   }
   (void)push(s);
   struct lm_meter_request r;
@@ -326,7 +357,7 @@ static bool on_request_head(struct lm_tls_stream *s) {
 static bool take(struct lm_tls_stream *s, const char *p, size_t n) {
   size_t off = 0;
   for (;;) {
-    if (s->w_mode == W_DENIED)
+    if (s->w_mode == W_DENIED || s->w_mode == W_BLOCKED)
       return true;
     if (s->w_mode == W_ASIDE)
       return buf_add(&s->out, p + off, n - off);
@@ -340,7 +371,7 @@ static bool take(struct lm_tls_stream *s, const char *p, size_t n) {
       return false;
     off += used;
     if (st == LM_HTTP1_ERROR || st == LM_HTTP1_UPGRADED) {
-      if (!go_aside(s))
+      if (!go_aside(s, st == LM_HTTP1_UPGRADED, p + off, n - off))
         return false;
       continue;
     }
@@ -391,9 +422,15 @@ long lm_tls_stream_write(struct lm_tls_stream *s, const char *p, size_t n,
     return send(ctx, p, n);
   if (s->w_mode == W_DENIED)
     return (long)n;
+  if (s->w_mode == W_BLOCKED)
+    return LM_TLS_BLOCKED;
   if (!take(s, p, n)) {
     /* Out of memory: stand aside, sending what we held and this. */
     s->w_mode = W_ASIDE;
+  }
+  if (s->w_mode == W_BLOCKED) {
+    buf_clear(&s->out); /* the connection is refused as a whole */
+    return LM_TLS_BLOCKED;
   }
   long k = flush(s, send, ctx);
   if (k <= 0) {

@@ -43,8 +43,13 @@ struct lm_tls_stream *lm_tls_stream_new(const char *host, int port);
  * is charged, the rest released) and frees. */
 void lm_tls_stream_free(struct lm_tls_stream *s);
 
-/* The program writes p[0..n). Returns n when all was taken, or the real
- * write's result (<= 0). */
+/* The program writes p[0..n). Returns n when all was taken, the real
+ * write's result (<= 0), or LM_TLS_BLOCKED: the connection goes to an LLM
+ * API host but carries what the stream cannot follow (HTTP/2, an upgrade,
+ * bytes that are not HTTP/1.1), and the policy refuses it unmetered
+ * (lm_meter_unseen: under a hard limit that fails closed). Nothing more is
+ * sent on it; the caller fails the write as a connection error. */
+#define LM_TLS_BLOCKED (-100L)
 long lm_tls_stream_write(struct lm_tls_stream *s, const char *p, size_t n,
                          lm_tls_send_fn send, void *ctx);
 

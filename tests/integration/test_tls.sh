@@ -17,7 +17,9 @@
 #             a reset (exit 4; where it reads through memory BIOs, the
 #             connection's end mid-message), holds a prefix, what arrived
 #             is charged, and the provider sees the client go
-#   h2        an LLM host's ALPN offer loses h2; another host's keeps it
+#   h2        an LLM host's ALPN offer loses h2; another host's keeps it;
+#             HTTP/2 with prior knowledge to an LLM host is refused under
+#             a hard limit (one line), warned without one
 #   once      the curl CLI over https is metered once (by the libcurl layer)
 #   leak      the installed node (static OpenSSL) is refused at
 #             getaddrinfo under LLMMETER_UNMETERED=deny, warned once under
@@ -296,6 +298,24 @@ expect_eq tls_alpn_llm_host_charged "$(charged "$B")" "$OAI_ONE 1 0 0 0 0"
 metered py_httpclient "$B" --url "$(raw_url example.com /hello)" --alpn h2,http/1.1 \
   --cafile "$TLS_CA/ca.pem" >"$T/alpn2.txt" 2>&1
 expect_eq tls_alpn_other_host_untouched "$(mock_last "j['tls']['alpn']")" h2
+# HTTP/2 with prior knowledge (no ALPN to strip) to an LLM host cannot be
+# metered: under a hard limit that fails closed the connection is refused
+# before a byte of it leaves, with one line; without a hard limit it goes
+# through with a warning; to another host it is untouched and silent.
+fresh B 100
+metered py_prior_h2 "$B" LLMMETER_QUIET=0 --url "$(raw_url $OAI /)" --cafile "$TLS_CA/ca.pem" >"$T/h2.txt" 2>"$T/h2.err"
+expect_eq tls_prior_h2_llm_host_refused_exit_4 "$?" 4
+expect_eq tls_prior_h2_llm_host_nothing_sent "$(grep -c '^sent=' "$T/h2.txt")" 0
+check tls_prior_h2_llm_host_one_line grep -q "refused a connection to $OAI for python3\[[0-9]*\]: it carries HTTP/2, which llmmeter cannot meter; budget '$B' has a hard limit" "$T/h2.err"
+expect_eq tls_prior_h2_llm_host_counted "$(status_json "$B" | json_get - "j['unmetered_processes']['refused']")" 1
+new_budget NB
+"$LM" init --budget "$NB" >/dev/null
+metered py_prior_h2 "$NB" LLMMETER_QUIET=0 --url "$(raw_url $OAI /)" --cafile "$TLS_CA/ca.pem" >"$T/h2w.txt" 2>"$T/h2w.err"
+expect_eq tls_prior_h2_no_hard_limit_passes "$?" 0
+check tls_prior_h2_no_hard_limit_warned grep -q "warning: python3\[[0-9]*\] sends HTTP/2 to $OAI: NOT metered" "$T/h2w.err"
+metered py_prior_h2 "$B" LLMMETER_QUIET=0 --url "$(raw_url example.com /)" --cafile "$TLS_CA/ca.pem" >"$T/h2o.txt" 2>"$T/h2o.err"
+expect_eq tls_prior_h2_other_host_passes "$?" 0
+expect_eq tls_prior_h2_other_host_silent "$(cat "$T/h2o.err")" ""
 
 # --- 6. a non-LLM HTTPS download passes untouched and uncharged -------------
 for c in py_httpclient py_aiohttp node_fetch; do

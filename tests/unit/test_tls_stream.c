@@ -20,6 +20,7 @@
 #include "lm_slurp.h"
 #include "lm_test.h"
 #include "tls_stream.h"
+#include "unmetered.h"
 
 static char bname[64];
 static struct lm_budget *B;
@@ -543,6 +544,7 @@ LM_TEST(test_a_connection_lost_before_any_usage_is_refunded) {
 }
 
 LM_TEST(test_garbage_and_upgrades_pass_through_untouched) {
+  /* no hard limit: warned, passed (the policy: unmetered.c) */
   limits(-1);
   static const char junk[] = "\x16\x03\x01 not http at all\r\n\r\n\x00\xff";
   struct lm_tls_stream *s = lm_tls_stream_new("api.openai.com", 443);
@@ -570,6 +572,67 @@ LM_TEST(test_garbage_and_upgrades_pass_through_untouched) {
   free(sv.got.p);
   snap();
   CHECK_EQ_U64(S.total.requests, 0);
+}
+
+/* Writes p[0..n) whole until it is taken or refused: the last result. */
+static long write_all(struct lm_tls_stream *s, struct server *sv, const char *p,
+                      size_t n) {
+  long r = 0;
+  for (int tries = 0; tries < 1000; tries++)
+    if ((r = lm_tls_stream_write(s, p, n, fake_send, sv)) > 0 ||
+        r == LM_TLS_BLOCKED)
+      return r;
+  return r;
+}
+
+/* Under a hard limit that fails closed, what the stream cannot follow on
+ * a connection to an LLM host is refused as a whole, with one line naming
+ * it, and nothing of it leaves; the same bytes to another host pass. */
+LM_TEST(test_what_cannot_be_followed_to_an_llm_host_is_refused) {
+  limits(1000000000000LL);
+  static const char h2[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04";
+  static const char ws[] = "GET /v1/realtime HTTP/1.1\r\nHost: x\r\n"
+                           "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                           "\x81\x05hello";
+  static const char junk[] = "\x16\x03\x01 not http at all\r\n\r\n";
+  const struct {
+    const char *p;
+    size_t n;
+    const char *what;
+  } cases[] = {{h2, sizeof(h2) - 1, "HTTP/2"},
+               {ws, sizeof(ws) - 1, "WebSocket"},
+               {junk, sizeof(junk) - 1, "not HTTP/1.1"}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    lm_meter_unmetered_forget();
+    said[0] = 0;
+    struct lm_tls_stream *s = lm_tls_stream_new("api.openai.com", 443);
+    struct server sv = {0};
+    CHECK(write_all(s, &sv, cases[i].p, cases[i].n) == LM_TLS_BLOCKED);
+    CHECK_EQ_U64(sv.got.len, 0);
+    /* and every later write on it */
+    CHECK(lm_tls_stream_write(s, "GET / HTTP/1.1\r\n\r\n", 18, fake_send,
+                              &sv) == LM_TLS_BLOCKED);
+    CHECK_EQ_U64(sv.got.len, 0);
+    CHECK(strstr(said, "refused a connection to api.openai.com") != NULL);
+    CHECK(strstr(said, cases[i].what) != NULL);
+    CHECK(strstr(said, bname) != NULL);
+    lm_tls_stream_free(s);
+    free(sv.got.p);
+    /* another host: untouched, nothing said */
+    said[0] = 0;
+    s = lm_tls_stream_new("example.com", 443);
+    memset(&sv, 0, sizeof(sv));
+    CHECK(program_writes(s, &sv, cases[i].p, cases[i].n));
+    CHECK(sv.got.len == cases[i].n &&
+          memcmp(sv.got.p, cases[i].p, cases[i].n) == 0);
+    CHECK_STR(said, "");
+    lm_tls_stream_free(s);
+    free(sv.got.p);
+  }
+  snap();
+  CHECK_EQ_U64(S.total.requests, 0);
+  limits(-1);
+  lm_meter_unmetered_forget();
 }
 
 /* Every recorded fixture as the program would meet it over TLS: the
@@ -694,6 +757,7 @@ int main(void) {
   LM_RUN(test_a_socketless_cut_ends_the_reads_as_the_connections_end);
   LM_RUN(test_a_connection_lost_before_any_usage_is_refunded);
   LM_RUN(test_garbage_and_upgrades_pass_through_untouched);
+  LM_RUN(test_what_cannot_be_followed_to_an_llm_host_is_refused);
   LM_RUN(test_every_fixture_over_tls_is_delivered_and_charged_exactly);
   lm_budget_close(B);
   lm_segment_remove(bname, NULL, 0);

@@ -3,7 +3,8 @@
  * A program whose TLS llmmeter cannot see (OpenSSL linked in statically,
  * as in the nodesource node; Bun; Rust with rustls; Go with the cgo
  * resolver) sends its LLM calls past the meter. What llmmeter can still
- * see is the name it resolves. A resolver hook asks two questions here:
+ * see is the name it resolves. A resolver hook asks two questions here
+ * (and a TLS transport a third, lm_meter_unseen, below):
  *
  *   lm_meter_llm_host   is this name a known LLM API host? (cheap; also
  *                       asked by the OpenSSL transport for every new
@@ -42,5 +43,12 @@ bool lm_meter_llm_host(const char *name);
  * into it. Says at most one line per process for each of WARN and DENY,
  * and counts the process in the budget once for each. */
 enum lm_resolve_verdict lm_meter_resolve(const char *name, bool visible_tls);
+
+/* A connection to an LLM API host carries traffic its transport cannot
+ * follow (HTTP/2, a WebSocket or other upgrade, bytes that are not
+ * HTTP/1.1): may it go on unmetered? The same policy, line discipline and
+ * counts as lm_meter_resolve; `what` names the traffic for the line ("a
+ * WebSocket"). PASS or WARN: let it through; DENY: fail the connection. */
+enum lm_resolve_verdict lm_meter_unseen(const char *host, const char *what);
 
 #endif

@@ -54,7 +54,7 @@ LIBS_LIB  = $(LIBS_CORE) -ldl
 INC_base   = -Isrc/base
 INC_parse  = -Isrc/parse -Isrc/base
 INC_price  = -Isrc/price -Isrc/base
-INC_budget = -Isrc/budget -Isrc/base
+INC_budget = -Isrc/budget -Isrc/base -I$(BUILD)/gen
 INC_http   = -Isrc/http -Isrc/base -I$(LLHTTP_INC)
 INC_meter  = -Isrc/meter -Isrc/meter/lifecycle -Isrc/parse -Isrc/price \
              -Isrc/budget -Isrc/http -Isrc/base -Iinclude
@@ -122,6 +122,16 @@ $(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(LLHTTP_CFLAGS) -c -o $@ $<
+
+# The Redis backend's server-side script, as a C string.
+$(BUILD)/gen/budget_redis_lua.h: src/budget/budget_redis.lua
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	$(Q){ echo '/* generated from $< by the Makefile: do not edit */'; \
+	  echo 'static const char lm_redis_lua[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/budget/redis_conn.o: $(BUILD)/gen/budget_redis_lua.h
 
 -include $(ALL_OBJ:.o=.d) $(UNIT_BIN:=.d) $(TOOL_BIN:=.d)
 

@@ -5,7 +5,8 @@
 #   build:  gcc make libcurl4-openssl-dev libssl-dev libcjson-dev, node-llhttp (the
 #           llhttp sources src/http/ compiles in), and zlib1g-dev,
 #           libbrotli-dev, libzstd-dev (headers only for the library: it
-#           dlopens them; the unit tests link them to compress)
+#           dlopens them; the unit tests link them to compress),
+#           libhiredis-dev (the Redis backend dlopens libhiredis0.14)
 #   tests:  curl (CLI client), python3 + python3-pycurl, php-cli + php-curl,
 #           perl WWW::Curl (a second RTLD_LOCAL host), bc,
 #           clang + libclang-rt-14-dev (libFuzzer, sanitizers), valgrind,
@@ -37,7 +38,8 @@ pkgs="gcc make libc6-dev libcurl4-openssl-dev libssl-dev libcjson-dev node-llhtt
       chromium prometheus tmux groff-base man-db
       openssl python3-venv python3-requests python3-httpx python3-aiohttp
       python3-brotli python3-zstandard ruby
-      node-undici node-acorn node-cjs-module-lexer libc-ares2"
+      node-undici node-acorn node-cjs-module-lexer libc-ares2
+      libhiredis-dev redis-server redis-tools"
 NODE18_VERSION=18.20.4+dfsg-1~deb12u3
 PY_SDKS="openai==3.51.0 anthropic==2.10.0"
 NPM_SDKS="openai@6.49.0 @anthropic-ai/sdk@1.16.0" # the newest for node 18: openai 7 wants node >= 22

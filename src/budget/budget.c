@@ -4,9 +4,8 @@
  * Every lm_budget_* call dispatches through the handle's ops table, so the
  * meter and the CLI never know which backend holds a budget. The backend is
  * chosen here and nowhere else: a plain name is a shared-memory segment;
- * a name with a scheme ("redis://...") belongs to the backend of that
- * scheme, which is refused with a clear line until it exists. Reads no
- * environment and prints nothing.
+ * a redis:// URL is a budget in Redis (budget_redis.c); any other scheme
+ * is refused with a clear line. Reads no environment and prints nothing.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,12 +50,33 @@ static const struct lm_budget_backend *backend_for(const char *name, char *err,
                                                    size_t errlen) {
   if (forced)
     return forced;
+  if (name && strncmp(name, "redis://", 8) == 0)
+    return &lm_budget_backend_redis;
   if (name && strstr(name, "://")) {
     snprintf(err, errlen, "budget '%.*s...': no backend for this scheme",
              (int)(strstr(name, "://") - name), name);
     return NULL;
   }
   return &lm_budget_backend_shm;
+}
+
+void lm_budget_display_name(const char *name, char *out, size_t size) {
+  const char *scheme = name ? strstr(name, "://") : NULL;
+  const char *at = scheme ? strrchr(scheme, '@') : NULL;
+  if (!at) {
+    snprintf(out, size, "%s", name ? name : "");
+    return;
+  }
+  /* scheme://[user:]password@rest -> scheme://rest: never shown */
+  snprintf(out, size, "%.*s%s", (int)(scheme + 3 - name), name, at + 1);
+}
+
+int lm_budget_remove(const char *name, char *err, size_t errlen) {
+  if (forced)
+    return LM_SEG_ENAME;
+  if (name && strncmp(name, "redis://", 8) == 0)
+    return lm_budget_redis_remove(name, err, errlen);
+  return lm_segment_remove(name, err, errlen);
 }
 
 int lm_budget_open(const char *name, bool create, struct lm_budget **out,

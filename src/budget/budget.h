@@ -25,6 +25,9 @@
 
 struct lm_budget;
 
+/* Room for a budget's name as given: a Redis URL with its password. */
+#define LM_BUDGET_URL_MAX 1024
+
 /* What admission needs to know about a call. */
 struct lm_call {
   const char *model;         /* requested model; "" if unknown */
@@ -83,6 +86,12 @@ struct lm_lease {
   uint64_t reserved_tokens;
   uint64_t charged_tokens;
   uint64_t rate_in, rate_out; /* tokens taken from the rate buckets */
+  /* A backend that holds a call's running charges before it sends them
+   * (Redis): the cumulative token counts by kind (modular), what the
+   * server holds of charged_pusd, and when it was last sent. */
+  int64_t held_tokens[LM_TOK_KINDS];
+  int64_t sent_pusd;
+  int64_t sent_at_ms;
 };
 
 /* Limits as the CLI sets them; -1 = none, and for set: LM_KEEP = unchanged. */
@@ -279,6 +288,12 @@ bool lm_budget_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen);
 bool lm_budget_downgrade(struct lm_budget *b, const char *model, char *out,
                          size_t outlen);
 const char *lm_budget_name(const struct lm_budget *b);
+/* A budget name as every message, status and ledger line shows it: a URL's
+ * password (scheme://[user:]password@...) left out. */
+void lm_budget_display_name(const char *name, char *out, size_t size);
+/* Removes a budget in the backend its name selects (0, or a negative
+ * lm_seg_err with a one-line reason). */
+int lm_budget_remove(const char *name, char *err, size_t errlen);
 
 /* Whether the budget refuses calls past a spending limit: its hard USD
  * limit or an active per-model / per-agent spend rule. What the leak guard

@@ -45,6 +45,9 @@ void lm_denial_fill(struct lm_denial *why, enum lm_deny_kind kind,
                     int64_t now);
 
 extern const struct lm_budget_backend lm_budget_backend_shm;
+extern const struct lm_budget_backend lm_budget_backend_redis;
+/* Removes a Redis budget's keys (lm_budget_remove dispatches here). */
+int lm_budget_redis_remove(const char *name, char *err, size_t errlen);
 
 /* Tests: open and create through this backend instead of the one the name
  * selects (NULL restores the choice by name). */

@@ -145,7 +145,7 @@ struct rule_arg {
 
 struct opts {
   const char *budget; /* resolved after parsing: never NULL */
-  char budget_name[LM_BUDGET_NAME_MAX];
+  char budget_name[LM_BUDGET_URL_MAX];
   struct lm_limit_config cfg;
   struct rule_arg rules[LM_RULES * 2];
   int n_rules;
@@ -339,9 +339,9 @@ static void parse_opts(int argc, char **argv, int i, const char *allowed,
       o->cmd = &argv[i + 1];
       return;
     } else if (TAKES("--budget")) {
-      if (!lm_segment_name_valid(v))
+      if (strncmp(v, "redis://", 8) != 0 && !lm_segment_name_valid(v))
         die_usage("invalid budget name '%s': use letters, digits, '.', '_' "
-                  "and '-'",
+                  "and '-', or redis://[:PASSWORD@]HOST:PORT[/DB]/NAME",
                   v);
       o->budget = v;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -616,9 +616,9 @@ static int cmd_reset(const struct opts *o) {
 }
 
 static int cmd_rm(const struct opts *o) {
-  char name[LM_BUDGET_NAME_MAX], err[256];
+  char name[LM_BUDGET_URL_MAX], err[256];
   lm_budget_resolve_name(o->budget, NULL, name, sizeof(name));
-  if (lm_segment_remove(name, err, sizeof(err)) != 0) {
+  if (lm_budget_remove(name, err, sizeof(err)) != 0) {
     fprintf(stderr, "llmmeter: %s\n", err);
     return LM_EXIT_ERROR;
   }
@@ -687,7 +687,7 @@ static int find_library(char *out, size_t size) {
 static int cmd_run(const struct opts *o) {
   if (!o->cmd || !o->cmd[0])
     die_usage("%s", "run needs a command after --");
-  char lib[PATH_MAX], err[256], name[LM_BUDGET_NAME_MAX];
+  char lib[PATH_MAX], err[256], name[LM_BUDGET_URL_MAX];
   if (find_library(lib, sizeof(lib)) != 0) {
     fprintf(stderr, "llmmeter: cannot find libllmmeter.so (set "
                     "LLMMETER_LIBRARY)\n");

@@ -663,7 +663,7 @@ static void page(FILE *o, const char *ledger, struct agg *g,
 /* The budget whose limits are drawn, if it exists: its snapshot or NULL. */
 static struct lm_snapshot *limits_of(const char *explicit_name,
                                      const struct agg *g) {
-  char name[LM_BUDGET_NAME_MAX], err[256];
+  char name[LM_BUDGET_URL_MAX], err[256];
   const char *want = explicit_name;
   if (!want && g->budget[0] && !g->many_budgets)
     want = g->budget;

@@ -38,7 +38,7 @@
 
 struct llmmeter_budget {
   struct lm_budget *b;
-  char name[LM_BUDGET_NAME_MAX];
+  char name[LM_BUDGET_URL_MAX];
   atomic_long open_calls; /* admitted and not yet ended */
 };
 
@@ -231,6 +231,10 @@ int llmmeter_open(const char *name, unsigned int flags, llmmeter_budget **out) {
     free(h);
     return fail(code_of_seg(rc), "%s", err[0] ? err : "budget not usable");
   }
+  /* From here on the name is only shown: a URL's password leaves it. */
+  char shown[LM_BUDGET_URL_MAX];
+  lm_budget_display_name(h->name, shown, sizeof(shown));
+  snprintf(h->name, sizeof(h->name), "%s", shown);
   atomic_init(&h->open_calls, 0);
   *out = h;
   return 0;
@@ -317,7 +321,7 @@ static void check_soft(struct llmmeter_call *k) {
   if (!lm_budget_soft_crossed(b, cmd, sizeof(cmd)))
     return;
   char line[128];
-  snprintf(line, sizeof(line), "budget '%s' crossed its soft limit",
+  snprintf(line, sizeof(line), "budget '%.90s' crossed its soft limit",
            k->budget->name);
   struct llmmeter_call mark = *k;
   memset(&mark.charged, 0, sizeof(mark.charged));

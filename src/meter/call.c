@@ -67,7 +67,7 @@ void lm_meter_notice(const char *a, const char *b, const char *c) {
 
 static pthread_mutex_t budget_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct lm_budget *budget;
-static char budget_name[LM_BUDGET_NAME_MAX];
+static char budget_name[160]; /* as shown: no password */
 static char budget_err[256];
 
 /* The budget, opened once; NULL (with budget_err) if unusable. */
@@ -78,21 +78,21 @@ static struct lm_budget *get_budget(void) {
   pthread_mutex_lock(&budget_lock);
   if (!budget && !budget_err[0]) {
     const struct lm_config *c = lm_config_get();
-    lm_budget_resolve_name(NULL, c->budget, budget_name, sizeof(budget_name));
+    char raw[1024]; /* a Redis URL may carry a password: only opened */
+    lm_budget_resolve_name(NULL, c->budget, raw, sizeof(raw));
+    lm_budget_display_name(raw, budget_name, sizeof(budget_name));
     int rc;
     if (c->limit_pusd >= 0) {
       /* LLMMETER_LIMIT_USD creates the budget with that limit if missing. */
       struct lm_limit_config lc = LM_LIMITS_NONE;
       lc.hard_pusd = c->limit_pusd;
-      rc = lm_budget_create(budget_name, false, &lc, &b, budget_err,
+      rc = lm_budget_create(raw, false, &lc, &b, budget_err,
                             sizeof(budget_err));
       if (rc == LM_SEG_EEXIST)
-        rc = lm_budget_open(budget_name, false, &b, budget_err,
-                            sizeof(budget_err));
+        rc = lm_budget_open(raw, false, &b, budget_err, sizeof(budget_err));
     } else {
       /* No budget configured: meter, without a limit, into the default. */
-      rc = lm_budget_open(budget_name, true, &b, budget_err,
-                          sizeof(budget_err));
+      rc = lm_budget_open(raw, true, &b, budget_err, sizeof(budget_err));
     }
     if (rc == 0) {
       budget_err[0] = 0;

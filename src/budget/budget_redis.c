@@ -1,0 +1,743 @@
+/* budget_redis.c — the budget engine on a Redis server: one budget for
+ * every process on every machine and container that can reach it.
+ *
+ * A budget named redis://[:PASSWORD@]HOST:PORT[/DB]/NAME lives under the
+ * keys llmmeter:{NAME}:* (one hash tag: one cluster slot). Every change is
+ * one run of the server-side script (budget_redis.lua), so an admission
+ * checks its limits and reserves in one atomic step, and a charge or a
+ * settlement lands whole or not at all. Each call is a lease with a
+ * deadline on the server's clock: a process that dies mid-call stops
+ * extending it, and the next admission returns what it reserved.
+ *
+ * Round trips: admit and settle; a charge is held here and sent when it
+ * goes past what the lease reserved, or when HOLD_MS have passed since
+ * the last send (a stream extends its lease that way too), else with the
+ * settle. Charges and settles carry the lease id and the call's cumulative
+ * amounts, not deltas, so a retry after a lost reply applies nothing twice.
+ *
+ * What a caller asks between round trips (over_hard, the per-call caps,
+ * the deadline) is answered from the limits and spend the last reply
+ * carried. Redis unreachable, or an error: the call is refused with
+ * LM_DENY_ERROR and one line naming Redis (the meter's LLMMETER_ON_ERROR
+ * decides what happens then). Not yet on this backend: model and agent
+ * rules, rates, waiting for in-flight calls, --downgrade (refused at
+ * configure, so that nothing is silently not enforced).
+ */
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "budget_backend.h"
+#include "money.h"
+#include "redis_conn.h"
+#include "window.h"
+
+#define TTL_MS 60000 /* a lease not extended for this long is a dead call's */
+#define HOLD_MS 200  /* longest a running charge is held before it is sent */
+#define TIMEOUT_MS 1000
+
+struct redis_budget {
+  struct lm_budget base;
+  struct lm_redis *r;
+  char key[96]; /* llmmeter:{NAME}:cfg */
+  /* What the last reply said (read between round trips). */
+  _Atomic int64_t spent, hard, mode, wk, mcu, mci, mco, deadline, mln, llm;
+  _Atomic int64_t llm_pending; /* LLM ns not yet sent */
+  _Atomic int crossed;         /* the soft limit was crossed by our charge */
+  char on_soft[256];
+};
+#define RB(b) ((struct redis_budget *)(b))
+
+/* ---- replies ----------------------------------------------------------- */
+
+static const char *str_at(const redisReply *r, size_t i) {
+  if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
+    return "";
+  const redisReply *e = r->element[i];
+  if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS)
+    return e->str;
+  return "";
+}
+
+static int64_t int_at(const redisReply *r, size_t i) {
+  if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
+    return 0;
+  const redisReply *e = r->element[i];
+  if (e->type == REDIS_REPLY_INTEGER)
+    return e->integer;
+  if (e->type == REDIS_REPLY_STRING)
+    return strtoll(e->str, NULL, 10);
+  return 0;
+}
+
+static int64_t num(const char *s, int64_t dflt) {
+  if (!s || !*s)
+    return dflt;
+  return strtoll(s, NULL, 10);
+}
+
+/* ---- the script's arguments -------------------------------------------- */
+
+/* ARGV[1..8]: op, the clock, (unused), the start of each window kind. */
+struct args {
+  const char *v[LM_REDIS_ARGS];
+  char buf[LM_REDIS_ARGS][32];
+  int n;
+};
+
+static void arg(struct args *a, const char *s) {
+  if (a->n < LM_REDIS_ARGS)
+    a->v[a->n++] = s;
+}
+static void argi(struct args *a, int64_t x) {
+  if (a->n < LM_REDIS_ARGS) {
+    snprintf(a->buf[a->n], sizeof(a->buf[0]), "%lld", (long long)x);
+    a->v[a->n] = a->buf[a->n];
+    a->n++;
+  }
+}
+static void args_begin(struct args *a, struct lm_budget *b, const char *op) {
+  a->n = 0;
+  int64_t now = lm_budget_now(b);
+  arg(a, op);
+  argi(a, now);
+  arg(a, "0");
+  for (int k = 0; k < LM_WINDOW_KINDS; k++)
+    argi(a, lm_window_start((enum lm_window_kind)k, now));
+}
+
+static redisReply *run(struct lm_budget *b, struct args *a, char *err,
+                       size_t errlen) {
+  return lm_redis_script(RB(b)->r, RB(b)->key, a->n, a->v, err, errlen);
+}
+
+static void error_denial(struct lm_denial *why, const char *err) {
+  memset(why, 0, sizeof(*why));
+  why->kind = LM_DENY_ERROR;
+  why->retry_after_s = -1;
+  snprintf(why->subject, sizeof(why->subject), "%.63s", err);
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The limits and spend an admission's reply carries from [first]. */
+static void cache_limits(struct redis_budget *rb, const redisReply *r,
+                         size_t first) {
+  atomic_store(&rb->spent, int_at(r, first));
+  atomic_store(&rb->hard, num(str_at(r, first + 1), -1));
+  atomic_store(&rb->mode, int_at(r, first + 2));
+  atomic_store(&rb->wk, int_at(r, first + 3));
+  atomic_store(&rb->mcu, num(str_at(r, first + 4), -1));
+  atomic_store(&rb->mci, num(str_at(r, first + 5), -1));
+  atomic_store(&rb->mco, num(str_at(r, first + 6), -1));
+  atomic_store(&rb->deadline, num(str_at(r, first + 7), -1));
+  atomic_store(&rb->mln, num(str_at(r, first + 8), -1));
+  atomic_store(&rb->llm, int_at(r, first + 9));
+}
+
+/* ---- admission --------------------------------------------------------- */
+
+static const struct {
+  const char *word;
+  enum lm_deny_kind kind;
+} deny_words[] = {
+    {"hard", LM_DENY_HARD},
+    {"tokens", LM_DENY_TOKENS},
+    {"requests", LM_DENY_REQUESTS},
+    {"call_usd", LM_DENY_CALL_USD},
+    {"call_input", LM_DENY_CALL_INPUT},
+    {"call_output", LM_DENY_CALL_OUTPUT},
+    {"deadline", LM_DENY_DEADLINE},
+    {"llm_time", LM_DENY_LLM_TIME},
+};
+
+/* A call's own caps (the environment's), checked before a round trip. */
+static bool over_own_caps(const struct lm_call *call, bool dollars,
+                          int64_t pusd, uint64_t in, uint64_t out,
+                          const int64_t budget_caps[3], struct lm_denial *why) {
+  const int64_t own[3] = {call ? call->max_call_pusd : -1,
+                          call ? call->max_call_input_tokens : -1,
+                          call ? call->max_call_output_tokens : -1};
+  const int64_t val[3] = {dollars ? pusd : 0, (int64_t)in, (int64_t)out};
+  static const enum lm_deny_kind kinds[3] = {
+      LM_DENY_CALL_USD, LM_DENY_CALL_INPUT, LM_DENY_CALL_OUTPUT};
+  for (int k = 0; k < 3; k++) {
+    int64_t lim = budget_caps ? budget_caps[k] : -1;
+    if (own[k] > 0 && (lim < 0 || own[k] < lim))
+      lim = own[k];
+    if (lim < 0 || val[k] <= lim)
+      continue;
+    memset(why, 0, sizeof(*why));
+    why->kind = kinds[k];
+    why->limit = lim;
+    why->used = val[k];
+    why->retry_after_s = -1;
+    return true;
+  }
+  return false;
+}
+
+static uint64_t lease_id(void) {
+  uint64_t id = 0;
+  while (id == 0)
+    if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+      id = ((uint64_t)mono_ms() << 20) ^ (uint64_t)getpid() ^
+           (uint64_t)(uintptr_t)&id;
+  return id;
+}
+
+static int redis_admit(struct lm_budget *b, const struct lm_call *call,
+                       struct lm_lease *l, struct lm_denial *why) {
+  struct redis_budget *rb = RB(b);
+  memset(l, 0, sizeof(*l));
+  memset(why, 0, sizeof(*why));
+  l->slot = UINT32_MAX;
+  bool dollars = !call->zero_priced;
+  int64_t est = dollars && call->est_pusd > 0 ? call->est_pusd : 0;
+  if (over_own_caps(call, dollars, est, call->est_input_tokens,
+                    call->est_output_tokens, NULL, why))
+    return -1;
+  uint64_t id = lease_id();
+  char ids[24], err[160];
+  snprintf(ids, sizeof(ids), "%016llx", (unsigned long long)id);
+  struct args a;
+  args_begin(&a, b, "admit");
+  arg(&a, ids);
+  argi(&a, TTL_MS);
+  arg(&a, call->model && *call->model ? call->model : "unknown");
+  arg(&a, call->provider ? call->provider : "");
+  arg(&a, call->agent && *call->agent ? call->agent : "unknown");
+  argi(&a, est);
+  argi(&a, (int64_t)call->est_tokens);
+  argi(&a, (int64_t)call->est_input_tokens);
+  argi(&a, (int64_t)call->est_output_tokens);
+  arg(&a, dollars ? "1" : "0");
+  redisReply *r = run(b, &a, err, sizeof(err));
+  if (!r) {
+    error_denial(why, err);
+    return -1;
+  }
+  const char *st = str_at(r, 0);
+  int rc = -1;
+  if (strcmp(st, "ok") == 0) {
+    cache_limits(rb, r, 1);
+    l->slot = 0;
+    l->state_word = id;
+    l->flags = dollars ? LM_LEASEF_DOLLARS : 0;
+    l->model_row = l->agent_row = LM_ROW_NONE;
+    l->reserved_pusd = est;
+    l->reserved_tokens = call->est_tokens;
+    l->rate_in = call->est_input_tokens;
+    l->rate_out = call->est_output_tokens;
+    l->sent_at_ms = mono_ms();
+    rc = 0;
+  } else if (strcmp(st, "enoent") == 0) {
+    error_denial(why, "no such budget in Redis");
+  } else {
+    enum lm_deny_kind kind = LM_DENY_ERROR;
+    for (size_t i = 0; i < sizeof(deny_words) / sizeof(deny_words[0]); i++)
+      if (strcmp(st, deny_words[i].word) == 0)
+        kind = deny_words[i].kind;
+    if (kind == LM_DENY_ERROR) {
+      error_denial(why, "Redis: unexpected reply to an admission");
+    } else {
+      cache_limits(rb, r, 1);
+      int wk = (int)atomic_load(&rb->wk);
+      lm_denial_fill(why, kind, NULL, num(str_at(r, 11), 0),
+                     num(str_at(r, 12), 0), wk, lm_budget_now(b));
+      why->spent = num(str_at(r, 13), 0);
+      if (kind == LM_DENY_DEADLINE || kind == LM_DENY_LLM_TIME ||
+          kind == LM_DENY_CALL_USD || kind == LM_DENY_CALL_INPUT ||
+          kind == LM_DENY_CALL_OUTPUT)
+        why->retry_after_s = -1;
+    }
+  }
+  lm_redis_reply_free(r);
+  return rc;
+}
+
+/* ---- charge, settle, release ------------------------------------------- */
+
+/* Appends the lease's cumulative charges: money, then the 14 kinds. */
+static void args_charges(struct args *a, const struct lm_lease *l) {
+  argi(a, l->charged_pusd);
+  for (int k = 0; k < LM_TOK_KINDS; k++)
+    argi(a, l->held_tokens[k]);
+}
+
+/* The spend and the soft crossing a charge or settle reply carries. */
+static void after_reply(struct redis_budget *rb, const redisReply *r) {
+  atomic_store(&rb->spent, int_at(r, 1));
+  if (int_at(r, 2) == 1) {
+    snprintf(rb->on_soft, sizeof(rb->on_soft), "%s", str_at(r, 3));
+    atomic_store(&rb->crossed, 1);
+  }
+}
+
+static bool send_charge(struct lm_budget *b, struct lm_lease *l) {
+  char ids[24], err[160];
+  snprintf(ids, sizeof(ids), "%016llx", (unsigned long long)l->state_word);
+  struct args a;
+  args_begin(&a, b, "charge");
+  arg(&a, ids);
+  argi(&a, TTL_MS);
+  args_charges(&a, l);
+  redisReply *r = run(b, &a, err, sizeof(err));
+  if (!r)
+    return false; /* held; the next send or the settle carries it */
+  after_reply(RB(b), r);
+  lm_redis_reply_free(r);
+  l->sent_pusd = l->charged_pusd;
+  l->sent_at_ms = mono_ms();
+  return true;
+}
+
+static void redis_charge(struct lm_budget *b, struct lm_lease *l,
+                         const struct lm_usage *delta, int64_t pusd) {
+  if (l->slot == UINT32_MAX)
+    return;
+  if (pusd < 0 && -pusd > l->charged_pusd)
+    pusd = -l->charged_pusd; /* a refund: never below nothing charged */
+  l->charged_pusd = lm_money_add(l->charged_pusd, pusd);
+  if (delta) {
+    uint64_t add[LM_TOK_KINDS];
+    lm_usage_kinds(delta, add);
+    for (int k = 0; k < LM_TOK_KINDS; k++) /* modular, as the other backends */
+      l->held_tokens[k] = (int64_t)((uint64_t)l->held_tokens[k] + add[k]);
+    l->charged_tokens += delta->input + delta->output;
+  }
+  /* Past what the lease reserved, the budget must see it now; within it,
+   * the reservation already counts against every limit. */
+  bool past = ((l->flags & LM_LEASEF_DOLLARS) &&
+               l->charged_pusd > l->reserved_pusd &&
+               l->charged_pusd != l->sent_pusd) ||
+              l->charged_tokens > l->reserved_tokens;
+  if (past || mono_ms() - l->sent_at_ms >= HOLD_MS)
+    send_charge(b, l);
+}
+
+static void finish(struct lm_budget *b, struct lm_lease *l, unsigned flags,
+                   bool count) {
+  if (l->slot == UINT32_MAX)
+    return;
+  struct redis_budget *rb = RB(b);
+  char ids[24], err[160];
+  snprintf(ids, sizeof(ids), "%016llx", (unsigned long long)l->state_word);
+  int64_t llm = atomic_exchange(&rb->llm_pending, 0);
+  struct args a;
+  args_begin(&a, b, "settle");
+  arg(&a, ids);
+  arg(&a, count ? "1" : "0");
+  args_charges(&a, l);
+  arg(&a, (flags & LM_SETTLE_UNMETERED) ? "1" : "0");
+  arg(&a, (flags & LM_SETTLE_UNPRICED) ? "1" : "0");
+  argi(&a, llm);
+  /* A reply lost to a timeout is retried: the settle carries the lease id
+   * and cumulative amounts, so a settle that did land applies nothing. */
+  redisReply *r = NULL;
+  for (int attempt = 0; attempt < 3 && !r; attempt++)
+    r = run(b, &a, err, sizeof(err));
+  if (r) {
+    after_reply(rb, r);
+    lm_redis_reply_free(r);
+  } else {
+    atomic_fetch_add(&rb->llm_pending, llm);
+  }
+  l->slot = UINT32_MAX;
+}
+
+static void redis_settle(struct lm_budget *b, struct lm_lease *l,
+                         unsigned flags) {
+  finish(b, l, flags, true);
+}
+
+static void redis_release(struct lm_budget *b, struct lm_lease *l) {
+  finish(b, l, 0, l->charged_pusd > 0 || l->charged_tokens > 0);
+}
+
+static int redis_reclaim(struct lm_budget *b) {
+  char err[160];
+  struct args a;
+  args_begin(&a, b, "reclaim");
+  redisReply *r = run(b, &a, err, sizeof(err));
+  int n = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : 0;
+  lm_redis_reply_free(r);
+  return n;
+}
+
+/* ---- the snapshot ------------------------------------------------------ */
+
+/* Looks a field up in an HGETALL reply (pairs). */
+static const char *field(const redisReply *h, const char *name) {
+  if (!h || h->type != REDIS_REPLY_ARRAY)
+    return NULL;
+  for (size_t i = 0; i + 1 < h->elements; i += 2)
+    if (h->element[i]->type == REDIS_REPLY_STRING &&
+        strcmp(h->element[i]->str, name) == 0 &&
+        h->element[i + 1]->type == REDIS_REPLY_STRING)
+      return h->element[i + 1]->str;
+  return NULL;
+}
+
+static void snap_counters(const redisReply *h, int64_t win,
+                          struct lm_snap_counters *o) {
+  memset(o, 0, sizeof(*o));
+  bool current = num(field(h, "w"), 0) >= win; /* a stale window: nothing */
+  if (current) {
+    o->spent = num(field(h, "sp"), 0);
+    o->requests = (uint64_t)num(field(h, "rq"), 0);
+    o->denied = (uint64_t)num(field(h, "dn"), 0);
+    o->unmetered = (uint64_t)num(field(h, "um"), 0);
+    o->unpriced = (uint64_t)num(field(h, "up"), 0);
+    for (int k = 0; k < LM_TOK_KINDS; k++) {
+      char f[8];
+      snprintf(f, sizeof(f), "t%d", k);
+      o->tokens[k] = (uint64_t)num(field(h, f), 0);
+    }
+  }
+  o->reserved = num(field(h, "rs"), 0);
+  o->reserved_requests = (uint64_t)num(field(h, "rr"), 0);
+  o->reserved_tokens = (uint64_t)num(field(h, "rt"), 0);
+  o->first_activity = num(field(h, "fa"), 0);
+  o->last_activity = num(field(h, "la"), 0);
+}
+
+static int redis_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
+  char err[160];
+  struct args a;
+  args_begin(&a, b, "snapshot");
+  redisReply *r = run(b, &a, err, sizeof(err));
+  memset(o, 0, sizeof(*o));
+  if (!r || strcmp(str_at(r, 0), "ok") != 0 || r->elements < 5) {
+    lm_redis_reply_free(r);
+    return -1;
+  }
+  const redisReply *cfg = r->element[2], *tot = r->element[3];
+  int64_t now = lm_budget_now(b), win = int_at(r, 1);
+  snprintf(o->name, sizeof(o->name), "%s", b->name);
+  o->now = now;
+  o->created_at = num(field(cfg, "ca"), 0);
+  o->reset_at = num(field(cfg, "ra"), 0);
+  o->hard_pusd = num(field(cfg, "hard"), -1);
+  o->soft_pusd = num(field(cfg, "soft"), -1);
+  if (o->soft_pusd < 0 && o->hard_pusd >= 0)
+    o->soft_pusd = (int64_t)((__int128)o->hard_pusd * 4 / 5);
+  o->tokens_limit = num(field(cfg, "tok"), -1);
+  o->requests_limit = num(field(cfg, "rql"), -1);
+  o->max_call_pusd = num(field(cfg, "mcu"), -1);
+  o->max_call_input_tokens = num(field(cfg, "mci"), -1);
+  o->max_call_output_tokens = num(field(cfg, "mco"), -1);
+  o->rpm = o->tpm = o->itpm = o->otpm = -1;
+  o->deadline = num(field(cfg, "dl"), -1);
+  o->max_llm_ns = num(field(cfg, "mln"), -1);
+  o->llm_ns = num(field(cfg, "llm"), 0);
+  o->soft_crossed = num(field(cfg, "sw"), 0) == win + 1;
+  const char *ons = field(cfg, "ons");
+  snprintf(o->on_soft, sizeof(o->on_soft), "%s", ons ? ons : "");
+  int wk = (int)num(field(cfg, "win"), 0);
+  o->window = wk >= 0 && wk < LM_WINDOW_KINDS ? wk : LM_WINDOW_NONE;
+  o->mode = (int)num(field(cfg, "mode"), 0);
+  o->window_start = win;
+  o->resets_in_s = o->window == LM_WINDOW_NONE
+                       ? -1
+                       : lm_window_next((enum lm_window_kind)o->window, now) -
+                             now;
+  snap_counters(tot, win, &o->total);
+  o->active_leases = (uint32_t)int_at(r, 4);
+  o->reclaimed = (uint64_t)num(field(cfg, "reclaimed"), 0);
+  o->unmetered_denied = (uint64_t)num(field(cfg, "ud"), 0);
+  o->unmetered_warned = (uint64_t)num(field(cfg, "uw"), 0);
+  for (size_t i = 5; i + 1 < r->elements; i += 2) {
+    const char *kind = str_at(r, i);
+    const redisReply *h = r->element[i + 1];
+    bool model = kind[0] == 'm';
+    int *n = model ? &o->n_models : &o->n_agents;
+    struct lm_snap_row *row = model ? &o->models[*n] : &o->agents[*n];
+    if (*n > LM_ROWS)
+      continue;
+    const char *nm = field(h, "n"), *pv = field(h, "p"), *fl = field(h, "f");
+    snprintf(row->name, sizeof(row->name), "%s", nm ? nm : "");
+    snprintf(row->provider, sizeof(row->provider), "%s", pv ? pv : "");
+    row->flags = fl && *fl == '1' ? LM_ROWF_UNPRICED : 0;
+    snap_counters(h, win, &row->c);
+    (*n)++;
+  }
+  lm_redis_reply_free(r);
+  return 0;
+}
+
+/* ---- configuration ----------------------------------------------------- */
+
+static void set_field(struct args *a, const char *f, int64_t v) {
+  if (v == LM_KEEP)
+    return;
+  arg(a, f);
+  argi(a, v < 0 ? -1 : v);
+}
+
+static int redis_configure(struct lm_budget *b,
+                           const struct lm_limit_config *c) {
+  /* Not yet on this backend: refuse rather than accept and not enforce. */
+  const int64_t unsupported[] = {c->rpm, c->tpm, c->itpm, c->otpm};
+  for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
+    if (unsupported[i] != LM_KEEP && unsupported[i] >= 0)
+      return -1;
+  if (c->downgrade && *c->downgrade)
+    return -1;
+  char err[160];
+  struct args a;
+  args_begin(&a, b, "configure");
+  set_field(&a, "hard", c->hard_pusd);
+  set_field(&a, "soft", c->soft_pusd);
+  set_field(&a, "tok", c->tokens);
+  set_field(&a, "rql", c->requests);
+  set_field(&a, "mcu", c->max_call_pusd);
+  set_field(&a, "mci", c->max_call_input_tokens);
+  set_field(&a, "mco", c->max_call_output_tokens);
+  set_field(&a, "dl", c->deadline);
+  set_field(&a, "mln", c->max_llm_ns);
+  if (c->window >= 0 && c->window < LM_WINDOW_KINDS)
+    set_field(&a, "win", c->window);
+  if (c->mode >= 0)
+    set_field(&a, "mode", c->mode);
+  if (c->on_soft) {
+    arg(&a, "ons");
+    arg(&a, *c->on_soft ? c->on_soft : "-");
+  }
+  redisReply *r = run(b, &a, err, sizeof(err));
+  int rc = r ? 0 : -1;
+  lm_redis_reply_free(r);
+  return rc;
+}
+
+static int redis_add_rule(struct lm_budget *b, int kind, const char *pattern,
+                          int64_t limit, char *err, size_t errlen) {
+  (void)b, (void)kind, (void)pattern, (void)limit;
+  snprintf(err, errlen,
+           "model and agent rules are not supported on a Redis budget yet");
+  return -1;
+}
+
+static int redis_reset(struct lm_budget *b) {
+  char err[160];
+  struct args a;
+  args_begin(&a, b, "reset");
+  redisReply *r = run(b, &a, err, sizeof(err));
+  int rc = r ? 0 : -1;
+  lm_redis_reply_free(r);
+  return rc;
+}
+
+static void redis_close(struct lm_budget *b) {
+  lm_redis_free(RB(b)->r);
+  free(b);
+}
+
+/* ---- questions between round trips ------------------------------------- */
+
+static bool redis_over_hard(struct lm_budget *b, const struct lm_lease *l) {
+  if (!(l->flags & LM_LEASEF_DOLLARS))
+    return false;
+  int64_t hard = atomic_load(&RB(b)->hard);
+  return hard >= 0 && atomic_load(&RB(b)->spent) >= hard;
+}
+
+static bool redis_over_call_caps(struct lm_budget *b, const struct lm_lease *l,
+                                 const struct lm_call *call,
+                                 const struct lm_usage *total, int64_t cost,
+                                 struct lm_denial *why) {
+  const int64_t caps[3] = {atomic_load(&RB(b)->mcu), atomic_load(&RB(b)->mci),
+                           atomic_load(&RB(b)->mco)};
+  return over_own_caps(call, (l->flags & LM_LEASEF_DOLLARS) != 0, cost,
+                       total ? total->input : 0, total ? total->output : 0,
+                       caps, why);
+}
+
+static void redis_add_llm_time(struct lm_budget *b, int64_t ns) {
+  if (ns > 0) /* sent with the next settle */
+    atomic_fetch_add(&RB(b)->llm_pending, ns);
+}
+
+static bool redis_over_time(struct lm_budget *b, int64_t inflight_ns,
+                            struct lm_denial *why) {
+  struct redis_budget *rb = RB(b);
+  int64_t deadline = atomic_load(&rb->deadline);
+  if (deadline >= 0 && lm_budget_now(b) >= deadline) {
+    memset(why, 0, sizeof(*why));
+    why->kind = LM_DENY_DEADLINE;
+    why->limit = deadline;
+    why->retry_after_s = -1;
+    return true;
+  }
+  int64_t max_ns = atomic_load(&rb->mln);
+  if (max_ns >= 0) {
+    int64_t used = atomic_load(&rb->llm) + atomic_load(&rb->llm_pending) +
+                   (inflight_ns > 0 ? inflight_ns : 0);
+    if (used >= max_ns) {
+      memset(why, 0, sizeof(*why));
+      why->kind = LM_DENY_LLM_TIME;
+      why->limit = max_ns;
+      why->used = used;
+      why->retry_after_s = -1;
+      return true;
+    }
+  }
+  return false;
+}
+
+static void redis_rate_correct(struct lm_budget *b, const struct lm_lease *l,
+                               const struct lm_usage *actual) {
+  (void)b, (void)l, (void)actual; /* no rates on this backend yet */
+}
+
+static bool redis_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
+  if (!atomic_exchange(&RB(b)->crossed, 0))
+    return false;
+  snprintf(cmd, cmdlen, "%s", RB(b)->on_soft);
+  return true;
+}
+
+static bool redis_downgrade(struct lm_budget *b, const char *model, char *out,
+                            size_t outlen) {
+  (void)b, (void)model, (void)out, (void)outlen;
+  return false; /* refused at configure */
+}
+
+static bool redis_hard_limit(struct lm_budget *b) {
+  return atomic_load(&RB(b)->hard) >= 0;
+}
+
+static void redis_count_unmetered(struct lm_budget *b, bool denied) {
+  char err[160];
+  struct args a;
+  args_begin(&a, b, "unmetered");
+  arg(&a, denied ? "1" : "0");
+  lm_redis_reply_free(run(b, &a, err, sizeof(err)));
+}
+
+static const struct lm_budget_ops redis_ops = {
+    .admit = redis_admit,
+    .charge = redis_charge,
+    .settle = redis_settle,
+    .release = redis_release,
+    .snapshot = redis_snapshot,
+    .reclaim = redis_reclaim,
+    .configure = redis_configure,
+    .add_rule = redis_add_rule,
+    .reset = redis_reset,
+    .close = redis_close,
+    .over_hard = redis_over_hard,
+    .over_call_caps = redis_over_call_caps,
+    .add_llm_time = redis_add_llm_time,
+    .over_time = redis_over_time,
+    .rate_correct = redis_rate_correct,
+    .soft_crossed = redis_soft_crossed,
+    .downgrade = redis_downgrade,
+    .hard_limit = redis_hard_limit,
+    .count_unmetered = redis_count_unmetered,
+};
+
+/* ---- opening ----------------------------------------------------------- */
+
+static struct redis_budget *redis_new(const char *url, char *err,
+                                      size_t errlen) {
+  struct lm_redis_url u;
+  if (lm_redis_parse_url(url, &u, err, errlen) != 0)
+    return NULL;
+  struct redis_budget *rb = calloc(1, sizeof(*rb));
+  if (!rb || !(rb->r = lm_redis_new(&u, TIMEOUT_MS))) {
+    free(rb);
+    snprintf(err, errlen, "out of memory");
+    memset(&u, 0, sizeof(u));
+    return NULL;
+  }
+  char shown[LM_BUDGET_NAME_MAX * 4];
+  lm_redis_redacted(&u, shown, sizeof(shown));
+  lm_budget_init_base(&rb->base, &redis_ops, shown);
+  snprintf(rb->key, sizeof(rb->key), "llmmeter:{%s}:cfg", u.name);
+  atomic_store(&rb->hard, -1);
+  atomic_store(&rb->mcu, -1);
+  atomic_store(&rb->mci, -1);
+  atomic_store(&rb->mco, -1);
+  atomic_store(&rb->deadline, -1);
+  atomic_store(&rb->mln, -1);
+  memset(&u, 0, sizeof(u));
+  return rb;
+}
+
+/* Opening asks Redis nothing: a process that never makes an LLM call never
+ * connects, and a Redis that is down refuses calls (with its line) rather
+ * than leaving the process without a budget. A missing budget is created
+ * (create) or refused at the first admission. */
+static int redis_open(const char *name, bool create, struct lm_budget **out,
+                      char *err, size_t errlen) {
+  struct redis_budget *rb = redis_new(name, err, errlen);
+  if (!rb)
+    return LM_SEG_ENAME;
+  if (create) {
+    struct args a;
+    args_begin(&a, &rb->base, "create");
+    arg(&a, "0");
+    redisReply *r = run(&rb->base, &a, err, errlen);
+    lm_redis_reply_free(r); /* "eexist" is what open wants */
+  }
+  *out = &rb->base;
+  return 0;
+}
+
+static int redis_create(const char *name, bool force, struct lm_budget **out,
+                        char *err, size_t errlen) {
+  struct redis_budget *rb = redis_new(name, err, errlen);
+  if (!rb)
+    return LM_SEG_ENAME;
+  struct args a;
+  args_begin(&a, &rb->base, "create");
+  arg(&a, force ? "1" : "0");
+  redisReply *r = run(&rb->base, &a, err, errlen);
+  int rc = 0;
+  if (!r)
+    rc = LM_SEG_ESYS;
+  else if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) {
+    if (strcmp(r->str, "eexist") == 0) {
+      snprintf(err, errlen, "budget '%s' exists (use --force to replace it)",
+               rb->base.name);
+      rc = LM_SEG_EEXIST;
+    }
+  }
+  lm_redis_reply_free(r);
+  if (rc != 0) {
+    redis_close(&rb->base);
+    return rc;
+  }
+  *out = &rb->base;
+  return 0;
+}
+
+int lm_budget_redis_remove(const char *name, char *err, size_t errlen) {
+  struct redis_budget *rb = redis_new(name, err, errlen);
+  if (!rb)
+    return LM_SEG_ENAME;
+  struct args a;
+  args_begin(&a, &rb->base, "remove");
+  redisReply *r = run(&rb->base, &a, err, errlen);
+  int rc = !r                                                    ? LM_SEG_ESYS
+           : (r->type == REDIS_REPLY_INTEGER && r->integer == 0) ? LM_SEG_ENOENT
+                                                                 : 0;
+  if (rc == LM_SEG_ENOENT)
+    snprintf(err, errlen, "no budget '%s'", rb->base.name);
+  lm_redis_reply_free(r);
+  redis_close(&rb->base);
+  return rc;
+}
+
+const struct lm_budget_backend lm_budget_backend_redis = {
+    .kind = "redis", .open = redis_open, .create = redis_create};

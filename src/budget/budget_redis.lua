@@ -1,0 +1,414 @@
+-- budget_redis.lua — the Redis backend's one server-side script: every
+-- change to a Redis budget is one call of it, so each admission, charge
+-- and settlement is applied whole or not at all (Redis runs a script
+-- atomically, and its AOF logs the script's effects as one unit).
+--
+-- KEYS[1] is the budget's configuration hash, "llmmeter:{NAME}:cfg"; every
+-- other key shares its prefix and so its hash tag ({NAME}: one cluster
+-- slot). ARGV[1] names the operation, ARGV[2] is the client's clock (epoch
+-- seconds; windows and activity), ARGV[3] is unused, ARGV[4..8] the start of the current
+-- window of each kind (lifetime, hour, day, week, month) as the client's
+-- window.c computes them — one calendar, in C, for both backends.
+--
+-- Money is integer pico-USD. Redis stores it exactly (HINCRBY, int64);
+-- Lua's numbers are doubles, exact to 2^53 (about $9,007), so amounts are
+-- compared as two limbs (big, add, le below) and every delta written back
+-- is formatted as an integer (I). A call's own amounts stay far below 2^53.
+--
+-- Counter sets (hashes): the total ("tot"), model rows ("m:MODEL|PROVIDER")
+-- and agent rows ("a:AGENT"). Field w is the window the history counts
+-- belong to; sp spent, rq requests, dn denied, um unmetered, up unpriced,
+-- t0..t13 tokens by kind are history (zeroed when the window turns); rs
+-- reserved, rr reserved requests, rt reserved tokens (the total's only) are
+-- in-flight and never reset. Leases: "l:ID" hashes (rs, rt, ch, t0..t13
+-- cumulative as sent, m, a row keys, d dollars, st a/s/r: active, settled,
+-- reclaimed) and "leases", a sorted set of active ids scored by expiry ms.
+-- A settled or reclaimed lease stays an hour as a tombstone, so a retried
+-- charge or settle applies nothing twice.
+local P = string.sub(KEYS[1], 1, -4)
+local CFG = KEYS[1]
+local TOT = P .. 'tot'
+local LEASES = P .. 'leases'
+local op = ARGV[1]
+local now = ARGV[2]
+-- Lease expiry runs on the server's clock: the clients' may disagree.
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local HIST = {'sp', 'rq', 'dn', 'um', 'up', 't0', 't1', 't2', 't3', 't4',
+              't5', 't6', 't7', 't8', 't9', 't10', 't11', 't12', 't13'}
+local TOMBSTONE_MS = 3600000
+local ROWS = 256
+
+local function n(v) return tonumber(v) or 0 end
+local function I(x) return string.format('%.0f', x) end
+
+-- Two-limb non-negative integers from decimal strings: hi * 1e15 + lo.
+local function big(s)
+  s = s or '0'
+  if type(s) == 'number' then s = I(s) end
+  if string.sub(s, 1, 1) == '-' then return {0, 0} end
+  if #s <= 15 then return {0, tonumber(s)} end
+  return {tonumber(string.sub(s, 1, -16)), tonumber(string.sub(s, -15))}
+end
+local function add(a, b)
+  local lo, hi = a[2] + b[2], a[1] + b[1]
+  if lo >= 1e15 then lo, hi = lo - 1e15, hi + 1 end
+  return {hi, lo}
+end
+local function lt(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end
+local function le(a, b) return not lt(b, a) end
+local function str(a)
+  if a[1] == 0 then return I(a[2]) end
+  return I(a[1]) .. string.format('%015.0f', a[2])
+end
+
+local function cfg(f) return redis.call('HGET', CFG, f) end
+local function limit(f) local v = cfg(f); if v == false then return -1 end; return n(v) end
+local wk = math.floor(limit('win'))
+if wk < 0 or wk > 4 then wk = 0 end
+local win = ARGV[4 + wk]
+
+local function roll(key)
+  local w = redis.call('HGET', key, 'w')
+  if w == false or n(w) < n(win) then
+    redis.call('HDEL', key, unpack(HIST))
+    redis.call('HSET', key, 'w', win)
+  end
+end
+local function incr(key, f, d)
+  if d ~= 0 then redis.call('HINCRBY', key, f, I(d)) end
+end
+local function touch(key)
+  redis.call('HSETNX', key, 'fa', now)
+  redis.call('HSET', key, 'la', now)
+end
+
+-- The row key for a name, made if new; "(other)" once ROWS are taken.
+local function row(kind, name, provider)
+  local set = P .. kind .. 's'
+  local id = name
+  if kind == 'm' then id = name .. '|' .. provider end
+  local key = P .. kind .. ':' .. id
+  if redis.call('SISMEMBER', set, id) == 0 then
+    if redis.call('SCARD', set) >= ROWS then
+      id = '(other)'
+      key = P .. kind .. ':' .. id
+      if redis.call('SISMEMBER', set, id) == 0 then
+        redis.call('SADD', set, id)
+        redis.call('HSET', key, 'n', id, 'p', '', 'w', win)
+      end
+    else
+      redis.call('SADD', set, id)
+      redis.call('HSET', key, 'n', name, 'p', provider, 'w', win)
+    end
+  end
+  return key
+end
+
+-- Applies a step to the total and the call's rows (reserved tokens are the
+-- total's alone).
+local function apply(m, a, d)
+  for _, key in ipairs({TOT, m, a}) do
+    if key and key ~= '' then
+      incr(key, 'sp', d.sp or 0)
+      incr(key, 'rs', d.rs or 0)
+      incr(key, 'rq', d.rq or 0)
+      incr(key, 'rr', d.rr or 0)
+      incr(key, 'dn', d.dn or 0)
+      incr(key, 'um', d.um or 0)
+      incr(key, 'up', d.up or 0)
+      if d.t then
+        for k = 0, 13 do incr(key, 't' .. k, d.t[k] or 0) end
+      end
+    end
+  end
+  incr(TOT, 'rt', d.rt or 0)
+end
+
+local function soft_limit()
+  local s = limit('soft')
+  if s >= 0 then return big(s) end
+  local h = limit('hard')
+  if h < 0 then return nil end
+  local hs = cfg('hard')
+  -- 80 % of hard, rounded down, exactly: hard * 4 / 5 on two limbs
+  local b = big(hs)
+  local hi4 = b[1] * 4
+  local q_hi = math.floor(hi4 / 5)
+  local r = hi4 - q_hi * 5
+  local lo = r * 1e15 + b[2] * 4 -- < 5e15 + 4e15 < 2^53
+  local q_lo = math.floor(lo / 5)
+  local carry = math.floor(q_lo / 1e15)
+  return {q_hi + carry, q_lo - carry * 1e15}
+end
+
+-- What the total has spent now, and whether this step crossed the soft
+-- limit first in this window (recorded once: "sw" = 1 + window).
+local function after_spend()
+  local sp = redis.call('HGET', TOT, 'sp') or '0'
+  local crossed = 0
+  local soft = soft_limit()
+  if soft and le(soft, big(sp)) and cfg('sw') ~= I(n(win) + 1) then
+    redis.call('HSET', CFG, 'sw', I(n(win) + 1))
+    crossed = 1
+  end
+  return sp, crossed
+end
+
+-- A lease's cumulative charges as sent (ARGV[first] money, then 14 token
+-- kinds), applied as the difference from what the lease already holds.
+local function charge(id, first)
+  local lk = P .. 'l:' .. id
+  local l = redis.call('HMGET', lk, 'st', 'rs', 'rt', 'ch', 'm', 'a', 'd')
+  if l[1] == false then return nil end
+  local m, a = l[5], l[6]
+  if m and m ~= '' then roll(m) end
+  if a and a ~= '' then roll(a) end
+  roll(TOT)
+  local ch = tonumber(ARGV[first])
+  local dp = ch - n(l[4])
+  local t, dtok = {}, 0
+  for k = 0, 13 do
+    local v = tonumber(ARGV[first + 1 + k])
+    local old = n(redis.call('HGET', lk, 't' .. k))
+    t[k] = v - old
+    if k == 0 or k == 3 then dtok = dtok + t[k] end
+    if t[k] ~= 0 then redis.call('HSET', lk, 't' .. k, I(v)) end
+  end
+  local take, ttake = 0, 0
+  if l[1] == 'a' then
+    if l[7] == '1' and dp > 0 then take = math.min(dp, n(l[2])) end
+    if dtok > 0 then ttake = math.min(dtok, n(l[3])) end
+    if take > 0 then redis.call('HINCRBY', lk, 'rs', I(-take)) end
+    if ttake > 0 then redis.call('HINCRBY', lk, 'rt', I(-ttake)) end
+  end
+  if dp ~= 0 then redis.call('HSET', lk, 'ch', I(ch)) end
+  apply(m, a, {sp = dp, rs = -take, rt = -ttake, t = t})
+  touch(TOT)
+  return l
+end
+
+-- Ends a lease: what is left of its reservation goes back.
+local function refund(lk, l, dr, counted)
+  local rs, rt = n(redis.call('HGET', lk, 'rs')), n(redis.call('HGET', lk, 'rt'))
+  if rs < 0 then rs = 0 end
+  apply(l[5], l[6], dr)
+  apply(l[5], l[6], {rs = -rs, rr = -1, rt = -rt})
+  redis.call('HSET', lk, 'st', counted, 'rs', '0', 'rt', '0')
+end
+
+-- Refunds the leases whose holders stopped extending them (a process that
+-- died mid-call): at most `max` of them. A reclaimed call that was charged
+-- counts as a request, as on the shm backend.
+local function reclaim(max)
+  local ids = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now_ms, 'LIMIT', 0, max)
+  for _, id in ipairs(ids) do
+    local lk = P .. 'l:' .. id
+    local l = redis.call('HMGET', lk, 'st', 'rs', 'rt', 'ch', 'm', 'a', 'd')
+    if l[1] == 'a' then
+      if l[5] and l[5] ~= '' then roll(l[5]) end
+      if l[6] and l[6] ~= '' then roll(l[6]) end
+      roll(TOT)
+      local charged = n(l[4]) > 0
+      refund(lk, l, {rq = charged and 1 or 0}, charged and 'rc' or 'r')
+      redis.call('PEXPIRE', lk, TOMBSTONE_MS)
+      redis.call('HINCRBY', CFG, 'reclaimed', 1)
+    end
+    redis.call('ZREM', LEASES, id)
+  end
+  return #ids
+end
+
+-- Whether est more fits under lim: optimistic admits while spent +
+-- reserved is below the limit, strict only if spent + reserved + est fits.
+local function fits(strict, spent, reserved, est, lim)
+  local with = add(spent, reserved)
+  if strict then return le(add(with, est), lim) end
+  return lt(with, lim)
+end
+
+local function reply_limits(sp)
+  return {sp, cfg('hard') or '-1', cfg('mode') or '0', I(wk),
+          cfg('mcu') or '-1', cfg('mci') or '-1', cfg('mco') or '-1',
+          cfg('dl') or '-1', cfg('mln') or '-1', cfg('llm') or '0'}
+end
+
+local function deny(kind, lim, used, spent, m, a)
+  apply(m, a, {dn = 1})
+  local r = reply_limits(redis.call('HGET', TOT, 'sp') or '0')
+  table.insert(r, 1, kind)
+  table.insert(r, lim)
+  table.insert(r, used)
+  table.insert(r, spent)
+  return r
+end
+
+if op == 'admit' then
+  -- ARGV[9] id, [10] ttl ms, [11] model, [12] provider, [13] agent,
+  -- [14] est pusd, [15] est tokens, [16] est in, [17] est out, [18] dollars
+  if redis.call('EXISTS', CFG) == 0 then return {'enoent'} end
+  reclaim(64)
+  local m = row('m', ARGV[11], ARGV[12])
+  local a = row('a', ARGV[13], '')
+  roll(m); roll(a); roll(TOT)
+  local dollars = ARGV[18] == '1'
+  local est = big(ARGV[14])
+  local est_tok = tonumber(ARGV[15])
+  local dl = limit('dl')
+  if dl >= 0 and n(now) >= dl then
+    return deny('deadline', cfg('dl'), now, '0', m, a)
+  end
+  local mln = limit('mln')
+  if mln >= 0 and limit('llm') >= mln then
+    return deny('llm_time', cfg('mln'), cfg('llm') or '0', '0', m, a)
+  end
+  local cap = limit('mcu')
+  if dollars and cap >= 0 and lt(big(cfg('mcu')), est) then
+    return deny('call_usd', cfg('mcu'), ARGV[14], '0', m, a)
+  end
+  cap = limit('mci')
+  if cap >= 0 and tonumber(ARGV[16]) > cap then
+    return deny('call_input', cfg('mci'), ARGV[16], '0', m, a)
+  end
+  cap = limit('mco')
+  if cap >= 0 and tonumber(ARGV[17]) > cap then
+    return deny('call_output', cfg('mco'), ARGV[17], '0', m, a)
+  end
+  local t = redis.call('HMGET', TOT, 'sp', 'rs', 'rq', 'rr', 't0', 't3', 'rt')
+  local strict = cfg('mode') == '1'
+  local rql = limit('rql')
+  if rql >= 0 and n(t[3]) + n(t[4]) + 1 > rql then
+    return deny('requests', cfg('rql'), I(n(t[3]) + n(t[4])), I(n(t[3])), m, a)
+  end
+  local tl = limit('tok')
+  if tl >= 0 then
+    local settled = n(t[5]) + n(t[6])
+    if not fits(strict, big(settled), big(t[7]), big(est_tok), big(cfg('tok'))) then
+      return deny('tokens', cfg('tok'), I(settled + n(t[7])), I(settled), m, a)
+    end
+  end
+  if dollars and limit('hard') >= 0 and
+     not fits(strict, big(t[1]), big(t[2]), est, big(cfg('hard'))) then
+    return deny('hard', cfg('hard'), str(add(big(t[1]), big(t[2]))),
+                t[1] or '0', m, a)
+  end
+  local lk = P .. 'l:' .. ARGV[9]
+  if redis.call('EXISTS', lk) == 1 then return {'dup'} end
+  local rs = dollars and ARGV[14] or '0'
+  redis.call('HSET', lk, 'st', 'a', 'rs', rs, 'rt', ARGV[15], 'ch', '0',
+             'm', m, 'a', a, 'd', dollars and '1' or '0')
+  redis.call('ZADD', LEASES, now_ms + tonumber(ARGV[10]), ARGV[9])
+  apply(m, a, {rs = tonumber(rs), rr = 1, rt = est_tok})
+  touch(TOT)
+  local r = reply_limits(t[1] or '0')
+  table.insert(r, 1, 'ok')
+  return r
+
+elseif op == 'charge' then
+  -- ARGV[9] id, [10] ttl ms, [11] cumulative pusd, [12..25] tokens
+  local l = charge(ARGV[9], 11)
+  if l and l[1] == 'a' then
+    redis.call('ZADD', LEASES, 'XX', now_ms + tonumber(ARGV[10]), ARGV[9])
+  end
+  local sp, crossed = after_spend()
+  return {l and 'ok' or 'gone', sp, crossed, cfg('ons') or ''}
+
+elseif op == 'settle' then
+  -- ARGV[9] id, [10] counts (1/0), [11] cumulative pusd, [12..25] tokens,
+  -- [26] unmetered, [27] unpriced, [28] LLM ns to add
+  local id = ARGV[9]
+  local lk = P .. 'l:' .. id
+  incr(CFG, 'llm', tonumber(ARGV[28]))
+  local l = charge(id, 11)
+  local state = 'gone'
+  if l then
+    state = l[1]
+    local um, up = tonumber(ARGV[26]), tonumber(ARGV[27])
+    if l[1] == 'a' then
+      refund(lk, l, {rq = tonumber(ARGV[10]), um = um, up = up}, 's')
+      redis.call('ZREM', LEASES, id)
+      redis.call('PEXPIRE', lk, TOMBSTONE_MS)
+    elseif l[1] == 'r' then
+      -- reclaimed under us (it stopped being extended): the call still
+      -- counts, once
+      apply(l[5], l[6], {rq = tonumber(ARGV[10]), um = um, up = up})
+      redis.call('HSET', lk, 'st', 's')
+    end
+    if up == 1 and l[5] and l[5] ~= '' then redis.call('HSET', l[5], 'f', '1') end
+  end
+  local sp, crossed = after_spend()
+  return {state, sp, crossed, cfg('ons') or ''}
+
+elseif op == 'reclaim' then
+  return reclaim(1000)
+
+elseif op == 'configure' then
+  -- ARGV[9..]: field, value pairs ("-" as value deletes the field)
+  redis.call('HSETNX', CFG, 'ca', now)
+  for i = 9, #ARGV, 2 do
+    if ARGV[i + 1] == '-' then redis.call('HDEL', CFG, ARGV[i])
+    else redis.call('HSET', CFG, ARGV[i], ARGV[i + 1]) end
+  end
+  return 'ok'
+
+elseif op == 'create' then
+  -- ARGV[9] force: an existing budget is replaced, else refused
+  if redis.call('EXISTS', CFG) == 1 then
+    if ARGV[9] ~= '1' then return 'eexist' end
+    for _, kind in ipairs({'m', 'a'}) do
+      for _, id in ipairs(redis.call('SMEMBERS', P .. kind .. 's')) do
+        redis.call('DEL', P .. kind .. ':' .. id)
+      end
+      redis.call('DEL', P .. kind .. 's')
+    end
+    for _, id in ipairs(redis.call('ZRANGE', LEASES, 0, -1)) do
+      redis.call('DEL', P .. 'l:' .. id)
+    end
+    redis.call('DEL', CFG, TOT, LEASES)
+  end
+  redis.call('HSET', CFG, 'ca', now, 'win', '0', 'mode', '0')
+  redis.call('HSET', TOT, 'w', win)
+  return 'ok'
+
+elseif op == 'remove' then
+  for _, kind in ipairs({'m', 'a'}) do
+    for _, id in ipairs(redis.call('SMEMBERS', P .. kind .. 's')) do
+      redis.call('DEL', P .. kind .. ':' .. id)
+    end
+    redis.call('DEL', P .. kind .. 's')
+  end
+  for _, id in ipairs(redis.call('ZRANGE', LEASES, 0, -1)) do
+    redis.call('DEL', P .. 'l:' .. id)
+  end
+  return redis.call('DEL', CFG, TOT, LEASES)
+
+elseif op == 'reset' then
+  local keys = {TOT}
+  for _, kind in ipairs({'m', 'a'}) do
+    for _, id in ipairs(redis.call('SMEMBERS', P .. kind .. 's')) do
+      table.insert(keys, P .. kind .. ':' .. id)
+    end
+  end
+  for _, key in ipairs(keys) do redis.call('HDEL', key, unpack(HIST)) end
+  redis.call('HSET', CFG, 'ra', now, 'sw', '0', 'llm', '0', 'ud', '0', 'uw', '0')
+  return 'ok'
+
+elseif op == 'unmetered' then
+  redis.call('HINCRBY', CFG, ARGV[9] == '1' and 'ud' or 'uw', 1)
+  return 'ok'
+
+elseif op == 'snapshot' then
+  -- The configuration, the total, the count of active leases, then each
+  -- row as its kind, then its fields (HGETALL pairs).
+  if redis.call('EXISTS', CFG) == 0 then return {'enoent'} end
+  local r = {'ok', win, redis.call('HGETALL', CFG), redis.call('HGETALL', TOT),
+             redis.call('ZCARD', LEASES)}
+  for _, kind in ipairs({'m', 'a'}) do
+    for _, id in ipairs(redis.call('SMEMBERS', P .. kind .. 's')) do
+      table.insert(r, kind)
+      table.insert(r, redis.call('HGETALL', P .. kind .. ':' .. id))
+    end
+  end
+  return r
+end
+return redis.error_reply('llmmeter: unknown operation')

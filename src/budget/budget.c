@@ -31,6 +31,11 @@ int64_t lm_budget_now(const struct lm_budget *b) {
   return b->now ? b->now(b->now_ctx) : (int64_t)time(NULL);
 }
 
+static struct lm_budget_env env = {.lease_ttl_ms = 60000};
+
+void lm_budget_set_env(const struct lm_budget_env *e) { env = *e; }
+const struct lm_budget_env *lm_budget_get_env(void) { return &env; }
+
 void lm_budget_force_backend(const struct lm_budget_backend *be) {
   forced = be;
 }
@@ -272,7 +277,8 @@ void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
              "LLM calls)",
              budget, (long long)(d->limit / 1000000000), (double)d->used / 1e9);
     break;
-  default:
-    snprintf(buf, len, "budget '%s': unavailable", budget);
+  default: /* LM_DENY_ERROR: the backend's reason, when it gave one */
+    snprintf(buf, len, "budget '%s': unavailable%s%s", budget, sub ? ": " : "",
+             sub ? sub : "");
   }
 }

@@ -303,6 +303,16 @@ bool lm_budget_hard_limit(struct lm_budget *b);
  * llmmeter can see: refused (denied) or let through with a warning. */
 void lm_budget_count_unmetered(struct lm_budget *b, bool denied);
 
+/* What the engine is told by the process's configuration (config.c reads
+ * the environment; the engine reads none). */
+struct lm_budget_env {
+  int64_t lease_ttl_ms;       /* Redis: a lease not extended this long is a
+                                 dead call's (LLMMETER_LEASE_TTL_S) */
+  const char *redis_password; /* when a redis:// URL carries none */
+};
+void lm_budget_set_env(const struct lm_budget_env *env);
+const struct lm_budget_env *lm_budget_get_env(void);
+
 /* Test hook: a clock other than time(NULL) (NULL restores it). */
 void lm_budget_set_clock(struct lm_budget *b, int64_t (*now)(void *),
                          void *ctx);

@@ -37,14 +37,14 @@
 #include "redis_conn.h"
 #include "window.h"
 
-#define TTL_MS 60000 /* a lease not extended for this long is a dead call's */
-#define HOLD_MS 200  /* longest a running charge is held before it is sent */
+#define HOLD_MS 200 /* longest a running charge is held before it is sent */
 #define TIMEOUT_MS 1000
 
 struct redis_budget {
   struct lm_budget base;
   struct lm_redis *r;
-  char key[96]; /* llmmeter:{NAME}:cfg */
+  char key[96];   /* llmmeter:{NAME}:cfg */
+  int64_t ttl_ms; /* a lease not extended this long is a dead call's */
   /* What the last reply said (read between round trips). */
   _Atomic int64_t spent, hard, mode, wk, mcu, mci, mco, deadline, mln, llm;
   _Atomic int64_t llm_pending; /* LLM ns not yet sent */
@@ -212,7 +212,7 @@ static int redis_admit(struct lm_budget *b, const struct lm_call *call,
   struct args a;
   args_begin(&a, b, "admit");
   arg(&a, ids);
-  argi(&a, TTL_MS);
+  argi(&a, RB(b)->ttl_ms);
   arg(&a, call->model && *call->model ? call->model : "unknown");
   arg(&a, call->provider ? call->provider : "");
   arg(&a, call->agent && *call->agent ? call->agent : "unknown");
@@ -289,7 +289,7 @@ static bool send_charge(struct lm_budget *b, struct lm_lease *l) {
   struct args a;
   args_begin(&a, b, "charge");
   arg(&a, ids);
-  argi(&a, TTL_MS);
+  argi(&a, RB(b)->ttl_ms);
   args_charges(&a, l);
   redisReply *r = run(b, &a, err, sizeof(err));
   if (!r)
@@ -653,6 +653,9 @@ static struct redis_budget *redis_new(const char *url, char *err,
   struct lm_redis_url u;
   if (lm_redis_parse_url(url, &u, err, errlen) != 0)
     return NULL;
+  const struct lm_budget_env *env = lm_budget_get_env();
+  if (!u.password[0] && env->redis_password)
+    snprintf(u.password, sizeof(u.password), "%s", env->redis_password);
   struct redis_budget *rb = calloc(1, sizeof(*rb));
   if (!rb || !(rb->r = lm_redis_new(&u, TIMEOUT_MS))) {
     free(rb);
@@ -664,6 +667,7 @@ static struct redis_budget *redis_new(const char *url, char *err,
   lm_redis_redacted(&u, shown, sizeof(shown));
   lm_budget_init_base(&rb->base, &redis_ops, shown);
   snprintf(rb->key, sizeof(rb->key), "llmmeter:{%s}:cfg", u.name);
+  rb->ttl_ms = env->lease_ttl_ms > 0 ? env->lease_ttl_ms : 60000;
   atomic_store(&rb->hard, -1);
   atomic_store(&rb->mcu, -1);
   atomic_store(&rb->mci, -1);
@@ -674,21 +678,36 @@ static struct redis_budget *redis_new(const char *url, char *err,
   return rb;
 }
 
-/* Opening asks Redis nothing: a process that never makes an LLM call never
- * connects, and a Redis that is down refuses calls (with its line) rather
- * than leaving the process without a budget. A missing budget is created
- * (create) or refused at the first admission. */
+/* Opening an existing budget (create false: the CLI, LLMMETER_LIMIT_USD
+ * after its create) asks Redis once whether it is there, so a wrong
+ * password or a missing budget is one clear line. Opening with create (a
+ * metered process's first LLM call) makes it if missing, but a Redis that
+ * cannot be reached then does not fail the open: the handle connects on
+ * each call, and each call is refused with Redis's line until it answers
+ * (an open that failed would leave the process without a budget for
+ * good). */
 static int redis_open(const char *name, bool create, struct lm_budget **out,
                       char *err, size_t errlen) {
   struct redis_budget *rb = redis_new(name, err, errlen);
   if (!rb)
     return LM_SEG_ENAME;
-  if (create) {
-    struct args a;
-    args_begin(&a, &rb->base, "create");
-    arg(&a, "0");
-    redisReply *r = run(&rb->base, &a, err, errlen);
-    lm_redis_reply_free(r); /* "eexist" is what open wants */
+  struct args a;
+  args_begin(&a, &rb->base, create ? "create" : "exists");
+  arg(&a, "0");
+  char why[160];
+  redisReply *r = run(&rb->base, &a, why, sizeof(why));
+  int rc = 0;
+  if (!create && !r) {
+    snprintf(err, errlen, "%s", why);
+    rc = LM_SEG_ESYS;
+  } else if (!create && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+    snprintf(err, errlen, "no budget '%s'", rb->base.name);
+    rc = LM_SEG_ENOENT;
+  }
+  lm_redis_reply_free(r); /* create: "eexist" is what open wants */
+  if (rc != 0) {
+    redis_close(&rb->base);
+    return rc;
   }
   *out = &rb->base;
   return 0;

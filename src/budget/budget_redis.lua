@@ -393,6 +393,9 @@ elseif op == 'reset' then
   redis.call('HSET', CFG, 'ra', now, 'sw', '0', 'llm', '0', 'ud', '0', 'uw', '0')
   return 'ok'
 
+elseif op == 'exists' then
+  return redis.call('EXISTS', CFG)
+
 elseif op == 'unmetered' then
   redis.call('HINCRBY', CFG, ARGV[9] == '1' and 'ud' or 'uw', 1)
   return 'ok'

@@ -386,6 +386,15 @@ static enum lm_verdict_kind admit(struct lm_meter_call *t, struct lm_budget *b,
   struct lm_denial why;
   if (lm_budget_admit(b, &t->call, &t->lease, &why) != 0) {
     lm_denial_format(&why, budget_name, t->reason, sizeof(t->reason));
+    if (why.kind == LM_DENY_ERROR && c->on_error == 0) {
+      /* the budget cannot be asked (Redis down): LLMMETER_ON_ERROR=open
+       * lets the call through, unmetered, and says so */
+      lm_meter_say("llmmeter: ", t->reason,
+                   "; this call passes unmetered (LLMMETER_ON_ERROR=open)");
+      lm_meter_record(t, "unmetered");
+      t->state = LM_CALL_DONE;
+      return LM_VERDICT_PASS;
+    }
     lm_meter_record(t, "denied");
     lm_meter_say("llmmeter: call refused: ", t->reason, NULL);
     return deny(t, &why, v);

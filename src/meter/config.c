@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "budget.h"
 #include "money.h"
 #include "price.h"
 
@@ -155,6 +156,31 @@ static void load(void) {
   cfg.default_price = keep(getenv("LLMMETER_DEFAULT_PRICE"));
   /* The price module is told its sources here, before its first lookup. */
   lm_price_set_sources(cfg.prices, cfg.default_price);
+  /* The budget engine its settings, before its first open. */
+  struct lm_budget_env be = {.lease_ttl_ms = 60000};
+  if ((v = getenv("LLMMETER_LEASE_TTL_S")) && *v) {
+    int64_t ms;
+    if (lm_money_parse(v, (size_t)-1, 3, 0, &ms) != 0 || ms < 1000 ||
+        ms > 86400000)
+      note("LLMMETER_LEASE_TTL_S", v, "is not seconds (1..86400); using 60");
+    else
+      be.lease_ttl_ms = ms;
+  }
+  be.redis_password = keep(getenv("LLMMETER_REDIS_PASSWORD"));
+  if ((v = getenv("LLMMETER_REDIS_PASSWORD_FILE")) && *v &&
+      !be.redis_password) {
+    char pw[256] = "";
+    FILE *f = fopen(v, "re");
+    if (!f || !fgets(pw, sizeof(pw), f))
+      note("LLMMETER_REDIS_PASSWORD_FILE", v, "cannot be read");
+    if (f)
+      fclose(f);
+    pw[strcspn(pw, "\r\n")] = 0;
+    if (pw[0])
+      be.redis_password = keep(pw);
+    memset(pw, 0, sizeof(pw));
+  }
+  lm_budget_set_env(&be);
   v = getenv("LLMMETER_AGENT");
   extern char *program_invocation_short_name;
   snprintf(cfg.agent, sizeof(cfg.agent), "%s",

@@ -10,7 +10,7 @@ first:
 
 USAGE is input,output,cache_read,cache_write,reasoning; ops are
 admit:MODEL:PROVIDER:EST, charge:USAGE, settle:USAGE|-, release,
-status:FILE; one line of output per operation, as capi_client prints.
+status:FILE, exec:SHELL-COMMAND; one line of output per operation, as capi_client prints.
 """
 import ctypes
 import sys
@@ -115,6 +115,11 @@ def main(argv):
                     f.write(ctypes.string_at(doc).decode())
                 lib.llmmeter_free(doc)
             line("status", rc)
+        elif op.startswith("exec:"):
+            # a shell command between two operations (test_redis.sh: stall
+            # the server so that a settle's reply is lost)
+            import subprocess
+            line("exec", subprocess.call(op[5:], shell=True))
         else:
             return 2
     if call:

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# test_redis.sh — one budget across machines: the Redis backend against a
+# real redis-server (a password, appendonly), with real clients.
+#
+# "Machines" are separate IPC + mount namespaces, each with a private
+# /dev/shm (unshare): first shown not to share a shm budget, then sharing
+# one Redis budget exactly. Then a hard limit held across them (refused
+# calls never reach the mock), kill -9 mid-stream (reservations come back
+# once the leases expire), a settle whose reply is lost (charged once),
+# Redis killed (calls refused at once with one line, no hang) and
+# restarted from its AOF (nothing acknowledged lost), and the password
+# never shown.
+set -u
+source tests/integration/lib.sh
+
+if ! command -v redis-server >/dev/null || ! command -v unshare >/dev/null; then
+  fail redis_prerequisites "redis-server and unshare are needed (scripts/deps.sh)"
+  exit 0
+fi
+
+PW="pw-$$-secret"
+RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+RDIR=$T/redis
+mkdir -p "$RDIR"
+cat >"$RDIR/redis.conf" <<EOF
+port $RPORT
+bind 127.0.0.1
+requirepass $PW
+appendonly yes
+appendfsync always
+dir $RDIR
+save ""
+enable-debug-command local
+EOF
+RPID=
+start_redis() {
+  redis-server "$RDIR/redis.conf" >>"$RDIR/log" 2>&1 &
+  RPID=$!
+  for _ in $(seq 1 200); do
+    redis-cli -p "$RPORT" -a "$PW" --no-auth-warning ping 2>/dev/null | grep -q PONG && return 0
+    sleep 0.05
+  done
+  return 1
+}
+R() { redis-cli -p "$RPORT" -a "$PW" --no-auth-warning "$@"; }
+start_mock
+trap 'kill $RPID $MOCK_PID 2>/dev/null; cleanup_budgets' EXIT
+check redis_started start_redis
+
+MU=http://127.0.0.1:$MOCK_PORT/v1/chat/completions
+REQ='{"model":"gpt-4o","max_tokens":200,"messages":[{"role":"user","content":"hello"}]}'
+SREQ='{"model":"gpt-4o-mini","max_tokens":200,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}'
+USAGE='X-Mock-Usage: input=1000,output=150,cache_read=200'
+url() { echo "redis://:$PW@127.0.0.1:$RPORT/$1"; }
+shown() { echo "redis://127.0.0.1:$RPORT/0/$1"; }
+sj() { "$LM" status --json --budget "$1"; }
+call() { # call BUDGET stream|json [CURL ARGS]: one metered call; prints curl's exit code
+  local b=$1 kind=$2; shift 2
+  local body=$REQ; [ "$kind" = stream ] && body=$SREQ
+  LLMMETER_QUIET=1 LLMMETER_BUDGET=$b LD_PRELOAD=$LIB timeout 60 \
+    curl -sS -N "$MU" -H "${CALL_USAGE:-$USAGE}" "$@" -d "$body" -o /dev/null 2>/dev/null
+  echo $?
+}
+
+# ---- the reference: what a call costs, on a shm budget ----------------------
+new_budget SHM
+"$LM" init --budget "$SHM" >/dev/null
+call "$SHM" json >/dev/null
+call "$SHM" stream >/dev/null
+PAIR=$(sj "$SHM" | json_get - 'j["spent_pusd"]')
+PAIR_IN=$(sj "$SHM" | json_get - 'j["tokens"]["input"]')
+check redis_reference_pair_costs_something test "${PAIR:-0}" -gt 0
+
+# ---- a budget in Redis, through the CLI --------------------------------------
+B1=$(url team1)
+out=$("$LM" init --budget "$B1" --force 2>&1)
+expect_eq redis_init_names_it_without_password "$out" "created budget '$(shown team1)' (limit none)"
+check redis_status_json_has_no_password bash -c "! '$LM' status --json --budget '$B1' | grep -q '$PW'"
+out=$("$LM" status --budget "redis://:wrong@127.0.0.1:$RPORT/team1" 2>&1)
+check redis_wrong_password_one_line bash -c "[ \$(printf '%s\n' \"\$1\" | wc -l) = 1 ] && printf '%s' \"\$1\" | grep -q 'Redis 127.0.0.1:$RPORT' && ! printf '%s' \"\$1\" | grep -q wrong" _ "$out"
+out=$(LLMMETER_REDIS_PASSWORD=$PW "$LM" status --json --budget "redis://127.0.0.1:$RPORT/team1" | json_get - 'j["budget"]')
+expect_eq redis_password_from_environment "$out" "$(shown team1)"
+out=$("$LM" init --budget "$B1" 2>&1)
+check redis_init_refuses_overwrite bash -c "printf '%s' \"\$1\" | grep -q 'exists'" _ "$out"
+
+# ---- machines: private /dev/shm each -----------------------------------------
+machine() { # machine CMD...: runs CMD in new IPC + mount namespaces, own /dev/shm
+  unshare -im bash -c 'mount -t tmpfs -o mode=1777 tmpfs /dev/shm && exec "$@"' _ "$@"
+}
+new_budget LOCAL
+machine bash -c "'$LM' init --budget '$LOCAL' >/dev/null && [ -e /dev/shm/$LOCAL ]"
+expect_eq redis_machine_has_its_own_shm $? 0
+machine bash -c "[ ! -e /dev/shm/$LOCAL ] && ! '$LM' status --budget '$LOCAL' >/dev/null 2>&1"
+expect_eq redis_shm_budget_not_shared_between_machines $? 0
+
+# 3 machines x 6 processes x 20 calls (10 non-stream, 10 stream) on one budget
+before=$(mock_requests)
+worker() { for _ in $(seq 1 10); do call "$1" json; call "$1" stream; done; }
+export -f worker call
+export LIB MU REQ SREQ USAGE
+mpids=()
+for m in 1 2 3; do
+  machine bash -c "for p in 1 2 3 4 5 6; do worker '$B1' > '$T/mach$m.out'\$p & done; wait" &
+  mpids+=($!)
+done
+wait "${mpids[@]}" # only the machines: the servers run on
+codes=$(cat "$T"/mach*.out* | sort | uniq -c | tr -s ' ' | sed 's/^ //')
+expect_eq redis_360_calls_all_pass "$codes" "360 0"
+S=$(machine "$LM" status --json --budget "$B1")
+expect_eq redis_spent_exact_across_machines "$(json_get - 'j["spent_pusd"]' <<<"$S")" "$((PAIR * 180))"
+expect_eq redis_input_tokens_exact "$(json_get - 'j["tokens"]["input"]' <<<"$S")" "$((PAIR_IN * 180))"
+expect_eq redis_requests_exact "$(json_get - 'j["requests"]' <<<"$S")" 360
+expect_eq redis_nothing_left_reserved "$(json_get - 'j["reserved_pusd"],j["in_flight"]' <<<"$S")" "0 0"
+expect_eq redis_every_call_reached_the_mock "$(( $(mock_requests) - before ))" 360
+expect_eq redis_rows_per_model "$(json_get - '" ".join(sorted(m["model"] for m in j["models"]))' <<<"$S")" "gpt-4o gpt-4o-mini"
+
+# ---- a hard limit held across machines ---------------------------------------
+# usage below the estimate (max_tokens 200), so that strict can promise
+HUSAGE='X-Mock-Usage: input=1,output=150'
+new_budget SHM1
+"$LM" init --budget "$SHM1" >/dev/null
+CALL_USAGE=$HUSAGE call "$SHM1" json >/dev/null
+one=$(sj "$SHM1" | json_get - 'j["spent_pusd"]')
+export HUSAGE
+for mode in optimistic strict; do
+  B2=$(url "hard-$mode")
+  lim=$(python3 -c "print('%.12f' % ($one * 25 / 1e12))")
+  "$LM" init --budget "$B2" --force --limit "$lim" "--$mode" >/dev/null
+  rm -f "$T"/hard*.out*
+  before=$(mock_requests)
+  mpids=()
+  for m in 1 2 3; do
+    machine bash -c "for p in 1 2 3 4 5 6; do (for i in 1 2 3 4; do CALL_USAGE=\$HUSAGE call '$B2' json; done) > '$T/hard$m.out'\$p & done; wait" &
+    mpids+=($!)
+  done
+  wait "${mpids[@]}"
+  S=$(sj "$B2")
+  spent=$(json_get - 'j["spent_pusd"]' <<<"$S")
+  reqs=$(json_get - 'j["requests"]' <<<"$S")
+  denied=$(cat "$T"/hard*.out* | grep -c '^42$')
+  passed=$(cat "$T"/hard*.out* | grep -c '^0$')
+  limp=$((one * 25))
+  if [ "$mode" = optimistic ]; then
+    check redis_optimistic_overshoot_at_most_concurrency test "$spent" -le $((limp + 18 * one))
+  else
+    check redis_strict_never_over test "$spent" -le "$limp"
+  fi
+  check "redis_${mode}_some_refused" test "$denied" -gt 0
+  expect_eq "redis_${mode}_refused_never_reached_mock" "$(( $(mock_requests) - before ))" "$passed"
+  expect_eq "redis_${mode}_requests_are_the_passed_calls" "$reqs" "$passed"
+done
+
+# ---- kill -9 mid-stream: the leases expire, the reservations come back -------
+B3=$(url crash)
+"$LM" init --budget "$B3" --force --limit 100 >/dev/null
+pids=()
+for i in $(seq 1 10); do
+  LLMMETER_LEASE_TTL_S=2 LLMMETER_QUIET=1 LLMMETER_BUDGET=$B3 LD_PRELOAD=$LIB \
+    curl -sS -N "$MU" -H 'X-Mock-Delay-Ms: 200' -H 'X-Mock-Output-Chunks: 100' \
+    -d "$SREQ" -o /dev/null 2>/dev/null &
+  pids+=($!)
+done
+for _ in $(seq 1 200); do
+  [ "$(sj "$B3" | json_get - 'j["in_flight"]')" = 10 ] && break
+  sleep 0.05
+done
+expect_eq redis_ten_streams_in_flight "$(sj "$B3" | json_get - 'j["in_flight"]')" 10
+{ kill -9 "${pids[@]}"; wait "${pids[@]}"; } 2>/dev/null # (no "Killed" lines)
+check redis_killed_streams_still_hold_reservations test "$(sj "$B3" | json_get - 'j["reserved_pusd"]')" -gt 0
+t0=$(date +%s)
+until [ "$(sj "$B3" | json_get - 'j["reserved_pusd"],j["in_flight"]')" = "0 0" ] ||
+      [ $(( $(date +%s) - t0 )) -gt 15 ]; do sleep 0.2; done
+expect_eq redis_expired_leases_returned "$(sj "$B3" | json_get - 'j["reserved_pusd"],j["in_flight"]')" "0 0"
+check redis_expired_leases_counted test "$(sj "$B3" | json_get - 'j["reclaimed"]')" -ge 10
+expect_eq redis_next_call_passes "$(call "$B3" json)" 0
+
+# ---- a settle whose reply is lost is charged once -----------------------------
+B4=$(url retry)
+"$LM" init --budget "$B4" --force >/dev/null
+stall="redis-cli -p $RPORT -a $PW --no-auth-warning DEBUG SLEEP 1.6 >/dev/null & \
+until ! timeout 0.2 redis-cli -p $RPORT -a $PW --no-auth-warning ping >/dev/null 2>&1; do :; done"
+t0=$(date +%s%N)
+out=$(python3 tests/capi/capi_ctypes.py "$LIB" run "$B4" agent1 admit:gpt-4o:openai:1000,200,0,0,0 \
+  charge:1000,150,0,0,0 "exec:$stall" settle:1000,150,0,0,0 2>&1)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+cost=$(awk '/^settle 0/{print $3}' <<<"$out")
+S=$(sj "$B4")
+expect_eq redis_lost_reply_settled_once "$(json_get - 'j["spent_pusd"],j["requests"],j["reserved_pusd"]' <<<"$S")" "$cost 1 0"
+check redis_lost_reply_settle_bounded test "$ms" -lt 6000
+
+# ---- Redis killed: refused at once, one line; restarted from its AOF ---------
+B5=$(url outage)
+"$LM" init --budget "$B5" --force --limit 50 >/dev/null
+call "$B5" json >/dev/null
+spent_before=$(sj "$B5" | json_get - 'j["spent_pusd"]')
+kill -9 "$RPID"; wait "$RPID" 2>/dev/null
+before=$(mock_requests)
+t0=$(date +%s%N)
+LLMMETER_BUDGET=$B5 LD_PRELOAD=$LIB timeout 20 curl -sS "$MU" -d "$REQ" -o /dev/null 2>"$T/outage.err"
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_eq redis_down_call_refused "$rc" 42
+check redis_down_refused_within_2s test "$ms" -lt 2000
+check redis_down_one_line_names_redis grep -q "Redis 127.0.0.1:$RPORT unreachable" "$T/outage.err"
+check redis_down_line_has_no_password bash -c "! grep -q '$PW' '$T/outage.err'"
+expect_eq redis_down_nothing_reached_mock "$(( $(mock_requests) - before ))" 0
+rc=$(LLMMETER_ON_ERROR=open LLMMETER_QUIET=1 LLMMETER_BUDGET=$B5 LD_PRELOAD=$LIB timeout 20 \
+  curl -sS "$MU" -d "$REQ" -o /dev/null 2>/dev/null; echo $?)
+expect_eq redis_down_on_error_open_passes "$rc" 0
+check redis_restarted start_redis
+expect_eq redis_aof_kept_spent "$(sj "$B5" | json_get - 'j["spent_pusd"]')" "$spent_before"
+expect_eq redis_admitted_again "$(call "$B5" json)" 0
+check redis_password_never_in_ledger_or_logs bash -c "! grep -rq '$PW' '$T'/*.err '$T'/*.p 2>/dev/null"

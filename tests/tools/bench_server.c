@@ -40,7 +40,6 @@
 
 static const char hello_body[] = "hello from llmmeter mock\n";
 
-
 #define CHUNK_HEAD                                                       \
   "data: {\"id\":\"chatcmpl-Dx0Xq5Xx9rHB2ehcHZCRDsnuymUXc\",\"object\":" \
   "\"chat.completion.chunk\",\"created\":1782955818,\"model\":"          \

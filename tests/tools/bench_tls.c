@@ -188,8 +188,8 @@ static int pair(const char *cert, const char *key, const char *kind, long n,
   SSL_set_bio(s, bs, bs);
   SSL_set_connect_state(c);
   SSL_set_accept_state(s);
-  SSL_set_tlsext_host_name(c,
-                           strcmp(kind, "llm") ? "localhost" : "api.openai.com");
+  SSL_set_tlsext_host_name(c, strcmp(kind, "llm") ? "localhost"
+                                                  : "api.openai.com");
   int cd = 0, sd = 0;
   for (int i = 0; i < 100 && !(cd && sd); i++) {
     if (!cd)
@@ -250,10 +250,11 @@ static void serve_conn(SSL *s) {
     if (strncmp(head, "GET /", 5) == 0)
       bytes = strtoull(head + 5, NULL, 10);
     char h[256];
-    int hl = snprintf(h, sizeof h,
-                      "HTTP/1.1 200 OK\r\nContent-Type: "
-                      "application/octet-stream\r\nContent-Length: %llu\r\n\r\n",
-                      bytes);
+    int hl = snprintf(
+        h, sizeof h,
+        "HTTP/1.1 200 OK\r\nContent-Type: "
+        "application/octet-stream\r\nContent-Length: %llu\r\n\r\n",
+        bytes);
     if (real_write(s, h, hl) != hl)
       return;
     while (bytes) {

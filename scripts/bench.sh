@@ -46,11 +46,13 @@ trap cleanup EXIT
 if [ "$QUICK" = 1 ]; then
   ROUNDS=4; REQS=1600; SPAWN_TRUE=400; SPAWN_CURL=100; PARSE_MB=4; PARSE_REPS=3
   BUDGET_OPS=200000; DL_BYTES=200000000; STREAM_BYTES=20000000; GW_REQS=400
-  XFER_N=5000
+  XFER_N=5000; TLS_RT=4000; TLS_REPS=5; TLS_DL_BYTES=150000000; TLS_DL_ROUNDS=4
+  SPAWN_PY=40
 else
   ROUNDS=20; REQS=20000; SPAWN_TRUE=2000; SPAWN_CURL=500; PARSE_MB=16; PARSE_REPS=5
   BUDGET_OPS=2000000; DL_BYTES=1000000000; STREAM_BYTES=100000000; GW_REQS=2000
-  XFER_N=20000
+  XFER_N=20000; TLS_RT=10000; TLS_REPS=5; TLS_DL_BYTES=1000000000; TLS_DL_ROUNDS=10
+  SPAWN_PY=200
 fi
 
 say() { printf '%s\n' "$*" >&2; }
@@ -58,7 +60,7 @@ broken() { say "BROKEN: $*"; BROKEN=1; }
 rec() { echo "$*" >>"$RAW"; } # rec FIGURE VALUE: one sample
 
 for f in "$LIB" "$LM" "$B/bench_server" "$B/bench_client" "$B/bench_parse" \
-         "$B/bench_budget" "$B/bench_spawn"; do
+         "$B/bench_budget" "$B/bench_spawn" "$B/bench_tls"; do
   [ -x "$f" ] || [ -f "$f" ] || { say "missing $f (run make bench)"; exit 1; }
 done
 
@@ -144,6 +146,8 @@ CURL_BIN=$(command -v curl)
 if [ -n "$CURL_BIN" ]; then
   spawn_pair curl "$SPAWN_CURL" "$CURL_BIN" --version
 fi
+# Debian's python3 (the OpenSSL transport's commonest user), no import.
+[ -x /usr/bin/python3 ] && spawn_pair python "$SPAWN_PY" /usr/bin/python3 -c pass
 say "bench: process start done"
 
 # Nothing mapped or allocated at load: a process that never calls libcurl.
@@ -181,6 +185,107 @@ if command -v strace >/dev/null; then
   say "bench: strace cat: open(at) $opens_base -> $opens_extra (not counting libllmmeter.so and its libraries), mmap $mm_off -> $mm_on, brk $brk_off -> $brk_on; files opened besides the libraries: $(grep -E 'open' "$T/st.on" | grep -v ENOENT | grep -v -E "libllmmeter|${deps:-NONE}|ld.so.cache|libc.so" | sed -n 's/.*"\(.*\)".*/\1/p' | paste -sd' ')"
   rec "load.opens_added $((opens_extra - opens_base))"
   rec "load.brk_added $((brk_on - brk_off))"
+fi
+
+# ---- 2b. the OpenSSL transport ---------------------------------------------
+# Programs that call OpenSSL themselves (tests/tools/bench_tls.c): the
+# client's SSL_read/SSL_write are the library's hooks under the preload,
+# the server's side never is. A throw-away CA from tests/tls/make_ca.sh in
+# this run's temp dir (its certificate names localhost and the LLM hosts).
+if bash tests/tls/make_ca.sh "$T/tls" 2>"$T/tls.err"; then
+  CERT=$T/tls/server.pem; KEY=$T/tls/server.key
+  # Per client call on a non-LLM connection (raw: bytes that are not HTTP,
+  # the transport stops following at once; http: small keep-alive
+  # requests to Host: localhost, followed) and per metered LLM call (to
+  # api.openai.com, the canned OpenAI JSON answer): thread CPU of the
+  # fastest of TLS_REPS repetitions, on minus off, per round.
+  tls_requests() { "$LM" status --budget "$BUDGET" 2>/dev/null | awk '$1=="requests"{print $2}'; }
+  req0=$(tls_requests)
+  for kind in raw http llm; do
+    "$B/bench_tls" pair "$CERT" "$KEY" "$kind" 200 1 >/dev/null 2>&1 || broken "bench_tls $kind"
+    for r in $(seq 1 "$ROUNDS"); do
+      if [ $((r % 2)) = 1 ]; then
+        off=$("$B/bench_tls" pair "$CERT" "$KEY" "$kind" "$TLS_RT" "$TLS_REPS") || broken "bench_tls $kind off"
+        onl=$(on "$B/bench_tls" pair "$CERT" "$KEY" "$kind" "$TLS_RT" "$TLS_REPS") || broken "bench_tls $kind on"
+      else
+        onl=$(on "$B/bench_tls" pair "$CERT" "$KEY" "$kind" "$TLS_RT" "$TLS_REPS") || broken "bench_tls $kind on"
+        off=$("$B/bench_tls" pair "$CERT" "$KEY" "$kind" "$TLS_RT" "$TLS_REPS") || broken "bench_tls $kind off"
+      fi
+      rec "tls.$kind.ns_per_op $(awk -v a="$(field ns_per_op "$onl")" -v b="$(field ns_per_op "$off")" 'BEGIN{printf "%.1f", a-b}')"
+      rec "tls.$kind.us_per_rt $(awk -v a="$(field us_per_rt "$onl")" -v b="$(field us_per_rt "$off")" 'BEGIN{printf "%.3f", a-b}')"
+      rec "tls.$kind.base_ns_per_op $(field ns_per_op "$off")"
+      rec "tls.$kind.base_us_per_rt $(field us_per_rt "$off")"
+    done
+    say "bench: TLS $kind done (last round: off $(field ns_per_op "$off") ns/call, on $(field ns_per_op "$onl") ns/call)"
+  done
+  # Every LLM round trip under the preload was a metered call.
+  want=$(( ROUNDS * (TLS_RT * (TLS_REPS + 1)) ))
+  req1=$(tls_requests)
+  if [ -n "$req0" ] && [ -n "$req1" ] && [ $((req1 - req0)) -ge "$want" ]; then
+    rec "tls.llm.metered yes"
+  else
+    rec "tls.llm.metered no"
+    broken "bench_tls llm: the budget counted $(( ${req1:-0} - ${req0:-0} )) requests, not $want"
+  fi
+
+  # A non-LLM HTTPS download through Debian's python3 (http.client over
+  # ssl, readinto a 64 KiB buffer) from bench_tls serve: the download's
+  # wall time (on/off) and peak RSS (ru_maxrss: the transfer's own, after
+  # a 64 KiB warm-up request on the same connection, and the process's).
+  if [ -x /usr/bin/python3 ]; then
+    cat >"$T/dl.py" <<'PY'
+import http.client, resource, ssl, sys, time
+cafile, port, nbytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=cafile)
+mv = memoryview(bytearray(65536))
+def get(conn, n):
+    conn.request("GET", f"/{n}")
+    r = conn.getresponse()
+    got = 0
+    while True:
+        k = r.readinto(mv)
+        if not k:
+            break
+        got += k
+    return r.status, got
+c = http.client.HTTPSConnection("localhost", port, context=ctx)
+get(c, 65536)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.monotonic()
+st, got = get(c, nbytes)
+wall = time.monotonic() - t0
+c.close()
+ok = st == 200 and got == nbytes
+print(f"dl wall_s={wall:.4f} bytes={got} rss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} rss_base_kb={base} ok={'yes' if ok else 'no'}")
+sys.exit(0 if ok else 1)
+PY
+    "$B/bench_tls" serve "$CERT" "$KEY" "$T/tls.port" &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do [ -s "$T/tls.port" ] && break; sleep 0.05; done
+    TPORT=$(cat "$T/tls.port" 2>/dev/null)
+    if [ -z "$TPORT" ]; then
+      broken "bench_tls serve did not start"
+    else
+      pydl() { "$@" /usr/bin/python3 "$T/dl.py" "$T/tls/ca.pem" "$TPORT" "$TLS_DL_BYTES"; }
+      for r in $(seq 1 "$TLS_DL_ROUNDS"); do
+        if [ $((r % 2)) = 1 ]; then
+          off=$(pydl env) || broken "python download off"
+          onl=$(pydl on) || broken "python download on"
+        else
+          onl=$(pydl on) || broken "python download on"
+          off=$(pydl env) || broken "python download off"
+        fi
+        rec "tls.dl.wall_ratio $(awk -v a="$(field wall_s "$onl")" -v b="$(field wall_s "$off")" 'BEGIN{printf "%.4f", a/b}')"
+        rec "tls.dl.transfer_kib $(( ($(field rss_kb "$onl") - $(field rss_base_kb "$onl")) - ($(field rss_kb "$off") - $(field rss_base_kb "$off")) ))"
+        rec "tls.dl.process_kib $(( $(field rss_kb "$onl") - $(field rss_kb "$off") ))"
+        rec "tls.dl.bytes $(field bytes "$onl")"
+        rec "tls.dl.base_s $(field wall_s "$off")"
+      done
+      say "bench: TLS python download done"
+    fi
+  fi
+else
+  say "bench: TLS figures SKIPPED: tests/tls/make_ca.sh failed ($(head -1 "$T/tls.err"))"
 fi
 
 # ---- 3. parsing ------------------------------------------------------------
@@ -359,6 +464,23 @@ for c in ("1", "16"):
                 f"report (base p50 {base:.0f} us)" if base else "report", lambda m: True)
 row("process start added us, /bin/true", "start.true.added_us", "{:.1f}", "<= 100", lambda m: m <= 100)
 row("process start added us, curl --version", "start.curl.added_us", "{:.1f}", "<= 100", lambda m: m <= 100)
+row("process start added us, python3 -c pass", "start.python.added_us", "{:.1f}", "<= 100", lambda m: m <= 100)
+for kind, name in (("raw", "non-LLM, not HTTP"), ("http", "non-LLM, HTTP/1.1 keep-alive")):
+    base = med(f"tls.{kind}.base_ns_per_op")
+    row(f"TLS added CPU ns per SSL_read/SSL_write, {name}", f"tls.{kind}.ns_per_op", "{:.1f}",
+        f"<= 20 (base {base:.0f} ns/call)" if base else "<= 20", lambda m: m <= 20)
+base = med("tls.llm.base_us_per_rt")
+row("TLS added CPU us per LLM call (OpenSSL client)", "tls.llm.us_per_rt", "{:.2f}",
+    f"<= 5 (base {base:.1f} us/call)" if base else "<= 5", lambda m: m <= 5)
+v = d.get("tls.llm.metered")
+if v:
+    rows.append(("TLS LLM calls all metered", ",".join(map(str, v)), "yes", "yes" if all(x == "yes" for x in v) else "NO"))
+b, base = med("tls.dl.bytes"), med("tls.dl.base_s")
+size = f"{b/1e6:.0f} MB" if b else "?"
+row(f"TLS wall ratio, python3 non-LLM HTTPS download ({size})", "tls.dl.wall_ratio", "{:.3f}",
+    f"<= 1.01 (base {base:.2f} s)" if base else "<= 1.01", lambda m: m <= 1.01)
+row(f"TLS extra peak RSS KiB per transfer, python3 download ({size})", "tls.dl.transfer_kib", "{:.0f}", "<= 64", lambda m: m <= 64)
+row(f"TLS extra peak RSS KiB per process, python3 download ({size})", "tls.dl.process_kib", "{:.0f}", "report", lambda m: True)
 row("maps at load besides the library's own", "load.foreign_maps", "{:.0f}", "0", lambda m: m == 0)
 row("/dev/shm mapped at load", "load.shm_maps", "{:.0f}", "0", lambda m: m == 0)
 row("files opened at load besides libraries", "load.opens_added", "{:.0f}", "0", lambda m: m == 0)

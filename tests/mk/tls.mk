@@ -1,5 +1,5 @@
-# tests/mk/tls.mk — the OpenSSL transport's stream and ALPN filter in unit tests (included
-# by Makefile).
+# tests/mk/tls.mk — the OpenSSL transport's stream and ALPN filter in unit
+# tests, and its benchmark tool (included by Makefile).
 #
 # tls_stream.c belongs to the library, not the core archive; this explicit
 # rule replaces the pattern rule for $(BUILD)/tests/test_tls_stream only to
@@ -21,3 +21,11 @@ $(BUILD)/tests/test_tls_alpn: tests/unit/test_tls_alpn.c tests/lm_test.h \
                               $(TLS_ALPN_OBJ) | $(BUILD)/tests
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) $(INC_TESTS) -o $@ $< $(TLS_ALPN_OBJ) $(LDFLAGS) -lpthread
+
+# The OpenSSL transport's benchmark tool (scripts/bench.sh) calls OpenSSL
+# itself, and needs no libcurl and no core: libssl, and dlsym for libssl's
+# own functions on the server side.
+$(BUILD)/tests/bench_tls: tests/tools/bench_tls.c tests/tools/bench_requests.h \
+                          | $(BUILD)/tests
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS) $(INC_TESTS) -o $@ $< $(LDFLAGS) -lssl -lcrypto -ldl

@@ -33,28 +33,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bench_requests.h"
+
 #define IN_MAX 65536
 #define GEN_BUF 65536
 
 static const char hello_body[] = "hello from llmmeter mock\n";
-
-static const char json_body[] =
-    "{\n  \"id\": \"chatcmpl-Dx0Xq5Xx9rHB2ehcHZCRDsnuymUXc\",\n"
-    "  \"object\": \"chat.completion\",\n  \"created\": 1782955818,\n"
-    "  \"model\": \"gpt-4o-mini-2024-07-18\",\n  \"choices\": [\n    {\n"
-    "      \"index\": 0,\n      \"message\": {\n        \"role\": \"assistant\",\n"
-    "        \"content\": \"The sky is blue because of Rayleigh scattering of "
-    "sunlight by the molecules of the air.\",\n        \"refusal\": null,\n"
-    "        \"annotations\": []\n      },\n      \"logprobs\": null,\n"
-    "      \"finish_reason\": \"stop\"\n    }\n  ],\n  \"usage\": {\n"
-    "    \"prompt_tokens\": 100,\n    \"completion_tokens\": 20,\n"
-    "    \"total_tokens\": 120,\n    \"prompt_tokens_details\": {\n"
-    "      \"cached_tokens\": 0,\n      \"audio_tokens\": 0\n    },\n"
-    "    \"completion_tokens_details\": {\n      \"reasoning_tokens\": 0,\n"
-    "      \"audio_tokens\": 0,\n      \"accepted_prediction_tokens\": 0,\n"
-    "      \"rejected_prediction_tokens\": 0\n    }\n  },\n"
-    "  \"service_tier\": \"default\",\n"
-    "  \"system_fingerprint\": \"fp_d0469e1700\"\n}\n";
 
 #define CHUNK_HEAD                                                       \
   "data: {\"id\":\"chatcmpl-Dx0Xq5Xx9rHB2ehcHZCRDsnuymUXc\",\"object\":" \
@@ -166,8 +150,8 @@ static void respond(struct conn *c, size_t hlen, size_t blen) {
     int stream = memmem(body, blen, "\"stream\":true", 13) ||
                  memmem(body, blen, "\"stream\": true", 14);
     if (!stream) {
-      out_head(c, "application/json", (long long)sizeof json_body - 1);
-      out_add(c, json_body, sizeof json_body - 1);
+      out_head(c, "application/json", (long long)sizeof resp_json - 1);
+      out_add(c, resp_json, sizeof resp_json - 1);
     } else {
       out_head(c, "text/event-stream; charset=utf-8", -1);
       out_chunk(c, sse_head, sizeof sse_head - 1);

@@ -18,6 +18,12 @@ if ! command -v redis-server >/dev/null || ! command -v unshare >/dev/null; then
   exit 0
 fi
 
+if [ "${SAN:-0}" = 1 ]; then
+  # Debian's curl and python3 are not ASan programs: they preload the
+  # ordinary build; the sanitized CLI still drives the backend throughout.
+  export ASAN_OPTIONS=detect_leaks=0
+  LIB=$PWD/build/libllmmeter.so
+fi
 PW="pw-$$-secret"
 RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 RDIR=$T/redis

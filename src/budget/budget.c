@@ -31,7 +31,7 @@ int64_t lm_budget_now(const struct lm_budget *b) {
   return b->now ? b->now(b->now_ctx) : (int64_t)time(NULL);
 }
 
-static struct lm_budget_env env = {.lease_ttl_ms = 60000};
+static struct lm_budget_env env = {.lease_ttl_ms = 120000};
 
 void lm_budget_set_env(const struct lm_budget_env *e) { env = *e; }
 const struct lm_budget_env *lm_budget_get_env(void) { return &env; }
@@ -149,6 +149,10 @@ int lm_budget_reset(struct lm_budget *b) { return b->ops->reset(b); }
 void lm_budget_close(struct lm_budget *b) {
   if (b)
     b->ops->close(b);
+}
+void lm_budget_alive(struct lm_budget *b, struct lm_lease *l) {
+  if (b->ops->alive)
+    b->ops->alive(b, l);
 }
 bool lm_budget_over_hard(struct lm_budget *b, const struct lm_lease *l) {
   return b->ops->over_hard(b, l);

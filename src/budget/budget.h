@@ -226,6 +226,9 @@ struct lm_budget_ops {
                     size_t outlen);
   bool (*hard_limit)(struct lm_budget *);
   void (*count_unmetered)(struct lm_budget *, bool denied);
+  /* Optional (NULL: nothing to do): a call that is still moving bytes is
+   * alive (a backend whose leases expire extends them). */
+  void (*alive)(struct lm_budget *, struct lm_lease *);
 };
 
 /* Opens the budget NAME (NULL or "": this user's default, llmmeter-<uid>)
@@ -259,6 +262,10 @@ int lm_budget_add_rule(struct lm_budget *b, int kind, const char *pattern,
 int lm_budget_reset(struct lm_budget *b);
 void lm_budget_close(struct lm_budget *b);
 
+/* A call still moving bytes is alive: called as its body flows, so that a
+ * backend whose leases expire (Redis) extends them. Cheap; no round trip
+ * unless the lease is due. */
+void lm_budget_alive(struct lm_budget *b, struct lm_lease *lease);
 /* Whether spent has reached the hard limit (for mid-stream cuts). */
 bool lm_budget_over_hard(struct lm_budget *b, const struct lm_lease *lease);
 /* Whether a call's running totals (tokens, cost) exceed one of its per-call

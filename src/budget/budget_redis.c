@@ -301,6 +301,13 @@ static bool send_charge(struct lm_budget *b, struct lm_lease *l) {
   return true;
 }
 
+/* A stream that is still flowing extends its lease (a third of the TTL
+ * at the latest), carrying what it holds. */
+static void redis_alive(struct lm_budget *b, struct lm_lease *l) {
+  if (l->slot != UINT32_MAX && mono_ms() - l->sent_at_ms >= RB(b)->ttl_ms / 3)
+    send_charge(b, l);
+}
+
 static void redis_charge(struct lm_budget *b, struct lm_lease *l,
                          const struct lm_usage *delta, int64_t pusd) {
   if (l->slot == UINT32_MAX)
@@ -644,6 +651,7 @@ static const struct lm_budget_ops redis_ops = {
     .downgrade = redis_downgrade,
     .hard_limit = redis_hard_limit,
     .count_unmetered = redis_count_unmetered,
+    .alive = redis_alive,
 };
 
 /* ---- opening ----------------------------------------------------------- */
@@ -667,7 +675,7 @@ static struct redis_budget *redis_new(const char *url, char *err,
   lm_redis_redacted(&u, shown, sizeof(shown));
   lm_budget_init_base(&rb->base, &redis_ops, shown);
   snprintf(rb->key, sizeof(rb->key), "llmmeter:{%s}:cfg", u.name);
-  rb->ttl_ms = env->lease_ttl_ms > 0 ? env->lease_ttl_ms : 60000;
+  rb->ttl_ms = env->lease_ttl_ms > 0 ? env->lease_ttl_ms : 120000;
   atomic_store(&rb->hard, -1);
   atomic_store(&rb->mcu, -1);
   atomic_store(&rb->mci, -1);

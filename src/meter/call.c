@@ -586,6 +586,7 @@ static bool should_cut(struct lm_meter_call *t) {
   char line[200];
   if (!lm_extract_streaming(&t->x) || lm_extract_final(&t->x))
     return false;
+  lm_budget_alive(budget, &t->lease);
   if (lm_budget_over_time(budget, now_ns() - t->started_ns, &why)) {
     lm_denial_format(&why, budget_name, line, sizeof(line));
     snprintf(t->reason, sizeof(t->reason), "%.200s; stream cut", line);

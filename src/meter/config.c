@@ -157,12 +157,12 @@ static void load(void) {
   /* The price module is told its sources here, before its first lookup. */
   lm_price_set_sources(cfg.prices, cfg.default_price);
   /* The budget engine its settings, before its first open. */
-  struct lm_budget_env be = {.lease_ttl_ms = 60000};
+  struct lm_budget_env be = {.lease_ttl_ms = 120000};
   if ((v = getenv("LLMMETER_LEASE_TTL_S")) && *v) {
     int64_t ms;
     if (lm_money_parse(v, (size_t)-1, 3, 0, &ms) != 0 || ms < 1000 ||
         ms > 86400000)
-      note("LLMMETER_LEASE_TTL_S", v, "is not seconds (1..86400); using 60");
+      note("LLMMETER_LEASE_TTL_S", v, "is not seconds (1..86400); using 120");
     else
       be.lease_ttl_ms = ms;
   }

@@ -180,6 +180,23 @@ expect_eq redis_expired_leases_returned "$(sj "$B3" | json_get - 'j["reserved_pu
 check redis_expired_leases_counted test "$(sj "$B3" | json_get - 'j["reclaimed"]')" -ge 10
 expect_eq redis_next_call_passes "$(call "$B3" json)" 0
 
+# ---- a stream longer than the lease's TTL keeps it by flowing ----------------
+B6=$(url long)
+"$LM" init --budget "$B6" --force --limit 100 >/dev/null
+LLMMETER_LEASE_TTL_S=1 LLMMETER_QUIET=1 LLMMETER_BUDGET=$B6 LD_PRELOAD=$LIB \
+  curl -sS -N "$MU" -H 'X-Mock-Delay-Ms: 100' -H 'X-Mock-Output-Chunks: 30' \
+  -H "$USAGE" -d "$SREQ" -o /dev/null 2>/dev/null &
+lpid=$!
+polls=0
+while kill -0 "$lpid" 2>/dev/null; do # each status reclaims expired leases
+  sj "$B6" >/dev/null
+  polls=$((polls + 1))
+done
+wait "$lpid"
+S=$(sj "$B6")
+check redis_long_stream_polled_past_its_ttl test "$polls" -gt 3
+expect_eq redis_long_stream_lease_never_expired "$(json_get - 'j["reclaimed"],j["requests"],j["reserved_pusd"]' <<<"$S")" "0 1 0"
+
 # ---- a settle whose reply is lost is charged once -----------------------------
 B4=$(url retry)
 "$LM" init --budget "$B4" --force >/dev/null

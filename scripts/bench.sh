@@ -46,12 +46,12 @@ trap cleanup EXIT
 if [ "$QUICK" = 1 ]; then
   ROUNDS=4; REQS=1600; SPAWN_TRUE=400; SPAWN_CURL=100; PARSE_MB=4; PARSE_REPS=3
   BUDGET_OPS=200000; DL_BYTES=200000000; STREAM_BYTES=20000000; GW_REQS=400
-  XFER_N=5000; TLS_RT=4000; TLS_REPS=5; TLS_DL_BYTES=150000000; TLS_DL_ROUNDS=4
+  XFER_N=5000; TLS_RT=4000; TLS_REPS=5; TLS_DL_BYTES=150000000; TLS_DL_ROUNDS=4; REDIS_OPS=2000
   SPAWN_PY=40
 else
   ROUNDS=20; REQS=20000; SPAWN_TRUE=2000; SPAWN_CURL=500; PARSE_MB=16; PARSE_REPS=5
   BUDGET_OPS=2000000; DL_BYTES=1000000000; STREAM_BYTES=100000000; GW_REQS=2000
-  XFER_N=20000; TLS_RT=10000; TLS_REPS=5; TLS_DL_BYTES=1000000000; TLS_DL_ROUNDS=10
+  XFER_N=20000; TLS_RT=10000; TLS_REPS=5; TLS_DL_BYTES=1000000000; TLS_DL_ROUNDS=10; REDIS_OPS=20000
   SPAWN_PY=200
 fi
 
@@ -315,6 +315,49 @@ while read -r line; do
   say "bench: budget $procs process(es): $(cut -d' ' -f5- <<<"$line")"
 done <"$T/budget"
 
+# ---- 4b. a budget in Redis ---------------------------------------------------
+# A redis-server of our own on a free loopback port (appendonly, fsync every
+# second, as a deployment would run it): the backend's admit+charge+settle
+# rate from 1 and 16 processes (each its own connection), exact totals, the
+# Redis commands a call costs (INFO commandstats), and the wall an LLM call
+# adds on a Redis budget beside a shm one (bench_client, interleaved).
+if command -v redis-server >/dev/null && [ -x "$B/bench_redis" ]; then
+  RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly yes \
+    --appendfsync everysec --dir "$T" >"$T/redis.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do
+    redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05
+  done
+  RURL=redis://127.0.0.1:$RPORT/bench
+  if "$B/bench_redis" "$RURL" "$REDIS_OPS" 1 16 >"$T/redis"; then :; else
+    broken "bench_redis (totals inexact or a call refused)"
+  fi
+  while read -r _ procs rest; do
+    rec "redis.p$procs.admit_settle $(field admit_settle_per_s "$rest")"
+    rec "redis.p$procs.exact $(field exact "$rest")"
+  done <"$T/redis"
+  # commands per call: one LLM call through the library
+  "$LM" init --budget "$RURL" --force >/dev/null
+  redis-cli -p "$RPORT" config resetstat >/dev/null
+  LLMMETER_BUDGET=$RURL "$B/bench_client" json "$URL" 100 1 >/dev/null 2>&1
+  LLMMETER_BUDGET=$RURL LD_PRELOAD=$LIB "$B/bench_client" json "$URL" 100 1 >"$T/rc1" ||
+    broken "bench_client on a Redis budget"
+  calls=$(redis-cli -p "$RPORT" info commandstats | tr -d '\r' |
+          awk -F'[=,:]' '/^cmdstat_/ && !/cmdstat_(config|info|ping)/ {n += $3} END {print n+0}')
+  rec "redis.cmds_per_call $(awk -v c="$calls" 'BEGIN{printf "%.2f", c/101}')"
+  for r in $(seq 1 "$ROUNDS"); do
+    n=$(( per_round > 400 ? 400 : per_round ))
+    a=$(on "$B/bench_client" json "$URL" "$n" 1) || broken "client on shm"
+    b=$(LLMMETER_BUDGET=$RURL LD_PRELOAD=$LIB "$B/bench_client" json "$URL" "$n" 1) ||
+      broken "client on Redis"
+    rec "redis.added_wall_us $(awk -v a="$(field wall_s "$b")" -v b="$(field wall_s "$a")" -v n="$n" 'BEGIN{printf "%.1f", (a-b)/n*1e6}')"
+  done
+  say "bench: Redis done ($(tr '\n' ' ' <"$T/redis"))"
+else
+  say "bench: Redis figures SKIPPED (no redis-server or bench_redis)"
+fi
+
 # ---- 5. memory -------------------------------------------------------------
 mem_pair() { # mem_pair NAME KIND BYTES
   local a b
@@ -507,6 +550,13 @@ for p in ("1", "2", "16"):
     k = f"budget.p{p}.exact"
     v = d.get(k, ["n/a"])
     rows.append((f"budget totals exact, {p} process(es)", ",".join(map(str, v)), "yes", "yes" if v and all(x == "yes" for x in v) else "NO"))
+row("Redis budget admit+charge+settle/s, 1 process", "redis.p1.admit_settle", "{:,.0f}", "report", lambda m: True)
+row("Redis budget admit+charge+settle/s, 16 processes", "redis.p16.admit_settle", "{:,.0f}", "report", lambda m: True)
+for p in ("1", "16"):
+    v = d.get(f"redis.p{p}.exact", ["n/a"])
+    rows.append((f"Redis budget totals exact, {p} process(es)", ",".join(map(str, v)), "yes", "yes" if v and all(x == "yes" for x in v) else "NO"))
+row("Redis commands per LLM call (INFO commandstats)", "redis.cmds_per_call", "{:.2f}", "<= 2", lambda m: m <= 2.05)
+row("added wall us per LLM call, Redis budget vs shm (loopback)", "redis.added_wall_us", "{:.1f}", "report", lambda m: True)
 for name, what in (("download", "non-LLM download"), ("download_small", "non-LLM download 1/10 size"),
                    ("stream", "LLM stream"), ("stream_small", "LLM stream 1/10 size")):
     b = med(f"mem.{name}.bytes")

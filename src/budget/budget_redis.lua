@@ -62,7 +62,13 @@ local function str(a)
   return I(a[1]) .. string.format('%015.0f', a[2])
 end
 
-local function cfg(f) return redis.call('HGET', CFG, f) end
+-- The configuration, read once per run (one HGETALL, not a HGET a limit).
+local C = {}
+do
+  local kv = redis.call('HGETALL', CFG)
+  for i = 1, #kv, 2 do C[kv[i]] = kv[i + 1] end
+end
+local function cfg(f) local v = C[f]; if v == nil then return false end; return v end
 local function limit(f) local v = cfg(f); if v == false then return -1 end; return n(v) end
 local wk = math.floor(limit('win'))
 if wk < 0 or wk > 4 then wk = 0 end
@@ -150,6 +156,7 @@ local function after_spend()
   local soft = soft_limit()
   if soft and le(soft, big(sp)) and cfg('sw') ~= I(n(win) + 1) then
     redis.call('HSET', CFG, 'sw', I(n(win) + 1))
+    C['sw'] = I(n(win) + 1)
     crossed = 1
   end
   return sp, crossed

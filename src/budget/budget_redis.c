@@ -19,9 +19,9 @@
  * the deadline) is answered from the limits and spend the last reply
  * carried. Redis unreachable, or an error: the call is refused with
  * LM_DENY_ERROR and one line naming Redis (the meter's LLMMETER_ON_ERROR
- * decides what happens then). Not yet on this backend: model and agent
- * rules, rates, waiting for in-flight calls, --downgrade (refused at
- * configure, so that nothing is silently not enforced).
+ * decides what happens then). Not yet on this backend: rates, waiting for
+ * in-flight calls, --downgrade (refused at configure and add_rule, so that
+ * nothing is silently not enforced).
  */
 #include <limits.h>
 #include <stdatomic.h>
@@ -158,7 +158,11 @@ static const struct {
     {"call_output", LM_DENY_CALL_OUTPUT},
     {"deadline", LM_DENY_DEADLINE},
     {"llm_time", LM_DENY_LLM_TIME},
+    {"model", LM_DENY_MODEL},
+    {"agent", LM_DENY_AGENT},
 };
+/* The lease's spend rule reached its limit (the last reply said so). */
+#define LEASEF_RULE_OVER 0x100u
 
 /* A call's own caps (the environment's), checked before a round trip. */
 static bool over_own_caps(const struct lm_call *call, bool dollars,
@@ -252,8 +256,10 @@ static int redis_admit(struct lm_budget *b, const struct lm_call *call,
     } else {
       cache_limits(rb, r, 1);
       int wk = (int)atomic_load(&rb->wk);
-      lm_denial_fill(why, kind, NULL, num(str_at(r, 11), 0),
-                     num(str_at(r, 12), 0), wk, lm_budget_now(b));
+      const char *subject = str_at(r, 14);
+      lm_denial_fill(why, kind, *subject ? subject : NULL,
+                     num(str_at(r, 11), 0), num(str_at(r, 12), 0), wk,
+                     lm_budget_now(b));
       why->spent = num(str_at(r, 13), 0);
       if (kind == LM_DENY_DEADLINE || kind == LM_DENY_LLM_TIME ||
           kind == LM_DENY_CALL_USD || kind == LM_DENY_CALL_INPUT ||
@@ -295,6 +301,8 @@ static bool send_charge(struct lm_budget *b, struct lm_lease *l) {
   if (!r)
     return false; /* held; the next send or the settle carries it */
   after_reply(RB(b), r);
+  if (int_at(r, 4) == 1)
+    l->flags |= LEASEF_RULE_OVER;
   lm_redis_reply_free(r);
   l->sent_pusd = l->charged_pusd;
   l->sent_at_ms = mono_ms();
@@ -466,6 +474,23 @@ static int redis_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   for (size_t i = 5; i + 1 < r->elements; i += 2) {
     const char *kind = str_at(r, i);
     const redisReply *h = r->element[i + 1];
+    if (kind[0] == 'r') { /* a rule: "KIND|LIMIT|PATTERN" and its counters */
+      const char *def = field(h, "def");
+      char *end;
+      if (!def || o->n_rules >= LM_RULES)
+        continue;
+      struct lm_snap_rule *ru = &o->rules[o->n_rules];
+      ru->kind = (int)strtol(def, &end, 10);
+      if (*end != '|')
+        continue;
+      ru->limit_pusd = strtoll(end + 1, &end, 10);
+      if (*end != '|')
+        continue;
+      snprintf(ru->pattern, sizeof(ru->pattern), "%s", end + 1);
+      snap_counters(h, win, &ru->c);
+      o->n_rules++;
+      continue;
+    }
     bool model = kind[0] == 'm';
     int *n = model ? &o->n_models : &o->n_agents;
     struct lm_snap_row *row = model ? &o->models[*n] : &o->agents[*n];
@@ -528,10 +553,37 @@ static int redis_configure(struct lm_budget *b,
 
 static int redis_add_rule(struct lm_budget *b, int kind, const char *pattern,
                           int64_t limit, char *err, size_t errlen) {
-  (void)b, (void)kind, (void)pattern, (void)limit;
-  snprintf(err, errlen,
-           "model and agent rules are not supported on a Redis budget yet");
-  return -1;
+  unsigned target = LM_RULE_TARGET((unsigned)kind);
+  unsigned measure = LM_RULE_MEASURE((unsigned)kind);
+  if (!pattern || !*pattern || strlen(pattern) >= LM_NAME_MAX ||
+      strchr(pattern, '|') ||
+      (target != LM_RULE_MODEL && target != LM_RULE_AGENT) ||
+      measure > LM_RULE_TPM) {
+    snprintf(err, errlen, "invalid limit pattern '%s'", pattern ? pattern : "");
+    return -1;
+  }
+  if (measure == LM_RULE_RPM || measure == LM_RULE_TPM) {
+    snprintf(err, errlen, "rate rules are not supported on a Redis budget yet");
+    return -1;
+  }
+  struct args a;
+  args_begin(&a, b, "rule");
+  argi(&a, kind);
+  argi(&a, limit < 0 ? -1 : limit);
+  arg(&a, pattern);
+  redisReply *r = run(b, &a, err, errlen);
+  int rc = 0;
+  if (!r)
+    rc = -1;
+  else if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) {
+    if (strcmp(r->str, "full") == 0) {
+      snprintf(err, errlen, "budget '%s' already has %d limit rules", b->name,
+               LM_RULES);
+      rc = -1;
+    }
+  }
+  lm_redis_reply_free(r);
+  return rc;
 }
 
 static int redis_reset(struct lm_budget *b) {
@@ -554,6 +606,8 @@ static void redis_close(struct lm_budget *b) {
 static bool redis_over_hard(struct lm_budget *b, const struct lm_lease *l) {
   if (!(l->flags & LM_LEASEF_DOLLARS))
     return false;
+  if (l->flags & LEASEF_RULE_OVER)
+    return true;
   int64_t hard = atomic_load(&RB(b)->hard);
   return hard >= 0 && atomic_load(&RB(b)->spent) >= hard;
 }

@@ -131,6 +131,84 @@ local function apply(m, a, d)
   incr(TOT, 'rt', d.rt or 0)
 end
 
+-- Spend rules: each a hash "rules" field ID -> "KIND|LIMIT|PATTERN" (KIND
+-- as segment.h: target | measure), its counters in "r:ID". A lease names
+-- the spend rules that hold its reservation ("rl": "3,7"); a removed rule's
+-- id is never reused, so a lease never charges a newer rule.
+local RULES = P .. 'rules'
+local function each_id(rl, fn)
+  if rl and rl ~= '' then
+    for id in string.gmatch(rl, '[^,]+') do fn(id, P .. 'r:' .. id) end
+  end
+end
+local function apply_rules(rl, sp, rs)
+  each_id(rl, function(_, key)
+    roll(key)
+    incr(key, 'sp', sp)
+    incr(key, 'rs', rs)
+  end)
+end
+
+-- fnmatch(3) without flags, as the shm backend matches: * ? [set] [!set]
+-- and \ escaping the next character, anchored at both ends.
+local function glob(p)
+  local out, i = {'^'}, 1
+  while i <= #p do
+    local c = string.sub(p, i, i)
+    if c == '*' then table.insert(out, '.*')
+    elseif c == '?' then table.insert(out, '.')
+    elseif c == '\\' and i < #p then
+      i = i + 1
+      local e = string.sub(p, i, i)
+      table.insert(out, string.match(e, '%w') and e or '%' .. e)
+    elseif c == '[' then
+      local j = string.find(p, ']', i + 2, true)
+      if j then
+        local body = string.sub(p, i + 1, j - 1)
+        if string.sub(body, 1, 1) == '!' then body = '^' .. string.sub(body, 2) end
+        body = string.gsub(body, '%%', '%%%%')
+        table.insert(out, '[' .. body .. ']')
+        i = j
+      else
+        table.insert(out, '%[')
+      end
+    elseif string.match(c, '%p') then table.insert(out, '%' .. c)
+    else table.insert(out, c) end
+    i = i + 1
+  end
+  table.insert(out, '$')
+  return table.concat(out)
+end
+
+-- The rules whose pattern matches the call's model or agent.
+local function rules_for(model, agent)
+  local kv, out = redis.call('HGETALL', RULES), {}
+  for i = 1, #kv, 2 do
+    local kind, lim, pat = string.match(kv[i + 1], '^(%d+)|(%-?%d+)|(.*)$')
+    if kind then
+      kind = tonumber(kind)
+      local name = (kind % 256 == 2) and agent or model
+      local ok, hit = pcall(string.find, name, glob(pat))
+      if ok and hit then
+        table.insert(out, {id = kv[i], kind = kind, limit = lim, pattern = pat})
+      end
+    end
+  end
+  return out
+end
+
+-- Whether a spend rule of the lease has reached its limit (a mid-stream cut).
+local function rules_over(rl)
+  local over = 0
+  each_id(rl, function(id, key)
+    local def = redis.call('HGET', RULES, id)
+    local lim = def and string.match(def, '^%d+|(%-?%d+)|')
+    if lim and tonumber(lim) >= 0 and
+       le(big(lim), big(redis.call('HGET', key, 'sp') or '0')) then over = 1 end
+  end)
+  return over
+end
+
 local function soft_limit()
   local s = limit('soft')
   if s >= 0 then return big(s) end
@@ -166,7 +244,7 @@ end
 -- kinds), applied as the difference from what the lease already holds.
 local function charge(id, first)
   local lk = P .. 'l:' .. id
-  local l = redis.call('HMGET', lk, 'st', 'rs', 'rt', 'ch', 'm', 'a', 'd')
+  local l = redis.call('HMGET', lk, 'st', 'rs', 'rt', 'ch', 'm', 'a', 'd', 'rl')
   if l[1] == false then return nil end
   local m, a = l[5], l[6]
   if m and m ~= '' then roll(m) end
@@ -191,6 +269,7 @@ local function charge(id, first)
   end
   if dp ~= 0 then redis.call('HSET', lk, 'ch', I(ch)) end
   apply(m, a, {sp = dp, rs = -take, rt = -ttake, t = t})
+  apply_rules(l[8], dp, -take)
   touch(TOT)
   return l
 end
@@ -201,6 +280,7 @@ local function refund(lk, l, dr, counted)
   if rs < 0 then rs = 0 end
   apply(l[5], l[6], dr)
   apply(l[5], l[6], {rs = -rs, rr = -1, rt = -rt})
+  apply_rules(l[8], 0, -rs)
   redis.call('HSET', lk, 'st', counted, 'rs', '0', 'rt', '0')
 end
 
@@ -211,7 +291,7 @@ local function reclaim(max)
   local ids = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now_ms, 'LIMIT', 0, max)
   for _, id in ipairs(ids) do
     local lk = P .. 'l:' .. id
-    local l = redis.call('HMGET', lk, 'st', 'rs', 'rt', 'ch', 'm', 'a', 'd')
+    local l = redis.call('HMGET', lk, 'st', 'rs', 'rt', 'ch', 'm', 'a', 'd', 'rl')
     if l[1] == 'a' then
       if l[5] and l[5] ~= '' then roll(l[5]) end
       if l[6] and l[6] ~= '' then roll(l[6]) end
@@ -234,19 +314,34 @@ local function fits(strict, spent, reserved, est, lim)
   return lt(with, lim)
 end
 
-local function reply_limits(sp)
+-- The call caps in force: the budget's, or a matching rule's if lower.
+local function caps_of(matched)
+  local caps = {cfg('mcu') or '-1', cfg('mci') or '-1', cfg('mco') or '-1'}
+  for _, r in ipairs(matched or {}) do
+    local k = math.floor(r.kind / 256) -- 1 usd, 2 input, 3 output
+    if k >= 1 and k <= 3 and n(r.limit) >= 0 and
+       (n(caps[k]) < 0 or n(r.limit) < n(caps[k])) then
+      caps[k] = r.limit
+    end
+  end
+  return caps
+end
+
+local function reply_limits(sp, caps)
+  caps = caps or caps_of(nil)
   return {sp, cfg('hard') or '-1', cfg('mode') or '0', I(wk),
-          cfg('mcu') or '-1', cfg('mci') or '-1', cfg('mco') or '-1',
+          caps[1], caps[2], caps[3],
           cfg('dl') or '-1', cfg('mln') or '-1', cfg('llm') or '0'}
 end
 
-local function deny(kind, lim, used, spent, m, a)
+local function deny(kind, lim, used, spent, m, a, subject)
   apply(m, a, {dn = 1})
   local r = reply_limits(redis.call('HGET', TOT, 'sp') or '0')
   table.insert(r, 1, kind)
   table.insert(r, lim)
   table.insert(r, used)
   table.insert(r, spent)
+  table.insert(r, subject or '')
   return r
 end
 
@@ -258,6 +353,8 @@ if op == 'admit' then
   local m = row('m', ARGV[11], ARGV[12])
   local a = row('a', ARGV[13], '')
   roll(m); roll(a); roll(TOT)
+  local matched = rules_for(ARGV[11], ARGV[13])
+  local caps = caps_of(matched)
   local dollars = ARGV[18] == '1'
   local est = big(ARGV[14])
   local est_tok = tonumber(ARGV[15])
@@ -269,17 +366,14 @@ if op == 'admit' then
   if mln >= 0 and limit('llm') >= mln then
     return deny('llm_time', cfg('mln'), cfg('llm') or '0', '0', m, a)
   end
-  local cap = limit('mcu')
-  if dollars and cap >= 0 and lt(big(cfg('mcu')), est) then
-    return deny('call_usd', cfg('mcu'), ARGV[14], '0', m, a)
+  if dollars and n(caps[1]) >= 0 and lt(big(caps[1]), est) then
+    return deny('call_usd', caps[1], ARGV[14], '0', m, a)
   end
-  cap = limit('mci')
-  if cap >= 0 and tonumber(ARGV[16]) > cap then
-    return deny('call_input', cfg('mci'), ARGV[16], '0', m, a)
+  if n(caps[2]) >= 0 and tonumber(ARGV[16]) > n(caps[2]) then
+    return deny('call_input', caps[2], ARGV[16], '0', m, a)
   end
-  cap = limit('mco')
-  if cap >= 0 and tonumber(ARGV[17]) > cap then
-    return deny('call_output', cfg('mco'), ARGV[17], '0', m, a)
+  if n(caps[3]) >= 0 and tonumber(ARGV[17]) > n(caps[3]) then
+    return deny('call_output', caps[3], ARGV[17], '0', m, a)
   end
   local t = redis.call('HMGET', TOT, 'sp', 'rs', 'rq', 'rr', 't0', 't3', 'rt')
   local strict = cfg('mode') == '1'
@@ -299,15 +393,30 @@ if op == 'admit' then
     return deny('hard', cfg('hard'), str(add(big(t[1]), big(t[2]))),
                 t[1] or '0', m, a)
   end
+  local spend = {}
+  for _, r in ipairs(matched) do
+    if r.kind < 256 and n(r.limit) >= 0 then
+      local key = P .. 'r:' .. r.id
+      roll(key)
+      local rt = redis.call('HMGET', key, 'sp', 'rs')
+      if dollars and not fits(strict, big(rt[1]), big(rt[2]), est, big(r.limit)) then
+        return deny(r.kind % 256 == 2 and 'agent' or 'model', r.limit,
+                    str(add(big(rt[1]), big(rt[2]))), rt[1] or '0', m, a, r.pattern)
+      end
+      table.insert(spend, r.id)
+    end
+  end
+  local rl = table.concat(spend, ',')
   local lk = P .. 'l:' .. ARGV[9]
   if redis.call('EXISTS', lk) == 1 then return {'dup'} end
   local rs = dollars and ARGV[14] or '0'
   redis.call('HSET', lk, 'st', 'a', 'rs', rs, 'rt', ARGV[15], 'ch', '0',
-             'm', m, 'a', a, 'd', dollars and '1' or '0')
+             'm', m, 'a', a, 'd', dollars and '1' or '0', 'rl', rl)
   redis.call('ZADD', LEASES, now_ms + tonumber(ARGV[10]), ARGV[9])
   apply(m, a, {rs = tonumber(rs), rr = 1, rt = est_tok})
+  apply_rules(rl, 0, tonumber(rs))
   touch(TOT)
-  local r = reply_limits(t[1] or '0')
+  local r = reply_limits(t[1] or '0', caps)
   table.insert(r, 1, 'ok')
   return r
 
@@ -318,7 +427,7 @@ elseif op == 'charge' then
     redis.call('ZADD', LEASES, 'XX', now_ms + tonumber(ARGV[10]), ARGV[9])
   end
   local sp, crossed = after_spend()
-  return {l and 'ok' or 'gone', sp, crossed, cfg('ons') or ''}
+  return {l and 'ok' or 'gone', sp, crossed, cfg('ons') or '', l and rules_over(l[8]) or 0}
 
 elseif op == 'settle' then
   -- ARGV[9] id, [10] counts (1/0), [11] cumulative pusd, [12..25] tokens,
@@ -344,7 +453,7 @@ elseif op == 'settle' then
     if up == 1 and l[5] and l[5] ~= '' then redis.call('HSET', l[5], 'f', '1') end
   end
   local sp, crossed = after_spend()
-  return {state, sp, crossed, cfg('ons') or ''}
+  return {state, sp, crossed, cfg('ons') or '', 0}
 
 elseif op == 'reclaim' then
   return reclaim(1000)
@@ -371,7 +480,8 @@ elseif op == 'create' then
     for _, id in ipairs(redis.call('ZRANGE', LEASES, 0, -1)) do
       redis.call('DEL', P .. 'l:' .. id)
     end
-    redis.call('DEL', CFG, TOT, LEASES)
+    for _, id in ipairs(redis.call('HKEYS', RULES)) do redis.call('DEL', P .. 'r:' .. id) end
+    redis.call('DEL', CFG, TOT, LEASES, RULES)
   end
   redis.call('HSET', CFG, 'ca', now, 'win', '0', 'mode', '0')
   redis.call('HSET', TOT, 'w', win)
@@ -387,10 +497,13 @@ elseif op == 'remove' then
   for _, id in ipairs(redis.call('ZRANGE', LEASES, 0, -1)) do
     redis.call('DEL', P .. 'l:' .. id)
   end
+  for _, id in ipairs(redis.call('HKEYS', RULES)) do redis.call('DEL', P .. 'r:' .. id) end
+  redis.call('DEL', RULES)
   return redis.call('DEL', CFG, TOT, LEASES)
 
 elseif op == 'reset' then
   local keys = {TOT}
+  for _, id in ipairs(redis.call('HKEYS', RULES)) do table.insert(keys, P .. 'r:' .. id) end
   for _, kind in ipairs({'m', 'a'}) do
     for _, id in ipairs(redis.call('SMEMBERS', P .. kind .. 's')) do
       table.insert(keys, P .. kind .. ':' .. id)
@@ -398,6 +511,36 @@ elseif op == 'reset' then
   end
   for _, key in ipairs(keys) do redis.call('HDEL', key, unpack(HIST)) end
   redis.call('HSET', CFG, 'ra', now, 'sw', '0', 'llm', '0', 'ud', '0', 'uw', '0')
+  return 'ok'
+
+elseif op == 'rule' then
+  -- ARGV[9] kind, [10] limit (< 0 removes), [11] pattern
+  local kind, lim, pat = ARGV[9], ARGV[10], ARGV[11]
+  local kv = redis.call('HGETALL', RULES)
+  for i = 1, #kv, 2 do
+    local k, _, p = string.match(kv[i + 1], '^(%d+)|(%-?%d+)|(.*)$')
+    if k == kind and p == pat then
+      if n(lim) < 0 then redis.call('HDEL', RULES, kv[i])
+      else redis.call('HSET', RULES, kv[i], kind .. '|' .. lim .. '|' .. pat) end
+      return 'ok'
+    end
+  end
+  if n(lim) < 0 then return 'ok' end
+  if #kv / 2 >= 32 then return 'full' end
+  local id = tostring(redis.call('INCR', P .. 'rule_seq'))
+  redis.call('HSET', RULES, id, kind .. '|' .. lim .. '|' .. pat)
+  -- a rule added live starts from what its rows already spent this window
+  local spent = {0, 0}
+  if tonumber(kind) < 256 then
+    local kindc = (tonumber(kind) % 256 == 2) and 'a' or 'm'
+    local g = glob(pat)
+    for _, rid in ipairs(redis.call('SMEMBERS', P .. kindc .. 's')) do
+      local h = redis.call('HMGET', P .. kindc .. ':' .. rid, 'n', 'w', 'sp')
+      local ok, hit = pcall(string.find, h[1] or '', g)
+      if ok and hit and n(h[2]) >= n(win) then spent = add(spent, big(h[3])) end
+    end
+  end
+  redis.call('HSET', P .. 'r:' .. id, 'w', win, 'sp', str(spent))
   return 'ok'
 
 elseif op == 'exists' then
@@ -418,6 +561,14 @@ elseif op == 'snapshot' then
       table.insert(r, kind)
       table.insert(r, redis.call('HGETALL', P .. kind .. ':' .. id))
     end
+  end
+  local kv = redis.call('HGETALL', RULES)
+  for i = 1, #kv, 2 do
+    table.insert(r, 'r')
+    local h = redis.call('HGETALL', P .. 'r:' .. kv[i])
+    table.insert(h, 'def')
+    table.insert(h, kv[i + 1])
+    table.insert(r, h)
   end
   return r
 end

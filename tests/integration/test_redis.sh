@@ -156,6 +156,22 @@ for mode in optimistic strict; do
   expect_eq "redis_${mode}_requests_are_the_passed_calls" "$reqs" "$passed"
 done
 
+# ---- model and agent rules ----------------------------------------------------
+B7=$(url rules)
+"$LM" init --budget "$B7" --force --limit 100 >/dev/null
+call "$B7" json >/dev/null # gpt-4o, before the rule: the rule counts it
+lim=$(python3 -c "print('%.12f' % ($one * 1.5 / 1e12))")
+CALL_USAGE=$HUSAGE call "$B7" json >/dev/null
+"$LM" set --budget "$B7" --model-limit "gpt-4*=$lim" --agent-limit "other-*=0.000001" >/dev/null
+expect_eq redis_rule_counts_past_spend "$(sj "$B7" | json_get - '[str(int(r["spent_usd"] * 10**12)) for r in j["limits"] if r["pattern"] == "gpt-4*"][0]')" "$(sj "$B7" | json_get - 'j["spent_pusd"]')"
+expect_eq redis_model_rule_refuses "$(CALL_USAGE=$HUSAGE call "$B7" json)" 42
+expect_eq redis_agent_rule_refuses "$(LLMMETER_AGENT=other-1 call "$B7" stream)" 42
+"$LM" set --budget "$B7" --model-limit "gpt-4*=none" >/dev/null
+expect_eq redis_rule_removed_passes "$(CALL_USAGE=$HUSAGE call "$B7" json)" 0
+expect_eq redis_rules_listed "$(sj "$B7" | json_get - '" ".join(r["pattern"] for r in j["limits"])')" "other-*"
+out=$("$LM" set --budget "$B7" --model-rpm "gpt-4*=10" 2>&1)
+check redis_rate_rules_refused_with_a_line bash -c "printf '%s' \"\$1\" | grep -q 'not supported on a Redis budget'" _ "$out"
+
 # ---- kill -9 mid-stream: the leases expire, the reservations come back -------
 B3=$(url crash)
 "$LM" init --budget "$B3" --force --limit 100 >/dev/null

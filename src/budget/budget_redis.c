@@ -19,8 +19,8 @@
  * the deadline) is answered from the limits and spend the last reply
  * carried. Redis unreachable, or an error: the call is refused with
  * LM_DENY_ERROR and one line naming Redis (the meter's LLMMETER_ON_ERROR
- * decides what happens then). Not yet on this backend: rates, waiting for
- * in-flight calls, --downgrade (refused at configure and add_rule, so that
+ * decides what happens then). Not yet on this backend: rates and
+ * --downgrade (refused at configure and add_rule, so that
  * nothing is silently not enforced).
  */
 #include <limits.h>
@@ -199,8 +199,11 @@ static uint64_t lease_id(void) {
   return id;
 }
 
-static int redis_admit(struct lm_budget *b, const struct lm_call *call,
-                       struct lm_lease *l, struct lm_denial *why) {
+/* One admission attempt. *wait: refused only by in-flight reservations
+ * (not counted as denied: the caller tries again). */
+static int admit_once(struct lm_budget *b, const struct lm_call *call,
+                      struct lm_lease *l, struct lm_denial *why, bool may_wait,
+                      bool *wait) {
   struct redis_budget *rb = RB(b);
   memset(l, 0, sizeof(*l));
   memset(why, 0, sizeof(*why));
@@ -225,6 +228,8 @@ static int redis_admit(struct lm_budget *b, const struct lm_call *call,
   argi(&a, (int64_t)call->est_input_tokens);
   argi(&a, (int64_t)call->est_output_tokens);
   arg(&a, dollars ? "1" : "0");
+  arg(&a, may_wait ? "1" : "0");
+  *wait = false;
   redisReply *r = run(b, &a, err, sizeof(err));
   if (!r) {
     error_denial(why, err);
@@ -261,6 +266,7 @@ static int redis_admit(struct lm_budget *b, const struct lm_call *call,
                      num(str_at(r, 11), 0), num(str_at(r, 12), 0), wk,
                      lm_budget_now(b));
       why->spent = num(str_at(r, 13), 0);
+      *wait = int_at(r, 15) == 1;
       if (kind == LM_DENY_DEADLINE || kind == LM_DENY_LLM_TIME ||
           kind == LM_DENY_CALL_USD || kind == LM_DENY_CALL_INPUT ||
           kind == LM_DENY_CALL_OUTPUT)
@@ -269,6 +275,30 @@ static int redis_admit(struct lm_budget *b, const struct lm_call *call,
   }
   lm_redis_reply_free(r);
   return rc;
+}
+
+/* Admits, waiting up to call->wait_ms while only other calls'
+ * reservations stand in the way (they may settle for less), polling with a
+ * growing pause: Redis cannot wake us as the shm backend's futex does. */
+static int redis_admit(struct lm_budget *b, const struct lm_call *call,
+                       struct lm_lease *l, struct lm_denial *why) {
+  int64_t t0 = mono_ms(), pause_ms = 10;
+  bool waited = false;
+  for (;;) {
+    int64_t left = call->wait_ms - (mono_ms() - t0);
+    bool wait;
+    int rc = admit_once(b, call, l, why, left > 0, &wait);
+    if (rc == 0 || !wait) {
+      if (rc != 0 && waited)
+        why->waited_ms = mono_ms() - t0;
+      return rc;
+    }
+    waited = true;
+    int64_t ms = pause_ms < left ? pause_ms : left;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    pause_ms = pause_ms * 2 > 250 ? 250 : pause_ms * 2;
+  }
 }
 
 /* ---- charge, settle, release ------------------------------------------- */

@@ -313,6 +313,12 @@ local function fits(strict, spent, reserved, est, lim)
   if strict then return le(add(with, est), lim) end
   return lt(with, lim)
 end
+-- Whether only in-flight reservations stand in the way (they may settle
+-- for less: worth waiting for).
+local function waitable(strict, spent, est, lim)
+  if strict then return le(add(spent, est), lim) end
+  return lt(spent, lim)
+end
 
 -- The call caps in force: the budget's, or a matching rule's if lower.
 local function caps_of(matched)
@@ -334,20 +340,25 @@ local function reply_limits(sp, caps)
           cfg('dl') or '-1', cfg('mln') or '-1', cfg('llm') or '0'}
 end
 
-local function deny(kind, lim, used, spent, m, a, subject)
-  apply(m, a, {dn = 1})
+-- A refusal. One the caller will retry (it waits for reservations:
+-- ARGV[19] = 1, and only reservations block) is not counted as denied.
+local function deny(kind, lim, used, spent, m, a, subject, may_wait)
+  local wait = may_wait and ARGV[19] == '1'
+  if not wait then apply(m, a, {dn = 1}) end
   local r = reply_limits(redis.call('HGET', TOT, 'sp') or '0')
   table.insert(r, 1, kind)
   table.insert(r, lim)
   table.insert(r, used)
   table.insert(r, spent)
   table.insert(r, subject or '')
+  table.insert(r, wait and 1 or 0)
   return r
 end
 
 if op == 'admit' then
   -- ARGV[9] id, [10] ttl ms, [11] model, [12] provider, [13] agent,
-  -- [14] est pusd, [15] est tokens, [16] est in, [17] est out, [18] dollars
+  -- [14] est pusd, [15] est tokens, [16] est in, [17] est out, [18] dollars,
+  -- [19] 1: the caller waits while only reservations block
   if redis.call('EXISTS', CFG) == 0 then return {'enoent'} end
   reclaim(64)
   local m = row('m', ARGV[11], ARGV[12])
@@ -385,13 +396,15 @@ if op == 'admit' then
   if tl >= 0 then
     local settled = n(t[5]) + n(t[6])
     if not fits(strict, big(settled), big(t[7]), big(est_tok), big(cfg('tok'))) then
-      return deny('tokens', cfg('tok'), I(settled + n(t[7])), I(settled), m, a)
+      return deny('tokens', cfg('tok'), I(settled + n(t[7])), I(settled), m, a, nil,
+                  waitable(strict, big(settled), big(est_tok), big(cfg('tok'))))
     end
   end
   if dollars and limit('hard') >= 0 and
      not fits(strict, big(t[1]), big(t[2]), est, big(cfg('hard'))) then
     return deny('hard', cfg('hard'), str(add(big(t[1]), big(t[2]))),
-                t[1] or '0', m, a)
+                t[1] or '0', m, a, nil,
+                waitable(strict, big(t[1]), est, big(cfg('hard'))))
   end
   local spend = {}
   for _, r in ipairs(matched) do
@@ -401,7 +414,8 @@ if op == 'admit' then
       local rt = redis.call('HMGET', key, 'sp', 'rs')
       if dollars and not fits(strict, big(rt[1]), big(rt[2]), est, big(r.limit)) then
         return deny(r.kind % 256 == 2 and 'agent' or 'model', r.limit,
-                    str(add(big(rt[1]), big(rt[2]))), rt[1] or '0', m, a, r.pattern)
+                    str(add(big(rt[1]), big(rt[2]))), rt[1] or '0', m, a, r.pattern,
+                    waitable(strict, big(rt[1]), est, big(r.limit)))
       end
       table.insert(spend, r.id)
     end

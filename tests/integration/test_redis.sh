@@ -213,6 +213,27 @@ S=$(sj "$B6")
 check redis_long_stream_polled_past_its_ttl test "$polls" -gt 3
 expect_eq redis_long_stream_lease_never_expired "$(json_get - 'j["reclaimed"],j["requests"],j["reserved_pusd"]' <<<"$S")" "0 1 0"
 
+# ---- a call only reservations block waits for them (LLMMETER_WAIT_S) ---------
+B8=$(url waits)
+"$LM" init --budget "$B8" --force --limit 100 --strict >/dev/null
+LLMMETER_QUIET=1 LLMMETER_BUDGET=$B8 LD_PRELOAD=$LIB \
+  curl -sS -N "$MU" -H 'X-Mock-Delay-Ms: 100' -H 'X-Mock-Output-Chunks: 25' \
+  -H "$HUSAGE" -d "$SREQ" -o /dev/null 2>/dev/null &
+wpid=$!
+for _ in $(seq 1 200); do
+  [ "$(sj "$B8" | json_get - 'j["in_flight"]')" = 1 ] && break
+  sleep 0.02
+done
+held=$(sj "$B8" | json_get - 'j["reserved_pusd"]')
+# two reservations do not fit; one call's actual cost (3/4 of its estimate
+# here) and one reservation do
+"$LM" set --budget "$B8" --limit "$(python3 -c "print('%.12f' % ($held * 1.9 / 1e12))")" >/dev/null
+expect_eq redis_blocked_by_reservation_refused_at_once "$(LLMMETER_WAIT_S=0 CALL_USAGE=$HUSAGE call "$B8" stream)" 42
+expect_eq redis_blocked_by_reservation_waits_then_passes "$(LLMMETER_WAIT_S=30 CALL_USAGE=$HUSAGE call "$B8" stream)" 0
+check redis_waiting_call_came_after_the_first_settled bash -c "! kill -0 $wpid 2>/dev/null"
+wait "$wpid"
+expect_eq redis_waits_count_one_denial "$(sj "$B8" | json_get - 'j["denied"],j["requests"]')" "1 2"
+
 # ---- a settle whose reply is lost is charged once -----------------------------
 B4=$(url retry)
 "$LM" init --budget "$B4" --force >/dev/null

@@ -126,8 +126,7 @@ static void one_call(struct lm_budget *b, const char *model,
 static void build_template(void) {
   char err[256];
   snprintf(seg_name, sizeof(seg_name), "llmmeter-fuzz-%d", (int)getpid());
-  snprintf(trunc_name, sizeof(trunc_name), "llmmeter-fuzz-%d-t",
-           (int)getpid());
+  snprintf(trunc_name, sizeof(trunc_name), "llmmeter-fuzz-%d-t", (int)getpid());
   atexit(cleanup);
   __sanitizer_set_death_callback(cleanup);
   struct lm_limit_config c = LM_LIMITS_NONE;
@@ -209,65 +208,128 @@ struct field {
   enum fkind kind;
 };
 
-#define SEGF(m, w) {offsetof(struct lm_segment, m), 0, 1, w, F_INT}
-#define SEGS(m) {offsetof(struct lm_segment, m), 0, 1, sizeof(((struct lm_segment *)0)->m), F_STR}
-#define ARR(a, n, m, w)                                                       \
-  {offsetof(struct lm_segment, a) + offsetof(__typeof__(tmpl->a[0]), m),      \
-   sizeof(tmpl->a[0]), n, w, F_INT}
-#define ARRS(a, n, m)                                                         \
-  {offsetof(struct lm_segment, a) + offsetof(__typeof__(tmpl->a[0]), m),      \
-   sizeof(tmpl->a[0]), n, sizeof(tmpl->a[0].m), F_STR}
-#define CNT(base, n, m, w)                                                    \
-  {offsetof(struct lm_segment, base) + offsetof(struct lm_counters, m),       \
-   n > 1 ? sizeof(tmpl->base) / n : 0, n, w, F_INT}
-#define ROWC(a, m, w)                                                         \
-  {offsetof(struct lm_segment, a) + offsetof(struct lm_row, c) +              \
-       offsetof(struct lm_counters, m),                                       \
-   sizeof(struct lm_row), LM_ROWS + 1, w, F_INT}
-#define RULEC(m, w)                                                           \
-  {offsetof(struct lm_segment, rules) + offsetof(struct lm_rule, c) +         \
-       offsetof(struct lm_counters, m),                                       \
-   sizeof(struct lm_rule), LM_RULES, w, F_INT}
+#define SEGF(m, w) \
+  { offsetof(struct lm_segment, m), 0, 1, w, F_INT }
+#define SEGS(m)                                                                \
+  {                                                                            \
+    offsetof(struct lm_segment, m), 0, 1, sizeof(((struct lm_segment *)0)->m), \
+        F_STR                                                                  \
+  }
+#define ARR(a, n, m, w)                                                   \
+  {                                                                       \
+    offsetof(struct lm_segment, a) + offsetof(__typeof__(tmpl->a[0]), m), \
+        sizeof(tmpl->a[0]), n, w, F_INT                                   \
+  }
+#define ARRS(a, n, m)                                                     \
+  {                                                                       \
+    offsetof(struct lm_segment, a) + offsetof(__typeof__(tmpl->a[0]), m), \
+        sizeof(tmpl->a[0]), n, sizeof(tmpl->a[0].m), F_STR                \
+  }
+#define CNT(base, n, m, w)                                               \
+  {                                                                      \
+    offsetof(struct lm_segment, base) + offsetof(struct lm_counters, m), \
+        n > 1 ? sizeof(tmpl->base) / n : 0, n, w, F_INT                  \
+  }
+#define ROWC(a, m, w)                                             \
+  {                                                               \
+    offsetof(struct lm_segment, a) + offsetof(struct lm_row, c) + \
+        offsetof(struct lm_counters, m),                          \
+        sizeof(struct lm_row), LM_ROWS + 1, w, F_INT              \
+  }
+#define RULEC(m, w)                                                    \
+  {                                                                    \
+    offsetof(struct lm_segment, rules) + offsetof(struct lm_rule, c) + \
+        offsetof(struct lm_counters, m),                               \
+        sizeof(struct lm_rule), LM_RULES, w, F_INT                     \
+  }
 
 static const struct field fields[] = {
-    SEGF(magic, 8), SEGF(version, 4), SEGF(header_size, 4),
-    SEGF(total_size, 8), SEGF(owner_uid, 4), SEGF(row_count, 4),
-    SEGF(rule_count, 4), SEGF(lease_count, 4), SEGF(created_at, 8),
-    SEGS(name), SEGF(limits.hard_pusd, 8), SEGF(limits.soft_pusd, 8),
-    SEGF(limits.tokens, 8), SEGF(limits.requests, 8),
-    SEGF(limits.window_kind, 4), SEGF(limits.mode, 4),
-    SEGF(limits.max_call_pusd, 8), SEGF(limits.max_call_input_tokens, 8),
-    SEGF(limits.max_call_output_tokens, 8), SEGF(limits.rpm, 8),
-    SEGF(limits.tpm, 8), SEGF(limits.itpm, 8), SEGF(limits.otpm, 8),
-    SEGF(limits.deadline, 8), SEGF(limits.max_llm_ns, 8), SEGF(rules_gen, 4),
-    SEGF(wake, 4), SEGF(waiters, 4), SEGF(gate, 4), SEGF(reclaimed, 8),
-    SEGF(reconciles, 8), SEGF(unmetered_denied, 8),
-    SEGF(unmetered_warned, 8), SEGF(reset_at, 8), SEGF(rpm_tat, 8),
-    SEGF(tpm_tat, 8), SEGF(itpm_tat, 8), SEGF(otpm_tat, 8), SEGF(llm_ns, 8),
-    SEGF(soft_window, 8), SEGS(on_soft), SEGS(downgrade),
-    CNT(total, 1, window, 8), CNT(total, 1, spent, 8),
-    CNT(total, 1, reserved, 8), CNT(total, 1, requests, 8),
-    CNT(total, 1, reserved_requests, 8), CNT(total, 1, reserved_tokens, 8),
-    CNT(total, 1, denied, 8), CNT(total, 1, tokens[0], 8),
-    CNT(total, 1, first_activity, 8), CNT(total, 1, last_activity, 8),
-    ARR(models, LM_ROWS + 1, state, 8), ARR(models, LM_ROWS + 1, hash, 4),
-    ARR(models, LM_ROWS + 1, flags, 4), ARRS(models, LM_ROWS + 1, name),
-    ARRS(models, LM_ROWS + 1, provider), ROWC(models, window, 8),
-    ROWC(models, spent, 8), ROWC(models, reserved, 8),
-    ROWC(models, requests, 8), ROWC(models, reserved_requests, 8),
-    ROWC(models, tokens[1], 8), ARR(agents, LM_ROWS + 1, state, 8),
-    ARR(agents, LM_ROWS + 1, hash, 4), ARRS(agents, LM_ROWS + 1, name),
-    ROWC(agents, window, 8), ROWC(agents, spent, 8),
-    ROWC(agents, reserved, 8), ARR(rules, LM_RULES, state, 4),
-    ARR(rules, LM_RULES, kind, 4), ARR(rules, LM_RULES, limit_pusd, 8),
-    ARRS(rules, LM_RULES, pattern), ARR(rules, LM_RULES, tat, 8),
-    RULEC(window, 8), RULEC(spent, 8), RULEC(reserved, 8),
-    ARR(leases, LM_LEASES, state, 8), ARR(leases, LM_LEASES, owner_start, 8),
+    SEGF(magic, 8),
+    SEGF(version, 4),
+    SEGF(header_size, 4),
+    SEGF(total_size, 8),
+    SEGF(owner_uid, 4),
+    SEGF(row_count, 4),
+    SEGF(rule_count, 4),
+    SEGF(lease_count, 4),
+    SEGF(created_at, 8),
+    SEGS(name),
+    SEGF(limits.hard_pusd, 8),
+    SEGF(limits.soft_pusd, 8),
+    SEGF(limits.tokens, 8),
+    SEGF(limits.requests, 8),
+    SEGF(limits.window_kind, 4),
+    SEGF(limits.mode, 4),
+    SEGF(limits.max_call_pusd, 8),
+    SEGF(limits.max_call_input_tokens, 8),
+    SEGF(limits.max_call_output_tokens, 8),
+    SEGF(limits.rpm, 8),
+    SEGF(limits.tpm, 8),
+    SEGF(limits.itpm, 8),
+    SEGF(limits.otpm, 8),
+    SEGF(limits.deadline, 8),
+    SEGF(limits.max_llm_ns, 8),
+    SEGF(rules_gen, 4),
+    SEGF(wake, 4),
+    SEGF(waiters, 4),
+    SEGF(gate, 4),
+    SEGF(reclaimed, 8),
+    SEGF(reconciles, 8),
+    SEGF(unmetered_denied, 8),
+    SEGF(unmetered_warned, 8),
+    SEGF(reset_at, 8),
+    SEGF(rpm_tat, 8),
+    SEGF(tpm_tat, 8),
+    SEGF(itpm_tat, 8),
+    SEGF(otpm_tat, 8),
+    SEGF(llm_ns, 8),
+    SEGF(soft_window, 8),
+    SEGS(on_soft),
+    SEGS(downgrade),
+    CNT(total, 1, window, 8),
+    CNT(total, 1, spent, 8),
+    CNT(total, 1, reserved, 8),
+    CNT(total, 1, requests, 8),
+    CNT(total, 1, reserved_requests, 8),
+    CNT(total, 1, reserved_tokens, 8),
+    CNT(total, 1, denied, 8),
+    CNT(total, 1, tokens[0], 8),
+    CNT(total, 1, first_activity, 8),
+    CNT(total, 1, last_activity, 8),
+    ARR(models, LM_ROWS + 1, state, 8),
+    ARR(models, LM_ROWS + 1, hash, 4),
+    ARR(models, LM_ROWS + 1, flags, 4),
+    ARRS(models, LM_ROWS + 1, name),
+    ARRS(models, LM_ROWS + 1, provider),
+    ROWC(models, window, 8),
+    ROWC(models, spent, 8),
+    ROWC(models, reserved, 8),
+    ROWC(models, requests, 8),
+    ROWC(models, reserved_requests, 8),
+    ROWC(models, tokens[1], 8),
+    ARR(agents, LM_ROWS + 1, state, 8),
+    ARR(agents, LM_ROWS + 1, hash, 4),
+    ARRS(agents, LM_ROWS + 1, name),
+    ROWC(agents, window, 8),
+    ROWC(agents, spent, 8),
+    ROWC(agents, reserved, 8),
+    ARR(rules, LM_RULES, state, 4),
+    ARR(rules, LM_RULES, kind, 4),
+    ARR(rules, LM_RULES, limit_pusd, 8),
+    ARRS(rules, LM_RULES, pattern),
+    ARR(rules, LM_RULES, tat, 8),
+    RULEC(window, 8),
+    RULEC(spent, 8),
+    RULEC(reserved, 8),
+    ARR(leases, LM_LEASES, state, 8),
+    ARR(leases, LM_LEASES, owner_start, 8),
     ARR(leases, LM_LEASES, reserved_pusd, 8),
     ARR(leases, LM_LEASES, charged_pusd, 8),
     ARR(leases, LM_LEASES, reserved_tokens, 8),
-    ARR(leases, LM_LEASES, model_row, 4), ARR(leases, LM_LEASES, agent_row, 4),
-    ARR(leases, LM_LEASES, rule_mask, 4), ARR(leases, LM_LEASES, flags, 4),
+    ARR(leases, LM_LEASES, model_row, 4),
+    ARR(leases, LM_LEASES, agent_row, 4),
+    ARR(leases, LM_LEASES, rule_mask, 4),
+    ARR(leases, LM_LEASES, flags, 4),
     ARR(leases, LM_LEASES, admitted_at, 8),
     {0, 0, 1, 4, F_RAW}, /* 4 bytes anywhere in the segment */
 };
@@ -286,9 +348,9 @@ static const uint64_t specials[16] = {
     LM_LEASES,
     0xffffffffULL,
     0x80000000ULL,
-    (1ULL << 8) | 3,  /* lease word: pid 1, ACTIVE */
-    (1ULL << 8) | 2,  /* pid 1, APPLYING */
-    (1ULL << 2) | 1,  /* row word: pid 1, CLAIMED */
+    (1ULL << 8) | 3, /* lease word: pid 1, ACTIVE */
+    (1ULL << 8) | 2, /* pid 1, APPLYING */
+    (1ULL << 2) | 1, /* row word: pid 1, CLAIMED */
     0x0000ffff00000003ULL,
 };
 
@@ -310,7 +372,8 @@ static void apply_edit(uint8_t *seg, const uint8_t *r) {
   uint32_t idx = (uint32_t)r[1] | (uint32_t)r[2] << 8;
   const uint8_t *val = r + 3;
   if (f->kind == F_RAW) {
-    uint32_t off = (uint32_t)rd64(val) % (uint32_t)(sizeof(struct lm_segment) - 4);
+    uint32_t off = (uint32_t)rd64(val) %
+                   (uint32_t)(sizeof(struct lm_segment) - 4);
     if (!in_lock(off, 4))
       memcpy(seg + off, val + 4, 4);
     return;
@@ -337,8 +400,8 @@ static void apply_edit(uint8_t *seg, const uint8_t *r) {
 static void check_line(const char *what, const char *s, size_t cap) {
   size_t n = strnlen(s, cap);
   if (n == 0 || n == cap || memchr(s, '\n', n)) {
-    fprintf(stderr, "fuzz_segment: %s is not one line: '%.*s'\n", what,
-            (int)n, s);
+    fprintf(stderr, "fuzz_segment: %s is not one line: '%.*s'\n", what, (int)n,
+            s);
     abort();
   }
 }

@@ -328,7 +328,8 @@ void lm_shm_charge(struct lm_budget *b, struct lm_lease *l,
   l->charged_tokens += (uint64_t)t;
   if (!lost) {
     slot->charged_pusd = l->charged_pusd;
-    slot->reserved_pusd -= take;
+    /* saturating: another process may have written anything here */
+    slot->reserved_pusd = lm_money_add(slot->reserved_pusd, -take);
     slot->reserved_tokens -= ttake;
   }
   struct lm_amounts a = {.spent = pusd,

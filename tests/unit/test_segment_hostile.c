@@ -156,6 +156,31 @@ LM_TEST(hostile_dead_lease_tokens) {
   done(b, seg);
 }
 
+/* Our own live lease's reservation overwritten with INT64_MIN while the
+ * call runs: charging took the charge off it with -= (overflow, and the
+ * wrapped, huge reservation was then refunded at settlement). */
+LM_TEST(hostile_live_slot_charge) {
+  struct lm_limit_config c = LM_LIMITS_NONE;
+  struct lm_segment *seg;
+  struct lm_budget *b = fresh(&c, &seg);
+  struct lm_call call = call_for("gpt-4o");
+  struct lm_lease l;
+  struct lm_denial why;
+  CHECK(lm_budget_admit(b, &call, &l, &why) == 0);
+  CHECK(l.slot < LM_LEASES);
+  if (l.slot < LM_LEASES) {
+    seg->leases[l.slot].reserved_pusd = INT64_MIN;
+    struct lm_usage u = {.input = 5, .output = 5};
+    lm_budget_charge(b, &l, &u, 400);
+    CHECK_EQ_I64(seg->leases[l.slot].reserved_pusd, INT64_MIN);
+    lm_budget_settle(b, &l, 0);
+    /* the slot says nothing is left to refund: what it held stays
+     * reserved (reconcile's to fix), never a wrapped refund below zero */
+    CHECK(atomic_load(&seg->total.reserved) >= 0);
+  }
+  done(b, seg);
+}
+
 /* The status text of a snapshot whose spent is INT64_MIN: hard - spent
  * overflowed, and the JSON said nothing remained. */
 LM_TEST(hostile_status_remaining) {
@@ -186,6 +211,7 @@ int main(void) {
   LM_RUN(hostile_rate_tat_admit);
   LM_RUN(hostile_reconcile_sum_saturates);
   LM_RUN(hostile_dead_lease_tokens);
+  LM_RUN(hostile_live_slot_charge);
   LM_RUN(hostile_status_remaining);
   LM_TEST_END();
 }

@@ -468,6 +468,10 @@ static void do_call(struct lm_budget *b, uint8_t flags, uint8_t call,
     check_line("cap", line, sizeof(line));
   }
   lm_budget_over_hard(b, &l);
+  if (lm_budget_over_time(b, 2000000000, &why)) { /* 2 s into a transfer */
+    lm_denial_format(&why, lm_budget_name(b), line, sizeof(line));
+    check_line("time", line, sizeof(line));
+  }
   lm_budget_rate_correct(b, &l, &u);
   char cmd[256], to[LM_NAME_MAX];
   lm_budget_soft_crossed(b, cmd, sizeof(cmd));

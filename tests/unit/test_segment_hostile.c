@@ -181,6 +181,21 @@ LM_TEST(hostile_live_slot_charge) {
   done(b, seg);
 }
 
+/* The LLM time used read as INT64_MAX: the meter's mid-transfer check
+ * added the transfer's time to it (overflow) and saw a negative total,
+ * under the limit. */
+LM_TEST(hostile_llm_time) {
+  struct lm_limit_config c = LM_LIMITS_NONE;
+  c.max_llm_ns = 1000000000;
+  struct lm_segment *seg;
+  struct lm_budget *b = fresh(&c, &seg);
+  atomic_store(&seg->llm_ns, INT64_MAX);
+  struct lm_denial why;
+  CHECK(lm_budget_over_time(b, 5000000000, &why));
+  CHECK_EQ_I64(why.kind, LM_DENY_LLM_TIME);
+  done(b, seg);
+}
+
 /* The status text of a snapshot whose spent is INT64_MIN: hard - spent
  * overflowed, and the JSON said nothing remained. */
 LM_TEST(hostile_status_remaining) {
@@ -212,6 +227,7 @@ int main(void) {
   LM_RUN(hostile_reconcile_sum_saturates);
   LM_RUN(hostile_dead_lease_tokens);
   LM_RUN(hostile_live_slot_charge);
+  LM_RUN(hostile_llm_time);
   LM_RUN(hostile_status_remaining);
   LM_TEST_END();
 }

@@ -86,7 +86,9 @@ static uint64_t self_start(void) {
 /* A lease owner is alive if its pid exists, is not a zombie, and started
  * when the lease says (pid reuse cannot fool us). */
 int lm_shm_owner_alive(uint32_t pid, uint64_t start, int check_start) {
-  if (pid == 0)
+  /* Above PID_MAX_LIMIT no process exists, and as a pid_t the number may
+   * be negative: kill() would ask about a process group (-1: every one). */
+  if (pid == 0 || pid > (1u << 22))
     return 0;
   if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
     return 0;

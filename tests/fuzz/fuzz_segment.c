@@ -22,7 +22,10 @@
  * hold the lock: that is a wait, not a question of reading the segment).
  * Waits are short-circuited so the rate stays high: FUTEX_WAIT returns at
  * once (as a timeout) and nanosleep returns at once; the code's own bounds
- * (spins, waited_ms) still end every wait.
+ * (spins, waited_ms) still end every wait. The special values give owners
+ * that cannot exist, not live ones: a row CLAIMED or a lease APPLYING by a
+ * live process is waited for by design (2,000 and 100,000 bounded spins,
+ * each reading /proc), which took the rate from 2,500 to 450 runs a second.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -348,9 +351,10 @@ static const uint64_t specials[16] = {
     LM_LEASES,
     0xffffffffULL,
     0x80000000ULL,
-    (1ULL << 8) | 3, /* lease word: pid 1, ACTIVE */
-    (1ULL << 8) | 2, /* pid 1, APPLYING */
-    (1ULL << 2) | 1, /* row word: pid 1, CLAIMED */
+    /* state words of a pid that cannot exist (dead at once: no stall) */
+    (((1ULL << 22) + 1) << 8) | 3, /* lease: ACTIVE */
+    (((1ULL << 22) + 1) << 8) | 2, /* lease: APPLYING */
+    (((1ULL << 22) + 1) << 2) | 1, /* row: CLAIMED */
     0x0000ffff00000003ULL,
 };
 

@@ -196,6 +196,24 @@ LM_TEST(hostile_llm_time) {
   done(b, seg);
 }
 
+/* A lease owned by "pid" 0xffffffff: kill(-1, 0) asked about every process
+ * and found one alive, so the forged lease held its reservation for ever. */
+LM_TEST(hostile_impossible_pid) {
+  struct lm_limit_config c = LM_LIMITS_NONE;
+  struct lm_segment *seg;
+  struct lm_budget *b = fresh(&c, &seg);
+  seg->leases[9].reserved_pusd = 700;
+  seg->leases[9].model_row = LM_ROW_NONE;
+  seg->leases[9].agent_row = LM_ROW_NONE;
+  atomic_store(&seg->total.reserved, 700);
+  atomic_store(&seg->total.reserved_requests, 1);
+  atomic_store(&seg->leases[9].state, (0xffffffffULL << 8) | 3);
+  CHECK(lm_budget_reclaim(b) >= 1);
+  CHECK_EQ_I64(atomic_load(&seg->total.reserved), 0);
+  CHECK_EQ_U64(atomic_load(&seg->leases[9].state), 0);
+  done(b, seg);
+}
+
 /* The status text of a snapshot whose spent is INT64_MIN: hard - spent
  * overflowed, and the JSON said nothing remained. */
 LM_TEST(hostile_status_remaining) {
@@ -228,6 +246,7 @@ int main(void) {
   LM_RUN(hostile_dead_lease_tokens);
   LM_RUN(hostile_live_slot_charge);
   LM_RUN(hostile_llm_time);
+  LM_RUN(hostile_impossible_pid);
   LM_RUN(hostile_status_remaining);
   LM_TEST_END();
 }

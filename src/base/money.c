@@ -159,7 +159,7 @@ char *lm_money_format_display(int64_t pusd, int min_decimals, char *buf,
 
 char *lm_money_format_exact(int64_t pusd, char *buf, size_t size) {
   int decimals = 12;
-  int64_t v = pusd < 0 ? -pusd : pusd;
+  uint64_t v = pusd < 0 ? (uint64_t)0 - (uint64_t)pusd : (uint64_t)pusd;
   while (decimals > 2 && v % 10 == 0) {
     v /= 10;
     decimals--;

@@ -73,6 +73,8 @@ static uint32_t row_find(struct lm_row *rows, const char *name,
         sched_yield();
         continue;
       }
+      if (w != 0)
+        break; /* no state a row can be in (hostile): never ours to claim */
       if (!create)
         return LM_ROW_NONE;
       uint64_t expect = 0;

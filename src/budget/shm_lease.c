@@ -86,7 +86,9 @@ static uint64_t self_start(void) {
 /* A lease owner is alive if its pid exists, is not a zombie, and started
  * when the lease says (pid reuse cannot fool us). */
 int lm_shm_owner_alive(uint32_t pid, uint64_t start, int check_start) {
-  if (pid == 0)
+  /* Above PID_MAX_LIMIT no process exists, and as a pid_t the number may
+   * be negative: kill() would ask about a process group (-1: every one). */
+  if (pid == 0 || pid > (1u << 22))
     return 0;
   if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
     return 0;
@@ -235,21 +237,23 @@ static void reconcile_rebuild(struct lm_segment *s) {
       continue; /* CLAIMED: nothing applied yet */
     int64_t money = slot->reserved_pusd > 0 ? slot->reserved_pusd : 0;
     uint64_t toks = slot->reserved_tokens;
-    tot.money += money;
+    tot.money = lm_money_add(tot.money, money); /* slots may hold anything */
     tot.tokens += toks;
     tot.requests++;
     if (slot->model_row <= LM_ROW_OTHER) {
-      models[slot->model_row].money += money;
+      models[slot->model_row].money = lm_money_add(
+          models[slot->model_row].money, money);
       models[slot->model_row].requests++;
     }
     if (slot->agent_row <= LM_ROW_OTHER) {
-      agents[slot->agent_row].money += money;
+      agents[slot->agent_row].money = lm_money_add(
+          agents[slot->agent_row].money, money);
       agents[slot->agent_row].requests++;
     }
     for (int r = 0; r < LM_RULES; r++) /* money rules only, as admission */
       if ((slot->rule_mask & (1u << r)) &&
           LM_RULE_MEASURE(s->rules[r].kind) == LM_RULE_SPEND)
-        rules[r].money += money;
+        rules[r].money = lm_money_add(rules[r].money, money);
   }
   atomic_store(&s->total.reserved, tot.money);
   atomic_store(&s->total.reserved_tokens, tot.tokens);
@@ -326,7 +330,8 @@ void lm_shm_charge(struct lm_budget *b, struct lm_lease *l,
   l->charged_tokens += (uint64_t)t;
   if (!lost) {
     slot->charged_pusd = l->charged_pusd;
-    slot->reserved_pusd -= take;
+    /* saturating: another process may have written anything here */
+    slot->reserved_pusd = lm_money_add(slot->reserved_pusd, -take);
     slot->reserved_tokens -= ttake;
   }
   struct lm_amounts a = {.spent = pusd,
@@ -351,7 +356,7 @@ static void finish(struct lm_budget *b, struct lm_lease *l, unsigned flags,
     int64_t rem = slot->reserved_pusd > 0 ? slot->reserved_pusd : 0;
     struct lm_amounts a = {
         .reserved = -rem,
-        .reserved_tokens = -(int64_t)slot->reserved_tokens,
+        .reserved_tokens = (int64_t)(0 - slot->reserved_tokens),
         .reserved_requests = -1,
         .requests = count_request,
         .unmetered = (flags & LM_SETTLE_UNMETERED) ? 1 : 0,
@@ -411,10 +416,11 @@ int lm_shm_reclaim(struct lm_budget *b) {
                                                       : LM_ROW_NONE;
       uint32_t arow = slot->agent_row <= LM_ROW_OTHER ? slot->agent_row
                                                       : LM_ROW_NONE;
-      struct lm_amounts a = {.reserved = -rem,
-                             .reserved_tokens = -(int64_t)slot->reserved_tokens,
-                             .reserved_requests = -1,
-                             .requests = slot->charged_pusd > 0 ? 1 : 0};
+      struct lm_amounts a = {
+          .reserved = -rem,
+          .reserved_tokens = (int64_t)(0 - slot->reserved_tokens),
+          .reserved_requests = -1,
+          .requests = slot->charged_pusd > 0 ? 1 : 0};
       lm_shm_apply_lease(s, mrow, arow, slot->rule_mask, &a);
       lm_shm_leave_applying(slot, 0);
       atomic_fetch_add(&s->reclaimed, 1);

@@ -46,6 +46,10 @@ static int rate_take(_Atomic int64_t *tat, int64_t per_min, int64_t units,
   int64_t old = atomic_load(tat);
   for (;;) {
     int64_t base = old > now ? old : now;
+    if (inc > INT64_MAX - base) { /* a TAT no clock reaches (hostile) */
+      *wait = INT64_MAX;
+      return -1;
+    }
     int64_t next = base + inc;
     int64_t w = next - MINUTE_NS - now;
     if (w > max_wait) {
@@ -70,9 +74,10 @@ static void rate_adjust(_Atomic int64_t *tat, int64_t per_min, int64_t units) {
 int64_t lm_shm_rate_used(_Atomic int64_t *tat, int64_t per_min, int64_t now) {
   if (per_min <= 0)
     return 0;
-  int64_t ahead = atomic_load(tat) - now;
-  if (ahead <= 0)
+  int64_t t = atomic_load(tat);
+  if (t <= now) /* before the subtraction: a hostile TAT may be INT64_MIN */
     return 0;
+  int64_t ahead = t - now;
   return (int64_t)((__int128)ahead * per_min / MINUTE_NS);
 }
 

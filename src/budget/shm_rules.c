@@ -339,8 +339,8 @@ bool lm_shm_over_time(struct lm_budget *b, int64_t inflight_ns,
     return true;
   }
   if (max_ns >= 0) {
-    int64_t used = atomic_load(&s->llm_ns) +
-                   (inflight_ns > 0 ? inflight_ns : 0);
+    int64_t used = lm_money_add(atomic_load(&s->llm_ns), /* saturating */
+                                inflight_ns > 0 ? inflight_ns : 0);
     if (used >= max_ns) {
       memset(why, 0, sizeof(*why));
       why->kind = LM_DENY_LLM_TIME;

@@ -27,6 +27,13 @@ static void json_str(FILE *o, const char *s) {
   fputc('"', o);
 }
 
+/* hard - spent - reserved, at least 0, without overflow: the counters come
+ * from shared memory and may hold anything. */
+static int64_t remaining(const struct lm_snapshot *s) {
+  __int128 r = (__int128)s->hard_pusd - s->total.spent - s->total.reserved;
+  return r < 0 ? 0 : r > INT64_MAX ? INT64_MAX : (int64_t)r;
+}
+
 static const char *usd(int64_t pusd, char *buf, size_t n) {
   return lm_money_format_exact(pusd, buf, n);
 }
@@ -83,9 +90,7 @@ static void limit_json(FILE *o, int64_t v, int money) {
 static void print_json(FILE *o, const struct lm_snapshot *s,
                        const char *extra) {
   char a[40];
-  int64_t rem = s->hard_pusd < 0
-                    ? -1
-                    : s->hard_pusd - s->total.spent - s->total.reserved;
+  int64_t rem = s->hard_pusd < 0 ? -1 : remaining(s);
   fputs("{\"budget\":", o);
   json_str(o, s->name);
   fputs(",\"limit_usd\":", o);
@@ -480,7 +485,7 @@ static void print_table(FILE *o, const struct lm_snapshot *s,
   }
   fputc('\n', o);
   if (s->hard_pusd >= 0) {
-    int64_t rem = s->hard_pusd - s->total.spent - s->total.reserved;
+    int64_t rem = remaining(s);
     fprintf(o, "limit     $%s   soft $%s\n",
             lm_money_format_display(s->hard_pusd, 2, a, sizeof(a)),
             lm_money_format_display(s->soft_pusd, 2, b, sizeof(b)));
@@ -489,9 +494,10 @@ static void print_table(FILE *o, const struct lm_snapshot *s,
             lm_money_format_display(s->total.reserved, 4, b, sizeof(b)),
             lm_money_format_display(rem < 0 ? 0 : rem, 4, c, sizeof(c)));
     /* Utilisation in basis points, integer only. */
-    int64_t bp = s->hard_pusd ? (int64_t)((__int128)s->total.spent * 10000 /
-                                          s->hard_pusd)
+    __int128 q = s->hard_pusd ? (__int128)s->total.spent * 10000 / s->hard_pusd
                               : 10000;
+    /* bounded: a segment's counters may hold anything */
+    int64_t bp = q > 1000000000 ? 1000000000 : q < 0 ? 0 : (int64_t)q;
     int fill = (int)(bp > 10000 ? 40 : bp * 40 / 10000);
     fputc('[', o);
     for (int i = 0; i < 40; i++)

@@ -1,5 +1,5 @@
-# tests/mk/fuzz.mk — libFuzzer targets for the response/request parsers
-# and the HTTP/1.1 framing.
+# tests/mk/fuzz.mk — libFuzzer targets for the response/request parsers,
+# the HTTP/1.1 framing and hostile budget segments (fuzz_segment).
 #
 #   make fuzz                 build and run every target for FUZZ_SECONDS (60)
 #   make fuzz FUZZ_SECONDS=600 FUZZ_TARGETS=fuzz_extract
@@ -14,7 +14,8 @@
 
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= fuzz_sse fuzz_extract fuzz_json_scan fuzz_reqscan fuzz_http1
+FUZZ_TARGETS ?= fuzz_sse fuzz_extract fuzz_json_scan fuzz_reqscan fuzz_http1 \
+                fuzz_segment
 # llhttp is compiled as the Makefile compiles it (strict mode); its
 # generated code leaves parameters unused by the hundred, hence
 # -Wno-unused-parameter (the main build keeps that warning for our code).
@@ -34,6 +35,14 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_split.h $(FUZZ_SRC) \
                       $(wildcard src/*/*.h)
 	@mkdir -p $(BUILD)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC)
+
+# fuzz_segment is built from the budget engine instead (src/budget/, the
+# money helpers): attach, reclaim, snapshot, status text, admit/settle.
+FUZZ_SEG_SRC  = $(wildcard src/budget/*.c) src/base/money.c
+$(BUILD)/fuzz/fuzz_segment: tests/fuzz/fuzz_segment.c $(FUZZ_SEG_SRC) \
+                            $(wildcard src/budget/*.h src/base/*.h)
+	@mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc/budget -o $@ $< $(FUZZ_SEG_SRC) -lrt
 
 fuzz-build: $(FUZZ_BIN)
 

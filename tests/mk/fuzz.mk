@@ -39,10 +39,13 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_split.h $(FUZZ_SRC) \
 # fuzz_segment is built from the budget engine instead (src/budget/, the
 # money helpers): attach, reclaim, snapshot, status text, admit/settle.
 FUZZ_SEG_SRC  = $(wildcard src/budget/*.c) src/base/money.c
+# (the Redis backend among them: its generated script header too)
 $(BUILD)/fuzz/fuzz_segment: tests/fuzz/fuzz_segment.c $(FUZZ_SEG_SRC) \
-                            $(wildcard src/budget/*.h src/base/*.h)
+                            $(wildcard src/budget/*.h src/base/*.h) \
+                            $(BUILD)/gen/budget_redis_lua.h
 	@mkdir -p $(BUILD)/fuzz
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc/budget -o $@ $< $(FUZZ_SEG_SRC) -lrt
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc/budget -I$(BUILD)/gen -o $@ $< \
+	  $(FUZZ_SEG_SRC) -lrt -ldl
 
 fuzz-build: $(FUZZ_BIN)
 

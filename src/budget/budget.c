@@ -104,6 +104,26 @@ int lm_budget_create(const char *name, bool force,
   return rc;
 }
 
+bool lm_denial_time(int64_t deadline, int64_t now, int64_t max_ns,
+                    int64_t used_ns, struct lm_denial *why) {
+  if (deadline >= 0 && now >= deadline) {
+    memset(why, 0, sizeof(*why));
+    why->kind = LM_DENY_DEADLINE;
+    why->limit = deadline;
+    why->retry_after_s = -1;
+    return true;
+  }
+  if (max_ns >= 0 && used_ns >= max_ns) {
+    memset(why, 0, sizeof(*why));
+    why->kind = LM_DENY_LLM_TIME;
+    why->limit = max_ns;
+    why->used = used_ns;
+    why->retry_after_s = -1;
+    return true;
+  }
+  return false;
+}
+
 void lm_denial_fill(struct lm_denial *why, enum lm_deny_kind kind,
                     const char *subject, int64_t limit, int64_t used, int wk,
                     int64_t now) {

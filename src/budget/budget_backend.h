@@ -44,6 +44,12 @@ void lm_denial_fill(struct lm_denial *why, enum lm_deny_kind kind,
                     const char *subject, int64_t limit, int64_t used, int wk,
                     int64_t now);
 
+/* The deadline and LLM-time question every backend answers alike: fills
+ * why and returns true when now is past deadline, or used_ns (saturated by
+ * the caller) has reached max_ns (-1: none). */
+bool lm_denial_time(int64_t deadline, int64_t now, int64_t max_ns,
+                    int64_t used_ns, struct lm_denial *why);
+
 extern const struct lm_budget_backend lm_budget_backend_shm;
 extern const struct lm_budget_backend lm_budget_backend_redis;
 /* Removes a Redis budget's keys (lm_budget_remove dispatches here). */

@@ -661,28 +661,12 @@ static void redis_add_llm_time(struct lm_budget *b, int64_t ns) {
 static bool redis_over_time(struct lm_budget *b, int64_t inflight_ns,
                             struct lm_denial *why) {
   struct redis_budget *rb = RB(b);
-  int64_t deadline = atomic_load(&rb->deadline);
-  if (deadline >= 0 && lm_budget_now(b) >= deadline) {
-    memset(why, 0, sizeof(*why));
-    why->kind = LM_DENY_DEADLINE;
-    why->limit = deadline;
-    why->retry_after_s = -1;
-    return true;
-  }
-  int64_t max_ns = atomic_load(&rb->mln);
-  if (max_ns >= 0) {
-    int64_t used = atomic_load(&rb->llm) + atomic_load(&rb->llm_pending) +
-                   (inflight_ns > 0 ? inflight_ns : 0);
-    if (used >= max_ns) {
-      memset(why, 0, sizeof(*why));
-      why->kind = LM_DENY_LLM_TIME;
-      why->limit = max_ns;
-      why->used = used;
-      why->retry_after_s = -1;
-      return true;
-    }
-  }
-  return false;
+  int64_t used = lm_money_add(/* saturating: Redis's values are not ours */
+                              lm_money_add(atomic_load(&rb->llm),
+                                           atomic_load(&rb->llm_pending)),
+                              inflight_ns > 0 ? inflight_ns : 0);
+  return lm_denial_time(atomic_load(&rb->deadline), lm_budget_now(b),
+                        atomic_load(&rb->mln), used, why);
 }
 
 static void redis_rate_correct(struct lm_budget *b, const struct lm_lease *l,

@@ -355,6 +355,25 @@ local function deny(kind, lim, used, spent, m, a, subject, may_wait)
   return r
 end
 
+-- Deletes every key of the budget (tombstones of settled leases expire on
+-- their own); returns 1 if it existed.
+local function delete_all()
+  for _, kind in ipairs({'m', 'a'}) do
+    for _, id in ipairs(redis.call('SMEMBERS', P .. kind .. 's')) do
+      redis.call('DEL', P .. kind .. ':' .. id)
+    end
+    redis.call('DEL', P .. kind .. 's')
+  end
+  for _, id in ipairs(redis.call('ZRANGE', LEASES, 0, -1)) do
+    redis.call('DEL', P .. 'l:' .. id)
+  end
+  for id = 1, n(redis.call('GET', P .. 'rule_seq')) do -- removed rules too
+    redis.call('DEL', P .. 'r:' .. id)
+  end
+  redis.call('DEL', RULES, LEASES, TOT, P .. 'rule_seq')
+  return redis.call('DEL', CFG)
+end
+
 if op == 'admit' then
   -- ARGV[9] id, [10] ttl ms, [11] model, [12] provider, [13] agent,
   -- [14] est pusd, [15] est tokens, [16] est in, [17] est out, [18] dollars,
@@ -485,35 +504,14 @@ elseif op == 'create' then
   -- ARGV[9] force: an existing budget is replaced, else refused
   if redis.call('EXISTS', CFG) == 1 then
     if ARGV[9] ~= '1' then return 'eexist' end
-    for _, kind in ipairs({'m', 'a'}) do
-      for _, id in ipairs(redis.call('SMEMBERS', P .. kind .. 's')) do
-        redis.call('DEL', P .. kind .. ':' .. id)
-      end
-      redis.call('DEL', P .. kind .. 's')
-    end
-    for _, id in ipairs(redis.call('ZRANGE', LEASES, 0, -1)) do
-      redis.call('DEL', P .. 'l:' .. id)
-    end
-    for _, id in ipairs(redis.call('HKEYS', RULES)) do redis.call('DEL', P .. 'r:' .. id) end
-    redis.call('DEL', CFG, TOT, LEASES, RULES)
+    delete_all()
   end
   redis.call('HSET', CFG, 'ca', now, 'win', '0', 'mode', '0')
   redis.call('HSET', TOT, 'w', win)
   return 'ok'
 
 elseif op == 'remove' then
-  for _, kind in ipairs({'m', 'a'}) do
-    for _, id in ipairs(redis.call('SMEMBERS', P .. kind .. 's')) do
-      redis.call('DEL', P .. kind .. ':' .. id)
-    end
-    redis.call('DEL', P .. kind .. 's')
-  end
-  for _, id in ipairs(redis.call('ZRANGE', LEASES, 0, -1)) do
-    redis.call('DEL', P .. 'l:' .. id)
-  end
-  for _, id in ipairs(redis.call('HKEYS', RULES)) do redis.call('DEL', P .. 'r:' .. id) end
-  redis.call('DEL', RULES)
-  return redis.call('DEL', CFG, TOT, LEASES)
+  return delete_all()
 
 elseif op == 'reset' then
   local keys = {TOT}

@@ -329,28 +329,10 @@ void lm_shm_add_llm_time(struct lm_budget *b, int64_t ns) {
 bool lm_shm_over_time(struct lm_budget *b, int64_t inflight_ns,
                       struct lm_denial *why) {
   struct lm_segment *s = SEG(b);
-  int64_t deadline = atomic_load(&s->limits.deadline);
-  int64_t max_ns = atomic_load(&s->limits.max_llm_ns);
-  if (deadline >= 0 && lm_budget_now(b) >= deadline) {
-    memset(why, 0, sizeof(*why));
-    why->kind = LM_DENY_DEADLINE;
-    why->limit = deadline;
-    why->retry_after_s = -1;
-    return true;
-  }
-  if (max_ns >= 0) {
-    int64_t used = lm_money_add(atomic_load(&s->llm_ns), /* saturating */
-                                inflight_ns > 0 ? inflight_ns : 0);
-    if (used >= max_ns) {
-      memset(why, 0, sizeof(*why));
-      why->kind = LM_DENY_LLM_TIME;
-      why->limit = max_ns;
-      why->used = used;
-      why->retry_after_s = -1;
-      return true;
-    }
-  }
-  return false;
+  int64_t used = lm_money_add(atomic_load(&s->llm_ns), /* saturating */
+                              inflight_ns > 0 ? inflight_ns : 0);
+  return lm_denial_time(atomic_load(&s->limits.deadline), lm_budget_now(b),
+                        atomic_load(&s->limits.max_llm_ns), used, why);
 }
 
 /* Spent in the current window: a window that has turned counts from zero

@@ -271,3 +271,10 @@ check redis_restarted start_redis
 expect_eq redis_aof_kept_spent "$(sj "$B5" | json_get - 'j["spent_pusd"]')" "$spent_before"
 expect_eq redis_admitted_again "$(call "$B5" json)" 0
 check redis_password_never_in_ledger_or_logs bash -c "! grep -rq '$PW' '$T'/*.err '$T'/*.p 2>/dev/null"
+
+# ---- rm: every key of the budget goes ---------------------------------------
+check redis_rm_removes "$LM" rm --budget "$B7"
+out=$("$LM" status --budget "$B7" 2>&1)
+check redis_rm_status_says_no_budget bash -c "printf '%s' \"\$1\" | grep -q 'no budget'" _ "$out"
+# (settled leases' tombstones expire on their own)
+expect_eq redis_rm_left_no_keys "$(R --scan --pattern 'llmmeter:{rules}:*' | grep -vc ':l:')" 0

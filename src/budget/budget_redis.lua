@@ -23,8 +23,8 @@
 -- in-flight and never reset. Leases: "l:ID" hashes (rs, rt, ch, t0..t13
 -- cumulative as sent, m, a row keys, d dollars, st a/s/r: active, settled,
 -- reclaimed) and "leases", a sorted set of active ids scored by expiry ms.
--- A settled or reclaimed lease stays an hour as a tombstone, so a retried
--- charge or settle applies nothing twice.
+-- A settled lease stays five minutes as a tombstone, a reclaimed one an
+-- hour, so a retried charge or settle applies nothing twice.
 local P = string.sub(KEYS[1], 1, -4)
 local CFG = KEYS[1]
 local TOT = P .. 'tot'
@@ -36,7 +36,10 @@ local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local HIST = {'sp', 'rq', 'dn', 'um', 'up', 't0', 't1', 't2', 't3', 't4',
               't5', 't6', 't7', 't8', 't9', 't10', 't11', 't12', 't13'}
-local TOMBSTONE_MS = 3600000
+-- How long an ended lease stays as a tombstone: a settled one past any
+-- retry of its settle (seconds); a reclaimed one for a holder that was
+-- only stalled past its TTL and settles late (its charges still land).
+local SETTLED_MS, RECLAIMED_MS = 300000, 3600000
 local ROWS = 256
 
 local function n(v) return tonumber(v) or 0 end
@@ -298,7 +301,7 @@ local function reclaim(max)
       roll(TOT)
       local charged = n(l[4]) > 0
       refund(lk, l, {rq = charged and 1 or 0}, charged and 'rc' or 'r')
-      redis.call('PEXPIRE', lk, TOMBSTONE_MS)
+      redis.call('PEXPIRE', lk, RECLAIMED_MS)
       redis.call('HINCRBY', CFG, 'reclaimed', 1)
     end
     redis.call('ZREM', LEASES, id)
@@ -476,12 +479,13 @@ elseif op == 'settle' then
     if l[1] == 'a' then
       refund(lk, l, {rq = tonumber(ARGV[10]), um = um, up = up}, 's')
       redis.call('ZREM', LEASES, id)
-      redis.call('PEXPIRE', lk, TOMBSTONE_MS)
+      redis.call('PEXPIRE', lk, SETTLED_MS)
     elseif l[1] == 'r' then
       -- reclaimed under us (it stopped being extended): the call still
       -- counts, once
       apply(l[5], l[6], {rq = tonumber(ARGV[10]), um = um, up = up})
       redis.call('HSET', lk, 'st', 's')
+      redis.call('PEXPIRE', lk, SETTLED_MS)
     end
     if up == 1 and l[5] and l[5] ~= '' then redis.call('HSET', l[5], 'f', '1') end
   end

@@ -49,6 +49,7 @@ struct redis_budget {
   _Atomic int64_t spent, hard, mode, wk, mcu, mci, mco, deadline, mln, llm;
   _Atomic int64_t llm_pending; /* LLM ns not yet sent */
   _Atomic int crossed;         /* the soft limit was crossed by our charge */
+  _Atomic int spend_rules;     /* it had spend rules when opened */
   char on_soft[256];
 };
 #define RB(b) ((struct redis_budget *)(b))
@@ -688,7 +689,7 @@ static bool redis_downgrade(struct lm_budget *b, const char *model, char *out,
 }
 
 static bool redis_hard_limit(struct lm_budget *b) {
-  return atomic_load(&RB(b)->hard) >= 0;
+  return atomic_load(&RB(b)->hard) >= 0 || atomic_load(&RB(b)->spend_rules);
 }
 
 static void redis_count_unmetered(struct lm_budget *b, bool denied) {
@@ -768,19 +769,27 @@ static int redis_open(const char *name, bool create, struct lm_budget **out,
   if (!rb)
     return LM_SEG_ENAME;
   struct args a;
-  args_begin(&a, &rb->base, create ? "create" : "exists");
-  arg(&a, "0");
   char why[160];
+  if (create) {
+    args_begin(&a, &rb->base, "create");
+    arg(&a, "0");
+    /* "eexist" is what open wants */
+    lm_redis_reply_free(run(&rb->base, &a, why, sizeof(why)));
+  }
+  args_begin(&a, &rb->base, "exists");
   redisReply *r = run(&rb->base, &a, why, sizeof(why));
   int rc = 0;
   if (!create && !r) {
     snprintf(err, errlen, "%s", why);
     rc = LM_SEG_ESYS;
-  } else if (!create && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+  } else if (!create && int_at(r, 0) == 0) {
     snprintf(err, errlen, "no budget '%s'", rb->base.name);
     rc = LM_SEG_ENOENT;
+  } else if (r) { /* what the leak guard asks before any admission */
+    atomic_store(&rb->hard, num(str_at(r, 1), -1));
+    atomic_store(&rb->spend_rules, int_at(r, 2) > 0);
   }
-  lm_redis_reply_free(r); /* create: "eexist" is what open wants */
+  lm_redis_reply_free(r);
   if (rc != 0) {
     redis_close(&rb->base);
     return rc;

@@ -560,7 +560,15 @@ elseif op == 'rule' then
   return 'ok'
 
 elseif op == 'exists' then
-  return redis.call('EXISTS', CFG)
+  -- whether it exists, its hard limit, and how many spend rules it has
+  -- (what the leak guard asks before any call was admitted)
+  local spend = 0
+  local kv = redis.call('HGETALL', RULES)
+  for i = 2, #kv, 2 do
+    local kind, lim = string.match(kv[i], '^(%d+)|(%-?%d+)|')
+    if kind and tonumber(kind) < 256 and tonumber(lim) >= 0 then spend = spend + 1 end
+  end
+  return {redis.call('EXISTS', CFG), cfg('hard') or '-1', spend}
 
 elseif op == 'unmetered' then
   redis.call('HINCRBY', CFG, ARGV[9] == '1' and 'ud' or 'uw', 1)

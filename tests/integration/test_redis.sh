@@ -22,7 +22,10 @@ if [ "${SAN:-0}" = 1 ]; then
   # Debian's curl and python3 are not ASan programs: they preload the
   # ordinary build; the sanitized CLI still drives the backend throughout.
   export ASAN_OPTIONS=detect_leaks=0
+  PRE_PROBE="$(gcc -print-file-name=libasan.so) $LIB" # resolve_probe is ASan
   LIB=$PWD/build/libllmmeter.so
+else
+  PRE_PROBE=$LIB
 fi
 PW="pw-$$-secret"
 RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -271,6 +274,23 @@ check redis_restarted start_redis
 expect_eq redis_aof_kept_spent "$(sj "$B5" | json_get - 'j["spent_pusd"]')" "$spent_before"
 expect_eq redis_admitted_again "$(call "$B5" json)" 0
 check redis_password_never_in_ledger_or_logs bash -c "! grep -rq '$PW' '$T'/*.err '$T'/*.p 2>/dev/null"
+
+# ---- the leak guard asks a Redis budget too -----------------------------------
+# A program with no TLS llmmeter sees, under a Redis budget with a hard
+# limit, is refused the LLM host before any call (the limit came with the
+# open, not with a first admission); with no limit it is only warned.
+PROBE=$PWD/$BUILD/tests/resolve_probe
+if [ -x "$PROBE" ]; then
+  B9=$(url guard)
+  "$LM" init --budget "$B9" --force --limit 5 >/dev/null
+  out=$(LLMMETER_BUDGET=$B9 LD_PRELOAD="$PRE_PROBE" timeout 30 "$PROBE" api.openai.com 2>/dev/null)
+  expect_eq redis_leak_guard_refuses_under_hard_limit "$out" "api.openai.com EAI_FAIL"
+  "$LM" init --budget "$B9" --force >/dev/null
+  out=$(LLMMETER_BUDGET=$B9 LD_PRELOAD="$PRE_PROBE" timeout 30 "$PROBE" api.openai.com 2>/dev/null)
+  check redis_leak_guard_only_warns_without_limit bash -c "[ '$out' != 'api.openai.com EAI_FAIL' ]"
+else
+  fail redis_leak_guard_probe_built "missing $PROBE"
+fi
 
 # ---- rm: every key of the budget goes ---------------------------------------
 check redis_rm_removes "$LM" rm --budget "$B7"

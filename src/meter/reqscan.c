@@ -15,6 +15,10 @@ struct reqscan_ctx {
   struct lm_request_info *out;
   int cap_rank; /* rank of the cap in max_output_tokens (0 = none) */
   int stream_seen;
+  /* Of the current top-level key (set when the scanner reports it): is it
+   * one of prompt_keys, is it tools/functions. Every string below it asks,
+   * so it is asked once. */
+  bool root_prompt, root_tools;
 };
 
 static const char *const prompt_keys[] = {"messages",
@@ -49,13 +53,13 @@ static bool key_in(const struct lm_json_scan *s, size_t level,
   return false;
 }
 
-static bool counts_as_prompt(const struct lm_json_scan *s, bool is_key) {
+static bool counts_as_prompt(const struct reqscan_ctx *c,
+                             const struct lm_json_scan *s, bool is_key) {
   size_t depth = lm_json_depth(s);
-  if (depth == 0 || !key_in(s, 0, prompt_keys))
+  if (depth == 0 || !c->root_prompt)
     return false;
   if (is_key) /* keys count only in tool schemas */
-    return depth >= 2 &&
-           (lm_json_key_is(s, 0, "tools") || lm_json_key_is(s, 0, "functions"));
+    return depth >= 2 && c->root_tools;
   size_t lim = depth < LM_JSON_MAX_DEPTH ? depth : LM_JSON_MAX_DEPTH;
   for (size_t i = 1; i < lim; i++)
     if (key_in(s, i, binary_keys))
@@ -85,11 +89,17 @@ static void on_json(void *ctx, const struct lm_json_scan *s,
       }
       return;
     }
-    if (counts_as_prompt(s, false) && !(n >= 5 && memcmp(t, "data:", 5) == 0))
+    if (counts_as_prompt(c, s, false) &&
+        !(n >= 5 && memcmp(t, "data:", 5) == 0))
       o->prompt_chars += lm_json_value_raw_len(s);
     return;
   case LM_JSON_KEY:
-    if (counts_as_prompt(s, true))
+    if (depth == 1) { /* a top-level key: every later question is of it */
+      c->root_prompt = key_in(s, 0, prompt_keys);
+      c->root_tools = lm_json_key_is(s, 0, "tools") ||
+                      lm_json_key_is(s, 0, "functions");
+    }
+    if (counts_as_prompt(c, s, true))
       o->prompt_chars += lm_json_value_raw_len(s);
     return;
   case LM_JSON_NUMBER:
@@ -132,7 +142,7 @@ void lm_reqscan(enum lm_api api, const char *body, size_t len,
   memset(out, 0, sizeof *out);
   out->max_output_tokens = -1;
   out->body_bytes = len;
-  struct reqscan_ctx c = {out, 0, 0};
+  struct reqscan_ctx c = {out, 0, 0, false, false};
   struct lm_json_scan s;
   lm_json_init(&s, LM_JSON_REPORT_KEYS, on_json, &c);
   if (body && len) {

@@ -478,6 +478,31 @@ static int modality_of(const char *t, size_t n) {
   return MOD_OTHER; /* TEXT, DOCUMENT, MODALITY_UNSPECIFIED: text */
 }
 
+/* The number t (n bytes) at the path of field m. */
+static void take_number(struct lm_extract *x, const struct field_map *m,
+                        const char *t, size_t n) {
+  uint64_t v;
+  if (!lm_json_parse_u64(t, n, &v))
+    return;
+  struct lm_extract_counts *c = m->slot == SLOT_MAIN  ? &x->doc_main
+                                : m->slot == SLOT_ALT ? &x->doc_alt
+                                                      : &x->doc_iter;
+  if (m->slot == SLOT_ITER)
+    c->v[m->field] = add_sat(c->v[m->field], v);
+  else
+    c->v[m->field] = v;
+  c->present |= 1u << m->field;
+}
+
+/* OpenRouter's usage.cost: USD as a decimal. */
+static void take_cost(struct lm_extract *x, const char *t, size_t n) {
+  int64_t pusd;
+  if (lm_json_parse_scaled(t, n, 12, &pusd)) {
+    x->doc_cost = pusd;
+    x->doc_has_cost = true;
+  }
+}
+
 static void on_number(struct lm_extract *x, const struct api_desc *d,
                       const struct lm_json_scan *s, const char *t, size_t n) {
   size_t klen;
@@ -494,11 +519,7 @@ static void on_number(struct lm_extract *x, const struct api_desc *d,
   if (d == &desc_openai && depth == 2 &&
       lm_json_key_equals(leaf, llen, "cost") &&
       lm_json_key_equals(k, klen, "usage")) { /* OpenRouter: usage.cost */
-    int64_t pusd;
-    if (lm_json_parse_scaled(t, n, 12, &pusd)) {
-      x->doc_cost = pusd;
-      x->doc_has_cost = true;
-    }
+    take_cost(x, t, n);
     return;
   }
   if (d->modal && KEY_IS(leaf, llen, "tokenCount")) {
@@ -509,21 +530,16 @@ static void on_number(struct lm_extract *x, const struct api_desc *d,
       modal_note(x, d, list, index, -1, true, v);
     return;
   }
+  /* And the path's whole length: one compare an entry, then a memcmp a
+   * level for the entry of that length and leaf. */
+  size_t plen = lm_json_path_len(s);
+  if (plen == 0)
+    return; /* a truncated key: no field is one */
   for (const struct field_map *m = d->fields; m->path; m++) {
-    if (!ends_with_leaf(m->path, m->len, leaf, llen) ||
-        !lm_json_path_is(s, m->path))
+    if (m->len != plen || !ends_with_leaf(m->path, m->len, leaf, llen) ||
+        !lm_json_path_equals(s, m->path, plen))
       continue;
-    uint64_t v;
-    if (!lm_json_parse_u64(t, n, &v))
-      return;
-    struct lm_extract_counts *c = m->slot == SLOT_MAIN  ? &x->doc_main
-                                  : m->slot == SLOT_ALT ? &x->doc_alt
-                                                        : &x->doc_iter;
-    if (m->slot == SLOT_ITER)
-      c->v[m->field] = add_sat(c->v[m->field], v);
-    else
-      c->v[m->field] = v;
-    c->present |= 1u << m->field;
+    take_number(x, m, t, n);
     return;
   }
 }
@@ -734,6 +750,156 @@ static enum lm_doc_kind doc_classify(void *ctx, const char *p, size_t n,
   return c.usage ? LM_DOC_SNAPSHOT : LM_DOC_INERT;
 }
 
+/* ---- whole documents read member by member (framer.h) ------------------ */
+
+/* A usage member read from its raw bytes (DIRECT): an object whose members
+ * are numbers, objects of the same kind, strings and literals, no escapes,
+ * no arrays, at most DIRECT_DEPTH containers deep. What the scanner would
+ * do with it is then only on_number's (strings and literals below the top
+ * level change nothing outside the cases direct_fits excludes): each number
+ * whose path, spelled out in `path`, is a field's (or usage.cost) is noted
+ * while the framer asks, and taken when it hands the member over, in the
+ * document's order. */
+#define DIRECT_DEPTH 4 /* the depth of x_groq.usage.X_details.N */
+#define DIRECT_COST 255
+
+struct direct {
+  struct lm_extract *x;
+  const struct api_desc *d;
+  uint8_t member;
+  bool ok;
+  unsigned depth;  /* containers around the values walked (scanner depth) */
+  size_t plen;     /* path so far: root[.key]... */
+  size_t root_len; /* the root key's length within path */
+  char path[DIRECT_DEPTH * (LM_JSON_KEY_MAX + 1)];
+};
+
+static void direct_note(struct direct *w, uint8_t field, const char *t,
+                        size_t n) {
+  struct lm_extract *x = w->x;
+  if (x->direct_n == LM_EXTRACT_DIRECT_MAX) {
+    w->ok = false; /* more than we keep: scanned instead */
+    return;
+  }
+  x->direct[x->direct_n].t = t;
+  x->direct[x->direct_n].n = (uint8_t)n;
+  x->direct[x->direct_n].field = field;
+  x->direct[x->direct_n].member = w->member;
+  x->direct_n++;
+}
+
+static void direct_number(struct direct *w, const char *leaf, size_t llen,
+                          const char *t, size_t n) {
+  if (n > LM_JSON_NUM_MAX)
+    return; /* the scanner reports it truncated: on_number ignores it */
+  const struct api_desc *d = w->d;
+  if (d == &desc_openai && w->depth == 2 && KEY_IS(leaf, llen, "cost") &&
+      KEY_IS(w->path, w->root_len, "usage")) {
+    direct_note(w, DIRECT_COST, t, n);
+    return;
+  }
+  for (const struct field_map *m = d->fields; m->path; m++)
+    if (m->len == w->plen && memcmp(m->path, w->path, w->plen) == 0) {
+      direct_note(w, (uint8_t)(m - d->fields), t, n);
+      return;
+    }
+}
+
+static bool direct_member(void *ctx, const char *k, size_t klen, const char *v,
+                          size_t vlen, bool escaped) {
+  struct direct *w = ctx;
+  if (escaped || vlen == 0 || *v == '[') {
+    w->ok = false;
+    return false;
+  }
+  if (*v == '"' || *v == 't' || *v == 'f' || *v == 'n')
+    return true; /* changes nothing at this depth (see direct_fits) */
+  /* A key the scanner truncates never matches, nor does anything under
+   * it: such a path is no field's. */
+  if (klen > LM_JSON_KEY_MAX) {
+    if (*v == '{' && w->depth >= DIRECT_DEPTH)
+      w->ok = false;
+    return w->ok;
+  }
+  size_t saved = w->plen;
+  w->path[w->plen] = '.';
+  memcpy(w->path + w->plen + 1, k, klen);
+  w->plen += klen + 1;
+  if (*v == '{') {
+    if (w->depth >= DIRECT_DEPTH) {
+      w->ok = false;
+    } else {
+      w->depth++;
+      if (!lm_json_walk_object(v, vlen, direct_member, w))
+        w->ok = false;
+      w->depth--;
+    }
+  } else {
+    direct_number(w, k, klen, v, vlen);
+  }
+  w->plen = saved;
+  return w->ok;
+}
+
+/* Whether the root member k (unescaped) can be read DIRECT, its numbers
+ * noted if so: not for APIs whose strings deeper down count (Gemini's
+ * modalities and finishReason) nor for a model parent (X.model). */
+static bool direct_fits(struct lm_extract *x, const struct api_desc *d,
+                        unsigned pick, const char *k, size_t klen,
+                        const char *v, size_t vlen) {
+  if (d->modal || d->finish_parent || key_in(k, klen, d->model_parents) ||
+      vlen == 0 || *v != '{' || klen > LM_JSON_KEY_MAX)
+    return false;
+  struct direct w;
+  w.x = x;
+  w.d = d;
+  w.member = (uint8_t)pick;
+  w.ok = true;
+  w.depth = 2;
+  w.plen = w.root_len = klen;
+  memcpy(w.path, k, klen);
+  uint8_t before = x->direct_n;
+  if (lm_json_walk_object(v, vlen, direct_member, &w) && w.ok)
+    return true;
+  x->direct_n = before; /* scanned: its notes go */
+  return false;
+}
+
+static enum lm_member_use select_member(void *ctx, unsigned pick, const char *k,
+                                        size_t klen, const char *v, size_t vlen,
+                                        bool escaped) {
+  struct lm_extract *x = ctx;
+  const struct api_desc *d = describe(x->api);
+  if (pick == 0)
+    x->direct_n = 0; /* a new document (or nothing picked yet) */
+  bool null = vlen == 4 && memcmp(v, "null", 4) == 0;
+  if (!escaped && key_in(k, klen, d->roots) && !null)
+    return pick < LM_FRAMER_PICKS && direct_fits(x, d, pick, k, klen, v, vlen)
+               ? LM_MEMBER_DIRECT
+               : LM_MEMBER_SCAN;
+  /* The model is always read: "the model we already have" holds only for
+   * a document read whole, not for one of several of its members. */
+  if (key_in(k, klen, d->model_keys))
+    return LM_MEMBER_SCAN;
+  struct classify c = {x, d, false};
+  return classify_member(&c, k, klen, v, vlen, escaped) ? LM_MEMBER_SKIP
+                                                        : LM_MEMBER_SCAN;
+}
+
+static void direct_take(void *ctx, unsigned pick) {
+  struct lm_extract *x = ctx;
+  const struct api_desc *d = describe(x->api);
+  for (uint8_t i = 0; i < x->direct_n; i++) {
+    if (x->direct[i].member != pick)
+      continue;
+    if (x->direct[i].field == DIRECT_COST)
+      take_cost(x, x->direct[i].t, x->direct[i].n);
+    else
+      take_number(x, &d->fields[x->direct[i].field], x->direct[i].t,
+                  x->direct[i].n);
+  }
+}
+
 static uint32_t doc_taken(void *ctx) {
   const struct lm_extract *x = ctx;
   return x->taken;
@@ -760,6 +926,7 @@ void lm_extract_init(struct lm_extract *x, enum lm_api api) {
                                                    : 2);
   lm_json_set_skip(&x->framer.json, skip_subtree);
   lm_framer_set_classifier(&x->framer, doc_classify, doc_taken);
+  lm_framer_set_whole(&x->framer, select_member, direct_take);
 }
 
 void lm_extract_set_content_type(struct lm_extract *x, const char *ct,

@@ -99,6 +99,8 @@ struct lm_extract_modal {
   uint64_t count;
 };
 
+#define LM_EXTRACT_DIRECT_MAX 32 /* numbers of whole documents kept */
+
 struct lm_extract {
   enum lm_api api;
   bool finished;
@@ -119,6 +121,15 @@ struct lm_extract {
   bool doc_has_cost;
   int64_t doc_cost;
   char model[LM_EXTRACT_MODEL_MAX];
+  /* Numbers of whole documents' DIRECT members, found while the framer
+   * asks which members to read and taken when it hands them over. */
+  uint8_t direct_n;
+  struct {
+    const char *t;
+    uint8_t n;      /* text length (<= LM_JSON_NUM_MAX) */
+    uint8_t field;  /* index into the API's field table; 255: usage.cost */
+    uint8_t member; /* the member's place among the document's picks */
+  } direct[LM_EXTRACT_DIRECT_MAX];
   struct lm_framer framer;
 };
 

@@ -86,6 +86,12 @@ void lm_framer_set_classifier(struct lm_framer *f, lm_framer_classify_fn fn,
   f->taken = taken;
 }
 
+void lm_framer_set_whole(struct lm_framer *f, lm_framer_select_fn select,
+                         lm_framer_direct_fn direct) {
+  f->select = direct ? select : NULL;
+  f->direct = direct;
+}
+
 void lm_framer_set_content_type(struct lm_framer *f, const char *ct,
                                 size_t len) {
   if (f->mode == LM_FRAME_AUTO)
@@ -332,6 +338,64 @@ static void feed_sse(struct lm_framer *f, const char *p, size_t n) {
  * alt=sse, "[{...}\r\n,\r\n{...}]"); between two elements, a whole object
  * element can be offered. Only inside such an array is the body fed a line
  * at a time; a plain JSON document goes to the scanner in one call. */
+/* ---- whole documents (framer.h) --------------------------------------- */
+
+struct picks {
+  struct lm_framer *f;
+  size_t n;
+  struct {
+    const char *k, *v;
+    size_t klen, vlen;
+    enum lm_member_use use;
+  } m[LM_FRAMER_PICKS];
+};
+
+static bool pick(void *ctx, const char *k, size_t klen, const char *v,
+                 size_t vlen, bool escaped) {
+  struct picks *ps = ctx;
+  enum lm_member_use use = ps->f->select(ps->f->ctx, (unsigned)ps->n, k, klen,
+                                         v, vlen, escaped);
+  if (use == LM_MEMBER_SKIP)
+    return true;
+  if (ps->n == LM_FRAMER_PICKS)
+    return false; /* more than we keep: the whole document is scanned */
+  ps->m[ps->n].k = k;
+  ps->m[ps->n].klen = klen;
+  ps->m[ps->n].v = v;
+  ps->m[ps->n].vlen = vlen;
+  ps->m[ps->n].use = use;
+  ps->n++;
+  return true;
+}
+
+/* The object at p, if whole in [p, end) and valid: read as framer.h says,
+ * and its length returned; 0 (nothing done) otherwise. The scanner ends as
+ * it would after the object (its document closed), because it reads a
+ * valid object of the same top-level members less the skipped ones. */
+static size_t feed_whole(struct lm_framer *f, const char *p, const char *end) {
+  struct picks ps;
+  ps.f = f;
+  ps.n = 0;
+  size_t len = lm_json_walk_valid_object(p, (size_t)(end - p), pick, &ps);
+  if (len == 0)
+    return 0;
+  lm_json_feed(&f->json, "{", 1);
+  bool fed = false;
+  for (size_t i = 0; i < ps.n; i++) {
+    if (ps.m[i].use == LM_MEMBER_DIRECT) {
+      f->direct(f->ctx, (unsigned)i);
+      continue;
+    }
+    if (fed)
+      lm_json_feed(&f->json, ",", 1);
+    const char *from = ps.m[i].k - 1; /* the key's opening quote */
+    lm_json_feed(&f->json, from, (size_t)(ps.m[i].v + ps.m[i].vlen - from));
+    fed = true;
+  }
+  lm_json_feed(&f->json, "}", 1);
+  return len;
+}
+
 static void feed_json(struct lm_framer *f, const char *p, size_t n) {
   const char *end = p + n;
   if (!f->classify) {
@@ -343,6 +407,11 @@ static void feed_json(struct lm_framer *f, const char *p, size_t n) {
       p = lm_json_skip_ws(p, end);
       if (p == end)
         break;
+      size_t whole;
+      if (*p == '{' && f->select && (whole = feed_whole(f, p, end)) > 0) {
+        p += whole;
+        continue;
+      }
       lm_json_feed(&f->json, p, 1);
       p++;
       continue;

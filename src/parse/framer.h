@@ -80,10 +80,30 @@ typedef uint32_t (*lm_framer_taken_fn)(void *ctx);
 
 #define LM_FRAMER_HELD 32 /* snapshot documents held back at most */
 
+/* Whole documents (JSON bodies): when the top-level object of a JSON body
+ * is whole in one feed and valid (lm_json_walk_valid_object), the consumer
+ * says of each top-level member, in a first pass with no effect: SKIP (it
+ * changes nothing, as an INERT document's members), SCAN (the scanner
+ * reads it), or DIRECT (the consumer reads it itself, from the raw bytes,
+ * with the same result as the scanner's). The scanner is then fed a
+ * document of the SCAN members alone, in their order, and each DIRECT
+ * member is handed to `direct` at its place between them (after the
+ * document has begun, before it ends). `pick` numbers the members picked
+ * (SCAN or DIRECT) so far in this document: 0 until the first is. */
+enum lm_member_use { LM_MEMBER_SKIP = 0, LM_MEMBER_SCAN, LM_MEMBER_DIRECT };
+typedef enum lm_member_use (*lm_framer_select_fn)(void *ctx, unsigned pick,
+                                                  const char *k, size_t klen,
+                                                  const char *v, size_t vlen,
+                                                  bool escaped);
+typedef void (*lm_framer_direct_fn)(void *ctx, unsigned pick);
+#define LM_FRAMER_PICKS 16 /* members read of a whole document at most */
+
 struct lm_framer {
   lm_framer_event_fn on_event;
   lm_framer_classify_fn classify;
   lm_framer_taken_fn taken;
+  lm_framer_select_fn select;
+  lm_framer_direct_fn direct;
   void *ctx;
   unsigned char mode;      /* enum lm_frame_mode in use */
   unsigned char ct_mode;   /* what the Content-Type said */
@@ -112,6 +132,10 @@ void lm_framer_init(struct lm_framer *f, enum lm_frame_mode json_like,
  * classify scans everything. */
 void lm_framer_set_classifier(struct lm_framer *f, lm_framer_classify_fn fn,
                               lm_framer_taken_fn taken);
+/* Optional, with a classifier: whole JSON documents read member by member
+ * (see above). */
+void lm_framer_set_whole(struct lm_framer *f, lm_framer_select_fn select,
+                         lm_framer_direct_fn direct);
 /* Optional, before the first feed. */
 void lm_framer_set_content_type(struct lm_framer *f, const char *ct,
                                 size_t len);

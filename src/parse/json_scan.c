@@ -174,6 +174,45 @@ bool lm_json_path_is(const struct lm_json_scan *s, const char *pat) {
   return *pat == '\0';
 }
 
+size_t lm_json_path_len(const struct lm_json_scan *s) {
+  size_t depth = lm_json_depth(s), len = 0;
+  for (size_t level = 0; level < depth; level++) {
+    size_t klen;
+    if (lm_json_level_is_array(s, level))
+      len += 2; /* "[]" */
+    else if (lm_json_key(s, level, &klen))
+      len += klen + (level > 0); /* a '.' before every key but the first */
+    else
+      return 0;
+  }
+  return len;
+}
+
+bool lm_json_path_equals(const struct lm_json_scan *s, const char *pat,
+                         size_t len) {
+  /* len is the path's own length (lm_json_path_len), so every piece
+   * compared lies inside the pattern: no read past its end. */
+  if (len == 0 || lm_json_path_len(s) != len)
+    return false;
+  size_t depth = lm_json_depth(s);
+  for (size_t level = 0; level < depth; level++) {
+    if (lm_json_level_is_array(s, level)) {
+      if (pat[0] != '[' || pat[1] != ']')
+        return false;
+      pat += 2;
+      continue;
+    }
+    if (level > 0 && *pat++ != '.')
+      return false;
+    size_t klen = 0;
+    const char *k = lm_json_key(s, level, &klen);
+    if (!k || memcmp(pat, k, klen) != 0)
+      return false;
+    pat += klen;
+  }
+  return true;
+}
+
 bool lm_json_value_truncated(const struct lm_json_scan *s) {
   return s->state == ST_NUMBER ? s->num_trunc : s->str_trunc;
 }

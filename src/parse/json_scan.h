@@ -167,6 +167,13 @@ uint32_t lm_json_index(const struct lm_json_scan *s, size_t level);
  * "usage.prompt_tokens_details.cached_tokens", "usage.iterations[].input_tokens",
  * "[]" (an element of a top-level array). "" matches the top-level value. */
 bool lm_json_path_is(const struct lm_json_scan *s, const char *pattern);
+/* The length the current path has in that notation (0 if a key on it is
+ * truncated or untracked: no pattern matches it then), and the same match
+ * as lm_json_path_is for a pattern of exactly that length, by memcmp a
+ * level: a table of patterns is filtered by length first, then compared. */
+size_t lm_json_path_len(const struct lm_json_scan *s);
+bool lm_json_path_equals(const struct lm_json_scan *s, const char *pattern,
+                         size_t len);
 bool lm_json_value_truncated(
     const struct lm_json_scan *s); /* string/number/key */
 uint64_t lm_json_value_raw_len(const struct lm_json_scan *s); /* string/key */

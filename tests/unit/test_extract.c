@@ -673,6 +673,129 @@ LM_TEST(test_inert_looking_events_that_count_are_read) {
   check_both_ways(LM_API_OPENAI_CHAT, "text/event-stream", body, &u, "usage");
 }
 
+/* ---- whole JSON bodies read member by member (framer.h) ----------------- */
+
+/* Runs a JSON body whole (members skipped, scanned or read DIRECT) and with
+ * everything scanned; the two results must be the same. Returns whether
+ * the whole run read a member DIRECT. */
+static bool same_as_scanned(enum lm_api api, const char *body,
+                            const char *what) {
+  static struct lm_extract fast, all;
+  for (int scan_all = 0; scan_all < 2; scan_all++) {
+    struct lm_extract *x = scan_all ? &all : &fast;
+    lm_extract_init(x, api);
+    if (scan_all)
+      lm_framer_set_classifier(&x->framer, NULL, NULL);
+    lm_extract_set_content_type(x, "application/json", 16);
+    lm_extract_feed(x, body, strlen(body));
+    lm_extract_finish(x);
+  }
+  int64_t c1 = 0, c2 = 0;
+  bool k1 = lm_extract_provider_cost(&fast, &c1),
+       k2 = lm_extract_provider_cost(&all, &c2);
+  bool same = lm_extract_has_usage(&fast) == lm_extract_has_usage(&all) &&
+              memcmp(lm_extract_usage(&fast), lm_extract_usage(&all),
+                     sizeof(struct lm_usage)) == 0 &&
+              strcmp(lm_extract_model(&fast), lm_extract_model(&all)) == 0 &&
+              lm_extract_inband_error(&fast) == lm_extract_inband_error(&all) &&
+              k1 == k2 && c1 == c2;
+  if (!same)
+    fprintf(stderr, "  %s: whole and scanned differ\n", what);
+  CHECK(same);
+  return fast.direct_n > 0;
+}
+
+#define OAI_USAGE                                                                  \
+  "\"usage\": {\n    \"prompt_tokens\": 100,\n    \"completion_tokens\": 20,\n"    \
+  "    \"prompt_tokens_details\": {\"cached_tokens\": 40, \"audio_tokens\": 0},\n" \
+  "    \"completion_tokens_details\": {\"reasoning_tokens\": 8}\n  }"
+
+LM_TEST(test_whole_json_body_reads_usage_direct_as_the_scanner_does) {
+  const char *body =
+      "{\n  \"id\": \"chatcmpl-1\",\n  \"object\": \"chat.completion\",\n"
+      "  \"model\": \"gpt-4o-mini\",\n  \"choices\": [{\"message\": "
+      "{\"content\": \"a \\\"b\\\"\"}}],\n  " OAI_USAGE "\n}\n";
+  CHECK(same_as_scanned(LM_API_OPENAI_CHAT, body, "openai"));
+  static struct lm_extract x;
+  lm_extract_init(&x, LM_API_OPENAI_CHAT);
+  lm_extract_set_content_type(&x, "application/json", 16);
+  lm_extract_feed(&x, body, strlen(body));
+  lm_extract_finish(&x);
+  const struct lm_usage *u = lm_extract_usage(&x);
+  CHECK(lm_extract_has_usage(&x) && u->input == 100 && u->cache_read == 40 &&
+        u->output == 20 && u->reasoning == 8);
+  CHECK(strcmp(lm_extract_model(&x), "gpt-4o-mini") == 0);
+}
+
+LM_TEST(test_whole_json_body_member_order_and_oddities_as_scanned) {
+  /* two usage members (the later one's fields win), two models */
+  CHECK(
+      same_as_scanned(LM_API_OPENAI_CHAT,
+                      "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,"
+                      "\"total_tokens\":2},\"model\":\"a\",\"model\":\"b\","
+                      "\"usage\":{\"prompt_tokens\":5}}",
+                      "two usages"));
+  /* OpenRouter's usage.cost, a number too long to read, a key too long to
+   * match with a counter's name under it */
+  CHECK(same_as_scanned(
+      LM_API_OPENAI_CHAT,
+      "{\"model\":\"m\",\"usage\":{\"prompt_tokens\":3,\"cost\":0.0012,"
+      "\"completion_tokens\":12345678901234567890123456789012345678901,"
+      "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":"
+      "{\"cached_tokens\":9}}}",
+      "cost, long number, long key"));
+  /* strings and literals inside usage (Anthropic's service_tier) */
+  CHECK(same_as_scanned(
+      LM_API_ANTHROPIC_MESSAGES,
+      "{\"id\":\"msg\",\"type\":\"message\",\"model\":\"claude-x\","
+      "\"content\":[{\"type\":\"text\",\"text\":\"hi\"}],\"usage\":{"
+      "\"input_tokens\":10,\"cache_creation_input_tokens\":2,"
+      "\"cache_read_input_tokens\":3,\"cache_creation\":{\"ephemeral_5m_input_"
+      "tokens\":2,\"ephemeral_1h_input_tokens\":0},\"output_tokens\":7,"
+      "\"service_tier\":\"standard\",\"x\":null,\"y\":true}}",
+      "anthropic"));
+  /* read by the scanner instead: an escaped key (it may spell a counter),
+   * an array inside usage, nesting deeper than the direct read goes */
+  CHECK(!same_as_scanned(LM_API_OPENAI_CHAT,
+                         "{\"usage\":{\"prompt\\u005ftokens\":7,"
+                         "\"completion_tokens\":1}}",
+                         "escaped key"));
+  CHECK(!same_as_scanned(LM_API_OPENAI_CHAT,
+                         "{\"usage\":{\"prompt_tokens\":7,\"l\":[1,2]}}",
+                         "array"));
+  CHECK(!same_as_scanned(LM_API_OPENAI_CHAT,
+                         "{\"usage\":{\"a\":{\"b\":{\"c\":{\"d\":1}}},"
+                         "\"prompt_tokens\":7}}",
+                         "deep"));
+  /* not whole or not valid: everything scanned, as before */
+  CHECK(!same_as_scanned(LM_API_OPENAI_CHAT,
+                         "{\"choices\":[tru],\"usage\":{\"prompt_tokens\":7,"
+                         "\"completion_tokens\":1}}",
+                         "bad choices"));
+  /* the object whole, then bytes after it: read direct, then the tail
+   * scanned (and rejected) as it would be after a scanned object */
+  CHECK(
+      same_as_scanned(LM_API_OPENAI_CHAT,
+                      "{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}"
+                      "} trailing",
+                      "trailing bytes"));
+  /* the error member and an Ollama body still count */
+  CHECK(!same_as_scanned(LM_API_OPENAI_CHAT,
+                         "{\"error\":{\"message\":\"no\",\"type\":\"x\"}}",
+                         "error"));
+  same_as_scanned(LM_API_OLLAMA_CHAT,
+                  "{\"model\":\"llama3\",\"message\":{\"content\":\"x\"},"
+                  "\"done\":true,\"prompt_eval_count\":11,\"eval_count\":4}",
+                  "ollama");
+  same_as_scanned(
+      LM_API_GEMINI_GENERATE,
+      "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"x\"}]},"
+      "\"finishReason\":\"STOP\"}],\"usageMetadata\":{"
+      "\"promptTokenCount\":5,\"candidatesTokenCount\":2},"
+      "\"modelVersion\":\"gemini-2.5-flash\"}",
+      "gemini");
+}
+
 /* ---- every price the feed carries: the usage that prices them ---------- */
 
 /* Fed whole, byte by byte and at random cuts, with the fast paths and with
@@ -1147,6 +1270,8 @@ int main(void) {
   LM_RUN(test_gemini_held_snapshots_newest_taken);
   LM_RUN(test_gemini_held_snapshot_that_takes_nothing_falls_back);
   LM_RUN(test_gemini_array_malformed_element_ends_the_body_as_when_scanned);
+  LM_RUN(test_whole_json_body_reads_usage_direct_as_the_scanner_does);
+  LM_RUN(test_whole_json_body_member_order_and_oddities_as_scanned);
   LM_RUN(test_inert_looking_events_that_count_are_read);
   LM_RUN(test_anthropic_stream_web_search_requests_come_with_message_delta);
   LM_RUN(test_anthropic_web_searches_replace_and_null_means_none);

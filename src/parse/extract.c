@@ -756,7 +756,7 @@ static enum lm_doc_kind doc_classify(void *ctx, const char *p, size_t n,
  * are numbers, objects of the same kind, strings and literals, no escapes,
  * no arrays, at most DIRECT_DEPTH containers deep. What the scanner would
  * do with it is then only on_number's (strings and literals below the top
- * level change nothing outside the cases direct_fits excludes): each number
+ * level change nothing outside the cases claim_member excludes): each number
  * whose path, spelled out in `path`, is a field's (or usage.cost) is noted
  * while the framer asks, and taken when it hands the member over, in the
  * document's order. */
@@ -813,7 +813,7 @@ static bool direct_member(void *ctx, const char *k, size_t klen, const char *v,
     return false;
   }
   if (*v == '"' || *v == 't' || *v == 'f' || *v == 'n')
-    return true; /* changes nothing at this depth (see direct_fits) */
+    return true; /* changes nothing at this depth (see claim_member) */
   /* A key the scanner truncates never matches, nor does anything under
    * it: such a path is no field's. */
   if (klen > LM_JSON_KEY_MAX) {
@@ -841,15 +841,19 @@ static bool direct_member(void *ctx, const char *k, size_t klen, const char *v,
   return w->ok;
 }
 
-/* Whether the root member k (unescaped) can be read DIRECT, its numbers
- * noted if so: not for APIs whose strings deeper down count (Gemini's
- * modalities and finishReason) nor for a model parent (X.model). */
-static bool direct_fits(struct lm_extract *x, const struct api_desc *d,
-                        unsigned pick, const char *k, size_t klen,
-                        const char *v, size_t vlen) {
-  if (d->modal || d->finish_parent || key_in(k, klen, d->model_parents) ||
-      vlen == 0 || *v != '{' || klen > LM_JSON_KEY_MAX)
-    return false;
+/* The framer's claim: a root member (k: unescaped, as the valid walk has
+ * it) read DIRECT if it fits, its numbers noted, while the walk validates
+ * it: its length, or 0 (nothing noted) to have it validated and scanned.
+ * Not for APIs whose strings deeper down count (Gemini's modalities and
+ * finishReason) nor for a model parent (X.model). */
+static size_t claim_member(void *ctx, unsigned pick, const char *k, size_t klen,
+                           const char *v, const char *end) {
+  struct lm_extract *x = ctx;
+  const struct api_desc *d = describe(x->api);
+  x->direct_claimed = false;
+  if (*v != '{' || d->modal || d->finish_parent || klen > LM_JSON_KEY_MAX ||
+      !key_in(k, klen, d->roots) || key_in(k, klen, d->model_parents))
+    return 0;
   struct direct w;
   w.x = x;
   w.d = d;
@@ -859,10 +863,16 @@ static bool direct_fits(struct lm_extract *x, const struct api_desc *d,
   w.plen = w.root_len = klen;
   memcpy(w.path, k, klen);
   uint8_t before = x->direct_n;
-  if (lm_json_walk_object(v, vlen, direct_member, &w) && w.ok)
-    return true;
-  x->direct_n = before; /* scanned: its notes go */
-  return false;
+  /* Validated a member at a time by this walk; their insides walked again,
+   * unvalidated, by direct_member. */
+  size_t len = lm_json_walk_valid_object(v, (size_t)(end - v), direct_member,
+                                         &w);
+  if (len == 0 || !w.ok) {
+    x->direct_n = before; /* scanned: its notes go */
+    return 0;
+  }
+  x->direct_claimed = true;
+  return len;
 }
 
 static enum lm_member_use select_member(void *ctx, unsigned pick, const char *k,
@@ -870,13 +880,14 @@ static enum lm_member_use select_member(void *ctx, unsigned pick, const char *k,
                                         bool escaped) {
   struct lm_extract *x = ctx;
   const struct api_desc *d = describe(x->api);
-  if (pick == 0)
-    x->direct_n = 0; /* a new document (or nothing picked yet) */
+  (void)pick;
+  bool claimed = x->direct_claimed; /* this member, just before */
+  x->direct_claimed = false;
+  if (claimed)
+    return LM_MEMBER_DIRECT;
   bool null = vlen == 4 && memcmp(v, "null", 4) == 0;
   if (!escaped && key_in(k, klen, d->roots) && !null)
-    return pick < LM_FRAMER_PICKS && direct_fits(x, d, pick, k, klen, v, vlen)
-               ? LM_MEMBER_DIRECT
-               : LM_MEMBER_SCAN;
+    return LM_MEMBER_SCAN;
   /* The model is always read: "the model we already have" holds only for
    * a document read whole, not for one of several of its members. */
   if (key_in(k, klen, d->model_keys))
@@ -889,6 +900,11 @@ static enum lm_member_use select_member(void *ctx, unsigned pick, const char *k,
 static void direct_take(void *ctx, unsigned pick) {
   struct lm_extract *x = ctx;
   const struct api_desc *d = describe(x->api);
+  if (pick == LM_FRAMER_BEGIN) { /* a new document's walk */
+    x->direct_n = 0;
+    x->direct_claimed = false;
+    return;
+  }
   for (uint8_t i = 0; i < x->direct_n; i++) {
     if (x->direct[i].member != pick)
       continue;
@@ -926,7 +942,7 @@ void lm_extract_init(struct lm_extract *x, enum lm_api api) {
                                                    : 2);
   lm_json_set_skip(&x->framer.json, skip_subtree);
   lm_framer_set_classifier(&x->framer, doc_classify, doc_taken);
-  lm_framer_set_whole(&x->framer, select_member, direct_take);
+  lm_framer_set_whole(&x->framer, select_member, direct_take, claim_member);
 }
 
 void lm_extract_set_content_type(struct lm_extract *x, const char *ct,

@@ -124,6 +124,7 @@ struct lm_extract {
   /* Numbers of whole documents' DIRECT members, found while the framer
    * asks which members to read and taken when it hands them over. */
   uint8_t direct_n;
+  bool direct_claimed; /* the member just walked was read DIRECT */
   struct {
     const char *t;
     uint8_t n;      /* text length (<= LM_JSON_NUM_MAX) */

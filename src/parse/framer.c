@@ -87,9 +87,10 @@ void lm_framer_set_classifier(struct lm_framer *f, lm_framer_classify_fn fn,
 }
 
 void lm_framer_set_whole(struct lm_framer *f, lm_framer_select_fn select,
-                         lm_framer_direct_fn direct) {
+                         lm_framer_direct_fn direct, lm_framer_claim_fn claim) {
   f->select = direct ? select : NULL;
   f->direct = direct;
+  f->claim = claim;
 }
 
 void lm_framer_set_content_type(struct lm_framer *f, const char *ct,
@@ -368,6 +369,14 @@ static bool pick(void *ctx, const char *k, size_t klen, const char *v,
   return true;
 }
 
+static size_t pick_claim(void *ctx, const char *k, size_t klen, const char *v,
+                         const char *end) {
+  struct picks *ps = ctx;
+  return ps->f->claim && ps->n < LM_FRAMER_PICKS
+             ? ps->f->claim(ps->f->ctx, (unsigned)ps->n, k, klen, v, end)
+             : 0;
+}
+
 /* The object at p, if whole in [p, end) and valid: read as framer.h says,
  * and its length returned; 0 (nothing done) otherwise. The scanner ends as
  * it would after the object (its document closed), because it reads a
@@ -376,7 +385,9 @@ static size_t feed_whole(struct lm_framer *f, const char *p, const char *end) {
   struct picks ps;
   ps.f = f;
   ps.n = 0;
-  size_t len = lm_json_walk_valid_object(p, (size_t)(end - p), pick, &ps);
+  f->direct(f->ctx, LM_FRAMER_BEGIN);
+  size_t len = lm_json_walk_valid_object_claim(p, (size_t)(end - p), pick,
+                                               pick_claim, &ps);
   if (len == 0)
     return 0;
   lm_json_feed(&f->json, "{", 1);

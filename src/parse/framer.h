@@ -89,13 +89,22 @@ typedef uint32_t (*lm_framer_taken_fn)(void *ctx);
  * document of the SCAN members alone, in their order, and each DIRECT
  * member is handed to `direct` at its place between them (after the
  * document has begun, before it ends). `pick` numbers the members picked
- * (SCAN or DIRECT) so far in this document: 0 until the first is. */
+ * (SCAN or DIRECT) so far in this document: 0 until the first is; before
+ * the first pass, direct is called with LM_FRAMER_BEGIN (forget what an
+ * earlier document left). */
 enum lm_member_use { LM_MEMBER_SKIP = 0, LM_MEMBER_SCAN, LM_MEMBER_DIRECT };
 typedef enum lm_member_use (*lm_framer_select_fn)(void *ctx, unsigned pick,
                                                   const char *k, size_t klen,
                                                   const char *v, size_t vlen,
                                                   bool escaped);
 typedef void (*lm_framer_direct_fn)(void *ctx, unsigned pick);
+/* Offered each member's value before it is validated (json_scan.h's
+ * claim, with the pick the member would have): the consumer may read a
+ * member it will take DIRECT there, validating it itself. */
+typedef size_t (*lm_framer_claim_fn)(void *ctx, unsigned pick, const char *k,
+                                     size_t klen, const char *v,
+                                     const char *end);
+#define LM_FRAMER_BEGIN UINT32_MAX /* direct's pick before a document's walk */
 #define LM_FRAMER_PICKS 16 /* members read of a whole document at most */
 
 struct lm_framer {
@@ -104,6 +113,7 @@ struct lm_framer {
   lm_framer_taken_fn taken;
   lm_framer_select_fn select;
   lm_framer_direct_fn direct;
+  lm_framer_claim_fn claim;
   void *ctx;
   unsigned char mode;      /* enum lm_frame_mode in use */
   unsigned char ct_mode;   /* what the Content-Type said */
@@ -135,7 +145,7 @@ void lm_framer_set_classifier(struct lm_framer *f, lm_framer_classify_fn fn,
 /* Optional, with a classifier: whole JSON documents read member by member
  * (see above). */
 void lm_framer_set_whole(struct lm_framer *f, lm_framer_select_fn select,
-                         lm_framer_direct_fn direct);
+                         lm_framer_direct_fn direct, lm_framer_claim_fn claim);
 /* Optional, before the first feed. */
 void lm_framer_set_content_type(struct lm_framer *f, const char *ct,
                                 size_t len);

@@ -215,6 +215,16 @@ size_t lm_json_walk_object(const char *p, size_t n, lm_json_member_fn fn,
  * skips), never looser. */
 size_t lm_json_walk_valid_object(const char *p, size_t n, lm_json_member_fn fn,
                                  void *ctx);
+/* The valid walk, each member's value offered to `claim` first (val at its
+ * first byte, end the buffer's): claim returns the length of a value it
+ * has read and validated itself, no looser than this walk would (a value
+ * with no escapes then), or 0 to have the walk validate it. fn follows
+ * either way. Spares a second pass over a value the caller reads anyway. */
+typedef size_t (*lm_json_claim_fn)(void *ctx, const char *key, size_t klen,
+                                   const char *val, const char *end);
+size_t lm_json_walk_valid_object_claim(const char *p, size_t n,
+                                       lm_json_member_fn fn,
+                                       lm_json_claim_fn claim, void *ctx);
 
 /* Exact conversions of JSON number text (no floating point).
  * lm_json_parse_u64: non-negative integral values only ("12", "12.0",

@@ -172,7 +172,7 @@ static const char *valid_value(const char *p, const char *end, unsigned depth,
 }
 
 static size_t walk_object(const char *buf, size_t n, lm_json_member_fn fn,
-                          void *ctx, bool valid) {
+                          lm_json_claim_fn claim, void *ctx, bool valid) {
   const char *end = buf + n, *p = lm_json_skip_ws_inline(buf, end);
   if (p == end || *p++ != '{')
     return 0;
@@ -196,7 +196,10 @@ static size_t walk_object(const char *buf, size_t n, lm_json_member_fn fn,
       return 0;
     const char *val = p;
     char c = *p++;
-    if (valid) {
+    size_t claimed;
+    if (valid && claim && (claimed = claim(ctx, key, klen, val, end)) > 0) {
+      p = val + claimed; /* read and validated by the claimant */
+    } else if (valid) {
       p = valid_value(val, end, 1, &esc);
     } else if (c == '"') {
       p = walk_string(p, end, &esc, false);
@@ -224,12 +227,18 @@ static size_t walk_object(const char *buf, size_t n, lm_json_member_fn fn,
 
 size_t lm_json_walk_object(const char *buf, size_t n, lm_json_member_fn fn,
                            void *ctx) {
-  return walk_object(buf, n, fn, ctx, false);
+  return walk_object(buf, n, fn, NULL, ctx, false);
 }
 
 size_t lm_json_walk_valid_object(const char *buf, size_t n,
                                  lm_json_member_fn fn, void *ctx) {
-  return walk_object(buf, n, fn, ctx, true);
+  return walk_object(buf, n, fn, NULL, ctx, true);
+}
+
+size_t lm_json_walk_valid_object_claim(const char *buf, size_t n,
+                                       lm_json_member_fn fn,
+                                       lm_json_claim_fn claim, void *ctx) {
+  return walk_object(buf, n, fn, claim, ctx, true);
 }
 
 /* ---- exact number conversion ------------------------------------------ */

@@ -47,12 +47,12 @@ if [ "$QUICK" = 1 ]; then
   ROUNDS=4; REQS=1600; SPAWN_TRUE=400; SPAWN_CURL=100; PARSE_MB=4; PARSE_REPS=3
   BUDGET_OPS=200000; DL_BYTES=200000000; STREAM_BYTES=20000000; GW_REQS=400
   XFER_N=5000; TLS_RT=4000; TLS_REPS=5; TLS_DL_BYTES=150000000; TLS_DL_ROUNDS=4; REDIS_OPS=2000
-  SPAWN_PY=40
+  SPAWN_PY=40; IR_N1=50; IR_N2=250
 else
   ROUNDS=20; REQS=20000; SPAWN_TRUE=2000; SPAWN_CURL=500; PARSE_MB=16; PARSE_REPS=5
   BUDGET_OPS=2000000; DL_BYTES=1000000000; STREAM_BYTES=100000000; GW_REQS=2000
   XFER_N=20000; TLS_RT=10000; TLS_REPS=5; TLS_DL_BYTES=1000000000; TLS_DL_ROUNDS=10; REDIS_OPS=20000
-  SPAWN_PY=200
+  SPAWN_PY=200; IR_N1=200; IR_N2=1200
 fi
 
 say() { printf '%s\n' "$*" >&2; }
@@ -315,6 +315,42 @@ while read -r line; do
   say "bench: budget $procs process(es): $(cut -d' ' -f5- <<<"$line")"
 done <"$T/budget"
 
+# ---- 4a. instructions per call (callgrind) ----------------------------------
+# Timings on a shared VM move by tens of percent between runs; instruction
+# counts do not. Each client runs under callgrind twice, N1 and N2 calls,
+# with and without the preload: (on(N2) - on(N1) - off(N2) + off(N1)) /
+# (N2 - N1) is what the library adds per call, start-up and warm-up gone.
+# bench_client: one thread, libcurl, an LLM call without stream (json) and
+# with (stream); bench_tls: OpenSSL, a metered LLM call and a non-LLM
+# keep-alive round trip (http). bench_tls pair makes a warm-up pass and
+# REPS passes, so its N calls are 2N round trips here (REPS = 1).
+if command -v valgrind >/dev/null; then
+  irefs() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
+            awk '/refs:/{gsub(",","",$4); print $4}'; }
+  per_call() { # per_call KEY PER_N N1 N2 CMD... (@N@ in CMD: the call count)
+    local key=$1 per=$2 n1=$3 n2=$4; shift 4
+    local a b c e
+    a=$(on irefs "${@/@N@/$n1}") b=$(on irefs "${@/@N@/$n2}")
+    c=$(irefs "${@/@N@/$n1}") e=$(irefs "${@/@N@/$n2}")
+    if [ -n "$a" ] && [ -n "$b" ] && [ -n "$c" ] && [ -n "$e" ]; then
+      rec "$key $(( (b - a - e + c) / ((n2 - n1) * per) ))"
+    else
+      broken "callgrind $key"
+    fi
+  }
+  per_call ir.json 1 "$IR_N1" "$IR_N2" "$B/bench_client" json "$URL" @N@ 1
+  per_call ir.stream 1 "$IR_N1" "$IR_N2" "$B/bench_client" stream "$URL" @N@ 1
+  if [ -n "${CERT:-}" ]; then
+    per_call ir.tls.llm 2 $((IR_N1 / 2)) $((IR_N2 / 2)) \
+      "$B/bench_tls" pair "$CERT" "$KEY" llm @N@ 1
+    per_call ir.tls.http 2 $((IR_N1 / 2)) $((IR_N2 / 2)) \
+      "$B/bench_tls" pair "$CERT" "$KEY" http @N@ 1
+  fi
+  say "bench: instruction counts done"
+else
+  say "bench: instruction counts SKIPPED (no valgrind)"
+fi
+
 # ---- 4b. a budget in Redis ---------------------------------------------------
 # A redis-server of our own on a free loopback port (appendonly, fsync every
 # second, as a deployment would run it): the backend's admit+charge+settle
@@ -550,6 +586,9 @@ for p in ("1", "2", "16"):
     k = f"budget.p{p}.exact"
     v = d.get(k, ["n/a"])
     rows.append((f"budget totals exact, {p} process(es)", ",".join(map(str, v)), "yes", "yes" if v and all(x == "yes" for x in v) else "NO"))
+for key, name in (("ir.json", "LLM non-stream, libcurl"), ("ir.stream", "LLM stream 2 KB, libcurl"),
+                  ("ir.tls.llm", "LLM call, OpenSSL"), ("ir.tls.http", "non-LLM HTTP/1.1 round trip, OpenSSL")):
+    row(f"instructions added per call (callgrind), {name}", key, "{:,.0f}", "report", lambda m: True)
 row("Redis budget admit+charge+settle/s, 1 process", "redis.p1.admit_settle", "{:,.0f}", "report", lambda m: True)
 row("Redis budget admit+charge+settle/s, 16 processes", "redis.p16.admit_settle", "{:,.0f}", "report", lambda m: True)
 for p in ("1", "16"):

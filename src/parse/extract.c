@@ -905,6 +905,7 @@ static void direct_take(void *ctx, unsigned pick) {
     x->direct_claimed = false;
     return;
   }
+  x->direct_members++;
   for (uint8_t i = 0; i < x->direct_n; i++) {
     if (x->direct[i].member != pick)
       continue;

@@ -124,7 +124,8 @@ struct lm_extract {
   /* Numbers of whole documents' DIRECT members, found while the framer
    * asks which members to read and taken when it hands them over. */
   uint8_t direct_n;
-  bool direct_claimed; /* the member just walked was read DIRECT */
+  bool direct_claimed;     /* the member just walked was read DIRECT */
+  uint32_t direct_members; /* members taken DIRECT so far (tests read it) */
   struct {
     const char *t;
     uint8_t n;      /* text length (<= LM_JSON_NUM_MAX) */

@@ -258,87 +258,6 @@ static void feed_ndjson(struct lm_framer *f, const char *p, size_t n) {
   flush_held(f); /* held pointers do not outlive this call */
 }
 
-/* After the line end at eol (LF or CRLF), or NULL (a lone CR, or a CR
- * whose LF is not in the buffer: the parser will see to it). */
-static const char *next_line(const char *eol, const char *end) {
-  if (*eol == '\n')
-    return eol + 1;
-  if (eol + 1 < end && eol[1] == '\n')
-    return eol + 2;
-  return NULL;
-}
-
-/* An event at p, whole in the buffer and of the shape framer.h describes:
- * returns the verdict on its data, *data and *len the document, *ev the event's
- * length; READ for anything else (the parser reads it). */
-static enum lm_doc_kind sse_event(struct lm_framer *f, const char *p,
-                                  const char *end, const char **data,
-                                  size_t *len, size_t *ev) {
-  const char *q = p, *eol;
-  if (end - q >= 6 && memcmp(q, "event:", 6) == 0) {
-    q += 6;
-    if (q < end && *q == ' ')
-      q++;
-    eol = lm_find2(q, end, '\r', '\n');
-    if (!eol || (eol - q == 5 && memcmp(q, "error", 5) == 0))
-      return LM_DOC_READ; /* incomplete, or an error event (its name counts) */
-    if (!(q = next_line(eol, end)))
-      return LM_DOC_READ;
-  }
-  if (end - q < 5 || memcmp(q, "data:", 5) != 0)
-    return LM_DOC_READ;
-  q += 5;
-  if (q < end && *q == ' ')
-    q++;
-  eol = lm_find2(q, end, '\r', '\n');
-  if (!eol)
-    return LM_DOC_READ;
-  *data = q;
-  enum lm_doc_kind k = f->classify(f->ctx, q, (size_t)(eol - q), false, len);
-  if (k == LM_DOC_READ || !(q = next_line(eol, end)) || q == end)
-    return LM_DOC_READ;
-  if (*q == '\n')
-    *ev = (size_t)(q + 1 - p);
-  else if (*q == '\r' && q + 1 < end && q[1] == '\n')
-    *ev = (size_t)(q + 2 - p);
-  else
-    return LM_DOC_READ; /* another field: a multi-line event */
-  return k;
-}
-
-static void feed_sse(struct lm_framer *f, const char *p, size_t n) {
-  const char *end = p + n;
-  if (!f->classify) {
-    lm_sse_feed(&f->sse, p, n);
-    return;
-  }
-  while (p < end) {
-    if (lm_sse_between_events(&f->sse) && offer(f)) {
-      const char *data = NULL;
-      size_t len = 0, ev = 0;
-      enum lm_doc_kind k = sse_event(f, p, end, &data, &len, &ev);
-      verdict(f, k);
-      if (k == LM_DOC_SNAPSHOT)
-        hold(f, data, len);
-      if (k != LM_DOC_READ) {
-        p += ev;
-        lm_sse_count_event(&f->sse);
-        continue;
-      }
-    }
-    flush_held(f); /* what is scanned next comes after them */
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    const char *stop = nl ? nl + 1 : end;
-    lm_sse_feed(&f->sse, p, (size_t)(stop - p));
-    p = stop;
-  }
-  flush_held(f); /* held pointers do not outlive this call */
-}
-
-/* JSON: a top-level array is a stream of documents (Gemini without
- * alt=sse, "[{...}\r\n,\r\n{...}]"); between two elements, a whole object
- * element can be offered. Only inside such an array is the body fed a line
- * at a time; a plain JSON document goes to the scanner in one call. */
 /* ---- whole documents (framer.h) --------------------------------------- */
 
 struct picks {
@@ -407,6 +326,128 @@ static size_t feed_whole(struct lm_framer *f, const char *p, const char *end) {
   return len;
 }
 
+/* After the line end at eol (LF or CRLF), or NULL (a lone CR, or a CR
+ * whose LF is not in the buffer: the parser will see to it). */
+static const char *next_line(const char *eol, const char *end) {
+  if (*eol == '\n')
+    return eol + 1;
+  if (eol + 1 < end && eol[1] == '\n')
+    return eol + 2;
+  return NULL;
+}
+
+/* An event of the shape framer.h describes (an optional event line, one
+ * data line, a blank line), whole in the buffer: what it is made of. */
+struct sse_shape {
+  bool whole;
+  const char *name, *data, *data_end;
+  size_t name_len;
+};
+
+/* An event at p, whole in the buffer and of the shape framer.h describes:
+ * returns the verdict on its data, *data and *len the document, *ev the
+ * event's length; READ for anything else (the parser reads it). sh says
+ * whether it was of the shape, whatever the verdict. */
+static enum lm_doc_kind sse_event(struct lm_framer *f, const char *p,
+                                  const char *end, const char **data,
+                                  size_t *len, size_t *ev,
+                                  struct sse_shape *sh) {
+  const char *q = p, *eol;
+  sh->whole = false;
+  sh->name = NULL;
+  sh->name_len = 0;
+  if (end - q >= 6 && memcmp(q, "event:", 6) == 0) {
+    q += 6;
+    if (q < end && *q == ' ')
+      q++;
+    eol = lm_find2(q, end, '\r', '\n');
+    if (!eol || (eol - q == 5 && memcmp(q, "error", 5) == 0))
+      return LM_DOC_READ; /* incomplete, or an error event (its name counts) */
+    sh->name = q;
+    sh->name_len = (size_t)(eol - q);
+    if (!(q = next_line(eol, end)))
+      return LM_DOC_READ;
+  }
+  if (end - q < 5 || memcmp(q, "data:", 5) != 0)
+    return LM_DOC_READ;
+  q += 5;
+  if (q < end && *q == ' ')
+    q++;
+  eol = lm_find2(q, end, '\r', '\n');
+  if (!eol)
+    return LM_DOC_READ;
+  *data = q;
+  const char *data_end = eol;
+  if (!(q = next_line(eol, end)) || q == end)
+    return LM_DOC_READ;
+  if (*q == '\n')
+    *ev = (size_t)(q + 1 - p);
+  else if (*q == '\r' && q + 1 < end && q[1] == '\n')
+    *ev = (size_t)(q + 2 - p);
+  else
+    return LM_DOC_READ; /* another field: a multi-line event */
+  sh->whole = true;
+  sh->data = *data;
+  sh->data_end = data_end;
+  return f->classify(f->ctx, *data, (size_t)(data_end - *data), false, len);
+}
+
+/* A whole event of the shape that must be read: what the SSE parser would
+ * hand the scanner (its one data line, between a reset and a finish) and
+ * the consumer (its name), with the data read member by member when it
+ * is one whole object (feed_whole). */
+static void sse_whole(struct lm_framer *f, const struct sse_shape *sh) {
+  lm_json_reset(&f->json);
+  const char *d = sh->data;
+  size_t len = feed_whole(f, d, sh->data_end);
+  lm_json_feed(&f->json, d + len, (size_t)(sh->data_end - d) - len);
+  lm_json_finish(&f->json);
+  if (f->on_event) {
+    /* as lm_sse keeps it: at most LM_SSE_EVENT_MAX - 1 bytes */
+    bool trunc = sh->name_len > LM_SSE_EVENT_MAX - 1;
+    f->on_event(f->ctx, sh->name ? sh->name : "",
+                trunc ? LM_SSE_EVENT_MAX - 1 : sh->name_len, trunc);
+  }
+}
+
+static void feed_sse(struct lm_framer *f, const char *p, size_t n) {
+  const char *end = p + n;
+  if (!f->classify) {
+    lm_sse_feed(&f->sse, p, n);
+    return;
+  }
+  while (p < end) {
+    if (lm_sse_between_events(&f->sse) && offer(f)) {
+      const char *data = NULL;
+      size_t len = 0, ev = 0;
+      struct sse_shape sh;
+      enum lm_doc_kind k = sse_event(f, p, end, &data, &len, &ev, &sh);
+      verdict(f, k);
+      if (k == LM_DOC_SNAPSHOT)
+        hold(f, data, len);
+      if (k != LM_DOC_READ || (sh.whole && f->select)) {
+        if (k == LM_DOC_READ) {
+          flush_held(f); /* it comes after them */
+          sse_whole(f, &sh);
+        }
+        p += ev;
+        lm_sse_count_event(&f->sse);
+        continue;
+      }
+    }
+    flush_held(f); /* what is scanned next comes after them */
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl + 1 : end;
+    lm_sse_feed(&f->sse, p, (size_t)(stop - p));
+    p = stop;
+  }
+  flush_held(f); /* held pointers do not outlive this call */
+}
+
+/* JSON: a top-level array is a stream of documents (Gemini without
+ * alt=sse, "[{...}\r\n,\r\n{...}]"); between two elements, a whole object
+ * element can be offered. Only inside such an array is the body fed a line
+ * at a time; a plain JSON document goes to the scanner in one call. */
 static void feed_json(struct lm_framer *f, const char *p, size_t n) {
   const char *end = p + n;
   if (!f->classify) {

@@ -678,15 +678,22 @@ LM_TEST(test_inert_looking_events_that_count_are_read) {
 /* Runs a JSON body whole (members skipped, scanned or read DIRECT) and with
  * everything scanned; the two results must be the same. Returns whether
  * the whole run read a member DIRECT. */
+static bool same_as_scanned_ct(enum lm_api api, const char *ct,
+                               const char *body, const char *what);
 static bool same_as_scanned(enum lm_api api, const char *body,
                             const char *what) {
+  return same_as_scanned_ct(api, "application/json", body, what);
+}
+
+static bool same_as_scanned_ct(enum lm_api api, const char *ct,
+                               const char *body, const char *what) {
   static struct lm_extract fast, all;
   for (int scan_all = 0; scan_all < 2; scan_all++) {
     struct lm_extract *x = scan_all ? &all : &fast;
     lm_extract_init(x, api);
     if (scan_all)
       lm_framer_set_classifier(&x->framer, NULL, NULL);
-    lm_extract_set_content_type(x, "application/json", 16);
+    lm_extract_set_content_type(x, ct, strlen(ct));
     lm_extract_feed(x, body, strlen(body));
     lm_extract_finish(x);
   }
@@ -702,7 +709,7 @@ static bool same_as_scanned(enum lm_api api, const char *body,
   if (!same)
     fprintf(stderr, "  %s: whole and scanned differ\n", what);
   CHECK(same);
-  return fast.direct_n > 0;
+  return fast.direct_members > 0;
 }
 
 #define OAI_USAGE                                                                  \
@@ -794,6 +801,40 @@ LM_TEST(test_whole_json_body_member_order_and_oddities_as_scanned) {
       "\"promptTokenCount\":5,\"candidatesTokenCount\":2},"
       "\"modelVersion\":\"gemini-2.5-flash\"}",
       "gemini");
+}
+
+LM_TEST(test_whole_sse_events_read_member_by_member_as_scanned) {
+  /* The usage event of an OpenAI stream read DIRECT; events with a name,
+   * CRLF lines, bytes after the object on its data line, a malformed
+   * object, [DONE]: the same as the SSE parser and scanner make of them. */
+  const char *ct = "text/event-stream";
+  CHECK(same_as_scanned_ct(
+      LM_API_OPENAI_CHAT, ct,
+      "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"choices\":[{\"delta\":"
+      "{\"content\":\"x\"}}],\"usage\":null}\n\n"
+      "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":"
+      "{\"prompt_tokens\":9,\"completion_tokens\":4,"
+      "\"prompt_tokens_details\":{\"cached_tokens\":2}}}\n\ndata: [DONE]\n\n",
+      "openai stream"));
+  same_as_scanned_ct(
+      LM_API_OPENAI_CHAT, ct,
+      "event: chunk\r\ndata: {\"model\":\"m\",\"usage\":{\"prompt_tokens\":3,"
+      "\"completion_tokens\":1}} x\r\n\r\n",
+      "name, CRLF, bytes after the object");
+  same_as_scanned_ct(LM_API_OPENAI_CHAT, ct,
+                     "data: {\"model\":\"m\",\"usage\":{\"prompt_tokens\":3}}"
+                     "\n\ndata: {\"model\":\"m\",\"usage\":{\"prompt_tokens\":"
+                     "5,\"completion_tokens\":tru}}\n\n",
+                     "malformed second event");
+  same_as_scanned_ct(
+      LM_API_ANTHROPIC_MESSAGES, ct,
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
+      "{\"model\":\"claude-x\",\"usage\":{\"input_tokens\":10,"
+      "\"output_tokens\":1}}}\n\n"
+      "event: a-very-long-event-name-beyond-what-the-parser-keeps-xxxxxxxx\n"
+      "data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":7}}"
+      "\n\n",
+      "anthropic, long name");
 }
 
 /* ---- every price the feed carries: the usage that prices them ---------- */
@@ -1272,6 +1313,7 @@ int main(void) {
   LM_RUN(test_gemini_array_malformed_element_ends_the_body_as_when_scanned);
   LM_RUN(test_whole_json_body_reads_usage_direct_as_the_scanner_does);
   LM_RUN(test_whole_json_body_member_order_and_oddities_as_scanned);
+  LM_RUN(test_whole_sse_events_read_member_by_member_as_scanned);
   LM_RUN(test_inert_looking_events_that_count_are_read);
   LM_RUN(test_anthropic_stream_web_search_requests_come_with_message_delta);
   LM_RUN(test_anthropic_web_searches_replace_and_null_means_none);

@@ -16,6 +16,7 @@
 #include "budget_backend.h"
 #include "money.h"
 #include "window.h"
+#include "utc.h"
 
 static _Atomic uint64_t handle_serials;
 static const struct lm_budget_backend *forced;
@@ -289,7 +290,7 @@ void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
   case LM_DENY_DEADLINE: {
     time_t t = (time_t)d->limit;
     struct tm tm;
-    gmtime_r(&t, &tm);
+    lm_utc(t, &tm);
     char when[32];
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     snprintf(buf, len, "budget '%s': deadline %s has passed", budget, when);

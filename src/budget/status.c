@@ -13,6 +13,7 @@
 #include "status.h"
 #include "money.h"
 #include "window.h"
+#include "utc.h"
 
 static void json_str(FILE *o, const char *s) {
   fputc('"', o);
@@ -562,7 +563,7 @@ static void print_table(FILE *o, const struct lm_snapshot *s,
     char when[32];
     time_t t = (time_t)s->deadline;
     struct tm tm;
-    gmtime_r(&t, &tm);
+    lm_utc(t, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     int64_t left = s->deadline - s->now;
     lm_status_duration(left > 0 ? left : 0, d, sizeof(d));

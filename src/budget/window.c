@@ -1,5 +1,6 @@
 /* window.c — calendar windows in UTC (see window.h). */
 #include "window.h"
+#include "utc.h"
 
 #include <string.h>
 #include <time.h>
@@ -25,7 +26,7 @@ int64_t lm_window_start(enum lm_window_kind kind, int64_t now) {
   case LM_WINDOW_MONTH: {
     time_t t = (time_t)now;
     struct tm tm;
-    gmtime_r(&t, &tm);
+    lm_utc(t, &tm);
     tm.tm_mday = 1;
     tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
     return (int64_t)timegm(&tm);
@@ -46,7 +47,7 @@ int64_t lm_window_next(enum lm_window_kind kind, int64_t now) {
   case LM_WINDOW_MONTH: {
     time_t t = (time_t)now;
     struct tm tm;
-    gmtime_r(&t, &tm);
+    lm_utc(t, &tm);
     tm.tm_mday = 1;
     tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
     tm.tm_mon += 1; /* timegm normalises December + 1 */

@@ -17,6 +17,7 @@
 #include "ledger_sum.h"
 #include "money.h"
 #include "status.h"
+#include "utc.h"
 
 #define LEDGER_TAIL (8 << 20)
 
@@ -134,7 +135,7 @@ void lm_pace_format(const struct lm_pace *p, const struct lm_snapshot *s,
     time_t t = (time_t)(s->now + p->to_limit_s);
     struct tm tm;
     lm_status_duration(p->to_limit_s, d, sizeof(d));
-    strftime(when, sizeof(when), "%H:%M:%SZ", gmtime_r(&t, &tm));
+    strftime(when, sizeof(when), "%H:%M:%SZ", lm_utc(t, &tm));
     snprintf(eta, sizeof(eta), "hard limit in %s (%s)", d, when);
   }
   if (p->source == LM_PACE_NONE)

@@ -31,6 +31,7 @@
 #include "ledger_sum.h"
 #include "money.h"
 #include "window.h"
+#include "utc.h"
 
 #define BUCKETS_MAX 72 /* bars per chart */
 #define SERIES_MAX 8   /* coloured series per stacked chart, then "other" */
@@ -287,7 +288,7 @@ static const char *palette[SERIES_MAX + 1] = {
 static void bucket_label(int64_t minute, int64_t width, char *buf, size_t n) {
   time_t t = (time_t)(minute * 60);
   struct tm tm;
-  gmtime_r(&t, &tm);
+  lm_utc(t, &tm);
   strftime(buf, n, width >= 1440 ? "%m-%d" : "%H:%M", &tm);
 }
 
@@ -601,8 +602,8 @@ static void page(FILE *o, const char *ledger, struct agg *g,
   if (d->n) {
     time_t t0 = (time_t)(g->min_minute * 60), t1 = (time_t)(g->max_minute * 60);
     struct tm tm;
-    strftime(when, sizeof(when), "%Y-%m-%d %H:%M", gmtime_r(&t0, &tm));
-    strftime(until, sizeof(until), "%Y-%m-%d %H:%M", gmtime_r(&t1, &tm));
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M", lm_utc(t0, &tm));
+    strftime(until, sizeof(until), "%Y-%m-%d %H:%M", lm_utc(t1, &tm));
     int64_t w = d->width;
     fprintf(o, " &middot; %s to %s UTC &middot; bars of %" PRId64 " %s", when,
             until,

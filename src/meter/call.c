@@ -34,7 +34,6 @@
 #include "money.h"
 #include "notify.h"
 #include "pricing.h"
-#include "status.h"
 
 /* ---- printing through the transport ----------------------------------- */
 

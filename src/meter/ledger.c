@@ -13,6 +13,7 @@
 #include "config.h"
 #include "json_scan.h"
 #include "money.h"
+#include "utc.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int fd = -1;
@@ -80,7 +81,7 @@ void lm_ledger_write(const struct lm_ledger_rec *r) {
   clock_gettime(CLOCK_REALTIME, &ts);
   struct tm tm;
   time_t sec = ts.tv_sec;
-  gmtime_r(&sec, &tm);
+  lm_utc(sec, &tm);
   char t[96];
   snprintf(t, sizeof(t),
            "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"pid\":%d",

@@ -11,6 +11,9 @@
 #include "extract.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "json_scan.h"
 
@@ -548,8 +551,12 @@ static void set_model(struct lm_extract *x, const struct lm_json_scan *s,
                       const char *t, size_t n) {
   if (n == 0 || n >= LM_EXTRACT_MODEL_MAX || lm_json_value_truncated(s))
     return; /* "" (Azure's first chunk) never replaces a model */
+  if (memcmp(x->model, t, n) == 0 && x->model[n] == '\0')
+    return; /* the same: nothing changes, classify_member's "the model we
+               already have" included */
   memcpy(x->model, t, n);
   x->model[n] = '\0';
+  x->model_gen++;
 }
 
 /* Strings matter only at depth 1 (type, error, model) and 2 (X.model), and
@@ -694,6 +701,11 @@ struct classify {
   const struct lm_extract *x;
   const struct api_desc *d;
   bool usage; /* a usage member with a value other than null */
+  /* doc_classify's walk: where each harmless member's value ended,
+   * relative to base */
+  const char *base;
+  uint8_t n_ends;
+  uint16_t ends[LM_EXTRACT_PREFIX_MEMBERS];
 };
 
 /* One top-level member of a document whole in the buffer: harmless (true,
@@ -739,15 +751,79 @@ static bool classify_member(void *ctx, const char *k, size_t klen,
  * the document. SNAPSHOT (Gemini): besides harmless members, only the usage
  * snapshot, whose one effect is the commit that a later committed snapshot
  * replaces whole (no cost, no field-by-field merge for these APIs). */
+/* classify_member, noting where a harmless member's value ends. */
+static bool classify_noting(void *ctx, const char *k, size_t klen,
+                            const char *v, size_t vlen, bool escaped) {
+  struct classify *c = ctx;
+  if (!classify_member(ctx, k, klen, v, vlen, escaped))
+    return false;
+  size_t end = (size_t)(v + vlen - c->base);
+  if (c->n_ends < LM_EXTRACT_PREFIX_MEMBERS && end <= LM_EXTRACT_PREFIX)
+    c->ends[c->n_ends++] = (uint16_t)end;
+  return true;
+}
+
+/* How many leading bytes a and b (n each) have in common. */
+static size_t common_prefix(const char *a, const char *b, size_t n) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  for (; i + 16 <= n; i += 16) {
+    __m128i va = _mm_loadu_si128((const __m128i *)(const void *)(a + i));
+    __m128i vb = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+    unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(va, vb));
+    if (m != 0xFFFF)
+      return i + (unsigned)__builtin_ctz(~m & 0xFFFF);
+  }
+#endif
+  while (i < n && a[i] == b[i])
+    i++;
+  return i;
+}
+
+/* The framer's classifier. INERT: every member harmless, so usage, cost,
+ * model and error state stay as they are whatever the scanner would make of
+ * the document. SNAPSHOT (Gemini): besides harmless members, only the usage
+ * snapshot, whose one effect is the commit that a later committed snapshot
+ * replaces whole (no cost, no field-by-field merge for these APIs). The
+ * walk resumes past the members this document shares, byte for byte, with
+ * the last INERT one (x->pre): classify_member is a function of a member's
+ * bytes, the API and the model, so they are harmless again. */
 static enum lm_doc_kind doc_classify(void *ctx, const char *p, size_t n,
                                      bool valid, size_t *len) {
-  const struct lm_extract *x = ctx;
-  struct classify c = {x, describe(x->api), false};
-  *len = valid ? lm_json_walk_valid_object(p, n, classify_member, &c)
-               : lm_json_walk_object(p, n, classify_member, &c);
+  struct lm_extract *x = ctx;
+  const struct api_desc *d = describe(x->api);
+  struct classify c = {x, d, false, p, 0, {0}};
+  size_t from = 0;
+  uint8_t kept = 0; /* of x->pre_end, the boundaries at or before from */
+  if (x->pre_n && !d->snapshots && x->pre_valid == valid &&
+      x->pre_model_gen == x->model_gen) {
+    size_t same = common_prefix(p, x->pre, n < x->pre_len ? n : x->pre_len);
+    while (kept < x->pre_n && x->pre_end[kept] <= same)
+      kept++;
+    from = kept ? x->pre_end[kept - 1] : 0;
+  }
+  *len = from ? lm_json_walk_object_from(p, n, from, valid, classify_noting, &c)
+         : valid ? lm_json_walk_valid_object(p, n, classify_noting, &c)
+                 : lm_json_walk_object(p, n, classify_noting, &c);
   if (*len == 0)
     return LM_DOC_READ;
-  return c.usage ? LM_DOC_SNAPSHOT : LM_DOC_INERT;
+  if (c.usage)
+    return LM_DOC_SNAPSHOT;
+  if (!d->snapshots) { /* kept for the next document */
+    size_t keep = *len < LM_EXTRACT_PREFIX ? *len : LM_EXTRACT_PREFIX;
+    uint8_t m = kept;
+    for (uint8_t i = 0; i < c.n_ends && m < LM_EXTRACT_PREFIX_MEMBERS; i++)
+      if (c.ends[i] <= keep)
+        x->pre_end[m++] = c.ends[i];
+    /* bytes up to from are the same as those kept: only the rest is new */
+    if (keep > from)
+      memcpy(x->pre + from, p + from, keep - from);
+    x->pre_len = (uint16_t)keep;
+    x->pre_n = m;
+    x->pre_valid = valid;
+    x->pre_model_gen = x->model_gen;
+  }
+  return LM_DOC_INERT;
 }
 
 /* ---- whole documents read member by member (framer.h) ------------------ */
@@ -892,7 +968,12 @@ static enum lm_member_use select_member(void *ctx, unsigned pick, const char *k,
    * a document read whole, not for one of several of its members. */
   if (key_in(k, klen, d->model_keys))
     return LM_MEMBER_SCAN;
-  struct classify c = {x, d, false};
+  struct classify c; /* ends unused here: left unwritten */
+  c.x = x;
+  c.d = d;
+  c.usage = false;
+  c.base = NULL;
+  c.n_ends = 0;
   return classify_member(&c, k, klen, v, vlen, escaped) ? LM_MEMBER_SKIP
                                                         : LM_MEMBER_SCAN;
 }

@@ -100,6 +100,8 @@ struct lm_extract_modal {
 };
 
 #define LM_EXTRACT_DIRECT_MAX 32 /* numbers of whole documents kept */
+#define LM_EXTRACT_PREFIX 256    /* bytes of the last INERT document kept */
+#define LM_EXTRACT_PREFIX_MEMBERS 16
 
 struct lm_extract {
   enum lm_api api;
@@ -132,6 +134,18 @@ struct lm_extract {
     uint8_t field;  /* index into the API's field table; 255: usage.cost */
     uint8_t member; /* the member's place among the document's picks */
   } direct[LM_EXTRACT_DIRECT_MAX];
+  /* The first bytes of the last document classified INERT, and where its
+   * members' values ended in them: a stream's chunks repeat their leading
+   * members (id, object, created, model, system_fingerprint), and bytes
+   * equal to members already found harmless, with the same model, are
+   * harmless again, so the next walk resumes past them. */
+  uint32_t model_gen; /* changes of model */
+  uint32_t pre_model_gen;
+  uint16_t pre_len;
+  uint8_t pre_n;
+  bool pre_valid;
+  uint16_t pre_end[LM_EXTRACT_PREFIX_MEMBERS];
+  char pre[LM_EXTRACT_PREFIX];
   struct lm_framer framer;
 };
 

@@ -225,6 +225,13 @@ typedef size_t (*lm_json_claim_fn)(void *ctx, const char *key, size_t klen,
 size_t lm_json_walk_valid_object_claim(const char *p, size_t n,
                                        lm_json_member_fn fn,
                                        lm_json_claim_fn claim, void *ctx);
+/* Resumes lm_json_walk_object (valid false) or lm_json_walk_valid_object
+ * (true) over the object at p, from offset `from` just past a member's
+ * value: the members before it are taken as walked (by an earlier walk of
+ * the same bytes) and not shown to fn. Returns the object's length from p
+ * as the whole walk would, or 0. */
+size_t lm_json_walk_object_from(const char *p, size_t n, size_t from,
+                                bool valid, lm_json_member_fn fn, void *ctx);
 
 /* Exact conversions of JSON number text (no floating point).
  * lm_json_parse_u64: non-negative integral values only ("12", "12.0",

@@ -171,52 +171,66 @@ static const char *valid_value(const char *p, const char *end, unsigned depth,
   }
 }
 
+/* The walk; with from > 0, resumed just past a member's value at
+ * buf + from (the members before it walked by an earlier call). */
 static size_t walk_object(const char *buf, size_t n, lm_json_member_fn fn,
-                          lm_json_claim_fn claim, void *ctx, bool valid) {
-  const char *end = buf + n, *p = lm_json_skip_ws_inline(buf, end);
-  if (p == end || *p++ != '{')
-    return 0;
-  p = lm_json_skip_ws_inline(p, end);
-  if (p < end && *p == '}')
-    return (size_t)(p + 1 - buf);
+                          lm_json_claim_fn claim, void *ctx, bool valid,
+                          size_t from) {
+  const char *end = buf + n, *p;
+  bool resumed = from > 0;
+  if (resumed) {
+    if (from >= n)
+      return 0;
+    p = buf + from;
+  } else {
+    p = lm_json_skip_ws_inline(buf, end);
+    if (p == end || *p++ != '{')
+      return 0;
+    p = lm_json_skip_ws_inline(p, end);
+    if (p < end && *p == '}')
+      return (size_t)(p + 1 - buf);
+  }
   for (;;) {
-    if (p == end || *p++ != '"')
-      return 0;
-    const char *key = p;
-    bool esc = false;
-    p = walk_string(p, end, &esc, valid);
-    if (!p || (valid && esc))
-      return 0;
-    size_t klen = (size_t)(p - 1 - key);
-    p = lm_json_skip_ws_inline(p, end);
-    if (p == end || *p++ != ':')
-      return 0;
-    p = lm_json_skip_ws_inline(p, end);
-    if (p == end)
-      return 0;
-    const char *val = p;
-    char c = *p++;
-    size_t claimed;
-    if (valid && claim && (claimed = claim(ctx, key, klen, val, end)) > 0) {
-      p = val + claimed; /* read and validated by the claimant */
-    } else if (valid) {
-      p = valid_value(val, end, 1, &esc);
-    } else if (c == '"') {
-      p = walk_string(p, end, &esc, false);
-    } else if (c == '{' || c == '[') {
-      p = walk_container(p, end);
-    } else {
-      while (p < end && *p != ',' && *p != '}' && !lm_json_is_ws(*p))
-        p++;
+    if (!resumed) {
+      if (p == end || *p++ != '"')
+        return 0;
+      const char *key = p;
+      bool esc = false;
+      p = walk_string(p, end, &esc, valid);
+      if (!p || (valid && esc))
+        return 0;
+      size_t klen = (size_t)(p - 1 - key);
+      p = lm_json_skip_ws_inline(p, end);
+      if (p == end || *p++ != ':')
+        return 0;
+      p = lm_json_skip_ws_inline(p, end);
       if (p == end)
-        p = NULL;
+        return 0;
+      const char *val = p;
+      char c = *p++;
+      size_t claimed;
+      if (valid && claim && (claimed = claim(ctx, key, klen, val, end)) > 0) {
+        p = val + claimed; /* read and validated by the claimant */
+      } else if (valid) {
+        p = valid_value(val, end, 1, &esc);
+      } else if (c == '"') {
+        p = walk_string(p, end, &esc, false);
+      } else if (c == '{' || c == '[') {
+        p = walk_container(p, end);
+      } else {
+        while (p < end && *p != ',' && *p != '}' && !lm_json_is_ws(*p))
+          p++;
+        if (p == end)
+          p = NULL;
+      }
+      if (!p || !fn(ctx, key, klen, val, (size_t)(p - val), esc))
+        return 0;
     }
-    if (!p || !fn(ctx, key, klen, val, (size_t)(p - val), esc))
-      return 0;
+    resumed = false;
     p = lm_json_skip_ws_inline(p, end);
     if (p == end)
       return 0;
-    c = *p++;
+    char c = *p++;
     if (c == '}')
       return (size_t)(p - buf);
     if (c != ',')
@@ -227,18 +241,23 @@ static size_t walk_object(const char *buf, size_t n, lm_json_member_fn fn,
 
 size_t lm_json_walk_object(const char *buf, size_t n, lm_json_member_fn fn,
                            void *ctx) {
-  return walk_object(buf, n, fn, NULL, ctx, false);
+  return walk_object(buf, n, fn, NULL, ctx, false, 0);
 }
 
 size_t lm_json_walk_valid_object(const char *buf, size_t n,
                                  lm_json_member_fn fn, void *ctx) {
-  return walk_object(buf, n, fn, NULL, ctx, true);
+  return walk_object(buf, n, fn, NULL, ctx, true, 0);
 }
 
 size_t lm_json_walk_valid_object_claim(const char *buf, size_t n,
                                        lm_json_member_fn fn,
                                        lm_json_claim_fn claim, void *ctx) {
-  return walk_object(buf, n, fn, claim, ctx, true);
+  return walk_object(buf, n, fn, claim, ctx, true, 0);
+}
+
+size_t lm_json_walk_object_from(const char *buf, size_t n, size_t from,
+                                bool valid, lm_json_member_fn fn, void *ctx) {
+  return from ? walk_object(buf, n, fn, NULL, ctx, valid, from) : 0;
 }
 
 /* ---- exact number conversion ------------------------------------------ */

@@ -837,6 +837,40 @@ LM_TEST(test_whole_sse_events_read_member_by_member_as_scanned) {
       "anthropic, long name");
 }
 
+/* A chunk whose leading members repeat the last INERT chunk's bytes is
+ * walked from past them (doc_classify's prefix), only while the model is
+ * the same: a model that changed and changed back, usage after a repeated
+ * prefix, a difference inside a member. */
+LM_TEST(test_repeated_chunk_prefixes_classify_as_when_scanned) {
+  const char *ct = "text/event-stream";
+  /* gpt-4o read, then crossed twice (the second time past the prefix);
+   * gpt-4o-mini read; gpt-4o again in bytes equal to the kept prefix: read,
+   * not crossed (the model changed since); then chunks without a model */
+  const char *body =
+      "data: {\"id\":\"c\",\"object\":\"chunk\",\"model\":\"gpt-4o\",\"choices\":"
+      "[],\"usage\":null}\n\n"
+      "data: {\"id\":\"c\",\"object\":\"chunk\",\"model\":\"gpt-4o\",\"choices\":"
+      "[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}\n\n"
+      "data: {\"id\":\"c\",\"object\":\"chunk\",\"model\":\"gpt-4o\",\"choices\":"
+      "[{\"delta\":{\"content\":\"b\"}}],\"usage\":null}\n\n"
+      "data: {\"id\":\"c\",\"object\":\"chunk\",\"model\":\"gpt-4o-mini\",\"choices\":"
+      "[],\"usage\":null}\n\n"
+      "data: {\"id\":\"c\",\"object\":\"chunk\",\"model\":\"gpt-4o\",\"choices\":"
+      "[],\"usage\":null}\n\n"
+      "data: {\"id\":\"c\",\"object\":\"chunk\",\"choices\":[],"
+      "\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}\n\n"
+      "data: {\"id\":\"c\",\"object\":\"chunk\",\"type\":\"error\"}\n\n";
+  same_as_scanned_ct(LM_API_OPENAI_CHAT, ct, body, "prefixes");
+  static struct lm_extract x;
+  lm_extract_init(&x, LM_API_OPENAI_CHAT);
+  lm_extract_set_content_type(&x, ct, strlen(ct));
+  lm_extract_feed(&x, body, strlen(body));
+  lm_extract_finish(&x);
+  CHECK(strcmp(lm_extract_model(&x), "gpt-4o") == 0);
+  CHECK(lm_extract_has_usage(&x) && lm_extract_usage(&x)->input == 4);
+  CHECK(lm_extract_inband_error(&x));
+}
+
 /* ---- every price the feed carries: the usage that prices them ---------- */
 
 /* Fed whole, byte by byte and at random cuts, with the fast paths and with
@@ -1314,6 +1348,7 @@ int main(void) {
   LM_RUN(test_whole_json_body_reads_usage_direct_as_the_scanner_does);
   LM_RUN(test_whole_json_body_member_order_and_oddities_as_scanned);
   LM_RUN(test_whole_sse_events_read_member_by_member_as_scanned);
+  LM_RUN(test_repeated_chunk_prefixes_classify_as_when_scanned);
   LM_RUN(test_inert_looking_events_that_count_are_read);
   LM_RUN(test_anthropic_stream_web_search_requests_come_with_message_delta);
   LM_RUN(test_anthropic_web_searches_replace_and_null_means_none);

@@ -19,10 +19,14 @@
  * the deadline) is answered from the limits and spend the last reply
  * carried. Redis unreachable, or an error: the call is refused with
  * LM_DENY_ERROR and one line naming Redis (the meter's LLMMETER_ON_ERROR
- * decides what happens then). Not yet on this backend: rates and
- * --downgrade (refused at configure and add_rule, so that
- * nothing is silently not enforced).
+ * decides what happens then). Rates are the shm backend's GCRA buckets,
+ * kept in the script on the server's clock: admission takes the call's
+ * turn in each (a turn within LLMMETER_WAIT_S is slept for here), and the
+ * settle corrects the token buckets by what the call used, in the same
+ * round trip. Not yet on this backend: --downgrade (refused at
+ * configure, so that nothing is silently not enforced).
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -161,6 +165,7 @@ static const struct {
     {"llm_time", LM_DENY_LLM_TIME},
     {"model", LM_DENY_MODEL},
     {"agent", LM_DENY_AGENT},
+    {"rate", LM_DENY_RATE},
 };
 /* The lease's spend rule reached its limit (the last reply said so). */
 #define LEASEF_RULE_OVER 0x100u
@@ -200,11 +205,13 @@ static uint64_t lease_id(void) {
   return id;
 }
 
-/* One admission attempt. *wait: refused only by in-flight reservations
- * (not counted as denied: the caller tries again). */
+/* One admission attempt, which may wait wait_ms for a rate turn. *wait:
+ * refused only by in-flight reservations (not counted as denied: the
+ * caller tries again); *turn_us: admitted, the call's rate turn is that
+ * far away (the caller sleeps first). */
 static int admit_once(struct lm_budget *b, const struct lm_call *call,
-                      struct lm_lease *l, struct lm_denial *why, bool may_wait,
-                      bool *wait) {
+                      struct lm_lease *l, struct lm_denial *why,
+                      int64_t wait_ms, bool *wait, int64_t *turn_us) {
   struct redis_budget *rb = RB(b);
   memset(l, 0, sizeof(*l));
   memset(why, 0, sizeof(*why));
@@ -229,8 +236,10 @@ static int admit_once(struct lm_budget *b, const struct lm_call *call,
   argi(&a, (int64_t)call->est_input_tokens);
   argi(&a, (int64_t)call->est_output_tokens);
   arg(&a, dollars ? "1" : "0");
-  arg(&a, may_wait ? "1" : "0");
+  arg(&a, wait_ms > 0 ? "1" : "0");
+  argi(&a, wait_ms > 0 ? wait_ms * 1000 : 0);
   *wait = false;
+  *turn_us = 0;
   redisReply *r = run(b, &a, err, sizeof(err));
   if (!r) {
     error_denial(why, err);
@@ -249,6 +258,7 @@ static int admit_once(struct lm_budget *b, const struct lm_call *call,
     l->rate_in = call->est_input_tokens;
     l->rate_out = call->est_output_tokens;
     l->sent_at_ms = mono_ms();
+    *turn_us = int_at(r, 11);
     rc = 0;
   } else if (strcmp(st, "enoent") == 0) {
     error_denial(why, "no such budget in Redis");
@@ -268,6 +278,8 @@ static int admit_once(struct lm_budget *b, const struct lm_call *call,
                      lm_budget_now(b));
       why->spent = num(str_at(r, 13), 0);
       *wait = int_at(r, 15) == 1;
+      if (kind == LM_DENY_RATE) /* the turn's, not the window's */
+        why->retry_after_s = num(str_at(r, 16), -1);
       if (kind == LM_DENY_DEADLINE || kind == LM_DENY_LLM_TIME ||
           kind == LM_DENY_CALL_USD || kind == LM_DENY_CALL_INPUT ||
           kind == LM_DENY_CALL_OUTPUT)
@@ -280,7 +292,9 @@ static int admit_once(struct lm_budget *b, const struct lm_call *call,
 
 /* Admits, waiting up to call->wait_ms while only other calls'
  * reservations stand in the way (they may settle for less), polling with a
- * growing pause: Redis cannot wake us as the shm backend's futex does. */
+ * growing pause: Redis cannot wake us as the shm backend's futex does. A
+ * rate turn within the remaining wait is taken by the script and slept
+ * for here, computed, not polled (as on shm). */
 static int redis_admit(struct lm_budget *b, const struct lm_call *call,
                        struct lm_lease *l, struct lm_denial *why) {
   int64_t t0 = mono_ms(), pause_ms = 10;
@@ -288,7 +302,13 @@ static int redis_admit(struct lm_budget *b, const struct lm_call *call,
   for (;;) {
     int64_t left = call->wait_ms - (mono_ms() - t0);
     bool wait;
-    int rc = admit_once(b, call, l, why, left > 0, &wait);
+    int64_t turn_us;
+    int rc = admit_once(b, call, l, why, left, &wait, &turn_us);
+    if (rc == 0 && turn_us > 0) {
+      struct timespec ts = {turn_us / 1000000, (turn_us % 1000000) * 1000};
+      while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    }
     if (rc == 0 || !wait) {
       if (rc != 0 && waited)
         why->waited_ms = mono_ms() - t0;
@@ -463,7 +483,7 @@ static int redis_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   args_begin(&a, b, "snapshot");
   redisReply *r = run(b, &a, err, sizeof(err));
   memset(o, 0, sizeof(*o));
-  if (!r || strcmp(str_at(r, 0), "ok") != 0 || r->elements < 5) {
+  if (!r || strcmp(str_at(r, 0), "ok") != 0 || r->elements < 6) {
     lm_redis_reply_free(r);
     return -1;
   }
@@ -482,7 +502,15 @@ static int redis_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   o->max_call_pusd = num(field(cfg, "mcu"), -1);
   o->max_call_input_tokens = num(field(cfg, "mci"), -1);
   o->max_call_output_tokens = num(field(cfg, "mco"), -1);
-  o->rpm = o->tpm = o->itpm = o->otpm = -1;
+  o->rpm = num(field(cfg, "rpm"), -1);
+  o->tpm = num(field(cfg, "tpm"), -1);
+  o->itpm = num(field(cfg, "itpm"), -1);
+  o->otpm = num(field(cfg, "otpm"), -1);
+  const redisReply *used = r->element[5]; /* on the server's clock */
+  o->rpm_used = int_at(used, 0);
+  o->tpm_used = int_at(used, 1);
+  o->itpm_used = int_at(used, 2);
+  o->otpm_used = int_at(used, 3);
   o->deadline = num(field(cfg, "dl"), -1);
   o->max_llm_ns = num(field(cfg, "mln"), -1);
   o->llm_ns = num(field(cfg, "llm"), 0);
@@ -502,7 +530,7 @@ static int redis_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   o->reclaimed = (uint64_t)num(field(cfg, "reclaimed"), 0);
   o->unmetered_denied = (uint64_t)num(field(cfg, "ud"), 0);
   o->unmetered_warned = (uint64_t)num(field(cfg, "uw"), 0);
-  for (size_t i = 5; i + 1 < r->elements; i += 2) {
+  for (size_t i = 6; i + 1 < r->elements; i += 2) {
     const char *kind = str_at(r, i);
     const redisReply *h = r->element[i + 1];
     if (kind[0] == 'r') { /* a rule: "KIND|LIMIT|PATTERN" and its counters */
@@ -518,6 +546,7 @@ static int redis_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
       if (*end != '|')
         continue;
       snprintf(ru->pattern, sizeof(ru->pattern), "%s", end + 1);
+      ru->rate_used = num(field(h, "ru"), 0);
       snap_counters(h, win, &ru->c);
       o->n_rules++;
       continue;
@@ -549,13 +578,8 @@ static void set_field(struct args *a, const char *f, int64_t v) {
 
 static int redis_configure(struct lm_budget *b,
                            const struct lm_limit_config *c) {
-  /* Not yet on this backend: refuse rather than accept and not enforce. */
-  const int64_t unsupported[] = {c->rpm, c->tpm, c->itpm, c->otpm};
-  for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
-    if (unsupported[i] != LM_KEEP && unsupported[i] >= 0)
-      return -1;
   if (c->downgrade && *c->downgrade)
-    return -1;
+    return -1; /* not yet on this backend: refused, not left unenforced */
   char err[160];
   struct args a;
   args_begin(&a, b, "configure");
@@ -568,6 +592,10 @@ static int redis_configure(struct lm_budget *b,
   set_field(&a, "mco", c->max_call_output_tokens);
   set_field(&a, "dl", c->deadline);
   set_field(&a, "mln", c->max_llm_ns);
+  set_field(&a, "rpm", c->rpm);
+  set_field(&a, "tpm", c->tpm);
+  set_field(&a, "itpm", c->itpm);
+  set_field(&a, "otpm", c->otpm);
   if (c->window >= 0 && c->window < LM_WINDOW_KINDS)
     set_field(&a, "win", c->window);
   if (c->mode >= 0)
@@ -591,10 +619,6 @@ static int redis_add_rule(struct lm_budget *b, int kind, const char *pattern,
       (target != LM_RULE_MODEL && target != LM_RULE_AGENT) ||
       measure > LM_RULE_TPM) {
     snprintf(err, errlen, "invalid limit pattern '%s'", pattern ? pattern : "");
-    return -1;
-  }
-  if (measure == LM_RULE_RPM || measure == LM_RULE_TPM) {
-    snprintf(err, errlen, "rate rules are not supported on a Redis budget yet");
     return -1;
   }
   struct args a;
@@ -670,9 +694,12 @@ static bool redis_over_time(struct lm_budget *b, int64_t inflight_ns,
                         atomic_load(&rb->mln), used, why);
 }
 
+/* Nothing to send: the settle (or release) corrected the lease's token
+ * buckets by the tokens it carried, in the same step, without a third
+ * round trip. The meter calls this after settling, with those tokens. */
 static void redis_rate_correct(struct lm_budget *b, const struct lm_lease *l,
                                const struct lm_usage *actual) {
-  (void)b, (void)l, (void)actual; /* no rates on this backend yet */
+  (void)b, (void)l, (void)actual;
 }
 
 static bool redis_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {

@@ -23,11 +23,14 @@
  * kept in the script on the server's clock: admission takes the call's
  * turn in each (a turn within LLMMETER_WAIT_S is slept for here), and the
  * settle corrects the token buckets by what the call used, in the same
- * round trip. Not yet on this backend: --downgrade (refused at
- * configure, so that nothing is silently not enforced).
+ * round trip. --downgrade: the map comes with the open and every
+ * admission's reply; a call whose model the map would rewrite asks the
+ * server (one round trip) whether spent has reached the soft limit.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +58,8 @@ struct redis_budget {
   _Atomic int crossed;         /* the soft limit was crossed by our charge */
   _Atomic int spend_rules;     /* it had spend rules when opened */
   char on_soft[256];
+  pthread_mutex_t dg_mu; /* guards dg */
+  char dg[512];          /* the --downgrade map the last reply carried */
 };
 #define RB(b) ((struct redis_budget *)(b))
 
@@ -147,6 +152,13 @@ static void cache_limits(struct redis_budget *rb, const redisReply *r,
   atomic_store(&rb->deadline, num(str_at(r, first + 7), -1));
   atomic_store(&rb->mln, num(str_at(r, first + 8), -1));
   atomic_store(&rb->llm, int_at(r, first + 9));
+}
+
+/* Keeps the --downgrade map a reply carried. */
+static void cache_downgrade(struct redis_budget *rb, const char *map) {
+  pthread_mutex_lock(&rb->dg_mu);
+  snprintf(rb->dg, sizeof(rb->dg), "%s", map);
+  pthread_mutex_unlock(&rb->dg_mu);
 }
 
 /* ---- admission --------------------------------------------------------- */
@@ -259,6 +271,7 @@ static int admit_once(struct lm_budget *b, const struct lm_call *call,
     l->rate_out = call->est_output_tokens;
     l->sent_at_ms = mono_ms();
     *turn_us = int_at(r, 11);
+    cache_downgrade(rb, str_at(r, 12));
     rc = 0;
   } else if (strcmp(st, "enoent") == 0) {
     error_denial(why, "no such budget in Redis");
@@ -278,6 +291,7 @@ static int admit_once(struct lm_budget *b, const struct lm_call *call,
                      lm_budget_now(b));
       why->spent = num(str_at(r, 13), 0);
       *wait = int_at(r, 15) == 1;
+      cache_downgrade(rb, str_at(r, 17));
       if (kind == LM_DENY_RATE) /* the turn's, not the window's */
         why->retry_after_s = num(str_at(r, 16), -1);
       if (kind == LM_DENY_DEADLINE || kind == LM_DENY_LLM_TIME ||
@@ -517,6 +531,8 @@ static int redis_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   o->soft_crossed = num(field(cfg, "sw"), 0) == win + 1;
   const char *ons = field(cfg, "ons");
   snprintf(o->on_soft, sizeof(o->on_soft), "%s", ons ? ons : "");
+  const char *dg = field(cfg, "dg");
+  snprintf(o->downgrade, sizeof(o->downgrade), "%s", dg ? dg : "");
   int wk = (int)num(field(cfg, "win"), 0);
   o->window = wk >= 0 && wk < LM_WINDOW_KINDS ? wk : LM_WINDOW_NONE;
   o->mode = (int)num(field(cfg, "mode"), 0);
@@ -578,8 +594,6 @@ static void set_field(struct args *a, const char *f, int64_t v) {
 
 static int redis_configure(struct lm_budget *b,
                            const struct lm_limit_config *c) {
-  if (c->downgrade && *c->downgrade)
-    return -1; /* not yet on this backend: refused, not left unenforced */
   char err[160];
   struct args a;
   args_begin(&a, b, "configure");
@@ -603,6 +617,10 @@ static int redis_configure(struct lm_budget *b,
   if (c->on_soft) {
     arg(&a, "ons");
     arg(&a, *c->on_soft ? c->on_soft : "-");
+  }
+  if (c->downgrade) {
+    arg(&a, "dg");
+    arg(&a, *c->downgrade ? c->downgrade : "-");
   }
   redisReply *r = run(b, &a, err, sizeof(err));
   int rc = r ? 0 : -1;
@@ -653,6 +671,7 @@ static int redis_reset(struct lm_budget *b) {
 
 static void redis_close(struct lm_budget *b) {
   lm_redis_free(RB(b)->r);
+  pthread_mutex_destroy(&RB(b)->dg_mu);
   free(b);
 }
 
@@ -709,10 +728,55 @@ static bool redis_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
   return true;
 }
 
+/* The model map's rewrite of model, as the shm backend reads it: the
+ * first FROM_GLOB=TO entry whose glob matches and whose TO differs. */
+static bool downgrade_match(const char *map, const char *model, char *out,
+                            size_t outlen) {
+  char copy[sizeof(((struct redis_budget *)0)->dg)];
+  snprintf(copy, sizeof(copy), "%s", map);
+  char *save = NULL;
+  for (char *e = strtok_r(copy, ",", &save); e;
+       e = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(e, '=');
+    if (!eq)
+      continue;
+    *eq = 0;
+    if (fnmatch(e, model, 0) == 0 && eq[1] && strcmp(eq + 1, model) != 0) {
+      if (out && outlen)
+        snprintf(out, outlen, "%s", eq + 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* With model NULL: whether a map is configured (the soft limit is asked
+ * only for a model the map would rewrite). Else one round trip, only then:
+ * is spent past the soft limit now, and what the map is now. */
 static bool redis_downgrade(struct lm_budget *b, const char *model, char *out,
                             size_t outlen) {
-  (void)b, (void)model, (void)out, (void)outlen;
-  return false; /* refused at configure */
+  struct redis_budget *rb = RB(b);
+  char map[sizeof(rb->dg)];
+  pthread_mutex_lock(&rb->dg_mu);
+  memcpy(map, rb->dg, sizeof(map));
+  pthread_mutex_unlock(&rb->dg_mu);
+  if (!map[0])
+    return false;
+  if (!model)
+    return true;
+  if (!*model || !downgrade_match(map, model, NULL, 0))
+    return false;
+  char err[160];
+  struct args a;
+  args_begin(&a, b, "downgrade");
+  redisReply *r = run(b, &a, err, sizeof(err));
+  if (!r)
+    return false; /* the admission that follows says why Redis failed */
+  bool over = int_at(r, 0) == 1;
+  snprintf(map, sizeof(map), "%s", str_at(r, 1));
+  lm_redis_reply_free(r);
+  cache_downgrade(rb, map);
+  return over && downgrade_match(map, model, out, outlen);
 }
 
 static bool redis_hard_limit(struct lm_budget *b) {
@@ -770,6 +834,7 @@ static struct redis_budget *redis_new(const char *url, char *err,
   char shown[LM_BUDGET_NAME_MAX * 4];
   lm_redis_redacted(&u, shown, sizeof(shown));
   lm_budget_init_base(&rb->base, &redis_ops, shown);
+  pthread_mutex_init(&rb->dg_mu, NULL);
   snprintf(rb->key, sizeof(rb->key), "llmmeter:{%s}:cfg", u.name);
   rb->ttl_ms = env->lease_ttl_ms > 0 ? env->lease_ttl_ms : 120000;
   atomic_store(&rb->hard, -1);
@@ -815,6 +880,7 @@ static int redis_open(const char *name, bool create, struct lm_budget **out,
   } else if (r) { /* what the leak guard asks before any admission */
     atomic_store(&rb->hard, num(str_at(r, 1), -1));
     atomic_store(&rb->spend_rules, int_at(r, 2) > 0);
+    cache_downgrade(rb, str_at(r, 3));
   }
   lm_redis_reply_free(r);
   if (rc != 0) {

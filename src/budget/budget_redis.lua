@@ -364,6 +364,7 @@ local function deny(kind, lim, used, spent, m, a, subject, may_wait, retry)
   table.insert(r, subject or '')
   table.insert(r, wait and 1 or 0)
   table.insert(r, retry and I(retry) or '')
+  table.insert(r, cfg('dg') or '')
   return r
 end
 
@@ -580,6 +581,7 @@ if op == 'admit' then
   local r = reply_limits(t[1] or '0', caps)
   table.insert(r, 1, 'ok')
   table.insert(r, I(turn)) -- µs to sleep before the call leaves
+  table.insert(r, cfg('dg') or '') -- the --downgrade map, for the next call
   return r
 
 elseif op == 'charge' then
@@ -688,14 +690,22 @@ elseif op == 'rule' then
 
 elseif op == 'exists' then
   -- whether it exists, its hard limit, and how many spend rules it has
-  -- (what the leak guard asks before any call was admitted)
+  -- (what the leak guard asks before any call was admitted), and the
+  -- --downgrade map (what the meter asks before a first call)
   local spend = 0
   local kv = redis.call('HGETALL', RULES)
   for i = 2, #kv, 2 do
     local kind, lim = string.match(kv[i], '^(%d+)|(%-?%d+)|')
     if kind and tonumber(kind) < 256 and tonumber(lim) >= 0 then spend = spend + 1 end
   end
-  return {redis.call('EXISTS', CFG), cfg('hard') or '-1', spend}
+  return {redis.call('EXISTS', CFG), cfg('hard') or '-1', spend, cfg('dg') or ''}
+
+elseif op == 'downgrade' then
+  -- whether spent (this window's) has reached the soft limit, and the map
+  local soft = soft_limit()
+  local t = redis.call('HMGET', TOT, 'w', 'sp')
+  local sp = big(n(t[1]) >= n(win) and t[2] or '0')
+  return {(soft and le(soft, sp)) and 1 or 0, cfg('dg') or ''}
 
 elseif op == 'unmetered' then
   redis.call('HINCRBY', CFG, ARGV[9] == '1' and 'ud' or 'uw', 1)

@@ -235,6 +235,29 @@ sys.exit(not (len(a) == 64 and a[59] < 3.0 and min(gaps) > 0.6 and max(gaps) < 1
 PY
 expect_eq redis_paced_counts "$(sj "$RB" | json_get - 'j["requests"], j["denied"]')" "64 0"
 
+# ---- --downgrade above the soft limit, as on shm --------------------------------
+# Each call is a new process: the map comes with its open, and the soft
+# limit another process crossed is asked of Redis before the call leaves.
+BG=$(url downgrade)
+"$LM" init --budget "$BG" --force --soft 0.000001 --downgrade 'gpt-4o=gpt-4o-mini,claude-opus-*=claude-haiku-4-5' >/dev/null
+DQ='{"model":"gpt-4o","messages":[{"role":"user","content":"redis-downgrade"}]}'
+last_model() { tail -1 "$MOCK_LOG" | json_get - "json.loads(j['body'])['model']"; }
+dcall() { LLMMETER_QUIET=1 LLMMETER_BUDGET=$BG LLMMETER_LEDGER=$T/dg.ledger LD_PRELOAD=$LIB curl -sS "$MU" -H 'X-Mock-Usage: input=100,output=10' -d "$1" -o /dev/null; }
+dcall "$DQ"
+expect_eq redis_downgrade_not_below_soft "$(last_model)" gpt-4o
+dcall "$DQ"
+expect_eq redis_downgrade_seen_by_provider "$(last_model)" gpt-4o-mini
+expect_eq redis_downgrade_in_ledger "$(tail -1 "$T/dg.ledger" | json_get - "j['model'], j['requested_model']")" "gpt-4o-mini gpt-4o"
+dcall '{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"redis-downgrade"}]}'
+expect_eq redis_downgrade_streaming_too "$(last_model)" gpt-4o-mini
+dcall '{"model":"gpt-4.1","messages":[]}'
+expect_eq redis_downgrade_never_unlisted_model "$(last_model)" gpt-4.1
+expect_eq redis_downgrade_in_status "$(sj "$BG" | json_get - 'j["downgrade"]')" 'gpt-4o=gpt-4o-mini,claude-opus-*=claude-haiku-4-5'
+"$LM" set --budget "$BG" --downgrade none >/dev/null
+dcall "$DQ"
+expect_eq redis_downgrade_none_sends_as_asked "$(last_model)" gpt-4o
+expect_eq redis_downgrade_none_in_status "$(sj "$BG" | json_get - 'j["downgrade"]')" ''
+
 # ---- kill -9 mid-stream: the leases expire, the reservations come back -------
 B3=$(url crash)
 "$LM" init --budget "$B3" --force --limit 100 >/dev/null

@@ -7,6 +7,7 @@
  * a redis:// URL is a budget in Redis (budget_redis.c); any other scheme
  * is refused with a clear line. Reads no environment and prints nothing.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,17 @@ int lm_budget_remove(const char *name, char *err, size_t errlen) {
   if (name && strncmp(name, "redis://", 8) == 0)
     return lm_budget_redis_remove(name, err, errlen);
   return lm_segment_remove(name, err, errlen);
+}
+
+int lm_budget_list(const char *where, void (*fn)(const char *name, void *ctx),
+                   void *ctx, char *err, size_t errlen) {
+  if (where && strncmp(where, "redis://", 8) == 0)
+    return lm_budget_redis_list(where, fn, ctx, err, errlen);
+  if (lm_segment_list(fn, ctx) != 0) {
+    snprintf(err, errlen, "cannot read /dev/shm: %s", strerror(errno));
+    return LM_SEG_ESYS;
+  }
+  return 0;
 }
 
 int lm_budget_open(const char *name, bool create, struct lm_budget **out,

@@ -938,3 +938,109 @@ int lm_budget_redis_remove(const char *name, char *err, size_t errlen) {
 
 const struct lm_budget_backend lm_budget_backend_redis = {
     .kind = "redis", .open = redis_open, .create = redis_create};
+
+/* ---- listing ----------------------------------------------------------- */
+
+static int name_cmp(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of a server's budgets, by SCAN over their configuration keys
+ * (never KEYS: it stops a busy server); sorted, each once (SCAN may return
+ * a key twice). Returns the count, or -1 (err). *out: free each, then it. */
+static int scan_names(struct lm_redis *r, char ***out, char *err,
+                      size_t errlen) {
+  char cursor[32] = "0", **names = NULL;
+  size_t n = 0, cap = 0;
+  int rc = 0;
+  do {
+    const char *av[] = {"SCAN",  cursor, "MATCH", "llmmeter:{*}:cfg",
+                        "COUNT", "1000"};
+    redisReply *rep = lm_redis_command(r, 6, av, err, errlen);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[1]->type != REDIS_REPLY_ARRAY) {
+      if (rep)
+        snprintf(err, errlen, "Redis: unexpected reply to SCAN");
+      lm_redis_reply_free(rep);
+      rc = -1;
+      break;
+    }
+    snprintf(cursor, sizeof(cursor), "%s", str_at(rep, 0));
+    const redisReply *keys = rep->element[1];
+    for (size_t i = 0; i < keys->elements && rc == 0; i++) {
+      const char *k = keys->element[i]->type == REDIS_REPLY_STRING
+                          ? keys->element[i]->str
+                          : "";
+      size_t len = strlen(k);
+      /* llmmeter:{NAME}:cfg, NAME as the URL allows (checked at open) */
+      if (len <= 15 || len - 15 >= LM_BUDGET_NAME_MAX)
+        continue;
+      if (n == cap) {
+        size_t nc = cap ? cap * 2 : 64;
+        char **nn = realloc(names, nc * sizeof(*names));
+        if (!nn) {
+          snprintf(err, errlen, "out of memory");
+          rc = -1;
+          break;
+        }
+        names = nn;
+        cap = nc;
+      }
+      if (!(names[n] = strndup(k + 10, len - 15))) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+        break;
+      }
+      n++;
+    }
+    lm_redis_reply_free(rep);
+  } while (rc == 0 && strcmp(cursor, "0") != 0);
+  if (rc != 0) {
+    for (size_t i = 0; i < n; i++)
+      free(names[i]);
+    free(names);
+    return -1;
+  }
+  if (n)
+    qsort(names, n, sizeof(*names), name_cmp);
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (kept && strcmp(names[kept - 1], names[i]) == 0)
+      free(names[i]);
+    else
+      names[kept++] = names[i];
+  }
+  *out = names;
+  return (int)kept;
+}
+
+int lm_budget_redis_list(const char *server,
+                         void (*fn)(const char *name, void *ctx), void *ctx,
+                         char *err, size_t errlen) {
+  struct lm_redis_url u;
+  if (lm_redis_parse_server(server, &u, err, errlen) != 0)
+    return LM_SEG_ENAME;
+  const struct lm_budget_env *env = lm_budget_get_env();
+  if (!u.password[0] && env->redis_password)
+    snprintf(u.password, sizeof(u.password), "%s", env->redis_password);
+  struct lm_redis *r = lm_redis_new(&u, TIMEOUT_MS);
+  char **names = NULL;
+  int n = r ? scan_names(r, &names, err, errlen) : -1;
+  if (!r)
+    snprintf(err, errlen, "out of memory");
+  lm_redis_free(r);
+  for (int i = 0; i < n; i++) {
+    /* each budget's own URL, the password in it only if the server's had
+     * one (fn opens it; what it shows is the redacted name) */
+    char url[LM_BUDGET_URL_MAX];
+    snprintf(url, sizeof(url), "redis://%s%s%s%s:%d/%d/%s",
+             u.password[0] ? ":" : "", u.password[0] ? u.password : "",
+             u.password[0] ? "@" : "", u.host, u.port, u.db, names[i]);
+    fn(url, ctx);
+    memset(url, 0, sizeof(url));
+    free(names[i]);
+  }
+  free(names);
+  memset(&u, 0, sizeof(u));
+  return n < 0 ? LM_SEG_ESYS : 0;
+}

@@ -131,6 +131,34 @@ int lm_redis_parse_url(const char *url, struct lm_redis_url *u, char *err,
   return 0;
 }
 
+int lm_redis_parse_server(const char *url, struct lm_redis_url *u, char *err,
+                          size_t errlen) {
+  /* HOST:PORT[/DB] becomes a budget URL with a placeholder name, parsed as
+   * one: both forms share every rule of the parser */
+  const char *p = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
+  const char *at = strrchr(p, '@');
+  const char *slash = strchr(at ? at + 1 : p, '/');
+  const char *rest = slash ? slash + 1 : "";
+  size_t head = slash ? (size_t)(slash - url) : strlen(url);
+  size_t digits = strspn(rest, "0123456789");
+  char tmp[1024];
+  int n;
+  if (!rest[0])
+    n = snprintf(tmp, sizeof(tmp), "%.*s/x", (int)head, url);
+  else if (digits > 0 && (!rest[digits] || strcmp(rest + digits, "/") == 0))
+    n = snprintf(tmp, sizeof(tmp), "%.*s/%.*s/x", (int)head, url, (int)digits,
+                 rest);
+  else
+    n = snprintf(tmp, sizeof(tmp), "%s", url);
+  int rc = -1;
+  if (n < 0 || (size_t)n >= sizeof(tmp))
+    snprintf(err, errlen, "budget URL: too long");
+  else
+    rc = lm_redis_parse_url(tmp, u, err, errlen);
+  memset(tmp, 0, sizeof(tmp)); /* it held the password */
+  return rc;
+}
+
 void lm_redis_redacted(const struct lm_redis_url *u, char *out, size_t size) {
   snprintf(out, size, "redis://%.120s:%d/%d/%s", u->host, u->port, u->db,
            u->name);
@@ -238,6 +266,31 @@ static int connect_now(struct lm_redis *r, char *err, size_t errlen) {
     hi.free_reply(rep);
   }
   return 0;
+}
+
+redisReply *lm_redis_command(struct lm_redis *r, int argc, const char **argv,
+                             char *err, size_t errlen) {
+  pthread_once(&hi_once, hi_load);
+  if (hi.ok < 0) {
+    snprintf(err, errlen,
+             "Redis budget: libhiredis.so.0.14 is not installed "
+             "(apt-get install libhiredis0.14)");
+    return NULL;
+  }
+  pthread_mutex_lock(&r->mu);
+  if (r->c && r->pid != getpid())
+    drop(r);
+  redisReply *rep = NULL;
+  if (r->c || connect_now(r, err, errlen) == 0)
+    rep = cmd(r, argc, argv, err, errlen);
+  if (rep && rep->type == REDIS_REPLY_ERROR) {
+    snprintf(err, errlen, "Redis %.100s:%d: %.120s", r->url.host, r->url.port,
+             rep->str);
+    hi.free_reply(rep);
+    rep = NULL;
+  }
+  pthread_mutex_unlock(&r->mu);
+  return rep;
 }
 
 redisReply *lm_redis_script(struct lm_redis *r, const char *key, int argc,

@@ -375,6 +375,24 @@ else
   fail redis_leak_guard_probe_built "missing $PROBE"
 fi
 
+# ---- list: the budgets of one Redis, by SCAN -------------------------------------
+"$LM" init --budget "redis://:$PW@127.0.0.1:$RPORT/5/in-db5" --force --limit 2 >/dev/null
+R CONFIG RESETSTAT >/dev/null
+out=$("$LM" list --budget "redis://:$PW@127.0.0.1:$RPORT" 2>&1)
+want=$(R --scan --pattern 'llmmeter:{*}:cfg' | sed 's/^llmmeter:{\(.*\)}:cfg$/\1/' | sort | sed "s|^|$(shown '')|" | paste -sd' ')
+expect_eq redis_list_names_every_budget_of_the_db "$(awk '{print $1}' <<<"$out" | paste -sd' ')" "$want"
+check redis_list_has_many test "$(wc -l <<<"$out")" -ge 10
+expect_eq redis_list_shows_limit_and_spent "$(grep "^$(shown team1) " <<<"$out" | awk '{print $3, $5}')" "\$$(python3 -c "print('%.4f' % ($PAIR * 180 / 1e12))") none"
+check redis_list_never_shows_password bash -c "! grep -q '$PW' <<<\"\$1\"" _ "$out"
+check redis_list_by_scan_not_keys bash -c "R() { redis-cli -p $RPORT -a $PW --no-auth-warning \"\$@\"; }; R INFO commandstats | grep -q '^cmdstat_scan:' && ! R INFO commandstats | grep -q '^cmdstat_keys:'"
+out=$(LLMMETER_REDIS_PASSWORD=$PW "$LM" list --budget "redis://127.0.0.1:$RPORT/5")
+expect_eq redis_list_one_database "$out" "$(printf '%-32s spent $%-12s limit $2.00' "redis://127.0.0.1:$RPORT/5/in-db5" 0.0000)"
+out=$(LLMMETER_BUDGET=$(url team1) "$LM" list | grep -c "^redis://127.0.0.1:$RPORT/0/")
+check redis_list_of_llmmeter_budget_server test "$out" -ge 10
+out=$("$LM" list --budget "redis://:wrong@127.0.0.1:$RPORT" 2>&1)
+rc=$?
+check redis_list_wrong_password_one_line bash -c "[ $rc = 1 ] && [ \$(printf '%s\n' \"\$1\" | wc -l) = 1 ] && printf '%s' \"\$1\" | grep -q 'AUTH refused' && ! printf '%s' \"\$1\" | grep -q wrong" _ "$out"
+
 # ---- rm: every key of the budget goes ---------------------------------------
 check redis_rm_removes "$LM" rm --budget "$B7"
 out=$("$LM" status --budget "$B7" 2>&1)

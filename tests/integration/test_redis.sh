@@ -212,6 +212,16 @@ expect_eq redis_tpm_corrected_by_actual_usage "${RT[tpm_redis]}" "0 0 0 0 0 0"
 expect_eq redis_tpm_same_as_shm "${RT[tpm_redis]}" "${RT[tpm_shm]}"
 check redis_tpm_used_is_the_actual_tokens test "${RT[tpmused_redis]}" -le 120 -a "${RT[tpmused_redis]}" -ge 100
 
+# every rate setting shows in status --json as on shm
+for kind in shm redis; do
+  if [ $kind = shm ]; then RB=$SHMR; else RB=$(url rates); fi
+  "$LM" init --budget "$RB" --force --rpm 7 --tpm 8 --input-tpm 9 --output-tpm 10 \
+    --model-rpm 'gpt-*=11' --model-tpm 'o3*=12' >/dev/null
+  RT[json_$kind]=$(sj "$RB" | json_get - 'sorted(j["rates"].items()), [sorted(r.items()) for r in j["limits"]]')
+done
+expect_eq redis_status_rates_same_as_shm "${RT[json_redis]}" "${RT[json_shm]}"
+check redis_status_rates_all_four grep -q "output_tpm" <<<"${RT[json_redis]}"
+
 # Paced, not refused: 8 processes x 8 calls against --rpm 60 (LLMMETER_WAIT_S
 # 30): 60 at once, the other 4 one a second, none refused.
 RB=$(url paced)

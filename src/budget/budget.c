@@ -111,8 +111,15 @@ int lm_budget_create(const char *name, bool force,
   if (!be)
     return LM_SEG_ENAME;
   int rc = be->create(name, force, out, err, errlen);
-  if (rc == 0 && cfg)
-    (*out)->ops->configure(*out, cfg);
+  if (rc == 0 && cfg && (*out)->ops->configure(*out, cfg) != 0) {
+    /* (a Redis that went away between the two steps): never a budget
+     * that silently lacks the limits asked for */
+    snprintf(err, errlen, "budget '%s': its limits could not be set",
+             (*out)->name);
+    lm_budget_close(*out);
+    *out = NULL;
+    return LM_SEG_ESYS;
+  }
   return rc;
 }
 

@@ -551,7 +551,12 @@ static int cmd_set(const struct opts *o) {
   int rc = open_budget(o, &b);
   if (rc)
     return rc;
-  lm_budget_configure(b, &o->cfg);
+  if (lm_budget_configure(b, &o->cfg) != 0) {
+    fprintf(stderr, "llmmeter: budget '%s': its limits could not be set\n",
+            lm_budget_name(b));
+    lm_budget_close(b);
+    return LM_EXIT_ERROR;
+  }
   rc = apply_rules(b, o);
   lm_budget_close(b);
   return rc;

@@ -49,7 +49,9 @@ local SETTLED_MS, RECLAIMED_MS = 300000, 3600000
 local ROWS = 256
 
 local function n(v) return tonumber(v) or 0 end
-local function I(x) return string.format('%.0f', x) end
+-- (never "-0", which HINCRBY refuses: an error midway through a script
+-- leaves its earlier writes in place)
+local function I(x) if x == 0 then return '0' end; return string.format('%.0f', x) end
 
 -- Two-limb non-negative integers from decimal strings: hi * 1e15 + lo.
 local function big(s)
@@ -460,8 +462,8 @@ local function rate_correct(lk)
     else
       per = limit(f)
     end
-    local d = rate_units(what, ei, eo) - rate_units(what, ai, ao)
-    if per > 0 and d ~= 0 then redis.call('HINCRBY', RATE, f, I(-rate_inc(per, d))) end
+    local d = per > 0 and rate_inc(per, rate_units(what, ei, eo) - rate_units(what, ai, ao)) or 0
+    if d ~= 0 then redis.call('HINCRBY', RATE, f, I(-d)) end
   end
 end
 

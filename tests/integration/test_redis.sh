@@ -212,6 +212,16 @@ expect_eq redis_tpm_corrected_by_actual_usage "${RT[tpm_redis]}" "0 0 0 0 0 0"
 expect_eq redis_tpm_same_as_shm "${RT[tpm_redis]}" "${RT[tpm_shm]}"
 check redis_tpm_used_is_the_actual_tokens test "${RT[tpmused_redis]}" -le 120 -a "${RT[tpmused_redis]}" -ge 100
 
+# a token rate so large that a correction is under a microsecond: nothing
+# to move, and the settle must still land (HINCRBY refuses "-0")
+RB=$(url hugetpm)
+"$LM" init --budget "$RB" --force --tpm 100000000000 >/dev/null
+errs() { R INFO errorstats | grep -o '^errorstat_ERR:count=[0-9]*' || echo none; }
+e0=$(errs)
+expect_eq redis_huge_tpm_call_passes "$(CALL_USAGE=$HUSAGE call "$RB" json)" 0
+expect_eq redis_huge_tpm_no_script_error "$(errs)" "$e0"
+expect_eq redis_huge_tpm_settled "$(sj "$RB" | json_get - 'j["requests"], j["in_flight"], j["reserved_pusd"]')" "1 0 0"
+
 # every rate setting shows in status --json as on shm
 for kind in shm redis; do
   if [ $kind = shm ]; then RB=$SHMR; else RB=$(url rates); fi

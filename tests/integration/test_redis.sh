@@ -222,6 +222,23 @@ expect_eq redis_huge_tpm_call_passes "$(CALL_USAGE=$HUSAGE call "$RB" json)" 0
 expect_eq redis_huge_tpm_no_script_error "$(errs)" "$e0"
 expect_eq redis_huge_tpm_settled "$(sj "$RB" | json_get - 'j["requests"], j["in_flight"], j["reserved_pusd"]')" "1 0 0"
 
+# a paced call's lease outlives its sleep: 30 calls fill --rpm 30, the 31st
+# sleeps ~2 s for its turn under a 1 s lease TTL while status polls
+# (each poll reclaims expired leases); it must not be taken for dead
+RB=$(url pacedlease)
+"$LM" init --budget "$RB" --force --rpm 30 >/dev/null
+fpids=()
+for i in 1 2 3; do (for j in $(seq 1 10); do CALL_USAGE=$HUSAGE call "$RB" json >/dev/null; done) & fpids+=($!); done
+wait "${fpids[@]}"
+t0=$(date +%s%N)
+LLMMETER_LEASE_TTL_S=1 CALL_USAGE=$HUSAGE call "$RB" json >"$T/pl.rc" &
+plpid=$!
+while kill -0 "$plpid" 2>/dev/null; do sj "$RB" >/dev/null; sleep 0.1; done
+wait "$plpid"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check redis_paced_call_slept_for_its_turn test "$ms" -ge 1000
+expect_eq redis_paced_lease_not_reclaimed "$(cat "$T/pl.rc") $(sj "$RB" | json_get - 'j["requests"], j["reclaimed"], j["reserved_pusd"]')" "0 31 0 0"
+
 # every rate setting shows in status --json as on shm
 for kind in shm redis; do
   if [ $kind = shm ]; then RB=$SHMR; else RB=$(url rates); fi

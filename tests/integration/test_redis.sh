@@ -9,7 +9,10 @@
 # once the leases expire), a settle whose reply is lost (charged once),
 # Redis killed (calls refused at once with one line, no hang) and
 # restarted from its AOF (nothing acknowledged lost), and the password
-# never shown.
+# never shown. Rates, rate rules and the tpm correction run the same
+# sequences on a shm budget and a Redis one and must agree; a swarm is
+# paced by --rpm; --downgrade as test_pace checks it on shm; list by SCAN.
+# (A Redis Cluster: test_redis_cluster.sh.)
 set -u
 source tests/integration/lib.sh
 

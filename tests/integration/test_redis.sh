@@ -242,6 +242,26 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check redis_paced_call_slept_for_its_turn test "$ms" -ge 1000
 expect_eq redis_paced_lease_not_reclaimed "$(cat "$T/pl.rc") $(sj "$RB" | json_get - 'j["requests"], j["reclaimed"], j["reserved_pusd"]')" "0 31 0 0"
 
+# the C API on a rate-limited budget (under SAN=1 capi_client is an ASan
+# program: the backend's admission, rates and settle run sanitized)
+CAPI=$PWD/$BUILD/tests/capi_client
+if [ -x "$CAPI" ]; then
+  new_budget SHMC
+  for kind in shm redis; do
+    if [ $kind = shm ]; then RB=$SHMC; else RB=$(url capi-rates); fi
+    "$LM" init --budget "$RB" --force --rpm 2 --tpm 1000 >/dev/null
+    RT[capi_$kind]=$(LLMMETER_WAIT_S=0 "$CAPI" run "$RB" agent1 admit:gpt-4o:openai:100,100,0,0,0 \
+      settle:10,10,0,0,0 admit:gpt-4o:openai:100,100,0,0,0 settle:10,10,0,0,0 \
+      admit:gpt-4o:openai:100,100,0,0,0 | sed "s|budget '[^']*'|budget|" | paste -sd'|')
+    RT[capitpm_$kind]=$(sj "$RB" | json_get - 'j["rates"]["tpm"]["used"], j["requests"], j["denied"]')
+  done
+  check redis_capi_rpm_2_refuses_the_third bash -c "[[ '${RT[capi_redis]}' == *'admit -7 budget: rate limit rpm 2/min reached'* ]]"
+  expect_eq redis_capi_same_as_shm "${RT[capi_redis]}" "${RT[capi_shm]}"
+  check redis_capi_tpm_corrected_to_actual bash -c "read u r d <<<'${RT[capitpm_redis]}'; [ \$u -ge 35 ] && [ \$u -le 40 ] && [ \$r = 2 ] && [ \$d = 1 ]"
+else
+  echo "skipped the C API checks: $CAPI is not built (make $BUILD/tests/capi_client)"
+fi
+
 # every rate setting shows in status --json as on shm
 for kind in shm redis; do
   if [ $kind = shm ]; then RB=$SHMR; else RB=$(url rates); fi

@@ -7,6 +7,7 @@
  * a redis:// URL is a budget in Redis (budget_redis.c); any other scheme
  * is refused with a clear line. Reads no environment and prints nothing.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,17 @@ int lm_budget_remove(const char *name, char *err, size_t errlen) {
   return lm_segment_remove(name, err, errlen);
 }
 
+int lm_budget_list(const char *where, void (*fn)(const char *name, void *ctx),
+                   void *ctx, char *err, size_t errlen) {
+  if (where && strncmp(where, "redis://", 8) == 0)
+    return lm_budget_redis_list(where, fn, ctx, err, errlen);
+  if (lm_segment_list(fn, ctx) != 0) {
+    snprintf(err, errlen, "cannot read /dev/shm: %s", strerror(errno));
+    return LM_SEG_ESYS;
+  }
+  return 0;
+}
+
 int lm_budget_open(const char *name, bool create, struct lm_budget **out,
                    char *err, size_t errlen) {
   const struct lm_budget_backend *be = backend_for(name, err, errlen);
@@ -100,8 +112,15 @@ int lm_budget_create(const char *name, bool force,
   if (!be)
     return LM_SEG_ENAME;
   int rc = be->create(name, force, out, err, errlen);
-  if (rc == 0 && cfg)
-    (*out)->ops->configure(*out, cfg);
+  if (rc == 0 && cfg && (*out)->ops->configure(*out, cfg) != 0) {
+    /* (a Redis that went away between the two steps): never a budget
+     * that silently lacks the limits asked for */
+    snprintf(err, errlen, "budget '%s': its limits could not be set",
+             (*out)->name);
+    lm_budget_close(*out);
+    *out = NULL;
+    return LM_SEG_ESYS;
+  }
   return rc;
 }
 

@@ -302,6 +302,13 @@ void lm_budget_display_name(const char *name, char *out, size_t size);
  * lm_seg_err with a one-line reason). */
 int lm_budget_remove(const char *name, char *err, size_t errlen);
 
+/* Calls fn with the name of each budget in `where`: a redis:// URL (a
+ * server, redis://[:PASSWORD@]HOST:PORT[/DB], or any budget URL on it) for
+ * that server's budgets, by URL; else this user's shared-memory budgets.
+ * 0, or a negative lm_seg_err with a one-line reason (never the password). */
+int lm_budget_list(const char *where, void (*fn)(const char *name, void *ctx),
+                   void *ctx, char *err, size_t errlen);
+
 /* Whether the budget refuses calls past a spending limit: its hard USD
  * limit or an active per-model / per-agent spend rule. What the leak guard
  * asks before it refuses a process it cannot meter. */

@@ -54,6 +54,11 @@ extern const struct lm_budget_backend lm_budget_backend_shm;
 extern const struct lm_budget_backend lm_budget_backend_redis;
 /* Removes a Redis budget's keys (lm_budget_remove dispatches here). */
 int lm_budget_redis_remove(const char *name, char *err, size_t errlen);
+/* Calls fn with the URL of each budget on a Redis server (lm_budget_list
+ * dispatches here). */
+int lm_budget_redis_list(const char *server,
+                         void (*fn)(const char *name, void *ctx), void *ctx,
+                         char *err, size_t errlen);
 
 /* Tests: open and create through this backend instead of the one the name
  * selects (NULL restores the choice by name). */

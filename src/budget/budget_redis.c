@@ -19,11 +19,18 @@
  * the deadline) is answered from the limits and spend the last reply
  * carried. Redis unreachable, or an error: the call is refused with
  * LM_DENY_ERROR and one line naming Redis (the meter's LLMMETER_ON_ERROR
- * decides what happens then). Not yet on this backend: rates and
- * --downgrade (refused at configure and add_rule, so that
- * nothing is silently not enforced).
+ * decides what happens then). Rates are the shm backend's GCRA buckets,
+ * kept in the script on the server's clock: admission takes the call's
+ * turn in each (a turn within LLMMETER_WAIT_S is slept for here), and the
+ * settle corrects the token buckets by what the call used, in the same
+ * round trip. --downgrade: the map comes with the open and every
+ * admission's reply; a call whose model the map would rewrite asks the
+ * server (one round trip) whether spent has reached the soft limit.
  */
+#include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +58,8 @@ struct redis_budget {
   _Atomic int crossed;         /* the soft limit was crossed by our charge */
   _Atomic int spend_rules;     /* it had spend rules when opened */
   char on_soft[256];
+  pthread_mutex_t dg_mu; /* guards dg */
+  char dg[512];          /* the --downgrade map the last reply carried */
 };
 #define RB(b) ((struct redis_budget *)(b))
 
@@ -145,6 +154,13 @@ static void cache_limits(struct redis_budget *rb, const redisReply *r,
   atomic_store(&rb->llm, int_at(r, first + 9));
 }
 
+/* Keeps the --downgrade map a reply carried. */
+static void cache_downgrade(struct redis_budget *rb, const char *map) {
+  pthread_mutex_lock(&rb->dg_mu);
+  snprintf(rb->dg, sizeof(rb->dg), "%s", map);
+  pthread_mutex_unlock(&rb->dg_mu);
+}
+
 /* ---- admission --------------------------------------------------------- */
 
 static const struct {
@@ -161,6 +177,7 @@ static const struct {
     {"llm_time", LM_DENY_LLM_TIME},
     {"model", LM_DENY_MODEL},
     {"agent", LM_DENY_AGENT},
+    {"rate", LM_DENY_RATE},
 };
 /* The lease's spend rule reached its limit (the last reply said so). */
 #define LEASEF_RULE_OVER 0x100u
@@ -200,11 +217,13 @@ static uint64_t lease_id(void) {
   return id;
 }
 
-/* One admission attempt. *wait: refused only by in-flight reservations
- * (not counted as denied: the caller tries again). */
+/* One admission attempt, which may wait wait_ms for a rate turn. *wait:
+ * refused only by in-flight reservations (not counted as denied: the
+ * caller tries again); *turn_us: admitted, the call's rate turn is that
+ * far away (the caller sleeps first). */
 static int admit_once(struct lm_budget *b, const struct lm_call *call,
-                      struct lm_lease *l, struct lm_denial *why, bool may_wait,
-                      bool *wait) {
+                      struct lm_lease *l, struct lm_denial *why,
+                      int64_t wait_ms, bool *wait, int64_t *turn_us) {
   struct redis_budget *rb = RB(b);
   memset(l, 0, sizeof(*l));
   memset(why, 0, sizeof(*why));
@@ -229,8 +248,10 @@ static int admit_once(struct lm_budget *b, const struct lm_call *call,
   argi(&a, (int64_t)call->est_input_tokens);
   argi(&a, (int64_t)call->est_output_tokens);
   arg(&a, dollars ? "1" : "0");
-  arg(&a, may_wait ? "1" : "0");
+  arg(&a, wait_ms > 0 ? "1" : "0");
+  argi(&a, wait_ms > 0 ? wait_ms * 1000 : 0);
   *wait = false;
+  *turn_us = 0;
   redisReply *r = run(b, &a, err, sizeof(err));
   if (!r) {
     error_denial(why, err);
@@ -249,6 +270,8 @@ static int admit_once(struct lm_budget *b, const struct lm_call *call,
     l->rate_in = call->est_input_tokens;
     l->rate_out = call->est_output_tokens;
     l->sent_at_ms = mono_ms();
+    *turn_us = int_at(r, 11);
+    cache_downgrade(rb, str_at(r, 12));
     rc = 0;
   } else if (strcmp(st, "enoent") == 0) {
     error_denial(why, "no such budget in Redis");
@@ -268,6 +291,9 @@ static int admit_once(struct lm_budget *b, const struct lm_call *call,
                      lm_budget_now(b));
       why->spent = num(str_at(r, 13), 0);
       *wait = int_at(r, 15) == 1;
+      cache_downgrade(rb, str_at(r, 17));
+      if (kind == LM_DENY_RATE) /* the turn's, not the window's */
+        why->retry_after_s = num(str_at(r, 16), -1);
       if (kind == LM_DENY_DEADLINE || kind == LM_DENY_LLM_TIME ||
           kind == LM_DENY_CALL_USD || kind == LM_DENY_CALL_INPUT ||
           kind == LM_DENY_CALL_OUTPUT)
@@ -280,7 +306,9 @@ static int admit_once(struct lm_budget *b, const struct lm_call *call,
 
 /* Admits, waiting up to call->wait_ms while only other calls'
  * reservations stand in the way (they may settle for less), polling with a
- * growing pause: Redis cannot wake us as the shm backend's futex does. */
+ * growing pause: Redis cannot wake us as the shm backend's futex does. A
+ * rate turn within the remaining wait is taken by the script and slept
+ * for here, computed, not polled (as on shm). */
 static int redis_admit(struct lm_budget *b, const struct lm_call *call,
                        struct lm_lease *l, struct lm_denial *why) {
   int64_t t0 = mono_ms(), pause_ms = 10;
@@ -288,7 +316,13 @@ static int redis_admit(struct lm_budget *b, const struct lm_call *call,
   for (;;) {
     int64_t left = call->wait_ms - (mono_ms() - t0);
     bool wait;
-    int rc = admit_once(b, call, l, why, left > 0, &wait);
+    int64_t turn_us;
+    int rc = admit_once(b, call, l, why, left, &wait, &turn_us);
+    if (rc == 0 && turn_us > 0) {
+      struct timespec ts = {turn_us / 1000000, (turn_us % 1000000) * 1000};
+      while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    }
     if (rc == 0 || !wait) {
       if (rc != 0 && waited)
         why->waited_ms = mono_ms() - t0;
@@ -463,7 +497,7 @@ static int redis_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   args_begin(&a, b, "snapshot");
   redisReply *r = run(b, &a, err, sizeof(err));
   memset(o, 0, sizeof(*o));
-  if (!r || strcmp(str_at(r, 0), "ok") != 0 || r->elements < 5) {
+  if (!r || strcmp(str_at(r, 0), "ok") != 0 || r->elements < 6) {
     lm_redis_reply_free(r);
     return -1;
   }
@@ -482,13 +516,23 @@ static int redis_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   o->max_call_pusd = num(field(cfg, "mcu"), -1);
   o->max_call_input_tokens = num(field(cfg, "mci"), -1);
   o->max_call_output_tokens = num(field(cfg, "mco"), -1);
-  o->rpm = o->tpm = o->itpm = o->otpm = -1;
+  o->rpm = num(field(cfg, "rpm"), -1);
+  o->tpm = num(field(cfg, "tpm"), -1);
+  o->itpm = num(field(cfg, "itpm"), -1);
+  o->otpm = num(field(cfg, "otpm"), -1);
+  const redisReply *used = r->element[5]; /* on the server's clock */
+  o->rpm_used = int_at(used, 0);
+  o->tpm_used = int_at(used, 1);
+  o->itpm_used = int_at(used, 2);
+  o->otpm_used = int_at(used, 3);
   o->deadline = num(field(cfg, "dl"), -1);
   o->max_llm_ns = num(field(cfg, "mln"), -1);
   o->llm_ns = num(field(cfg, "llm"), 0);
   o->soft_crossed = num(field(cfg, "sw"), 0) == win + 1;
   const char *ons = field(cfg, "ons");
   snprintf(o->on_soft, sizeof(o->on_soft), "%s", ons ? ons : "");
+  const char *dg = field(cfg, "dg");
+  snprintf(o->downgrade, sizeof(o->downgrade), "%s", dg ? dg : "");
   int wk = (int)num(field(cfg, "win"), 0);
   o->window = wk >= 0 && wk < LM_WINDOW_KINDS ? wk : LM_WINDOW_NONE;
   o->mode = (int)num(field(cfg, "mode"), 0);
@@ -502,7 +546,7 @@ static int redis_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   o->reclaimed = (uint64_t)num(field(cfg, "reclaimed"), 0);
   o->unmetered_denied = (uint64_t)num(field(cfg, "ud"), 0);
   o->unmetered_warned = (uint64_t)num(field(cfg, "uw"), 0);
-  for (size_t i = 5; i + 1 < r->elements; i += 2) {
+  for (size_t i = 6; i + 1 < r->elements; i += 2) {
     const char *kind = str_at(r, i);
     const redisReply *h = r->element[i + 1];
     if (kind[0] == 'r') { /* a rule: "KIND|LIMIT|PATTERN" and its counters */
@@ -518,6 +562,7 @@ static int redis_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
       if (*end != '|')
         continue;
       snprintf(ru->pattern, sizeof(ru->pattern), "%s", end + 1);
+      ru->rate_used = num(field(h, "ru"), 0);
       snap_counters(h, win, &ru->c);
       o->n_rules++;
       continue;
@@ -549,13 +594,6 @@ static void set_field(struct args *a, const char *f, int64_t v) {
 
 static int redis_configure(struct lm_budget *b,
                            const struct lm_limit_config *c) {
-  /* Not yet on this backend: refuse rather than accept and not enforce. */
-  const int64_t unsupported[] = {c->rpm, c->tpm, c->itpm, c->otpm};
-  for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
-    if (unsupported[i] != LM_KEEP && unsupported[i] >= 0)
-      return -1;
-  if (c->downgrade && *c->downgrade)
-    return -1;
   char err[160];
   struct args a;
   args_begin(&a, b, "configure");
@@ -568,6 +606,10 @@ static int redis_configure(struct lm_budget *b,
   set_field(&a, "mco", c->max_call_output_tokens);
   set_field(&a, "dl", c->deadline);
   set_field(&a, "mln", c->max_llm_ns);
+  set_field(&a, "rpm", c->rpm);
+  set_field(&a, "tpm", c->tpm);
+  set_field(&a, "itpm", c->itpm);
+  set_field(&a, "otpm", c->otpm);
   if (c->window >= 0 && c->window < LM_WINDOW_KINDS)
     set_field(&a, "win", c->window);
   if (c->mode >= 0)
@@ -575,6 +617,10 @@ static int redis_configure(struct lm_budget *b,
   if (c->on_soft) {
     arg(&a, "ons");
     arg(&a, *c->on_soft ? c->on_soft : "-");
+  }
+  if (c->downgrade) {
+    arg(&a, "dg");
+    arg(&a, *c->downgrade ? c->downgrade : "-");
   }
   redisReply *r = run(b, &a, err, sizeof(err));
   int rc = r ? 0 : -1;
@@ -591,10 +637,6 @@ static int redis_add_rule(struct lm_budget *b, int kind, const char *pattern,
       (target != LM_RULE_MODEL && target != LM_RULE_AGENT) ||
       measure > LM_RULE_TPM) {
     snprintf(err, errlen, "invalid limit pattern '%s'", pattern ? pattern : "");
-    return -1;
-  }
-  if (measure == LM_RULE_RPM || measure == LM_RULE_TPM) {
-    snprintf(err, errlen, "rate rules are not supported on a Redis budget yet");
     return -1;
   }
   struct args a;
@@ -629,6 +671,7 @@ static int redis_reset(struct lm_budget *b) {
 
 static void redis_close(struct lm_budget *b) {
   lm_redis_free(RB(b)->r);
+  pthread_mutex_destroy(&RB(b)->dg_mu);
   free(b);
 }
 
@@ -670,9 +713,12 @@ static bool redis_over_time(struct lm_budget *b, int64_t inflight_ns,
                         atomic_load(&rb->mln), used, why);
 }
 
+/* Nothing to send: the settle (or release) corrected the lease's token
+ * buckets by the tokens it carried, in the same step, without a third
+ * round trip. The meter calls this after settling, with those tokens. */
 static void redis_rate_correct(struct lm_budget *b, const struct lm_lease *l,
                                const struct lm_usage *actual) {
-  (void)b, (void)l, (void)actual; /* no rates on this backend yet */
+  (void)b, (void)l, (void)actual;
 }
 
 static bool redis_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
@@ -682,10 +728,55 @@ static bool redis_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
   return true;
 }
 
+/* The model map's rewrite of model, as the shm backend reads it: the
+ * first FROM_GLOB=TO entry whose glob matches and whose TO differs. */
+static bool downgrade_match(const char *map, const char *model, char *out,
+                            size_t outlen) {
+  char copy[sizeof(((struct redis_budget *)0)->dg)];
+  snprintf(copy, sizeof(copy), "%s", map);
+  char *save = NULL;
+  for (char *e = strtok_r(copy, ",", &save); e;
+       e = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(e, '=');
+    if (!eq)
+      continue;
+    *eq = 0;
+    if (fnmatch(e, model, 0) == 0 && eq[1] && strcmp(eq + 1, model) != 0) {
+      if (out && outlen)
+        snprintf(out, outlen, "%s", eq + 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* With model NULL: whether a map is configured (the soft limit is asked
+ * only for a model the map would rewrite). Else one round trip, only then:
+ * is spent past the soft limit now, and what the map is now. */
 static bool redis_downgrade(struct lm_budget *b, const char *model, char *out,
                             size_t outlen) {
-  (void)b, (void)model, (void)out, (void)outlen;
-  return false; /* refused at configure */
+  struct redis_budget *rb = RB(b);
+  char map[sizeof(rb->dg)];
+  pthread_mutex_lock(&rb->dg_mu);
+  memcpy(map, rb->dg, sizeof(map));
+  pthread_mutex_unlock(&rb->dg_mu);
+  if (!map[0])
+    return false;
+  if (!model)
+    return true;
+  if (!*model || !downgrade_match(map, model, NULL, 0))
+    return false;
+  char err[160];
+  struct args a;
+  args_begin(&a, b, "downgrade");
+  redisReply *r = run(b, &a, err, sizeof(err));
+  if (!r)
+    return false; /* the admission that follows says why Redis failed */
+  bool over = int_at(r, 0) == 1;
+  snprintf(map, sizeof(map), "%s", str_at(r, 1));
+  lm_redis_reply_free(r);
+  cache_downgrade(rb, map);
+  return over && downgrade_match(map, model, out, outlen);
 }
 
 static bool redis_hard_limit(struct lm_budget *b) {
@@ -743,6 +834,7 @@ static struct redis_budget *redis_new(const char *url, char *err,
   char shown[LM_BUDGET_NAME_MAX * 4];
   lm_redis_redacted(&u, shown, sizeof(shown));
   lm_budget_init_base(&rb->base, &redis_ops, shown);
+  pthread_mutex_init(&rb->dg_mu, NULL);
   snprintf(rb->key, sizeof(rb->key), "llmmeter:{%s}:cfg", u.name);
   rb->ttl_ms = env->lease_ttl_ms > 0 ? env->lease_ttl_ms : 120000;
   atomic_store(&rb->hard, -1);
@@ -788,6 +880,7 @@ static int redis_open(const char *name, bool create, struct lm_budget **out,
   } else if (r) { /* what the leak guard asks before any admission */
     atomic_store(&rb->hard, num(str_at(r, 1), -1));
     atomic_store(&rb->spend_rules, int_at(r, 2) > 0);
+    cache_downgrade(rb, str_at(r, 3));
   }
   lm_redis_reply_free(r);
   if (rc != 0) {
@@ -845,3 +938,109 @@ int lm_budget_redis_remove(const char *name, char *err, size_t errlen) {
 
 const struct lm_budget_backend lm_budget_backend_redis = {
     .kind = "redis", .open = redis_open, .create = redis_create};
+
+/* ---- listing ----------------------------------------------------------- */
+
+static int name_cmp(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names of a server's budgets, by SCAN over their configuration keys
+ * (never KEYS: it stops a busy server); sorted, each once (SCAN may return
+ * a key twice). Returns the count, or -1 (err). *out: free each, then it. */
+static int scan_names(struct lm_redis *r, char ***out, char *err,
+                      size_t errlen) {
+  char cursor[32] = "0", **names = NULL;
+  size_t n = 0, cap = 0;
+  int rc = 0;
+  do {
+    const char *av[] = {"SCAN",  cursor, "MATCH", "llmmeter:{*}:cfg",
+                        "COUNT", "1000"};
+    redisReply *rep = lm_redis_command(r, 6, av, err, errlen);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[1]->type != REDIS_REPLY_ARRAY) {
+      if (rep)
+        snprintf(err, errlen, "Redis: unexpected reply to SCAN");
+      lm_redis_reply_free(rep);
+      rc = -1;
+      break;
+    }
+    snprintf(cursor, sizeof(cursor), "%s", str_at(rep, 0));
+    const redisReply *keys = rep->element[1];
+    for (size_t i = 0; i < keys->elements && rc == 0; i++) {
+      const char *k = keys->element[i]->type == REDIS_REPLY_STRING
+                          ? keys->element[i]->str
+                          : "";
+      size_t len = strlen(k);
+      /* llmmeter:{NAME}:cfg, NAME as the URL allows (checked at open) */
+      if (len <= 15 || len - 15 >= LM_BUDGET_NAME_MAX)
+        continue;
+      if (n == cap) {
+        size_t nc = cap ? cap * 2 : 64;
+        char **nn = realloc(names, nc * sizeof(*names));
+        if (!nn) {
+          snprintf(err, errlen, "out of memory");
+          rc = -1;
+          break;
+        }
+        names = nn;
+        cap = nc;
+      }
+      if (!(names[n] = strndup(k + 10, len - 15))) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+        break;
+      }
+      n++;
+    }
+    lm_redis_reply_free(rep);
+  } while (rc == 0 && strcmp(cursor, "0") != 0);
+  if (rc != 0) {
+    for (size_t i = 0; i < n; i++)
+      free(names[i]);
+    free(names);
+    return -1;
+  }
+  if (n)
+    qsort(names, n, sizeof(*names), name_cmp);
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (kept && strcmp(names[kept - 1], names[i]) == 0)
+      free(names[i]);
+    else
+      names[kept++] = names[i];
+  }
+  *out = names;
+  return (int)kept;
+}
+
+int lm_budget_redis_list(const char *server,
+                         void (*fn)(const char *name, void *ctx), void *ctx,
+                         char *err, size_t errlen) {
+  struct lm_redis_url u;
+  if (lm_redis_parse_server(server, &u, err, errlen) != 0)
+    return LM_SEG_ENAME;
+  const struct lm_budget_env *env = lm_budget_get_env();
+  if (!u.password[0] && env->redis_password)
+    snprintf(u.password, sizeof(u.password), "%s", env->redis_password);
+  struct lm_redis *r = lm_redis_new(&u, TIMEOUT_MS);
+  char **names = NULL;
+  int n = r ? scan_names(r, &names, err, errlen) : -1;
+  if (!r)
+    snprintf(err, errlen, "out of memory");
+  lm_redis_free(r);
+  for (int i = 0; i < n; i++) {
+    /* each budget's own URL, the password in it only if the server's had
+     * one (fn opens it; what it shows is the redacted name) */
+    char url[LM_BUDGET_URL_MAX];
+    snprintf(url, sizeof(url), "redis://%s%s%s%s:%d/%d/%s",
+             u.password[0] ? ":" : "", u.password[0] ? u.password : "",
+             u.password[0] ? "@" : "", u.host, u.port, u.db, names[i]);
+    fn(url, ctx);
+    memset(url, 0, sizeof(url));
+    free(names[i]);
+  }
+  free(names);
+  memset(&u, 0, sizeof(u));
+  return n < 0 ? LM_SEG_ESYS : 0;
+}

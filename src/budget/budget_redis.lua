@@ -25,6 +25,10 @@
 -- reclaimed) and "leases", a sorted set of active ids scored by expiry ms.
 -- A settled lease stays five minutes as a tombstone, a reclaimed one an
 -- hour, so a retried charge or settle applies nothing twice.
+--
+-- Rates (rpm, tpm, input/output tpm, rate rules): "rate", a hash of each
+-- bucket's theoretical arrival time in microseconds of the server's clock
+-- (GCRA, as shm_rate.c does it in ns of one machine's clock).
 local P = string.sub(KEYS[1], 1, -4)
 local CFG = KEYS[1]
 local TOT = P .. 'tot'
@@ -34,6 +38,8 @@ local now = ARGV[2]
 -- Lease expiry runs on the server's clock: the clients' may disagree.
 local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+-- (about 1.8e15 now: exact in a double until the year 2255)
+local now_us = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local HIST = {'sp', 'rq', 'dn', 'um', 'up', 't0', 't1', 't2', 't3', 't4',
               't5', 't6', 't7', 't8', 't9', 't10', 't11', 't12', 't13'}
 -- How long an ended lease stays as a tombstone: a settled one past any
@@ -43,7 +49,9 @@ local SETTLED_MS, RECLAIMED_MS = 300000, 3600000
 local ROWS = 256
 
 local function n(v) return tonumber(v) or 0 end
-local function I(x) return string.format('%.0f', x) end
+-- (never "-0", which HINCRBY refuses: an error midway through a script
+-- leaves its earlier writes in place)
+local function I(x) if x == 0 then return '0' end; return string.format('%.0f', x) end
 
 -- Two-limb non-negative integers from decimal strings: hi * 1e15 + lo.
 local function big(s)
@@ -345,7 +353,9 @@ end
 
 -- A refusal. One the caller will retry (it waits for reservations:
 -- ARGV[19] = 1, and only reservations block) is not counted as denied.
-local function deny(kind, lim, used, spent, m, a, subject, may_wait)
+-- retry: seconds until a rate's turn (nil: the window's, as the client
+-- computes it).
+local function deny(kind, lim, used, spent, m, a, subject, may_wait, retry)
   local wait = may_wait and ARGV[19] == '1'
   if not wait then apply(m, a, {dn = 1}) end
   local r = reply_limits(redis.call('HGET', TOT, 'sp') or '0')
@@ -355,7 +365,106 @@ local function deny(kind, lim, used, spent, m, a, subject, may_wait)
   table.insert(r, spent)
   table.insert(r, subject or '')
   table.insert(r, wait and 1 or 0)
+  table.insert(r, retry and I(retry) or '')
+  table.insert(r, cfg('dg') or '')
   return r
+end
+
+-- Rate buckets, GCRA exactly as shm_rate.c: a bucket of PER units a
+-- minute holds one minute's worth; its state is the theoretical arrival
+-- time (TAT) of the next unit. Taking U units moves it U*60s/PER later
+-- (from now, if it is in the past); the take is allowed while TAT - now
+-- stays within one minute, or up to max_wait beyond it (the caller sleeps
+-- until its turn: a swarm is paced, not refused). Every bucket a call
+-- draws from is checked before any is written: all or none, in one step.
+local RATE = P .. 'rate'
+local MINUTE_US = 60000000
+-- The budget's own buckets: config field, what it counts, its name.
+local RATES = {{'rpm', 'q', 'rpm'}, {'tpm', 't', 'tpm'},
+               {'itpm', 'i', 'input tpm'}, {'otpm', 'o', 'output tpm'}}
+
+-- U units of a bucket of PER a minute, in microseconds (truncated toward
+-- zero, as the shm backend's ns; a negative U gives units back).
+local function rate_inc(per, units)
+  local x = math.floor(math.abs(units) * MINUTE_US / per)
+  if units < 0 then return -x end
+  return x
+end
+local function rate_units(what, i, o)
+  if what == 'q' then return 1 elseif what == 't' then return i + o
+  elseif what == 'i' then return i end
+  return o
+end
+-- Units used in the last minute, as the bucket sees it.
+local function rate_used(f, per)
+  if per <= 0 then return 0 end
+  local tat = n(redis.call('HGET', RATE, f))
+  if tat <= now_us then return 0 end
+  return math.floor((tat - now_us) * per / MINUTE_US)
+end
+
+-- The buckets a call draws from: the budget's rates that have a limit,
+-- then the matching rate rules' (by rule id: one order on every run).
+local function rate_buckets(matched)
+  local out = {}
+  for _, b in ipairs(RATES) do
+    local per = limit(b[1])
+    if per >= 0 then table.insert(out, {f = b[1], what = b[2], name = b[3], per = per}) end
+  end
+  local rr = {}
+  for _, r in ipairs(matched) do
+    local m = math.floor(r.kind / 256)
+    if (m == 4 or m == 5) and n(r.limit) >= 0 then table.insert(rr, r) end
+  end
+  table.sort(rr, function(x, y) return n(x.id) < n(y.id) end)
+  for _, r in ipairs(rr) do
+    table.insert(out, {f = 'r:' .. r.id, what = math.floor(r.kind / 256) == 4 and 'q' or 't',
+                       name = r.pattern, per = n(r.limit)})
+  end
+  return out
+end
+
+-- Checks the call's turn in every bucket (in, out: its estimated tokens;
+-- max_wait µs). Returns nil, the longest wait (µs, >= 0) and the new TATs
+-- to write; or the first bucket whose turn is too far and its wait (-1:
+-- never, a limit of 0).
+local function rates_check(bk, i, o, max_wait)
+  local turn, news = 0, {}
+  for _, b in ipairs(bk) do
+    local units = rate_units(b.what, i, o)
+    if units > 0 then
+      if b.per == 0 then return b, -1 end
+      local tat = n(redis.call('HGET', RATE, b.f))
+      local nxt = math.max(tat, now_us) + rate_inc(b.per, units)
+      local w = nxt - MINUTE_US - now_us
+      if w > max_wait then return b, w end
+      table.insert(news, b.f)
+      table.insert(news, I(nxt))
+      if w > turn then turn = w end
+    end
+  end
+  return nil, turn, news
+end
+
+-- A settled call's token buckets are corrected by what it used (admission
+-- took its estimate), once: the lease forgets its buckets ("rb") here.
+local function rate_correct(lk)
+  local l = redis.call('HMGET', lk, 'rb', 'ri', 'ro', 't0', 't3')
+  if not l[1] or l[1] == '' then return end
+  redis.call('HDEL', lk, 'rb')
+  local ei, eo, ai, ao = n(l[2]), n(l[3]), n(l[4]), n(l[5])
+  for f, what in string.gmatch(l[1], '([^,=]+)=(%a)') do
+    local per = -1
+    local id = string.match(f, '^r:(%d+)$')
+    if id then
+      local def = redis.call('HGET', P .. 'rules', id)
+      per = n(def and string.match(def, '^%d+|(%-?%d+)|') or -1)
+    else
+      per = limit(f)
+    end
+    local d = per > 0 and rate_inc(per, rate_units(what, ei, eo) - rate_units(what, ai, ao)) or 0
+    if d ~= 0 then redis.call('HINCRBY', RATE, f, I(-d)) end
+  end
 end
 
 -- Deletes every key of the budget (tombstones of settled leases expire on
@@ -373,14 +482,15 @@ local function delete_all()
   for id = 1, n(redis.call('GET', P .. 'rule_seq')) do -- removed rules too
     redis.call('DEL', P .. 'r:' .. id)
   end
-  redis.call('DEL', RULES, LEASES, TOT, P .. 'rule_seq')
+  redis.call('DEL', RULES, LEASES, TOT, RATE, P .. 'rule_seq')
   return redis.call('DEL', CFG)
 end
 
 if op == 'admit' then
   -- ARGV[9] id, [10] ttl ms, [11] model, [12] provider, [13] agent,
   -- [14] est pusd, [15] est tokens, [16] est in, [17] est out, [18] dollars,
-  -- [19] 1: the caller waits while only reservations block
+  -- [19] 1: the caller waits while only reservations block, [20] how long
+  -- it may wait for a rate turn (µs)
   if redis.call('EXISTS', CFG) == 0 then return {'enoent'} end
   reclaim(64)
   local m = row('m', ARGV[11], ARGV[12])
@@ -407,6 +517,15 @@ if op == 'admit' then
   end
   if n(caps[3]) >= 0 and tonumber(ARGV[17]) > n(caps[3]) then
     return deny('call_output', caps[3], ARGV[17], '0', m, a)
+  end
+  -- rates before the reservation, as on shm: a turn too far away refuses
+  -- at once (waiting for reservations cannot bring it closer)
+  local ein, eout = tonumber(ARGV[16]), tonumber(ARGV[17])
+  local bk = rate_buckets(matched)
+  local late, turn, news = rates_check(bk, ein, eout, n(ARGV[20]))
+  if late then
+    return deny('rate', I(late.per), I(rate_used(late.f, late.per)), '0', m, a,
+                late.name, false, turn < 0 and -1 or math.ceil(turn / 1000000))
   end
   local t = redis.call('HMGET', TOT, 'sp', 'rs', 'rq', 'rr', 't0', 't3', 'rt')
   local strict = cfg('mode') == '1'
@@ -446,14 +565,25 @@ if op == 'admit' then
   local lk = P .. 'l:' .. ARGV[9]
   if redis.call('EXISTS', lk) == 1 then return {'dup'} end
   local rs = dollars and ARGV[14] or '0'
+  -- the token buckets it drew from, corrected when it settles
+  local tb = {}
+  for _, b in ipairs(bk) do
+    if b.what ~= 'q' then table.insert(tb, b.f .. '=' .. b.what) end
+  end
+  if #news > 0 then redis.call('HSET', RATE, unpack(news)) end
   redis.call('HSET', lk, 'st', 'a', 'rs', rs, 'rt', ARGV[15], 'ch', '0',
-             'm', m, 'a', a, 'd', dollars and '1' or '0', 'rl', rl)
-  redis.call('ZADD', LEASES, now_ms + tonumber(ARGV[10]), ARGV[9])
+             'm', m, 'a', a, 'd', dollars and '1' or '0', 'rl', rl,
+             'rb', table.concat(tb, ','), 'ri', ARGV[16], 'ro', ARGV[17])
+  -- a paced call sleeps for its turn before it sends: its lease lives
+  -- that much longer
+  redis.call('ZADD', LEASES, now_ms + tonumber(ARGV[10]) + math.ceil(turn / 1000), ARGV[9])
   apply(m, a, {rs = tonumber(rs), rr = 1, rt = est_tok})
   apply_rules(rl, 0, tonumber(rs))
   touch(TOT)
   local r = reply_limits(t[1] or '0', caps)
   table.insert(r, 1, 'ok')
+  table.insert(r, I(turn)) -- µs to sleep before the call leaves
+  table.insert(r, cfg('dg') or '') -- the --downgrade map, for the next call
   return r
 
 elseif op == 'charge' then
@@ -475,6 +605,7 @@ elseif op == 'settle' then
   local state = 'gone'
   if l then
     state = l[1]
+    rate_correct(lk)
     local um, up = tonumber(ARGV[26]), tonumber(ARGV[27])
     if l[1] == 'a' then
       refund(lk, l, {rq = tonumber(ARGV[10]), um = um, up = up}, 's')
@@ -536,7 +667,7 @@ elseif op == 'rule' then
   for i = 1, #kv, 2 do
     local k, _, p = string.match(kv[i + 1], '^(%d+)|(%-?%d+)|(.*)$')
     if k == kind and p == pat then
-      if n(lim) < 0 then redis.call('HDEL', RULES, kv[i])
+      if n(lim) < 0 then redis.call('HDEL', RULES, kv[i]); redis.call('HDEL', RATE, 'r:' .. kv[i])
       else redis.call('HSET', RULES, kv[i], kind .. '|' .. lim .. '|' .. pat) end
       return 'ok'
     end
@@ -561,14 +692,22 @@ elseif op == 'rule' then
 
 elseif op == 'exists' then
   -- whether it exists, its hard limit, and how many spend rules it has
-  -- (what the leak guard asks before any call was admitted)
+  -- (what the leak guard asks before any call was admitted), and the
+  -- --downgrade map (what the meter asks before a first call)
   local spend = 0
   local kv = redis.call('HGETALL', RULES)
   for i = 2, #kv, 2 do
     local kind, lim = string.match(kv[i], '^(%d+)|(%-?%d+)|')
     if kind and tonumber(kind) < 256 and tonumber(lim) >= 0 then spend = spend + 1 end
   end
-  return {redis.call('EXISTS', CFG), cfg('hard') or '-1', spend}
+  return {redis.call('EXISTS', CFG), cfg('hard') or '-1', spend, cfg('dg') or ''}
+
+elseif op == 'downgrade' then
+  -- whether spent (this window's) has reached the soft limit, and the map
+  local soft = soft_limit()
+  local t = redis.call('HMGET', TOT, 'w', 'sp')
+  local sp = big(n(t[1]) >= n(win) and t[2] or '0')
+  return {(soft and le(soft, sp)) and 1 or 0, cfg('dg') or ''}
 
 elseif op == 'unmetered' then
   redis.call('HINCRBY', CFG, ARGV[9] == '1' and 'ud' or 'uw', 1)
@@ -578,8 +717,10 @@ elseif op == 'snapshot' then
   -- The configuration, the total, the count of active leases, then each
   -- row as its kind, then its fields (HGETALL pairs).
   if redis.call('EXISTS', CFG) == 0 then return {'enoent'} end
+  local used = {}
+  for _, b in ipairs(RATES) do table.insert(used, I(rate_used(b[1], limit(b[1])))) end
   local r = {'ok', win, redis.call('HGETALL', CFG), redis.call('HGETALL', TOT),
-             redis.call('ZCARD', LEASES)}
+             redis.call('ZCARD', LEASES), used}
   for _, kind in ipairs({'m', 'a'}) do
     for _, id in ipairs(redis.call('SMEMBERS', P .. kind .. 's')) do
       table.insert(r, kind)
@@ -592,6 +733,12 @@ elseif op == 'snapshot' then
     local h = redis.call('HGETALL', P .. 'r:' .. kv[i])
     table.insert(h, 'def')
     table.insert(h, kv[i + 1])
+    local kind, lim = string.match(kv[i + 1], '^(%d+)|(%-?%d+)|')
+    local m = math.floor(n(kind) / 256)
+    if m == 4 or m == 5 then
+      table.insert(h, 'ru')
+      table.insert(h, I(rate_used('r:' .. kv[i], n(lim))))
+    end
     table.insert(r, h)
   end
   return r

@@ -8,6 +8,9 @@
  * refused. A connection is dropped on any error (a reply lost to a timeout
  * must not be read as the next command's) and after a fork (a child must
  * not speak on its parent's socket); the next call connects again.
+ * On Redis Cluster (hiredis 0.14 has no cluster client) a MOVED reply is
+ * followed: a budget's keys share one hash tag, so the node that owns its
+ * slot answers everything; an ASK (a slot being migrated) is an error.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -131,6 +134,34 @@ int lm_redis_parse_url(const char *url, struct lm_redis_url *u, char *err,
   return 0;
 }
 
+int lm_redis_parse_server(const char *url, struct lm_redis_url *u, char *err,
+                          size_t errlen) {
+  /* HOST:PORT[/DB] becomes a budget URL with a placeholder name, parsed as
+   * one: both forms share every rule of the parser */
+  const char *p = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
+  const char *at = strrchr(p, '@');
+  const char *slash = strchr(at ? at + 1 : p, '/');
+  const char *rest = slash ? slash + 1 : "";
+  size_t head = slash ? (size_t)(slash - url) : strlen(url);
+  size_t digits = strspn(rest, "0123456789");
+  char tmp[1024];
+  int n;
+  if (!rest[0])
+    n = snprintf(tmp, sizeof(tmp), "%.*s/x", (int)head, url);
+  else if (digits > 0 && (!rest[digits] || strcmp(rest + digits, "/") == 0))
+    n = snprintf(tmp, sizeof(tmp), "%.*s/%.*s/x", (int)head, url, (int)digits,
+                 rest);
+  else
+    n = snprintf(tmp, sizeof(tmp), "%s", url);
+  int rc = -1;
+  if (n < 0 || (size_t)n >= sizeof(tmp))
+    snprintf(err, errlen, "budget URL: too long");
+  else
+    rc = lm_redis_parse_url(tmp, u, err, errlen);
+  memset(tmp, 0, sizeof(tmp)); /* it held the password */
+  return rc;
+}
+
 void lm_redis_redacted(const struct lm_redis_url *u, char *out, size_t size) {
   snprintf(out, size, "redis://%.120s:%d/%d/%s", u->host, u->port, u->db,
            u->name);
@@ -240,6 +271,58 @@ static int connect_now(struct lm_redis *r, char *err, size_t errlen) {
   return 0;
 }
 
+/* Reconnects to the node a MOVED reply ("MOVED SLOT HOST:PORT", HOST
+ * empty: this one's) names. 0, or -1 with a one-line reason. */
+static int follow_moved(struct lm_redis *r, const char *moved, char *err,
+                        size_t errlen) {
+  const char *sp = strchr(moved + 6, ' ');
+  const char *colon = sp ? strrchr(sp + 1, ':') : NULL;
+  char *end;
+  long port = colon ? strtol(colon + 1, &end, 10) : 0;
+  size_t hl = colon ? (size_t)(colon - sp - 1) : 0;
+  if (!colon || *end || port <= 0 || port > 65535 ||
+      hl >= sizeof(r->url.host)) {
+    snprintf(err, errlen,
+             "Redis %.100s:%d: a cluster redirect it cannot "
+             "follow: %.80s",
+             r->url.host, r->url.port, moved);
+    drop(r);
+    return -1;
+  }
+  if (hl) {
+    memcpy(r->url.host, sp + 1, hl);
+    r->url.host[hl] = 0;
+  }
+  r->url.port = (int)port;
+  drop(r);
+  return connect_now(r, err, errlen);
+}
+
+redisReply *lm_redis_command(struct lm_redis *r, int argc, const char **argv,
+                             char *err, size_t errlen) {
+  pthread_once(&hi_once, hi_load);
+  if (hi.ok < 0) {
+    snprintf(err, errlen,
+             "Redis budget: libhiredis.so.0.14 is not installed "
+             "(apt-get install libhiredis0.14)");
+    return NULL;
+  }
+  pthread_mutex_lock(&r->mu);
+  if (r->c && r->pid != getpid())
+    drop(r);
+  redisReply *rep = NULL;
+  if (r->c || connect_now(r, err, errlen) == 0)
+    rep = cmd(r, argc, argv, err, errlen);
+  if (rep && rep->type == REDIS_REPLY_ERROR) {
+    snprintf(err, errlen, "Redis %.100s:%d: %.120s", r->url.host, r->url.port,
+             rep->str);
+    hi.free_reply(rep);
+    rep = NULL;
+  }
+  pthread_mutex_unlock(&r->mu);
+  return rep;
+}
+
 redisReply *lm_redis_script(struct lm_redis *r, const char *key, int argc,
                             const char **argv, char *err, size_t errlen) {
   pthread_once(&hi_once, hi_load);
@@ -261,13 +344,15 @@ redisReply *lm_redis_script(struct lm_redis *r, const char *key, int argc,
     goto out;
   const char *av[LM_REDIS_ARGS + 4] = {"EVALSHA", r->sha, "1", key};
   memcpy(av + 4, argv, (size_t)argc * sizeof(*argv));
-  for (int attempt = 0; attempt < 2; attempt++) {
+  bool reloaded = false;
+  for (int moved = 0;;) {
     rep = cmd(r, argc + 4, av, err, errlen);
     if (!rep)
       goto out;
     if (rep->type == REDIS_REPLY_ERROR &&
-        strncmp(rep->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
+        strncmp(rep->str, "NOSCRIPT", 8) == 0 && !reloaded) {
       /* flushed or restarted: load it again, once */
+      reloaded = true;
       hi.free_reply(rep);
       rep = NULL;
       const char *load[] = {"SCRIPT", "LOAD", lm_redis_lua};
@@ -277,6 +362,19 @@ redisReply *lm_redis_script(struct lm_redis *r, const char *key, int argc,
       snprintf(r->sha, sizeof(r->sha), "%s",
                l->type == REDIS_REPLY_STRING ? l->str : "");
       hi.free_reply(l);
+      av[1] = r->sha;
+      continue;
+    }
+    if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "MOVED ", 6) == 0 &&
+        moved++ < 3) {
+      /* a cluster node that does not own the budget's slot: the budget
+       * has one hash tag, so the owner has every key of it; go there and
+       * stay (its script is loaded on connecting) */
+      int rc = follow_moved(r, rep->str, err, errlen);
+      hi.free_reply(rep);
+      rep = NULL;
+      if (rc != 0)
+        goto out;
       av[1] = r->sha;
       continue;
     }

@@ -29,6 +29,11 @@ struct lm_redis_url {
 /* Parses a budget URL; 0, or -1 with a one-line reason (no password). */
 int lm_redis_parse_url(const char *url, struct lm_redis_url *u, char *err,
                        size_t errlen);
+/* A server to list budgets on: redis://[:PASSWORD@]HOST:PORT[/DB], or a
+ * budget URL (its name is ignored). A last part of digits alone is the
+ * database. 0, or -1 with a one-line reason (no password). */
+int lm_redis_parse_server(const char *url, struct lm_redis_url *u, char *err,
+                          size_t errlen);
 /* The URL without its password: what every message shows. */
 void lm_redis_redacted(const struct lm_redis_url *u, char *out, size_t size);
 
@@ -43,6 +48,10 @@ void lm_redis_free(struct lm_redis *r);
  * a one-line reason in err. Serialised per connection. */
 redisReply *lm_redis_script(struct lm_redis *r, const char *key, int argc,
                             const char **argv, char *err, size_t errlen);
+/* Runs one command (connecting first if needed). Returns the reply, or
+ * NULL with a one-line reason (an error reply included). */
+redisReply *lm_redis_command(struct lm_redis *r, int argc, const char **argv,
+                             char *err, size_t errlen);
 void lm_redis_reply_free(redisReply *rep);
 
 #endif

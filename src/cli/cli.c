@@ -47,7 +47,9 @@ static const char *usage_text =
     "  set LIMITS                    change limits live (\"none\" removes one)\n"
     "  reset                         zero the spend; keep the limits\n"
     "  rm                            remove the budget\n"
-    "  list                          this user's budgets\n"
+    "  list                          this user's budgets; with --budget\n"
+    "                                redis://HOST:PORT[/DB] the budgets in that\n"
+    "                                Redis (by SCAN; the password never shown)\n"
     "  run [LIMITS] [--quiet] -- CMD [ARGS...]\n"
     "                                run CMD with the library preloaded, creating\n"
     "                                the budget if needed; exits with CMD's code\n"
@@ -549,7 +551,12 @@ static int cmd_set(const struct opts *o) {
   int rc = open_budget(o, &b);
   if (rc)
     return rc;
-  lm_budget_configure(b, &o->cfg);
+  if (lm_budget_configure(b, &o->cfg) != 0) {
+    fprintf(stderr, "llmmeter: budget '%s': its limits could not be set\n",
+            lm_budget_name(b));
+    lm_budget_close(b);
+    return LM_EXIT_ERROR;
+  }
   rc = apply_rules(b, o);
   lm_budget_close(b);
   return rc;
@@ -628,14 +635,15 @@ static int cmd_rm(const struct opts *o) {
 static void list_one(const char *name, void *ctx) {
   (void)ctx;
   struct lm_budget *b;
-  char err[256], a[40], c[40];
+  char err[256], a[40], c[40], shown[LM_BUDGET_URL_MAX];
+  lm_budget_display_name(name, shown, sizeof(shown)); /* no password */
   if (lm_budget_open(name, false, &b, err, sizeof(err)) != 0) {
-    printf("%-32s (unusable: %s)\n", name, err);
+    printf("%-32s (unusable: %s)\n", shown, err);
     return;
   }
   lm_budget_snapshot(b, &snap);
   lm_budget_close(b);
-  printf("%-32s spent $%-12s limit %s%s\n", name,
+  printf("%-32s spent $%-12s limit %s%s\n", shown,
          lm_money_format_display(snap.total.spent, 4, a, sizeof(a)),
          snap.hard_pusd < 0 ? "none" : "$",
          snap.hard_pusd < 0
@@ -643,10 +651,13 @@ static void list_one(const char *name, void *ctx) {
              : lm_money_format_display(snap.hard_pusd, 2, c, sizeof(c)));
 }
 
+/* This user's shared-memory budgets; with --budget redis://HOST:PORT[/DB]
+ * (or a budget URL on that server, or LLMMETER_BUDGET naming one), the
+ * budgets in that Redis database. */
 static int cmd_list(const struct opts *o) {
-  (void)o;
-  if (lm_segment_list(list_one, NULL) != 0) {
-    fprintf(stderr, "llmmeter: cannot read /dev/shm: %s\n", strerror(errno));
+  char err[256];
+  if (lm_budget_list(o->budget, list_one, NULL, err, sizeof(err)) != 0) {
+    fprintf(stderr, "llmmeter: %s\n", err);
     return LM_EXIT_ERROR;
   }
   return 0;

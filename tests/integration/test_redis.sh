@@ -9,7 +9,10 @@
 # once the leases expire), a settle whose reply is lost (charged once),
 # Redis killed (calls refused at once with one line, no hang) and
 # restarted from its AOF (nothing acknowledged lost), and the password
-# never shown.
+# never shown. Rates, rate rules and the tpm correction run the same
+# sequences on a shm budget and a Redis one and must agree; a swarm is
+# paced by --rpm; --downgrade as test_pace checks it on shm; list by SCAN.
+# (A Redis Cluster: test_redis_cluster.sh.)
 set -u
 source tests/integration/lib.sh
 
@@ -172,8 +175,148 @@ expect_eq redis_agent_rule_refuses "$(LLMMETER_AGENT=other-1 call "$B7" stream)"
 "$LM" set --budget "$B7" --model-limit "gpt-4*=none" >/dev/null
 expect_eq redis_rule_removed_passes "$(CALL_USAGE=$HUSAGE call "$B7" json)" 0
 expect_eq redis_rules_listed "$(sj "$B7" | json_get - '" ".join(r["pattern"] for r in j["limits"])')" "other-*"
-out=$("$LM" set --budget "$B7" --model-rpm "gpt-4*=10" 2>&1)
-check redis_rate_rules_refused_with_a_line bash -c "printf '%s' \"\$1\" | grep -q 'not supported on a Redis budget'" _ "$out"
+
+# ---- rates: the same GCRA buckets as shm, on the server's clock ----------------
+# Each sequence runs on a shm budget and a Redis one with the same limits;
+# the exit codes and counts must be the same, refusals never sent.
+rate_seq() { # rate_seq BUDGET N [CURL ARGS]: N calls, refused at once past the rate
+  local b=$1 k=$2; shift 2
+  for _ in $(seq 1 "$k"); do LLMMETER_WAIT_S=0 call "$b" json "$@"; done | paste -sd' '
+}
+new_budget SHMR
+declare -A RT # RT[what_kind]: the result of one sequence on one backend
+for kind in shm redis; do
+  if [ $kind = shm ]; then RB=$SHMR; else RB=$(url rates); fi
+  "$LM" init --budget "$RB" --force --rpm 5 >/dev/null
+  before=$(mock_requests)
+  RT[rpm_$kind]=$(rate_seq "$RB" 7)
+  RT[sent_$kind]=$(( $(mock_requests) - before ))
+  RT[st_$kind]=$(sj "$RB" | json_get - 'j["requests"], j["denied"], j["rates"]["rpm"]["limit"]')
+  LLMMETER_WAIT_S=0 LLMMETER_QUIET=0 LLMMETER_BUDGET=$RB LD_PRELOAD=$LIB curl -sS "$MU" -d "$REQ" -o /dev/null 2>"$T/rate_$kind.err"
+  "$LM" init --budget "$RB" --force --model-rpm 'gpt-4o=2' >/dev/null
+  RT[rule_$kind]="$(rate_seq "$RB" 3) $(LLMMETER_WAIT_S=0 call "$RB" stream)"
+  RT[rulest_$kind]=$(sj "$RB" | json_get - '[(r["pattern"], r["rpm"], r["used"]) for r in j["limits"]]')
+  # tpm: an estimate of ~215 tokens a call, 20 used: without the correction
+  # at settlement only two calls would fit in 500
+  "$LM" init --budget "$RB" --force --tpm 500 >/dev/null
+  RT[tpm_$kind]=$(CALL_USAGE='X-Mock-Usage: input=10,output=10' rate_seq "$RB" 6)
+  RT[tpmused_$kind]=$(sj "$RB" | json_get - 'j["rates"]["tpm"]["used"]')
+done
+expect_eq redis_rpm_5_refuses_call_6_and_7 "${RT[rpm_redis]}" "0 0 0 0 0 42 42"
+expect_eq redis_rpm_same_as_shm "${RT[rpm_redis]}" "${RT[rpm_shm]}"
+expect_eq redis_rpm_refused_never_reached_mock "${RT[sent_redis]}" 5
+expect_eq redis_rpm_status_same_as_shm "${RT[st_redis]}" "${RT[st_shm]}"
+check redis_rpm_refusal_says_rate_and_retry grep -q "rate limit rpm 5/min reached.*retry after [0-9]*s" "$T/rate_redis.err"
+expect_eq redis_rpm_refusal_same_words_as_shm "$(sed 's/budget .[^ ]*//' "$T/rate_redis.err")" "$(sed 's/budget .[^ ]*//' "$T/rate_shm.err")"
+expect_eq redis_model_rpm_rule_refuses_third_gpt4o "${RT[rule_redis]}" "0 0 42 0"
+expect_eq redis_model_rpm_rule_same_as_shm "${RT[rule_redis]}" "${RT[rule_shm]}"
+expect_eq redis_rate_rule_status_same_as_shm "${RT[rulest_redis]}" "${RT[rulest_shm]}"
+expect_eq redis_tpm_corrected_by_actual_usage "${RT[tpm_redis]}" "0 0 0 0 0 0"
+expect_eq redis_tpm_same_as_shm "${RT[tpm_redis]}" "${RT[tpm_shm]}"
+check redis_tpm_used_is_the_actual_tokens test "${RT[tpmused_redis]}" -le 120 -a "${RT[tpmused_redis]}" -ge 100
+
+# a token rate so large that a correction is under a microsecond: nothing
+# to move, and the settle must still land (HINCRBY refuses "-0")
+RB=$(url hugetpm)
+"$LM" init --budget "$RB" --force --tpm 100000000000 >/dev/null
+errs() { R INFO errorstats | grep -o '^errorstat_ERR:count=[0-9]*' || echo none; }
+e0=$(errs)
+expect_eq redis_huge_tpm_call_passes "$(CALL_USAGE=$HUSAGE call "$RB" json)" 0
+expect_eq redis_huge_tpm_no_script_error "$(errs)" "$e0"
+expect_eq redis_huge_tpm_settled "$(sj "$RB" | json_get - 'j["requests"], j["in_flight"], j["reserved_pusd"]')" "1 0 0"
+
+# a paced call's lease outlives its sleep: 30 calls fill --rpm 30, the 31st
+# sleeps ~2 s for its turn under a 1 s lease TTL while status polls
+# (each poll reclaims expired leases); it must not be taken for dead
+RB=$(url pacedlease)
+"$LM" init --budget "$RB" --force --rpm 30 >/dev/null
+fpids=()
+for i in 1 2 3; do (for j in $(seq 1 10); do CALL_USAGE=$HUSAGE call "$RB" json >/dev/null; done) & fpids+=($!); done
+wait "${fpids[@]}"
+t0=$(date +%s%N)
+LLMMETER_LEASE_TTL_S=1 CALL_USAGE=$HUSAGE call "$RB" json >"$T/pl.rc" &
+plpid=$!
+while kill -0 "$plpid" 2>/dev/null; do sj "$RB" >/dev/null; sleep 0.1; done
+wait "$plpid"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check redis_paced_call_slept_for_its_turn test "$ms" -ge 1000
+expect_eq redis_paced_lease_not_reclaimed "$(cat "$T/pl.rc") $(sj "$RB" | json_get - 'j["requests"], j["reclaimed"], j["reserved_pusd"]')" "0 31 0 0"
+
+# the C API on a rate-limited budget (under SAN=1 capi_client is an ASan
+# program: the backend's admission, rates and settle run sanitized)
+CAPI=$PWD/$BUILD/tests/capi_client
+if [ -x "$CAPI" ]; then
+  new_budget SHMC
+  for kind in shm redis; do
+    if [ $kind = shm ]; then RB=$SHMC; else RB=$(url capi-rates); fi
+    "$LM" init --budget "$RB" --force --rpm 2 --tpm 1000 >/dev/null
+    RT[capi_$kind]=$(LLMMETER_WAIT_S=0 "$CAPI" run "$RB" agent1 admit:gpt-4o:openai:100,100,0,0,0 \
+      settle:10,10,0,0,0 admit:gpt-4o:openai:100,100,0,0,0 settle:10,10,0,0,0 \
+      admit:gpt-4o:openai:100,100,0,0,0 | sed "s|budget '[^']*'|budget|" | paste -sd'|')
+    RT[capitpm_$kind]=$(sj "$RB" | json_get - 'j["rates"]["tpm"]["used"], j["requests"], j["denied"]')
+  done
+  check redis_capi_rpm_2_refuses_the_third bash -c "[[ '${RT[capi_redis]}' == *'admit -7 budget: rate limit rpm 2/min reached'* ]]"
+  expect_eq redis_capi_same_as_shm "${RT[capi_redis]}" "${RT[capi_shm]}"
+  check redis_capi_tpm_corrected_to_actual bash -c "read u r d <<<'${RT[capitpm_redis]}'; [ \$u -ge 35 ] && [ \$u -le 40 ] && [ \$r = 2 ] && [ \$d = 1 ]"
+else
+  echo "skipped the C API checks: $CAPI is not built (make $BUILD/tests/capi_client)"
+fi
+
+# every rate setting shows in status --json as on shm
+for kind in shm redis; do
+  if [ $kind = shm ]; then RB=$SHMR; else RB=$(url rates); fi
+  "$LM" init --budget "$RB" --force --rpm 7 --tpm 8 --input-tpm 9 --output-tpm 10 \
+    --model-rpm 'gpt-*=11' --model-tpm 'o3*=12' >/dev/null
+  RT[json_$kind]=$(sj "$RB" | json_get - 'sorted(j["rates"].items()), [sorted(r.items()) for r in j["limits"]]')
+done
+expect_eq redis_status_rates_same_as_shm "${RT[json_redis]}" "${RT[json_shm]}"
+check redis_status_rates_all_four grep -q "output_tpm" <<<"${RT[json_redis]}"
+
+# Paced, not refused: 8 processes x 8 calls against --rpm 60 (LLMMETER_WAIT_S
+# 30): 60 at once, the other 4 one a second, none refused.
+RB=$(url paced)
+"$LM" init --budget "$RB" --force --rpm 60 >/dev/null
+PQ='{"model":"gpt-4o-mini","max_tokens":20,"messages":[{"role":"user","content":"redis-paced"}]}'
+pids=()
+for i in $(seq 1 8); do
+  ( for j in $(seq 1 8); do LLMMETER_QUIET=1 LLMMETER_BUDGET=$RB LD_PRELOAD=$LIB curl -sS "$MU" -H "$HUSAGE" -d "$PQ" -o /dev/null; echo $?; done >"$T/paced.$i" ) &
+  pids+=($!)
+done
+wait "${pids[@]}"
+expect_eq redis_paced_64_calls_none_refused "$(cat "$T"/paced.* | sort | uniq -c | tr -s ' ' | sed 's/^ //')" "64 0"
+check redis_paced_60_at_once_then_one_a_second python3 - "$MOCK_LOG" <<'PY'
+import json, sys, datetime
+t = sorted(datetime.datetime.fromisoformat(j['time'].replace('Z', '+00:00')).timestamp()
+           for j in map(json.loads, open(sys.argv[1])) if 'redis-paced' in j.get('body', ''))
+a = [x - t[0] for x in t]
+gaps = [y - x for x, y in zip(a[60:], a[61:])]
+print('arrivals', len(a), 'first 60 within %.2fs' % a[59], 'gaps', ' '.join('%.2f' % g for g in gaps))
+sys.exit(not (len(a) == 64 and a[59] < 3.0 and min(gaps) > 0.6 and max(gaps) < 1.5 and 3.0 < a[-1] < 7.0))
+PY
+expect_eq redis_paced_counts "$(sj "$RB" | json_get - 'j["requests"], j["denied"]')" "64 0"
+
+# ---- --downgrade above the soft limit, as on shm --------------------------------
+# Each call is a new process: the map comes with its open, and the soft
+# limit another process crossed is asked of Redis before the call leaves.
+BG=$(url downgrade)
+"$LM" init --budget "$BG" --force --soft 0.000001 --downgrade 'gpt-4o=gpt-4o-mini,claude-opus-*=claude-haiku-4-5' >/dev/null
+DQ='{"model":"gpt-4o","messages":[{"role":"user","content":"redis-downgrade"}]}'
+last_model() { tail -1 "$MOCK_LOG" | json_get - "json.loads(j['body'])['model']"; }
+dcall() { LLMMETER_QUIET=1 LLMMETER_BUDGET=$BG LLMMETER_LEDGER=$T/dg.ledger LD_PRELOAD=$LIB curl -sS "$MU" -H 'X-Mock-Usage: input=100,output=10' -d "$1" -o /dev/null; }
+dcall "$DQ"
+expect_eq redis_downgrade_not_below_soft "$(last_model)" gpt-4o
+dcall "$DQ"
+expect_eq redis_downgrade_seen_by_provider "$(last_model)" gpt-4o-mini
+expect_eq redis_downgrade_in_ledger "$(tail -1 "$T/dg.ledger" | json_get - "j['model'], j['requested_model']")" "gpt-4o-mini gpt-4o"
+dcall '{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"redis-downgrade"}]}'
+expect_eq redis_downgrade_streaming_too "$(last_model)" gpt-4o-mini
+dcall '{"model":"gpt-4.1","messages":[]}'
+expect_eq redis_downgrade_never_unlisted_model "$(last_model)" gpt-4.1
+expect_eq redis_downgrade_in_status "$(sj "$BG" | json_get - 'j["downgrade"]')" 'gpt-4o=gpt-4o-mini,claude-opus-*=claude-haiku-4-5'
+"$LM" set --budget "$BG" --downgrade none >/dev/null
+dcall "$DQ"
+expect_eq redis_downgrade_none_sends_as_asked "$(last_model)" gpt-4o
+expect_eq redis_downgrade_none_in_status "$(sj "$BG" | json_get - 'j["downgrade"]')" ''
 
 # ---- kill -9 mid-stream: the leases expire, the reservations come back -------
 B3=$(url crash)
@@ -291,6 +434,24 @@ if [ -x "$PROBE" ]; then
 else
   fail redis_leak_guard_probe_built "missing $PROBE"
 fi
+
+# ---- list: the budgets of one Redis, by SCAN -------------------------------------
+"$LM" init --budget "redis://:$PW@127.0.0.1:$RPORT/5/in-db5" --force --limit 2 >/dev/null
+R CONFIG RESETSTAT >/dev/null
+out=$("$LM" list --budget "redis://:$PW@127.0.0.1:$RPORT" 2>&1)
+want=$(R --scan --pattern 'llmmeter:{*}:cfg' | sed 's/^llmmeter:{\(.*\)}:cfg$/\1/' | sort | sed "s|^|$(shown '')|" | paste -sd' ')
+expect_eq redis_list_names_every_budget_of_the_db "$(awk '{print $1}' <<<"$out" | paste -sd' ')" "$want"
+check redis_list_has_many test "$(wc -l <<<"$out")" -ge 10
+expect_eq redis_list_shows_limit_and_spent "$(grep "^$(shown team1) " <<<"$out" | awk '{print $3, $5}')" "\$$(python3 -c "print('%.4f' % ($PAIR * 180 / 1e12))") none"
+check redis_list_never_shows_password bash -c "! grep -q '$PW' <<<\"\$1\"" _ "$out"
+check redis_list_by_scan_not_keys bash -c "R() { redis-cli -p $RPORT -a $PW --no-auth-warning \"\$@\"; }; R INFO commandstats | grep -q '^cmdstat_scan:' && ! R INFO commandstats | grep -q '^cmdstat_keys:'"
+out=$(LLMMETER_REDIS_PASSWORD=$PW "$LM" list --budget "redis://127.0.0.1:$RPORT/5")
+expect_eq redis_list_one_database "$out" "$(printf '%-32s spent $%-12s limit $2.00' "redis://127.0.0.1:$RPORT/5/in-db5" 0.0000)"
+out=$(LLMMETER_BUDGET=$(url team1) "$LM" list | grep -c "^redis://127.0.0.1:$RPORT/0/")
+check redis_list_of_llmmeter_budget_server test "$out" -ge 10
+out=$("$LM" list --budget "redis://:wrong@127.0.0.1:$RPORT" 2>&1)
+rc=$?
+check redis_list_wrong_password_one_line bash -c "[ $rc = 1 ] && [ \$(printf '%s\n' \"\$1\" | wc -l) = 1 ] && printf '%s' \"\$1\" | grep -q 'AUTH refused' && ! printf '%s' \"\$1\" | grep -q wrong" _ "$out"
 
 # ---- rm: every key of the budget goes ---------------------------------------
 check redis_rm_removes "$LM" rm --budget "$B7"

@@ -241,8 +241,6 @@ uint64_t lm_meter_scan_count(void) { return scans; }
 
 /* The request's URL: the transport's, or composed from its parts. */
 /* Appends p[0..n) at *at if it fits before end. */
-#define LM_METER_URL_MEMO 512 /* longer URLs are routed twice */
-
 static bool put(char **at, const char *end, const char *p, size_t n) {
   if ((size_t)(end - *at) < n)
     return false;
@@ -279,36 +277,6 @@ static const char *request_url(const struct lm_meter_request *r, char *buf,
   *at = '\0';
   *len = (size_t)(at - buf);
   return buf;
-}
-
-/* lm_meter_wants routes a request's URL before its body is in; the begin
- * that follows on the same thread asks again for the same URL: the answer
- * is kept for it (the URL compared whole, the endpoints never change). */
-struct route_memo {
-  bool set;
-  size_t len;
-  struct lm_route route;
-  char url[LM_METER_URL_MEMO];
-};
-static __thread struct route_memo wanted;
-
-static bool route_url(const char *url, size_t len, const char *endpoints,
-                      struct lm_route *route, bool remember) {
-  if (!remember && wanted.set && wanted.len == len &&
-      memcmp(wanted.url, url, len) == 0) {
-    wanted.set = false;
-    *route = wanted.route;
-    return true;
-  }
-  if (!lm_route_url(url, len, endpoints, route))
-    return false;
-  if (remember && len <= sizeof wanted.url) {
-    memcpy(wanted.url, url, len);
-    wanted.len = len;
-    wanted.route = *route;
-    wanted.set = true;
-  }
-  return true;
 }
 
 static void reset_call(struct lm_meter_call *t, const struct lm_route *route) {
@@ -474,7 +442,7 @@ bool lm_meter_wants(const struct lm_meter_request *r) {
   size_t ulen = 0;
   const char *url = request_url(r, ubuf, sizeof(ubuf), &ulen);
   struct lm_route route;
-  return url && route_url(url, ulen, c->endpoints, &route, true);
+  return url && lm_route_url(url, ulen, c->endpoints, &route);
 }
 
 enum lm_verdict_kind lm_meter_begin(struct lm_meter_call **slot,
@@ -493,7 +461,7 @@ enum lm_verdict_kind lm_meter_begin(struct lm_meter_call **slot,
   if (!url)
     return LM_VERDICT_PASS;
   struct lm_route route; /* the API, who bills it, the URL's model */
-  if (!route_url(url, ulen, c->endpoints, &route, false))
+  if (!lm_route_url(url, ulen, c->endpoints, &route))
     return LM_VERDICT_PASS;
   enum lm_api api = route.api;
   lm_meter_say_settings();

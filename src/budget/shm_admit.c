@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "money.h"
+#include "crashpoint.h"
 #include "shm_internal.h"
 #include "window.h"
 
@@ -172,6 +173,7 @@ static int reserve_money(struct lm_counters *c, int64_t limit, int64_t est,
   if (limit < 0) {
     if (est)
       atomic_fetch_add(&c->reserved, est);
+    LM_CRASH_POINT();
     return 0;
   }
   if (!strict) {
@@ -181,6 +183,7 @@ static int reserve_money(struct lm_counters *c, int64_t limit, int64_t est,
     if (u < limit)
       return 0;
     atomic_fetch_sub(&c->reserved, est);
+    LM_CRASH_POINT();
     *used = u;
     *spent = sp;
     return sp < limit ? 1 : -1;
@@ -204,6 +207,7 @@ static int reserve_tokens(struct lm_counters *c, int64_t limit, uint64_t est,
   if (limit < 0) {
     if (est)
       atomic_fetch_add(&c->reserved_tokens, est);
+    LM_CRASH_POINT();
     return 0;
   }
   uint64_t settled = atomic_load(&c->tokens[LM_TOK_INPUT]) +
@@ -214,6 +218,7 @@ static int reserve_tokens(struct lm_counters *c, int64_t limit, uint64_t est,
     if (settled + prev < (uint64_t)limit)
       return 0;
     atomic_fetch_sub(&c->reserved_tokens, est);
+    LM_CRASH_POINT();
     *used = (int64_t)(settled + prev);
     return settled < (uint64_t)limit ? 1 : -1;
   }
@@ -269,6 +274,7 @@ static int reserve_rules(struct lm_segment *s, uint32_t rule_mask, int64_t est,
       for (int u = 0; u < r; u++)
         if (done & (1u << u))
           atomic_fetch_sub(&s->rules[u].c.reserved, est);
+      LM_CRASH_POINT();
       return rc;
     }
     done |= 1u << r;
@@ -313,6 +319,7 @@ static int reserve_all(struct lm_budget *b, const struct lm_lease *l, int wk,
     rc = reserve_rules(s, l->rule_mask, est, strict, wk, now, why);
     if (rc) {
       atomic_fetch_sub(&s->total.reserved, est);
+      LM_CRASH_POINT();
       goto undo_tokens;
     }
   }
@@ -327,8 +334,10 @@ static int reserve_all(struct lm_budget *b, const struct lm_lease *l, int wk,
 
 undo_tokens:
   atomic_fetch_sub(&s->total.reserved_tokens, est_tokens);
+  LM_CRASH_POINT();
 undo_request:
   atomic_fetch_sub(&s->total.reserved_requests, 1);
+  LM_CRASH_POINT();
   return rc;
 }
 
@@ -490,13 +499,16 @@ static int reserve_or_wait(struct lm_budget *b, const struct lm_call *call,
     if (rc == 0) {
       uint64_t active = lm_shm_lease_word(me, LM_LEASE_ACTIVE);
       lm_shm_leave_applying(slot, active);
+      LM_CRASH_POINT();
       if (waiting)
         atomic_fetch_sub(&s->waiters, 1);
+      LM_CRASH_POINT();
       l->state_word = active;
       lm_shm_touch(&s->total, now);
       return 0;
     }
     lm_shm_leave_applying(slot, claimed);
+    LM_CRASH_POINT();
     /* Dead processes may hold reservations: refund them once and retry. */
     if (!reclaimed_once && why->kind != LM_DENY_REQUESTS) {
       reclaimed_once = 1;
@@ -509,6 +521,7 @@ static int reserve_or_wait(struct lm_budget *b, const struct lm_call *call,
       waiting = true;
       t0 = mono_ms();
       atomic_fetch_add(&s->waiters, 1);
+      LM_CRASH_POINT();
       continue; /* check again now that settlements will wake us */
     }
     int64_t left = call->wait_ms - (mono_ms() - t0);
@@ -525,6 +538,7 @@ static int reserve_or_wait(struct lm_budget *b, const struct lm_call *call,
   }
   if (waiting) {
     atomic_fetch_sub(&s->waiters, 1);
+    LM_CRASH_POINT();
     why->waited_ms = mono_ms() - t0;
   }
   return -1;
@@ -535,6 +549,7 @@ static int reserve_or_wait(struct lm_budget *b, const struct lm_call *call,
 static void admit_deny(struct lm_segment *s, struct lm_lease *l) {
   struct lm_amounts d = {.denied = 1};
   lm_shm_apply_lease(s, l->model_row, l->agent_row, 0, &d);
+  LM_CRASH_POINT();
   memset(l, 0, sizeof(*l));
   l->slot = UINT32_MAX;
 }
@@ -566,6 +581,7 @@ int lm_shm_admit(struct lm_budget *b, const struct lm_call *call,
   lm_shm_rates_give_back(&rates); /* refused after all: give our turns back */
 refuse:
   atomic_store(&slot->state, 0);
+  LM_CRASH_POINT();
 denied:
   admit_deny(s, l);
   return -1;

@@ -15,44 +15,60 @@
  * itself (lm_shm_roll) is inline in shm_internal.h: every admission and
  * charge calls it on each set, and it almost always returns at once.
  */
+#include "crashpoint.h"
 #include "shm_internal.h"
 
 /* Zeroes what a window counts (not reservations: in-flight money) by
  * subtracting what was read, so a concurrent charge is never lost. */
 void lm_shm_zero_counters(struct lm_counters *c) {
   atomic_fetch_sub(&c->spent, atomic_load(&c->spent));
+  LM_CRASH_POINT();
   atomic_fetch_sub(&c->requests, atomic_load(&c->requests));
+  LM_CRASH_POINT();
   for (int k = 0; k < LM_TOK_KINDS; k++)
     atomic_fetch_sub(&c->tokens[k], atomic_load(&c->tokens[k]));
+  LM_CRASH_POINT();
   atomic_fetch_sub(&c->denied, atomic_load(&c->denied));
+  LM_CRASH_POINT();
   atomic_fetch_sub(&c->unmetered, atomic_load(&c->unmetered));
+  LM_CRASH_POINT();
   atomic_fetch_sub(&c->unpriced, atomic_load(&c->unpriced));
+  LM_CRASH_POINT();
 }
 
 void lm_shm_apply_counters(struct lm_counters *c, const struct lm_amounts *a) {
   if (a->spent)
     atomic_fetch_add(&c->spent, a->spent);
+  LM_CRASH_POINT();
   if (a->reserved)
     atomic_fetch_add(&c->reserved, a->reserved);
+  LM_CRASH_POINT();
   if (a->requests)
     atomic_fetch_add(&c->requests, (uint64_t)a->requests);
+  LM_CRASH_POINT();
   if (a->reserved_requests)
     atomic_fetch_add(&c->reserved_requests, (uint64_t)a->reserved_requests);
+  LM_CRASH_POINT();
   if (a->reserved_tokens)
     atomic_fetch_add(&c->reserved_tokens, (uint64_t)a->reserved_tokens);
+  LM_CRASH_POINT();
   if (a->tokens) {
     uint64_t add[LM_TOK_KINDS];
     lm_usage_kinds(a->tokens, add);
     for (int k = 0; k < LM_TOK_KINDS; k++)
       if (add[k]) /* modular: a usage snapshot that went down wraps back */
         atomic_fetch_add(&c->tokens[k], add[k]);
+    LM_CRASH_POINT();
   }
   if (a->denied)
     atomic_fetch_add(&c->denied, a->denied);
+  LM_CRASH_POINT();
   if (a->unmetered)
     atomic_fetch_add(&c->unmetered, a->unmetered);
+  LM_CRASH_POINT();
   if (a->unpriced)
     atomic_fetch_add(&c->unpriced, a->unpriced);
+  LM_CRASH_POINT();
 }
 
 /* Applies to the total, the lease's rows, and (money only) its rules. */

@@ -30,6 +30,7 @@
 
 #include "budget.h"
 #include "budget_backend.h"
+#include "crashpoint.h"
 #include "segment.h"
 
 /* A shared-memory budget handle: the shared part, then the mapping. */
@@ -116,6 +117,7 @@ int lm_shm_enter_applying(struct lm_segment *s, struct lm_lease_slot *slot,
 static inline void lm_shm_leave_applying(struct lm_lease_slot *slot,
                                          uint64_t to) {
   atomic_store(&slot->state, to);
+  LM_CRASH_POINT();
 }
 
 /* Wakes the calls waiting for money to free up, if there are any. */
@@ -134,12 +136,15 @@ static inline void lm_shm_roll(struct lm_counters *c, int64_t win) {
   if (!atomic_compare_exchange_strong(&c->window, &w, win))
     return; /* someone else did it, exactly once */
   lm_shm_zero_counters(c);
+  LM_CRASH_POINT();
 }
 
 static inline void lm_shm_touch(struct lm_counters *c, int64_t now) {
   int64_t z = 0;
   atomic_compare_exchange_strong(&c->first_activity, &z, now);
+  LM_CRASH_POINT();
   atomic_store_explicit(&c->last_activity, now, memory_order_relaxed);
+  LM_CRASH_POINT();
 }
 
 /* What one step of a lease adds to (negative: takes from) its counters. */

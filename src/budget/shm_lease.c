@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "money.h"
+#include "crashpoint.h"
 #include "shm_internal.h"
 #include "window.h"
 
@@ -68,6 +69,7 @@ uint32_t lm_shm_my_pid_slow(void) {
   pthread_once(&pid_once, pid_register);
   uint32_t p = (uint32_t)getpid();
   atomic_store_explicit(&lm_shm_pid_cache, p, memory_order_relaxed);
+  LM_CRASH_POINT();
   return p;
 }
 
@@ -127,14 +129,23 @@ int lm_shm_lease_claim(struct lm_segment *s, uint32_t me,
     return -1;
   struct lm_lease_slot *slot = &s->leases[*idx];
   slot->owner_start = self_start();
+  LM_CRASH_POINT();
   slot->reserved_pusd = l->reserved_pusd;
+  LM_CRASH_POINT();
   slot->charged_pusd = 0;
+  LM_CRASH_POINT();
   slot->reserved_tokens = l->reserved_tokens;
+  LM_CRASH_POINT();
   slot->model_row = l->model_row;
+  LM_CRASH_POINT();
   slot->agent_row = l->agent_row;
+  LM_CRASH_POINT();
   slot->rule_mask = l->rule_mask;
+  LM_CRASH_POINT();
   slot->flags = l->flags;
+  LM_CRASH_POINT();
   slot->admitted_at = now;
+  LM_CRASH_POINT();
   return 0;
 }
 
@@ -152,6 +163,7 @@ static void wait_gate(struct lm_segment *s, uint32_t g, int64_t *waited_ms) {
       (g > (1u << 22) || *waited_ms > 2000 || !lm_shm_owner_alive(g, 0, 0))) {
     uint32_t expect = g;
     atomic_compare_exchange_strong(&s->gate, &expect, 0);
+    LM_CRASH_POINT();
   }
 }
 
@@ -170,6 +182,7 @@ int lm_shm_enter_applying(struct lm_segment *s, struct lm_lease_slot *slot,
       return 0;
     expect = applying;
     atomic_compare_exchange_strong(&slot->state, &expect, from);
+    LM_CRASH_POINT();
     wait_gate(s, g, &waited);
   }
 }
@@ -180,6 +193,7 @@ void lm_shm_wake_waiters(struct lm_segment *s) {
   if (atomic_load(&s->waiters) == 0)
     return;
   atomic_fetch_add(&s->wake, 1);
+  LM_CRASH_POINT();
   lm_shm_futex(&s->wake, FUTEX_WAKE, INT_MAX, NULL);
 }
 
@@ -230,7 +244,9 @@ static void reconcile_rebuild(struct lm_segment *s) {
     if (!lm_shm_owner_alive((uint32_t)(w >> 8), slot->owner_start,
                             st != LM_LEASE_CLAIMED)) {
       atomic_compare_exchange_strong(&slot->state, &w, 0);
+      LM_CRASH_POINT();
       atomic_fetch_add(&s->reclaimed, 1);
+      LM_CRASH_POINT();
       continue;
     }
     if (st != LM_LEASE_ACTIVE)
@@ -256,16 +272,24 @@ static void reconcile_rebuild(struct lm_segment *s) {
         rules[r].money = lm_money_add(rules[r].money, money);
   }
   atomic_store(&s->total.reserved, tot.money);
+  LM_CRASH_POINT();
   atomic_store(&s->total.reserved_tokens, tot.tokens);
+  LM_CRASH_POINT();
   atomic_store(&s->total.reserved_requests, tot.requests);
+  LM_CRASH_POINT();
   for (int i = 0; i <= LM_ROW_OTHER; i++) {
     atomic_store(&s->models[i].c.reserved, models[i].money);
+    LM_CRASH_POINT();
     atomic_store(&s->models[i].c.reserved_requests, models[i].requests);
+    LM_CRASH_POINT();
     atomic_store(&s->agents[i].c.reserved, agents[i].money);
+    LM_CRASH_POINT();
     atomic_store(&s->agents[i].c.reserved_requests, agents[i].requests);
+    LM_CRASH_POINT();
   }
   for (int i = 0; i < LM_RULES; i++)
     atomic_store(&s->rules[i].c.reserved, rules[i].money);
+  LM_CRASH_POINT();
   pthread_mutex_unlock(&sums_lock);
 }
 
@@ -275,11 +299,14 @@ static void reconcile(struct lm_budget *b) {
   struct lm_segment *s = SEG(b);
   uint32_t me = lm_shm_my_pid();
   atomic_store(&s->gate, me);
+  LM_CRASH_POINT();
   if (reconcile_drain(s) == 0) {
     reconcile_rebuild(s);
     atomic_fetch_add(&s->reconciles, 1);
+    LM_CRASH_POINT();
   }
   atomic_store(&s->gate, 0);
+  LM_CRASH_POINT();
   lm_shm_futex(&s->gate, FUTEX_WAKE, INT_MAX, NULL);
 }
 
@@ -330,8 +357,10 @@ void lm_shm_charge(struct lm_budget *b, struct lm_lease *l,
   l->charged_tokens += (uint64_t)t;
   if (!lost) {
     slot->charged_pusd = l->charged_pusd;
+    LM_CRASH_POINT();
     /* saturating: another process may have written anything here */
     slot->reserved_pusd = lm_money_add(slot->reserved_pusd, -take);
+    LM_CRASH_POINT();
     slot->reserved_tokens -= ttake;
   }
   struct lm_amounts a = {.spent = pusd,
@@ -339,9 +368,11 @@ void lm_shm_charge(struct lm_budget *b, struct lm_lease *l,
                          .reserved_tokens = -(int64_t)ttake,
                          .tokens = delta};
   lm_shm_apply_lease(s, l->model_row, l->agent_row, l->rule_mask, &a);
+  LM_CRASH_POINT();
   lm_shm_touch(&s->total, now);
   if (!lost)
     lm_shm_leave_applying(slot, l->state_word);
+  LM_CRASH_POINT();
 }
 
 static void finish(struct lm_budget *b, struct lm_lease *l, unsigned flags,
@@ -363,11 +394,14 @@ static void finish(struct lm_budget *b, struct lm_lease *l, unsigned flags,
         .unpriced = (flags & LM_SETTLE_UNPRICED) ? 1 : 0,
     };
     lm_shm_apply_lease(s, l->model_row, l->agent_row, l->rule_mask, &a);
+    LM_CRASH_POINT();
     lm_shm_leave_applying(slot, 0);
+    LM_CRASH_POINT();
   } else if (count_request) {
     /* A reclaimer refunded us (it wrongly thought us dead); still count. */
     struct lm_amounts a = {.requests = 1};
     lm_shm_apply_lease(s, l->model_row, l->agent_row, 0, &a);
+    LM_CRASH_POINT();
   }
   if (flags & LM_SETTLE_UNPRICED && l->model_row <= LM_ROW_OTHER)
     __atomic_fetch_or(&s->models[l->model_row].flags, LM_ROWF_UNPRICED,
@@ -422,8 +456,11 @@ int lm_shm_reclaim(struct lm_budget *b) {
           .reserved_requests = -1,
           .requests = slot->charged_pusd > 0 ? 1 : 0};
       lm_shm_apply_lease(s, mrow, arow, slot->rule_mask, &a);
+      LM_CRASH_POINT();
       lm_shm_leave_applying(slot, 0);
+      LM_CRASH_POINT();
       atomic_fetch_add(&s->reclaimed, 1);
+      LM_CRASH_POINT();
       n++;
     } else {
       ambiguous = 1; /* died while applying */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "money.h"
+#include "crashpoint.h"
 #include "shm_internal.h"
 #include "window.h"
 
@@ -150,12 +151,16 @@ int lm_shm_configure(struct lm_budget *b, const struct lm_limit_config *c) {
   struct lm_segment *s = SEG(b);
   if (c->hard_pusd != LM_KEEP)
     atomic_store(&s->limits.hard_pusd, c->hard_pusd < 0 ? -1 : c->hard_pusd);
+  LM_CRASH_POINT();
   if (c->soft_pusd != LM_KEEP)
     atomic_store(&s->limits.soft_pusd, c->soft_pusd < 0 ? -1 : c->soft_pusd);
+  LM_CRASH_POINT();
   if (c->tokens != LM_KEEP)
     atomic_store(&s->limits.tokens, c->tokens < 0 ? -1 : c->tokens);
+  LM_CRASH_POINT();
   if (c->requests != LM_KEEP)
     atomic_store(&s->limits.requests, c->requests < 0 ? -1 : c->requests);
+  LM_CRASH_POINT();
   if (c->max_call_pusd != LM_KEEP)
     atomic_store(&s->limits.max_call_pusd,
                  c->max_call_pusd < 0 ? -1 : c->max_call_pusd);
@@ -174,6 +179,7 @@ int lm_shm_configure(struct lm_budget *b, const struct lm_limit_config *c) {
   for (int i = 0; i < 6; i++)
     if (*vals[i] != LM_KEEP)
       atomic_store(dst[i], *vals[i] < 0 ? -1 : *vals[i]);
+  LM_CRASH_POINT();
   if (c->on_soft || c->downgrade) {
     if (lm_segment_lock(s) == 0) {
       if (c->on_soft)
@@ -185,8 +191,10 @@ int lm_shm_configure(struct lm_budget *b, const struct lm_limit_config *c) {
   }
   if (c->window >= 0 && c->window < LM_WINDOW_KINDS)
     atomic_store(&s->limits.window_kind, (uint32_t)c->window);
+  LM_CRASH_POINT();
   if (c->mode >= 0 && c->mode <= LM_MODE_STRICT)
     atomic_store(&s->limits.mode, (uint32_t)c->mode);
+  LM_CRASH_POINT();
   lm_shm_wake_waiters(s); /* a raised limit may let waiters in */
   return 0;
 }
@@ -217,6 +225,7 @@ int lm_shm_add_rule(struct lm_budget *b, int kind, const char *pattern,
         atomic_store(&r->state, LM_RULE_RETIRED);
       else
         atomic_store(&r->limit_pusd, limit);
+      LM_CRASH_POINT();
       goto done;
     }
     if (st == LM_RULE_UNUSED && free_slot < 0)
@@ -235,7 +244,9 @@ int lm_shm_add_rule(struct lm_budget *b, int kind, const char *pattern,
   r->kind = (uint32_t)kind;
   snprintf(r->pattern, LM_NAME_MAX, "%s", pattern);
   atomic_store(&r->limit_pusd, limit);
+  LM_CRASH_POINT();
   atomic_store(&r->c.window, win);
+  LM_CRASH_POINT();
   /* A rule added live starts from what its rows already spent. */
   struct lm_row *rows = LM_RULE_TARGET(kind) == LM_RULE_AGENT ? s->agents
                                                               : s->models;
@@ -251,9 +262,12 @@ int lm_shm_add_rule(struct lm_budget *b, int kind, const char *pattern,
       spent = lm_money_add(spent, atomic_load(&rows[i].c.spent));
   }
   atomic_store(&r->c.spent, spent);
+  LM_CRASH_POINT();
   atomic_store_explicit(&r->state, LM_RULE_ACTIVE, memory_order_release);
+  LM_CRASH_POINT();
 done:
   atomic_fetch_add(&s->rules_gen, 1);
+  LM_CRASH_POINT();
   lm_segment_unlock(s);
   return rc;
 }
@@ -263,18 +277,27 @@ int lm_shm_reset(struct lm_budget *b) {
   if (lm_segment_lock(s) != 0)
     return -1;
   lm_shm_zero_counters(&s->total);
+  LM_CRASH_POINT();
   for (int i = 0; i <= LM_ROW_OTHER; i++) {
     lm_shm_zero_counters(&s->models[i].c);
+    LM_CRASH_POINT();
     lm_shm_zero_counters(&s->agents[i].c);
+    LM_CRASH_POINT();
     __atomic_store_n(&s->models[i].flags, 0, __ATOMIC_RELAXED);
   }
   for (int i = 0; i < LM_RULES; i++)
     lm_shm_zero_counters(&s->rules[i].c);
+  LM_CRASH_POINT();
   atomic_store(&s->reset_at, lm_budget_now(b));
+  LM_CRASH_POINT();
   atomic_store(&s->soft_window, 0);
+  LM_CRASH_POINT();
   atomic_store(&s->llm_ns, 0);
+  LM_CRASH_POINT();
   atomic_store(&s->unmetered_denied, 0);
+  LM_CRASH_POINT();
   atomic_store(&s->unmetered_warned, 0);
+  LM_CRASH_POINT();
   lm_segment_unlock(s);
   lm_shm_wake_waiters(s);
   return 0;
@@ -297,6 +320,7 @@ bool lm_shm_hard_limit(struct lm_budget *b) {
 void lm_shm_count_unmetered(struct lm_budget *b, bool denied) {
   struct lm_segment *s = SEG(b);
   atomic_fetch_add(denied ? &s->unmetered_denied : &s->unmetered_warned, 1);
+  LM_CRASH_POINT();
 }
 
 /* ---- between admission and settlement ---------------------------------- */
@@ -324,6 +348,7 @@ bool lm_shm_over_hard(struct lm_budget *b, const struct lm_lease *l) {
 void lm_shm_add_llm_time(struct lm_budget *b, int64_t ns) {
   if (ns > 0)
     atomic_fetch_add(&SEG(b)->llm_ns, ns);
+  LM_CRASH_POINT();
 }
 
 bool lm_shm_over_time(struct lm_budget *b, int64_t inflight_ns,

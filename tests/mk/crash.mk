@@ -15,7 +15,7 @@ $(BUILD)/tests/test_crash: tests/unit/test_crash.c $(CRASH_SRC) \
                            $(CORE_A) $(BUILD)/gen/budget_redis_lua.h \
                            | $(BUILD)/tests
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS) -DLM_CRASHTEST $(INC_TESTS) $(INC_budget) -o $@ \
+	$(Q)$(CC) $(CFLAGS) -DLM_CRASHTEST -DLM_DEBUG_INVARIANTS $(INC_TESTS) $(INC_budget) -o $@ \
 	  tests/unit/test_crash.c $(CRASH_SRC) \
 	  $(CORE_A) $(LDFLAGS) $(LIBS_LIB) -lrt
 

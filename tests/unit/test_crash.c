@@ -188,7 +188,7 @@ static int run_child(const char *budget, int id, int race, uint64_t crash_at,
       lm_budget_reset(b);
       break;
     case OP_CONFIGURE: {
-      struct lm_limit_config c = LM_LIMITS_NONE;
+      struct lm_limit_config c = LM_LIMITS_KEEP;
       c.hard_pusd = 1000000000000LL; /* $1: far above the workload */
       lm_budget_configure(b, &c);
       break;
@@ -393,11 +393,15 @@ static void setup_budget(const char *name) {
   cfg.window = LM_WINDOW_HOUR;
   struct lm_budget *b = NULL;
   char err[256];
-  if (lm_budget_create(name, true, &cfg, &b, err, sizeof(err)) != 0 ||
-      lm_budget_add_rule(b, LM_RULE_MODEL, rule_pat[0], 1000000000000LL, err,
+  kid_clock_now = T0; /* the rules count from the workload's first window */
+  if (lm_budget_create(name, true, &cfg, &b, err, sizeof(err)) != 0)
+    goto fail;
+  lm_budget_set_clock(b, kid_clock, NULL);
+  if (lm_budget_add_rule(b, LM_RULE_MODEL, rule_pat[0], 1000000000000LL, err,
                          sizeof(err)) != 0 ||
       lm_budget_add_rule(b, LM_RULE_AGENT, rule_pat[1], 1000000000000LL, err,
                          sizeof(err)) != 0) {
+  fail:
     fprintf(stderr, "setup: %s\n", err);
     exit(2);
   }
@@ -480,7 +484,8 @@ static int run_once(const struct run *r, uint64_t *points) {
   if (!s || lm_budget_snapshot(b, s) != 0)
     exit(2);
   lm_budget_close(b);
-  lm_budget_remove(name, err, sizeof(err));
+  if (!getenv("LMCRASH_KEEP"))
+    lm_budget_remove(name, err, sizeof(err));
 
   const char *why = check_sums(s);
   /* Each child's op in flight took effect wholly or not at all: some

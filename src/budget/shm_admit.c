@@ -435,8 +435,9 @@ static int reserve_step(struct lm_budget *b, struct lm_lease *l, uint32_t me,
  * way; every settlement bumps the futex word `wake`, and we count
  * ourselves in `waiters` before reading it so no wake-up can slip between
  * our check and our sleep. Dead processes' leases are refunded once when
- * they may be what stands in the way (or fill the table). Returns 0, or -1
- * with why filled. */
+ * they may be what stands in the way (or fill the table). Returns 0, -1
+ * (refused, why filled) or -2 (the budget's lock is not to be had: refused
+ * without waiting for it a second time to count the denial). */
 static int reserve_or_wait(struct lm_budget *b, const struct lm_call *call,
                            struct lm_lease *l, uint32_t me, int wk, int64_t now,
                            struct lm_denial *why) {
@@ -454,7 +455,9 @@ static int reserve_or_wait(struct lm_budget *b, const struct lm_call *call,
     if (rc == -3) { /* fail closed: a budget we cannot lock admits nothing */
       lm_denial_fill(why, LM_DENY_BUSY, NULL, 0, 0, LM_WINDOW_NONE, now);
       why->retry_after_s = 1;
-      break;
+      if (waiting)
+        atomic_fetch_sub(&s->waiters, 1);
+      return -2;
     }
     /* Dead processes may hold reservations or slots: refund them once. */
     if (!reclaimed_once && why->kind != LM_DENY_REQUESTS) {
@@ -526,9 +529,15 @@ int lm_shm_admit(struct lm_budget *b, const struct lm_call *call,
     goto denied; /* a cap on the call itself: nothing to wait for */
   if (admit_rates(b, call, l, &rates, &now, why) != 0)
     goto denied;
-  if (reserve_or_wait(b, call, l, me, wk, now, why) == 0)
+  int rc = reserve_or_wait(b, call, l, me, wk, now, why);
+  if (rc == 0)
     return 0;
   lm_shm_rates_give_back(&rates); /* refused after all: give our turns back */
+  if (rc == -2) {
+    memset(l, 0, sizeof(*l));
+    l->slot = UINT32_MAX;
+    return -1;
+  }
 denied:
   admit_deny(b, l);
   return -1;

@@ -214,6 +214,37 @@ LM_TEST(hostile_impossible_pid) {
   done(b, seg);
 }
 
+/* The segment's lock word names a thread that does not exist (a hostile
+ * or corrupt segment; no process ever gets EOWNERDEAD for it): every step
+ * waited for it for ever. Now a step waits at most two seconds, and
+ * admission refuses (fail closed) with a reason; the snapshot still reads
+ * the counters. */
+LM_TEST(hostile_lock_fails_closed_in_bounded_time) {
+  struct lm_limit_config c = LM_LIMITS_NONE;
+  struct lm_segment *seg;
+  struct lm_budget *b = fresh(&c, &seg);
+  struct lm_call call = call_for("gpt-4o");
+  struct lm_lease l;
+  struct lm_denial why;
+  CHECK(lm_budget_admit(b, &call, &l, &why) == 0); /* a lease held */
+  lm_budget_charge(b, &l, NULL, 300);
+  *(volatile int *)&seg->lock = 0x3ffffff0; /* __lock: the owner's tid */
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  struct lm_lease l2;
+  CHECK(lm_budget_admit(b, &call, &l2, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_BUSY);
+  CHECK(l2.slot == UINT32_MAX);
+  static struct lm_snapshot s;
+  CHECK(lm_budget_snapshot(b, &s) == 0);
+  CHECK_EQ_I64(s.total.spent, 300);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  CHECK(t1.tv_sec - t0.tv_sec < 6); /* two bounded waits, not a hang */
+  *(volatile int *)&seg->lock = 0;
+  lm_budget_settle(b, &l, 0);
+  done(b, seg);
+}
+
 /* The status text of a snapshot whose spent is INT64_MIN: hard - spent
  * overflowed, and the JSON said nothing remained. */
 LM_TEST(hostile_status_remaining) {
@@ -238,12 +269,18 @@ LM_TEST(hostile_status_remaining) {
             "-9223372.036854775808");
 }
 
+/* Debug builds check the budget's invariants after every step; these
+ * segments break them on purpose (shm_internal.h). */
+void lm_shm_invariants_off(void);
+
 int main(void) {
+  lm_shm_invariants_off();
   LM_RUN(hostile_row_state_never_hangs);
   LM_RUN(hostile_rate_tat_snapshot);
   LM_RUN(hostile_rate_tat_admit);
   LM_RUN(hostile_reconcile_sum_saturates);
   LM_RUN(hostile_dead_lease_tokens);
+  LM_RUN(hostile_lock_fails_closed_in_bounded_time);
   LM_RUN(hostile_live_slot_charge);
   LM_RUN(hostile_llm_time);
   LM_RUN(hostile_impossible_pid);

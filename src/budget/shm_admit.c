@@ -82,12 +82,15 @@ static uint32_t row_find(struct lm_row *rows, const char *name,
       uint64_t expect = 0;
       if (!atomic_compare_exchange_strong(&r->state, &expect,
                                           ((uint64_t)me << 2) | LM_ROW_CLAIMED))
-        continue; /* lost the race: look at this row again */
+        continue;       /* lost the race: look at this row again */
+      LM_CRASH_POINT(); /* dead here: the row stays CLAIMED, never used */
       r->hash = h;
       memcpy(r->name, key, LM_NAME_MAX);
       memcpy(r->provider, prov, LM_PROVIDER_MAX);
+      LM_CRASH_POINT();
       atomic_store_explicit(&r->state, ((uint64_t)me << 2) | LM_ROW_READY,
                             memory_order_release);
+      LM_CRASH_POINT();
       return (uint32_t)(r - rows);
     }
   }
@@ -477,6 +480,7 @@ static int reserve_or_wait(struct lm_budget *b, const struct lm_call *call,
       waiting = true;
       t0 = mono_ms();
       atomic_fetch_add(&s->waiters, 1);
+      LM_CRASH_POINT();
       continue; /* check again now that settlements will wake us */
     }
     int64_t left = call->wait_ms - (mono_ms() - t0);

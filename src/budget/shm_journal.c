@@ -27,6 +27,7 @@
  * seconds (a stopped holder, a hostile segment) fails the step: admission
  * refuses, never hangs.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,10 +126,14 @@ static void violated(const char *what, int64_t want, int64_t have) {
  * its spend rules; tokens on the total; requests on the total and rows),
  * and the rows in the total's window sum to the total. Under the lock. */
 static void check_invariants(struct lm_segment *s) {
+  /* Too big for a stack, and two threads may check two budgets at once
+   * (each holds only its own segment's lock): they take turns. */
+  static pthread_mutex_t sums_lock = PTHREAD_MUTEX_INITIALIZER;
   static struct sums {
     int64_t money;
     uint64_t requests;
   } models[LM_ROWS + 1], agents[LM_ROWS + 1], rules[LM_RULES];
+  pthread_mutex_lock(&sums_lock);
   int64_t money = 0;
   uint64_t tokens = 0, requests = 0;
   memset(models, 0, sizeof(models));
@@ -138,8 +143,10 @@ static void check_invariants(struct lm_segment *s) {
     const struct lm_lease_slot *l = &s->leases[i];
     if ((atomic_load(&l->state) & ST_MASK) != LM_LEASE_ACTIVE)
       continue;
-    if (l->model_row > LM_ROW_OTHER || l->agent_row > LM_ROW_OTHER)
+    if (l->model_row > LM_ROW_OTHER || l->agent_row > LM_ROW_OTHER) {
+      pthread_mutex_unlock(&sums_lock);
       return; /* a hostile slot: the sums mean nothing, nothing to check */
+    }
     int64_t m = l->reserved_pusd > 0 ? l->reserved_pusd : 0;
     money = lm_money_add(money, m);
     tokens += l->reserved_tokens;
@@ -200,6 +207,7 @@ static void check_invariants(struct lm_segment *s) {
         "rows' requests sum to the total's",
         (int64_t)atomic_load(&s->total.requests),
         (int64_t)(req_m != atomic_load(&s->total.requests) ? req_m : req_a));
+  pthread_mutex_unlock(&sums_lock);
   atomic_fetch_add(&checks, 1);
 }
 

@@ -139,6 +139,7 @@ void lm_shm_wake_waiters(struct lm_segment *s) {
   if (atomic_load(&s->waiters) == 0)
     return;
   atomic_fetch_add(&s->wake, 1);
+  LM_CRASH_POINT();
   lm_shm_futex(&s->wake, FUTEX_WAKE, INT_MAX, NULL);
 }
 
@@ -291,6 +292,7 @@ static void finish(struct lm_budget *b, struct lm_lease *l, unsigned flags,
   if (flags & LM_SETTLE_UNPRICED && l->model_row <= LM_ROW_OTHER)
     __atomic_fetch_or(&s->models[l->model_row].flags, LM_ROWF_UNPRICED,
                       __ATOMIC_RELAXED);
+  LM_CRASH_POINT();
   l->slot = UINT32_MAX;
   lm_shm_wake_waiters(s);
 }
@@ -361,6 +363,7 @@ int lm_shm_reclaim(struct lm_budget *b) {
     }
     if (refund_dead(s, slot, w, now, &hostile)) {
       atomic_fetch_add(&s->reclaimed, 1);
+      LM_CRASH_POINT();
       n++;
     }
   }

@@ -28,9 +28,14 @@
  * killed at its own random point. Every run prints nothing unless it
  * violates; the summary says how many points, runs and violations.
  *
- * usage: test_crash [--full]     (make test: every 3rd point, 40 races;
- *                                 --full, make crashtest: every point, 400)
- *        test_crash --child BUDGET ID RACE CRASH_AT LOGFD   (internal)
+ * Recoveries: a child killed at a random point, then a first recoverer
+ * (reclaim) killed at a random point of its own, then the check.
+ *
+ * usage: test_crash [--full]     (make test: every 3rd point, 40 races and
+ *                                 40 recoveries; --full, make crashtest:
+ *                                 every point, 400 and 400)
+ *        test_crash --child BUDGET ID RACE CRASH_AT LOGFD GATE  (internal)
+ *        test_crash --recover BUDGET CRASH_AT NOW               (internal)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -384,16 +389,19 @@ static const char *check_sums(const struct lm_snapshot *s) {
 struct run {
   int kids, race;
   uint64_t crash_at[MAX_KIDS];
+  uint64_t recover_at; /* a first recoverer killed at this point (0: none) */
 };
 
 static int seq_no;
 static struct kid_log *logs; /* MAX_KIDS of them, in a shared memfd */
 static int log_fd = -1;
 static int violations_shown;
+static uint64_t recoverers_killed;
 
 static void setup_budget(const char *name) {
   struct lm_limit_config cfg = LM_LIMITS_NONE;
   cfg.window = LM_WINDOW_HOUR;
+  cfg.rpm = 1000000000; /* a rate that never paces: its bucket is drawn */
   struct lm_budget *b = NULL;
   char err[256];
   kid_clock_now = T0; /* the rules count from the workload's first window */
@@ -474,6 +482,26 @@ static int run_once(const struct run *r, uint64_t *points) {
   now = T0;
   if (!r->race && tick >= 0 && atomic_load(&logs[0].done) > (uint32_t)tick)
     now = T0 + 3600;
+  if (r->recover_at) { /* a recoverer that dies recovering, recovered */
+    char sat[32], snow[32];
+    snprintf(sat, sizeof(sat), "%llu", (unsigned long long)r->recover_at);
+    snprintf(snow, sizeof(snow), "%lld", (long long)now);
+    pid_t pid = fork();
+    if (pid == 0) {
+      execl("/proc/self/exe", "test_crash", "--recover", name, sat, snow,
+            (char *)NULL);
+      _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+      ;
+    recoverers_killed += WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+    if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) &&
+        !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+      fprintf(stderr, "  recoverer: status %d\n", st);
+      bad = 1;
+    }
+  }
   struct lm_budget *b = NULL;
   char err[256];
   if (lm_budget_open(name, false, &b, err, sizeof(err)) != 0) {
@@ -599,7 +627,47 @@ LM_TEST(test_racing_processes_killed_at_random_points_conserve_exactly) {
   CHECK_EQ_U64(bad, 0);
 }
 
+/* A recoverer: reclaims (rolling back a dead step first), armed. */
+static int run_recoverer(const char *budget, uint64_t crash_at, int64_t now) {
+  struct lm_budget *b = NULL;
+  char err[256];
+  if (lm_budget_open(budget, false, &b, err, sizeof(err)) != 0)
+    return 2;
+  kid_clock_now = now;
+  lm_budget_set_clock(b, kid_clock, NULL);
+  lm_crash_arm(crash_at);
+  lm_budget_reclaim(b);
+  lm_budget_close(b);
+  return 0;
+}
+
+/* A process killed at a random point, and the first process to recover
+ * it killed at a random point of its recovery (the roll-back of the dead
+ * step, the refunds): the next recoverer finishes both, exactly. */
+LM_TEST(test_recovery_killed_midway_is_recovered_exactly) {
+  struct run r = {.kids = 1};
+  uint64_t points = 0;
+  CHECK(run_once(&r, &points) == 0);
+  uint64_t runs = full ? 400 : 40, bad = 0;
+  unsigned seed = 777;
+  for (uint64_t i = 0; i < runs; i++) {
+    r.crash_at[0] = 1 + (uint64_t)rand_r(&seed) % points;
+    r.recover_at = 1 + (uint64_t)rand_r(&seed) % 64;
+    bad += (uint64_t)run_once(&r, NULL);
+  }
+  printf("crash recoveries: %llu runs, the first recoverer killed mid-way "
+         "in %llu of them, %llu violations\n",
+         (unsigned long long)runs, (unsigned long long)recoverers_killed,
+         (unsigned long long)bad);
+  total_runs += runs + 1;
+  total_violations += bad;
+  CHECK_EQ_U64(bad, 0);
+}
+
 int main(int argc, char **argv) {
+  if (argc == 5 && strcmp(argv[1], "--recover") == 0)
+    return run_recoverer(argv[2], strtoull(argv[3], NULL, 10),
+                         strtoll(argv[4], NULL, 10));
   if (argc == 8 && strcmp(argv[1], "--child") == 0) {
     struct kid_log *kl = mmap(NULL, sizeof(*kl) * MAX_KIDS,
                               PROT_READ | PROT_WRITE, MAP_SHARED, atoi(argv[6]),
@@ -620,6 +688,7 @@ int main(int argc, char **argv) {
     return 2;
   LM_RUN(test_crash_at_every_point_conserves_money_exactly);
   LM_RUN(test_racing_processes_killed_at_random_points_conserve_exactly);
+  LM_RUN(test_recovery_killed_midway_is_recovered_exactly);
   printf("crash test: %llu crash points, %llu runs, %llu violations\n",
          (unsigned long long)total_points, (unsigned long long)total_runs,
          (unsigned long long)total_violations);

@@ -32,9 +32,8 @@ void lm_shm_zero_counters(struct lm_segment *s, struct lm_counters *c) {
       lm_shm_jset(s, &c->tokens[k], 0);
 }
 
-void lm_shm_roll(struct lm_segment *s, struct lm_counters *c, int64_t win) {
-  if (atomic_load_explicit(&c->window, memory_order_relaxed) >= win)
-    return; /* current: the common case */
+void lm_shm_roll_slow(struct lm_segment *s, struct lm_counters *c,
+                      int64_t win) {
   lm_shm_zero_counters(s, c);
   lm_shm_jset(s, &c->window, (uint64_t)win);
   lm_shm_step_commit(s); /* a rollover stands on its own */
@@ -74,10 +73,11 @@ void lm_shm_apply_lease(struct lm_segment *s, uint32_t model_row,
     lm_shm_apply_counters(s, &s->agents[agent_row].c, &row);
   if (rule_mask && (a->spent || a->reserved)) {
     struct lm_amounts money = {.spent = a->spent, .reserved = a->reserved};
-    for (int r = 0; r < LM_RULES; r++)
-      if ((rule_mask & (1u << r)) &&
-          LM_RULE_MEASURE(s->rules[r].kind) == LM_RULE_SPEND)
-        lm_shm_apply_counters(s, &s->rules[r].c, &money);
+    for (uint32_t m = rule_mask; m; m &= m - 1) {
+      struct lm_rule *r = &s->rules[__builtin_ctz(m)];
+      if (LM_RULE_MEASURE(r->kind) == LM_RULE_SPEND)
+        lm_shm_apply_counters(s, &r->c, &money);
+    }
   }
 }
 
@@ -89,7 +89,6 @@ void lm_shm_roll_lease(struct lm_segment *s, uint32_t model_row,
     lm_shm_roll(s, &s->models[model_row].c, win);
   if (agent_row <= LM_ROW_OTHER)
     lm_shm_roll(s, &s->agents[agent_row].c, win);
-  for (int r = 0; r < LM_RULES; r++)
-    if (rule_mask & (1u << r))
-      lm_shm_roll(s, &s->rules[r].c, win);
+  for (uint32_t m = rule_mask; m; m &= m - 1) /* each rule bit set */
+    lm_shm_roll(s, &s->rules[__builtin_ctz(m)].c, win);
 }

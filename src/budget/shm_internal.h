@@ -183,7 +183,12 @@ void lm_shm_zero_counters(struct lm_segment *s, struct lm_counters *c);
 
 /* Moves c to window `win` if it counts an older one, inside a step: its
  * counts zeroed and the window set in the same step, exactly once. */
-void lm_shm_roll(struct lm_segment *s, struct lm_counters *c, int64_t win);
+void lm_shm_roll_slow(struct lm_segment *s, struct lm_counters *c, int64_t win);
+static inline void lm_shm_roll(struct lm_segment *s, struct lm_counters *c,
+                               int64_t win) {
+  if (atomic_load_explicit(&c->window, memory_order_relaxed) < win)
+    lm_shm_roll_slow(s, c, win); /* else current: the common case */
+}
 
 /* The window a step counts in: the one its clock says, or the one the
  * total already counts if that is later (a process whose clock lags

@@ -595,7 +595,7 @@ LM_TEST(test_crash_at_every_point_conserves_money_exactly) {
     bad += (uint64_t)run_once(&r, NULL);
     runs++;
   }
-  printf("crash sweep: %llu crash points, %llu runs (every %s point), "
+  printf("crash sweep: %llu crash points, %llu runs (every %spoint), "
          "%llu violations\n",
          (unsigned long long)points, (unsigned long long)runs,
          step == 1 ? "" : "3rd ", (unsigned long long)bad);

@@ -122,6 +122,26 @@ static void violated(const char *what, int64_t want, int64_t have) {
   abort();
 }
 
+/* What a window counts, as one vector: spent, requests, denied,
+ * unmetered, unpriced, then each token kind. */
+#define WINDOWED (5 + LM_TOK_KINDS)
+static void windowed(const struct lm_counters *c, uint64_t v[WINDOWED]) {
+  v[0] = (uint64_t)atomic_load(&c->spent);
+  v[1] = atomic_load(&c->requests);
+  v[2] = atomic_load(&c->denied);
+  v[3] = atomic_load(&c->unmetered);
+  v[4] = atomic_load(&c->unpriced);
+  for (int k = 0; k < LM_TOK_KINDS; k++)
+    v[5 + k] = atomic_load(&c->tokens[k]);
+}
+static const char *windowed_name(int k) {
+  static const char *const names[5] = {
+      "rows' spent sum to the total's", "rows' requests sum to the total's",
+      "rows' denied sum to the total's", "rows' unmetered sum to the total's",
+      "rows' unpriced sum to the total's"};
+  return k < 5 ? names[k] : "rows' tokens of a kind sum to the total's";
+}
+
 /* Reservations equal the live leases' (money on the total, its rows and
  * its spend rules; tokens on the total; requests on the total and rows),
  * and the rows in the total's window sum to the total. Under the lock. */
@@ -169,9 +189,12 @@ static void check_invariants(struct lm_segment *s) {
   if (requests != atomic_load(&s->total.reserved_requests))
     violated("total reserved_requests == live leases", (int64_t)requests,
              (int64_t)atomic_load(&s->total.reserved_requests));
-  int64_t win = atomic_load(&s->total.window), spent_m = 0, spent_a = 0;
-  /* modular, as the counters are: a refund may take a row below zero */
-  uint64_t req_m = 0, req_a = 0;
+  /* What the rows in the total's window count sums to what the total
+   * counts, each quantity (modular, as the counters are: a refund may take
+   * a row below zero). */
+  int64_t win = atomic_load(&s->total.window);
+  uint64_t want[WINDOWED], sum_m[WINDOWED] = {0}, sum_a[WINDOWED] = {0};
+  windowed(&s->total, want);
   for (int i = 0; i <= LM_ROW_OTHER; i++) {
     const struct lm_counters *mc = &s->models[i].c, *ac = &s->agents[i].c;
     if (models[i].money != atomic_load(&mc->reserved) ||
@@ -182,31 +205,28 @@ static void check_invariants(struct lm_segment *s) {
         agents[i].requests != atomic_load(&ac->reserved_requests))
       violated("agent row reserved == its live leases", agents[i].money,
                atomic_load(&ac->reserved));
+    uint64_t v[WINDOWED];
     if (atomic_load(&mc->window) == win) {
-      spent_m = (int64_t)((uint64_t)spent_m +
-                          (uint64_t)atomic_load(&mc->spent));
-      req_m += atomic_load(&mc->requests);
+      windowed(mc, v);
+      for (int k = 0; k < WINDOWED; k++)
+        sum_m[k] += v[k];
     }
     if (atomic_load(&ac->window) == win) {
-      spent_a = (int64_t)((uint64_t)spent_a +
-                          (uint64_t)atomic_load(&ac->spent));
-      req_a += atomic_load(&ac->requests);
+      windowed(ac, v);
+      for (int k = 0; k < WINDOWED; k++)
+        sum_a[k] += v[k];
     }
   }
   for (int r = 0; r < LM_RULES; r++)
     if (rules[r].money != atomic_load(&s->rules[r].c.reserved))
       violated("rule reserved == its live leases", rules[r].money,
                atomic_load(&s->rules[r].c.reserved));
-  if (spent_m != atomic_load(&s->total.spent) ||
-      spent_a != atomic_load(&s->total.spent))
-    violated("rows' spent sum to the total's", atomic_load(&s->total.spent),
-             spent_m != atomic_load(&s->total.spent) ? spent_m : spent_a);
-  if (req_m != atomic_load(&s->total.requests) ||
-      req_a != atomic_load(&s->total.requests))
-    violated(
-        "rows' requests sum to the total's",
-        (int64_t)atomic_load(&s->total.requests),
-        (int64_t)(req_m != atomic_load(&s->total.requests) ? req_m : req_a));
+  for (int k = 0; k < WINDOWED; k++) {
+    if (sum_m[k] != want[k])
+      violated(windowed_name(k), (int64_t)want[k], (int64_t)sum_m[k]);
+    if (sum_a[k] != want[k])
+      violated(windowed_name(k), (int64_t)want[k], (int64_t)sum_a[k]);
+  }
   pthread_mutex_unlock(&sums_lock);
   atomic_fetch_add(&checks, 1);
 }

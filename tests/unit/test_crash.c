@@ -48,6 +48,7 @@
 #include "budget.h"
 #include "crashpoint.h"
 #include "lm_test.h"
+#include "segment.h"
 
 uint64_t lm_shm_invariant_checks(void); /* shm_internal.h */
 
@@ -664,6 +665,51 @@ LM_TEST(test_recovery_killed_midway_is_recovered_exactly) {
   CHECK_EQ_U64(bad, 0);
 }
 
+/* The invariant checks are not vacuous: a model row's spent moved behind
+ * the engine's back (what a lost add did) is caught by the next step,
+ * which aborts. In a forked child, its stderr kept out of the log. */
+LM_TEST(test_invariant_check_catches_a_row_out_of_step_with_the_total) {
+  char name[64];
+  snprintf(name, sizeof(name), "lmcrash-%d-inv", (int)getpid());
+  setup_budget(name);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    struct lm_budget *b = NULL;
+    char err[256];
+    if (lm_budget_open(name, false, &b, err, sizeof(err)) != 0)
+      _exit(2);
+    lm_budget_set_clock(b, kid_clock, NULL);
+    struct lm_call call = {
+        .model = models[0], .agent = agents[0], .est_pusd = 10};
+    struct lm_lease l;
+    struct lm_denial why;
+    if (lm_budget_admit(b, &call, &l, &why) != 0)
+      _exit(3);
+    lm_budget_charge(b, &l, NULL, 5);
+    lm_budget_settle(b, &l, 0); /* every step so far checked and held */
+    char path[80];
+    snprintf(path, sizeof(path), "/%s", name);
+    int fd = shm_open(path, O_RDWR, 0);
+    struct lm_segment *seg = mmap(NULL, sizeof(*seg), PROT_READ | PROT_WRITE,
+                                  MAP_SHARED, fd, 0);
+    if (seg == MAP_FAILED)
+      _exit(4);
+    for (int i = 0; i < LM_ROWS; i++) /* half of a charge: the row only */
+      if (strcmp(seg->models[i].name, models[0]) == 0)
+        atomic_fetch_add(&seg->models[i].c.spent, 7);
+    lm_budget_admit(b, &call, &l, &why); /* must abort at its step's end */
+    _exit(0);
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+  char err[256];
+  lm_budget_remove(name, err, sizeof(err));
+}
+
 int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "--recover") == 0)
     return run_recoverer(argv[2], strtoull(argv[3], NULL, 10),
@@ -689,6 +735,7 @@ int main(int argc, char **argv) {
   LM_RUN(test_crash_at_every_point_conserves_money_exactly);
   LM_RUN(test_racing_processes_killed_at_random_points_conserve_exactly);
   LM_RUN(test_recovery_killed_midway_is_recovered_exactly);
+  LM_RUN(test_invariant_check_catches_a_row_out_of_step_with_the_total);
   printf("crash test: %llu crash points, %llu runs, %llu violations\n",
          (unsigned long long)total_points, (unsigned long long)total_runs,
          (unsigned long long)total_violations);

@@ -245,6 +245,39 @@ LM_TEST(hostile_lock_fails_closed_in_bounded_time) {
   done(b, seg);
 }
 
+/* The undo journal (layout 5) written by someone else: an entry count
+ * past the journal, and entries naming the segment's identity, its lock,
+ * the journal itself and an offset past the end. A step must neither
+ * write outside the counters nor trust the count: the identity stays, the
+ * reservations are rebuilt from the lease table, the budget still works. */
+LM_TEST(hostile_journal_is_bounds_checked) {
+  struct lm_limit_config c = LM_LIMITS_NONE;
+  struct lm_segment *seg;
+  struct lm_budget *b = fresh(&c, &seg);
+  struct lm_journal *j = &seg->journal;
+  j->e[0] = (struct lm_journal_entry){0, 0}; /* the magic */
+  j->e[1] = (struct lm_journal_entry){offsetof(struct lm_segment, lock), 7};
+  j->e[2] = (struct lm_journal_entry){offsetof(struct lm_segment, journal), 9};
+  j->e[3] = (struct lm_journal_entry){UINT64_MAX - 3, 1};
+  j->e[4] = (struct lm_journal_entry){
+      offsetof(struct lm_segment, total.reserved) + 3, 1}; /* unaligned */
+  atomic_store(&j->n, 5);
+  atomic_store(&seg->total.reserved, 12345); /* no lease holds it */
+  struct lm_call call = call_for("gpt-4o");
+  struct lm_lease l;
+  struct lm_denial why;
+  CHECK(lm_budget_admit(b, &call, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  CHECK(atomic_load(&seg->magic) == LM_SEG_MAGIC);
+  CHECK_EQ_U64(atomic_load(&j->n), 0);
+  atomic_store(&j->n, LM_JOURNAL_MAX + 5); /* a count past the journal */
+  CHECK(lm_budget_admit(b, &call, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  CHECK_EQ_I64(atomic_load(&seg->total.reserved), 0); /* rebuilt */
+  CHECK_EQ_U64(atomic_load(&j->rebuild), 0);
+  done(b, seg);
+}
+
 /* The status text of a snapshot whose spent is INT64_MIN: hard - spent
  * overflowed, and the JSON said nothing remained. */
 LM_TEST(hostile_status_remaining) {
@@ -281,6 +314,7 @@ int main(void) {
   LM_RUN(hostile_reconcile_sum_saturates);
   LM_RUN(hostile_dead_lease_tokens);
   LM_RUN(hostile_lock_fails_closed_in_bounded_time);
+  LM_RUN(hostile_journal_is_bounds_checked);
   LM_RUN(hostile_live_slot_charge);
   LM_RUN(hostile_llm_time);
   LM_RUN(hostile_impossible_pid);

@@ -23,14 +23,19 @@
 #
 #   make                 build/libllmmeter.so and build/llmmeter
 #   make test            build and run every test (unit + integration)
-#   make test SAN=1      the same suite under ASan+UBSan (build-san/)
+#   make test SAN=1      the same suite under ASan+UBSan (build-san/), with
+#                        the budget's invariants checked after every step
 #   make asan            shorthand for the line above
+#   make test DEBUG=1    the suite with the invariant checks, no sanitizers
+#                        (build-debug/)
+#   make crashtest       the budget killed at every crash point (full sweep)
 #   make bench           benchmarks (see scripts/bench.sh)
 #   make install PREFIX=/usr/local
 
 CC      ?= cc
 PREFIX  ?= /usr/local
 SAN     ?= 0
+DEBUG   ?= 0
 
 CSTD     = -std=c11 -D_GNU_SOURCE
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
@@ -40,12 +45,20 @@ CFLAGS_BASE = $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -MMD -MP
 ifeq ($(SAN),1)
 BUILD    = build-san
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(DEBUG),1)
+BUILD    = build-debug
+SANFLAGS =
 else
 BUILD    = build
 SANFLAGS =
 endif
+# Debug builds check the budget's invariants after every step that changes
+# it (src/budget/shm_journal.c) and abort on a violation.
+ifneq ($(SAN)$(DEBUG),00)
+DBGFLAGS = -DLM_DEBUG_INVARIANTS
+endif
 
-CFLAGS  += $(CFLAGS_BASE) $(SANFLAGS)
+CFLAGS  += $(CFLAGS_BASE) $(SANFLAGS) $(DBGFLAGS)
 LDFLAGS += $(SANFLAGS)
 LIBS_CORE = -lcjson -lpthread
 LIBS_LIB  = $(LIBS_CORE) -ldl
@@ -191,4 +204,4 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/man/man3/libllmmeter.3
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-debug

@@ -1,17 +1,18 @@
 /* budget_shm.c — the budget engine on a POSIX shared-memory segment: the
  * backend's entry point (its ops table, open and create).
  *
- * Implements budget.h for every process of one machine. The hot path
- * (admit, charge, settle) is lock-free: C11 atomics on counters, and a
- * lease table whose slots are claimed with a CAS on a state word holding
- * the owner's pid. A process killed at any instruction leaves no lock held;
- * its leases are refunded, and reservations it was changing rebuilt, by
- * whoever next needs the room (shm_lease.c).
+ * Implements budget.h for every process of one machine. Every change to
+ * the counters and the lease table (admit, charge, settle, refund, reset)
+ * is one step under the segment's robust mutex, each word journaled with
+ * its old value first (shm_journal.c): a process killed at any instruction
+ * leaves a step that the next locker rolls back whole, and leases that the
+ * next admission needing room refunds (shm_lease.c).
  *
  * The segment's layout is a file format of its own (segment.h, segment.c:
  * create, attach, validate); this file only maps it into a handle. The
  * rest of the backend is split by concern and shares shm_internal.h:
- * admission (shm_admit.c), leases, reclaim and settlement (shm_lease.c),
+ * steps and their journal (shm_journal.c), admission (shm_admit.c),
+ * leases, reclaim and settlement (shm_lease.c),
  * counter sets and their windows (shm_counters.c), rate buckets
  * (shm_rate.c), and limits, rules and the snapshot (shm_rules.c).
  */

@@ -306,13 +306,18 @@ int lm_segment_list(void (*fn)(const char *name, void *ctx), void *ctx) {
 }
 
 int lm_segment_lock(struct lm_segment *s) {
-  int rc = pthread_mutex_lock(&s->lock);
+  int rc = pthread_mutex_trylock(&s->lock); /* the common case: no clock */
+  if (rc == EBUSY) {
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 2;
+    rc = pthread_mutex_timedlock(&s->lock, &dl);
+  }
   if (rc == EOWNERDEAD) {
-    /* The holder died mid-change. Structural changes are written so that
-     * a half-done one is harmless (rules publish their state last), so the
-     * state is consistent again as it stands. */
+    /* The holder died mid-change; the caller repairs what it left (the
+     * kernel keeps the memory it wrote), then it is consistent again. */
     pthread_mutex_consistent(&s->lock);
-    return 0;
+    return 1;
   }
   return rc == 0 ? 0 : -1;
 }

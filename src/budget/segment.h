@@ -8,10 +8,14 @@
  * from it is bounds-checked again where it is used (another process of the
  * same user may be buggy or hostile).
  *
- * All counters are C11 atomics that must be lock-free (checked at build
- * time): a process killed with SIGKILL never leaves a lock held. The one
- * mutex (for rare structural changes such as adding a limit rule) is a
- * robust process-shared mutex, recovered when its holder dies.
+ * Every change to the counters and the lease table is a step taken under
+ * one robust process-shared mutex (the kernel hands it on when its holder
+ * dies), and every word a step writes is first recorded, with its old
+ * value, in the segment's undo journal: the next locker that finds the
+ * holder dead rolls its half-done step back (shm_journal.c), so a process
+ * killed at any instruction leaves every counter as if the step had never
+ * begun. Readers that need no consistent view (limits, a hard-limit check)
+ * read the atomics without the lock.
  */
 #ifndef LM_SEGMENT_H
 #define LM_SEGMENT_H
@@ -33,8 +37,12 @@
  * 4: the header counts the processes the leak guard refused or warned about
  * (unmetered_denied, unmetered_warned: programs that resolved an LLM host
  * with no TLS library llmmeter can see); the counters after it moved. A
- * version-3 segment is refused as every older one is. */
-#define LM_SEG_VERSION 4u
+ * version-3 segment is refused as every older one is.
+ * 5: the undo journal (struct lm_journal) at the end: every counter and
+ * lease change is a journaled step under the mutex; the lease states
+ * CLAIMED and APPLYING and the reconcile gate are no longer used (a slot
+ * found in one is hostile). A version-4 segment is refused. */
+#define LM_SEG_VERSION 5u
 #define LM_NAME_MAX 64     /* model / agent / pattern names, NUL included */
 #define LM_PROVIDER_MAX 32 /* a model row's provider, NUL included */
 #define LM_ROWS 256        /* per-model and per-agent rows (+1 "other") */
@@ -44,7 +52,7 @@
 /* Concurrent in-flight calls across every process of a budget. Sized, not
  * waited for: a call refused "busy" fails at once and an SDK's retry
  * storms; 64 B a slot, claimed by a hashed linear probe (O(1) while the
- * table is not nearly full), scanned whole only by reclaim and reconcile
+ * table is not nearly full), scanned whole only by reclaim
  * (when full, or after a death). */
 #define LM_LEASES 16384
 #define LM_BUDGET_NAME_MAX 64
@@ -141,9 +149,9 @@ _Static_assert(sizeof(struct lm_rule) == 320, "lm_rule layout");
 
 enum lm_lease_state {
   LM_LEASE_FREE = 0,
-  LM_LEASE_CLAIMED = 1,  /* owned, nothing applied to any counter yet */
-  LM_LEASE_APPLYING = 2, /* counters being changed: ambiguous if owner dies */
-  LM_LEASE_ACTIVE = 3,   /* reservation fully applied */
+  LM_LEASE_CLAIMED = 1,  /* layout 4 only: a slot never holds it now */
+  LM_LEASE_APPLYING = 2, /* layout 4 only: a slot never holds it now */
+  LM_LEASE_ACTIVE = 3,   /* reservation fully applied (claimed in one step) */
 };
 
 /* An in-flight call. state = (pid << 8) | lm_lease_state. The owner's start
@@ -182,6 +190,31 @@ struct lm_limits {
   int64_t reserved_for_future[2];
 };
 
+/* The undo journal of the step in progress. A step (shm_journal.c) records
+ * each word's offset and old value in e[n] and only then publishes n + 1
+ * and stores the new value; committing stores n = 0. So at any instant the
+ * first n entries hold the old value of every word the step has changed,
+ * and rolling them back (last first) restores the segment as it was when
+ * the step began. Sized for the largest step there is (a reset: every
+ * counter of every set) with room to spare, checked where steps are made.
+ * `rebuild` is the intent of a reservation rebuild (reconcile of a hostile
+ * lease table): set before, cleared after, redone by the next locker. */
+#define LM_JOURNAL_MAX 12288
+struct lm_journal_entry {
+  uint64_t off; /* of the word from the segment's start */
+  uint64_t old;
+};
+struct lm_journal {
+  _Atomic uint32_t n;
+  _Atomic uint32_t rebuild;
+  _Atomic uint64_t steps;  /* steps committed */
+  _Atomic uint64_t undone; /* half-done steps of dead holders rolled back */
+  uint64_t pad;
+  struct lm_journal_entry e[LM_JOURNAL_MAX];
+};
+_Static_assert(sizeof(struct lm_journal) == 32 + 16 * LM_JOURNAL_MAX,
+               "lm_journal layout");
+
 struct lm_segment {
   /* Identity: written once at creation, magic last. */
   _Atomic uint64_t magic;
@@ -203,10 +236,10 @@ struct lm_segment {
   _Atomic uint32_t wake;      /* futex word: bumped when money frees up */
   _Atomic uint32_t waiters;   /* processes waiting on `wake` */
   _Atomic uint32_t gate_pad;
-  _Atomic uint32_t gate; /* 0 open; else pid of a reconciler */
+  _Atomic uint32_t gate; /* layout 4's reconcile gate: unused since 5 */
   uint32_t gate_pad2;
-  _Atomic uint64_t reclaimed; /* leases reclaimed from dead processes */
-  _Atomic uint64_t reconciles;
+  _Atomic uint64_t reclaimed;  /* leases reclaimed from dead processes */
+  _Atomic uint64_t reconciles; /* dead steps rolled back, sums rebuilt */
   /* Processes that resolved an LLM API host while no TLS library llmmeter
    * can see was loaded (src/resolve/): refused, or let through with a
    * warning. Lifetime counts (not windowed); `llmmeter reset` zeroes them. */
@@ -226,6 +259,7 @@ struct lm_segment {
   struct lm_row agents[LM_ROWS + 1];
   struct lm_rule rules[LM_RULES];
   struct lm_lease_slot leases[LM_LEASES];
+  struct lm_journal journal;
 };
 
 /* Attach result. The mapping stays valid until lm_segment_detach. */
@@ -264,7 +298,10 @@ int lm_segment_remove(const char *name, char *err, size_t errlen);
 /* Calls fn for each budget segment of this user in /dev/shm. */
 int lm_segment_list(void (*fn)(const char *name, void *ctx), void *ctx);
 
-/* Robust lock for structural changes; recovers a dead holder's lock. */
+/* The segment's robust lock, waited for at most two seconds (a lock held
+ * that long is a stopped process or a hostile segment). Returns 0, 1 (we
+ * hold it, and its last holder died holding it: the caller must repair
+ * what it left, see shm_journal.c), or -1 (not acquired). */
 int lm_segment_lock(struct lm_segment *s);
 void lm_segment_unlock(struct lm_segment *s);
 

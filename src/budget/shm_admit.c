@@ -2,16 +2,18 @@
  * before every LLM call leaves the process.
  *
  * An admission reads top to bottom (lm_shm_admit, at the end): find the
- * call's model and agent rows and the rules it matches, roll their windows;
- * claim a lease slot; refuse at once what no waiting can change (deadline,
- * LLM time, a cap on the call itself, a rate turn too far away); sleep for
- * a paced rate turn; then reserve everything the call may spend, all or
- * nothing, waiting (bounded) only while in-flight reservations, not
- * spending, stand in the way. A refused call gives back what it took and
- * counts as denied.
+ * call's model and agent rows and the rules it matches; refuse at once
+ * what no waiting can change (deadline, LLM time, a cap on the call
+ * itself, a rate turn too far away); sleep for a paced rate turn; then, in
+ * one step, roll the windows, reserve everything the call may spend and
+ * claim its lease slot, all or nothing, waiting (bounded) only while
+ * in-flight reservations, not spending, stand in the way. A refused call
+ * gives back what it took and counts as denied.
  *
- * This is the hot path: lock-free (atomics and CAS only), no allocation,
- * and in the common case no system call (the pid and its start time are
+ * This is the hot path: the reservation is one journaled step under the
+ * segment's mutex (shm_journal.c: a process killed inside it leaves
+ * nothing half-reserved), no allocation, and in the common case no system
+ * call (an uncontended lock is one CAS, the pid and its start time are
  * cached, the clocks are vDSO reads; sleeping, waiting and reclaiming
  * happen only when a rate paces or a limit blocks). A per-thread memo skips
  * the row lookups and the rule scan when a thread asks for the same model
@@ -80,12 +82,15 @@ static uint32_t row_find(struct lm_row *rows, const char *name,
       uint64_t expect = 0;
       if (!atomic_compare_exchange_strong(&r->state, &expect,
                                           ((uint64_t)me << 2) | LM_ROW_CLAIMED))
-        continue; /* lost the race: look at this row again */
+        continue;       /* lost the race: look at this row again */
+      LM_CRASH_POINT(); /* dead here: the row stays CLAIMED, never used */
       r->hash = h;
       memcpy(r->name, key, LM_NAME_MAX);
       memcpy(r->provider, prov, LM_PROVIDER_MAX);
+      LM_CRASH_POINT();
       atomic_store_explicit(&r->state, ((uint64_t)me << 2) | LM_ROW_READY,
                             memory_order_release);
+      LM_CRASH_POINT();
       return (uint32_t)(r - rows);
     }
   }
@@ -160,102 +165,76 @@ static void admit_rows(struct lm_budget *b, const char *model,
   m->serial = b->serial;
 }
 
-/* ---- reservations ------------------------------------------------------ */
+/* ---- reservations (inside the admission's step) ------------------------ */
 
 /* Reserves `est` on c against `limit` (-1: none). Optimistic: admitted while
  * spent + reserved (before us) is below the limit. Strict: admitted only if
  * spent + reserved + est fits. Returns 0 (reserved), -1 (over: spent alone
  * rules it out) or 1 (blocked only by other calls' reservations, which may
  * settle for less); *used and *spent say why. */
-static int reserve_money(struct lm_counters *c, int64_t limit, int64_t est,
-                         int strict, int64_t *used, int64_t *spent) {
-  if (limit < 0) {
-    if (est)
-      atomic_fetch_add(&c->reserved, est);
-    return 0;
-  }
-  if (!strict) {
-    int64_t prev = atomic_fetch_add(&c->reserved, est);
-    int64_t sp = atomic_load(&c->spent);
-    int64_t u = lm_money_add(sp, prev);
-    if (u < limit)
-      return 0;
-    atomic_fetch_sub(&c->reserved, est);
-    *used = u;
-    *spent = sp;
-    return sp < limit ? 1 : -1;
-  }
-  int64_t r = atomic_load(&c->reserved);
-  for (;;) {
-    int64_t sp = atomic_load(&c->spent);
-    int64_t u = lm_money_add(sp, r);
-    if (lm_money_add(u, est) > limit) {
+static int reserve_money(struct lm_segment *s, struct lm_counters *c,
+                         int64_t limit, int64_t est, int strict, int64_t *used,
+                         int64_t *spent) {
+  if (limit >= 0) {
+    int64_t sp = atomic_load_explicit(&c->spent, memory_order_relaxed);
+    int64_t u = lm_money_add(
+        sp, atomic_load_explicit(&c->reserved, memory_order_relaxed));
+    if (strict ? lm_money_add(u, est) > limit : u >= limit) {
       *used = u;
       *spent = sp;
-      return lm_money_add(sp, est) <= limit ? 1 : -1;
+      return (strict ? lm_money_add(sp, est) <= limit : sp < limit) ? 1 : -1;
     }
-    if (atomic_compare_exchange_weak(&c->reserved, &r, r + est))
-      return 0;
   }
+  lm_shm_jadd(s, &c->reserved, (uint64_t)est);
+  return 0;
 }
 
-static int reserve_tokens(struct lm_counters *c, int64_t limit, uint64_t est,
-                          int strict, int64_t *used, int64_t *spent) {
-  if (limit < 0) {
-    if (est)
-      atomic_fetch_add(&c->reserved_tokens, est);
-    return 0;
-  }
-  uint64_t settled = atomic_load(&c->tokens[LM_TOK_INPUT]) +
-                     atomic_load(&c->tokens[LM_TOK_OUTPUT]);
-  *spent = (int64_t)settled;
-  if (!strict) {
-    uint64_t prev = atomic_fetch_add(&c->reserved_tokens, est);
-    if (settled + prev < (uint64_t)limit)
-      return 0;
-    atomic_fetch_sub(&c->reserved_tokens, est);
-    *used = (int64_t)(settled + prev);
-    return settled < (uint64_t)limit ? 1 : -1;
-  }
-  uint64_t r = atomic_load(&c->reserved_tokens);
-  for (;;) {
-    if (settled + r + est > (uint64_t)limit) {
-      *used = (int64_t)(settled + r);
-      return settled + est <= (uint64_t)limit ? 1 : -1;
+static int reserve_tokens(struct lm_segment *s, struct lm_counters *c,
+                          int64_t limit, uint64_t est, int strict,
+                          int64_t *used, int64_t *spent) {
+  if (limit >= 0) {
+    uint64_t settled = atomic_load(&c->tokens[LM_TOK_INPUT]) +
+                       atomic_load(&c->tokens[LM_TOK_OUTPUT]);
+    uint64_t u = settled + atomic_load(&c->reserved_tokens);
+    *spent = (int64_t)settled;
+    if (strict ? u + est > (uint64_t)limit : u >= (uint64_t)limit) {
+      *used = (int64_t)u;
+      return (strict ? settled + est <= (uint64_t)limit
+                     : settled < (uint64_t)limit)
+                 ? 1
+                 : -1;
     }
-    if (atomic_compare_exchange_weak(&c->reserved_tokens, &r, r + est))
-      return 0;
   }
+  lm_shm_jadd(s, &c->reserved_tokens, est);
+  return 0;
 }
 
-static int reserve_request(struct lm_counters *c, int64_t limit,
-                           int64_t *used) {
+static int reserve_request(struct lm_segment *s, struct lm_counters *c,
+                           int64_t limit, int64_t *used) {
   uint64_t r = atomic_load(&c->reserved_requests);
-  for (;;) {
-    uint64_t done = atomic_load(&c->requests);
-    if (limit >= 0 && done + r + 1 > (uint64_t)limit) {
-      *used = (int64_t)(done + r);
-      return -1;
-    }
-    if (atomic_compare_exchange_weak(&c->reserved_requests, &r, r + 1))
-      return 0;
+  uint64_t done = atomic_load(&c->requests);
+  if (limit >= 0 && done + r + 1 > (uint64_t)limit) {
+    *used = (int64_t)(done + r);
+    return -1;
   }
+  lm_shm_jadd(s, &c->reserved_requests, 1);
+  return 0;
 }
 
-/* Reserves est on every spend rule the lease matched; all or none (a
- * refusal undoes the rules reserved before it). Returns as reserve_money. */
+/* Reserves est on every spend rule the lease matched. Returns as
+ * reserve_money; a refusal leaves the rules before it reserved (the
+ * caller aborts the step: all or nothing). */
 static int reserve_rules(struct lm_segment *s, uint32_t rule_mask, int64_t est,
                          int strict, int wk, int64_t now,
                          struct lm_denial *why) {
   int64_t used = 0, spent = 0;
-  uint32_t done = 0;
   for (int r = 0; r < LM_RULES; r++) {
     struct lm_rule *rule = &s->rules[r];
     if (!(rule_mask & (1u << r)) ||
         LM_RULE_MEASURE(rule->kind) != LM_RULE_SPEND)
       continue;
     int64_t lim = atomic_load(&rule->limit_pusd);
-    int rc = reserve_money(&rule->c, lim, est, strict, &used, &spent);
+    int rc = reserve_money(s, &rule->c, lim, est, strict, &used, &spent);
     if (rc) {
       char pat[LM_NAME_MAX];
       memcpy(pat, rule->pattern, LM_NAME_MAX);
@@ -266,70 +245,57 @@ static int reserve_rules(struct lm_segment *s, uint32_t rule_mask, int64_t est,
                          : LM_DENY_MODEL,
                      pat, lim, used, wk, now);
       why->spent = spent;
-      for (int u = 0; u < r; u++)
-        if (done & (1u << u))
-          atomic_fetch_sub(&s->rules[u].c.reserved, est);
       return rc;
     }
-    done |= 1u << r;
   }
   return 0;
 }
 
-/* Tries to reserve everything the lease holds (l->reserved_pusd,
- * l->reserved_tokens, one request); all or nothing. Returns 0, -1 (refused)
- * or 1 (refused only because of in-flight reservations). */
-static int reserve_all(struct lm_budget *b, const struct lm_lease *l, int wk,
+/* Reserves everything the lease holds (l->reserved_pusd, l->reserved_tokens,
+ * one request). Returns 0, -1 (refused) or 1 (refused only because of
+ * in-flight reservations); on a refusal the caller aborts the step, which
+ * undoes what was reserved before it: all or nothing. */
+static int reserve_all(struct lm_segment *s, const struct lm_lease *l, int wk,
                        int64_t now, struct lm_denial *why) {
-  struct lm_segment *s = SEG(b);
   int strict = atomic_load(&s->limits.mode) == LM_MODE_STRICT;
   int64_t est = l->reserved_pusd;
-  uint64_t est_tokens = l->reserved_tokens;
   int64_t used = 0, spent = 0;
   int dollars = (l->flags & LM_LEASEF_DOLLARS) != 0;
   int rc;
 
-  if (reserve_request(&s->total, atomic_load(&s->limits.requests), &used)) {
+  if (reserve_request(s, &s->total, atomic_load(&s->limits.requests), &used)) {
     lm_denial_fill(why, LM_DENY_REQUESTS, NULL,
                    atomic_load(&s->limits.requests), used, wk, now);
     return -1; /* a request is a request: nothing to wait for */
   }
-  rc = reserve_tokens(&s->total, atomic_load(&s->limits.tokens), est_tokens,
-                      strict, &used, &spent);
+  rc = reserve_tokens(s, &s->total, atomic_load(&s->limits.tokens),
+                      l->reserved_tokens, strict, &used, &spent);
   if (rc) {
     lm_denial_fill(why, LM_DENY_TOKENS, NULL, atomic_load(&s->limits.tokens),
                    used, wk, now);
     why->spent = spent;
-    goto undo_request;
+    return rc;
   }
   if (dollars) {
     int64_t hard = atomic_load(&s->limits.hard_pusd);
-    rc = reserve_money(&s->total, hard, est, strict, &used, &spent);
+    rc = reserve_money(s, &s->total, hard, est, strict, &used, &spent);
     if (rc) {
       lm_denial_fill(why, LM_DENY_HARD, NULL, hard, used, wk, now);
       why->spent = spent;
-      goto undo_tokens;
+      return rc;
     }
     rc = reserve_rules(s, l->rule_mask, est, strict, wk, now, why);
-    if (rc) {
-      atomic_fetch_sub(&s->total.reserved, est);
-      goto undo_tokens;
-    }
+    if (rc)
+      return rc;
   }
   /* The rows only count; they never refuse. */
   struct lm_amounts row = {.reserved = dollars ? est : 0,
                            .reserved_requests = 1};
   if (l->model_row <= LM_ROW_OTHER)
-    lm_shm_apply_counters(&s->models[l->model_row].c, &row);
+    lm_shm_apply_counters(s, &s->models[l->model_row].c, &row);
   if (l->agent_row <= LM_ROW_OTHER)
-    lm_shm_apply_counters(&s->agents[l->agent_row].c, &row);
+    lm_shm_apply_counters(s, &s->agents[l->agent_row].c, &row);
   return 0;
-
-undo_tokens:
-  atomic_fetch_sub(&s->total.reserved_tokens, est_tokens);
-undo_request:
-  atomic_fetch_sub(&s->total.reserved_requests, 1);
-  return rc;
 }
 
 /* Per-call caps: the budget's, the call's own (environment), and the cap
@@ -402,49 +368,22 @@ static int64_t mono_ms(void) {
 
 /* ---- the steps of an admission ----------------------------------------- */
 
-/* Which rows and rules the call counts in, their windows rolled to `win`,
- * and what its lease will reserve. Fills l from scratch; clears why. */
+/* Which rows and rules the call counts in, and what its lease will
+ * reserve. Fills l from scratch; clears why. */
 static void admit_begin(struct lm_budget *b, const struct lm_call *call,
-                        int64_t win, struct lm_lease *l,
-                        struct lm_denial *why) {
-  struct lm_segment *s = SEG(b);
+                        struct lm_lease *l, struct lm_denial *why) {
   /* an untagged call is agent "unknown" for its row and its rules alike */
   const char *agent = (call->agent && *call->agent) ? call->agent : "unknown";
   const char *model = (call->model && *call->model) ? call->model : "unknown";
 
   memset(l, 0, sizeof(*l));
   memset(why, 0, sizeof(*why));
-  lm_shm_roll(&s->total, win);
   admit_rows(b, model, call->provider, agent, l);
-  lm_shm_roll(&s->models[l->model_row].c, win);
-  lm_shm_roll(&s->agents[l->agent_row].c, win);
-  for (int r = 0; r < LM_RULES; r++)
-    if (l->rule_mask & (1u << r))
-      lm_shm_roll(&s->rules[r].c, win);
   l->flags = call->zero_priced ? 0 : LM_LEASEF_DOLLARS;
   l->reserved_pusd = (l->flags & LM_LEASEF_DOLLARS) && call->est_pusd > 0
                          ? call->est_pusd
                          : 0;
   l->reserved_tokens = call->est_tokens;
-}
-
-/* Claims a lease slot for l; if every slot is taken, refunds dead
- * processes' leases once and tries again. NULL: all are held by live
- * calls (why filled). */
-static struct lm_lease_slot *admit_slot(struct lm_budget *b, uint32_t me,
-                                        const struct lm_lease *l, int64_t now,
-                                        uint32_t *idx, struct lm_denial *why) {
-  struct lm_segment *s = SEG(b);
-  if (lm_shm_lease_claim(s, me, l, now, idx) != 0) {
-    lm_budget_reclaim(b);
-    if (lm_shm_lease_claim(s, me, l, now, idx) != 0) {
-      lm_denial_fill(why, LM_DENY_BUSY, NULL, LM_LEASES, LM_LEASES,
-                     LM_WINDOW_NONE, now);
-      why->retry_after_s = 1;
-      return NULL;
-    }
-  }
-  return &s->leases[*idx];
 }
 
 /* Rates: takes the call's turn in every bucket, or none (-1, why filled);
@@ -468,40 +407,72 @@ static int admit_rates(struct lm_budget *b, const struct lm_call *call,
   return 0;
 }
 
-/* Reserves what the lease holds, moving the slot from CLAIMED to ACTIVE.
- * Waiting (bounded by call->wait_ms) happens only while other calls'
- * reservations, not spending, stand in the way; every settlement bumps
- * the futex word `wake`, and we count ourselves in `waiters` before
- * reading it so no wake-up can slip between our check and our sleep.
- * Returns 0 (l->state_word set), or -1 with the slot still CLAIMED. */
+/* One try, as one step: roll the lease's sets to the window, claim a slot
+ * and reserve everything, or change nothing. Returns 0 (l->slot and
+ * l->state_word set), 1 (blocked only by reservations), -1 (refused), -2
+ * (no free slot) or -3 (the budget's lock is not to be had). */
+static int reserve_step(struct lm_budget *b, struct lm_lease *l, uint32_t me,
+                        int wk, int64_t now, struct lm_denial *why) {
+  struct lm_segment *s = SEG(b);
+  if (lm_shm_step_begin(s) != 0)
+    return -3;
+  lm_shm_roll_lease(s, l->model_row, l->agent_row, l->rule_mask, now);
+  int rc = reserve_all(s, l, wk, now, why);
+  uint32_t idx = 0;
+  if (rc == 0 && lm_shm_lease_claim(s, me, l, now, &idx) != 0)
+    rc = -2;
+  if (rc != 0) {
+    lm_shm_step_abort(s); /* all or nothing */
+    lm_shm_step_end(s);
+    return rc;
+  }
+  lm_shm_touch(&s->total, now);
+  lm_shm_step_end(s);
+  l->slot = idx;
+  l->state_word = lm_shm_lease_word(me, LM_LEASE_ACTIVE);
+  return 0;
+}
+
+/* Reserves what the lease holds. Waiting (bounded by call->wait_ms)
+ * happens only while other calls' reservations, not spending, stand in the
+ * way; every settlement bumps the futex word `wake`, and we count
+ * ourselves in `waiters` before reading it so no wake-up can slip between
+ * our check and our sleep. Dead processes' leases are refunded once when
+ * they may be what stands in the way (or fill the table). Returns 0, -1
+ * (refused, why filled) or -2 (the budget's lock is not to be had: refused
+ * without waiting for it a second time to count the denial). */
 static int reserve_or_wait(struct lm_budget *b, const struct lm_call *call,
-                           struct lm_lease *l, struct lm_lease_slot *slot,
-                           uint32_t me, int wk, int64_t now,
+                           struct lm_lease *l, uint32_t me, int wk, int64_t now,
                            struct lm_denial *why) {
   struct lm_segment *s = SEG(b);
-  uint64_t claimed = lm_shm_lease_word(me, LM_LEASE_CLAIMED);
   int64_t t0 = 0;
   bool waiting = false;
   for (int reclaimed_once = 0;;) {
     uint32_t w = atomic_load(&s->wake);
-    if (lm_shm_enter_applying(s, slot, claimed) != 0)
-      break; /* cannot happen while we live; treat as denial */
-    int rc = reserve_all(b, l, wk, now, why);
+    int rc = reserve_step(b, l, me, wk, now, why);
     if (rc == 0) {
-      uint64_t active = lm_shm_lease_word(me, LM_LEASE_ACTIVE);
-      lm_shm_leave_applying(slot, active);
       if (waiting)
         atomic_fetch_sub(&s->waiters, 1);
-      l->state_word = active;
-      lm_shm_touch(&s->total, now);
       return 0;
     }
-    lm_shm_leave_applying(slot, claimed);
-    /* Dead processes may hold reservations: refund them once and retry. */
+    if (rc == -3) { /* fail closed: a budget we cannot lock admits nothing */
+      lm_denial_fill(why, LM_DENY_BUSY, NULL, 0, 0, LM_WINDOW_NONE, now);
+      why->retry_after_s = 1;
+      if (waiting)
+        atomic_fetch_sub(&s->waiters, 1);
+      return -2;
+    }
+    /* Dead processes may hold reservations or slots: refund them once. */
     if (!reclaimed_once && why->kind != LM_DENY_REQUESTS) {
       reclaimed_once = 1;
       if (lm_budget_reclaim(b) > 0)
         continue;
+    }
+    if (rc == -2) {
+      lm_denial_fill(why, LM_DENY_BUSY, NULL, LM_LEASES, LM_LEASES,
+                     LM_WINDOW_NONE, now);
+      why->retry_after_s = 1;
+      break;
     }
     if (rc < 0 || call->wait_ms <= 0)
       break;
@@ -509,6 +480,7 @@ static int reserve_or_wait(struct lm_budget *b, const struct lm_call *call,
       waiting = true;
       t0 = mono_ms();
       atomic_fetch_add(&s->waiters, 1);
+      LM_CRASH_POINT();
       continue; /* check again now that settlements will wake us */
     }
     int64_t left = call->wait_ms - (mono_ms() - t0);
@@ -530,11 +502,16 @@ static int reserve_or_wait(struct lm_budget *b, const struct lm_call *call,
   return -1;
 }
 
-/* A refused call counts as denied in the total and its rows; its lease is
- * emptied (l->slot UINT32_MAX: nothing to settle). */
-static void admit_deny(struct lm_segment *s, struct lm_lease *l) {
-  struct lm_amounts d = {.denied = 1};
-  lm_shm_apply_lease(s, l->model_row, l->agent_row, 0, &d);
+/* A refused call counts as denied in the total and its rows (one step);
+ * its lease is emptied (l->slot UINT32_MAX: nothing to settle). */
+static void admit_deny(struct lm_budget *b, struct lm_lease *l) {
+  struct lm_segment *s = SEG(b);
+  if (lm_shm_step_begin(s) == 0) {
+    lm_shm_roll_lease(s, l->model_row, l->agent_row, 0, lm_budget_now(b));
+    struct lm_amounts d = {.denied = 1};
+    lm_shm_apply_lease(s, l->model_row, l->agent_row, 0, &d);
+    lm_shm_step_end(s);
+  }
   memset(l, 0, sizeof(*l));
   l->slot = UINT32_MAX;
 }
@@ -544,29 +521,28 @@ int lm_shm_admit(struct lm_budget *b, const struct lm_call *call,
   struct lm_segment *s = SEG(b);
   int64_t now = lm_budget_now(b);
   int wk = lm_shm_window_kind(s);
-  uint32_t me = lm_shm_my_pid(), idx;
+  uint32_t me = lm_shm_my_pid();
   struct lm_shm_rates rates;
 
-  admit_begin(b, call, lm_window_start(wk, now), l, why);
-  struct lm_lease_slot *slot = admit_slot(b, me, l, now, &idx, why);
-  if (!slot)
-    goto denied;
+  admit_begin(b, call, l, why);
   if (lm_budget_over_time(b, 0, why))
-    goto refuse; /* past the deadline, or out of LLM time */
+    goto denied; /* past the deadline, or out of LLM time */
   if (over_caps(s, l->rule_mask, call, (l->flags & LM_LEASEF_DOLLARS) != 0,
                 l->reserved_pusd, call->est_input_tokens,
                 call->est_output_tokens, why))
-    goto refuse; /* a cap on the call itself: nothing to wait for */
+    goto denied; /* a cap on the call itself: nothing to wait for */
   if (admit_rates(b, call, l, &rates, &now, why) != 0)
-    goto refuse;
-  if (reserve_or_wait(b, call, l, slot, me, wk, now, why) == 0) {
-    l->slot = idx;
+    goto denied;
+  int rc = reserve_or_wait(b, call, l, me, wk, now, why);
+  if (rc == 0)
     return 0;
-  }
   lm_shm_rates_give_back(&rates); /* refused after all: give our turns back */
-refuse:
-  atomic_store(&slot->state, 0);
+  if (rc == -2) {
+    memset(l, 0, sizeof(*l));
+    l->slot = UINT32_MAX;
+    return -1;
+  }
 denied:
-  admit_deny(s, l);
+  admit_deny(b, l);
   return -1;
 }

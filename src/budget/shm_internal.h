@@ -4,8 +4,10 @@
  * The backend is one module in several files, one concern each:
  *   budget_shm.c   the ops table, open and create (the entry point)
  *   shm_admit.c    admission: rows, rule matching, reservations, waiting
- *   shm_lease.c    lease slots, owner liveness, the APPLYING gate,
- *                  reconcile and reclaim; charge, settle, release
+ *   shm_journal.c  steps: the lock, the undo journal, recovery from a
+ *                  holder that died mid-step, the debug invariants
+ *   shm_lease.c    lease slots, owner liveness, reclaim and the
+ *                  reservation rebuild; charge, settle, release
  *   shm_counters.c counter sets: windows and the amounts a lease applies
  *   shm_rate.c     rate buckets (GCRA)
  *   shm_rules.c    configure, rules, reset, snapshot, soft limit,
@@ -30,6 +32,8 @@
 
 #include "budget.h"
 #include "budget_backend.h"
+#include "crashpoint.h"
+#include "window.h"
 #include "segment.h"
 
 /* A shared-memory budget handle: the shared part, then the mapping. */
@@ -83,6 +87,60 @@ static inline int lm_shm_window_kind(struct lm_segment *s) {
   return k < LM_WINDOW_KINDS ? (int)k : LM_WINDOW_NONE;
 }
 
+/* ---- steps and the undo journal (shm_journal.c) ------------------------ */
+
+/* Begins a step: takes the segment lock, first rolling back what a holder
+ * that died mid-step left. 0, or -1 (the lock is not to be had within two
+ * seconds: a stopped holder or a hostile segment; nothing was changed). */
+int lm_shm_step_begin(struct lm_segment *s);
+/* Commits the step's changes so far (they stay, whatever happens next). */
+static inline void lm_shm_step_commit(struct lm_segment *s) {
+  LM_CRASH_POINT();
+  atomic_store_explicit(&s->journal.n, 0, memory_order_release);
+  LM_CRASH_POINT();
+}
+/* Commits, checks the invariants (debug builds) and unlocks. */
+void lm_shm_step_end(struct lm_segment *s);
+/* Rolls back every change since the last commit (a refused admission). */
+void lm_shm_step_abort(struct lm_segment *s);
+
+/* Records the old value of `words` 64-bit words at p in the journal; the
+ * step may then write them as it likes. */
+void lm_shm_jsave(struct lm_segment *s, void *p, unsigned words);
+/* Journals a 64-bit counter word, then stores v / adds d (modular). */
+static inline void lm_shm_jset(struct lm_segment *s, void *word, uint64_t v) {
+  struct lm_journal *j = &s->journal;
+  _Atomic uint64_t *w = (_Atomic uint64_t *)word;
+  uint32_t n = atomic_load_explicit(&j->n, memory_order_relaxed);
+  if (n >= LM_JOURNAL_MAX) { /* cannot happen: every step fits */
+    lm_shm_step_commit(s);
+    n = 0;
+  }
+  j->e[n].off = (uint64_t)((char *)word - (char *)s);
+  j->e[n].old = atomic_load_explicit(w, memory_order_relaxed);
+  LM_CRASH_POINT();
+  atomic_store_explicit(&j->n, n + 1, memory_order_release);
+  LM_CRASH_POINT();
+  atomic_store_explicit(w, v, memory_order_release);
+  LM_CRASH_POINT();
+}
+static inline void lm_shm_jadd(struct lm_segment *s, void *word, uint64_t d) {
+  if (d)
+    lm_shm_jset(
+        s, word,
+        atomic_load_explicit((_Atomic uint64_t *)word, memory_order_relaxed) +
+            d);
+}
+
+/* Debug builds (-DLM_DEBUG_INVARIANTS: DEBUG=1, SAN=1, the crash test):
+ * every step ends by checking that the reservation counters equal the
+ * sums of the live leases and the rows sum to the total; a violation
+ * aborts. Returns how many checks this process made (0: not built in). */
+uint64_t lm_shm_invariant_checks(void);
+/* Turns the checks off in this process (a test that writes garbage into
+ * segments on purpose: their sums mean nothing). */
+void lm_shm_invariants_off(void);
+
 /* ---- owners and lease slots (shm_lease.c) ------------------------------ */
 
 /* A lease slot's state word: (pid << 8) | enum lm_lease_state. */
@@ -104,41 +162,48 @@ static inline uint32_t lm_shm_my_pid(void) {
 /* Whether pid is alive, not a zombie, and (check_start) started at start. */
 int lm_shm_owner_alive(uint32_t pid, uint64_t start, int check_start);
 
-/* Claims a free slot for l as `me` (CLAIMED: nothing applied yet) and
- * writes what it will hold. Returns 0 and *idx, or -1 if none is free. */
+/* Claims a free slot for l as `me`, inside a step, ACTIVE at once (the
+ * step's counters change with it, or neither does). Returns 0 and *idx,
+ * or -1 if none is free. */
 int lm_shm_lease_claim(struct lm_segment *s, uint32_t me,
                        const struct lm_lease *l, int64_t now, uint32_t *idx);
 
-/* Moves a slot from `from` to APPLYING, unless a reconcile is running.
- * Returns 0, or -1 if the slot is no longer in state `from`. */
-int lm_shm_enter_applying(struct lm_segment *s, struct lm_lease_slot *slot,
-                          uint64_t from);
-static inline void lm_shm_leave_applying(struct lm_lease_slot *slot,
-                                         uint64_t to) {
-  atomic_store(&slot->state, to);
-}
+/* Sums the reservations of the ACTIVE leases into every reservation
+ * counter (the rebuild after a hostile lease table). Inside a step. */
+void lm_shm_rebuild_reservations(struct lm_segment *s);
 
 /* Wakes the calls waiting for money to free up, if there are any. */
 void lm_shm_wake_waiters(struct lm_segment *s);
 
 /* ---- counter sets (shm_counters.c) ------------------------------------- */
 
-/* Zeroes what a window counts (not reservations: in-flight money). */
-void lm_shm_zero_counters(struct lm_counters *c);
+/* Zeroes what a window counts (not reservations: in-flight money), inside
+ * a step. */
+void lm_shm_zero_counters(struct lm_segment *s, struct lm_counters *c);
 
-/* Moves c to window `win` if it counts an older one: exactly once. */
-static inline void lm_shm_roll(struct lm_counters *c, int64_t win) {
-  int64_t w = atomic_load(&c->window);
-  if (w >= win)
-    return; /* current, or a process with a later clock already rolled */
-  if (!atomic_compare_exchange_strong(&c->window, &w, win))
-    return; /* someone else did it, exactly once */
-  lm_shm_zero_counters(c);
+/* Moves c to window `win` if it counts an older one, inside a step: its
+ * counts zeroed and the window set in the same step, exactly once. */
+void lm_shm_roll_slow(struct lm_segment *s, struct lm_counters *c, int64_t win);
+static inline void lm_shm_roll(struct lm_segment *s, struct lm_counters *c,
+                               int64_t win) {
+  if (atomic_load_explicit(&c->window, memory_order_relaxed) < win)
+    lm_shm_roll_slow(s, c, win); /* else current: the common case */
 }
 
+/* The window a step counts in: the one its clock says, or the one the
+ * total already counts if that is later (a process whose clock lags
+ * charges the current window, and every set of a lease the same one). */
+static inline int64_t lm_shm_step_window(struct lm_segment *s, int64_t now) {
+  int64_t win = lm_window_start(lm_shm_window_kind(s), now);
+  int64_t cur = atomic_load_explicit(&s->total.window, memory_order_relaxed);
+  return cur > win ? cur : win;
+}
+
+/* Activity stamps: not conservation, so not journaled (no step journals
+ * them, so no roll-back can clobber them). Inside a step. */
 static inline void lm_shm_touch(struct lm_counters *c, int64_t now) {
-  int64_t z = 0;
-  atomic_compare_exchange_strong(&c->first_activity, &z, now);
+  if (atomic_load_explicit(&c->first_activity, memory_order_relaxed) == 0)
+    atomic_store_explicit(&c->first_activity, now, memory_order_relaxed);
   atomic_store_explicit(&c->last_activity, now, memory_order_relaxed);
 }
 
@@ -151,11 +216,16 @@ struct lm_amounts {
   uint64_t denied, unmetered, unpriced;
 };
 
-void lm_shm_apply_counters(struct lm_counters *c, const struct lm_amounts *a);
+/* Inside a step: */
+void lm_shm_apply_counters(struct lm_segment *s, struct lm_counters *c,
+                           const struct lm_amounts *a);
 /* Applies to the total, the lease's rows, and (money only) its rules. */
 void lm_shm_apply_lease(struct lm_segment *s, uint32_t model_row,
                         uint32_t agent_row, uint32_t rule_mask,
                         const struct lm_amounts *a);
+/* Rolls the total and a lease's rows and rules to the step's window. */
+void lm_shm_roll_lease(struct lm_segment *s, uint32_t model_row,
+                       uint32_t agent_row, uint32_t rule_mask, int64_t now);
 
 /* ---- rate buckets (shm_rate.c) ----------------------------------------- */
 

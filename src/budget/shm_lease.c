@@ -1,20 +1,21 @@
 /* shm_lease.c — the lease table of a shared-memory budget: who owns a
- * lease and whether it is alive, the APPLYING gate, reconcile and reclaim,
- * and a lease's life after admission (charge, settle, release).
+ * lease and whether it is alive, reclaim, and a lease's life after
+ * admission (charge, settle, release).
  *
- * Lock-free. A slot is claimed with a CAS on its state word, which holds
- * the owner's pid and the lease state (FREE, CLAIMED, APPLYING, ACTIVE);
- * every counter is an atomic. A process killed at any instruction leaves no
- * lock held.
+ * A slot's state word holds the owner's pid and the lease state (FREE or
+ * ACTIVE). A slot is claimed, charged and freed only inside a step
+ * (shm_journal.c), in the same journaled step as the counters it changes:
+ * a lease and the totals it is counted in never disagree, whenever its
+ * owner is killed.
  *
  * Crash safety. A lease records its owner (pid + start time). A dead
  * owner's ACTIVE lease is refunded by the next admission that needs room
- * and by `llmmeter status` (reclaim). A lease caught dead in APPLYING (the
- * few instructions in which its counters change) is ambiguous: some of its
- * counter updates may have landed. Reservations are then recomputed from the
- * lease table (reconcile) behind a gate that every APPLYING step checks
- * (Dekker-style, seq_cst), so no live update is lost while the sums are
- * rebuilt. Spent money is never recomputed: it is history, not state.
+ * and by `llmmeter status` (reclaim): its reservation is given back, what
+ * it was charged stays spent, and a charged lease counts as a request.
+ * Liveness is asked outside the lock (a /proc read per slot); the refund,
+ * of a slot whose word has not changed, inside. A slot in a state no step
+ * writes (a hostile segment, or layout 4's CLAIMED and APPLYING) is freed
+ * and every reservation counter rebuilt from the lease table.
  */
 #include <errno.h>
 #include <limits.h>
@@ -103,75 +104,33 @@ int lm_shm_owner_alive(uint32_t pid, uint64_t start, int check_start) {
 
 /* ---- lease slots ------------------------------------------------------- */
 
-static int claim_slot(struct lm_segment *s, uint32_t me, uint32_t *idx) {
-  /* Start where this process usually finds room, to spread contention. */
+int lm_shm_lease_claim(struct lm_segment *s, uint32_t me,
+                       const struct lm_lease *l, int64_t now, uint32_t *idx) {
+  /* Start where this process usually finds room, to spread the slots. */
   uint32_t start = (me * 2654435761u) % LM_LEASES;
   for (uint32_t i = 0; i < LM_LEASES; i++) {
     uint32_t k = (start + i) % LM_LEASES;
-    uint64_t expect = 0;
-    if (atomic_load_explicit(&s->leases[k].state, memory_order_relaxed) != 0)
+    struct lm_lease_slot *slot = &s->leases[k];
+    if (atomic_load_explicit(&slot->state, memory_order_relaxed) != 0)
       continue;
-    if (atomic_compare_exchange_strong(
-            &s->leases[k].state, &expect,
-            lm_shm_lease_word(me, LM_LEASE_CLAIMED))) {
-      *idx = k;
-      return 0;
-    }
+    lm_shm_jsave(s, slot, sizeof(*slot) / 8);
+    slot->owner_start = self_start();
+    slot->reserved_pusd = l->reserved_pusd;
+    slot->charged_pusd = 0;
+    slot->reserved_tokens = l->reserved_tokens;
+    slot->model_row = l->model_row;
+    slot->agent_row = l->agent_row;
+    slot->rule_mask = l->rule_mask;
+    slot->flags = l->flags;
+    slot->admitted_at = now;
+    LM_CRASH_POINT();
+    atomic_store_explicit(&slot->state, lm_shm_lease_word(me, LM_LEASE_ACTIVE),
+                          memory_order_release);
+    LM_CRASH_POINT();
+    *idx = k;
+    return 0;
   }
   return -1;
-}
-
-int lm_shm_lease_claim(struct lm_segment *s, uint32_t me,
-                       const struct lm_lease *l, int64_t now, uint32_t *idx) {
-  if (claim_slot(s, me, idx) != 0)
-    return -1;
-  struct lm_lease_slot *slot = &s->leases[*idx];
-  slot->owner_start = self_start();
-  slot->reserved_pusd = l->reserved_pusd;
-  slot->charged_pusd = 0;
-  slot->reserved_tokens = l->reserved_tokens;
-  slot->model_row = l->model_row;
-  slot->agent_row = l->agent_row;
-  slot->rule_mask = l->rule_mask;
-  slot->flags = l->flags;
-  slot->admitted_at = now;
-  return 0;
-}
-
-/* ---- the gate (see reconcile) ------------------------------------------ */
-
-/* Waits for a reconcile to open the gate. A reconcile takes microseconds:
- * a gate held by a dead process, by a pid that cannot exist, or for more
- * than two seconds (its pid reused by another process, or a hostile
- * segment) is forced open. *waited_ms accumulates across calls. */
-static void wait_gate(struct lm_segment *s, uint32_t g, int64_t *waited_ms) {
-  struct timespec ts = {0, 50 * 1000 * 1000};
-  lm_shm_futex(&s->gate, FUTEX_WAIT, g, &ts);
-  *waited_ms += 50;
-  if (atomic_load(&s->gate) == g &&
-      (g > (1u << 22) || *waited_ms > 2000 || !lm_shm_owner_alive(g, 0, 0))) {
-    uint32_t expect = g;
-    atomic_compare_exchange_strong(&s->gate, &expect, 0);
-  }
-}
-
-/* Moves a slot from `from` to APPLYING, unless a reconcile is running.
- * Returns 0, or -1 if the slot is no longer in state `from`. */
-int lm_shm_enter_applying(struct lm_segment *s, struct lm_lease_slot *slot,
-                          uint64_t from) {
-  uint64_t applying = (from & ~(uint64_t)ST_MASK) | LM_LEASE_APPLYING;
-  int64_t waited = 0;
-  for (;;) {
-    uint64_t expect = from;
-    if (!atomic_compare_exchange_strong(&slot->state, &expect, applying))
-      return -1;
-    uint32_t g = atomic_load(&s->gate); /* seq_cst after seq_cst CAS */
-    if (g == 0)
-      return 0;
-    expect = applying;
-    atomic_compare_exchange_strong(&slot->state, &expect, from);
-    wait_gate(s, g, &waited);
-  }
 }
 
 void lm_shm_wake_waiters(struct lm_segment *s) {
@@ -180,35 +139,17 @@ void lm_shm_wake_waiters(struct lm_segment *s) {
   if (atomic_load(&s->waiters) == 0)
     return;
   atomic_fetch_add(&s->wake, 1);
+  LM_CRASH_POINT();
   lm_shm_futex(&s->wake, FUTEX_WAKE, INT_MAX, NULL);
 }
 
-/* ---- reconcile --------------------------------------------------------- */
+/* ---- the reservation rebuild ------------------------------------------- */
 
-/* With the gate closed: lets live APPLYING steps finish; new ones now see
- * the gate and back off. The reconciling thread itself applies nothing now,
- * but other threads of this process may. One still applying (a stopped
- * process) means the sums cannot be rebuilt safely: returns -1 (give up,
- * totals untouched), else 0. */
-static int reconcile_drain(struct lm_segment *s) {
-  for (int i = 0; i < LM_LEASES; i++) {
-    struct lm_lease_slot *slot = &s->leases[i];
-    for (int spins = 0;; spins++) {
-      uint64_t w = atomic_load(&slot->state);
-      if ((w & ST_MASK) != LM_LEASE_APPLYING ||
-          !lm_shm_owner_alive((uint32_t)(w >> 8), 0, 0))
-        break;
-      if (spins > 100000)
-        return -1;
-      sched_yield();
-    }
-  }
-  return 0;
-}
-
-/* Sums what the ACTIVE leases of live owners reserve and stores the sums
- * as every reservation counter; frees dead owners' slots on the way. */
-static void reconcile_rebuild(struct lm_segment *s) {
+/* Sums what the ACTIVE leases reserve and stores the sums as every
+ * reservation counter. Inside a step, with the journal committed: not
+ * journaled (a thousand words) but redone, by the intent flag, by whoever
+ * next locks if this process dies in it. */
+void lm_shm_rebuild_reservations(struct lm_segment *s) {
   /* Too big for a stack; the segment lock only serialises one budget, so
    * two budgets rebuilt by two threads need their own lock for these. */
   static pthread_mutex_t sums_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -216,6 +157,9 @@ static void reconcile_rebuild(struct lm_segment *s) {
     int64_t money;
     uint64_t tokens, requests;
   } tot, models[LM_ROWS + 1], agents[LM_ROWS + 1], rules[LM_RULES];
+  LM_CRASH_POINT();
+  atomic_store(&s->journal.rebuild, 1);
+  LM_CRASH_POINT();
   pthread_mutex_lock(&sums_lock);
   memset(&tot, 0, sizeof(tot));
   memset(models, 0, sizeof(models));
@@ -224,17 +168,8 @@ static void reconcile_rebuild(struct lm_segment *s) {
   for (int i = 0; i < LM_LEASES; i++) {
     struct lm_lease_slot *slot = &s->leases[i];
     uint64_t w = atomic_load(&slot->state);
-    unsigned st = (unsigned)(w & ST_MASK);
-    if (st == LM_LEASE_FREE)
+    if ((w & ST_MASK) != LM_LEASE_ACTIVE)
       continue;
-    if (!lm_shm_owner_alive((uint32_t)(w >> 8), slot->owner_start,
-                            st != LM_LEASE_CLAIMED)) {
-      atomic_compare_exchange_strong(&slot->state, &w, 0);
-      atomic_fetch_add(&s->reclaimed, 1);
-      continue;
-    }
-    if (st != LM_LEASE_ACTIVE)
-      continue; /* CLAIMED: nothing applied yet */
     int64_t money = slot->reserved_pusd > 0 ? slot->reserved_pusd : 0;
     uint64_t toks = slot->reserved_tokens;
     tot.money = lm_money_add(tot.money, money); /* slots may hold anything */
@@ -258,47 +193,33 @@ static void reconcile_rebuild(struct lm_segment *s) {
   atomic_store(&s->total.reserved, tot.money);
   atomic_store(&s->total.reserved_tokens, tot.tokens);
   atomic_store(&s->total.reserved_requests, tot.requests);
+  LM_CRASH_POINT();
   for (int i = 0; i <= LM_ROW_OTHER; i++) {
     atomic_store(&s->models[i].c.reserved, models[i].money);
     atomic_store(&s->models[i].c.reserved_requests, models[i].requests);
     atomic_store(&s->agents[i].c.reserved, agents[i].money);
     atomic_store(&s->agents[i].c.reserved_requests, agents[i].requests);
   }
+  LM_CRASH_POINT();
   for (int i = 0; i < LM_RULES; i++)
     atomic_store(&s->rules[i].c.reserved, rules[i].money);
   pthread_mutex_unlock(&sums_lock);
-}
-
-/* Rebuilds every reservation counter from the lease table. Caller holds the
- * segment lock. */
-static void reconcile(struct lm_budget *b) {
-  struct lm_segment *s = SEG(b);
-  uint32_t me = lm_shm_my_pid();
-  atomic_store(&s->gate, me);
-  if (reconcile_drain(s) == 0) {
-    reconcile_rebuild(s);
-    atomic_fetch_add(&s->reconciles, 1);
-  }
-  atomic_store(&s->gate, 0);
-  lm_shm_futex(&s->gate, FUTEX_WAKE, INT_MAX, NULL);
+  LM_CRASH_POINT();
+  atomic_store(&s->journal.rebuild, 0);
+  LM_CRASH_POINT();
 }
 
 /* ---- charge / settle / release ----------------------------------------- */
 
-/* Moves the lease's counter sets to the current window (exactly once):
- * what a step adds must land in the window it happens in. */
-static void roll_lease(struct lm_budget *b, const struct lm_lease *l,
-                       int64_t now) {
-  struct lm_segment *s = SEG(b);
-  int64_t win = lm_window_start(lm_shm_window_kind(s), now);
-  lm_shm_roll(&s->total, win);
-  if (l->model_row <= LM_ROW_OTHER)
-    lm_shm_roll(&s->models[l->model_row].c, win);
-  if (l->agent_row <= LM_ROW_OTHER)
-    lm_shm_roll(&s->agents[l->agent_row].c, win);
-  for (int r = 0; r < LM_RULES; r++)
-    if (l->rule_mask & (1u << r))
-      lm_shm_roll(&s->rules[r].c, win);
+/* Whether the lease still holds its slot (a reclaimer that wrongly took us
+ * for dead may have refunded it). Inside the step. */
+static struct lm_lease_slot *own_slot(struct lm_segment *s,
+                                      const struct lm_lease *l) {
+  struct lm_lease_slot *slot = &s->leases[l->slot];
+  return atomic_load_explicit(&slot->state, memory_order_relaxed) ==
+                 l->state_word
+             ? slot
+             : NULL;
 }
 
 void lm_shm_charge(struct lm_budget *b, struct lm_lease *l,
@@ -306,33 +227,34 @@ void lm_shm_charge(struct lm_budget *b, struct lm_lease *l,
   struct lm_segment *s = SEG(b);
   if (l->slot >= LM_LEASES)
     return;
-  struct lm_lease_slot *slot = &s->leases[l->slot];
   int64_t now = lm_budget_now(b);
-  roll_lease(b, l, now);
   /* pusd < 0 is a refund: a usage snapshot that went down (Gemini). */
   if (pusd < 0 && -pusd > l->charged_pusd)
     pusd = -l->charged_pusd; /* never below nothing charged */
-  int lost = lm_shm_enter_applying(s, slot, l->state_word) != 0;
-  /* Move the charge out of the reservation, as far as it reaches. */
-  int64_t take = 0;
-  if (!lost && (l->flags & LM_LEASEF_DOLLARS) && pusd > 0) {
-    int64_t rem = l->reserved_pusd - l->charged_pusd;
-    take = rem <= 0 ? 0 : (pusd < rem ? pusd : rem);
-  }
   /* Token deltas are modular: a snapshot that went down wraps. */
   int64_t t = delta ? (int64_t)(delta->input + delta->output) : 0;
-  uint64_t trem = l->reserved_tokens > l->charged_tokens
-                      ? l->reserved_tokens - l->charged_tokens
-                      : 0;
-  uint64_t ttake = lost || t <= 0 ? 0
-                                  : ((uint64_t)t < trem ? (uint64_t)t : trem);
-  l->charged_pusd = lm_money_add(l->charged_pusd, pusd);
-  l->charged_tokens += (uint64_t)t;
-  if (!lost) {
-    slot->charged_pusd = l->charged_pusd;
-    /* saturating: another process may have written anything here */
-    slot->reserved_pusd = lm_money_add(slot->reserved_pusd, -take);
-    slot->reserved_tokens -= ttake;
+  if (lm_shm_step_begin(s) != 0)
+    return; /* fail closed: admission refuses on this budget too */
+  lm_shm_roll_lease(s, l->model_row, l->agent_row, l->rule_mask, now);
+  struct lm_lease_slot *slot = own_slot(s, l);
+  /* Move the charge out of the reservation, as far as it reaches. */
+  int64_t take = 0;
+  uint64_t ttake = 0;
+  if (slot) {
+    if ((l->flags & LM_LEASEF_DOLLARS) && pusd > 0) {
+      int64_t rem = slot->reserved_pusd;
+      take = rem <= 0 ? 0 : (pusd < rem ? pusd : rem);
+    }
+    if (t > 0)
+      ttake = (uint64_t)t < slot->reserved_tokens ? (uint64_t)t
+                                                  : slot->reserved_tokens;
+    /* The lease's cumulative charge and what it still holds change in
+     * the same step as the totals. */
+    lm_shm_jset(s, &slot->charged_pusd,
+                (uint64_t)lm_money_add(slot->charged_pusd, pusd));
+    lm_shm_jset(s, &slot->reserved_pusd,
+                (uint64_t)lm_money_add(slot->reserved_pusd, -take));
+    lm_shm_jset(s, &slot->reserved_tokens, slot->reserved_tokens - ttake);
   }
   struct lm_amounts a = {.spent = pusd,
                          .reserved = -take,
@@ -340,8 +262,9 @@ void lm_shm_charge(struct lm_budget *b, struct lm_lease *l,
                          .tokens = delta};
   lm_shm_apply_lease(s, l->model_row, l->agent_row, l->rule_mask, &a);
   lm_shm_touch(&s->total, now);
-  if (!lost)
-    lm_shm_leave_applying(slot, l->state_word);
+  lm_shm_step_end(s);
+  l->charged_pusd = lm_money_add(l->charged_pusd, pusd);
+  l->charged_tokens += (uint64_t)t;
 }
 
 static void finish(struct lm_budget *b, struct lm_lease *l, unsigned flags,
@@ -349,29 +272,27 @@ static void finish(struct lm_budget *b, struct lm_lease *l, unsigned flags,
   struct lm_segment *s = SEG(b);
   if (l->slot >= LM_LEASES)
     return;
-  roll_lease(b, l, lm_budget_now(b));
-  struct lm_lease_slot *slot = &s->leases[l->slot];
-  int lost = lm_shm_enter_applying(s, slot, l->state_word) != 0;
-  if (!lost) {
-    int64_t rem = slot->reserved_pusd > 0 ? slot->reserved_pusd : 0;
-    struct lm_amounts a = {
-        .reserved = -rem,
-        .reserved_tokens = (int64_t)(0 - slot->reserved_tokens),
-        .reserved_requests = -1,
-        .requests = count_request,
-        .unmetered = (flags & LM_SETTLE_UNMETERED) ? 1 : 0,
-        .unpriced = (flags & LM_SETTLE_UNPRICED) ? 1 : 0,
-    };
-    lm_shm_apply_lease(s, l->model_row, l->agent_row, l->rule_mask, &a);
-    lm_shm_leave_applying(slot, 0);
-  } else if (count_request) {
-    /* A reclaimer refunded us (it wrongly thought us dead); still count. */
-    struct lm_amounts a = {.requests = 1};
-    lm_shm_apply_lease(s, l->model_row, l->agent_row, 0, &a);
+  if (lm_shm_step_begin(s) == 0) {
+    lm_shm_roll_lease(s, l->model_row, l->agent_row, l->rule_mask,
+                      lm_budget_now(b));
+    struct lm_lease_slot *slot = own_slot(s, l);
+    struct lm_amounts a = {.requests = count_request};
+    if (slot) {
+      a.reserved = -(slot->reserved_pusd > 0 ? slot->reserved_pusd : 0);
+      a.reserved_tokens = (int64_t)(0 - slot->reserved_tokens);
+      a.reserved_requests = -1;
+      a.unmetered = (flags & LM_SETTLE_UNMETERED) ? 1 : 0;
+      a.unpriced = (flags & LM_SETTLE_UNPRICED) ? 1 : 0;
+      lm_shm_jset(s, &slot->state, 0);
+    } /* else a reclaimer refunded us (it wrongly thought us dead): count */
+    lm_shm_apply_lease(s, l->model_row, l->agent_row, slot ? l->rule_mask : 0,
+                       &a);
+    lm_shm_step_end(s);
   }
   if (flags & LM_SETTLE_UNPRICED && l->model_row <= LM_ROW_OTHER)
     __atomic_fetch_or(&s->models[l->model_row].flags, LM_ROWF_UNPRICED,
                       __ATOMIC_RELAXED);
+  LM_CRASH_POINT();
   l->slot = UINT32_MAX;
   lm_shm_wake_waiters(s);
 }
@@ -387,10 +308,45 @@ void lm_shm_release(struct lm_budget *b, struct lm_lease *l) {
 
 /* ---- reclaim ----------------------------------------------------------- */
 
+/* Refunds one dead owner's slot, if its word is still w: its reservation
+ * given back, what it was charged kept, a request if it was charged. One
+ * step's worth (the caller holds the lock). */
+static int refund_dead(struct lm_segment *s, struct lm_lease_slot *slot,
+                       uint64_t w, int64_t now, int *hostile) {
+  if (atomic_load(&slot->state) != w)
+    return 0; /* settled, or refunded by another reclaimer meanwhile */
+  if ((w & ST_MASK) != LM_LEASE_ACTIVE) {
+    /* no step leaves a slot in this state: free it, rebuild the sums */
+    lm_shm_jset(s, &slot->state, 0);
+    *hostile = 1;
+    return 1;
+  }
+  uint32_t mrow = slot->model_row <= LM_ROW_OTHER ? slot->model_row
+                                                  : LM_ROW_NONE;
+  uint32_t arow = slot->agent_row <= LM_ROW_OTHER ? slot->agent_row
+                                                  : LM_ROW_NONE;
+  lm_shm_roll_lease(s, mrow, arow, slot->rule_mask, now);
+  struct lm_amounts a = {
+      .reserved = -(slot->reserved_pusd > 0 ? slot->reserved_pusd : 0),
+      .reserved_tokens = (int64_t)(0 - slot->reserved_tokens),
+      .reserved_requests = -1,
+      .requests = slot->charged_pusd > 0 ? 1 : 0};
+  lm_shm_apply_lease(s, mrow, arow, slot->rule_mask, &a);
+  lm_shm_jset(s, &slot->state, 0);
+  lm_shm_step_commit(s);
+  return 1;
+}
+
 int lm_shm_reclaim(struct lm_budget *b) {
   struct lm_segment *s = SEG(b);
   uint32_t me = lm_shm_my_pid();
-  int n = 0, ambiguous = 0;
+  int64_t now = lm_budget_now(b);
+  int n = 0, hostile = 0, locked = 0;
+  /* First roll back what a holder that died mid-step left (locking does):
+   * until then its slots say what its half step wrote, not what stands. */
+  if (lm_shm_step_begin(s) != 0)
+    return 0;
+  lm_shm_step_end(s);
   for (int i = 0; i < LM_LEASES; i++) {
     struct lm_lease_slot *slot = &s->leases[i];
     uint64_t w = atomic_load(&slot->state);
@@ -398,42 +354,26 @@ int lm_shm_reclaim(struct lm_budget *b) {
     uint32_t pid = (uint32_t)(w >> 8);
     if (st == LM_LEASE_FREE || pid == me)
       continue;
-    if (st > LM_LEASE_ACTIVE) { /* hostile or corrupt: reconcile fixes it */
-      ambiguous = 1;
-      continue;
+    if (st == LM_LEASE_ACTIVE && lm_shm_owner_alive(pid, slot->owner_start, 1))
+      continue; /* asked outside the lock: a /proc read */
+    if (!locked) {
+      if (lm_shm_step_begin(s) != 0)
+        return n;
+      locked = 1;
     }
-    if (lm_shm_owner_alive(pid, slot->owner_start, st == LM_LEASE_ACTIVE))
-      continue;
-    if (st == LM_LEASE_CLAIMED) {
-      if (atomic_compare_exchange_strong(&slot->state, &w, 0))
-        n++;
-    } else if (st == LM_LEASE_ACTIVE) {
-      /* Take the dead lease over, then undo what it still reserves. */
-      if (lm_shm_enter_applying(s, slot, w) != 0)
-        continue;
-      int64_t rem = slot->reserved_pusd > 0 ? slot->reserved_pusd : 0;
-      uint32_t mrow = slot->model_row <= LM_ROW_OTHER ? slot->model_row
-                                                      : LM_ROW_NONE;
-      uint32_t arow = slot->agent_row <= LM_ROW_OTHER ? slot->agent_row
-                                                      : LM_ROW_NONE;
-      struct lm_amounts a = {
-          .reserved = -rem,
-          .reserved_tokens = (int64_t)(0 - slot->reserved_tokens),
-          .reserved_requests = -1,
-          .requests = slot->charged_pusd > 0 ? 1 : 0};
-      lm_shm_apply_lease(s, mrow, arow, slot->rule_mask, &a);
-      lm_shm_leave_applying(slot, 0);
+    if (refund_dead(s, slot, w, now, &hostile)) {
       atomic_fetch_add(&s->reclaimed, 1);
+      LM_CRASH_POINT();
       n++;
-    } else {
-      ambiguous = 1; /* died while applying */
     }
   }
-  if (ambiguous && lm_segment_lock(s) == 0) {
-    reconcile(b);
-    lm_segment_unlock(s);
-    n++;
+  if (hostile) {
+    lm_shm_step_commit(s);
+    lm_shm_rebuild_reservations(s);
+    atomic_fetch_add(&s->reconciles, 1);
   }
+  if (locked)
+    lm_shm_step_end(s);
   if (n)
     lm_shm_wake_waiters(s);
   return n;

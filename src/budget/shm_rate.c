@@ -56,7 +56,9 @@ static int rate_take(_Atomic int64_t *tat, int64_t per_min, int64_t units,
       *wait = w;
       return -1;
     }
+    LM_CRASH_POINT();
     if (atomic_compare_exchange_weak(tat, &old, next)) {
+      LM_CRASH_POINT(); /* a turn taken by a process that dies is spent */
       *wait = w > 0 ? w : 0;
       return 0;
     }
@@ -68,6 +70,7 @@ static void rate_adjust(_Atomic int64_t *tat, int64_t per_min, int64_t units) {
   if (per_min <= 0 || units == 0)
     return;
   atomic_fetch_sub(tat, rate_inc(per_min, units));
+  LM_CRASH_POINT();
 }
 
 /* Units used in the last minute, as the bucket sees it. */

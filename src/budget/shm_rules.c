@@ -4,9 +4,11 @@
  * (hard limit reached, deadline and LLM time, soft limit crossed,
  * downgrade).
  *
- * Limits are single atomics, changed live with no lock. The segment's
- * robust mutex guards only what is more than one word (the rule table, the
- * on-soft command, the downgrade map) and serialises reset. Every rule
+ * Limits are single atomics, changed live with no lock. What is more than
+ * one word (the rule table, the on-soft command, the downgrade map) is
+ * changed in a step (shm_journal.c); a reset zeroes every counter set in
+ * one journaled step, so it happens wholly or not at all; the snapshot
+ * reads under the lock, so it never shows a step half done. Every rule
  * change bumps rules_gen, which admission's per-thread memo checks
  * (shm_admit.c). Strings read back from the segment are copied bounded
  * with their NUL forced: another process of the same user may have
@@ -104,10 +106,13 @@ int lm_shm_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   o->itpm_used = lm_shm_rate_used(&s->itpm_tat, o->itpm, nn);
   o->otpm_used = lm_shm_rate_used(&s->otpm_tat, o->otpm, nn);
   o->soft_crossed = atomic_load(&s->soft_window) == win + 1;
-  if (lm_segment_lock(s) == 0) {
+  /* Under the lock: a consistent view (no step half-applied), and a dead
+   * holder's step rolled back first. Unlocked if the lock is not to be
+   * had: each counter is still read atomically. */
+  int locked = lm_shm_step_begin(s) == 0;
+  if (locked) {
     memcpy(o->on_soft, s->on_soft, sizeof(o->on_soft));
     memcpy(o->downgrade, s->downgrade, sizeof(o->downgrade));
-    lm_segment_unlock(s);
   }
   o->on_soft[sizeof(o->on_soft) - 1] = 0;
   o->downgrade[sizeof(o->downgrade) - 1] = 0;
@@ -141,6 +146,8 @@ int lm_shm_snapshot(struct lm_budget *b, struct lm_snapshot *o) {
   o->reconciles = atomic_load(&s->reconciles);
   o->unmetered_denied = atomic_load(&s->unmetered_denied);
   o->unmetered_warned = atomic_load(&s->unmetered_warned);
+  if (locked)
+    lm_shm_step_end(s);
   return 0;
 }
 
@@ -150,22 +157,29 @@ int lm_shm_configure(struct lm_budget *b, const struct lm_limit_config *c) {
   struct lm_segment *s = SEG(b);
   if (c->hard_pusd != LM_KEEP)
     atomic_store(&s->limits.hard_pusd, c->hard_pusd < 0 ? -1 : c->hard_pusd);
+  LM_CRASH_POINT();
   if (c->soft_pusd != LM_KEEP)
     atomic_store(&s->limits.soft_pusd, c->soft_pusd < 0 ? -1 : c->soft_pusd);
+  LM_CRASH_POINT();
   if (c->tokens != LM_KEEP)
     atomic_store(&s->limits.tokens, c->tokens < 0 ? -1 : c->tokens);
+  LM_CRASH_POINT();
   if (c->requests != LM_KEEP)
     atomic_store(&s->limits.requests, c->requests < 0 ? -1 : c->requests);
+  LM_CRASH_POINT();
   if (c->max_call_pusd != LM_KEEP)
     atomic_store(&s->limits.max_call_pusd,
                  c->max_call_pusd < 0 ? -1 : c->max_call_pusd);
+  LM_CRASH_POINT();
   if (c->max_call_input_tokens != LM_KEEP)
     atomic_store(&s->limits.max_call_input_tokens,
                  c->max_call_input_tokens < 0 ? -1 : c->max_call_input_tokens);
+  LM_CRASH_POINT();
   if (c->max_call_output_tokens != LM_KEEP)
     atomic_store(&s->limits.max_call_output_tokens,
                  c->max_call_output_tokens < 0 ? -1
                                                : c->max_call_output_tokens);
+  LM_CRASH_POINT();
   const int64_t *vals[6] = {&c->rpm,  &c->tpm,      &c->itpm,
                             &c->otpm, &c->deadline, &c->max_llm_ns};
   _Atomic int64_t *dst[6] = {&s->limits.rpm,      &s->limits.tpm,
@@ -174,19 +188,24 @@ int lm_shm_configure(struct lm_budget *b, const struct lm_limit_config *c) {
   for (int i = 0; i < 6; i++)
     if (*vals[i] != LM_KEEP)
       atomic_store(dst[i], *vals[i] < 0 ? -1 : *vals[i]);
+  LM_CRASH_POINT();
   if (c->on_soft || c->downgrade) {
-    if (lm_segment_lock(s) == 0) {
+    if (lm_shm_step_begin(s) == 0) {
       if (c->on_soft)
         snprintf(s->on_soft, sizeof(s->on_soft), "%s", c->on_soft);
+      LM_CRASH_POINT();
       if (c->downgrade)
         snprintf(s->downgrade, sizeof(s->downgrade), "%s", c->downgrade);
-      lm_segment_unlock(s);
+      LM_CRASH_POINT();
+      lm_shm_step_end(s);
     }
   }
   if (c->window >= 0 && c->window < LM_WINDOW_KINDS)
     atomic_store(&s->limits.window_kind, (uint32_t)c->window);
+  LM_CRASH_POINT();
   if (c->mode >= 0 && c->mode <= LM_MODE_STRICT)
     atomic_store(&s->limits.mode, (uint32_t)c->mode);
+  LM_CRASH_POINT();
   lm_shm_wake_waiters(s); /* a raised limit may let waiters in */
   return 0;
 }
@@ -201,7 +220,7 @@ int lm_shm_add_rule(struct lm_budget *b, int kind, const char *pattern,
     snprintf(err, errlen, "invalid limit pattern '%s'", pattern ? pattern : "");
     return -1;
   }
-  if (lm_segment_lock(s) != 0) {
+  if (lm_shm_step_begin(s) != 0) {
     snprintf(err, errlen, "cannot lock budget '%s'", b->name);
     return -1;
   }
@@ -213,10 +232,12 @@ int lm_shm_add_rule(struct lm_budget *b, int kind, const char *pattern,
     uint32_t st = atomic_load(&r->state);
     if (st == LM_RULE_ACTIVE && (int)r->kind == kind &&
         strncmp(r->pattern, pattern, LM_NAME_MAX) == 0) {
+      LM_CRASH_POINT();
       if (limit < 0)
         atomic_store(&r->state, LM_RULE_RETIRED);
       else
         atomic_store(&r->limit_pusd, limit);
+      LM_CRASH_POINT();
       goto done;
     }
     if (st == LM_RULE_UNUSED && free_slot < 0)
@@ -236,6 +257,7 @@ int lm_shm_add_rule(struct lm_budget *b, int kind, const char *pattern,
   snprintf(r->pattern, LM_NAME_MAX, "%s", pattern);
   atomic_store(&r->limit_pusd, limit);
   atomic_store(&r->c.window, win);
+  LM_CRASH_POINT();
   /* A rule added live starts from what its rows already spent. */
   struct lm_row *rows = LM_RULE_TARGET(kind) == LM_RULE_AGENT ? s->agents
                                                               : s->models;
@@ -251,31 +273,43 @@ int lm_shm_add_rule(struct lm_budget *b, int kind, const char *pattern,
       spent = lm_money_add(spent, atomic_load(&rows[i].c.spent));
   }
   atomic_store(&r->c.spent, spent);
+  LM_CRASH_POINT(); /* the rule is published last: dead before, unused */
   atomic_store_explicit(&r->state, LM_RULE_ACTIVE, memory_order_release);
+  LM_CRASH_POINT();
 done:
   atomic_fetch_add(&s->rules_gen, 1);
-  lm_segment_unlock(s);
+  lm_shm_step_end(s);
   return rc;
 }
 
+/* Zeroes what every set counts in one step: a reset happens wholly or, if
+ * its process dies, not at all. */
+_Static_assert(LM_JOURNAL_MAX >=
+                   (1 + 2 * (LM_ROWS + 1) + LM_RULES) * (5 + LM_TOK_KINDS),
+               "a reset fits in one journaled step");
+
 int lm_shm_reset(struct lm_budget *b) {
   struct lm_segment *s = SEG(b);
-  if (lm_segment_lock(s) != 0)
+  if (lm_shm_step_begin(s) != 0)
     return -1;
-  lm_shm_zero_counters(&s->total);
+  lm_shm_zero_counters(s, &s->total);
   for (int i = 0; i <= LM_ROW_OTHER; i++) {
-    lm_shm_zero_counters(&s->models[i].c);
-    lm_shm_zero_counters(&s->agents[i].c);
-    __atomic_store_n(&s->models[i].flags, 0, __ATOMIC_RELAXED);
+    lm_shm_zero_counters(s, &s->models[i].c);
+    lm_shm_zero_counters(s, &s->agents[i].c);
   }
   for (int i = 0; i < LM_RULES; i++)
-    lm_shm_zero_counters(&s->rules[i].c);
+    lm_shm_zero_counters(s, &s->rules[i].c);
+  lm_shm_step_commit(s);
+  /* what follows is not counted money: single words, no step needed */
+  for (int i = 0; i <= LM_ROW_OTHER; i++)
+    __atomic_store_n(&s->models[i].flags, 0, __ATOMIC_RELAXED);
   atomic_store(&s->reset_at, lm_budget_now(b));
   atomic_store(&s->soft_window, 0);
   atomic_store(&s->llm_ns, 0);
   atomic_store(&s->unmetered_denied, 0);
   atomic_store(&s->unmetered_warned, 0);
-  lm_segment_unlock(s);
+  LM_CRASH_POINT();
+  lm_shm_step_end(s);
   lm_shm_wake_waiters(s);
   return 0;
 }
@@ -339,9 +373,8 @@ bool lm_shm_over_time(struct lm_budget *b, int64_t inflight_ns,
  * even before the first admission of the new window rolls it. */
 static int64_t spent_now(struct lm_budget *b) {
   struct lm_segment *s = SEG(b);
-  lm_shm_roll(&s->total,
-              lm_window_start(lm_shm_window_kind(s), lm_budget_now(b)));
-  return atomic_load(&s->total.spent);
+  int64_t win = lm_window_start(lm_shm_window_kind(s), lm_budget_now(b));
+  return atomic_load(&s->total.window) < win ? 0 : atomic_load(&s->total.spent);
 }
 
 bool lm_shm_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
@@ -356,10 +389,10 @@ bool lm_shm_soft_crossed(struct lm_budget *b, char *cmd, size_t cmdlen) {
     return false; /* already recorded in this window */
   if (cmd && cmdlen) {
     cmd[0] = 0;
-    if (lm_segment_lock(s) == 0) {
+    if (lm_shm_step_begin(s) == 0) {
       memcpy(cmd, s->on_soft,
              cmdlen < sizeof(s->on_soft) ? cmdlen : sizeof(s->on_soft));
-      lm_segment_unlock(s);
+      lm_shm_step_end(s);
     }
     cmd[cmdlen - 1] = 0;
   }
@@ -379,10 +412,10 @@ bool lm_shm_downgrade(struct lm_budget *b, const char *model, char *out,
   if (!*model)
     return false;
   char map[sizeof(s->downgrade)];
-  if (lm_segment_lock(s) != 0)
+  if (lm_shm_step_begin(s) != 0)
     return false;
   memcpy(map, s->downgrade, sizeof(map));
-  lm_segment_unlock(s);
+  lm_shm_step_end(s);
   map[sizeof(map) - 1] = 0;
   char *save = NULL;
   for (char *e = strtok_r(map, ",", &save); e; e = strtok_r(NULL, ",", &save)) {

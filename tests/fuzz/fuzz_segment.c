@@ -23,9 +23,11 @@
  * Waits are short-circuited so the rate stays high: FUTEX_WAIT returns at
  * once (as a timeout) and nanosleep returns at once; the code's own bounds
  * (spins, waited_ms) still end every wait. The special values give owners
- * that cannot exist, not live ones: a row CLAIMED or a lease APPLYING by a
- * live process is waited for by design (2,000 and 100,000 bounded spins,
- * each reading /proc), which took the rate from 2,500 to 450 runs a second.
+ * that cannot exist, not live ones: a row CLAIMED by a live process is
+ * waited for by design (2,000 bounded spins, each reading /proc), which
+ * took the rate from 2,500 to 450 runs a second. The undo journal at the
+ * segment's end (layout 5) is replayed by the first step after a random
+ * or edited segment: its entries are bounds-checked before any is used.
  */
 #include <dlfcn.h>
 #include <errno.h>

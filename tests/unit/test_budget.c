@@ -1205,6 +1205,20 @@ static void all_tests(void) {
   LM_RUN(test_untagged_calls_are_agent_unknown_for_rules_too);
 }
 
+/* Debug builds (make asan, DEBUG=1) check the shared-memory budget's
+ * invariants after every step (src/budget/shm_journal.c): reservations
+ * equal the live leases', the rows sum to the total. Every test above ran
+ * with them; this one says they were on. */
+#ifdef LM_DEBUG_INVARIANTS
+uint64_t lm_shm_invariant_checks(void);
+LM_TEST(test_debug_build_checked_the_invariants_after_every_step) {
+  uint64_t n = lm_shm_invariant_checks();
+  printf("budget invariants: checked after %llu steps\n",
+         (unsigned long long)n);
+  CHECK(n > 1000);
+}
+#endif
+
 static void run_on(const struct backend_case *c) {
   backend = c;
   lm_budget_force_backend(c->forced);
@@ -1216,5 +1230,9 @@ int main(void) {
   run_on(&backend_shm);
   run_on(&backend_mem);
   lm_budget_force_backend(NULL);
+#ifdef LM_DEBUG_INVARIANTS
+  LM_TEST_SUFFIX("");
+  LM_RUN(test_debug_build_checked_the_invariants_after_every_step);
+#endif
   LM_TEST_END();
 }

@@ -214,6 +214,70 @@ LM_TEST(hostile_impossible_pid) {
   done(b, seg);
 }
 
+/* The segment's lock word names a thread that does not exist (a hostile
+ * or corrupt segment; no process ever gets EOWNERDEAD for it): every step
+ * waited for it for ever. Now a step waits at most two seconds, and
+ * admission refuses (fail closed) with a reason; the snapshot still reads
+ * the counters. */
+LM_TEST(hostile_lock_fails_closed_in_bounded_time) {
+  struct lm_limit_config c = LM_LIMITS_NONE;
+  struct lm_segment *seg;
+  struct lm_budget *b = fresh(&c, &seg);
+  struct lm_call call = call_for("gpt-4o");
+  struct lm_lease l;
+  struct lm_denial why;
+  CHECK(lm_budget_admit(b, &call, &l, &why) == 0); /* a lease held */
+  lm_budget_charge(b, &l, NULL, 300);
+  *(volatile int *)&seg->lock = 0x3ffffff0; /* __lock: the owner's tid */
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  struct lm_lease l2;
+  CHECK(lm_budget_admit(b, &call, &l2, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_BUSY);
+  CHECK(l2.slot == UINT32_MAX);
+  static struct lm_snapshot s;
+  CHECK(lm_budget_snapshot(b, &s) == 0);
+  CHECK_EQ_I64(s.total.spent, 300);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  CHECK(t1.tv_sec - t0.tv_sec < 6); /* two bounded waits, not a hang */
+  *(volatile int *)&seg->lock = 0;
+  lm_budget_settle(b, &l, 0);
+  done(b, seg);
+}
+
+/* The undo journal (layout 5) written by someone else: an entry count
+ * past the journal, and entries naming the segment's identity, its lock,
+ * the journal itself and an offset past the end. A step must neither
+ * write outside the counters nor trust the count: the identity stays, the
+ * reservations are rebuilt from the lease table, the budget still works. */
+LM_TEST(hostile_journal_is_bounds_checked) {
+  struct lm_limit_config c = LM_LIMITS_NONE;
+  struct lm_segment *seg;
+  struct lm_budget *b = fresh(&c, &seg);
+  struct lm_journal *j = &seg->journal;
+  j->e[0] = (struct lm_journal_entry){0, 0}; /* the magic */
+  j->e[1] = (struct lm_journal_entry){offsetof(struct lm_segment, lock), 7};
+  j->e[2] = (struct lm_journal_entry){offsetof(struct lm_segment, journal), 9};
+  j->e[3] = (struct lm_journal_entry){UINT64_MAX - 3, 1};
+  j->e[4] = (struct lm_journal_entry){
+      offsetof(struct lm_segment, total.reserved) + 3, 1}; /* unaligned */
+  atomic_store(&j->n, 5);
+  atomic_store(&seg->total.reserved, 12345); /* no lease holds it */
+  struct lm_call call = call_for("gpt-4o");
+  struct lm_lease l;
+  struct lm_denial why;
+  CHECK(lm_budget_admit(b, &call, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  CHECK(atomic_load(&seg->magic) == LM_SEG_MAGIC);
+  CHECK_EQ_U64(atomic_load(&j->n), 0);
+  atomic_store(&j->n, LM_JOURNAL_MAX + 5); /* a count past the journal */
+  CHECK(lm_budget_admit(b, &call, &l, &why) == 0);
+  lm_budget_settle(b, &l, 0);
+  CHECK_EQ_I64(atomic_load(&seg->total.reserved), 0); /* rebuilt */
+  CHECK_EQ_U64(atomic_load(&j->rebuild), 0);
+  done(b, seg);
+}
+
 /* The status text of a snapshot whose spent is INT64_MIN: hard - spent
  * overflowed, and the JSON said nothing remained. */
 LM_TEST(hostile_status_remaining) {
@@ -238,12 +302,19 @@ LM_TEST(hostile_status_remaining) {
             "-9223372.036854775808");
 }
 
+/* Debug builds check the budget's invariants after every step; these
+ * segments break them on purpose (shm_internal.h). */
+void lm_shm_invariants_off(void);
+
 int main(void) {
+  lm_shm_invariants_off();
   LM_RUN(hostile_row_state_never_hangs);
   LM_RUN(hostile_rate_tat_snapshot);
   LM_RUN(hostile_rate_tat_admit);
   LM_RUN(hostile_reconcile_sum_saturates);
   LM_RUN(hostile_dead_lease_tokens);
+  LM_RUN(hostile_lock_fails_closed_in_bounded_time);
+  LM_RUN(hostile_journal_is_bounds_checked);
   LM_RUN(hostile_live_slot_charge);
   LM_RUN(hostile_llm_time);
   LM_RUN(hostile_impossible_pid);

@@ -965,8 +965,12 @@ static enum lm_member_use select_member(void *ctx, unsigned pick, const char *k,
   if (!escaped && key_in(k, klen, d->roots) && !null)
     return LM_MEMBER_SCAN;
   /* The model is always read: "the model we already have" holds only for
-   * a document read whole, not for one of several of its members. */
-  if (key_in(k, klen, d->model_keys))
+   * a document read whole, not for one of several of its members. And a
+   * type is: harmless in a document without usage (INERT), but beside
+   * usage a closing type (message_delta, response.completed) makes it the
+   * final usage (closes_response). */
+  if (key_in(k, klen, d->model_keys) ||
+      (d->final_types[0] && KEY_IS(k, klen, "type")))
     return LM_MEMBER_SCAN;
   struct classify c; /* ends unused here: left unwritten */
   c.x = x;

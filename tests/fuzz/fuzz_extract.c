@@ -67,7 +67,8 @@ static bool same_result(const struct lm_extract *a,
   return a->has_usage == b->has_usage &&
          memcmp(&a->usage, &b->usage, sizeof a->usage) == 0 &&
          strcmp(a->model, b->model) == 0 &&
-         a->inband_error == b->inband_error && a->has_cost == b->has_cost &&
+         a->inband_error == b->inband_error && a->final == b->final &&
+         a->has_cost == b->has_cost &&
          (!a->has_cost || a->cost_pusd == b->cost_pusd) &&
          /* how often a change was seen depends on the split (extract.h) */
          (a->generation == 0) == (b->generation == 0);

@@ -66,6 +66,33 @@ USAGE='X-Mock-Usage: input=1000,output=150,cache_read=200'
 url() { echo "redis://:$PW@127.0.0.1:$RPORT/$1"; }
 shown() { echo "redis://127.0.0.1:$RPORT/0/$1"; }
 sj() { "$LM" status --json --budget "$1"; }
+# conserved NAME: the budget's totals against its leases, read from Redis
+# itself (every lease, settled or reclaimed, keeps its tombstone for minutes
+# at least): spent is what the settled leases were charged plus what the
+# reclaimed ones had received; requests are the settled leases and the
+# reclaimed ones that were charged; reserved is what the live leases still
+# hold. Prints "ok" or what differs.
+conserved() {
+  local name=$1 k
+  {
+    R hmget "llmmeter:{$name}:tot" sp rq rs | tr -d '\r' | paste -sd' '
+    R --scan --pattern "llmmeter:{$name}:l:*" | while read -r k; do
+      R hmget "$k" st ch rs | tr -d '\r' | paste -sd' '
+    done
+  } | python3 -c '
+import sys
+lines = [l.split() for l in sys.stdin.read().splitlines() if l.strip()]
+tot = [int(x or 0) for x in lines[0]] + [0] * (3 - len(lines[0]))
+sp = rq = rs = 0
+for st, ch, r in ((l + ["", "0", "0"])[:3] for l in lines[1:]):
+    ch, r = int(ch or 0), int(r or 0)
+    sp += ch
+    rq += st in ("s", "rc")
+    rs += r if st == "a" else 0
+got = (sp, rq, rs)
+print("ok" if tuple(tot) == got else f"totals {tuple(tot)} leases {got}")
+'
+}
 call() { # call BUDGET stream|json [CURL ARGS]: one metered call; prints curl's exit code
   local b=$1 kind=$2; shift 2
   local body=$REQ; [ "$kind" = stream ] && body=$SREQ
@@ -341,6 +368,7 @@ until [ "$(sj "$B3" | json_get - 'j["reserved_pusd"],j["in_flight"]')" = "0 0" ]
 expect_eq redis_expired_leases_returned "$(sj "$B3" | json_get - 'j["reserved_pusd"],j["in_flight"]')" "0 0"
 check redis_expired_leases_counted test "$(sj "$B3" | json_get - 'j["reclaimed"]')" -ge 10
 expect_eq redis_next_call_passes "$(call "$B3" json)" 0
+expect_eq redis_killed_clients_conserved "$(conserved crash)" ok
 
 # ---- a stream longer than the lease's TTL keeps it by flowing ----------------
 B6=$(url long)
@@ -416,6 +444,7 @@ expect_eq redis_down_on_error_open_passes "$rc" 0
 check redis_restarted start_redis
 expect_eq redis_aof_kept_spent "$(sj "$B5" | json_get - 'j["spent_pusd"]')" "$spent_before"
 expect_eq redis_admitted_again "$(call "$B5" json)" 0
+expect_eq redis_killed_redis_conserved "$(conserved outage)" ok
 check redis_password_never_in_ledger_or_logs bash -c "! grep -rq '$PW' '$T'/*.err '$T'/*.p 2>/dev/null"
 
 # ---- the leak guard asks a Redis budget too -----------------------------------

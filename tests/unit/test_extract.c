@@ -705,7 +705,8 @@ static bool same_as_scanned_ct(enum lm_api api, const char *ct,
                      sizeof(struct lm_usage)) == 0 &&
               strcmp(lm_extract_model(&fast), lm_extract_model(&all)) == 0 &&
               lm_extract_inband_error(&fast) == lm_extract_inband_error(&all) &&
-              k1 == k2 && c1 == c2;
+              fast.final == all.final && /* before the end */ k1 == k2 &&
+              c1 == c2;
   if (!same)
     fprintf(stderr, "  %s: whole and scanned differ\n", what);
   CHECK(same);

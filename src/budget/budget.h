@@ -39,7 +39,12 @@ struct lm_call {
   uint64_t est_input_tokens; /* the parts of est_tokens, for per-call caps */
   uint64_t est_output_tokens;
   bool zero_priced; /* priced at $0: dollar limits do not apply */
-  int64_t wait_ms;  /* how long to wait for in-flight calls to
+  /* The response is read whole (not a stream): its usage comes once, just
+   * before the settle, so a backend that sends charges (Redis) may let a
+   * charge past the reservation ride with the settle instead of a round
+   * trip of its own. False (the C API): every such charge is sent at once. */
+  bool whole_response;
+  int64_t wait_ms; /* how long to wait for in-flight calls to
                                  settle when only their reservations block
                                  this one (0: fail at once) */
   /* Per-call caps from the environment, on top of the budget's (<= 0: none) */

@@ -181,6 +181,7 @@ static const struct {
 };
 /* The lease's spend rule reached its limit (the last reply said so). */
 #define LEASEF_RULE_OVER 0x100u
+#define LEASEF_WHOLE 0x200u /* lm_call.whole_response */
 
 /* A call's own caps (the environment's), checked before a round trip. */
 static bool over_own_caps(const struct lm_call *call, bool dollars,
@@ -263,7 +264,8 @@ static int admit_once(struct lm_budget *b, const struct lm_call *call,
     cache_limits(rb, r, 1);
     l->slot = 0;
     l->state_word = id;
-    l->flags = dollars ? LM_LEASEF_DOLLARS : 0;
+    l->flags = (dollars ? LM_LEASEF_DOLLARS : 0) |
+               (call->whole_response ? LEASEF_WHOLE : 0);
     l->model_row = l->agent_row = LM_ROW_NONE;
     l->reserved_pusd = est;
     l->reserved_tokens = call->est_tokens;
@@ -395,12 +397,16 @@ static void redis_charge(struct lm_budget *b, struct lm_lease *l,
       l->held_tokens[k] = (int64_t)((uint64_t)l->held_tokens[k] + add[k]);
     l->charged_tokens += delta->input + delta->output;
   }
-  /* Past what the lease reserved, the budget must see it now; within it,
-   * the reservation already counts against every limit. */
+  /* Past what the lease reserved, the budget must see it now (a stream's
+   * cut depends on it); within it, the reservation already counts against
+   * every limit. A whole response's one charge rides with its settle,
+   * which follows at once: two round trips a call, not three. */
   bool past = ((l->flags & LM_LEASEF_DOLLARS) &&
                l->charged_pusd > l->reserved_pusd &&
                l->charged_pusd != l->sent_pusd) ||
               l->charged_tokens > l->reserved_tokens;
+  if (l->flags & LEASEF_WHOLE)
+    return;
   if (past || mono_ms() - l->sent_at_ms >= HOLD_MS)
     send_charge(b, l);
 }
@@ -862,13 +868,8 @@ static int redis_open(const char *name, bool create, struct lm_budget **out,
     return LM_SEG_ENAME;
   struct args a;
   char why[160];
-  if (create) {
-    args_begin(&a, &rb->base, "create");
-    arg(&a, "0");
-    /* "eexist" is what open wants */
-    lm_redis_reply_free(run(&rb->base, &a, why, sizeof(why)));
-  }
-  args_begin(&a, &rb->base, "exists");
+  /* One round trip either way: "open" creates a missing budget first. */
+  args_begin(&a, &rb->base, create ? "open" : "exists");
   redisReply *r = run(&rb->base, &a, why, sizeof(why));
   int rc = 0;
   if (!create && !r) {

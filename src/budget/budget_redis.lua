@@ -690,10 +690,16 @@ elseif op == 'rule' then
   redis.call('HSET', P .. 'r:' .. id, 'w', win, 'sp', str(spent))
   return 'ok'
 
-elseif op == 'exists' then
-  -- whether it exists, its hard limit, and how many spend rules it has
-  -- (what the leak guard asks before any call was admitted), and the
+elseif op == 'exists' or op == 'open' then
+  -- open: a process's first word with a budget it may create (as create
+  -- without force would), then what exists says, in one round trip.
+  -- exists: whether it exists, its hard limit, and how many spend rules it
+  -- has (what the leak guard asks before any call was admitted), and the
   -- --downgrade map (what the meter asks before a first call)
+  if op == 'open' and redis.call('EXISTS', CFG) == 0 then
+    redis.call('HSET', CFG, 'ca', now, 'win', '0', 'mode', '0')
+    redis.call('HSET', TOT, 'w', win)
+  end
   local spend = 0
   local kv = redis.call('HGETALL', RULES)
   for i = 2, #kv, 2 do

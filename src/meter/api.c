@@ -410,6 +410,7 @@ int llmmeter_admit(llmmeter_budget *h, const char *model, const char *agent,
       .est_input_tokens = est.input,
       .est_output_tokens = est.output,
       .zero_priced = k->price.zero_priced,
+      .whole_response = false, /* the caller's charges: each sent at once */
       .wait_ms = c->wait_ms,
       .max_call_pusd = c->max_call_pusd,
       .max_call_input_tokens = c->max_call_input_tokens,

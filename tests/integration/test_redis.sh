@@ -445,6 +445,20 @@ check redis_restarted start_redis
 expect_eq redis_aof_kept_spent "$(sj "$B5" | json_get - 'j["spent_pusd"]')" "$spent_before"
 expect_eq redis_admitted_again "$(call "$B5" json)" 0
 expect_eq redis_killed_redis_conserved "$(conserved outage)" ok
+
+# ---- round trips: a whole response's charge rides with its settle -----------
+# One process, one non-stream call whose usage is past its reservation
+# (1,000 input tokens against an estimate from "hello"): the open (one
+# script run that creates a missing budget and reads its limits), the
+# admission, the settle. A stream's charge past its reservation is sent at
+# once (its cut depends on it): one more.
+evalshas() { R info commandstats | tr -d '\r' | awk -F'[=,:]' '/^cmdstat_evalsha:/ {print $3}'; }
+R config resetstat >/dev/null
+call "$B5" json >/dev/null
+expect_eq redis_whole_response_two_round_trips "$(evalshas)" 3
+R config resetstat >/dev/null
+call "$B5" stream >/dev/null
+check redis_stream_charge_past_reservation_sent test "$(evalshas)" -ge 4
 check redis_password_never_in_ledger_or_logs bash -c "! grep -rq '$PW' '$T'/*.err '$T'/*.p 2>/dev/null"
 
 # ---- the leak guard asks a Redis budget too -----------------------------------

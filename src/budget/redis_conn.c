@@ -298,15 +298,22 @@ static int follow_moved(struct lm_redis *r, const char *moved, char *err,
   return connect_now(r, err, errlen);
 }
 
+/* hiredis loaded (on first use: nothing at the library's load), or why
+ * not in err. */
+static bool hi_ready(char *err, size_t errlen) {
+  pthread_once(&hi_once, hi_load);
+  if (hi.ok >= 0)
+    return true;
+  snprintf(err, errlen,
+           "Redis budget: libhiredis.so.0.14 is not installed "
+           "(apt-get install libhiredis0.14)");
+  return false;
+}
+
 redisReply *lm_redis_command(struct lm_redis *r, int argc, const char **argv,
                              char *err, size_t errlen) {
-  pthread_once(&hi_once, hi_load);
-  if (hi.ok < 0) {
-    snprintf(err, errlen,
-             "Redis budget: libhiredis.so.0.14 is not installed "
-             "(apt-get install libhiredis0.14)");
+  if (!hi_ready(err, errlen))
     return NULL;
-  }
   pthread_mutex_lock(&r->mu);
   if (r->c && r->pid != getpid())
     drop(r);
@@ -325,13 +332,8 @@ redisReply *lm_redis_command(struct lm_redis *r, int argc, const char **argv,
 
 redisReply *lm_redis_script(struct lm_redis *r, const char *key, int argc,
                             const char **argv, char *err, size_t errlen) {
-  pthread_once(&hi_once, hi_load);
-  if (hi.ok < 0) {
-    snprintf(err, errlen,
-             "Redis budget: libhiredis.so.0.14 is not installed "
-             "(apt-get install libhiredis0.14)");
+  if (!hi_ready(err, errlen))
     return NULL;
-  }
   if (argc > LM_REDIS_ARGS) {
     snprintf(err, errlen, "Redis budget: too many arguments");
     return NULL;

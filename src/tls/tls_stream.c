@@ -322,6 +322,8 @@ static bool go_aside(struct lm_tls_stream *s, bool upgrade, const char *p,
   buf_clear(&s->hold);
   buf_clear(&s->body);
   s->w_mode = W_ASIDE;
+  if (!s->n_slots)
+    s->r_aside = true; /* no response of ours is still to come */
   return ok;
 }
 
@@ -739,8 +741,10 @@ void lm_tls_stream_refusal_state(const struct lm_tls_stream *s, bool *closed,
 }
 
 bool lm_tls_stream_aside(const struct lm_tls_stream *s) {
+  /* Nothing of ours is left to say on either side: no bytes owed to a
+   * write or a read, no call in flight, no cut or refusal to deliver. */
   return s->w_mode == W_ASIDE && s->r_aside && !buf_left(&s->out) &&
-         !buf_left(&s->dq);
+         !s->pend_n && !buf_left(&s->dq) && !s->n_slots && !s->cut && !s->reset;
 }
 
 void lm_tls_stream_free(struct lm_tls_stream *s) {

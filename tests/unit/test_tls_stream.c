@@ -327,6 +327,8 @@ LM_TEST(test_llm_calls_on_one_connection_are_each_charged_exactly) {
   CHECK_EQ_I64(S.total.spent, 6 * 210000000LL);
   CHECK_EQ_I64(S.total.reserved, 0);
   CHECK_EQ_U64(S.active_leases, 0);
+  /* keep-alive HTTP/1.1: another call may follow, so it is followed on */
+  CHECK(!lm_tls_stream_aside(s));
   lm_tls_stream_free(s);
 }
 
@@ -509,6 +511,7 @@ static void cut_case(bool socketless) {
   CHECK_EQ_I64(S.total.spent, 3000000000LL + 15000000LL);
   CHECK_EQ_I64(S.total.reserved, 0);
   CHECK(strstr(said, "cut") != NULL);
+  CHECK(!lm_tls_stream_aside(s)); /* the cut's reset is still ours to say */
   lm_tls_stream_free(s);
   free(req.p), free(body.p), free(resp.p), free(got.p), free(sv.got.p);
 }
@@ -549,7 +552,11 @@ LM_TEST(test_garbage_and_upgrades_pass_through_untouched) {
   static const char junk[] = "\x16\x03\x01 not http at all\r\n\r\n\x00\xff";
   struct lm_tls_stream *s = lm_tls_stream_new("api.openai.com", 443);
   struct server sv = {0};
+  CHECK(!lm_tls_stream_aside(s)); /* nothing seen yet: followed */
   CHECK(program_writes(s, &sv, junk, sizeof(junk)));
+  /* not HTTP: the stream stands aside for good, and says so (the hook
+   * then drops it and calls the real functions straight) */
+  CHECK(lm_tls_stream_aside(s));
   CHECK(sv.got.len == sizeof(junk) &&
         memcmp(sv.got.p, junk, sizeof(junk)) == 0);
   CHECK(program_writes(s, &sv, chat_req, sizeof(chat_req) - 1));
@@ -568,6 +575,7 @@ LM_TEST(test_garbage_and_upgrades_pass_through_untouched) {
                            "\x81\x05hello";
   CHECK(program_writes(s, &sv, ws, sizeof(ws) - 1));
   CHECK(sv.got.len == sizeof(ws) - 1 && memcmp(sv.got.p, ws, sv.got.len) == 0);
+  CHECK(lm_tls_stream_aside(s));
   lm_tls_stream_free(s);
   free(sv.got.p);
   snap();

@@ -34,6 +34,7 @@
 #include "money.h"
 #include "notify.h"
 #include "pricing.h"
+#include "str.h"
 
 /* ---- printing through the transport ----------------------------------- */
 
@@ -306,8 +307,8 @@ static const char *plan_downgrade(struct lm_meter_call *t, struct lm_budget *b,
   char *o = lm_inject_model(body, *len, target, &out_len);
   if (!o)
     return body;
-  snprintf(t->downgraded_from, sizeof(t->downgraded_from), "%s", t->req.model);
-  snprintf(t->req.model, sizeof(t->req.model), "%s", target);
+  lm_str_copy(t->downgraded_from, sizeof(t->downgraded_from), t->req.model);
+  lm_str_copy(t->req.model, sizeof(t->req.model), target);
   t->send_body = o;
   t->send_len = out_len;
   *len = out_len;
@@ -361,7 +362,7 @@ static enum lm_verdict_kind unusable(struct lm_meter_call *t,
                                      struct lm_verdict *v) {
   const struct lm_config *c = lm_config_get();
   bool closed = c->on_error == 1 || (c->on_error < 0 && c->limit_pusd >= 0);
-  snprintf(t->reason, sizeof(t->reason), "%s", budget_err);
+  lm_str_copy(t->reason, sizeof(t->reason), budget_err);
   if (!atomic_exchange(&said_budget, 1))
     lm_meter_say("llmmeter: ", t->reason,
                  closed ? "; refusing LLM calls (LLMMETER_ON_ERROR)"
@@ -486,7 +487,7 @@ enum lm_verdict_kind lm_meter_begin(struct lm_meter_call **slot,
   const char *model = lm_route_model(url, ulen, t->req.model, t->model,
                                      sizeof(t->model));
   if (model != t->model)
-    snprintf(t->model, sizeof(t->model), "%s", model);
+    lm_str_copy(t->model, sizeof(t->model), model);
   resolve_price(t);
   estimate(t, body, len);
   lm_extract_init(&t->x, api);
@@ -580,7 +581,7 @@ static void charge_latest(struct lm_meter_call *t) {
     lm_pricing_resolve_route(lm_extract_model(&t->x), &t->route, &cp);
     if (!cp.unpriced) {
       if (!t->model[0])
-        snprintf(t->model, sizeof(t->model), "%s", lm_extract_model(&t->x));
+        lm_str_copy(t->model, sizeof(t->model), lm_extract_model(&t->x));
       t->price = cp.match;
       t->unpriced = false;
       t->zero_priced = cp.zero_priced;

@@ -6,6 +6,7 @@
 #include "detect.h"
 #include "price.h"
 #include "provider_host.h"
+#include "str.h"
 
 /* The provider whose API shape this is. */
 static const char *api_provider(enum lm_api api) {
@@ -41,13 +42,6 @@ static void set_provider(char *out, size_t size, const char *name, size_t n) {
     char c = name[i];
     out[i] = (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
   }
-  out[n] = '\0';
-}
-
-/* A table id into a route's field (no printf on the per-call path). */
-static void copy_name(char *out, size_t size, const char *name) {
-  size_t n = strnlen(name, size - 1);
-  memcpy(out, name, n);
   out[n] = '\0';
 }
 
@@ -95,7 +89,7 @@ bool lm_route_url(const char *url, size_t url_len, const char *endpoints,
   r->api = lm_detect_route(url, url_len, endpoints, named, sizeof(named));
   if (r->api == LM_API_NONE)
     return false;
-  copy_name(r->fallback, sizeof(r->fallback), api_provider(r->api));
+  lm_str_copy(r->fallback, sizeof(r->fallback), api_provider(r->api));
   r->ollama_api = is_ollama(r->api);
   const char *host, *path;
   size_t host_len, path_len;
@@ -106,7 +100,7 @@ bool lm_route_url(const char *url, size_t url_len, const char *endpoints,
   } else if (lm_detect_url_host(url, url_len, &host, &host_len, &path,
                                 &path_len) &&
              (billed = host_provider(host, host_len, path, path_len)) != NULL) {
-    copy_name(r->provider, sizeof(r->provider), billed);
+    lm_str_copy(r->provider, sizeof(r->provider), billed);
     r->by = LM_ROUTE_BY_HOST;
   } else {
     memcpy(r->provider, r->fallback, sizeof(r->provider));

@@ -51,10 +51,16 @@ import sys
 sys.exit(not (17.0 <= a[-1] - 0 <= 24.0 and min(gaps) > 0.5 and max(gaps) < 1.6))"
 expect_eq rpm_totals_exact "$(status_json "$R" | json_get - "j['requests'], j['tokens']['input'], j['denied']")" "80 800 0"
 check rpm_status_shows_rate grep -q "^rate      rpm [0-9]*/60$" <("$LM" status --budget "$R")
-# Past the wait bound a call is refused with a retry-after, not sent.
+# Past the wait bound a call is refused with a retry-after, not sent. On a
+# budget of its own at 1 a minute, after its one call: the bucket above
+# refills one call a second, so a machine slow enough to take a second
+# between its last paced call and this one would let this one through.
+new_budget R1
+"$LM" init --budget "$R1" --rpm 1 >/dev/null
+LLMMETER_BUDGET=$R1 LD_PRELOAD=$PRE curl -sS "$U" -d "$RQ" -o /dev/null
 n0=$(mock_requests)
-LLMMETER_BUDGET=$R LLMMETER_WAIT_S=0 LLMMETER_QUIET=0 LD_PRELOAD=$PRE curl -sS "$U" -d "$RQ" -o /dev/null 2>"$T/rpm.deny"
-check rpm_refused_past_wait_bound grep -q "rate limit rpm 60/min reached.*retry after [0-9]*s" "$T/rpm.deny"
+LLMMETER_BUDGET=$R1 LLMMETER_WAIT_S=0 LLMMETER_QUIET=0 LD_PRELOAD=$PRE curl -sS "$U" -d "$RQ" -o /dev/null 2>"$T/rpm.deny"
+check rpm_refused_past_wait_bound grep -q "rate limit rpm 1/min reached.*retry after [0-9]*s" "$T/rpm.deny"
 expect_eq rpm_refused_not_sent "$(mock_requests)" "$n0"
 
 # --- tokens per minute ------------------------------------------------------------

@@ -49,6 +49,24 @@ static size_t host_lower(const char *host, size_t host_len, char *h) {
   return host_len;
 }
 
+/* LLM API hosts that the feed names only inside a broader glob, and the
+ * feed's globs that name nothing but LLM APIs: a name seen before any URL
+ * (a resolution, an SNI) is an LLM host by these too. Kept by hand, and
+ * only for namespaces with no other service in them: Gemini's and Vertex
+ * AI's hosts but not the rest of *.googleapis.com (storage, maps...);
+ * Azure OpenAI's resources but not *.azure-api.net (any API behind Azure
+ * API Management) or *.cognitiveservices.azure.com (speech, vision);
+ * Bedrock's inference endpoints but not its control plane; not
+ * *.modal.run (any app on Modal). */
+static const struct lm_price_host llm_names[] = {
+    {"generativelanguage.googleapis.com", "", "google", 33, 255, 0},
+    {"aiplatform.googleapis.com", "", "google", 25, 255, 0},
+    {"*-aiplatform.googleapis.com", "", "google", 27, 0, 0},
+    {"*.openai.azure.com", "", "azure", 18, 0, 0},
+    {"bedrock-runtime.*.amazonaws.com", "", "aws", 31, 16, 0},
+    {"api.moonshot.*", "", "moonshotai", 14, 13, 0},
+};
+
 bool lm_price_host_named(const char *host, size_t host_len) {
   char h[HOST_MAX];
   size_t n = host_lower(host, host_len, h);
@@ -59,6 +77,9 @@ bool lm_price_host_named(const char *host, size_t host_len) {
     if (r->star == 255 && n == r->host_len && memcmp(h, r->host, n) == 0)
       return true;
   }
+  for (size_t i = 0; i < sizeof(llm_names) / sizeof(llm_names[0]); i++)
+    if (host_matches(&llm_names[i], h, n))
+      return true;
   return false;
 }
 

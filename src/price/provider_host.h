@@ -42,11 +42,13 @@ extern const size_t lm_price_host_count;
 const char *lm_price_provider_for_host(const char *host, size_t host_len,
                                        const char *path, size_t path_len);
 
-/* Whether host[0..host_len) is named exactly by a rule (no '*' in it;
- * ASCII case and one trailing '.' ignored): a known LLM API host, for the
- * leak guard and the TLS transport, which see a name before any URL. Glob
- * rules are left out on purpose: "*.googleapis.com" also names storage and
- * every other Google API, which are not LLM calls. */
+/* Whether host[0..host_len) is a known LLM API host (ASCII case and one
+ * trailing '.' ignored), for the leak guard and the TLS transport, which
+ * see a name before any URL: named exactly by a rule (no '*' in it), or by
+ * the short hand-kept list of LLM-only names in provider_host.c (Gemini,
+ * Vertex AI, Azure OpenAI, Bedrock runtime, Moonshot). The feed's other
+ * glob rules are left out on purpose: "*.googleapis.com" also names
+ * storage and every other Google API, which are not LLM calls. */
 bool lm_price_host_named(const char *host, size_t host_len);
 
 #endif

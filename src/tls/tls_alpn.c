@@ -136,7 +136,10 @@ unsigned char *lm_tls_alpn_take_h2(const struct lm_tls_real *r, SSL *ssl,
     rec = ctx ? r->ctx_get_ex_data(ctx, ci) : NULL;
   }
   unsigned char *out = NULL;
-  if (rec && rec->had_h2 && (out = malloc(rec->len ? rec->len : 1))) {
+  /* An offer of h2 alone (gRPC) keeps it: without h2 such a client cannot
+   * talk at all, and with it the stream sees HTTP/2, which the policy
+   * refuses or warns about like any traffic it cannot follow. */
+  if (rec && rec->had_h2 && rec->len > 0 && (out = malloc(rec->len))) {
     memcpy(out, rec->p, rec->len);
     *len = rec->len;
   }

@@ -134,11 +134,16 @@ LM_TEST(test_a_connections_own_offer_wins_over_its_contexts) {
   CHECK(lm_tls_alpn_take_h2(&R, (SSL *)(void *)&a, &n) == NULL);
   /* and the other way round: h2 on the connection, none on the context */
   struct fake_obj plain = {0}, c = {.ctx = &plain};
-  lm_tls_alpn_ssl_set(&R, (SSL *)(void *)&c, L("\x02h2"));
+  lm_tls_alpn_ssl_set(&R, (SSL *)(void *)&c, L("\x02h2\x08http/1.1"));
   unsigned char *o = lm_tls_alpn_take_h2(&R, (SSL *)(void *)&c, &n);
   CHECK(o != NULL);
-  CHECK_EQ_I64(n, 0);
+  CHECK_EQ_I64(n, 9);
   free(o);
+  /* h2 alone (gRPC) is left as it is: the client could not talk without
+   * it, and the stream then sees HTTP/2 and applies the policy */
+  struct fake_obj d = {.ctx = &plain};
+  lm_tls_alpn_ssl_set(&R, (SSL *)(void *)&d, L("\x02h2"));
+  CHECK(lm_tls_alpn_take_h2(&R, (SSL *)(void *)&d, &n) == NULL);
   /* an offer set once the handshake began is not recorded */
   lm_tls_alpn_ssl_set(&R, (SSL *)(void *)&c, L("\x02h2"));
   CHECK(lm_tls_alpn_take_h2(&R, (SSL *)(void *)&c, &n) == NULL);
@@ -152,6 +157,7 @@ LM_TEST(test_a_connections_own_offer_wins_over_its_contexts) {
   fake_free(&a, 0);
   fake_free(&b, 0);
   fake_free(&c, 0);
+  fake_free(&d, 0);
   fake_free(&ctx, 1);
   fake_free(&plain, 1);
 }

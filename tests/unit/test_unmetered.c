@@ -77,7 +77,22 @@ LM_TEST(test_known_llm_hosts_are_named_exactly_by_the_host_table) {
   CHECK(!lm_meter_llm_host("example.com"));
   /* glob rules name more than LLM APIs (*.googleapis.com is storage too) */
   CHECK(!lm_meter_llm_host("storage.googleapis.com"));
-  CHECK(!lm_meter_llm_host("x.openai.azure.com"));
+  CHECK(!lm_meter_llm_host("gateway.azure-api.net"));
+  CHECK(!lm_meter_llm_host("speech.cognitiveservices.azure.com"));
+  CHECK(!lm_meter_llm_host("bedrock.us-east-1.amazonaws.com"));
+  CHECK(!lm_meter_llm_host("s3.us-east-1.amazonaws.com"));
+  CHECK(!lm_meter_llm_host("app.modal.run"));
+  CHECK(!lm_meter_llm_host("openai.azure.com.evil.example"));
+  CHECK(!lm_meter_llm_host(".openai.azure.com"));
+  /* ...but the LLM-only namespaces within them are LLM hosts: a static
+   * node calling Gemini, Vertex, Azure OpenAI or Bedrock is seen */
+  CHECK(lm_meter_llm_host("generativelanguage.googleapis.com"));
+  CHECK(lm_meter_llm_host("us-central1-aiplatform.googleapis.com"));
+  CHECK(lm_meter_llm_host("aiplatform.googleapis.com"));
+  CHECK(lm_meter_llm_host("x.openai.azure.com"));
+  CHECK(lm_meter_llm_host("My-Resource.OpenAI.Azure.com."));
+  CHECK(lm_meter_llm_host("bedrock-runtime.us-east-1.amazonaws.com"));
+  CHECK(lm_meter_llm_host("api.moonshot.cn"));
   CHECK(!lm_meter_llm_host(""));
   CHECK(!lm_meter_llm_host(NULL));
 }

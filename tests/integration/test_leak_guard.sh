@@ -56,6 +56,18 @@ check leak_guard_refusal_names_program_and_host \
   said deny "^llmmeter: refused to resolve api.openai.com for resolve_probe\[[0-9]*\]: "
 check leak_guard_refusal_says_why said deny "no TLS library llmmeter can see.*budget '$H' has a hard limit"
 check leak_guard_refusal_names_the_override said deny "LLMMETER_UNMETERED=allow"
+# The LLM-only hosts the price feed names only inside broad globs (Gemini,
+# Vertex AI, Azure OpenAI, Bedrock) are refused too; the rest of those
+# globs (storage.googleapis.com) is not an LLM host. (A budget of its own:
+# the counts of $H are checked below.)
+new_budget G
+"$LM" init --budget "$G" --limit 5 >/dev/null
+run deny_glob LLMMETER_BUDGET="$G" -- "$PROBE" generativelanguage.googleapis.com \
+  us-central1-aiplatform.googleapis.com my-res.openai.azure.com \
+  bedrock-runtime.us-east-1.amazonaws.com storage.googleapis.com
+r=$(awk '$1 == "storage.googleapis.com" {print $2}' "$T/deny_glob.out")
+expect_eq leak_guard_llm_namespaces_refused "$(grep -c ' EAI_FAIL$' "$T/deny_glob.out") $(lines deny_glob)" "4 1"
+check leak_guard_rest_of_a_glob_resolves_for_real not_ours "$r"
 run deny_env LLMMETER_BUDGET="$B" LLMMETER_LIMIT_USD=5 -- "$PROBE" api.groq.com
 expect_eq leak_guard_limit_usd_is_a_hard_limit "$(out deny_env) $(lines deny_env)" \
   "api.groq.com EAI_FAIL 1"

@@ -310,6 +310,8 @@ static const char *unfollowed(const struct lm_tls_stream *s, bool upgrade,
  * traffic there: then nothing of it leaves (W_BLOCKED). */
 static bool go_aside(struct lm_tls_stream *s, bool upgrade, const char *p,
                      size_t n) {
+  if (!s->n_slots)
+    s->r_aside = true; /* no response of ours is still to come */
   if (lm_meter_llm_host(s->host) &&
       lm_meter_unseen(s->host, unfollowed(s, upgrade, p, n)) ==
           LM_RESOLVE_DENY) {
@@ -322,8 +324,6 @@ static bool go_aside(struct lm_tls_stream *s, bool upgrade, const char *p,
   buf_clear(&s->hold);
   buf_clear(&s->body);
   s->w_mode = W_ASIDE;
-  if (!s->n_slots)
-    s->r_aside = true; /* no response of ours is still to come */
   return ok;
 }
 
@@ -331,11 +331,8 @@ static bool go_aside(struct lm_tls_stream *s, bool upgrade, const char *p,
 static bool on_request_head(struct lm_tls_stream *s) {
   const struct lm_http1_head *h = &s->req.head;
   if (h->upgrade || s->n_slots == SLOTS ||
-      lm_http1_expect(&s->resp, h->method) != 0) {
-    if (!s->n_slots)
-      s->r_aside = true; /* no response of ours is still to come */
+      lm_http1_expect(&s->resp, h->method) != 0)
     return go_aside(s, h->upgrade, NULL, 0);
-  }
   (void)push(s);
   struct lm_meter_request r;
   describe(s, h, &r);

@@ -58,13 +58,15 @@ static size_t host_lower(const char *host, size_t host_len, char *h) {
  * API Management) or *.cognitiveservices.azure.com (speech, vision);
  * Bedrock's inference endpoints but not its control plane; not
  * *.modal.run (any app on Modal). */
+#define LLM_NAME(host, star, provider) \
+  { host, "", provider, sizeof(host) - 1, star, 0 }
 static const struct lm_price_host llm_names[] = {
-    {"generativelanguage.googleapis.com", "", "google", 33, 255, 0},
-    {"aiplatform.googleapis.com", "", "google", 25, 255, 0},
-    {"*-aiplatform.googleapis.com", "", "google", 27, 0, 0},
-    {"*.openai.azure.com", "", "azure", 18, 0, 0},
-    {"bedrock-runtime.*.amazonaws.com", "", "aws", 31, 16, 0},
-    {"api.moonshot.*", "", "moonshotai", 14, 13, 0},
+    LLM_NAME("generativelanguage.googleapis.com", 255, "google"),
+    LLM_NAME("aiplatform.googleapis.com", 255, "google"),
+    LLM_NAME("*-aiplatform.googleapis.com", 0, "google"),
+    LLM_NAME("*.openai.azure.com", 0, "azure"),
+    LLM_NAME("bedrock-runtime.*.amazonaws.com", 16, "aws"),
+    LLM_NAME("api.moonshot.*", 13, "moonshotai"),
 };
 
 bool lm_price_host_named(const char *host, size_t host_len) {

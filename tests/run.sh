@@ -25,21 +25,21 @@ export LM_TEST_TMP=$log
 SIDE="test_tls.sh test_tls_baseline.sh test_providers.sh test_hosts.sh"
 ALONE="test_pace.sh test_trust.sh"
 
-# run_one LABEL CMD...: runs one test into its own files, prints its
-# output and time; LABEL.rc is written last (its presence means done).
+# Where a test's files live: BASE.out (its output), BASE.rc (its exit
+# status, written last: its presence means the test ended).
+base_of() { echo "$log/$(echo "$1" | tr '/ ' '__')"; }
+
+# run_one LABEL CMD...: runs one test into its files, then prints its
+# output and time.
 run_one() {
   local label=$1; shift
-  local base="$log/$(echo "$label" | tr '/ ' '__')"
+  local base; base=$(base_of "$label")
   local t0=$SECONDS
   "$@" >"$base.out" 2>&1
-  local rc=$?
-  {
-    echo "== $label"
-    cat "$base.out"
-    echo "-- $label: $((SECONDS - t0)) s"
-  } >"$base.show"
-  echo "$rc" >"$base.rc"
-  cat "$base.show"
+  echo "$?" >"$base.rc"
+  echo "== $label"
+  cat "$base.out"
+  echo "-- $label: $((SECONDS - t0)) s"
 }
 
 wanted() { case "$1" in *"${LM_TEST_FILTER:-}"*) return 0 ;; esac; return 1; }
@@ -83,7 +83,7 @@ fi
 passed=0; failed=0
 for t in "${main_lane[@]}" "${side_lane[@]}" "${alone_lane[@]}"; do
   [ -n "$t" ] || continue
-  base="$log/$(echo "$t" | tr '/ ' '__')"
+  base=$(base_of "$t")
   p=$(grep -c '^PASS: ' "$base.out" 2>/dev/null); f=$(grep -c '^FAIL: ' "$base.out" 2>/dev/null)
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
   rc=$(cat "$base.rc" 2>/dev/null || echo missing)

@@ -8,7 +8,11 @@
  * (still content-encoded: decode.h undoes that), and the message's end —
  * by Content-Length, by the last chunk, or by the end of the connection.
  * The parser is llhttp (Debian's node-llhttp), in strict mode with no
- * leniency; what is accepted and why is in http1.c.
+ * leniency; what is accepted and why is in http1.c. A head that arrives
+ * whole in one feed and has the plain shape nearly every client and
+ * server sends is read by a scanner of http1.c's own, for speed; it
+ * accepts a subset of what llhttp accepts and hands llhttp the rest, so
+ * what is framed how never depends on it.
  *
  * A message whose framing is in doubt (bad chunk sizes, Content-Length and
  * Transfer-Encoding together, duplicate or overflowing Content-Length,
@@ -129,6 +133,9 @@ struct lm_http1 {
   uint8_t pending_first; /* ring index of the oldest */
   uint8_t pending[LM_HTTP1_PENDING_MAX]; /* their methods (http1.c) */
   uint8_t answering;         /* method the current response answers */
+  uint8_t fast;              /* http1.c: the fast path may be tried */
+  uint8_t in_fast;           /* http1.c: this message is the fast path's */
+  uint64_t fast_left;        /* its body bytes still to come */
   size_t head_wire;          /* head bytes seen so far */
   size_t text_len;           /* bytes used in text */
   size_t line_start;         /* where the current header line starts */
@@ -169,6 +176,12 @@ enum lm_http1_status lm_http1_finish(struct lm_http1 *p);
  * GET. Returns 0, or -1 when more than LM_HTTP1_PENDING_MAX requests are
  * waiting (the parser goes to its error state). */
 int lm_http1_expect(struct lm_http1 *p, const char *method);
+
+/* Whether whole heads of the common shape are read by http1.c's own
+ * scanner (on, after init) or every byte goes through llhttp. The events
+ * are the same either way (fuzz_http1 checks it); tests turn it off to
+ * compare. */
+void lm_http1_set_fast(struct lm_http1 *p, bool on);
 
 /* The one-line reason of the error state, or NULL while there is none. */
 const char *lm_http1_error(const struct lm_http1 *p);

@@ -12,7 +12,10 @@
  * bounds; an error has a one-line reason and stays; and the events (heads,
  * body bytes, ends and their stream offsets, decoded bytes, final status)
  * are identical fed whole, in random pieces with a stop at every event
- * taken up again, and one byte at a time.
+ * taken up again, and one byte at a time — and fed whole with http1.c's
+ * fast path off, so that every head it reads is read as llhttp reads it
+ * (the byte-at-a-time run never takes the fast path: a head must be
+ * whole in one feed), error reasons included.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct digest {
   uint64_t h, dh; /* events; decoded bytes */
+  uint64_t eh;    /* the error reasons (compared with the fast path off) */
   uint64_t heads, dones, body, decoded;
   int status, finish_status;
 };
@@ -44,7 +48,7 @@ struct run {
   uint64_t abs; /* its stream offset */
 };
 
-static struct run runs[3];
+static struct run runs[4];
 
 static void mix(uint64_t *h, const void *p, size_t n) {
   const unsigned char *u = p;
@@ -98,6 +102,14 @@ static int on_head(void *ctx, const struct lm_http1_head *h) {
   mix(&r->d.h, &h->status, sizeof h->status);
   mix(&r->d.h, &h->body, sizeof h->body);
   mix(&r->d.h, &h->content_length, sizeof h->content_length);
+  mix(&r->d.h, &h->head_len, sizeof h->head_len);
+  mix(&r->d.h, &h->n_headers, sizeof h->n_headers);
+  mix(&r->d.h, &h->content_encoding, sizeof h->content_encoding);
+  int flags = h->http_major * 1000 + h->http_minor * 100 + h->chunked * 1 +
+              h->keep_alive * 2 + h->upgrade * 4 + h->informational * 8;
+  mix(&r->d.h, &flags, sizeof flags);
+  if (h->content_type)
+    mix(&r->d.h, h->content_type, strlen(h->content_type) + 1);
   if (h->method)
     mix(&r->d.h, h->method, strlen(h->method));
   if (h->target) {
@@ -176,7 +188,7 @@ static void check_error_state(struct run *r) {
 
 /* piece: 0 whole, 1 byte at a time, else a split seed. */
 static void run_http(struct run *r, int mode, const char *p, size_t n,
-                     uint32_t piece, bool stop) {
+                     uint32_t piece, bool stop, bool fast) {
   memset(&r->d, 0, sizeof r->d);
   r->d.h = r->d.dh = 1469598103934665603ull;
   r->dec_on = false;
@@ -185,6 +197,7 @@ static void run_http(struct run *r, int mode, const char *p, size_t n,
   bool response = mode & 1;
   lm_http1_init(&r->p, response ? LM_HTTP1_RESPONSE : LM_HTTP1_REQUEST, &events,
                 r);
+  lm_http1_set_fast(&r->p, fast);
   if (response && (mode & 2))
     lm_http1_expect(&r->p, "HEAD");
   if (response && (mode & 4))
@@ -200,9 +213,15 @@ static void run_http(struct run *r, int mode, const char *p, size_t n,
   r->d.status = s;
   if (s == LM_HTTP1_ERROR)
     check_error_state(r);
+  const char *e = lm_http1_error(&r->p);
+  if (e)
+    mix(&r->d.eh, e, strlen(e));
   r->d.finish_status = lm_http1_finish(&r->p);
-  if (r->d.finish_status == LM_HTTP1_ERROR)
+  if (r->d.finish_status == LM_HTTP1_ERROR) {
     check_error_state(r);
+    if (!e)
+      mix(&r->d.eh, lm_http1_error(&r->p), strlen(lm_http1_error(&r->p)));
+  }
   dec_end(r);
 }
 
@@ -237,13 +256,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint32_t seed = 2 + data[1] * 2654435761u;
   const char *p = (const char *)data + 2;
   size_t n = size - 2;
-  int ways = n < 4096 ? 3 : 2;
+  /* way 0 whole, 1 random pieces with stops, 2 one byte at a time (small
+   * inputs), 3 whole without the fast path (HTTP only) */
+  int ways = mode & 8 ? (n < 4096 ? 3 : 2) : 4;
   for (int w = 0; w < ways; w++) {
-    uint32_t piece = w == 0 ? 0 : w == 1 ? seed : 1;
+    uint32_t piece = w == 0 || w == 3 ? 0 : w == 1 ? seed : 1;
+    if (w == 2 && n >= 4096)
+      continue;
     if (mode & 8)
       run_decode(&runs[w], mode, p, n, piece);
     else
-      run_http(&runs[w], mode, p, n, piece, w == 1);
+      run_http(&runs[w], mode, p, n, piece, w == 1, w != 3);
+    if (w == 1 || w == 2)
+      runs[w].d.eh = runs[0].d.eh; /* where a split head fails may differ */
     if (w > 0 && memcmp(&runs[0].d, &runs[w].d, sizeof runs[0].d) != 0) {
       for (int k = 0; k <= w; k += w) {
         const struct digest *d = &runs[k].d;

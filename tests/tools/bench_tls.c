@@ -44,6 +44,7 @@
 #include <dlfcn.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,16 +150,23 @@ static void serve_one(SSL *s) {
     fail("server write");
 }
 
-static void round_trip(SSL *c, SSL *s) {
+/* The client's calls: by name (the hooks, under the preload) or libssl's
+ * own. */
+struct client_fns {
+  int (*read)(SSL *, void *, int);
+  int (*write)(SSL *, const void *, int);
+};
+
+static void round_trip(SSL *c, SSL *s, const struct client_fns *f) {
   ops++;
-  if (SSL_write(c, req, (int)req_len) != (int)req_len)
+  if (f->write(c, req, (int)req_len) != (int)req_len)
     fail("client write");
   serve_one(s);
   char buf[4096];
   size_t got = 0;
   while (got < resp_len) {
     ops++;
-    int k = SSL_read(c, buf + got, (int)(sizeof buf - got));
+    int k = f->read(c, buf + got, (int)(sizeof buf - got));
     if (k <= 0)
       fail("client read");
     got += (size_t)k;
@@ -167,12 +175,55 @@ static void round_trip(SSL *c, SSL *s) {
     fail("client: the answer is not the one sent");
 }
 
-static int pair(const char *cert, const char *key, const char *kind, long n,
-                int reps) {
+/* A client and a server SSL joined by a BIO pair, handshaken (the client's
+ * handshake by name, or libssl's own when the pair is to stay unseen). */
+struct conn {
+  SSL *c, *s;
+};
+
+static struct conn connect_pair(SSL_CTX *cc, SSL_CTX *sc, const char *kind,
+                                bool hooked) {
+  struct conn k = {SSL_new(cc), SSL_new(sc)};
+  BIO *bc, *bs;
+  if (!k.c || !k.s || BIO_new_bio_pair(&bc, 0, &bs, 0) != 1)
+    fail("SSL_new / BIO_new_bio_pair");
+  SSL_set_bio(k.c, bc, bc);
+  SSL_set_bio(k.s, bs, bs);
+  SSL_set_connect_state(k.c);
+  SSL_set_accept_state(k.s);
+  SSL_set_tlsext_host_name(k.c, strcmp(kind, "llm") ? "localhost"
+                                                    : "api.openai.com");
+  int cd = 0, sd = 0;
+  for (int i = 0; i < 100 && !(cd && sd); i++) {
+    if (!cd)
+      cd = (hooked ? SSL_do_handshake(k.c) : real_handshake(k.c)) == 1;
+    if (!sd)
+      sd = real_handshake(k.s) == 1;
+  }
+  if (!cd || !sd)
+    fail("handshake");
+  return k;
+}
+
+static double block(struct conn *k, const struct client_fns *f, long n) {
+  double t0 = thread_cpu_s();
+  for (long i = 0; i < n; i++)
+    round_trip(k->c, k->s, f);
+  return thread_cpu_s() - t0;
+}
+
+static bool known_kind(const char *kind) {
   if (strcmp(kind, "raw") && strcmp(kind, "http") && strcmp(kind, "llm")) {
     fprintf(stderr, "bench_tls: KIND is raw, http or llm\n");
-    return 2;
+    return false;
   }
+  return true;
+}
+
+static int pair(const char *cert, const char *key, const char *kind, long n,
+                int reps) {
+  if (!known_kind(kind))
+    return 2;
   if (find_real() != 0)
     fail("libssl's own SSL_read/SSL_write not found");
   make_messages(kind);
@@ -180,35 +231,15 @@ static int pair(const char *cert, const char *key, const char *kind, long n,
   SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
   if (!cc)
     fail("SSL_CTX_new");
-  SSL *c = SSL_new(cc), *s = SSL_new(sc);
-  BIO *bc, *bs;
-  if (!c || !s || BIO_new_bio_pair(&bc, 0, &bs, 0) != 1)
-    fail("SSL_new / BIO_new_bio_pair");
-  SSL_set_bio(c, bc, bc);
-  SSL_set_bio(s, bs, bs);
-  SSL_set_connect_state(c);
-  SSL_set_accept_state(s);
-  SSL_set_tlsext_host_name(c, strcmp(kind, "llm") ? "localhost"
-                                                  : "api.openai.com");
-  int cd = 0, sd = 0;
-  for (int i = 0; i < 100 && !(cd && sd); i++) {
-    if (!cd)
-      cd = SSL_do_handshake(c) == 1;
-    if (!sd)
-      sd = real_handshake(s) == 1;
-  }
-  if (!cd || !sd)
-    fail("handshake");
+  struct conn k = connect_pair(cc, sc, kind, true);
+  const struct client_fns named = {SSL_read, SSL_write};
   if (reps < 1 || reps > 100)
     reps = 5;
   double ns[100], us[100], cpu = 0;
   long ops_rep = 0;
   for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
     ops = 0;
-    double t0 = thread_cpu_s();
-    for (long i = 0; i < n; i++)
-      round_trip(c, s);
-    double t = thread_cpu_s() - t0;
+    double t = block(&k, &named, n);
     if (r < 0)
       continue;
     cpu += t;
@@ -221,8 +252,75 @@ static int pair(const char *cert, const char *key, const char *kind, long n,
   printf("tls kind=%s rts=%ld ops=%ld ns_per_op=%.2f ns_per_op_med=%.2f "
          "us_per_rt=%.4f us_per_rt_med=%.4f cpu_s=%.4f\n",
          kind, n, ops_rep, ns[0], ns[reps / 2], us[0], us[reps / 2], cpu);
-  SSL_free(c);
-  SSL_free(s);
+  SSL_free(k.c);
+  SSL_free(k.s);
+  SSL_CTX_free(cc);
+  SSL_CTX_free(sc);
+  return 0;
+}
+
+/* paired: two connections of the same kind in this one process and
+ * thread, one driven by name (through the hooks under the preload), one by
+ * libssl's own functions (never seen by the library), in alternating
+ * blocks of n round trips (ABBA order, so that neither side is always
+ * first). Each repetition's figure is (A - B) / client calls of the one
+ * pair of blocks: the machine's drift between runs cancels, since both
+ * sides ran within milliseconds of each other. Without the preload, A and
+ * B are the same functions, and the spread of the figure is the method's
+ * noise floor. */
+static int paired(const char *cert, const char *key, const char *kind, long n,
+                  int reps) {
+  if (!known_kind(kind))
+    return 2;
+  if (find_real() != 0)
+    fail("libssl's own SSL_read/SSL_write not found");
+  make_messages(kind);
+  SSL_CTX *sc = server_ctx(cert, key);
+  SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
+  if (!cc)
+    fail("SSL_CTX_new");
+  struct conn a = connect_pair(cc, sc, kind, true);
+  struct conn b = connect_pair(cc, sc, kind, false);
+  const struct client_fns named = {SSL_read, SSL_write};
+  const struct client_fns own = {real_read, real_write};
+  if (reps < 3 || reps > 10000)
+    reps = 101;
+  double *d = malloc(sizeof *d * (size_t)reps);
+  double *base = malloc(sizeof *base * (size_t)reps);
+  if (!d || !base)
+    fail("out of memory");
+  (void)block(&a, &named, n); /* warm-up, both sides */
+  (void)block(&b, &own, n);
+  long calls = 0;
+  for (int r = 0; r < reps; r++) {
+    double ta, tb;
+    ops = 0;
+    if (r % 2 == 0) {
+      ta = block(&a, &named, n);
+      calls = ops;
+      tb = block(&b, &own, n);
+    } else {
+      tb = block(&b, &own, n);
+      ops = 0;
+      ta = block(&a, &named, n);
+      calls = ops;
+    }
+    d[r] = (ta - tb) / (double)calls * 1e9;
+    base[r] = tb / (double)calls * 1e9;
+  }
+  qsort(d, (size_t)reps, sizeof d[0], cmp_d);
+  qsort(base, (size_t)reps, sizeof base[0], cmp_d);
+  printf("tlsab kind=%s rts=%ld reps=%d ops=%ld added_ns_per_op=%.2f "
+         "added_ns_q1=%.2f added_ns_q3=%.2f base_ns_per_op=%.2f "
+         "added_us_per_rt=%.4f\n",
+         kind, n, reps, calls, d[reps / 2], d[reps / 4], d[reps * 3 / 4],
+         base[reps / 2], d[reps / 2] * (double)calls / (double)n / 1e3);
+  free(d);
+  free(base);
+  SSL_free(a.c);
+  SSL_free(a.s);
+  SSL_free(b.c);
+  SSL_free(b.s);
   SSL_CTX_free(cc);
   SSL_CTX_free(sc);
   return 0;
@@ -307,9 +405,12 @@ static int serve(const char *cert, const char *key, const char *port_file) {
 int main(int argc, char **argv) {
   if (argc == 7 && strcmp(argv[1], "pair") == 0)
     return pair(argv[2], argv[3], argv[4], atol(argv[5]), atoi(argv[6]));
+  if (argc == 7 && strcmp(argv[1], "paired") == 0)
+    return paired(argv[2], argv[3], argv[4], atol(argv[5]), atoi(argv[6]));
   if (argc == 5 && strcmp(argv[1], "serve") == 0)
     return serve(argv[2], argv[3], argv[4]);
   fprintf(stderr, "usage: bench_tls pair CERT KEY KIND N REPS\n"
+                  "       bench_tls paired CERT KEY KIND N REPS\n"
                   "       bench_tls serve CERT KEY PORT-FILE\n");
   return 2;
 }

@@ -12,6 +12,7 @@
 #include "http1.h"
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <stdint.h>
 
 struct rec {
@@ -858,6 +859,152 @@ LM_TEST(test_recorded_fixtures_framed_chunked_come_out_byte_exact) {
   CHECK(cases >= 30);
 }
 
+/* ---- the fast path against llhttp ------------------------------------- */
+
+/* Everything a parse produced, as text: heads with every field, body
+ * bytes, ends, the final status and error. */
+struct trace {
+  char s[8192];
+  size_t n;
+  int fast_heads; /* heads the fast path read */
+  struct lm_http1 *p;
+};
+
+static void tput(struct trace *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void tput(struct trace *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (t->n < sizeof t->s) {
+    int k = vsnprintf(t->s + t->n, sizeof t->s - t->n, fmt, ap);
+    if (k > 0)
+      t->n += (size_t)k;
+  }
+  va_end(ap);
+}
+
+static int t_head(void *ctx, const struct lm_http1_head *h) {
+  struct trace *t = ctx;
+  t->fast_heads += t->p->in_fast;
+  tput(t,
+       "<%s|%s|%zu|%d|%d.%d|ka%d|up%d|inf%d|ch%d|cl%lld|b%d|ce%d|ct%s|hl%zu|"
+       "he%zu",
+       h->method ? h->method : "-", h->target ? h->target : "-", h->target_len,
+       h->status, h->http_major, h->http_minor, h->keep_alive, h->upgrade,
+       h->informational, h->chunked, (long long)h->content_length, (int)h->body,
+       (int)h->content_encoding, h->content_type ? h->content_type : "-",
+       h->head_len, h->head_end_off);
+  for (size_t i = 0; i < h->n_headers; i++)
+    tput(t, "|%s", h->headers[i]);
+  tput(t, ">");
+  return 0;
+}
+
+static int t_body(void *ctx, const char *p, size_t n) {
+  tput(ctx, "%.*s", (int)n, p);
+  return 0;
+}
+
+static int t_done(void *ctx, size_t end_off) {
+  tput(ctx, "$%zu", end_off);
+  return 0;
+}
+
+static const struct lm_http1_events t_events = {t_head, t_body, t_done};
+
+static void trace_parse(struct trace *t, struct lm_http1 *p,
+                        enum lm_http1_kind k, const char *pending,
+                        const char *in, size_t n, bool fast) {
+  t->n = 0;
+  t->s[0] = '\0';
+  t->fast_heads = 0;
+  t->p = p;
+  lm_http1_init(p, k, &t_events, t);
+  lm_http1_set_fast(p, fast);
+  if (pending)
+    lm_http1_expect(p, pending);
+  size_t used = 0;
+  int st = lm_http1_feed(p, in, n, &used);
+  tput(t, "#%d %zu", st, used);
+  if (st == LM_HTTP1_OK)
+    tput(t, " fin%d", lm_http1_finish(p));
+  const char *e = lm_http1_error(p);
+  tput(t, " [%s]", e ? e : "");
+}
+
+static struct lm_http1 P_fast, P_slow;
+static struct trace T_fast, T_slow;
+
+/* Parses in[0..n) both ways; 1 when they differ (and says how). */
+static int differs(enum lm_http1_kind k, const char *pending, const char *in,
+                   size_t n) {
+  trace_parse(&T_fast, &P_fast, k, pending, in, n, true);
+  trace_parse(&T_slow, &P_slow, k, pending, in, n, false);
+  if (T_fast.n == T_slow.n && memcmp(T_fast.s, T_slow.s, T_fast.n) == 0)
+    return 0;
+  fprintf(stderr, "  input: %.*s\n  fast:  %s\n  llhttp: %s\n", (int)n, in,
+          T_fast.s, T_slow.s);
+  return 1;
+}
+
+/* Every message of these streams, each byte of it replaced by each of the
+ * 256 values, deleted, or doubled: the fast path must read each variant
+ * exactly as llhttp does (or leave it to llhttp). The unchanged streams
+ * must be the fast path's, or the test proves nothing. */
+static void test_fast_path_reads_every_one_byte_change_as_llhttp_does(void) {
+  static const struct {
+    enum lm_http1_kind kind;
+    const char *pending;
+    const char *text;
+    int fast; /* heads the fast path reads unchanged */
+  } seeds[] = {
+      {LM_HTTP1_REQUEST, NULL,
+       "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: api.openai.com\r\n"
+       "Content-Type: application/json\r\nContent-Length: 2\r\n"
+       "Connection: keep-alive\r\n\r\n{}GET / HTTP/1.1\r\nA:\t b \r\n\r\n",
+       2},
+      {LM_HTTP1_RESPONSE, NULL,
+       "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Type: "
+       "text/event-stream\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 404 Not "
+       "Found\r\nContent-Length: 0\r\n\r\n",
+       2},
+      {LM_HTTP1_RESPONSE, "GET",
+       "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+       "Content-Length: 1\r\n\r\nx",
+       1},
+  };
+  char buf[512];
+  long variants = 0;
+  int bad = 0;
+  for (size_t si = 0; si < sizeof seeds / sizeof seeds[0]; si++) {
+    const char *in = seeds[si].text;
+    size_t n = strlen(in);
+    CHECK(n + 1 < sizeof buf);
+    bad += differs(seeds[si].kind, seeds[si].pending, in, n);
+    CHECK(T_fast.fast_heads == seeds[si].fast);
+    CHECK(T_slow.fast_heads == 0);
+    for (size_t i = 0; i < n && bad < 3; i++) {
+      for (int v = 0; v < 256 + 2 && bad < 3; v++) {
+        size_t m = n;
+        memcpy(buf, in, n);
+        if (v < 256) {
+          buf[i] = (char)v;
+        } else if (v == 256) { /* deleted */
+          memmove(buf + i, buf + i + 1, n - i - 1);
+          m = n - 1;
+        } else { /* doubled */
+          memmove(buf + i + 1, buf + i, n - i);
+          m = n + 1;
+        }
+        bad += differs(seeds[si].kind, seeds[si].pending, buf, m);
+        variants++;
+      }
+    }
+  }
+  CHECK(bad == 0);
+  CHECK(variants > 50000);
+}
+
 int main(void) {
   LM_RUN(test_request_with_content_length_at_every_split);
   LM_RUN(test_request_with_chunked_body_at_every_split);
@@ -886,6 +1033,7 @@ int main(void) {
   LM_RUN(test_pipelining_deeper_than_the_table_is_an_error);
   LM_RUN(test_content_encoding_is_parsed_across_headers);
   LM_RUN(test_recorded_fixtures_framed_chunked_come_out_byte_exact);
+  LM_RUN(test_fast_path_reads_every_one_byte_change_as_llhttp_does);
   free(R.out);
   LM_TEST_END();
 }

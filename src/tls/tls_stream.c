@@ -477,10 +477,15 @@ static int decoded(void *ctx, const char *p, size_t n) {
 
 static void header_lines(struct lm_tls_stream *s, struct lm_meter_call *c,
                          const struct lm_http1_head *h) {
-  char line[64];
-  int k = snprintf(line, sizeof(line), "HTTP/%d.%d %d\r\n", h->http_major,
-                   h->http_minor, h->status);
-  lm_meter_header(c, line, (size_t)k);
+  /* "HTTP/1.1 200\r\n" by hand: snprintf cost a tenth of the call here
+   * (llhttp gives one-digit versions and three-digit statuses). */
+  char line[16] = "HTTP/x.x nnn\r\n";
+  line[5] = (char)('0' + h->http_major % 10);
+  line[7] = (char)('0' + h->http_minor % 10);
+  line[9] = (char)('0' + h->status / 100 % 10);
+  line[10] = (char)('0' + h->status / 10 % 10);
+  line[11] = (char)('0' + h->status % 10);
+  lm_meter_header(c, line, 14);
   for (size_t i = 0; i < h->n_headers; i++) {
     char tmp[1024];
     size_t len = strlen(h->headers[i]);

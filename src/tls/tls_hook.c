@@ -61,9 +61,36 @@ static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 static __thread SSL *synth_ssl __attribute__((tls_model("initial-exec")));
 static __thread int synth_err __attribute__((tls_model("initial-exec")));
 
+/* The last connection this thread called for, and what its ex_data
+ * held: a stream, or ASIDE. An SSL_read on a connection we stand aside
+ * from is then one compare on the way to the real function, not
+ * OpenSSL's ex_data lookup (make bench: TLS added CPU per call, not
+ * HTTP). The memo is good while `epoch` has not moved since it was taken;
+ * epoch moves before any ex_data value of ours ends — the SSL freed (an
+ * SSL allocated later at the same address must not inherit the memo) or
+ * a stream dropped for ASIDE — so no thread can reach a freed stream
+ * through its memo: a thread that goes on to use the SSL was ordered
+ * after that change by whatever handed the SSL over, and sees the new
+ * epoch (coherence). */
+static atomic_uint epoch;
+static __thread struct {
+  const SSL *ssl;
+  struct lm_tls_stream *s;
+  unsigned epoch;
+} memo __attribute__((tls_model("initial-exec")));
+
+static void remember(const SSL *ssl, struct lm_tls_stream *s,
+                     unsigned at_epoch) {
+  memo.ssl = ssl;
+  memo.s = s;
+  memo.epoch = at_epoch;
+}
+
 static void free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
                     long argl, void *argp) {
   (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+  /* OpenSSL calls this on every SSL_free, whatever the value. */
+  atomic_fetch_add_explicit(&epoch, 1, memory_order_relaxed);
   if (ptr && ptr != ASIDE)
     lm_tls_stream_free(ptr);
 }
@@ -158,9 +185,11 @@ static struct lm_tls_stream *create(SSL *ssl, const struct lm_tls_real *r,
   return s == ASIDE ? NULL : s;
 }
 
-/* The stream of a connection we meter, or NULL (stand aside). */
-static struct lm_tls_stream *stream_of(SSL *ssl, const struct lm_tls_real *r,
-                                       const void *caller) {
+/* stream_of past the memo: OpenSSL's ex_data, or a new stream. Kept out
+ * of line so that the memo's hit costs no stack frame. */
+static __attribute__((noinline)) struct lm_tls_stream *
+lookup(SSL *ssl, const struct lm_tls_real *r, const void *caller,
+       unsigned now) {
   int idx = atomic_load_explicit(&ex_index, memory_order_acquire);
   if (idx < 0) {
     real_for_index = r;
@@ -169,11 +198,24 @@ static struct lm_tls_stream *stream_of(SSL *ssl, const struct lm_tls_real *r,
       return NULL;
   }
   struct lm_tls_stream *s = r->get_ex_data(ssl, idx);
-  if (s == ASIDE)
-    return NULL;
-  if (!s)
-    return create(ssl, r, idx, caller);
-  return s;
+  if (!s) {
+    s = create(ssl, r, idx, caller);
+    if (!s && r->get_ex_data(ssl, idx) != ASIDE)
+      return NULL; /* not stored: nothing to remember */
+    remember(ssl, s ? s : ASIDE, now);
+    return s;
+  }
+  remember(ssl, s, now);
+  return s == ASIDE ? NULL : s;
+}
+
+/* The stream of a connection we meter, or NULL (stand aside). */
+static inline struct lm_tls_stream *
+stream_of(SSL *ssl, const struct lm_tls_real *r, const void *caller) {
+  unsigned now = atomic_load_explicit(&epoch, memory_order_relaxed);
+  if (memo.ssl == ssl && memo.epoch == now)
+    return memo.s == ASIDE ? NULL : memo.s;
+  return lookup(ssl, r, caller, now);
 }
 
 static const struct lm_tls_real *real_or_fail(void) { return lm_tls_real(); }
@@ -185,8 +227,13 @@ static const struct lm_tls_real *real_or_fail(void) { return lm_tls_real(); }
 static void settle_aside(SSL *ssl, const struct lm_tls_real *r,
                          struct lm_tls_stream *s) {
   int idx = atomic_load_explicit(&ex_index, memory_order_acquire);
-  if (idx < 0 || !lm_tls_stream_aside(s) || !r->set_ex_data(ssl, idx, ASIDE))
+  if (idx < 0 || !lm_tls_stream_aside(s))
     return;
+  /* Every thread's memo of this stream ends before the stream does. */
+  unsigned now = atomic_fetch_add_explicit(&epoch, 1, memory_order_relaxed) + 1;
+  if (!r->set_ex_data(ssl, idx, ASIDE))
+    return;
+  remember(ssl, ASIDE, now);
   lm_tls_stream_free(s);
 }
 

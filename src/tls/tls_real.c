@@ -28,7 +28,7 @@
 #include <string.h>
 
 static struct lm_tls_real table;
-static _Atomic(const struct lm_tls_real *) published;
+_Atomic(const struct lm_tls_real *) lm_tls_real_published;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *_Atomic last_error;
 
@@ -83,13 +83,10 @@ static int fill(struct lm_tls_real *t, void *h) {
          t->write_ex && t->get_error && t->do_handshake && t->connect;
 }
 
-const struct lm_tls_real *lm_tls_real(void) {
-  const struct lm_tls_real *t = atomic_load_explicit(&published,
-                                                     memory_order_acquire);
-  if (t)
-    return t;
+const struct lm_tls_real *lm_tls_real_find(void) {
   pthread_mutex_lock(&lock);
-  t = atomic_load_explicit(&published, memory_order_relaxed);
+  const struct lm_tls_real *t = atomic_load_explicit(&lm_tls_real_published,
+                                                     memory_order_relaxed);
   if (!t) {
     struct found f = {{0}};
     dl_iterate_phdr(find_cb, &f);
@@ -107,7 +104,7 @@ const struct lm_tls_real *lm_tls_real(void) {
                                     : "no libssl.so is loaded in this process");
     else {
       t = &table;
-      atomic_store_explicit(&published, t, memory_order_release);
+      atomic_store_explicit(&lm_tls_real_published, t, memory_order_release);
     }
   }
   pthread_mutex_unlock(&lock);

@@ -13,6 +13,7 @@
 #define LM_TLS_REAL_H
 
 #include <openssl/ssl.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 struct lm_tls_real {
@@ -46,8 +47,16 @@ struct lm_tls_real {
 
 /* The table, or NULL when no libssl with the required functions is loaded
  * (yet: a later call looks again). Thread-safe; after the first success a
- * single acquire load. */
-const struct lm_tls_real *lm_tls_real(void);
+ * single acquire load, inlined into every hook (a call per SSL_read was a
+ * tenth of what a connection we stand aside from costs). */
+const struct lm_tls_real *lm_tls_real_find(void);
+extern _Atomic(const struct lm_tls_real *) lm_tls_real_published;
+
+static inline const struct lm_tls_real *lm_tls_real(void) {
+  const struct lm_tls_real *t = atomic_load_explicit(&lm_tls_real_published,
+                                                     memory_order_acquire);
+  return t ? t : lm_tls_real_find();
+}
 
 /* One line saying why the last lookup failed, or NULL. */
 const char *lm_tls_real_error(void);

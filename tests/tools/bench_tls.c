@@ -3,6 +3,7 @@
  * without LD_PRELOAD=libllmmeter.so, interleaved).
  *
  * usage: bench_tls pair CERT KEY KIND N REPS
+ *        bench_tls paired CERT KEY KIND N REPS
  *        bench_tls serve CERT KEY PORT-FILE
  *
  * pair: one process, one thread, no socket: a client SSL and a server SSL
@@ -31,6 +32,17 @@
  * call and per round trip (the fastest: the one least disturbed by
  * whatever else the machine runs), _med the median repetition's. Exit 1
  * if an answer is not what the server sent.
+ *
+ * paired: the same kinds, two connections in this one process and
+ * thread: A driven by name (the hooks, under the preload), B by libssl's
+ * own functions (never seen by the library), alternating blocks of N
+ * round trips (ABBA), REPS pairs of blocks after a warm-up block each.
+ * Prints one line:
+ *   tlsab kind=K rts=N reps=R ops=O added_ns_per_op=X added_ns_q1=Q1
+ *     added_ns_q3=Q3 base_ns_per_op=B added_us_per_rt=Y base_us_per_rt=Z
+ * added: the median over the pairs of (A - B) thread CPU per client call
+ * (q1, q3: its quartiles), and per round trip; base: B's median. Without
+ * the preload both sides are libssl's and added is the method's noise.
  *
  * serve: an HTTPS server on 127.0.0.1 (port written to PORT-FILE), one
  * connection at a time: for each GET /BYTES it answers 200 with BYTES zero
@@ -312,9 +324,10 @@ static int paired(const char *cert, const char *key, const char *kind, long n,
   qsort(base, (size_t)reps, sizeof base[0], cmp_d);
   printf("tlsab kind=%s rts=%ld reps=%d ops=%ld added_ns_per_op=%.2f "
          "added_ns_q1=%.2f added_ns_q3=%.2f base_ns_per_op=%.2f "
-         "added_us_per_rt=%.4f\n",
+         "added_us_per_rt=%.4f base_us_per_rt=%.4f\n",
          kind, n, reps, calls, d[reps / 2], d[reps / 4], d[reps * 3 / 4],
-         base[reps / 2], d[reps / 2] * (double)calls / (double)n / 1e3);
+         base[reps / 2], d[reps / 2] * (double)calls / (double)n / 1e3,
+         base[reps / 2] * (double)calls / (double)n / 1e3);
   free(d);
   free(base);
   SSL_free(a.c);

@@ -4,6 +4,7 @@
  *
  * usage: bench_tls pair CERT KEY KIND N REPS
  *        bench_tls paired CERT KEY KIND N REPS
+ *        bench_tls reuse CERT KEY N
  *        bench_tls serve CERT KEY PORT-FILE
  *
  * pair: one process, one thread, no socket: a client SSL and a server SSL
@@ -339,6 +340,39 @@ static int paired(const char *cert, const char *key, const char *kind, long n,
   return 0;
 }
 
+/* reuse: N times, a connection that is not HTTP (stood aside) and then
+ * an LLM call on a new connection, each freed after one round trip, in
+ * one thread: OpenSSL's allocator hands a new SSL the address of the one
+ * just freed, so the hooks' per-thread memo of the last connection must
+ * not carry over (the LLM call would go unmetered, or a freed stream be
+ * used). Prints "reuse rounds=N reused=K" (K: new SSLs at the address of
+ * the one before); exit 1 if an answer is not what the server sent. */
+static int reuse(const char *cert, const char *key, long n) {
+  if (find_real() != 0)
+    fail("libssl's own SSL_read/SSL_write not found");
+  SSL_CTX *sc = server_ctx(cert, key);
+  SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
+  if (!cc)
+    fail("SSL_CTX_new");
+  const struct client_fns named = {SSL_read, SSL_write};
+  const void *last = NULL;
+  long reused = 0;
+  for (long i = 0; i < 2 * n; i++) {
+    const char *kind = i % 2 ? "llm" : "raw";
+    make_messages(kind);
+    struct conn k = connect_pair(cc, sc, kind, true);
+    reused += (const void *)k.c == last;
+    last = k.c;
+    round_trip(k.c, k.s, &named);
+    SSL_free(k.c);
+    SSL_free(k.s);
+  }
+  printf("reuse rounds=%ld reused=%ld\n", n, reused);
+  SSL_CTX_free(cc);
+  SSL_CTX_free(sc);
+  return 0;
+}
+
 /* ---- serve ------------------------------------------------------------ */
 
 static void serve_conn(SSL *s) {
@@ -420,10 +454,13 @@ int main(int argc, char **argv) {
     return pair(argv[2], argv[3], argv[4], atol(argv[5]), atoi(argv[6]));
   if (argc == 7 && strcmp(argv[1], "paired") == 0)
     return paired(argv[2], argv[3], argv[4], atol(argv[5]), atoi(argv[6]));
+  if (argc == 5 && strcmp(argv[1], "reuse") == 0)
+    return reuse(argv[2], argv[3], atol(argv[4]));
   if (argc == 5 && strcmp(argv[1], "serve") == 0)
     return serve(argv[2], argv[3], argv[4]);
   fprintf(stderr, "usage: bench_tls pair CERT KEY KIND N REPS\n"
                   "       bench_tls paired CERT KEY KIND N REPS\n"
+                  "       bench_tls reuse CERT KEY N\n"
                   "       bench_tls serve CERT KEY PORT-FILE\n");
   return 2;
 }

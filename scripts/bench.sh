@@ -47,12 +47,12 @@ if [ "$QUICK" = 1 ]; then
   ROUNDS=4; REQS=1600; SPAWN_TRUE=400; SPAWN_CURL=100; PARSE_MB=4; PARSE_REPS=3
   BUDGET_OPS=200000; DL_BYTES=200000000; STREAM_BYTES=20000000; GW_REQS=400
   XFER_N=5000; TLS_RT=300; TLS_REPS=41; TLS_DL_BYTES=150000000; TLS_DL_ROUNDS=4; REDIS_OPS=2000
-  SPAWN_PY=40; IR_N1=50; IR_N2=250
+  SPAWN_PY=40; IR_N1=50; IR_N2=250; PAIRED_ROUNDS=1; PAIRED_REPS=10
 else
   ROUNDS=20; REQS=20000; SPAWN_TRUE=2000; SPAWN_CURL=500; PARSE_MB=16; PARSE_REPS=5
   BUDGET_OPS=2000000; DL_BYTES=1000000000; STREAM_BYTES=100000000; GW_REQS=2000
   XFER_N=20000; TLS_RT=500; TLS_REPS=101; TLS_DL_BYTES=1000000000; TLS_DL_ROUNDS=10; REDIS_OPS=20000
-  SPAWN_PY=200; IR_N1=200; IR_N2=1200
+  SPAWN_PY=200; IR_N1=200; IR_N2=1200; PAIRED_ROUNDS=4; PAIRED_REPS=40
 fi
 
 say() { printf '%s\n' "$*" >&2; }
@@ -60,7 +60,7 @@ broken() { say "BROKEN: $*"; BROKEN=1; }
 rec() { echo "$*" >>"$RAW"; } # rec FIGURE VALUE: one sample
 
 for f in "$LIB" "$LM" "$B/bench_server" "$B/bench_client" "$B/bench_parse" \
-         "$B/bench_budget" "$B/bench_spawn" "$B/bench_tls"; do
+         "$B/bench_budget" "$B/bench_spawn" "$B/bench_tls" "$B/bench_paired"; do
   [ -x "$f" ] || [ -f "$f" ] || { say "missing $f (run make bench)"; exit 1; }
 done
 
@@ -105,6 +105,23 @@ for conc in 1 16; do
       rec "req.$kind.c$conc.base_p50_us $(field p50_us "$off")"
     done
     say "bench: per-request $kind c=$conc done"
+  done
+done
+
+# The same added CPU measured side by side in one process (bench_paired):
+# a hooked libcurl and a second copy of it in a dlmopen namespace the
+# library cannot see, alternating blocks on every thread. Without the
+# preload both sides are libcurl alone: the method's own noise and bias.
+for conc in 1 16; do
+  for kind in hello json stream; do
+    for r in $(seq 1 "$PAIRED_ROUNDS"); do
+      onl=$(on "$B/bench_paired" "$kind" "$URL" "$conc" 50 "$PAIRED_REPS") || broken "bench_paired $kind on"
+      off=$("$B/bench_paired" "$kind" "$URL" "$conc" 50 "$PAIRED_REPS") || broken "bench_paired $kind off"
+      rec "pair.$kind.c$conc.cpu_us $(field added_us_per_req "$onl")"
+      rec "pair.$kind.c$conc.base_cpu_us $(field base_us_per_req "$onl")"
+      rec "pair.$kind.c$conc.floor_us $(field added_us_per_req "$off")"
+    done
+    say "bench: paired $kind c=$conc done (last: added $(field added_us_per_req "$onl") us over $(field base_us_per_req "$onl"); without the library $(field added_us_per_req "$off"))"
   done
 done
 
@@ -522,6 +539,14 @@ for c in ("1", "16"):
 for c in ("1", "16"):
     for kind, name, tgt in (("hello", "non-LLM", 0.5), ("json", "LLM non-stream", 5), ("stream", "LLM stream", 5)):
         row(f"added CPU us/request, {name}, c={c}", f"req.{kind}.c{c}.cpu_us", "{:.2f}", f"<= {tgt:g}", lambda m, t=tgt: m <= t)
+for c in ("1", "16"):
+    for kind, name, tgt in (("hello", "non-LLM", 0.5), ("json", "LLM non-stream", 5), ("stream", "LLM stream", 5)):
+        base = med(f"pair.{kind}.c{c}.base_cpu_us")
+        row(f"added CPU us/request, {name}, c={c}, paired in one process", f"pair.{kind}.c{c}.cpu_us",
+            "{:.2f}", f"<= {tgt:g} (client {base:.1f} us/request)" if base else f"<= {tgt:g}",
+            lambda m, t=tgt: m <= t)
+        row(f"paired method's noise, us/request, {name}, c={c} (no library on either side)",
+            f"pair.{kind}.c{c}.floor_us", "{:.2f}", "report (~0)", lambda m: True)
 for c in ("1", "16"):
     for kind, name in (("hello", "non-LLM"), ("json", "LLM non-stream"), ("stream", "LLM stream")):
         base = med(f"req.{kind}.c{c}.base_cpu_us")

@@ -218,6 +218,15 @@ stream_of(SSL *ssl, const struct lm_tls_real *r, const void *caller) {
   return lookup(ssl, r, caller, now);
 }
 
+/* Whether the memo says this thread's last connection, ssl, is one we
+ * stand aside from: the hooks' first question, answered before they set
+ * up anything, so that such a call costs a few loads on its way to the
+ * real function (the rest of each hook is out of line). */
+static inline bool memo_aside(const SSL *ssl) {
+  return memo.ssl == ssl && memo.s == ASIDE &&
+         memo.epoch == atomic_load_explicit(&epoch, memory_order_relaxed);
+}
+
 static const struct lm_tls_real *real_or_fail(void) { return lm_tls_real(); }
 
 /* A stream that stands aside for good (not HTTP/1.1, an upgrade) is
@@ -279,26 +288,37 @@ static long write_common(SSL *ssl, const void *buf, size_t num,
   return k;
 }
 
-EXPORT int SSL_write(SSL *ssl, const void *buf, int num) {
+static __attribute__((noinline)) int write_hook(SSL *ssl, const void *buf,
+                                                int num, const void *caller) {
   const struct lm_tls_real *r = real_or_fail();
   if (!r)
     return -1;
   if (num <= 0)
     return r->write(ssl, buf, num);
-  long k = write_common(ssl, buf, (size_t)num, r, RET);
+  long k = write_common(ssl, buf, (size_t)num, r, caller);
   if (k == -2)
     return r->write(ssl, buf, num);
   return (int)k;
 }
 
-EXPORT int SSL_write_ex(SSL *ssl, const void *buf, size_t num,
-                        size_t *written) {
+EXPORT int SSL_write(SSL *ssl, const void *buf, int num) {
+  const struct lm_tls_real *r = lm_tls_real();
+  if (r && memo_aside(ssl)) {
+    synth_ssl = NULL;
+    return r->write(ssl, buf, num);
+  }
+  return write_hook(ssl, buf, num, RET);
+}
+
+static __attribute__((noinline)) int write_ex_hook(SSL *ssl, const void *buf,
+                                                   size_t num, size_t *written,
+                                                   const void *caller) {
   const struct lm_tls_real *r = real_or_fail();
   if (!r)
     return 0;
   if (num == 0)
     return r->write_ex(ssl, buf, num, written);
-  long k = write_common(ssl, buf, num, r, RET);
+  long k = write_common(ssl, buf, num, r, caller);
   if (k == -2)
     return r->write_ex(ssl, buf, num, written);
   if (k > 0) {
@@ -307,6 +327,16 @@ EXPORT int SSL_write_ex(SSL *ssl, const void *buf, size_t num,
   }
   *written = 0;
   return 0;
+}
+
+EXPORT int SSL_write_ex(SSL *ssl, const void *buf, size_t num,
+                        size_t *written) {
+  const struct lm_tls_real *r = lm_tls_real();
+  if (r && memo_aside(ssl)) {
+    synth_ssl = NULL;
+    return r->write_ex(ssl, buf, num, written);
+  }
+  return write_ex_hook(ssl, buf, num, written, RET);
 }
 
 /* ---- reading ---------------------------------------------------------- */
@@ -384,28 +414,49 @@ static long read_metered(SSL *ssl, const struct lm_tls_real *r,
   }
 }
 
-EXPORT int SSL_read(SSL *ssl, void *buf, int num) {
+static __attribute__((noinline)) int read_hook(SSL *ssl, void *buf, int num,
+                                               const void *caller) {
   const struct lm_tls_real *r = real_or_fail();
   if (!r)
     return -1;
   synth_ssl = NULL;
-  struct lm_tls_stream *s = num > 0 ? stream_of(ssl, r, RET) : NULL;
+  struct lm_tls_stream *s = num > 0 ? stream_of(ssl, r, caller) : NULL;
   if (!s)
     return r->read(ssl, buf, num);
   return (int)read_metered(ssl, r, s, buf, (size_t)num, false);
 }
 
-EXPORT int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes) {
+EXPORT int SSL_read(SSL *ssl, void *buf, int num) {
+  const struct lm_tls_real *r = lm_tls_real();
+  if (r && memo_aside(ssl)) {
+    synth_ssl = NULL;
+    return r->read(ssl, buf, num);
+  }
+  return read_hook(ssl, buf, num, RET);
+}
+
+static __attribute__((noinline)) int read_ex_hook(SSL *ssl, void *buf,
+                                                  size_t num, size_t *readbytes,
+                                                  const void *caller) {
   const struct lm_tls_real *r = real_or_fail();
   if (!r)
     return 0;
   synth_ssl = NULL;
-  struct lm_tls_stream *s = num > 0 ? stream_of(ssl, r, RET) : NULL;
+  struct lm_tls_stream *s = num > 0 ? stream_of(ssl, r, caller) : NULL;
   if (!s)
     return r->read_ex(ssl, buf, num, readbytes);
   long k = read_metered(ssl, r, s, buf, num, true);
   *readbytes = k > 0 ? (size_t)k : 0;
   return k > 0;
+}
+
+EXPORT int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes) {
+  const struct lm_tls_real *r = lm_tls_real();
+  if (r && memo_aside(ssl)) {
+    synth_ssl = NULL;
+    return r->read_ex(ssl, buf, num, readbytes);
+  }
+  return read_ex_hook(ssl, buf, num, readbytes, RET);
 }
 
 /* Peeking never feeds the meter (the bytes are metered when read), but a

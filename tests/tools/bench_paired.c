@@ -141,25 +141,17 @@ static void *worker(void *arg) {
   open_handle(&a, &side[0]);
   open_handle(&b, &side[1]);
   long errs = run_block(&a, 2) + run_block(&b, 2); /* connect, warm up */
+  struct handle *ab[2] = {&a, &b};
   for (long r = 0; r < reps; r++) {
-    double ta, tb, t0;
-    if (r % 2 == 0) {
-      t0 = thread_cpu_us();
-      errs += run_block(&a, block);
-      ta = thread_cpu_us() - t0;
-      t0 = thread_cpu_us();
-      errs += run_block(&b, block);
-      tb = thread_cpu_us() - t0;
-    } else {
-      t0 = thread_cpu_us();
-      errs += run_block(&b, block);
-      tb = thread_cpu_us() - t0;
-      t0 = thread_cpu_us();
-      errs += run_block(&a, block);
-      ta = thread_cpu_us() - t0;
+    double took[2];
+    for (int i = 0; i < 2; i++) { /* A then B, or B then A on odd pairs */
+      int w = (int)(r % 2) ^ i;
+      double t0 = thread_cpu_us();
+      errs += run_block(ab[w], block);
+      took[w] = thread_cpu_us() - t0;
     }
-    added[t * reps + r] = (ta - tb) / (double)block;
-    based[t * reps + r] = tb / (double)block;
+    added[t * reps + r] = (took[0] - took[1]) / (double)block;
+    based[t * reps + r] = took[1] / (double)block;
   }
   a.a->cleanup(a.h);
   a.a->slist_free_all(a.hd);

@@ -233,17 +233,27 @@ static bool known_kind(const char *kind) {
   return true;
 }
 
-static int pair(const char *cert, const char *key, const char *kind, long n,
-                int reps) {
+/* What every mode starts with: libssl's own functions, the kind's
+ * messages, a server and a client context. False for an unknown kind. */
+static bool setup(const char *cert, const char *key, const char *kind,
+                  SSL_CTX **sc, SSL_CTX **cc) {
   if (!known_kind(kind))
-    return 2;
+    return false;
   if (find_real() != 0)
     fail("libssl's own SSL_read/SSL_write not found");
   make_messages(kind);
-  SSL_CTX *sc = server_ctx(cert, key);
-  SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
-  if (!cc)
+  *sc = server_ctx(cert, key);
+  *cc = SSL_CTX_new(TLS_client_method());
+  if (!*cc)
     fail("SSL_CTX_new");
+  return true;
+}
+
+static int pair(const char *cert, const char *key, const char *kind, long n,
+                int reps) {
+  SSL_CTX *sc, *cc;
+  if (!setup(cert, key, kind, &sc, &cc))
+    return 2;
   struct conn k = connect_pair(cc, sc, kind, true);
   const struct client_fns named = {SSL_read, SSL_write};
   if (reps < 1 || reps > 100)
@@ -283,15 +293,9 @@ static int pair(const char *cert, const char *key, const char *kind, long n,
  * noise floor. */
 static int paired(const char *cert, const char *key, const char *kind, long n,
                   int reps) {
-  if (!known_kind(kind))
+  SSL_CTX *sc, *cc;
+  if (!setup(cert, key, kind, &sc, &cc))
     return 2;
-  if (find_real() != 0)
-    fail("libssl's own SSL_read/SSL_write not found");
-  make_messages(kind);
-  SSL_CTX *sc = server_ctx(cert, key);
-  SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
-  if (!cc)
-    fail("SSL_CTX_new");
   struct conn a = connect_pair(cc, sc, kind, true);
   struct conn b = connect_pair(cc, sc, kind, false);
   const struct client_fns named = {SSL_read, SSL_write};
@@ -348,12 +352,8 @@ static int paired(const char *cert, const char *key, const char *kind, long n,
  * used). Prints "reuse rounds=N reused=K" (K: new SSLs at the address of
  * the one before); exit 1 if an answer is not what the server sent. */
 static int reuse(const char *cert, const char *key, long n) {
-  if (find_real() != 0)
-    fail("libssl's own SSL_read/SSL_write not found");
-  SSL_CTX *sc = server_ctx(cert, key);
-  SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
-  if (!cc)
-    fail("SSL_CTX_new");
+  SSL_CTX *sc, *cc;
+  (void)setup(cert, key, "raw", &sc, &cc);
   const struct client_fns named = {SSL_read, SSL_write};
   const void *last = NULL;
   long reused = 0;

@@ -79,11 +79,17 @@ static __thread struct {
   unsigned epoch;
 } memo __attribute__((tls_model("initial-exec")));
 
+/* The key is written last, and cleared first: a signal handler that
+ * interrupts this and calls a hook never sees one connection's key with
+ * another's value. */
 static void remember(const SSL *ssl, struct lm_tls_stream *s,
                      unsigned at_epoch) {
-  memo.ssl = ssl;
+  memo.ssl = NULL;
+  atomic_signal_fence(memory_order_seq_cst);
   memo.s = s;
   memo.epoch = at_epoch;
+  atomic_signal_fence(memory_order_seq_cst);
+  memo.ssl = ssl;
 }
 
 static void free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,

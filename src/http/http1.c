@@ -42,6 +42,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "llhttp.h"
 
@@ -422,6 +425,27 @@ static const char *span(const char *p, const char *end, uint8_t k) {
   return p;
 }
 
+/* span(p, end, C_VALUE), sixteen bytes a step where SSE2 is: header
+ * values are most of a head's bytes. A byte is a value byte when it is
+ * HTAB or 0x20-0x7E; as a signed byte, anything from 0x80 is below 0x20. */
+static const char *span_value(const char *p, const char *end) {
+#if defined(__SSE2__)
+  const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f),
+                tab = _mm_set1_epi8('\t');
+  while (end - p >= 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i bad = _mm_or_si128(
+        _mm_andnot_si128(_mm_cmpeq_epi8(v, tab), _mm_cmplt_epi8(v, space)),
+        _mm_cmpeq_epi8(v, del));
+    int m = _mm_movemask_epi8(bad);
+    if (m)
+      return p + __builtin_ctz((unsigned)m);
+    p += 16;
+  }
+#endif
+  return span(p, end, C_VALUE);
+}
+
 static bool lit(const char *p, const char *end, const char *s, size_t n) {
   return (size_t)(end - p) >= n && memcmp(p, s, n) == 0;
 }
@@ -496,7 +520,7 @@ static size_t fast_head(struct lm_http1 *p, const char *buf, size_t n) {
       return 0;
     if (p->pending_n && p->pending[p->pending_first] != M_OTHER)
       return 0; /* HEAD, CONNECT: llhttp with what it cannot know */
-    q = span(q + 13, end, C_VALUE);
+    q = span_value(q + 13, end);
     if (!lit(q, end, "\r\n", 2))
       return 0;
     q += 2;
@@ -513,7 +537,7 @@ static size_t fast_head(struct lm_http1 *p, const char *buf, size_t n) {
     const char *v = q + 1;
     while (v < end && (*v == ' ' || *v == '\t'))
       v++;
-    const char *ve = span(v, end, C_VALUE);
+    const char *ve = span_value(v, end);
     if (!lit(ve, end, "\r\n", 2))
       return 0;
     q = ve + 2;

@@ -89,14 +89,19 @@ static int append(struct lm_http1 *p, const char *s, size_t n) {
 
 /* ---- llhttp callbacks ------------------------------------------------- */
 
+/* A new message's head, empty (llhttp's path and the fast path). */
+static void head_reset(struct lm_http1 *p) {
+  memset(&p->head, 0, sizeof p->head);
+  p->head.content_length = -1;
+  p->head.headers = p->lines;
+}
+
 static int cb_message_begin(llhttp_t *l) {
   struct lm_http1 *p = of_ll(l);
   p->phase = PH_HEAD;
   p->text_len = 0;
   p->field_state = FS_NONE;
-  memset(&p->head, 0, sizeof p->head);
-  p->head.content_length = -1;
-  p->head.headers = p->lines;
+  head_reset(p);
   return 0;
 }
 
@@ -491,9 +496,7 @@ static size_t fast_head(struct lm_http1 *p, const char *buf, size_t n) {
   const char *q = buf,
              *end = buf + (n < LM_HTTP1_HEAD_MAX ? n : LM_HTTP1_HEAD_MAX);
   struct lm_http1_head *h = &p->head;
-  memset(h, 0, sizeof *h);
-  h->content_length = -1;
-  h->headers = p->lines;
+  head_reset(p);
   size_t t = 0; /* bytes used in p->text */
   if (!response) {
     size_t mlen = 0;
@@ -821,22 +824,23 @@ enum lm_http1_status lm_http1_finish(struct lm_http1 *p) {
     return LM_HTTP1_UPGRADED;
   if (p->state == ST_ENDED)
     return LM_HTTP1_OK;
-  if (p->in_fast) {
-    if (p->fast_left)
-      return set_error(p, p->stream_off,
-                       "HTTP connection closed inside a message",
-                       "in its body");
-    /* Its end was held back by a stop and is delivered now. */
-    p->in_fast = 0;
-    p->phase = PH_IDLE;
-    if (p->ev->on_done)
-      (void)p->ev->on_done(p->ctx, 0);
-  }
-  llhttp_t *l = ll_of(p);
   uint8_t phase = p->phase;
-  p->in_finish = 1;
-  llhttp_errno_t e = llhttp_finish(l);
-  p->in_finish = 0;
+  llhttp_errno_t e = HPE_INVALID_EOF_STATE;
+  if (p->in_fast) {
+    /* A fast-path message: cut short, or its end held back by a stop and
+     * delivered now (llhttp, between messages, has nothing to end). */
+    if (!p->fast_left) {
+      p->in_fast = 0;
+      p->phase = PH_IDLE;
+      if (p->ev->on_done)
+        (void)p->ev->on_done(p->ctx, 0);
+      e = HPE_OK;
+    }
+  } else {
+    p->in_finish = 1;
+    e = llhttp_finish(ll_of(p));
+    p->in_finish = 0;
+  }
   if (e == HPE_OK) {
     /* llhttp would take more bytes as more of a body read to close. */
     p->state = ST_ENDED;

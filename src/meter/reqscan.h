@@ -5,8 +5,8 @@
  * admission (price the worst case before the request is sent) and for
  * estimating usage when a response carries none.
  *
- * Runs the JSON push scanner once over the body: no allocation, no
- * printing, fixed-size result. Malformed bodies give whatever was read
+ * Reads the body once (the JSON module's event walk, or its push scanner
+ * where the walk cannot): no allocation, no printing, fixed-size result. Malformed bodies give whatever was read
  * before the error (model "" and -1 caps when nothing was).
  */
 #ifndef LM_REQSCAN_H
@@ -43,5 +43,9 @@ struct lm_request_info {
 
 void lm_reqscan(enum lm_api api, const char *body, size_t len,
                 struct lm_request_info *out);
+/* The same facts read by the push scanner alone, never by the event walk
+ * (tests and the fuzzer compare the two). */
+void lm_reqscan_scanned(enum lm_api api, const char *body, size_t len,
+                        struct lm_request_info *out);
 
 #endif

@@ -233,6 +233,33 @@ size_t lm_json_walk_valid_object_claim(const char *p, size_t n,
 size_t lm_json_walk_object_from(const char *p, size_t n, size_t from,
                                 bool valid, lm_json_member_fn fn, void *ctx);
 
+/* The path of a value in lm_json_walk_events: depth as lm_json_depth, and
+ * each level's current key as raw bytes (NULL at an array level). */
+struct lm_json_path {
+  size_t depth;
+  const char *key[LM_JSON_MAX_DEPTH];
+  size_t klen[LM_JSON_MAX_DEPTH];
+};
+/* Return false to stop the walk. */
+typedef bool (*lm_json_event_fn)(void *ctx, const struct lm_json_path *path,
+                                 enum lm_json_event ev, const char *text,
+                                 size_t len, bool escaped);
+/* An object whole in [p, p + n) read as the scanner reads it, for a
+ * consumer of keys and scalars by path: the events the scanner would give
+ * with LM_JSON_REPORT_KEYS (LM_JSON_KEY for each key, LM_JSON_OBJECT_BEGIN
+ * and LM_JSON_ARRAY_BEGIN before a container is entered, each scalar), in
+ * document order, with the same depths, none of the ends. A key's or a
+ * string's text is its raw bytes between the quotes (its raw length, as
+ * lm_json_value_raw_len) and `escaped` says it holds a backslash, so that
+ * its decoded text differs; a number's text is as written. Validated as
+ * lm_json_walk_valid_object, but nesting only up to LM_JSON_MAX_DEPTH, so
+ * that every level's key is one the scanner tracks. Returns the object's
+ * length through its '}', or 0 (not an object, not valid, deeper, or fn
+ * stopped): the caller then runs the scanner, which gives what fn was
+ * shown and the rest. */
+size_t lm_json_walk_events(const char *p, size_t n, lm_json_event_fn fn,
+                           void *ctx);
+
 /* Exact conversions of JSON number text (no floating point).
  * lm_json_parse_u64: non-negative integral values only ("12", "12.0",
  * "1.2e1"); false for fractions, negatives, overflow, bad text.

@@ -8,7 +8,9 @@
  * whole thing and keeps no state: lm_json_walk_object crosses a complete
  * object with pointer arithmetic (strings with the vectorised search,
  * containers by bracket matching), lm_json_walk_valid_object does the same
- * while checking every value against the grammar, lm_json_parse_u64 and
+ * while checking every value against the grammar, lm_json_walk_events
+ * validates it too and reports its keys and values by path as the
+ * scanner's callback would see them, lm_json_parse_u64 and
  * lm_json_parse_scaled convert a number's text exactly (never through
  * floating point), and lm_json_escape writes a string body. The walks
  * promise to read an object as the scanner would (json_scan.h says how
@@ -258,6 +260,107 @@ size_t lm_json_walk_valid_object_claim(const char *buf, size_t n,
 size_t lm_json_walk_object_from(const char *buf, size_t n, size_t from,
                                 bool valid, lm_json_member_fn fn, void *ctx) {
   return from ? walk_object(buf, n, fn, NULL, ctx, valid, from) : 0;
+}
+
+/* ---- event walk (lm_json_walk_events) ------------------------------------ */
+
+struct event_walk {
+  lm_json_event_fn fn;
+  void *ctx;
+  struct lm_json_path path;
+};
+
+/* Past the value at p (its first byte), or NULL. */
+static const char *event_value(struct event_walk *w, const char *p,
+                               const char *end) {
+  struct lm_json_path *pa = &w->path;
+  const char *q;
+  bool esc = false;
+  if (p == end)
+    return NULL;
+  switch (*p) {
+  case '"':
+    q = walk_string(p + 1, end, &esc, true);
+    return q && w->fn(w->ctx, pa, LM_JSON_STRING, p + 1,
+                      (size_t)(q - 1 - (p + 1)), esc)
+               ? q
+               : NULL;
+  case 't':
+    q = valid_literal(p, end, "true", 4);
+    return q && w->fn(w->ctx, pa, LM_JSON_TRUE, p, 4, false) ? q : NULL;
+  case 'f':
+    q = valid_literal(p, end, "false", 5);
+    return q && w->fn(w->ctx, pa, LM_JSON_FALSE, p, 5, false) ? q : NULL;
+  case 'n':
+    q = valid_literal(p, end, "null", 4);
+    return q && w->fn(w->ctx, pa, LM_JSON_NULL, p, 4, false) ? q : NULL;
+  case '{':
+  case '[':
+    break;
+  default:
+    q = valid_number(p, end);
+    return q && w->fn(w->ctx, pa, LM_JSON_NUMBER, p, (size_t)(q - p), false)
+               ? q
+               : NULL;
+  }
+  bool obj = *p == '{';
+  char close = obj ? '}' : ']';
+  if (pa->depth >= LM_JSON_MAX_DEPTH ||
+      !w->fn(w->ctx, pa, obj ? LM_JSON_OBJECT_BEGIN : LM_JSON_ARRAY_BEGIN, p, 1,
+             false))
+    return NULL;
+  size_t lvl = pa->depth++;
+  pa->key[lvl] = NULL;
+  pa->klen[lvl] = 0;
+  p = lm_json_skip_ws_inline(p + 1, end);
+  if (p < end && *p == close) {
+    pa->depth--;
+    return p + 1;
+  }
+  for (;;) {
+    if (obj) {
+      if (p == end || *p != '"')
+        return NULL;
+      const char *k = p + 1;
+      esc = false;
+      if (!(p = walk_string(k, end, &esc, true)))
+        return NULL;
+      pa->key[lvl] = k;
+      pa->klen[lvl] = (size_t)(p - 1 - k);
+      if (!w->fn(w->ctx, pa, LM_JSON_KEY, k, pa->klen[lvl], esc))
+        return NULL;
+      p = lm_json_skip_ws_inline(p, end);
+      if (p == end || *p != ':')
+        return NULL;
+      p = lm_json_skip_ws_inline(p + 1, end);
+    }
+    if (!(p = event_value(w, p, end)))
+      return NULL;
+    p = lm_json_skip_ws_inline(p, end);
+    if (p == end)
+      return NULL;
+    if (*p == close) {
+      pa->depth--;
+      return p + 1;
+    }
+    if (*p != ',')
+      return NULL;
+    p = lm_json_skip_ws_inline(p + 1, end);
+  }
+}
+
+size_t lm_json_walk_events(const char *buf, size_t n, lm_json_event_fn fn,
+                           void *ctx) {
+  const char *end = buf + n;
+  const char *p = lm_json_skip_ws_inline(buf, end);
+  if (p == end || *p != '{')
+    return 0;
+  struct event_walk w;
+  w.fn = fn;
+  w.ctx = ctx;
+  w.path.depth = 0;
+  const char *q = event_value(&w, p, end);
+  return q ? (size_t)(q - buf) : 0;
 }
 
 /* ---- exact number conversion ------------------------------------------ */

@@ -4,7 +4,8 @@
  * Input: [api] body... ; the same bytes are also tried as a URL, and when
  * they contain a LF, what precedes it as LLMMETER_ENDPOINTS patterns.
  * Checks: no crash/UB, results within their bounds (the host and path a
- * URL is split into lie inside it; a provider an entry names fits).
+ * URL is split into lie inside it; a provider an entry names fits), and
+ * that the event walk reads the body exactly as the push scanner does.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lm_reqscan(api, p, n, &r);
   if (!memchr(r.model, '\0', sizeof r.model) || r.body_bytes != n ||
       r.prompt_chars > n || r.max_output_tokens < -1)
+    abort();
+  struct lm_request_info q;
+  lm_reqscan_scanned(api, p, n, &q);
+  if (strcmp(r.model, q.model) != 0 ||
+      r.max_output_tokens != q.max_output_tokens || r.stream != q.stream ||
+      r.include_usage != q.include_usage ||
+      r.has_stream_options != q.has_stream_options ||
+      r.prompt_chars != q.prompt_chars)
     abort();
 
   enum lm_api a = lm_detect_api(p, n, NULL);

@@ -165,6 +165,130 @@ LM_TEST(test_malformed_body_keeps_what_was_read) {
   CHECK_EQ_I64(r.max_output_tokens, -1);
 }
 
+/* ---- the event walk reads what the scanner reads ------------------------ */
+
+static bool same_info(const struct lm_request_info *a,
+                      const struct lm_request_info *b) {
+  return strcmp(a->model, b->model) == 0 &&
+         a->max_output_tokens == b->max_output_tokens &&
+         a->stream == b->stream && a->include_usage == b->include_usage &&
+         a->has_stream_options == b->has_stream_options &&
+         a->body_bytes == b->body_bytes && a->prompt_chars == b->prompt_chars;
+}
+
+static size_t differ; /* bodies on which the two readings differed */
+
+static void compare(enum lm_api api, const char *body, size_t n) {
+  struct lm_request_info w, s;
+  lm_reqscan(api, body, n, &w);
+  lm_reqscan_scanned(api, body, n, &s);
+  if (same_info(&w, &s))
+    return;
+  if (differ++ < 3)
+    fprintf(stderr,
+            "    walk/scan differ on %.*s%s: model %s/%s cap %lld/%lld "
+            "prompt %llu/%llu stream %d/%d\n",
+            (int)(n < 120 ? n : 120), body, n > 120 ? "..." : "", w.model,
+            s.model, (long long)w.max_output_tokens,
+            (long long)s.max_output_tokens, (unsigned long long)w.prompt_chars,
+            (unsigned long long)s.prompt_chars, w.stream, s.stream);
+}
+
+/* body, then every byte of it replaced by each of a few values that change
+ * its structure (or deleted), at every `step`-th position. */
+static size_t compare_variants(enum lm_api api, const char *body, size_t n,
+                               size_t step) {
+  static const char subst[] = {'"', '\\', '{', '}', '[', ']', ',',
+                               ':', ' ',  'u', '0', '9', 'x', '\x80'};
+  char *buf = malloc(n + 1);
+  size_t runs = 0;
+  compare(api, body, n);
+  for (size_t i = 0; i < n; i += step) {
+    memcpy(buf, body, n);
+    for (size_t k = 0; k < sizeof subst; k++) {
+      buf[i] = subst[k];
+      compare(api, buf, n);
+      runs++;
+    }
+    memcpy(buf + i, body + i + 1, n - i - 1); /* deleted */
+    compare(api, buf, n - 1);
+    runs++;
+  }
+  free(buf);
+  return runs;
+}
+
+static const char *const edge_bodies[] = {
+    "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":"
+    "\"\\n\\nHuman: hi \\\"x\\\" \\u00e9\"}],\"max_tokens\":5}",
+    "{\"m\\u006fdel\":\"a\",\"model\":\"b\\u0063\"}",
+    "{\"model\":\"one\",\"model\":\"two\",\"stream\":true,\"stream\":false}",
+    "{\"input\":[\"data:x\",\"d\\u0061ta:y\",\"\\u0064ata:\",\"dat\",\"da\\n"
+    "ta:\",\"data\\u003a\",\"\\\\data:\"]}",
+    "{\"messages\":[{\"content\":[{\"type\":\"image_url\",\"image_url\":{"
+    "\"url\":\"data:image/png;base64,AAAA\"}},{\"type\":\"text\",\"text\":"
+    "\"look\"}]}],\"system\":\"s\",\"documents\":[{\"data\":\"zz\"}]}",
+    "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":"
+    "\"string\"}}}}}],\"functions\":{\"a\":{\"b\":1}}}",
+    "{\"generationConfig\":{\"maxOutputTokens\":9},\"options\":{"
+    "\"num_predict\":3},\"generation_config\":{\"max_output_tokens\":4}}",
+    "{\"max_tokens\":1234567890123456789012345678901234567890123,"
+    "\"max_output_tokens\":-5,\"max_completion_tokens\":1e3}",
+    "{\"stream_options\":{\"include_usage\":true},\"stream_options\":[]}",
+    "{\"messages\":\"x\"} trailing",
+    "  {\"prompt\":\"p\"}\n",
+    "[{\"prompt\":\"p\"}]",
+    "\"just a string\"",
+    "{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":1,"
+    "\"messages\":[{\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\":"
+    "\"c\"}]}",
+    "{\"model\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+};
+
+/* Nested `depth` levels below "messages", a string at the bottom. */
+static size_t nested(char *out, size_t size, int depth, const char *key) {
+  size_t k = (size_t)snprintf(out, size, "{\"messages\":");
+  for (int i = 0; i < depth; i++)
+    k += (size_t)snprintf(out + k, size - k, i % 2 ? "[" : "{\"%s\":", key);
+  k += (size_t)snprintf(out + k, size - k, "\"text\"");
+  for (int i = depth - 1; i >= 0; i--)
+    k += (size_t)snprintf(out + k, size - k, i % 2 ? "]" : "}");
+  k += (size_t)snprintf(out + k, size - k, "}");
+  return k;
+}
+
+LM_TEST(test_the_walk_reads_every_body_as_the_scanner_does) {
+  static const enum lm_api apis[] = {LM_API_OPENAI_CHAT, LM_API_OLLAMA_CHAT};
+  size_t runs = 0;
+  differ = 0;
+  for (size_t a = 0; a < 2; a++) {
+    for (size_t i = 0; i < sizeof edge_bodies / sizeof edge_bodies[0]; i++)
+      runs += compare_variants(apis[a], edge_bodies[i], strlen(edge_bodies[i]),
+                               1);
+    char buf[4096];
+    for (int d = 18; d <= 30; d++)
+      for (int k = 0; k < 2; k++) {
+        size_t n = nested(buf, sizeof buf, d, k ? "data" : "images");
+        runs += compare_variants(apis[a], buf, n, 1);
+      }
+  }
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    size_t n = 0;
+    char *body = read_fixture(cases[i].fixture, &n);
+    CHECK(body != NULL);
+    if (!body)
+      continue;
+    runs += compare_variants(cases[i].api, body, n, n > 2048 ? 13 : 1);
+    free(body);
+  }
+  fprintf(stderr, "    %zu bodies read both ways, %zu differed\n", runs,
+          differ);
+  CHECK(runs > 100000);
+  CHECK_EQ_U64(differ, 0);
+}
+
 int main(void) {
   LM_RUN(test_fixture_request_bodies);
   LM_RUN(test_max_completion_tokens_wins_over_max_tokens);
@@ -174,5 +298,6 @@ int main(void) {
   LM_RUN(test_inline_binary_is_not_prompt_text);
   LM_RUN(test_model_outside_the_top_level_is_ignored);
   LM_RUN(test_malformed_body_keeps_what_was_read);
+  LM_RUN(test_the_walk_reads_every_body_as_the_scanner_does);
   LM_TEST_END();
 }

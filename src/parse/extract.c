@@ -350,7 +350,7 @@ static bool usage_equal(const struct lm_usage *a, const struct lm_usage *b) {
 }
 
 static void commit(struct lm_extract *x) {
-  const struct api_desc *d = describe(x->api);
+  const struct api_desc *d = x->desc;
   bool changed = false;
   if (x->doc_has_cost && (!x->has_cost || x->cost_pusd != x->doc_cost)) {
     x->has_cost = true;
@@ -612,7 +612,7 @@ static void on_string(struct lm_extract *x, const struct api_desc *d,
 static void on_json(void *ctx, const struct lm_json_scan *s,
                     enum lm_json_event ev, const char *t, size_t n) {
   struct lm_extract *x = ctx;
-  const struct api_desc *d = describe(x->api);
+  const struct api_desc *d = x->desc;
   switch (ev) {
   case LM_JSON_NUMBER:
     on_number(x, d, s, t, n);
@@ -791,7 +791,7 @@ static size_t common_prefix(const char *a, const char *b, size_t n) {
 static enum lm_doc_kind doc_classify(void *ctx, const char *p, size_t n,
                                      bool valid, size_t *len) {
   struct lm_extract *x = ctx;
-  const struct api_desc *d = describe(x->api);
+  const struct api_desc *d = x->desc;
   struct classify c = {x, d, false, p, 0, {0}};
   size_t from = 0;
   uint8_t kept = 0; /* of x->pre_end, the boundaries at or before from */
@@ -844,9 +844,12 @@ struct direct {
   const struct api_desc *d;
   uint8_t member;
   bool ok;
-  unsigned depth;  /* containers around the values walked (scanner depth) */
-  size_t plen;     /* path so far: root[.key]... */
   size_t root_len; /* the root key's length within path */
+  /* Per level below the root: the path's length through that level's
+   * current key, and whether a key on the way is one the scanner does not
+   * keep (longer than LM_JSON_KEY_MAX: no field's path then). */
+  size_t end[DIRECT_DEPTH];
+  bool untracked[DIRECT_DEPTH];
   char path[DIRECT_DEPTH * (LM_JSON_KEY_MAX + 1)];
 };
 
@@ -864,57 +867,57 @@ static void direct_note(struct direct *w, uint8_t field, const char *t,
   x->direct_n++;
 }
 
-static void direct_number(struct direct *w, const char *leaf, size_t llen,
-                          const char *t, size_t n) {
+/* A number at scanner depth `depth`, its path `plen` bytes of w->path. */
+static void direct_number(struct direct *w, unsigned depth, size_t plen,
+                          const char *leaf, size_t llen, const char *t,
+                          size_t n) {
   if (n > LM_JSON_NUM_MAX)
     return; /* the scanner reports it truncated: on_number ignores it */
   const struct api_desc *d = w->d;
-  if (d == &desc_openai && w->depth == 2 && KEY_IS(leaf, llen, "cost") &&
+  if (d == &desc_openai && depth == 2 && KEY_IS(leaf, llen, "cost") &&
       KEY_IS(w->path, w->root_len, "usage")) {
     direct_note(w, DIRECT_COST, t, n);
     return;
   }
   for (const struct field_map *m = d->fields; m->path; m++)
-    if (m->len == w->plen && memcmp(m->path, w->path, w->plen) == 0) {
+    if (m->len == plen && memcmp(m->path, w->path, plen) == 0) {
       direct_note(w, (uint8_t)(m - d->fields), t, n);
       return;
     }
 }
 
-static bool direct_member(void *ctx, const char *k, size_t klen, const char *v,
-                          size_t vlen, bool escaped) {
+/* The event walk over the member's value (its own depth 0; the scanner's
+ * is one more, the value being a root member's). */
+static bool direct_event(void *ctx, const struct lm_json_path *pa,
+                         enum lm_json_event ev, const char *t, size_t n,
+                         bool escaped) {
   struct direct *w = ctx;
-  if (escaped || vlen == 0 || *v == '[') {
-    w->ok = false;
-    return false;
-  }
-  if (*v == '"' || *v == 't' || *v == 'f' || *v == 'n')
-    return true; /* changes nothing at this depth (see claim_member) */
-  /* A key the scanner truncates never matches, nor does anything under
-   * it: such a path is no field's. */
-  if (klen > LM_JSON_KEY_MAX) {
-    if (*v == '{' && w->depth >= DIRECT_DEPTH)
-      w->ok = false;
-    return w->ok;
-  }
-  size_t saved = w->plen;
-  w->path[w->plen] = '.';
-  memcpy(w->path + w->plen + 1, k, klen);
-  w->plen += klen + 1;
-  if (*v == '{') {
-    if (w->depth >= DIRECT_DEPTH) {
-      w->ok = false;
-    } else {
-      w->depth++;
-      if (!lm_json_walk_object(v, vlen, direct_member, w))
-        w->ok = false;
-      w->depth--;
+  size_t lvl = pa->depth - 1; /* of a key, or of a member's value */
+  if (escaped)
+    return w->ok = false;
+  switch (ev) {
+  case LM_JSON_ARRAY_BEGIN:
+    return w->ok = false;
+  case LM_JSON_OBJECT_BEGIN:
+    return w->ok = pa->depth + 1 < DIRECT_DEPTH;
+  case LM_JSON_KEY: {
+    size_t from = lvl ? w->end[lvl - 1] : w->root_len;
+    w->untracked[lvl] = n > LM_JSON_KEY_MAX || (lvl && w->untracked[lvl - 1]);
+    if (!w->untracked[lvl]) {
+      w->path[from] = '.';
+      memcpy(w->path + from + 1, t, n);
+      w->end[lvl] = from + 1 + n;
     }
-  } else {
-    direct_number(w, k, klen, v, vlen);
+    return true;
   }
-  w->plen = saved;
-  return w->ok;
+  case LM_JSON_NUMBER:
+    if (!w->untracked[lvl])
+      direct_number(w, (unsigned)pa->depth + 1, w->end[lvl], pa->key[lvl],
+                    pa->klen[lvl], t, n);
+    return w->ok;
+  default: /* strings and literals: see above */
+    return true;
+  }
 }
 
 /* The framer's claim: a root member (k: unescaped, as the valid walk has
@@ -925,7 +928,7 @@ static bool direct_member(void *ctx, const char *k, size_t klen, const char *v,
 static size_t claim_member(void *ctx, unsigned pick, const char *k, size_t klen,
                            const char *v, const char *end) {
   struct lm_extract *x = ctx;
-  const struct api_desc *d = describe(x->api);
+  const struct api_desc *d = x->desc;
   x->direct_claimed = false;
   if (*v != '{' || d->modal || d->finish_parent || klen > LM_JSON_KEY_MAX ||
       !key_in(k, klen, d->roots) || key_in(k, klen, d->model_parents))
@@ -935,14 +938,11 @@ static size_t claim_member(void *ctx, unsigned pick, const char *k, size_t klen,
   w.d = d;
   w.member = (uint8_t)pick;
   w.ok = true;
-  w.depth = 2;
-  w.plen = w.root_len = klen;
+  w.root_len = klen;
   memcpy(w.path, k, klen);
   uint8_t before = x->direct_n;
-  /* Validated a member at a time by this walk; their insides walked again,
-   * unvalidated, by direct_member. */
-  size_t len = lm_json_walk_valid_object(v, (size_t)(end - v), direct_member,
-                                         &w);
+  /* One pass validates the member and notes its numbers. */
+  size_t len = lm_json_walk_events(v, (size_t)(end - v), direct_event, &w);
   if (len == 0 || !w.ok) {
     x->direct_n = before; /* scanned: its notes go */
     return 0;
@@ -955,7 +955,7 @@ static enum lm_member_use select_member(void *ctx, unsigned pick, const char *k,
                                         size_t klen, const char *v, size_t vlen,
                                         bool escaped) {
   struct lm_extract *x = ctx;
-  const struct api_desc *d = describe(x->api);
+  const struct api_desc *d = x->desc;
   (void)pick;
   bool claimed = x->direct_claimed; /* this member, just before */
   x->direct_claimed = false;
@@ -984,7 +984,7 @@ static enum lm_member_use select_member(void *ctx, unsigned pick, const char *k,
 
 static void direct_take(void *ctx, unsigned pick) {
   struct lm_extract *x = ctx;
-  const struct api_desc *d = describe(x->api);
+  const struct api_desc *d = x->desc;
   if (pick == LM_FRAMER_BEGIN) { /* a new document's walk */
     x->direct_n = 0;
     x->direct_claimed = false;
@@ -1012,6 +1012,7 @@ static uint32_t doc_taken(void *ctx) {
 void lm_extract_init(struct lm_extract *x, enum lm_api api) {
   memset(x, 0, sizeof *x);
   x->api = api;
+  x->desc = describe(api);
   x->doc_modal.list = -1;
   bool ollama = api == LM_API_OLLAMA_CHAT || api == LM_API_OLLAMA_GENERATE;
   lm_framer_init(&x->framer, ollama ? LM_FRAME_NDJSON : LM_FRAME_JSON, on_json,
@@ -1021,7 +1022,7 @@ void lm_extract_init(struct lm_extract *x, enum lm_api api) {
    * type, error) at most 2, Gemini's candidates[i].finishReason (which
    * tells the last chunk) 3 and its usageMetadata.LIST[i].modality 4.
    * Deeper content is skipped unreported. */
-  const struct api_desc *d = describe(api);
+  const struct api_desc *d = x->desc;
   lm_json_set_depth_limits(&x->framer.json, EXTRACT_KEY_DEPTH,
                            d && d->modal           ? 4
                            : d && d->finish_parent ? 3
@@ -1037,7 +1038,7 @@ void lm_extract_set_content_type(struct lm_extract *x, const char *ct,
 }
 
 void lm_extract_feed(struct lm_extract *x, const char *p, size_t n) {
-  if (x->finished || !describe(x->api))
+  if (x->finished || !x->desc)
     return;
   lm_framer_feed(&x->framer, p, n);
 }
@@ -1046,7 +1047,7 @@ void lm_extract_finish(struct lm_extract *x) {
   if (x->finished)
     return;
   x->finished = true;
-  if (describe(x->api))
+  if (x->desc)
     lm_framer_finish(&x->framer);
 }
 

@@ -103,8 +103,11 @@ struct lm_extract_modal {
 #define LM_EXTRACT_PREFIX 256    /* bytes of the last INERT document kept */
 #define LM_EXTRACT_PREFIX_MEMBERS 16
 
+struct api_desc;
+
 struct lm_extract {
   enum lm_api api;
+  const struct api_desc *desc; /* the API's paths and rules (extract.c) */
   bool finished;
   bool has_usage;
   bool inband_error;

@@ -449,6 +449,17 @@ static bool parse_decimal(const char *t, size_t len, unsigned decimals,
 }
 
 bool lm_json_parse_u64(const char *text, size_t len, uint64_t *out) {
+  /* Token counts are short runs of digits: up to 19 of them always fit. */
+  if (len - 1 < 19) {
+    uint64_t v = 0;
+    size_t i = 0;
+    while (i < len && text[i] >= '0' && text[i] <= '9')
+      v = v * 10 + (uint64_t)(text[i++] - '0');
+    if (i == len) {
+      *out = v;
+      return true;
+    }
+  }
   uint64_t mag;
   bool neg, inexact;
   if (!parse_decimal(text, len, 0, &mag, &neg, &inexact) || inexact ||

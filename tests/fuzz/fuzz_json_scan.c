@@ -9,7 +9,11 @@
  * accepts an object, was shown every top-level key the scanner reports
  * (in order, byte for byte where neither escapes) and ends where the
  * scanner ends the document, if it does; lm_json_walk_valid_object accepts
- * only what the scanner reads to its end without error.
+ * only what the scanner reads to its end without error; and
+ * lm_json_walk_events, when it accepts an object, gave the scanner's
+ * events (keys, container begins, scalars) in order with the same depths,
+ * raw lengths, texts and keys at every level, where escapes or truncation
+ * leave them comparable.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -177,6 +181,97 @@ static void check_walk(const char *p, size_t n, bool valid) {
     abort(); /* accepted as valid, but the scanner failed or did not end */
 }
 
+/* ---- lm_json_walk_events against the scanner ------------------------------ */
+
+#define WALK_EVENTS 256
+struct walk_event {
+  enum lm_json_event ev;
+  size_t depth, len;
+  const char *text;
+  bool escaped;
+  const char *key[LM_JSON_MAX_DEPTH];
+  size_t klen[LM_JSON_MAX_DEPTH];
+};
+struct walk_events {
+  size_t n, at;
+  bool bad;
+  struct walk_event e[WALK_EVENTS];
+};
+
+static bool walk_event(void *ctx, const struct lm_json_path *pa,
+                       enum lm_json_event ev, const char *t, size_t n,
+                       bool escaped) {
+  struct walk_events *w = ctx;
+  if (pa->depth > LM_JSON_MAX_DEPTH)
+    abort();
+  if (w->n < WALK_EVENTS) {
+    struct walk_event *e = &w->e[w->n];
+    e->ev = ev;
+    e->depth = pa->depth;
+    e->text = t;
+    e->len = n;
+    e->escaped = escaped;
+    for (size_t i = 0; i < pa->depth; i++) {
+      e->key[i] = pa->key[i];
+      e->klen[i] = pa->klen[i];
+    }
+  }
+  w->n++;
+  return true;
+}
+
+static void scan_event(void *ctx, const struct lm_json_scan *s,
+                       enum lm_json_event ev, const char *text, size_t len) {
+  struct walk_events *w = ctx;
+  if (ev == LM_JSON_DOC_BEGIN || ev == LM_JSON_DOC_END ||
+      ev == LM_JSON_OBJECT_END || ev == LM_JSON_ARRAY_END || w->bad)
+    return;
+  size_t i = w->at++;
+  if (i >= w->n) {
+    w->bad = true; /* an event the walk did not give */
+    return;
+  }
+  if (i >= WALK_EVENTS)
+    return;
+  const struct walk_event *e = &w->e[i];
+  bool str = ev == LM_JSON_STRING || ev == LM_JSON_KEY;
+  if (e->ev != ev || e->depth != lm_json_depth(s) ||
+      (str && e->len != lm_json_value_raw_len(s)))
+    w->bad = true;
+  /* texts: as written, for a number, string or key neither escaped nor
+   * truncated */
+  bool plain = !e->escaped && !lm_json_value_truncated(s) && text;
+  if ((ev == LM_JSON_NUMBER || str) && plain &&
+      (len != e->len || memcmp(text, e->text, len) != 0))
+    w->bad = true;
+  for (size_t l = 0; l < e->depth && l < LM_JSON_MAX_DEPTH; l++) {
+    size_t klen;
+    const char *k = lm_json_key(s, l, &klen);
+    if ((e->key[l] == NULL) != lm_json_level_is_array(s, l))
+      w->bad = true;
+    if (k && e->key[l] && !memchr(e->key[l], '\\', e->klen[l]) &&
+        (klen != e->klen[l] || memcmp(k, e->key[l], klen) != 0))
+      w->bad = true;
+  }
+}
+
+static void check_events(const char *p, size_t n) {
+  static struct walk_events w;
+  w.n = w.at = 0;
+  w.bad = false;
+  size_t k = lm_json_walk_events(p, n, walk_event, &w);
+  if (k == 0)
+    return;
+  if (k > n)
+    abort();
+  struct lm_json_scan s;
+  lm_json_init(&s, LM_JSON_REPORT_KEYS, scan_event, &w);
+  lm_json_feed(&s, p, k);
+  lm_json_finish(&s);
+  if (lm_json_failed(&s) || w.bad || w.at != w.n)
+    abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2)
     return 0;
@@ -192,5 +287,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check_numbers(p, n);
   check_walk(p, n, false);
   check_walk(p, n, true);
+  check_events(p, n);
   return 0;
 }

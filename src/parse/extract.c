@@ -547,9 +547,11 @@ static void on_number(struct lm_extract *x, const struct api_desc *d,
   }
 }
 
-static void set_model(struct lm_extract *x, const struct lm_json_scan *s,
-                      const char *t, size_t n) {
-  if (n == 0 || n >= LM_EXTRACT_MODEL_MAX || lm_json_value_truncated(s))
+/* The model's text, read by the scanner (truncated: longer than it keeps)
+ * or DIRECT (claim_model). */
+static void take_model(struct lm_extract *x, const char *t, size_t n,
+                       bool truncated) {
+  if (n == 0 || n >= LM_EXTRACT_MODEL_MAX || truncated)
     return; /* "" (Azure's first chunk) never replaces a model */
   if (memcmp(x->model, t, n) == 0 && x->model[n] == '\0')
     return; /* the same: nothing changes, classify_member's "the model we
@@ -557,6 +559,11 @@ static void set_model(struct lm_extract *x, const struct lm_json_scan *s,
   memcpy(x->model, t, n);
   x->model[n] = '\0';
   x->model_gen++;
+}
+
+static void set_model(struct lm_extract *x, const struct lm_json_scan *s,
+                      const char *t, size_t n) {
+  take_model(x, t, n, lm_json_value_truncated(s));
 }
 
 /* Strings matter only at depth 1 (type, error, model) and 2 (X.model), and
@@ -838,6 +845,7 @@ static enum lm_doc_kind doc_classify(void *ctx, const char *p, size_t n,
  * document's order. */
 #define DIRECT_DEPTH 4 /* the depth of x_groq.usage.X_details.N */
 #define DIRECT_COST 255
+#define DIRECT_MODEL 254
 
 struct direct {
   struct lm_extract *x;
@@ -925,11 +933,31 @@ static bool direct_event(void *ctx, const struct lm_json_path *pa,
  * it: its length, or 0 (nothing noted) to have it validated and scanned.
  * Not for APIs whose strings deeper down count (Gemini's modalities and
  * finishReason) nor for a model parent (X.model). */
+/* A root model key's string value without escapes, read DIRECT: what
+ * on_string would make of it (take_model), at hand-over. Its length with
+ * the quotes, or 0 to have it scanned. */
+static size_t claim_model(struct lm_extract *x, unsigned pick, const char *v,
+                          const char *end) {
+  const char *q = lm_find2(v + 1, end, '"', '\\');
+  if (!q || *q != '"' || x->direct_n == LM_EXTRACT_DIRECT_MAX ||
+      (size_t)(q - v - 1) >= LM_EXTRACT_MODEL_MAX)
+    return 0;
+  x->direct[x->direct_n].t = v + 1;
+  x->direct[x->direct_n].n = (uint8_t)(q - v - 1);
+  x->direct[x->direct_n].field = DIRECT_MODEL;
+  x->direct[x->direct_n].member = (uint8_t)pick;
+  x->direct_n++;
+  x->direct_claimed = true;
+  return (size_t)(q + 1 - v);
+}
+
 static size_t claim_member(void *ctx, unsigned pick, const char *k, size_t klen,
                            const char *v, const char *end) {
   struct lm_extract *x = ctx;
   const struct api_desc *d = x->desc;
   x->direct_claimed = false;
+  if (*v == '"' && key_in(k, klen, d->model_keys))
+    return claim_model(x, pick, v, end);
   if (*v != '{' || d->modal || d->finish_parent || klen > LM_JSON_KEY_MAX ||
       !key_in(k, klen, d->roots) || key_in(k, klen, d->model_parents))
     return 0;
@@ -994,7 +1022,9 @@ static void direct_take(void *ctx, unsigned pick) {
   for (uint8_t i = 0; i < x->direct_n; i++) {
     if (x->direct[i].member != pick)
       continue;
-    if (x->direct[i].field == DIRECT_COST)
+    if (x->direct[i].field == DIRECT_MODEL)
+      take_model(x, x->direct[i].t, x->direct[i].n, false);
+    else if (x->direct[i].field == DIRECT_COST)
       take_cost(x, x->direct[i].t, x->direct[i].n);
     else
       take_number(x, &d->fields[x->direct[i].field], x->direct[i].t,

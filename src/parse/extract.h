@@ -133,8 +133,9 @@ struct lm_extract {
   uint32_t direct_members; /* members taken DIRECT so far (tests read it) */
   struct {
     const char *t;
-    uint8_t n;      /* text length (<= LM_JSON_NUM_MAX) */
-    uint8_t field;  /* index into the API's field table; 255: usage.cost */
+    uint8_t n; /* text length (a number: <= LM_JSON_NUM_MAX) */
+    uint8_t
+        field; /* the API's field table index; 255: usage.cost, 254: the model */
     uint8_t member; /* the member's place among the document's picks */
   } direct[LM_EXTRACT_DIRECT_MAX];
   /* The first bytes of the last document classified INERT, and where its

@@ -45,10 +45,13 @@ expect_eq rpm_all_80_arrived "${#at[@]}" 80
 check rpm_first_60_arrive_at_once python3 -c "import sys; sys.exit(not float('${at[59]}') < 3.0)"
 check rpm_other_20_about_one_a_second python3 -c "
 a=[float(x) for x in '${at[*]}'.split()][60:]
-gaps=[b-a for a,b in zip(a,a[1:])]
 import sys
-# paced: 20 more over ~20 s, each gap near 1 s (none a burst)
-sys.exit(not (17.0 <= a[-1] - 0 <= 24.0 and min(gaps) > 0.5 and max(gaps) < 1.6))"
+# paced: 20 more over ~20 s, none a burst. The bucket refills one call a
+# second, so in any stretch of the tail, calls beyond the first number at
+# most its length in seconds; 0.5 s is allowed for one process woken late
+# beside another woken on time (a loaded machine), never more.
+ok = all(j - i <= (a[j] - a[i]) + 1.5 for i in range(len(a)) for j in range(i + 1, len(a)))
+sys.exit(not (17.0 <= a[-1] <= 30.0 and ok))"
 expect_eq rpm_totals_exact "$(status_json "$R" | json_get - "j['requests'], j['tokens']['input'], j['denied']")" "80 800 0"
 check rpm_status_shows_rate grep -q "^rate      rpm [0-9]*/60$" <("$LM" status --budget "$R")
 # Past the wait bound a call is refused with a retry-after, not sent. On a

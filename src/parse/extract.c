@@ -715,6 +715,33 @@ struct classify {
   uint16_t ends[LM_EXTRACT_PREFIX_MEMBERS];
 };
 
+/* Bit c - 0x40 for each first byte c in [0x40, 0x80) of a key that
+ * classify_member or select_member looks at for the API: a member whose key
+ * starts with another byte of that range is harmless without a comparison
+ * (most of a chunk's: id, object, created, choices, ...). Keys starting
+ * below 0x40 or at 0x80 and above always take the comparisons. */
+static uint64_t key_bit(unsigned char c) {
+  return c >= 0x40 && c < 0x80 ? 1ull << (c - 0x40) : 0;
+}
+
+static uint64_t first_bytes(const struct api_desc *d) {
+  const char *const *lists[] = {d->roots, d->model_keys, d->model_parents};
+  uint64_t m = key_bit('e') | key_bit('t'); /* error, type */
+  for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+    for (const char *const *k = lists[i]; *k; k++)
+      m |= key_bit((unsigned char)**k);
+  if (d->needs_done)
+    m |= key_bit('d');
+  if (d->finish_parent)
+    m |= key_bit((unsigned char)d->finish_parent[0]);
+  return m;
+}
+
+static bool maybe_read(const struct lm_extract *x, const char *k, size_t klen) {
+  unsigned char c = k && klen ? (unsigned char)k[0] : 0;
+  return c < 0x40 || c >= 0x80 || ((x->first_bytes >> (c - 0x40)) & 1);
+}
+
 /* One top-level member of a document whole in the buffer: harmless (true,
  * nothing noted: reading it would change nothing, see on_json), a usage
  * snapshot of an API whose snapshots replace each other (true, noted), or
@@ -726,6 +753,8 @@ static bool classify_member(void *ctx, const char *k, size_t klen,
   const struct api_desc *d = c->d;
   if (escaped) /* \u escapes can spell any key or value */
     return false;
+  if (!maybe_read(x, k, klen))
+    return true;
   bool null = vlen == 4 && memcmp(v, "null", 4) == 0;
   if (key_in(k, klen, d->roots)) {
     /* "usage": null in every chunk of an include_usage stream */
@@ -989,6 +1018,8 @@ static enum lm_member_use select_member(void *ctx, unsigned pick, const char *k,
   x->direct_claimed = false;
   if (claimed)
     return LM_MEMBER_DIRECT;
+  if (!escaped && !maybe_read(x, k, klen))
+    return LM_MEMBER_SKIP; /* as classify_member would say */
   bool null = vlen == 4 && memcmp(v, "null", 4) == 0;
   if (!escaped && key_in(k, klen, d->roots) && !null)
     return LM_MEMBER_SCAN;
@@ -1043,6 +1074,8 @@ void lm_extract_init(struct lm_extract *x, enum lm_api api) {
   memset(x, 0, sizeof *x);
   x->api = api;
   x->desc = describe(api);
+  if (x->desc)
+    x->first_bytes = first_bytes(x->desc);
   x->doc_modal.list = -1;
   bool ollama = api == LM_API_OLLAMA_CHAT || api == LM_API_OLLAMA_GENERATE;
   lm_framer_init(&x->framer, ollama ? LM_FRAME_NDJSON : LM_FRAME_JSON, on_json,

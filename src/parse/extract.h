@@ -108,6 +108,7 @@ struct api_desc;
 struct lm_extract {
   enum lm_api api;
   const struct api_desc *desc; /* the API's paths and rules (extract.c) */
+  uint64_t first_bytes;        /* of the keys they look at (extract.c) */
   bool finished;
   bool has_usage;
   bool inband_error;

@@ -468,6 +468,8 @@ static void remember_option(struct lm_handle *e, CURLoption o, void *p, long l,
                             curl_off_t off) {
   switch (o) {
   case CURLOPT_URL:
+    if (p && e->url && strcmp(e->url, p) == 0)
+      break; /* the same URL again, as a loop over one endpoint sets it */
     free(e->url);
     e->url = p ? strdup(p) : NULL;
     break;

@@ -6,8 +6,9 @@
  * estimating usage when a response carries none.
  *
  * Reads the body once (the JSON module's event walk, or its push scanner
- * where the walk cannot): no allocation, no printing, fixed-size result. Malformed bodies give whatever was read
- * before the error (model "" and -1 caps when nothing was).
+ * where the walk cannot): no allocation, no printing, fixed-size result.
+ * Malformed bodies give whatever was read before the error (model "" and
+ * -1 caps when nothing was).
  */
 #ifndef LM_REQSCAN_H
 #define LM_REQSCAN_H

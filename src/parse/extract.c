@@ -957,11 +957,6 @@ static bool direct_event(void *ctx, const struct lm_json_path *pa,
   }
 }
 
-/* The framer's claim: a root member (k: unescaped, as the valid walk has
- * it) read DIRECT if it fits, its numbers noted, while the walk validates
- * it: its length, or 0 (nothing noted) to have it validated and scanned.
- * Not for APIs whose strings deeper down count (Gemini's modalities and
- * finishReason) nor for a model parent (X.model). */
 /* A root model key's string value without escapes, read DIRECT: what
  * on_string would make of it (take_model), at hand-over. Its length with
  * the quotes, or 0 to have it scanned. */
@@ -980,6 +975,12 @@ static size_t claim_model(struct lm_extract *x, unsigned pick, const char *v,
   return (size_t)(q + 1 - v);
 }
 
+/* The framer's claim: a root member (k: unescaped, as the valid walk has
+ * it) read DIRECT if it fits (a usage object, its numbers noted as one
+ * event walk validates it; or a model string, see claim_model): its
+ * length, or 0 (nothing noted) to have it validated and scanned. A usage
+ * object is not claimed for APIs whose strings deeper down count (Gemini's
+ * modalities and finishReason) nor for a model parent (X.model). */
 static size_t claim_member(void *ctx, unsigned pick, const char *k, size_t klen,
                            const char *v, const char *end) {
   struct lm_extract *x = ctx;

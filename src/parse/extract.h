@@ -127,16 +127,16 @@ struct lm_extract {
   bool doc_has_cost;
   int64_t doc_cost;
   char model[LM_EXTRACT_MODEL_MAX];
-  /* Numbers of whole documents' DIRECT members, found while the framer
-   * asks which members to read and taken when it hands them over. */
+  /* Numbers (and a model, field 254) of whole documents' DIRECT members,
+   * found while the framer asks which members to read and taken when it
+   * hands them over. */
   uint8_t direct_n;
   bool direct_claimed;     /* the member just walked was read DIRECT */
   uint32_t direct_members; /* members taken DIRECT so far (tests read it) */
   struct {
     const char *t;
-    uint8_t n; /* text length (a number: <= LM_JSON_NUM_MAX) */
-    uint8_t
-        field; /* the API's field table index; 255: usage.cost, 254: the model */
+    uint8_t n;      /* text length (a number's: <= LM_JSON_NUM_MAX) */
+    uint8_t field;  /* the API's field table index, or 255: usage.cost */
     uint8_t member; /* the member's place among the document's picks */
   } direct[LM_EXTRACT_DIRECT_MAX];
   /* The first bytes of the last document classified INERT, and where its

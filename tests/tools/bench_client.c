@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "bench_requests.h"
+#include "bench_util.h"
 
 static const char *kind, *base;
 static long total, per_thread, threads;
@@ -38,18 +39,6 @@ static double *lat; /* µs per request, [threads][per_thread] */
 static unsigned long long bytes_total;
 static long errors;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static size_t sink(char *p, size_t s, size_t n, void *ud) {
-  (void)p;
-  *(unsigned long long *)ud += s * n;
-  return s * n;
-}
 
 static struct curl_slist *headers_for(const char *k, unsigned long long bytes) {
   struct curl_slist *h = NULL;
@@ -84,7 +73,7 @@ static void setup(CURL *h, const char *k, unsigned long long bytes,
   else
     snprintf(url, sizeof url, "%s/v1/chat/completions", base);
   curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, bench_sink);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, count);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -119,10 +108,10 @@ static void *worker(void *arg) {
   setup(h, kind, big, hd, &count);
   long errs = 0;
   for (long i = 0; i < per_thread; i++) {
-    double t0 = now_us();
+    double t0 = bench_clock_us(CLOCK_MONOTONIC);
     if (perform(h))
       errs++;
-    lat[t * per_thread + i] = now_us() - t0;
+    lat[t * per_thread + i] = bench_clock_us(CLOCK_MONOTONIC) - t0;
   }
   curl_easy_cleanup(h);
   curl_slist_free_all(hd);
@@ -192,13 +181,14 @@ int main(int argc, char **argv) {
     curl_easy_cleanup(h);
     curl_slist_free_all(hd);
   }
-  double c0 = cpu_s(), t0 = now_us();
+  double c0 = cpu_s(), t0 = bench_clock_us(CLOCK_MONOTONIC);
   pthread_t th[256];
   for (long t = 0; t < threads; t++)
     pthread_create(&th[t], NULL, worker, (void *)t);
   for (long t = 0; t < threads; t++)
     pthread_join(th[t], NULL);
-  double wall = (now_us() - t0) / 1e6, cpu = cpu_s() - c0;
+  double wall = (bench_clock_us(CLOCK_MONOTONIC) - t0) / 1e6,
+         cpu = cpu_s() - c0;
   qsort(lat, (size_t)total, sizeof *lat, cmp_d);
   printf("wall_s=%.6f cpu_s=%.6f reqs=%ld p50_us=%.1f p99_us=%.1f bytes=%llu "
          "rss_kb=%ld rss_base_kb=%ld errors=%ld\n",

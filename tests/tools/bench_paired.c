@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "bench_requests.h"
+#include "bench_util.h"
 
 struct api {
   CURL *(*init)(void);
@@ -74,18 +75,6 @@ static int load_b(void) {
   return 0;
 }
 
-static double thread_cpu_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static size_t sink(char *p, size_t s, size_t n, void *ud) {
-  (void)p;
-  *(unsigned long long *)ud += s * n;
-  return s * n;
-}
-
 struct handle {
   const struct api *a;
   CURL *h;
@@ -110,7 +99,7 @@ static void open_handle(struct handle *k, const struct api *a) {
   snprintf(url, sizeof url, "%s%s", base,
            strcmp(kind, "hello") ? "/v1/chat/completions" : "/hello");
   a->setopt(k->h, CURLOPT_URL, url);
-  a->setopt(k->h, CURLOPT_WRITEFUNCTION, sink);
+  a->setopt(k->h, CURLOPT_WRITEFUNCTION, bench_sink);
   a->setopt(k->h, CURLOPT_WRITEDATA, &k->count);
   a->setopt(k->h, CURLOPT_HTTPHEADER, k->hd);
   a->setopt(k->h, CURLOPT_NOSIGNAL, 1L);
@@ -146,9 +135,9 @@ static void *worker(void *arg) {
     double took[2];
     for (int i = 0; i < 2; i++) { /* A then B, or B then A on odd pairs */
       int w = (int)(r % 2) ^ i;
-      double t0 = thread_cpu_us();
+      double t0 = bench_clock_us(CLOCK_THREAD_CPUTIME_ID);
       errs += run_block(ab[w], block);
-      took[w] = thread_cpu_us() - t0;
+      took[w] = bench_clock_us(CLOCK_THREAD_CPUTIME_ID) - t0;
     }
     added[t * reps + r] = (took[0] - took[1]) / (double)block;
     based[t * reps + r] = took[1] / (double)block;

@@ -20,31 +20,72 @@ struct reqscan_ctx {
   struct lm_request_info *out;
   int cap_rank; /* rank of the cap in max_output_tokens (0 = none) */
   int stream_seen;
-  /* Of the current top-level key (set when the scanner reports it): is it
-   * one of prompt_keys, is it tools/functions. Every string below it asks,
-   * so it is asked once. */
+  /* Of the current top-level key (set when a reader reports it): which of
+   * the keys the rules name it is, is it one of prompt_keys, is it
+   * tools/functions. Every value below it asks, so it is asked once. */
+  unsigned char root;
   bool root_prompt, root_tools;
 };
 
-static const char *const prompt_keys[] = {"messages",
-                                          "input",
-                                          "prompt",
-                                          "suffix",
-                                          "contents",
-                                          "system",
-                                          "systemInstruction",
-                                          "system_instruction",
-                                          "instructions",
-                                          "tools",
-                                          "functions",
-                                          "documents",
-                                          "tool_config",
-                                          NULL};
+/* A set of keys with their lengths: a key of another length is rejected
+ * without a comparison. */
+struct key {
+  const char *s;
+  unsigned char len;
+};
+#define KEY(lit) \
+  { lit, sizeof(lit) - 1 }
+
+static const struct key prompt_keys[] = {KEY("messages"),
+                                         KEY("input"),
+                                         KEY("prompt"),
+                                         KEY("suffix"),
+                                         KEY("contents"),
+                                         KEY("system"),
+                                         KEY("systemInstruction"),
+                                         KEY("system_instruction"),
+                                         KEY("instructions"),
+                                         KEY("tools"),
+                                         KEY("functions"),
+                                         KEY("documents"),
+                                         KEY("tool_config"),
+                                         {NULL, 0}};
+
+/* The top-level keys the rules below ask about, as c->root. */
+enum {
+  R_OTHER = 0,
+  R_MODEL,
+  R_STREAM,
+  R_STREAM_OPTIONS,
+  R_MAX_COMPLETION_TOKENS,
+  R_MAX_OUTPUT_TOKENS,
+  R_MAX_TOKENS,
+  R_GENERATIONCONFIG,
+  R_GENERATION_CONFIG,
+  R_OPTIONS,
+  R_TOOLS,
+  R_FUNCTIONS
+};
+static const struct key root_keys[] = {
+    [R_OTHER] = {NULL, 0},
+    [R_MODEL] = KEY("model"),
+    [R_STREAM] = KEY("stream"),
+    [R_STREAM_OPTIONS] = KEY("stream_options"),
+    [R_MAX_COMPLETION_TOKENS] = KEY("max_completion_tokens"),
+    [R_MAX_OUTPUT_TOKENS] = KEY("max_output_tokens"),
+    [R_MAX_TOKENS] = KEY("max_tokens"),
+    [R_GENERATIONCONFIG] = KEY("generationConfig"),
+    [R_GENERATION_CONFIG] = KEY("generation_config"),
+    [R_OPTIONS] = KEY("options"),
+    [R_TOOLS] = KEY("tools"),
+    [R_FUNCTIONS] = KEY("functions"),
+};
 
 /* Keys below which strings are inline binary, not prompt text. */
-static const char *const binary_keys[] = {
-    "images",      "image",     "image_url", "inlineData", "inline_data",
-    "input_audio", "file_data", "fileData",  "b64_json",   NULL};
+static const struct key binary_keys[] = {
+    KEY("images"),      KEY("image"),       KEY("image_url"), KEY("inlineData"),
+    KEY("inline_data"), KEY("input_audio"), KEY("file_data"), KEY("fileData"),
+    KEY("b64_json"),    {NULL, 0}};
 
 /* Where a value sits, as the scanner's callback or the event walk sees
  * it: one set of rules reads both. */
@@ -54,27 +95,51 @@ struct at {
   size_t depth;
 };
 
-static bool key_at_is(const struct at *a, size_t level, const char *lit) {
-  if (a->w)
-    return level < a->w->depth && a->w->key[level] &&
-           lm_json_key_equals(a->w->key[level], a->w->klen[level], lit);
-  return lm_json_key_is(a->s, level, lit);
+/* The key at `level` of a's path (NULL: an array's level, a key the
+ * scanner did not keep whole, or no such level). */
+static const char *key_of(const struct at *a, size_t level, size_t *klen) {
+  if (a->w) {
+    if (level >= a->w->depth || !a->w->key[level])
+      return NULL;
+    *klen = a->w->klen[level];
+    return a->w->key[level];
+  }
+  return lm_json_key(a->s, level, klen);
 }
 
-static bool key_in(const struct at *a, size_t level, const char *const *set) {
-  const char *k;
+static bool key_at_is(const struct at *a, size_t level, const char *lit) {
   size_t klen;
-  if (a->w) {
-    if (level >= a->w->depth || !(k = a->w->key[level]))
-      return false;
-    klen = a->w->klen[level];
-  } else if (!(k = lm_json_key(a->s, level, &klen))) {
-    return false;
-  }
-  for (; *set; set++)
-    if (lm_json_key_equals(k, klen, *set))
+  const char *k = key_of(a, level, &klen);
+  return k && lm_json_key_equals(k, klen, lit);
+}
+
+static bool key_is(const char *k, size_t klen, const struct key *e) {
+  return e->len == klen && memcmp(k, e->s, klen) == 0;
+}
+
+static bool key_in(const char *k, size_t klen, const struct key *set) {
+  for (; set->s; set++)
+    if (key_is(k, klen, set))
       return true;
   return false;
+}
+
+/* A top-level key's place among root_keys and prompt_keys. */
+static void set_root(struct reqscan_ctx *c, const struct at *a) {
+  size_t klen;
+  const char *k = key_of(a, 0, &klen);
+  c->root = R_OTHER;
+  c->root_prompt = k && key_in(k, klen, prompt_keys);
+  c->root_tools = false;
+  if (!k)
+    return;
+  for (unsigned r = R_OTHER + 1; r < sizeof root_keys / sizeof root_keys[0];
+       r++)
+    if (key_is(k, klen, &root_keys[r])) {
+      c->root = (unsigned char)r;
+      break;
+    }
+  c->root_tools = c->root == R_TOOLS || c->root == R_FUNCTIONS;
 }
 
 static bool counts_as_prompt(const struct reqscan_ctx *c, const struct at *a,
@@ -85,9 +150,12 @@ static bool counts_as_prompt(const struct reqscan_ctx *c, const struct at *a,
   if (is_key) /* keys count only in tool schemas */
     return depth >= 2 && c->root_tools;
   size_t lim = depth < LM_JSON_MAX_DEPTH ? depth : LM_JSON_MAX_DEPTH;
-  for (size_t i = 1; i < lim; i++)
-    if (key_in(a, i, binary_keys))
+  for (size_t i = 1; i < lim; i++) {
+    size_t klen;
+    const char *k = key_of(a, i, &klen);
+    if (k && key_in(k, klen, binary_keys))
       return false;
+  }
   return !key_at_is(a, depth - 1, "data");
 }
 
@@ -100,21 +168,25 @@ static void set_cap(struct reqscan_ctx *c, int rank, const char *t, size_t n) {
 }
 
 /* The cap a number at this path sets, by rank (0: none). */
-static int cap_rank(const struct at *a) {
+static int cap_rank(const struct reqscan_ctx *c, const struct at *a) {
   if (a->depth == 1) {
-    if (key_at_is(a, 0, "max_completion_tokens"))
+    switch (c->root) {
+    case R_MAX_COMPLETION_TOKENS:
       return 5;
-    if (key_at_is(a, 0, "max_output_tokens"))
+    case R_MAX_OUTPUT_TOKENS:
       return 4;
-    if (key_at_is(a, 0, "max_tokens"))
+    case R_MAX_TOKENS:
       return 3;
-  } else if (a->depth == 2) {
-    if ((key_at_is(a, 0, "generationConfig") &&
-         key_at_is(a, 1, "maxOutputTokens")) ||
-        (key_at_is(a, 0, "generation_config") &&
+    default:
+      return 0;
+    }
+  }
+  if (a->depth == 2) {
+    if ((c->root == R_GENERATIONCONFIG && key_at_is(a, 1, "maxOutputTokens")) ||
+        (c->root == R_GENERATION_CONFIG &&
          key_at_is(a, 1, "max_output_tokens")))
       return 2;
-    if (key_at_is(a, 0, "options") && key_at_is(a, 1, "num_predict"))
+    if (c->root == R_OPTIONS && key_at_is(a, 1, "num_predict"))
       return 1;
   }
   return 0;
@@ -130,7 +202,7 @@ static void on_value(struct reqscan_ctx *c, const struct at *a,
   size_t depth = a->depth;
   switch (ev) {
   case LM_JSON_STRING:
-    if (depth == 1 && key_at_is(a, 0, "model")) {
+    if (depth == 1 && c->root == R_MODEL) {
       if (model_ok && n < sizeof o->model) {
         memcpy(o->model, t, n);
         o->model[n] = '\0';
@@ -141,31 +213,29 @@ static void on_value(struct reqscan_ctx *c, const struct at *a,
       o->prompt_chars += raw;
     return;
   case LM_JSON_KEY:
-    if (depth == 1) { /* a top-level key: every later question is of it */
-      c->root_prompt = key_in(a, 0, prompt_keys);
-      c->root_tools = key_at_is(a, 0, "tools") || key_at_is(a, 0, "functions");
-    }
+    if (depth == 1) /* a top-level key: every later question is of it */
+      set_root(c, a);
     if (counts_as_prompt(c, a, true))
       o->prompt_chars += raw;
     return;
   case LM_JSON_NUMBER: {
-    int rank = cap_rank(a);
+    int rank = cap_rank(c, a);
     if (rank)
       set_cap(c, rank, t, n);
     return;
   }
   case LM_JSON_TRUE:
   case LM_JSON_FALSE:
-    if (depth == 1 && key_at_is(a, 0, "stream")) {
+    if (depth == 1 && c->root == R_STREAM) {
       o->stream = ev == LM_JSON_TRUE;
       c->stream_seen = 1;
-    } else if (depth == 2 && key_at_is(a, 0, "stream_options") &&
+    } else if (depth == 2 && c->root == R_STREAM_OPTIONS &&
                key_at_is(a, 1, "include_usage")) {
       o->include_usage = ev == LM_JSON_TRUE;
     }
     return;
   case LM_JSON_OBJECT_BEGIN:
-    if (depth == 1 && key_at_is(a, 0, "stream_options"))
+    if (depth == 1 && c->root == R_STREAM_OPTIONS)
       o->has_stream_options = true;
     return;
   default:
@@ -231,11 +301,11 @@ static bool decodes_to_data(const char *t, size_t n) {
 static bool on_walk(void *ctx, const struct lm_json_path *w,
                     enum lm_json_event ev, const char *t, size_t n,
                     bool escaped) {
+  struct reqscan_ctx *c = ctx;
   struct at a = {NULL, w, w->depth};
-  if (escaped &&
-      (ev == LM_JSON_KEY || (a.depth == 1 && key_at_is(&a, 0, "model"))))
+  if (escaped && (ev == LM_JSON_KEY || (a.depth == 1 && c->root == R_MODEL)))
     return false;
-  if (ev == LM_JSON_NUMBER && n > LM_JSON_NUM_MAX && cap_rank(&a))
+  if (ev == LM_JSON_NUMBER && n > LM_JSON_NUM_MAX && cap_rank(c, &a))
     return false;
   bool str = ev == LM_JSON_STRING;
   on_value(ctx, &a, ev, t, n, n, true,
@@ -255,7 +325,7 @@ static void start(struct lm_request_info *out, struct reqscan_ctx *c,
   memset(out, 0, sizeof *out);
   out->max_output_tokens = -1;
   out->body_bytes = len;
-  *c = (struct reqscan_ctx){out, 0, 0, false, false};
+  *c = (struct reqscan_ctx){out, 0, 0, R_OTHER, false, false};
 }
 
 /* The walk when it can read the body, else the scanner from scratch (what

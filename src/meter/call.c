@@ -280,11 +280,20 @@ static const char *request_url(const struct lm_meter_request *r, char *buf,
   return buf;
 }
 
+_Static_assert(offsetof(struct lm_meter_call, x) <
+                   offsetof(struct lm_meter_call, response),
+               "reset_call zeroes around the extractor, before response");
+
 static void reset_call(struct lm_meter_call *t, const struct lm_route *route) {
   char *keep_body = t->send_body;
   struct lm_inject_filter *keep_filter = t->filter;
   free(keep_body);
-  memset(t, 0, offsetof(struct lm_meter_call, response));
+  /* The extractor is zeroed by its own init, and the refusal bytes are
+   * written whole when there is one: each byte of the call once. */
+  memset(t, 0, offsetof(struct lm_meter_call, x));
+  char *after_x = (char *)&t->x + sizeof(t->x);
+  memset(after_x, 0, (size_t)((char *)t->response - after_x));
+  lm_extract_init(&t->x, route->api);
   t->response[0] = 0;
   t->filter = keep_filter;
   t->api = route->api;
@@ -490,7 +499,6 @@ enum lm_verdict_kind lm_meter_begin(struct lm_meter_call **slot,
     lm_str_copy(t->model, sizeof(t->model), model);
   resolve_price(t);
   estimate(t, body, len);
-  lm_extract_init(&t->x, api);
   if (!b)
     return unusable(t, v);
   if (admit(t, b, v) != LM_VERDICT_METER)

@@ -1071,8 +1071,12 @@ static uint32_t doc_taken(void *ctx) {
 
 /* ---- public API ----------------------------------------------------------- */
 
+_Static_assert(offsetof(struct lm_extract, framer) + sizeof(struct lm_framer) ==
+                   sizeof(struct lm_extract),
+               "the framer is last: lm_framer_init zeroes it");
+
 void lm_extract_init(struct lm_extract *x, enum lm_api api) {
-  memset(x, 0, sizeof *x);
+  memset(x, 0, offsetof(struct lm_extract, framer));
   x->api = api;
   x->desc = describe(api);
   if (x->desc)

@@ -67,10 +67,18 @@ enum lm_frame_mode lm_frame_mode_from_content_type(const char *ct, size_t len) {
   return LM_FRAME_AUTO;
 }
 
+_Static_assert(offsetof(struct lm_framer, sse) <
+                       offsetof(struct lm_framer, json) &&
+                   offsetof(struct lm_framer, json) +
+                           sizeof(struct lm_json_scan) ==
+                       sizeof(struct lm_framer),
+               "sse, then json, end the framer: their inits zero them");
+
 void lm_framer_init(struct lm_framer *f, enum lm_frame_mode json_like,
                     lm_json_cb on_json, lm_framer_event_fn on_event,
                     void *ctx) {
-  memset(f, 0, sizeof *f);
+  /* sse and json, last, are zeroed by their own inits: each byte once */
+  memset(f, 0, offsetof(struct lm_framer, sse));
   f->on_event = on_event;
   f->ctx = ctx;
   f->mode = LM_FRAME_AUTO;

@@ -322,6 +322,8 @@ void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
              budget, (long long)(d->limit / 1000000000), (double)d->used / 1e9);
     break;
   default: /* LM_DENY_ERROR: the backend's reason, when it gave one */
+    if (d->detail[0])
+      sub = d->detail;
     snprintf(buf, len, "budget '%s': unavailable%s%s", budget, sub ? ": " : "",
              sub ? sub : "");
   }

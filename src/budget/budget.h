@@ -79,6 +79,9 @@ struct lm_denial {
   int64_t waited_ms; /* >0: refused after waiting this long for
                                 in-flight calls to settle */
   int64_t spent;     /* spent alone, when reservations blocked */
+  /* LM_DENY_ERROR: the backend's one-line reason, when longer than a
+   * subject holds (a Redis host name and its error, say) */
+  char detail[192];
 };
 
 /* A process-local copy of what a lease holds; the shared slot mirrors it. */

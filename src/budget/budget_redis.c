@@ -130,7 +130,7 @@ static void error_denial(struct lm_denial *why, const char *err) {
   memset(why, 0, sizeof(*why));
   why->kind = LM_DENY_ERROR;
   why->retry_after_s = -1;
-  snprintf(why->subject, sizeof(why->subject), "%.63s", err);
+  snprintf(why->detail, sizeof(why->detail), "%s", err);
 }
 
 static int64_t mono_ms(void) {

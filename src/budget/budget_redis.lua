@@ -35,6 +35,17 @@ local TOT = P .. 'tot'
 local LEASES = P .. 'leases'
 local op = ARGV[1]
 local now = ARGV[2]
+-- Redis Cluster, while the budget's slot is being migrated to another
+-- node: a key of the budget that is not here (moved already, or not yet
+-- created) fails the script at its first access, and Redis keeps what the
+-- script wrote before it (an expired lease refunded again at every call,
+-- say). A key that is never created fails the same way, here, before
+-- anything is written: the call is refused until the slot has moved (a
+-- MOVED then leads to its new node).
+local moving = redis.pcall('EXISTS', P .. 'never')
+if type(moving) == 'table' and moving.err then
+  return redis.error_reply('MIGRATING its cluster slot is moving to another node')
+end
 -- Lease expiry runs on the server's clock: the clients' may disagree.
 local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)

@@ -10,7 +10,9 @@
  * not speak on its parent's socket); the next call connects again.
  * On Redis Cluster (hiredis 0.14 has no cluster client) a MOVED reply is
  * followed: a budget's keys share one hash tag, so the node that owns its
- * slot answers everything; an ASK (a slot being migrated) is an error.
+ * slot answers everything; an ASK (a slot being migrated) is an error, and
+ * so is a script run while its slot is being migrated (the script checks
+ * that first, before it writes: budget_redis.lua).
  */
 #include <dlfcn.h>
 #include <errno.h>

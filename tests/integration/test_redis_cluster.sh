@@ -9,7 +9,9 @@
 # every process must still land on the owner: calls exact to the pico-USD
 # against a shm reference, a rate limit held, every key on the owner, a
 # database other than 0 refused with one line, and the password never
-# shown.
+# shown. And while a budget's slot is being migrated to another node, its
+# calls are refused with one line and nothing of it changes (a script that
+# failed half-way would keep what it wrote).
 set -u
 source tests/integration/lib.sh
 
@@ -136,5 +138,63 @@ out=$("$LM" list --budget "redis://:$PW@127.0.0.1:$OWNER")
 check redis_cluster_list_on_the_owner grep -q "^redis://127.0.0.1:$OWNER/0/$NAME " <<<"$out"
 out="$out $("$LM" status --budget "$B" 2>&1) $(LLMMETER_BUDGET=$B LLMMETER_WAIT_S=0 LD_PRELOAD=$LIB curl -sS "$MU" -d "$REQ" -o /dev/null 2>&1)"
 check redis_cluster_password_never_shown bash -c "printf '%s' \"\$1\" | grep -q 'rate limit rpm' && ! printf '%s' \"\$1\" | grep -q '$PW'" _ "$out"
+# ---- the budget's slot being migrated (resharding): refused, nothing kept ----
+# A killed stream's lease (TTL 1 s) has expired and waits to be refunded.
+# The budget's slot is then set MIGRATING to another node and one key of
+# it, the rule's counter, moved there first, as `redis-cli --cluster
+# reshard` moves a slot key by key. A script let run would refund the
+# lease, fail at the moved key and keep the refund (Redis keeps what a
+# script wrote before an error), again at every call: reserved below zero,
+# more admitted than the limit. Every call is refused with one line, no
+# key left on the owner changes, nothing reaches the mock; with the key
+# back and the slot stable, a call passes and the lease is refunded once.
+MIG=mig
+MKEY="llmmeter:{$MIG}:cfg"
+MSLOT=$(RC "${PORTS[0]}" cluster keyslot "$MKEY")
+MOWN= MDST=
+for p in "${PORTS[@]}"; do
+  if RC "$p" exists "$MKEY" 2>&1 | grep -q MOVED; then MDST=${MDST:-$p}; else MOWN=$p; fi
+done
+check redis_cluster_migrate_has_two_nodes test -n "$MOWN" -a -n "$MDST"
+node_id() { RC "$1" cluster myid; }
+BM=$(url "$MOWN" "$MIG")
+"$LM" init --budget "$BM" --force --limit 100 >/dev/null
+"$LM" set --budget "$BM" --model-limit 'gpt-4*=50' >/dev/null
+SREQ='{"model":"gpt-4o","max_tokens":200,"stream":true,"messages":[{"role":"user","content":"hello"}]}'
+LLMMETER_LEASE_TTL_S=1 LLMMETER_QUIET=1 LLMMETER_BUDGET=$BM LD_PRELOAD=$LIB \
+  curl -sS -N "$MU" -H 'X-Mock-Delay-Ms: 200' -H 'X-Mock-Output-Chunks: 100' \
+  -d "$SREQ" -o /dev/null 2>/dev/null &
+SPID=$!
+for _ in $(seq 1 200); do
+  [ "$(RC "$MOWN" zcard "llmmeter:{$MIG}:leases")" = 1 ] && break
+  sleep 0.05
+done
+{ kill -9 "$SPID"; wait "$SPID"; } 2>/dev/null
+# until Redis's clock is past the lease's expiry (the score, in ms)
+expiry=$(RC "$MOWN" zrange "llmmeter:{$MIG}:leases" 0 0 withscores | tail -1)
+redis_ms() { RC "$MOWN" time | paste -sd' ' | awk '{printf "%.0f\n", $1 * 1000 + int($2 / 1000)}'; }
+for _ in $(seq 1 100); do [ "$(redis_ms)" -gt "${expiry:-0}" ] && break; sleep 0.05; done
+check redis_cluster_migrate_lease_expired test "$(redis_ms)" -gt "${expiry:-0}"
+check redis_cluster_migrate_lease_reserves test "$(RC "$MOWN" hget "llmmeter:{$MIG}:tot" rs)" -gt 0
+dumps() { for k in $(RC "$MOWN" --scan --pattern "llmmeter:{$MIG}:*" | sort); do
+  echo "$k $(RC "$MOWN" --no-raw dump "$k" | md5sum | cut -c1-16)"; done; }
+RC "$MDST" cluster setslot "$MSLOT" importing "$(node_id "$MOWN")" >/dev/null
+RC "$MOWN" cluster setslot "$MSLOT" migrating "$(node_id "$MDST")" >/dev/null
+RC "$MOWN" migrate 127.0.0.1 "$MDST" "llmmeter:{$MIG}:r:1" 0 5000 AUTH "$PW" >/dev/null
+before_dump=$(dumps)
+before=$(wc -l <"$MOCK_LOG")
+expect_eq redis_cluster_migrating_refused "$(for _ in 1 2 3; do call "$BM"; done | paste -sd' ')" "42 42 42"
+out=$(LLMMETER_BUDGET=$BM LLMMETER_WAIT_S=0 LD_PRELOAD=$LIB curl -sS "$MU" -d "$REQ" -o /dev/null 2>&1)
+check redis_cluster_migrating_says_why bash -c "[ \$(printf '%s\n' \"\$1\" | grep -c 'llmmeter: call refused: .*MIGRATING its cluster slot is moving to another node') = 1 ]" _ "$out"
+expect_eq redis_cluster_migrating_nothing_written "$(dumps)" "$before_dump"
+expect_eq redis_cluster_migrating_nothing_sent "$(( $(wc -l <"$MOCK_LOG") - before ))" 0
+# the key back, the slot stable: a call passes, the lease refunded once
+RC "$MDST" migrate 127.0.0.1 "$MOWN" "llmmeter:{$MIG}:r:1" 0 5000 AUTH "$PW" >/dev/null
+RC "$MOWN" cluster setslot "$MSLOT" stable >/dev/null
+RC "$MDST" cluster setslot "$MSLOT" stable >/dev/null
+expect_eq redis_cluster_migrated_back_passes "$(call "$BM")" 0
+expect_eq redis_cluster_lease_refunded_once "$(sj "$BM" | json_get - 'j["reserved_pusd"], j["in_flight"], j["reclaimed"]')" "0 0 1"
+check redis_cluster_migrate_rm "$LM" rm --budget "$BM"
+
 check redis_cluster_rm "$LM" rm --budget "$B"
 expect_eq redis_cluster_rm_left_no_config "$(RC "$OWNER" exists "$KEY")" 0

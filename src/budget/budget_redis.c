@@ -946,6 +946,21 @@ static int name_cmp(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Sorts names and frees the repeats (SCAN may return a key twice, and a
+ * cluster's nodes are listed one after another): the count kept. */
+static size_t sort_unique(char **names, size_t n) {
+  if (n)
+    qsort(names, n, sizeof(*names), name_cmp);
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (kept && strcmp(names[kept - 1], names[i]) == 0)
+      free(names[i]);
+    else
+      names[kept++] = names[i];
+  }
+  return kept;
+}
+
 /* The names of a server's budgets, by SCAN over their configuration keys
  * (never KEYS: it stops a busy server); sorted, each once (SCAN may return
  * a key twice). Returns the count, or -1 (err). *out: free each, then it. */
@@ -1002,17 +1017,110 @@ static int scan_names(struct lm_redis *r, char ***out, char *err,
     free(names);
     return -1;
   }
-  if (n)
-    qsort(names, n, sizeof(*names), name_cmp);
-  size_t kept = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (kept && strcmp(names[kept - 1], names[i]) == 0)
-      free(names[i]);
-    else
-      names[kept++] = names[i];
-  }
   *out = names;
-  return (int)kept;
+  return (int)sort_unique(names, n);
+}
+
+#define CLUSTER_MASTERS 64 /* nodes of a cluster listed at most */
+
+/* A Redis Cluster's masters, from the named node's CLUSTER NODES (a line
+ * a node: "ID HOST:PORT@BUS[,NAME] FLAGS ..."): each as a copy of u with
+ * its host and port. 0 when the server is no cluster (the command is an
+ * error there): only it is listed. */
+static int cluster_masters(struct lm_redis *r, const struct lm_redis_url *u,
+                           struct lm_redis_url *out, int max) {
+  char err[256];
+  const char *av[] = {"CLUSTER", "NODES"};
+  redisReply *rep = lm_redis_command(r, 2, av, err, sizeof(err));
+  int n = 0;
+  const char *line = rep && rep->type == REDIS_REPLY_STRING ? rep->str : "";
+  while (*line && n < max) {
+    const char *eol = strchr(line, '\n');
+    size_t len = eol ? (size_t)(eol - line) : strlen(line);
+    char id[64], addr[300], flags[128];
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%.*s", (int)(len < 511 ? len : 511), line);
+    line += len + (eol ? 1 : 0);
+    if (sscanf(buf, "%63s %299s %127s", id, addr, flags) != 3 ||
+        !strstr(flags, "master") || strstr(flags, "noaddr") ||
+        strstr(flags, "handshake"))
+      continue;
+    char *at = strchr(addr, '@');
+    if (at)
+      *at = '\0';
+    char *colon = strrchr(addr, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || *end || port <= 0 || port > 65535 ||
+        (size_t)(colon - addr) >= sizeof(out->host))
+      continue;
+    out[n] = *u;
+    if (colon > addr) /* an empty host is the node named */
+      snprintf(out[n].host, sizeof(out[n].host), "%.*s", (int)(colon - addr),
+               addr);
+    out[n].port = (int)port;
+    n++;
+  }
+  lm_redis_reply_free(rep);
+  return n;
+}
+
+/* Every budget of the server, or of every master of its cluster: sorted,
+ * each once. The count, or -1 (err). */
+static int list_names(const struct lm_redis_url *u, char ***out, char *err,
+                      size_t errlen) {
+  struct lm_redis *r = lm_redis_new(u, TIMEOUT_MS);
+  if (!r) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  struct lm_redis_url *nodes = calloc(CLUSTER_MASTERS, sizeof(*nodes));
+  int nn = nodes ? cluster_masters(r, u, nodes, CLUSTER_MASTERS) : 0;
+  if (nn == 0) {
+    int n = scan_names(r, out, err, errlen);
+    lm_redis_free(r);
+    free(nodes);
+    return n;
+  }
+  lm_redis_free(r);
+  char **all = NULL;
+  size_t total = 0;
+  int rc = 0;
+  for (int i = 0; i < nn && rc == 0; i++) {
+    struct lm_redis *nr = lm_redis_new(&nodes[i], TIMEOUT_MS);
+    char **names = NULL;
+    int n = nr ? scan_names(nr, &names, err, errlen) : -1;
+    if (!nr)
+      snprintf(err, errlen, "out of memory");
+    lm_redis_free(nr);
+    if (n < 0) {
+      rc = -1;
+    } else if (n > 0) {
+      char **grown = realloc(all, (total + (size_t)n) * sizeof(*all));
+      if (!grown) {
+        snprintf(err, errlen, "out of memory");
+        for (int k = 0; k < n; k++)
+          free(names[k]);
+        rc = -1;
+      } else {
+        all = grown;
+        for (int k = 0; k < n; k++)
+          all[total++] = names[k];
+      }
+    }
+    free(names);
+  }
+  for (int i = 0; i < nn; i++)
+    memset(nodes[i].password, 0, sizeof(nodes[i].password));
+  free(nodes);
+  if (rc != 0) {
+    for (size_t i = 0; i < total; i++)
+      free(all[i]);
+    free(all);
+    return -1;
+  }
+  *out = all;
+  return (int)sort_unique(all, total);
 }
 
 int lm_budget_redis_list(const char *server,
@@ -1024,12 +1132,8 @@ int lm_budget_redis_list(const char *server,
   const struct lm_budget_env *env = lm_budget_get_env();
   if (!u.password[0] && env->redis_password)
     snprintf(u.password, sizeof(u.password), "%s", env->redis_password);
-  struct lm_redis *r = lm_redis_new(&u, TIMEOUT_MS);
   char **names = NULL;
-  int n = r ? scan_names(r, &names, err, errlen) : -1;
-  if (!r)
-    snprintf(err, errlen, "out of memory");
-  lm_redis_free(r);
+  int n = list_names(&u, &names, err, errlen);
   for (int i = 0; i < n; i++) {
     /* each budget's own URL, the password in it only if the server's had
      * one (fn opens it; what it shows is the redacted name) */

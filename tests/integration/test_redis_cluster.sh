@@ -9,7 +9,8 @@
 # every process must still land on the owner: calls exact to the pico-USD
 # against a shm reference, a rate limit held, every key on the owner, a
 # database other than 0 refused with one line, and the password never
-# shown. And while a budget's slot is being migrated to another node, its
+# shown; list through any node shows every master's budgets. And while a
+# budget's slot is being migrated to another node, its
 # calls are refused with one line and nothing of it changes (a script that
 # failed half-way would keep what it wrote).
 set -u
@@ -136,6 +137,22 @@ out=$("$LM" init --budget "redis://:$PW@127.0.0.1:$OTHER/3/$NAME" 2>&1)
 check redis_cluster_db_other_than_0_one_line bash -c "[ \$(printf '%s\n' \"\$1\" | wc -l) = 1 ] && printf '%s' \"\$1\" | grep -q 'SELECT refused'" _ "$out"
 out=$("$LM" list --budget "redis://:$PW@127.0.0.1:$OWNER")
 check redis_cluster_list_on_the_owner grep -q "^redis://127.0.0.1:$OWNER/0/$NAME " <<<"$out"
+# list, through any node, shows the budgets of every master (l3's slot is
+# on the first, l1's on the second, l4's and team's on the third)
+for nm in l1 l2 l3 l4 l5 l6; do
+  "$LM" init --budget "$(url "$OTHER" "$nm")" --force --limit 1 >/dev/null
+done
+holders=$(for p in "${PORTS[@]}"; do
+  RC "$p" --scan --pattern 'llmmeter:{l?}:cfg' | grep -q . && echo "$p"; done | wc -l)
+expect_eq redis_cluster_list_budgets_on_three_nodes "$holders" 3
+i=0
+for p in "${PORTS[@]}"; do
+  i=$((i + 1))
+  got=$("$LM" list --budget "redis://:$PW@127.0.0.1:$p" | awk '{print $1}' |
+    sed 's#.*/##' | paste -sd' ')
+  expect_eq "redis_cluster_list_through_node_${i}_shows_all" "$got" "l1 l2 l3 l4 l5 l6 team"
+done
+for nm in l1 l2 l3 l4 l5 l6; do "$LM" rm --budget "$(url "$OTHER" "$nm")" >/dev/null; done
 out="$out $("$LM" status --budget "$B" 2>&1) $(LLMMETER_BUDGET=$B LLMMETER_WAIT_S=0 LD_PRELOAD=$LIB curl -sS "$MU" -d "$REQ" -o /dev/null 2>&1)"
 check redis_cluster_password_never_shown bash -c "printf '%s' \"\$1\" | grep -q 'rate limit rpm' && ! printf '%s' \"\$1\" | grep -q '$PW'" _ "$out"
 # ---- the budget's slot being migrated (resharding): refused, nothing kept ----

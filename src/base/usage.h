@@ -117,6 +117,34 @@ static inline struct lm_usage lm_usage_sub(const struct lm_usage *b,
   };
 }
 
+/* The larger of a and b, field by field (a part stays within its total
+ * when it does so in both). */
+static inline struct lm_usage lm_usage_max(const struct lm_usage *a,
+                                           const struct lm_usage *b) {
+#define LM_MAX_(f) .f = a->f > b->f ? a->f : b->f
+  return (struct lm_usage){
+      LM_MAX_(input),
+      LM_MAX_(cache_read),
+      LM_MAX_(cache_write),
+      LM_MAX_(cache_write_1h),
+      LM_MAX_(output),
+      LM_MAX_(reasoning),
+      LM_MAX_(input_audio),
+      LM_MAX_(cache_audio_read),
+      LM_MAX_(input_image),
+      LM_MAX_(cache_image_read),
+      LM_MAX_(input_video),
+      LM_MAX_(citation),
+      LM_MAX_(separate_reasoning),
+      LM_MAX_(output_audio),
+      LM_MAX_(output_image),
+      LM_MAX_(output_video),
+      LM_MAX_(web_searches),
+      LM_MAX_(requests),
+  };
+#undef LM_MAX_
+}
+
 /* The kind's name in status, the ledger and reports ("input_audio"). */
 static inline const char *lm_token_kind_name(int kind) {
   static const char *const names[LM_TOK_KINDS] = {

@@ -260,6 +260,13 @@ void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
                budget, what, (long long)((d->waited_ms + 500) / 1000),
                lm_money_format_display(d->spent, 4, sp, sizeof(sp)),
                lm_money_format_display(d->used, 4, used, sizeof(used)), retry);
+    else if (d->waitable)
+      snprintf(buf, len,
+               "budget '%s': %s: in-flight calls hold the rest (spent $%s, "
+               "spent+reserved $%s); retry when they settle",
+               budget, what,
+               lm_money_format_display(d->spent, 4, sp, sizeof(sp)),
+               lm_money_format_display(d->used, 4, used, sizeof(used)));
     else
       snprintf(buf, len, "budget '%s': %s reached (spent+reserved $%s)%s",
                budget, what,

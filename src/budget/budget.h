@@ -79,6 +79,8 @@ struct lm_denial {
   int64_t waited_ms; /* >0: refused after waiting this long for
                                 in-flight calls to settle */
   int64_t spent;     /* spent alone, when reservations blocked */
+  bool waitable;     /* refused only by other calls' reservations, which
+                        may settle for less: a retry can pass */
   /* LM_DENY_ERROR: the backend's one-line reason, when longer than a
    * subject holds (a Redis host name and its error, say) */
   char detail[192];

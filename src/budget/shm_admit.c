@@ -474,8 +474,10 @@ static int reserve_or_wait(struct lm_budget *b, const struct lm_call *call,
       why->retry_after_s = 1;
       break;
     }
-    if (rc < 0 || call->wait_ms <= 0)
+    if (rc < 0 || call->wait_ms <= 0) {
+      why->waitable = rc > 0;
       break;
+    }
     if (!waiting) {
       waiting = true;
       t0 = mono_ms();

@@ -358,7 +358,7 @@ static const char *request_body(struct lm_handle *e, size_t *len) {
 }
 
 /* Describes the transfer to the meter and keeps its verdict. */
-enum lm_verdict_kind lm_hook_start_call(struct lm_handle *e) {
+enum lm_verdict_kind lm_hook_start_call(struct lm_handle *e, bool no_wait) {
   if (!metering(e))
     e->synth_status = 0; /* a new transfer: our last 402 is history */
   if (!e->url)
@@ -366,6 +366,7 @@ enum lm_verdict_kind lm_hook_start_call(struct lm_handle *e) {
   struct lm_meter_request req = {
       .url = e->url,
       .has_body = e->post || e->post_copy || e->read_body,
+      .no_wait = no_wait,
   };
   req.body = request_body(e, &req.body_len);
   struct lm_verdict v;
@@ -583,7 +584,7 @@ CURLcode lm_hook_easy_perform(int k, CURL *h, const void *ret) {
   const struct lm_curl_vt *vt = lm_hook_real(k);
   if (!vt || !vt->easy_perform)
     return CURLE_FAILED_INIT;
-  enum lm_verdict_kind s = e ? lm_hook_start_call(e) : LM_VERDICT_PASS;
+  enum lm_verdict_kind s = e ? lm_hook_start_call(e, false) : LM_VERDICT_PASS;
   if (s == LM_VERDICT_DENY)
     return lm_hook_deny_result(e);
   if (s == LM_VERDICT_PASS) {

@@ -93,8 +93,9 @@ const struct lm_curl_vt *lm_hook_real(int k);
 
 /* ---- a metered call (hook.c) ------------------------------------------ */
 
-/* Describes the transfer to the meter and keeps its verdict in e->v. */
-enum lm_verdict_kind lm_hook_start_call(struct lm_handle *e);
+/* Describes the transfer to the meter and keeps its verdict in e->v;
+ * no_wait: it is added to a multi handle (lm_meter_request's). */
+enum lm_verdict_kind lm_hook_start_call(struct lm_handle *e, bool no_wait);
 /* Carries out a refusal: the meter's HTTP response through the program's
  * callbacks (CURLE_OK), or the error code with the reason in the error
  * buffer. */

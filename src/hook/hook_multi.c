@@ -102,7 +102,9 @@ CURLMcode lm_hook_multi_add_handle(int k, CURLM *m, CURL *h, const void *ret) {
   if (!vt || !vt->multi_add_handle)
     return CURLM_INTERNAL_ERROR;
   struct lm_handle *e = lm_hook_depth == 0 && h ? lm_hook_find_handle(h) : NULL;
-  enum lm_verdict_kind s = e ? lm_hook_start_call(e) : LM_VERDICT_PASS;
+  /* a multi handle's other transfers run when the program drives it: a
+   * wait here for them to settle would wait for ever (lifecycle.h) */
+  enum lm_verdict_kind s = e ? lm_hook_start_call(e, true) : LM_VERDICT_PASS;
   if (e) {
     e->multi = m;
     e->multi_denied = false;

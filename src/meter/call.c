@@ -227,10 +227,15 @@ static void estimate(struct lm_meter_call *t, const char *body,
   t->est.input = chars / 3 + 16;
   if (t->api == LM_API_OPENAI_EMBEDDINGS)
     t->est.output = 0;
-  else
-    t->est.output = (uint64_t)(t->req.max_output_tokens > 0
-                                   ? t->req.max_output_tokens
-                                   : c->default_max_tokens);
+  else {
+    /* each of n answers (n, best_of, candidateCount) is billed */
+    uint64_t one = (uint64_t)(t->req.max_output_tokens > 0
+                                  ? t->req.max_output_tokens
+                                  : c->default_max_tokens);
+    uint64_t k = t->req.choices ? t->req.choices : 1;
+    t->est.output = one > (uint64_t)INT64_MAX / k ? (uint64_t)INT64_MAX
+                                                  : one * k;
+  }
   t->est.requests = 1; /* a per-call fee (Perplexity) is reserved too */
   t->est_pusd = estimate_cost(&t->price.price, &t->est);
 }
@@ -350,6 +355,8 @@ static enum lm_verdict_kind deny(struct lm_meter_call *t,
   const struct lm_config *c = lm_config_get();
   int status = lm_deny_status(why);
   int64_t retry = why ? why->retry_after_s : -1;
+  if (why && why->waitable && why->waited_ms == 0)
+    retry = 1; /* settlements come in seconds, not at the window's end */
   if (status == 429 && retry < 1)
     retry = 1;
   t->state = LM_CALL_DENIED;
@@ -409,7 +416,7 @@ static enum lm_verdict_kind admit(struct lm_meter_call *t, struct lm_budget *b,
       .est_output_tokens = t->est.output,
       .zero_priced = t->zero_priced,
       .whole_response = !t->req.stream,
-      .wait_ms = c->wait_ms,
+      .wait_ms = t->no_wait ? 0 : c->wait_ms,
       .max_call_pusd = c->max_call_pusd,
       .max_call_input_tokens = c->max_call_input_tokens,
       .max_call_output_tokens = c->max_call_output_tokens};
@@ -482,6 +489,7 @@ enum lm_verdict_kind lm_meter_begin(struct lm_meter_call **slot,
     return LM_VERDICT_PASS; /* out of memory: never crash the host */
   struct lm_meter_call *t = *slot;
   reset_call(t, &route);
+  t->no_wait = r->no_wait;
 
   const char *body = r->body;
   size_t len = r->body_len;
@@ -692,20 +700,39 @@ void lm_meter_end(struct lm_meter_call *t, bool transport_ok) {
   charge_latest(t);
   unsigned flags = t->unpriced ? LM_SETTLE_UNPRICED : 0;
   bool ok_status = t->http_status >= 200 && t->http_status < 300;
+  /* The provider bills a successful response, whole or not: one read to
+   * its end, one cut, one the program left before its end (an SDK that
+   * stops reading at finish_reason or [DONE], a read timeout mid-body).
+   * Its usage is taken as read when the response ended, its final usage
+   * came, what was read is a running total of what arrived, or we cut it
+   * (what arrived is charged: the limit is reached, the next call is
+   * refused). A program that leaves a stream before its final usage may
+   * do so call after call: it is charged no less than the estimate. */
+  bool billed = ok_status;
   const char *outcome;
-  if (lm_extract_has_usage(&t->x)) {
+  if (lm_extract_has_usage(&t->x) && (transport_ok || final || !billed ||
+                                      t->cut || lm_extract_running(&t->x))) {
     lm_budget_settle(b, &t->lease, flags);
     /* A program may close a stream once its final usage is in (an SDK
      * that stops at [DONE] and drops the connection): it got what it was
      * billed for, so that is no failure. */
     outcome = t->cut ? "cut" : transport_ok || final ? "ok" : "failed";
-  } else if ((transport_ok || t->cut) && ok_status) {
-    /* A successful response we could not read, or one we cut before its
-     * usage arrived (the provider bills it all the same): charged at the
-     * estimate, never free by accident. */
-    lm_budget_charge(b, &t->lease, &t->est, t->est_pusd);
-    t->charged = t->est;
-    t->charged_pusd = t->est_pusd;
+  } else if (billed) {
+    /* Billed, and its final usage never read: a response we could not
+     * read, one we cut before any usage, or one the program left before
+     * its usage came (an Anthropic stream's message_start has the input,
+     * its last event the output). Charged at the estimate, or at what was
+     * read where that is more, field by field: never free by accident. */
+    struct lm_usage u = lm_usage_max(&t->est, &t->charged);
+    int64_t cost = cost_of(t, &u);
+    if (cost < t->est_pusd)
+      cost = t->est_pusd;
+    if (cost < t->charged_pusd)
+      cost = t->charged_pusd;
+    struct lm_usage d = lm_usage_sub(&u, &t->charged);
+    lm_budget_charge(b, &t->lease, &d, cost - t->charged_pusd);
+    t->charged = u;
+    t->charged_pusd = cost;
     lm_budget_settle(b, &t->lease, flags | LM_SETTLE_UNMETERED);
     outcome = t->cut ? "cut" : "unmetered";
     check_soft(t);

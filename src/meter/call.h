@@ -49,6 +49,7 @@ struct lm_meter_call {
   struct lm_usage charged; /* what has been charged so far */
   int64_t charged_pusd;
   bool cut;                  /* we stopped the stream at a limit */
+  bool no_wait;              /* lm_meter_request's: refused, never waits */
   char reason[256];          /* denial, cut or error text */
   int64_t started_ms;        /* monotonic, for the ledger's duration */
   int64_t started_ns;        /* monotonic, for --max-llm-seconds */

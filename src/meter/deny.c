@@ -18,7 +18,7 @@ int lm_deny_status(const struct lm_denial *why) {
   if (!why || why->kind == LM_DENY_ERROR)
     return 503;
   if (why->kind == LM_DENY_RATE || why->kind == LM_DENY_BUSY ||
-      why->waited_ms > 0)
+      why->waited_ms > 0 || why->waitable)
     return 429;
   return 402;
 }

@@ -64,7 +64,9 @@ enum {
   R_GENERATION_CONFIG,
   R_OPTIONS,
   R_TOOLS,
-  R_FUNCTIONS
+  R_FUNCTIONS,
+  R_N,
+  R_BEST_OF
 };
 static const struct key root_keys[] = {
     [R_OTHER] = {NULL, 0},
@@ -79,6 +81,8 @@ static const struct key root_keys[] = {
     [R_OPTIONS] = KEY("options"),
     [R_TOOLS] = KEY("tools"),
     [R_FUNCTIONS] = KEY("functions"),
+    [R_N] = KEY("n"),
+    [R_BEST_OF] = KEY("best_of"),
 };
 
 /* Keys below which strings are inline binary, not prompt text. */
@@ -192,6 +196,28 @@ static int cap_rank(const struct reqscan_ctx *c, const struct at *a) {
   return 0;
 }
 
+/* Whether a number at this path asks for that many answers, each billed:
+ * OpenAI's n (chat, completions), completions' best_of (generated and
+ * billed, n of them returned), Gemini's candidateCount. */
+static bool counts_choices(const struct reqscan_ctx *c, const struct at *a) {
+  if (a->depth == 1)
+    return c->root == R_N || c->root == R_BEST_OF;
+  return a->depth == 2 && ((c->root == R_GENERATIONCONFIG &&
+                            key_at_is(a, 1, "candidateCount")) ||
+                           (c->root == R_GENERATION_CONFIG &&
+                            key_at_is(a, 1, "candidate_count")));
+}
+
+static void set_choices(struct reqscan_ctx *c, const char *t, size_t n) {
+  int64_t v;
+  if (!lm_json_parse_scaled(t, n, 0, &v) || v <= 1)
+    return;
+  if (v > LM_REQ_CHOICES_MAX)
+    v = LM_REQ_CHOICES_MAX;
+  if ((uint32_t)v > c->out->choices)
+    c->out->choices = (uint32_t)v;
+}
+
 /* One event, the same from either source. For a string: `raw` is its raw
  * length, `data_url` whether its text begins "data:", and the model is
  * taken (t, n: its text) only when `model_ok` (whole and decoded). */
@@ -222,6 +248,8 @@ static void on_value(struct reqscan_ctx *c, const struct at *a,
     int rank = cap_rank(c, a);
     if (rank)
       set_cap(c, rank, t, n);
+    else if (counts_choices(c, a))
+      set_choices(c, t, n);
     return;
   }
   case LM_JSON_TRUE:
@@ -305,7 +333,8 @@ static bool on_walk(void *ctx, const struct lm_json_path *w,
   struct at a = {NULL, w, w->depth};
   if (escaped && (ev == LM_JSON_KEY || (a.depth == 1 && c->root == R_MODEL)))
     return false;
-  if (ev == LM_JSON_NUMBER && n > LM_JSON_NUM_MAX && cap_rank(c, &a))
+  if (ev == LM_JSON_NUMBER && n > LM_JSON_NUM_MAX &&
+      (cap_rank(c, &a) || counts_choices(c, &a)))
     return false;
   bool str = ev == LM_JSON_STRING;
   on_value(ctx, &a, ev, t, n, n, true,
@@ -324,6 +353,7 @@ static void start(struct lm_request_info *out, struct reqscan_ctx *c,
                   size_t len) {
   memset(out, 0, sizeof *out);
   out->max_output_tokens = -1;
+  out->choices = 1;
   out->body_bytes = len;
   *c = (struct reqscan_ctx){out, 0, 0, R_OTHER, false, false};
 }

@@ -19,6 +19,8 @@
 
 #include "usage.h"
 
+#define LM_REQ_CHOICES_MAX 1024
+
 struct lm_request_info {
   char model[128];           /* "" if absent (or longer than 127 bytes) */
   int64_t max_output_tokens; /* max_completion_tokens > max_output_tokens >
@@ -30,6 +32,9 @@ struct lm_request_info {
                                 Gemini streamGenerateContent is always true */
   bool include_usage;        /* stream_options.include_usage == true */
   bool has_stream_options;   /* a stream_options object is present */
+  uint32_t choices;          /* answers generated and billed: the largest of n,
+                       best_of, generationConfig.candidateCount (1 when
+                       absent; at most LM_REQ_CHOICES_MAX) */
   uint64_t body_bytes;
   uint64_t prompt_chars; /* raw bytes of the string values (and, under
                                 tools/functions, keys) below the top-level

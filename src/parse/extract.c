@@ -1126,6 +1126,10 @@ bool lm_extract_streaming(const struct lm_extract *x) {
          x->api == LM_API_GEMINI_STREAM;
 }
 
+bool lm_extract_running(const struct lm_extract *x) {
+  return x->desc && x->desc->snapshots;
+}
+
 bool lm_extract_final(const struct lm_extract *x) {
   return x->final || (x->finished && x->has_usage);
 }

@@ -179,6 +179,10 @@ bool lm_extract_final(const struct lm_extract *x);
  * array) rather than one JSON document, which the provider finished
  * generating before its first byte was sent. */
 bool lm_extract_streaming(const struct lm_extract *x);
+/* Whether the usage read so far is a running total of what arrived (Gemini:
+ * every chunk carries one), not only a start (Anthropic's message_start:
+ * the input, one output token) or nothing until the end. */
+bool lm_extract_running(const struct lm_extract *x);
 /* Model the provider reported ("" if none). */
 const char *lm_extract_model(const struct lm_extract *x);
 /* An error event/object was seen in the body (meaningful under HTTP 200). */

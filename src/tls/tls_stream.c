@@ -193,6 +193,10 @@ static void describe(const struct lm_tls_stream *s,
   r->headers = h->headers;
   r->n_headers = h->n_headers;
   r->has_body = h->body != LM_HTTP1_BODY_NONE;
+  /* Never wait in an event loop's thread (a memory BIO), nor behind a
+   * request pipelined on this connection: its response comes only after
+   * this write returns, so its reservation could not settle meanwhile. */
+  r->no_wait = s->socketless || s->n_slots > 1;
 }
 
 static bool ci_name(const char *line, size_t len, const char *name) {

@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       r.max_output_tokens != q.max_output_tokens || r.stream != q.stream ||
       r.include_usage != q.include_usage ||
       r.has_stream_options != q.has_stream_options ||
-      r.prompt_chars != q.prompt_chars)
+      r.prompt_chars != q.prompt_chars || r.choices != q.choices ||
+      r.choices < 1 || r.choices > LM_REQ_CHOICES_MAX)
     abort();
 
   enum lm_api a = lm_detect_api(p, n, NULL);

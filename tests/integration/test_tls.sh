@@ -13,6 +13,9 @@
 #   refusal   a call over the limit is answered 402 without reaching the
 #             mock, on a kept-alive connection too; each SDK raises its API
 #             error naming the budget and does not retry
+#   left      an SDK loop that leaves each stream at its finish_reason
+#             (before the usage chunk) is charged each call's estimate and
+#             stopped by the limit
 #   cut       a stream whose running total crosses is cut: the client sees
 #             a reset (exit 4; where it reads through memory BIOs, the
 #             connection's end mid-message), holds a prefix, what arrived
@@ -27,7 +30,9 @@
 #   load      16 processes x 30 calls: exact totals; under a limit, no
 #             call past it reaches the mock; 200 concurrent asyncio streams
 #             in one process, and 8 such processes (1,600 in flight, past
-#             the 1,024 lease slots): all complete, exact, none refused
+#             the 1,024 lease slots): all complete, exact, none refused;
+#             near a strict limit, an asyncio process's calls that would
+#             wait for the others are refused at once (429), never held up
 #   secrets   the API keys never reach any output (the SDK refusals run
 #             with the library's stderr on, LLMMETER_QUIET=0)
 # Until the transport is built (no SSL_read exported) the test says so and
@@ -265,6 +270,31 @@ for c in $SDK_CLIENTS; do
   done
 done
 
+# --- 3b. an SDK loop that leaves each stream at its finish_reason ---------
+# The program has the whole answer and closes the stream before the usage
+# chunk (which the library asked for) and [DONE]. The provider bills each
+# call all the same: each is charged its estimate, and the limit stops the
+# loop (it was charged nothing, and never stopped).
+if ! tls_skipped py_openai; then
+  t=py_openai_stream_break
+  fresh B 0.006
+  n0=$(mock_requests)
+  rm -f "$T/$t.ledger"
+  metered py_openai "$B" LLMMETER_LEDGER="$T/$t.ledger" LLMMETER_QUIET=0 \
+    --base-url "https://$OAI:$MOCK_PORT/v1" --mode stream-break --model gpt-4o-mini \
+    --repeat 8 --header "$U" --out "$T/$t.text" >"$T/$t.txt" 2>"$T/$t.err"
+  expect_eq "${t}_stopped_by_the_limit" "$?" 3
+  passed=$(grep -c '^ok ' "$T/$t.txt")
+  check "${t}_calls_passed_first" test "$passed" -ge 1 -a "$passed" -lt 8
+  want="$(for _ in $(seq 1 "$passed"); do printf 'unmetered '; done)denied"
+  expect_eq "${t}_ledger_charged_then_denied" "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["outcome"] for l in open(sys.argv[1]) if json.loads(l)["outcome"] != "soft_limit"))' "$T/$t.ledger" 2>/dev/null)" "$want"
+  read -r sp rq dn um rs fl <<<"$(charged "$B")"
+  expect_eq "${t}_each_charged_its_estimate" "$rq $um $rs $fl" "$passed $passed 0 0"
+  check "${t}_limit_reached" test "$sp" -ge 6000000000
+  check "${t}_402_names_the_budget" grep -q "^api_error=402: .*budget '$B'" "$T/$t.txt"
+  expect_eq "${t}_refused_call_never_sent" "$(($(mock_requests) - n0))" "$passed"
+fi
+
 # --- 4. a stream cut when its running total crosses ------------------------
 # message_start's input alone ($0.10) crosses the $0.05 limit. The stream
 # is long (200 events, 5 ms apart), so the mock is still sending when the
@@ -387,6 +417,30 @@ if ! tls_skipped py_aiohttp; then
   expect_eq tls_async_8x200_exact_none_refused "$(charged "$B")" "$((OAI_ONE * 1600)) 1600 0 0 0 0"
   check tls_async_8x200_were_in_flight_together test "$(tail -n +$((n0 + 1)) "$MOCK_LOG" |
     python3 -c 'import json,sys; print(max(json.loads(l).get("in_flight", 0) for l in sys.stdin))')" -gt 1024
+fi
+
+# --- 9b. an event loop near the limit is refused, never held up ------------
+# Six concurrent streams in one asyncio process under a strict limit that
+# fits one call's estimate at a time. A call that would wait for the
+# others to settle must not wait inside the loop that runs them (it would
+# wait out LLMMETER_WAIT_S, then the next one would): it is refused at
+# once, a 429 with Retry-After, and the rest run to their end.
+if ! tls_skipped py_aiohttp; then
+  fresh B 0.004
+  "$LM" set --budget "$B" --strict >/dev/null
+  n0=$(mock_requests)
+  t0=$(date +%s)
+  metered py_async_load "$B" LLMMETER_WAIT_S=60 --url "$(raw_url $OAI /v1/chat/completions)" \
+    --body "$SREQ" --cafile "$TLS_CA/ca.pem" --header "$U" --header X-Mock-Output-Chunks:5 \
+    --header X-Mock-Delay-Ms:100 --streams 6 >"$T/aloop.txt" 2>&1
+  took=$(($(date +%s) - t0))
+  check tls_async_near_limit_not_held_up test "$took" -lt 30
+  ok=$(sed -n 's/^ok=\([0-9]*\) .*/\1/p' "$T/aloop.txt")
+  check tls_async_near_limit_some_ran test "${ok:-0}" -ge 1
+  expect_eq tls_async_near_limit_rest_429 "$(grep -c "^status=429 count=$((6 - ${ok:-0}))$" "$T/aloop.txt")" 1
+  check tls_async_near_limit_no_errors bash -c "! grep -q '^status=error' \"\$1\"" _ "$T/aloop.txt"
+  expect_eq tls_async_near_limit_exact "$(charged "$B")" "$((OAI_ONE * ${ok:-0})) ${ok:-0} $((6 - ${ok:-0})) 0 0 0"
+  expect_eq tls_async_near_limit_refused_never_sent "$(($(mock_requests) - n0))" "${ok:-0}"
 fi
 
 # --- 10. the leak guard: a TLS stack llmmeter cannot see ------------------

@@ -362,20 +362,78 @@ LM_TEST(test_failed_end_without_usage_is_refunded) {
   CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_METER);
   snap();
   CHECK(S.total.reserved > 0);
-  CHECK(!respond(c, 200, "application/json", "{\"id\":", 6, 3));
-  lm_meter_end(c, false); /* the connection dropped: nothing to bill */
+  lm_meter_end(c, false); /* dropped before any response: nothing to bill */
   snap();
   CHECK_EQ_I64(S.total.spent, 0);
   CHECK_EQ_I64(S.total.reserved, 0);
   CHECK_EQ_U64(S.active_leases, 0);
   CHECK(!lm_meter_running(c));
   lm_meter_end(c, false); /* twice is harmless */
+  /* an error status is not billed either */
+  CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_METER);
+  CHECK(!respond(c, 500, "application/json", "{\"error\":", 9, 3));
+  lm_meter_end(c, false);
+  snap();
+  CHECK_EQ_I64(S.total.spent, 0);
+  CHECK_EQ_I64(S.total.reserved, 0);
   lm_meter_free(c);
+}
+
+/* A 2xx the program left before its usage (a read timeout mid-body, an SDK
+ * that stops at finish_reason) is billed by the provider all the same:
+ * charged at its estimate, never free. */
+LM_TEST(test_a_2xx_left_before_its_usage_is_charged_its_estimate) {
+  limits(-1, -1);
+  snap();
+  int64_t spent0 = S.total.spent;
+  struct lm_meter_call *c = NULL;
+  struct lm_verdict v;
+  struct lm_meter_request r = chat_request("/v1/chat/completions");
+  CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_METER);
+  snap();
+  int64_t est = S.total.reserved;
+  CHECK(est > 0);
+  CHECK(!respond(c, 200, "application/json", chat_resp, 40, 7));
+  lm_meter_end(c, false); /* the rest of the body never read */
+  snap();
+  CHECK_EQ_I64(S.total.spent - spent0, est);
+  CHECK_EQ_I64(S.total.reserved, 0);
+  CHECK_EQ_U64(S.active_leases, 0);
+  lm_meter_free(c);
+}
+
+/* n answers are n answers' output: reserved as such, so that a strict
+ * limit holds against a call that asks for five. */
+LM_TEST(test_n_answers_reserve_n_outputs) {
+  limits(-1, -1);
+  static const char one[] =
+      "{\"model\":\"gpt-4o-mini\",\"max_tokens\":1000,\"messages\":[]}";
+  static const char five[] = "{\"model\":\"gpt-4o-mini\",\"max_tokens\":1000,"
+                             "\"n\":5,\"messages\":[]}";
+  int64_t reserved[2];
+  for (int i = 0; i < 2; i++) {
+    struct lm_meter_call *c = NULL;
+    struct lm_verdict v;
+    struct lm_meter_request r = {
+        .url = "https://api.openai.com/v1/chat/completions",
+        .body = i ? five : one,
+        .body_len = i ? sizeof(five) - 1 : sizeof(one) - 1};
+    CHECK(lm_meter_begin(&c, &r, &v) == LM_VERDICT_METER);
+    snap();
+    reserved[i] = S.total.reserved;
+    lm_meter_end(c, false); /* no response: refunded */
+    lm_meter_free(c);
+  }
+  /* gpt-4o-mini: $0.15/M in, $0.60/M out: 1000 output tokens dominate */
+  CHECK(reserved[1] > 4 * reserved[0]);
+  CHECK(reserved[1] < 6 * reserved[0]);
 }
 
 /* An SDK may close a stream as soon as its final usage is in: the call is
  * "ok" in the ledger (it got all it was billed for); a stream dropped
- * before its final usage is "failed", charged what arrived. */
+ * before its final usage is charged at its estimate, or at what arrived
+ * where that is more ("unmetered": Anthropic's message_start has the
+ * input, and one output token). */
 static const char stream_req[] =
     "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream_options\":{"
     "\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":"
@@ -430,7 +488,7 @@ LM_TEST(test_a_stream_closed_after_its_final_usage_is_ok_not_failed) {
     char *first = strstr(led, "\"outcome\":");
     char *second = first ? strstr(first + 1, "\"outcome\":") : NULL;
     CHECK(first && strncmp(first, "\"outcome\":\"ok\"", 14) == 0);
-    CHECK(second && strncmp(second, "\"outcome\":\"failed\"", 18) == 0);
+    CHECK(second && strncmp(second, "\"outcome\":\"unmetered\"", 21) == 0);
   }
   free(led);
   unlink(path);
@@ -640,6 +698,8 @@ int main(void) {
   LM_RUN(test_rate_denial_is_429_with_retry_after);
   LM_RUN(test_stream_crossing_the_limit_is_cut_and_what_arrived_charged);
   LM_RUN(test_failed_end_without_usage_is_refunded);
+  LM_RUN(test_a_2xx_left_before_its_usage_is_charged_its_estimate);
+  LM_RUN(test_n_answers_reserve_n_outputs);
   LM_RUN(test_a_stream_closed_after_its_final_usage_is_ok_not_failed);
   LM_RUN(test_a_response_whose_final_usage_crosses_the_limit_is_delivered);
   LM_RUN(test_request_fee_is_reserved_at_admission_and_charged_once);

@@ -121,6 +121,30 @@ LM_TEST(test_output_caps_of_every_api_are_read) {
       -1);
 }
 
+/* Every answer of n is billed: n, best_of (completions: generated and
+ * billed, n of them returned), Gemini's candidateCount; the largest. */
+LM_TEST(test_answers_asked_for_are_counted) {
+  CHECK_EQ_U64(scan(LM_API_OPENAI_CHAT, "{\"model\":\"m\"}").choices, 1);
+  CHECK_EQ_U64(scan(LM_API_OPENAI_CHAT, "{\"n\":5}").choices, 5);
+  CHECK_EQ_U64(
+      scan(LM_API_OPENAI_COMPLETIONS, "{\"n\":2,\"best_of\":7}").choices, 7);
+  CHECK_EQ_U64(scan(LM_API_GEMINI_GENERATE,
+                    "{\"generationConfig\":{\"candidateCount\":3}}")
+                   .choices,
+               3);
+  CHECK_EQ_U64(scan(LM_API_GEMINI_GENERATE,
+                    "{\"generation_config\":{\"candidate_count\":4}}")
+                   .choices,
+               4);
+  CHECK_EQ_U64(scan(LM_API_OPENAI_CHAT, "{\"n\":0}").choices, 1);
+  CHECK_EQ_U64(scan(LM_API_OPENAI_CHAT, "{\"n\":-3}").choices, 1);
+  CHECK_EQ_U64(scan(LM_API_OPENAI_CHAT, "{\"n\":99999999}").choices,
+               LM_REQ_CHOICES_MAX);
+  CHECK_EQ_U64(scan(LM_API_OPENAI_CHAT, "{\"x\":{\"n\":5}}").choices, 1);
+  /* not an integer: the provider refuses it; read rounded, half up */
+  CHECK_EQ_U64(scan(LM_API_OPENAI_CHAT, "{\"n\":2.5}").choices, 3);
+}
+
 LM_TEST(test_ollama_streams_by_default_unless_told_not_to) {
   CHECK(scan(LM_API_OLLAMA_GENERATE, "{\"model\":\"m\"}").stream);
   CHECK(!scan(LM_API_OLLAMA_CHAT, "{\"stream\":false}").stream);
@@ -293,6 +317,7 @@ int main(void) {
   LM_RUN(test_fixture_request_bodies);
   LM_RUN(test_max_completion_tokens_wins_over_max_tokens);
   LM_RUN(test_output_caps_of_every_api_are_read);
+  LM_RUN(test_answers_asked_for_are_counted);
   LM_RUN(test_ollama_streams_by_default_unless_told_not_to);
   LM_RUN(test_stream_options_include_usage);
   LM_RUN(test_inline_binary_is_not_prompt_text);

@@ -50,6 +50,12 @@ struct lm_meter_request {
                           read callback, or streamed later) */
   size_t body_len;
   bool has_body; /* a body is sent (even when not seen) */
+  /* The caller's thread drives other calls too (an event loop: a libcurl
+   * multi handle, a TLS connection over a memory BIO such as asyncio's and
+   * Node's): waiting here for a rate turn or for other calls'
+   * reservations to settle would hold those calls up, so it is refused at
+   * once, with a 429 and Retry-After that the SDK's back-off honours. */
+  bool no_wait;
 };
 
 enum lm_verdict_kind {

@@ -28,6 +28,16 @@ def sync_calls(a, results):
             r = c.chat.completions.create(**kwargs(a, False))
             results.append((r.choices[0].message.content or "", usage_of(r.usage)))
             continue
+        if a.mode == "stream-break":
+            text = []
+            with c.chat.completions.create(**dict(kwargs(a, False), stream=True)) as s:
+                for ch in s:
+                    if ch.choices and ch.choices[0].delta.content:
+                        text.append(ch.choices[0].delta.content)
+                    if ch.choices and ch.choices[0].finish_reason:
+                        break
+            results.append(("".join(text), None))
+            continue
         text, usage = [], None
         for ch in c.chat.completions.create(**kwargs(a, True)):
             if ch.choices and ch.choices[0].delta.content:

@@ -8,7 +8,10 @@ ANTHROPIC_API_KEY); the CA comes from SSL_CERT_FILE, which the SDKs'
 default SSL context honours.
 
   --base-url URL     e.g. https://api.openai.com:PORT/v1
-  --mode M           json | stream | async | async-stream
+  --mode M           json | stream | async | async-stream | stream-break
+                     (stream-break: a stream that does not ask for usage,
+                     left at its finish_reason, as programs that have the
+                     whole answer then do: openai only)
   --model NAME       the model asked for
   --prompt TEXT      the user message ("hello")
   --max-tokens N     (anthropic; 64)
@@ -41,7 +44,8 @@ class RetryCounter(logging.Handler):
 def parse(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--base-url", required=True)
-    ap.add_argument("--mode", choices=("json", "stream", "async", "async-stream"), default="json")
+    ap.add_argument("--mode", choices=("json", "stream", "async", "async-stream", "stream-break"),
+                    default="json")
     ap.add_argument("--model", default="gpt-4o-mini")
     ap.add_argument("--prompt", default="hello")
     ap.add_argument("--max-tokens", type=int, default=64)

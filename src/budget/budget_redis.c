@@ -293,7 +293,7 @@ static int admit_once(struct lm_budget *b, const struct lm_call *call,
                      lm_budget_now(b));
       why->spent = num(str_at(r, 13), 0);
       *wait = int_at(r, 15) == 1;
-      why->waitable = *wait;
+      why->waitable = int_at(r, 18) == 1;
       cache_downgrade(rb, str_at(r, 17));
       if (kind == LM_DENY_RATE) /* the turn's, not the window's */
         why->retry_after_s = num(str_at(r, 16), -1);

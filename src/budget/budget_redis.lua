@@ -378,6 +378,8 @@ local function deny(kind, lim, used, spent, m, a, subject, may_wait, retry)
   table.insert(r, wait and 1 or 0)
   table.insert(r, retry and I(retry) or '')
   table.insert(r, cfg('dg') or '')
+  -- only reservations stand in the way, whether the caller waits or not
+  table.insert(r, may_wait and 1 or 0)
   return r
 end
 

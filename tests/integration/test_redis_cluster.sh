@@ -77,15 +77,21 @@ cluster_ok() {
 }
 check redis_cluster_three_masters_ok cluster_ok
 
+# slot_nodes NAME: "OWNER OTHER" of the budget's slot: the node that owns
+# it answers a read of its key; the others MOVED (OTHER: the first of
+# them); "-" for none
+slot_nodes() {
+  local key="llmmeter:{$1}:cfg" own= oth= p
+  for p in "${PORTS[@]}"; do
+    if RC "$p" exists "$key" 2>&1 | grep -q MOVED; then oth=${oth:-$p}; else own=$p; fi
+  done
+  echo "${own:--} ${oth:--}"
+}
 NAME=team
 KEY="llmmeter:{$NAME}:cfg"
 SLOT=$(RC "${PORTS[0]}" cluster keyslot "$KEY")
-OWNER= OTHER=
-for p in "${PORTS[@]}"; do
-  # the node that owns the slot answers a read of the key; the others MOVED
-  if RC "$p" exists "$KEY" 2>&1 | grep -q MOVED; then OTHER=${OTHER:-$p}; else OWNER=$p; fi
-done
-check redis_cluster_slot_has_one_owner test -n "$OWNER" -a -n "$OTHER"
+read -r OWNER OTHER <<<"$(slot_nodes "$NAME")"
+check redis_cluster_slot_has_one_owner test "$OWNER" != - -a "$OTHER" != -
 echo "slot $SLOT owner $OWNER, naming the budget by $OTHER"
 
 MU=http://127.0.0.1:$MOCK_PORT/v1/chat/completions
@@ -168,11 +174,8 @@ check redis_cluster_password_never_shown bash -c "printf '%s' \"\$1\" | grep -q 
 MIG=mig
 MKEY="llmmeter:{$MIG}:cfg"
 MSLOT=$(RC "${PORTS[0]}" cluster keyslot "$MKEY")
-MOWN= MDST=
-for p in "${PORTS[@]}"; do
-  if RC "$p" exists "$MKEY" 2>&1 | grep -q MOVED; then MDST=${MDST:-$p}; else MOWN=$p; fi
-done
-check redis_cluster_migrate_has_two_nodes test -n "$MOWN" -a -n "$MDST"
+read -r MOWN MDST <<<"$(slot_nodes "$MIG")"
+check redis_cluster_migrate_has_two_nodes test "$MOWN" != - -a "$MDST" != -
 node_id() { RC "$1" cluster myid; }
 BM=$(url "$MOWN" "$MIG")
 "$LM" init --budget "$BM" --force --limit 100 >/dev/null

@@ -176,7 +176,7 @@ tls_client() {
   done
   local cmd
   case $name in
-    py_httpclient | py_urllib | py_requests | py_httpx | py_httpx_async | py_aiohttp | py_async_load | py_prior_h2)
+    py_httpclient | py_urllib | py_requests | py_httpx | py_httpx_async | py_aiohttp | py_async_load | py_prior_h2 | py_pipeline)
       cmd=(/usr/bin/python3 "$TLS_CLIENTS/$name.py") ;;
     py_openai | py_anthropic) cmd=("$VENV_PY" "$TLS_CLIENTS/$name.py") ;;
     node_fetch) cmd=("$NODE18" "$TLS_CLIENTS/node_fetch.js") ;;

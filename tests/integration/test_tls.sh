@@ -32,7 +32,8 @@
 #             in one process, and 8 such processes (1,600 in flight, past
 #             the 1,024 lease slots): all complete, exact, none refused;
 #             near a strict limit, an asyncio process's calls that would
-#             wait for the others are refused at once (429), never held up
+#             wait for the others are refused at once (429), never held up,
+#             and so is a request pipelined behind another
 #   secrets   the API keys never reach any output (the SDK refusals run
 #             with the library's stderr on, LLMMETER_QUIET=0)
 # Until the transport is built (no SSL_read exported) the test says so and
@@ -442,6 +443,23 @@ if ! tls_skipped py_aiohttp; then
   expect_eq tls_async_near_limit_exact "$(charged "$B")" "$((OAI_ONE * ${ok:-0})) ${ok:-0} $((6 - ${ok:-0})) 0 0 0"
   expect_eq tls_async_near_limit_refused_never_sent "$(($(mock_requests) - n0))" "${ok:-0}"
 fi
+
+# --- 9c. a request pipelined behind another is refused, never held up ------
+# Two requests on one connection, both written before any response is
+# read, under a strict limit that fits one estimate: the second cannot
+# wait for the first to settle (the first's response is read only after
+# this write returns), so it is refused at once, a 429.
+fresh B 0.004
+"$LM" set --budget "$B" --strict >/dev/null
+n0=$(mock_requests)
+t0=$(date +%s)
+metered py_pipeline "$B" LLMMETER_WAIT_S=60 --url "$(raw_url $OAI /v1/chat/completions)" \
+  --body "$JREQ" --cafile "$TLS_CA/ca.pem" --header "$U" --count 2 --each \
+  >"$T/pipe.txt" 2>"$T/pipe.err"
+expect_eq tls_pipelined_second_refused_at_once "$(paste -sd' ' "$T/pipe.txt")" "status=200 status=429"
+check tls_pipelined_not_held_up test "$(($(date +%s) - t0))" -lt 20
+expect_eq tls_pipelined_refused_never_sent "$(($(mock_requests) - n0))" 1
+expect_eq tls_pipelined_exact "$(charged "$B")" "$OAI_ONE 1 1 0 0 0"
 
 # --- 10. the leak guard: a TLS stack llmmeter cannot see ------------------
 # The installed node (nodesource, OpenSSL linked in statically) resolves an

@@ -39,6 +39,7 @@
 #define CURL_DISABLE_DEPRECATION 1 /* we answer CURLINFO_PROTOCOL too */
 #include <curl/curl.h>
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <strings.h>
 #include <stdarg.h>
@@ -94,8 +95,10 @@ static struct lm_handle *add_handle(CURL *h, int inst) {
 static void clear_options(struct lm_handle *e) {
   e->synth_status = 0;
   free(e->url);
+  free(e->target);
   free(e->post_copy);
-  e->url = e->post_copy = NULL;
+  e->url = e->target = e->post_copy = NULL;
+  e->curlu = NULL;
   e->post = NULL;
   e->post_size = -1;
   e->read_body = false;
@@ -357,20 +360,77 @@ static const char *request_body(struct lm_handle *e, size_t *len) {
   return b;
 }
 
+/* The URL a CURLU handle holds, read by the handle's own libcurl (the
+ * instance's curl_url_get, found from its real curl_easy_setopt): a copy
+ * to free, or NULL. */
+static char *curlu_url(int inst, void *u) {
+  const struct lm_curl_vt *vt = lm_hook_real(inst);
+  Dl_info di;
+  if (!u || !vt || !vt->easy_setopt ||
+      !dladdr(*(void **)(void *)&vt->easy_setopt, &di) || !di.dli_fname)
+    return NULL;
+  void *lib = dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+  if (!lib)
+    return NULL;
+  CURLUcode (*get)(const CURLU *, CURLUPart, char **, unsigned int);
+  void (*cfree)(void *);
+  *(void **)&get = dlsym(lib, "curl_url_get");
+  *(void **)&cfree = dlsym(lib, "curl_free");
+  char *s = NULL, *out = NULL;
+  if (get && cfree && get(u, CURLUPART_URL, &s, 0) == CURLUE_OK && s)
+    out = strdup(s);
+  if (s && cfree)
+    cfree(s);
+  dlclose(lib);
+  return out;
+}
+
+/* The URL the request goes to: CURLOPT_CURLU's, else CURLOPT_URL; with
+ * CURLOPT_REQUEST_TARGET, what is sent instead of its path (an origin-form
+ * target after the URL's scheme and authority; an absolute-form one
+ * whole). NULL: none, or no memory. *owned: what to free after. */
+static const char *request_url(const struct lm_handle *e, char **owned) {
+  *owned = NULL;
+  char *cu = e->curlu ? curlu_url(e->inst, e->curlu) : NULL;
+  const char *url = e->curlu ? cu : e->url;
+  const char *t = e->target;
+  if (!url || !t || *t != '/') {
+    /* no target, "*" (OPTIONS), or an absolute-form one: the whole URL */
+    bool absolute = url && t && *t && *t != '*';
+    *owned = cu;
+    return absolute ? t : url;
+  }
+  const char *auth = strstr(url, "://");
+  auth = auth ? auth + 3 : url;
+  size_t n = strcspn(auth, "/?#");
+  size_t head = (size_t)(auth - url) + n, tl = strlen(t);
+  char *o = malloc(head + tl + 1);
+  if (o) {
+    memcpy(o, url, head);
+    memcpy(o + head, t, tl + 1);
+  }
+  free(cu);
+  *owned = o;
+  return o;
+}
+
 /* Describes the transfer to the meter and keeps its verdict. */
 enum lm_verdict_kind lm_hook_start_call(struct lm_handle *e, bool no_wait) {
   if (!metering(e))
     e->synth_status = 0; /* a new transfer: our last 402 is history */
-  if (!e->url)
+  char *owned;
+  const char *url = request_url(e, &owned);
+  if (!url)
     return LM_VERDICT_PASS;
   struct lm_meter_request req = {
-      .url = e->url,
+      .url = url,
       .has_body = e->post || e->post_copy || e->read_body,
       .no_wait = no_wait,
   };
   req.body = request_body(e, &req.body_len);
   struct lm_verdict v;
   enum lm_verdict_kind k = lm_meter_begin(&e->call, &req, &v);
+  free(owned); /* the meter keeps no pointer into the request */
   if (k != LM_VERDICT_PASS)
     e->v = v;
   return k;
@@ -473,6 +533,13 @@ static void remember_option(struct lm_handle *e, CURLoption o, void *p, long l,
       break; /* the same URL again, as a loop over one endpoint sets it */
     free(e->url);
     e->url = p ? strdup(p) : NULL;
+    break;
+  case CURLOPT_CURLU:
+    e->curlu = p;
+    break;
+  case CURLOPT_REQUEST_TARGET:
+    free(e->target);
+    e->target = p ? strdup(p) : NULL;
     break;
   case CURLOPT_POSTFIELDS:
     free(e->post_copy);
@@ -619,6 +686,8 @@ CURL *lm_hook_easy_duphandle(int k, CURL *h, const void *ret) {
   if (!n)
     return d;
   n->url = e->url ? strdup(e->url) : NULL;
+  n->target = e->target ? strdup(e->target) : NULL;
+  n->curlu = e->curlu;
   n->post = e->post;
   n->post_size = e->post_size;
   if (e->post_copy && (n->post_copy = malloc(e->post_copy_len + 1))) {

@@ -38,8 +38,10 @@
 struct lm_handle {
   CURL *h;
   int inst;
-  struct lm_handle *next;      /* hash chain */
-  char *url;                   /* CURLOPT_URL, copied */
+  struct lm_handle *next; /* hash chain */
+  char *url;              /* CURLOPT_URL, copied */
+  char *target;           /* CURLOPT_REQUEST_TARGET, copied */
+  void *curlu; /* CURLOPT_CURLU: the program's CURLU, which wins over url */
   const char *post;            /* CURLOPT_POSTFIELDS (program's memory) */
   char *post_copy;             /* CURLOPT_COPYPOSTFIELDS, copied */
   size_t post_copy_len;        /* bytes in post_copy */

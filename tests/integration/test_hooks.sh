@@ -53,14 +53,21 @@ check curl_json_bytes_identical cmp -s "$T/plain" "$T/metered"
 expect_eq curl_json_exact_cost "$(delta 0 1 "j['spent_pusd']")" "$(cost gpt-4o input=1000,output=500)"
 expect_eq curl_json_exact_tokens "$(delta 0 1 "$TOK")" "[1000, 500, 0, 0, 0]"
 expect_eq curl_json_counts_one_request "$(delta 0 1 "j['requests']")" 1
+# What is sent is the request target: --request-target (CURLOPT_REQUEST_TARGET)
+# names the LLM path while the URL's path is another (it went unmetered)
+metered curl -sS "$MOCK_URL/other" --request-target /v1/chat/completions \
+  -H 'X-Mock-Usage: input=1000,output=500' -d "$REQ" >"$T/rt.metered"
+snap 1t
+check curl_request_target_bytes_identical cmp -s "$T/plain" "$T/rt.metered"
+expect_eq curl_request_target_metered "$(delta 1 1t "j['requests'], j['spent_pusd']")" "[1, $(cost gpt-4o input=1000,output=500)]"
 
 SREQ='{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}'
 curl -sS -N "$MOCK_URL/v1/chat/completions" -H 'X-Mock-Usage: input=321,output=123,cache_read=64,reasoning=20' -d "$SREQ" >"$T/plain"
 metered curl -sS -N "$MOCK_URL/v1/chat/completions" -H 'X-Mock-Usage: input=321,output=123,cache_read=64,reasoning=20' -d "$SREQ" >"$T/metered"
 snap 2
 check curl_openai_stream_bytes_identical cmp -s "$T/plain" "$T/metered"
-expect_eq curl_openai_stream_exact_tokens "$(delta 1 2 "$TOK")" "[321, 123, 64, 0, 20]"
-expect_eq curl_openai_stream_exact_cost "$(delta 1 2 "j['spent_pusd']")" "$(cost gpt-4o-mini input=321,output=123,cache_read=64,reasoning=20)"
+expect_eq curl_openai_stream_exact_tokens "$(delta 1t 2 "$TOK")" "[321, 123, 64, 0, 20]"
+expect_eq curl_openai_stream_exact_cost "$(delta 1t 2 "j['spent_pusd']")" "$(cost gpt-4o-mini input=321,output=123,cache_read=64,reasoning=20)"
 
 AREQ='{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"hi"}]}'
 curl -sS -N "$MOCK_URL/v1/messages" -H 'X-Mock-Usage: input=5000,output=300,cache_read=1000,cache_write=2000' -d "$AREQ" >"$T/plain"
@@ -96,7 +103,7 @@ expect_eq curl_non_llm_not_counted "$(delta 6 7 "j['requests']")" 0
 
 # --- the C client in every callback combination -----------------------------
 FX=tests/fixtures/anthropic_messages_stream
-for mode in default wf wf-late hd-only hf header pause dup reset copy read multi twice short; do
+for mode in default wf wf-late hd-only hf header pause dup reset copy read multi twice short curlu; do
   LM_CLIENT_HEADERS=$T/h.plain "$CLIENT" $mode "$MOCK_URL/v1/messages" $FX.request.json \
     'X-Mock-Fixture: anthropic_messages_stream' >"$T/c.plain" 2>"$T/c.plain.err"
   snap c0

@@ -26,6 +26,7 @@
  *   multi-noremove the same, cleaning the multi up without removing the
  *             handle first (libcurl allows it)
  *   twice     perform the same handle twice (callbacks after the first)
+ *   curlu     the URL given as a CURLU handle (CURLOPT_CURLU), no CURLOPT_URL
  *
  * With LM_CLIENT_SECOND_URL set, the same handle then GETs that URL (its
  * body appended to stdout); stderr gets "second=CODE". LM_CLIENT_RESOLVE
@@ -101,7 +102,15 @@ static void common(CURL *h, const char *mode, const char *url) {
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, wf);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, stdout);
   }
-  curl_easy_setopt(h, CURLOPT_URL, url);
+  if (strcmp(mode, "curlu") == 0) {
+    static CURLU *u;
+    if (!u)
+      u = curl_url();
+    curl_url_set(u, CURLUPART_URL, url, 0);
+    curl_easy_setopt(h, CURLOPT_CURLU, u);
+  } else {
+    curl_easy_setopt(h, CURLOPT_URL, url);
+  }
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
   if (resolve)

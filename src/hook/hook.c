@@ -54,6 +54,7 @@
 #include "hook_internal.h"
 #include "interpose.h"
 #include "lifecycle.h"
+#include "resolve.h"
 
 /* ---- per-handle state ----------------------------------------------- */
 
@@ -99,6 +100,9 @@ static void clear_options(struct lm_handle *e) {
   free(e->post_copy);
   e->url = e->target = e->post_copy = NULL;
   e->curlu = NULL;
+  e->follow = false;
+  e->host_prereq = NULL;
+  e->host_prereqd = NULL;
   e->post = NULL;
   e->post_size = -1;
   e->read_body = false;
@@ -537,6 +541,15 @@ static void remember_option(struct lm_handle *e, CURLoption o, void *p, long l,
   case CURLOPT_CURLU:
     e->curlu = p;
     break;
+  case CURLOPT_FOLLOWLOCATION:
+    e->follow = l != 0;
+    break;
+  case CURLOPT_PREREQFUNCTION:
+    *(void **)&e->host_prereq = p;
+    break;
+  case CURLOPT_PREREQDATA:
+    e->host_prereqd = p;
+    break;
   case CURLOPT_REQUEST_TARGET:
     free(e->target);
     e->target = p ? strdup(p) : NULL;
@@ -622,6 +635,16 @@ CURLcode lm_hook_easy_setopt(int k, CURL *h, CURLoption o, va_list ap,
   void *p = NULL;
   long l = 0;
   curl_off_t off = 0;
+  /* While our redirect watch is in place, keep it: record the program's. */
+  if (e && e->watching &&
+      (o == CURLOPT_PREREQFUNCTION || o == CURLOPT_PREREQDATA)) {
+    p = va_arg(ap, void *);
+    if (o == CURLOPT_PREREQFUNCTION)
+      *(void **)&e->host_prereq = p;
+    else
+      e->host_prereqd = p;
+    return CURLE_OK;
+  }
   /* While our callbacks are installed, keep them: record the program's. */
   if (e && e->installed &&
       (o == CURLOPT_WRITEFUNCTION || o == CURLOPT_WRITEDATA ||
@@ -643,6 +666,61 @@ CURLcode lm_hook_easy_setopt(int k, CURL *h, CURLoption o, va_list ap,
   return r;
 }
 
+/* ---- a redirect into an LLM endpoint ------------------------------------ */
+
+/* A transfer that is no LLM call as it starts but may follow a redirect
+ * (CURLOPT_FOLLOWLOCATION, with a body): libcurl would send its body on
+ * to wherever a 307 or 308 points, an LLM endpoint included, without a
+ * call of ours in between. The prerequest callback runs before every
+ * request libcurl sends, the redirected ones too: there the URL and the
+ * method are libcurl's own, and the meter says whether such a request may
+ * go unmetered (resolve.h: the leak guard's policy and its one line). */
+static int prereq_cb(void *clientp, char *ip, char *local_ip, int port,
+                     int local_port) {
+  struct lm_handle *e = clientp;
+  const struct lm_curl_vt *vt = lm_hook_real(e->inst);
+  char *url = NULL, *method = NULL;
+  if (vt && vt->easy_getinfo &&
+      vt->easy_getinfo(e->h, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK &&
+      vt->easy_getinfo(e->h, CURLINFO_EFFECTIVE_METHOD, &method) == CURLE_OK &&
+      url && method) {
+    struct lm_meter_request r = {
+        .method = method, .url = url, .has_body = true};
+    if (lm_meter_wants(&r)) {
+      const char *host = strstr(url, "://");
+      char h[256];
+      host = host ? host + 3 : url;
+      snprintf(h, sizeof(h), "%.*s", (int)strcspn(host, "/?#"), host);
+      if (lm_meter_unseen(h, "a request redirected into an LLM endpoint") ==
+          LM_RESOLVE_DENY)
+        return CURL_PREREQFUNC_ABORT;
+    }
+  }
+  return e->host_prereq
+             ? e->host_prereq(e->host_prereqd, ip, local_ip, port, local_port)
+             : CURL_PREREQFUNC_OK;
+}
+
+static bool watch_redirects(const struct lm_curl_vt *vt, struct lm_handle *e) {
+  if (!e->follow || !(e->post || e->post_copy || e->read_body) ||
+      !vt->easy_setopt)
+    return false;
+  if (vt->easy_setopt(e->h, CURLOPT_PREREQDATA, (void *)e) != CURLE_OK ||
+      vt->easy_setopt(e->h, CURLOPT_PREREQFUNCTION, prereq_cb) != CURLE_OK) {
+    vt->easy_setopt(e->h, CURLOPT_PREREQDATA, e->host_prereqd);
+    return false; /* a libcurl before 7.80: nothing to watch with */
+  }
+  e->watching = true;
+  return true;
+}
+
+static void unwatch_redirects(const struct lm_curl_vt *vt,
+                              struct lm_handle *e) {
+  e->watching = false;
+  vt->easy_setopt(e->h, CURLOPT_PREREQFUNCTION, e->host_prereq);
+  vt->easy_setopt(e->h, CURLOPT_PREREQDATA, e->host_prereqd);
+}
+
 CURLcode lm_hook_easy_perform(int k, CURL *h, const void *ret) {
   lm_hook_ensure_init();
   struct lm_handle *e = lm_hook_depth == 0 && h ? lm_hook_find_handle(h) : NULL;
@@ -655,9 +733,12 @@ CURLcode lm_hook_easy_perform(int k, CURL *h, const void *ret) {
   if (s == LM_VERDICT_DENY)
     return lm_hook_deny_result(e);
   if (s == LM_VERDICT_PASS) {
+    bool watch = e && watch_redirects(vt, e);
     lm_hook_depth++;
     CURLcode r = vt->easy_perform(h);
     lm_hook_depth--;
+    if (watch)
+      unwatch_redirects(vt, e);
     return r;
   }
   lm_hook_install(vt, e);
@@ -688,6 +769,9 @@ CURL *lm_hook_easy_duphandle(int k, CURL *h, const void *ret) {
   n->url = e->url ? strdup(e->url) : NULL;
   n->target = e->target ? strdup(e->target) : NULL;
   n->curlu = e->curlu;
+  n->follow = e->follow;
+  n->host_prereq = e->host_prereq;
+  n->host_prereqd = e->host_prereqd;
   n->post = e->post;
   n->post_size = e->post_size;
   if (e->post_copy && (n->post_copy = malloc(e->post_copy_len + 1))) {

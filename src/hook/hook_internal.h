@@ -42,11 +42,15 @@ struct lm_handle {
   char *url;              /* CURLOPT_URL, copied */
   char *target;           /* CURLOPT_REQUEST_TARGET, copied */
   void *curlu; /* CURLOPT_CURLU: the program's CURLU, which wins over url */
-  const char *post;            /* CURLOPT_POSTFIELDS (program's memory) */
-  char *post_copy;             /* CURLOPT_COPYPOSTFIELDS, copied */
-  size_t post_copy_len;        /* bytes in post_copy */
-  long long post_size;         /* POSTFIELDSIZE(_LARGE), -1 = strlen */
-  bool read_body;              /* body comes from a read callback */
+  bool follow; /* CURLOPT_FOLLOWLOCATION */
+  curl_prereq_callback host_prereq; /* program's CURLOPT_PREREQFUNCTION */
+  void *host_prereqd;               /* and its CURLOPT_PREREQDATA */
+  bool watching;        /* our prereq callback is in place (watch_redirects) */
+  const char *post;     /* CURLOPT_POSTFIELDS (program's memory) */
+  char *post_copy;      /* CURLOPT_COPYPOSTFIELDS, copied */
+  size_t post_copy_len; /* bytes in post_copy */
+  long long post_size;  /* POSTFIELDSIZE(_LARGE), -1 = strlen */
+  bool read_body;       /* body comes from a read callback */
   curl_write_callback host_wf; /* program's callbacks and data */
   void *host_wd;
   bool host_wd_set;

@@ -258,6 +258,28 @@ expect_eq stream_cut_charges_what_arrived "$(status_json "$C" | json_get - "j['s
 LLMMETER_BUDGET=$C LLMMETER_MIDSTREAM=finish metered curl -sS -N "$MOCK_URL/v1/messages" -H 'X-Mock-Usage: input=10,output=5000' -d "$BIG" >/dev/null 2>&1
 expect_eq stream_refused_after_limit "$?" 42
 
+# A POST to another URL that 307s into an LLM endpoint (curl -L): libcurl
+# would follow it unseen by the meter (it went unmetered past a hard
+# limit). Under a hard limit it is refused before the redirected request
+# leaves, with one line; without one it passes, warned once.
+new_budget RD
+"$LM" init --budget "$RD" --limit 5 >/dev/null
+RDU="$MOCK_URL/redirect?to=$MOCK_URL/v1/chat/completions&code=307"
+n0=$(mock_requests)
+LLMMETER_BUDGET=$RD LLMMETER_QUIET=0 metered curl -sS -L "$RDU" -H 'X-Mock-Usage: input=1000,output=500' \
+  -d "$REQ" -o /dev/null 2>"$T/rd.err"
+expect_eq redirect_into_llm_refused_under_a_hard_limit "$?" 42
+check redirect_into_llm_one_line bash -c "[ \$(grep -c 'refused a connection to 127.0.0.1:$MOCK_PORT .*redirected into an LLM endpoint' \"\$1\") = 1 ]" _ "$T/rd.err"
+expect_eq redirect_into_llm_never_sent "$(tail -n +$((n0 + 1)) "$MOCK_LOG" | grep -c '"served": *"dynamic')" 0
+new_budget RW
+"$LM" init --budget "$RW" >/dev/null
+n0=$(mock_requests)
+LLMMETER_BUDGET=$RW LLMMETER_QUIET=0 metered curl -sS -L "$RDU" -H 'X-Mock-Usage: input=1000,output=500' \
+  -d "$REQ" -o "$T/rw.out" 2>"$T/rw.err"
+expect_eq redirect_into_llm_passes_without_a_limit "$?" 0
+check redirect_into_llm_warned bash -c "grep -q 'NOT metered' \"\$1\"" _ "$T/rw.err"
+expect_eq redirect_into_llm_sent_when_let_through "$(tail -n +$((n0 + 1)) "$MOCK_LOG" | grep -c '"served": *"dynamic')" 1
+
 # --- LLMMETER_ENDPOINTS: extra patterns, checked first -------------------------
 new_budget E
 "$LM" init --budget "$E" >/dev/null

@@ -561,6 +561,19 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_body(200, "text/plain", b"ok", "health")
         if p == "/hello":
             return self.send_body(200, "text/plain", b"hello from llmmeter mock\n", "hello")
+        if p == "/redirect":                # ?to=URL[&code=307]: a redirect
+            code = q.get("code", ["307"])[0]
+            to = q.get("to", [""])[0]
+            if code not in ("301", "302", "303", "307", "308") or not to:
+                raise BadRequest("bad redirect parameters")
+            self.rec["served"] = "redirect"
+            self.send_response(int(code))
+            self.send_header("Location", to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.sent_headers = True
+            self.rec["status"] = int(code)
+            return
         if p == "/download":
             v = q.get("bytes", ["0"])[0]
             if not v.isdigit():

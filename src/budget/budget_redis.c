@@ -962,13 +962,26 @@ static size_t sort_unique(char **names, size_t n) {
   return kept;
 }
 
-/* The names of a server's budgets, by SCAN over their configuration keys
- * (never KEYS: it stops a busy server); sorted, each once (SCAN may return
- * a key twice). Returns the count, or -1 (err). *out: free each, then it. */
-static int scan_names(struct lm_redis *r, char ***out, char *err,
+/* A growing list of budget names. */
+struct names {
+  char **v;
+  size_t n, cap;
+};
+
+static void names_free(struct names *l) {
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+  l->v = NULL;
+  l->n = l->cap = 0;
+}
+
+/* Appends the names of a server's budgets, by SCAN over their
+ * configuration keys (never KEYS: it stops a busy server). 0, or -1 (err;
+ * what was appended stays, for the caller to free). */
+static int scan_names(struct lm_redis *r, struct names *l, char *err,
                       size_t errlen) {
-  char cursor[32] = "0", **names = NULL;
-  size_t n = 0, cap = 0;
+  char cursor[32] = "0";
   int rc = 0;
   do {
     const char *av[] = {"SCAN",  cursor, "MATCH", "llmmeter:{*}:cfg",
@@ -979,8 +992,7 @@ static int scan_names(struct lm_redis *r, char ***out, char *err,
       if (rep)
         snprintf(err, errlen, "Redis: unexpected reply to SCAN");
       lm_redis_reply_free(rep);
-      rc = -1;
-      break;
+      return -1;
     }
     snprintf(cursor, sizeof(cursor), "%s", str_at(rep, 0));
     const redisReply *keys = rep->element[1];
@@ -992,34 +1004,27 @@ static int scan_names(struct lm_redis *r, char ***out, char *err,
       /* llmmeter:{NAME}:cfg, NAME as the URL allows (checked at open) */
       if (len <= 15 || len - 15 >= LM_BUDGET_NAME_MAX)
         continue;
-      if (n == cap) {
-        size_t nc = cap ? cap * 2 : 64;
-        char **nn = realloc(names, nc * sizeof(*names));
-        if (!nn) {
+      if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 64;
+        char **nv = realloc(l->v, nc * sizeof(*l->v));
+        if (!nv) {
           snprintf(err, errlen, "out of memory");
           rc = -1;
           break;
         }
-        names = nn;
-        cap = nc;
+        l->v = nv;
+        l->cap = nc;
       }
-      if (!(names[n] = strndup(k + 10, len - 15))) {
+      if (!(l->v[l->n] = strndup(k + 10, len - 15))) {
         snprintf(err, errlen, "out of memory");
         rc = -1;
         break;
       }
-      n++;
+      l->n++;
     }
     lm_redis_reply_free(rep);
   } while (rc == 0 && strcmp(cursor, "0") != 0);
-  if (rc != 0) {
-    for (size_t i = 0; i < n; i++)
-      free(names[i]);
-    free(names);
-    return -1;
-  }
-  *out = names;
-  return (int)sort_unique(names, n);
+  return rc;
 }
 
 #define CLUSTER_MASTERS 64 /* nodes of a cluster listed at most */
@@ -1067,7 +1072,7 @@ static int cluster_masters(struct lm_redis *r, const struct lm_redis_url *u,
 }
 
 /* Every budget of the server, or of every master of its cluster: sorted,
- * each once. The count, or -1 (err). */
+ * each once (SCAN may return a key twice). The count, or -1 (err). */
 static int list_names(const struct lm_redis_url *u, char ***out, char *err,
                       size_t errlen) {
   struct lm_redis *r = lm_redis_new(u, TIMEOUT_MS);
@@ -1075,53 +1080,27 @@ static int list_names(const struct lm_redis_url *u, char ***out, char *err,
     snprintf(err, errlen, "out of memory");
     return -1;
   }
+  struct names l = {NULL, 0, 0};
   struct lm_redis_url *nodes = calloc(CLUSTER_MASTERS, sizeof(*nodes));
   int nn = nodes ? cluster_masters(r, u, nodes, CLUSTER_MASTERS) : 0;
-  if (nn == 0) {
-    int n = scan_names(r, out, err, errlen);
-    lm_redis_free(r);
-    free(nodes);
-    return n;
-  }
+  int rc = nn == 0 ? scan_names(r, &l, err, errlen) : 0;
   lm_redis_free(r);
-  char **all = NULL;
-  size_t total = 0;
-  int rc = 0;
   for (int i = 0; i < nn && rc == 0; i++) {
     struct lm_redis *nr = lm_redis_new(&nodes[i], TIMEOUT_MS);
-    char **names = NULL;
-    int n = nr ? scan_names(nr, &names, err, errlen) : -1;
     if (!nr)
       snprintf(err, errlen, "out of memory");
+    rc = nr ? scan_names(nr, &l, err, errlen) : -1;
     lm_redis_free(nr);
-    if (n < 0) {
-      rc = -1;
-    } else if (n > 0) {
-      char **grown = realloc(all, (total + (size_t)n) * sizeof(*all));
-      if (!grown) {
-        snprintf(err, errlen, "out of memory");
-        for (int k = 0; k < n; k++)
-          free(names[k]);
-        rc = -1;
-      } else {
-        all = grown;
-        for (int k = 0; k < n; k++)
-          all[total++] = names[k];
-      }
-    }
-    free(names);
   }
   for (int i = 0; i < nn; i++)
     memset(nodes[i].password, 0, sizeof(nodes[i].password));
   free(nodes);
   if (rc != 0) {
-    for (size_t i = 0; i < total; i++)
-      free(all[i]);
-    free(all);
+    names_free(&l);
     return -1;
   }
-  *out = all;
-  return (int)sort_unique(all, total);
+  *out = l.v;
+  return (int)sort_unique(l.v, l.n);
 }
 
 int lm_budget_redis_list(const char *server,

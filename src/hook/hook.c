@@ -54,7 +54,6 @@
 #include "hook_internal.h"
 #include "interpose.h"
 #include "lifecycle.h"
-#include "resolve.h"
 
 /* ---- per-handle state ----------------------------------------------- */
 
@@ -674,7 +673,7 @@ CURLcode lm_hook_easy_setopt(int k, CURL *h, CURLoption o, va_list ap,
  * call of ours in between. The prerequest callback runs before every
  * request libcurl sends, the redirected ones too: there the URL and the
  * method are libcurl's own, and the meter says whether such a request may
- * go unmetered (resolve.h: the leak guard's policy and its one line). */
+ * go unmetered (lm_meter_may_follow: the leak guard's policy). */
 static int prereq_cb(void *clientp, char *ip, char *local_ip, int port,
                      int local_port) {
   struct lm_handle *e = clientp;
@@ -683,19 +682,8 @@ static int prereq_cb(void *clientp, char *ip, char *local_ip, int port,
   if (vt && vt->easy_getinfo &&
       vt->easy_getinfo(e->h, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK &&
       vt->easy_getinfo(e->h, CURLINFO_EFFECTIVE_METHOD, &method) == CURLE_OK &&
-      url && method) {
-    struct lm_meter_request r = {
-        .method = method, .url = url, .has_body = true};
-    if (lm_meter_wants(&r)) {
-      const char *host = strstr(url, "://");
-      char h[256];
-      host = host ? host + 3 : url;
-      snprintf(h, sizeof(h), "%.*s", (int)strcspn(host, "/?#"), host);
-      if (lm_meter_unseen(h, "a request redirected into an LLM endpoint") ==
-          LM_RESOLVE_DENY)
-        return CURL_PREREQFUNC_ABORT;
-    }
-  }
+      url && method && !lm_meter_may_follow(method, url))
+    return CURL_PREREQFUNC_ABORT;
   return e->host_prereq
              ? e->host_prereq(e->host_prereqd, ip, local_ip, port, local_port)
              : CURL_PREREQFUNC_OK;

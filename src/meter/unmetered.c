@@ -163,6 +163,18 @@ enum lm_resolve_verdict lm_meter_resolve(const char *name, bool visible_tls) {
   return deny ? LM_RESOLVE_DENY : LM_RESOLVE_WARN;
 }
 
+bool lm_meter_may_follow(const char *method, const char *url) {
+  struct lm_meter_request r = {.method = method, .url = url, .has_body = true};
+  if (!url || !lm_meter_wants(&r))
+    return true;
+  const char *host = strstr(url, "://");
+  char h[256];
+  host = host ? host + 3 : url;
+  snprintf(h, sizeof(h), "%.*s", (int)strcspn(host, "/?#"), host);
+  return lm_meter_unseen(h, "a request redirected into an LLM endpoint") !=
+         LM_RESOLVE_DENY;
+}
+
 enum lm_resolve_verdict lm_meter_unseen(const char *host, const char *what) {
   const struct lm_config *c = lm_config_get();
   if (c->disabled || c->unmetered == LM_UNMETERED_ALLOW)

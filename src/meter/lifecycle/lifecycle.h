@@ -106,6 +106,14 @@ void lm_meter_notice(const char *a, const char *b, const char *c);
  * other request stream through. Reads no body; cheap. */
 bool lm_meter_wants(const struct lm_meter_request *req);
 
+/* A request the transport's library is about to send on its own (libcurl
+ * following a redirect) for a transfer that began as no LLM call: false
+ * when it is an LLM call, which cannot be metered now, and the leak
+ * guard's policy refuses it (a hard limit that fails closed, or
+ * LLMMETER_UNMETERED=deny; one line). True: let it go (warned once when it
+ * is an LLM call). */
+bool lm_meter_may_follow(const char *method, const char *url);
+
 /* Decides about a request. *slot is the transport's call object for this
  * handle (NULL at first: allocated here, and kept for later calls). A call
  * still running on *slot is left alone (PASS). Fills v. */

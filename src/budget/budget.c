@@ -267,6 +267,12 @@ void lm_denial_format(const struct lm_denial *d, const char *budget, char *buf,
                budget, what,
                lm_money_format_display(d->spent, 4, sp, sizeof(sp)),
                lm_money_format_display(d->used, 4, used, sizeof(used)));
+    else if (d->used >= 0 && d->used < d->limit) /* strict: it would not fit */
+      snprintf(buf, len,
+               "budget '%s': %s: this call's estimate does not fit what is "
+               "left (spent+reserved $%s)%s",
+               budget, what,
+               lm_money_format_display(d->used, 4, used, sizeof(used)), retry);
     else
       snprintf(buf, len, "budget '%s': %s reached (spent+reserved $%s)%s",
                budget, what,

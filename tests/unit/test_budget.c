@@ -708,6 +708,22 @@ LM_TEST(test_wait_is_bounded_and_the_reason_says_so) {
   done(b);
 }
 
+/* Strict: refused because this call's estimate does not fit what is left,
+ * not because the limit is reached; the line says which. */
+LM_TEST(test_strict_refusal_says_the_estimate_does_not_fit) {
+  struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_STRICT);
+  struct lm_lease l;
+  struct lm_denial why;
+  struct lm_call c = call_of("m", USD(2));
+  CHECK(lm_budget_admit(b, &c, &l, &why) == -1);
+  CHECK_EQ_I64(why.kind, LM_DENY_HARD);
+  char line[256];
+  lm_denial_format(&why, "b", line, sizeof(line));
+  CHECK(strstr(line, "estimate does not fit") != NULL);
+  CHECK(strstr(line, "reached") == NULL);
+  done(b);
+}
+
 LM_TEST(test_limit_really_reached_denies_without_waiting) {
   struct lm_budget *b = fresh(USD(1), LM_WINDOW_NONE, LM_MODE_OPTIMISTIC);
   struct lm_lease l;
@@ -1189,6 +1205,7 @@ static void all_tests(void) {
   LM_RUN(test_call_blocked_by_reservations_waits_and_is_admitted);
   LM_RUN(test_wait_is_bounded_and_the_reason_says_so);
   LM_RUN(test_limit_really_reached_denies_without_waiting);
+  LM_RUN(test_strict_refusal_says_the_estimate_does_not_fit);
   LM_RUN(test_per_call_caps_deny_before_and_cut_during);
   LM_RUN(test_snapshot_that_goes_down_is_refunded_not_charged_twice);
   LM_RUN(test_parts_and_searches_are_counted_per_kind_and_row);

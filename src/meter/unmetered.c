@@ -167,10 +167,17 @@ bool lm_meter_may_follow(const char *method, const char *url) {
   struct lm_meter_request r = {.method = method, .url = url, .has_body = true};
   if (!url || !lm_meter_wants(&r))
     return true;
+  /* host[:port], never a user:password@ before it (never printed) */
   const char *host = strstr(url, "://");
   char h[256];
   host = host ? host + 3 : url;
-  snprintf(h, sizeof(h), "%.*s", (int)strcspn(host, "/?#"), host);
+  size_t n = strcspn(host, "/?#");
+  const char *at = memchr(host, '@', n);
+  for (; at; at = memchr(host, '@', n)) {
+    n -= (size_t)(at + 1 - host);
+    host = at + 1;
+  }
+  snprintf(h, sizeof(h), "%.*s", (int)n, host);
   return lm_meter_unseen(h, "a request redirected into an LLM endpoint") !=
          LM_RESOLVE_DENY;
 }
